@@ -1,0 +1,193 @@
+"""The roles a connector fills (Helpdesk, CRM, Tracker) and what each must be able to do.
+
+A plugin registers connector classes through the ``register_connectors`` hook. The core only ever talks to a
+system through these interfaces, so a Freshdesk or Linear plugin slots in by implementing the same methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .models import Comment, Customer, Issue, Ref, Ticket
+
+if TYPE_CHECKING:
+    from .config import SystemConfig
+    from .http import HttpClient
+
+log = logging.getLogger(__name__)
+
+HELPDESK = "helpdesk"
+CRM_ROLE = "crm"
+TRACKER = "tracker"
+ROLES = (HELPDESK, CRM_ROLE, TRACKER)
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One key a connector reads from its ``[systems.<name>]`` table.
+
+    ``type`` is the Python type the TOML value must have (``Secret`` for ``{ env = ... }`` / ``{ file = ... }``).
+    """
+
+    type: type | tuple[type, ...]
+    required: bool = False
+    default: Any = None
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass
+class IssueSpec:
+    """What to create in the tracker: fields in vendor-neutral form; the description is Markdown."""
+
+    project: str
+    issue_type: str
+    summary: str
+    description: str
+    priority: str | None = None
+    labels: list[str] = field(default_factory=list)
+    properties: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class Connector(ABC):
+    """A configured connection to one system; subclasses fill one or more roles.
+
+    ``system`` is the plugin's key (``zendesk``); an admin may configure several instances under other names,
+    which ``name`` holds. The base class owns the echo guard: a change is never synced back to the system it
+    came from, and a write whose target already holds the value is skipped and logged as unchanged.
+    """
+
+    system: ClassVar[str]
+    roles: ClassVar[frozenset[str]] = frozenset()
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    config_keys: ClassVar[Mapping[str, ConfigKey]] = {}
+    cloud_domains: ClassVar[tuple[str, ...]] = ()
+    """Host suffixes (``.zendesk.com``) or exact hosts (``api.hubapi.com``) a non-sandbox base URL must be on."""
+    allow_any_https_host: ClassVar[bool] = False
+    """True for self-hosted products (Jira Data Center): any https host the admin configured is accepted."""
+
+    def __init__(self, config: SystemConfig, http: HttpClient) -> None:
+        self.config = config
+        self.http = http
+        self.name = config.name
+
+    @abstractmethod
+    def check(self) -> str:
+        """Make one cheap authenticated call and say who we are there (``authenticated as ...``)."""
+
+    def should_sync(self, source_system: str) -> bool:
+        """False when a change came from this very system: it is never echoed back to where it came from."""
+        return source_system != self.name
+
+    def unchanged(self, op: str, target: str) -> None:
+        """Record that a write was skipped because the target already held the value."""
+        log.info("%s.%s.unchanged target=%s", self.name, op, target)
+
+
+class Helpdesk(Connector):
+    """Where agents work on tickets: read a ticket and its history, write notes and escalation state back."""
+
+    roles = frozenset({HELPDESK})
+
+    @abstractmethod
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The ticket with its requester and organization (one call); comments are not filled in."""
+
+    @abstractmethod
+    def list_comments(self, ticket_id: str) -> list[Comment]:
+        """Every comment of the ticket, oldest first, following the vendor's pagination."""
+
+    @abstractmethod
+    def record_escalation(
+        self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str
+    ) -> bool:
+        """In one update: an internal note, the escalation tag and the issue key on the ticket.
+
+        Keeps tags others added meanwhile. Returns False (and writes nothing) when the ticket already carries
+        the tag and the issue key, i.e. the update was applied before.
+        """
+
+    @abstractmethod
+    def add_internal_note(self, ticket_id: str, body: str) -> None:
+        """An internal note (not visible to the customer) on the ticket."""
+
+    @abstractmethod
+    def ticket_url(self, ticket_id: str) -> str:
+        """The agent-facing URL of the ticket."""
+
+    def ticket_ref(self, ticket_id: str) -> Ref:
+        """The reference of a ticket of this system."""
+        return Ref(self.name, "ticket", str(ticket_id))
+
+
+class CRM(Connector):
+    """Where the customer relationship lives: who the customer is, what they are worth, their timeline."""
+
+    roles = frozenset({CRM_ROLE})
+
+    @abstractmethod
+    def find_customer(self, email: str) -> Customer:
+        """The contact by email with its company and open deals; ``Customer.unknown()`` when absent."""
+
+    @abstractmethod
+    def add_note(self, customer: Customer, body_html: str, *, marker: str, ticket: Ref | None = None) -> Ref:
+        """One note on the contact's and company's timeline (and the CRM ticket's, when given)."""
+
+    @abstractmethod
+    def find_note(self, customer: Customer, marker: str) -> Ref | None:
+        """A note written earlier with this marker, if the CRM has it (for resuming after a crash)."""
+
+
+class Tracker(Connector):
+    """Where engineering works: issues, their links to tickets, comments."""
+
+    roles = frozenset({TRACKER})
+
+    @abstractmethod
+    def create_issue(self, spec: IssueSpec) -> Issue:
+        """Create an issue; ``spec.properties`` are stored on the issue in the same call."""
+
+    @abstractmethod
+    def get_issue(self, key_or_id: str) -> Issue:
+        """The issue by key or id."""
+
+    @abstractmethod
+    def search_by_label(self, label: str) -> list[Issue]:
+        """Issues carrying a label (the marker an escalation puts on the issue it creates)."""
+
+    @abstractmethod
+    def upsert_remote_link(
+        self, issue_key: str, *, global_id: str, url: str, title: str, summary: str | None = None,
+        resolved: bool = False,
+    ) -> str:
+        """A link from the issue to a ticket; posting the same ``global_id`` again updates it."""
+
+    @abstractmethod
+    def add_comment(self, issue_key: str, body: str) -> str:
+        """A comment (Markdown) on the issue; returns its id."""
+
+    @abstractmethod
+    def issue_url(self, key: str) -> str:
+        """The browse URL of an issue."""
+
+
+@dataclass
+class ConnectorType:
+    """A registered connector class and the plugin that registered it."""
+
+    cls: type[Connector]
+    plugin: str
+
+    @property
+    def system(self) -> str:
+        return self.cls.system
+
+
+def role_of(connector: Connector, role: str) -> bool:
+    """True when the connector fills the role."""
+    return role in connector.roles

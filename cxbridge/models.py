@@ -1,0 +1,165 @@
+"""The vendor-neutral records that flow between connectors, workflows, templates and the store."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class Ref:
+    """Names any record in any system, as ``system:kind:id`` (for Jira the issue id, never the key)."""
+
+    system: str
+    kind: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.kind}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Ref:
+        """Read ``system:kind:id`` back into a Ref."""
+        parts = text.split(":", 2)
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"not a reference of the form system:kind:id: {text!r}")
+        return cls(*parts)
+
+
+@dataclass
+class Person:
+    """Someone on a ticket: a requester, an agent or an author."""
+
+    name: str | None = None
+    email: str | None = None
+    ref: Ref | None = None
+
+
+@dataclass
+class Comment:
+    """One comment on a ticket, public (seen by the customer) or internal (a note)."""
+
+    ref: Ref
+    body: str
+    public: bool
+    author: Person | None = None
+    created_at: datetime | None = None
+
+
+@dataclass
+class Ticket:
+    """A helpdesk ticket with what escalation needs to know about it."""
+
+    ref: Ref
+    url: str
+    subject: str
+    description: str = ""
+    status: str | None = None
+    priority: str | None = None
+    tags: list[str] = field(default_factory=list)
+    requester: Person | None = None
+    organization: str | None = None
+    comments: list[Comment] = field(default_factory=list)
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Deal:
+    """An open deal of the customer's, as the CRM holds it."""
+
+    ref: Ref
+    name: str
+    stage: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    close_date: str | None = None
+
+
+@dataclass
+class Customer:
+    """The customer behind a ticket, as the CRM knows them (company and contact)."""
+
+    company_ref: Ref | None
+    contact_ref: Ref | None
+    name: str | None = None
+    domain: str | None = None
+    tier: str | None = None
+    arr: Decimal | None = None
+    currency: str | None = None
+    owner: str | None = None
+    renewal_date: str | None = None
+    lifecycle_stage: str | None = None
+    deals: list[Deal] = field(default_factory=list)
+    known: bool = True
+
+    @classmethod
+    def unknown(cls) -> Customer:
+        """A customer the CRM does not know: the handoff says so instead of failing."""
+        return cls(company_ref=None, contact_ref=None, known=False)
+
+
+@dataclass
+class Issue:
+    """An engineering issue in the tracker."""
+
+    ref: Ref
+    key: str
+    url: str
+    summary: str = ""
+    status: str | None = None
+    status_category: str | None = None
+    priority: str | None = None
+    assignee: str | None = None
+    labels: list[str] = field(default_factory=list)
+    fix_versions: list[str] = field(default_factory=list)
+    updated_at: datetime | None = None
+
+
+@dataclass
+class Link:
+    """A ticket joined to an issue, with the customer it concerns and how it came about."""
+
+    ticket: Ref
+    issue: Ref
+    issue_key: str
+    customer: Ref | None = None
+    linked_by: str | None = None
+    linked_at: datetime | None = None
+    origin_event: str | None = None
+
+
+@dataclass
+class Event:
+    """Something that happened outside, from a webhook or from polling; ``id`` is the dedupe key."""
+
+    id: str
+    system: str
+    kind: str
+    subject: Ref
+    actor: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    received_at: datetime | None = None
+    occurred_at: datetime | None = None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn models (and the Decimals, datetimes and Refs inside them) into JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if isinstance(value, Ref):
+            return str(value)
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

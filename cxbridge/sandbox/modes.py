@@ -1,0 +1,224 @@
+"""The two ways to run the emulators, over one set of backends: in-process and loopback servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+import responses
+import tomlkit
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from .base import Backend, SandboxSecret
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+
+
+class Vendors:
+    """The running emulators by system key, with their base URLs."""
+
+    def __init__(self, backends: Mapping[str, Backend]) -> None:
+        self.backends = dict(backends)
+
+    def __getitem__(self, system: str) -> Backend:
+        return self.backends[system]
+
+    def __getattr__(self, system: str) -> Backend:
+        try:
+            return self.__dict__["backends"][system]
+        except KeyError:
+            raise AttributeError(system) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.backends)
+
+    def base_url(self, system: str) -> str:
+        return self.backends[system].base_url
+
+    def reset(self) -> None:
+        for backend in self.backends.values():
+            with backend.lock:
+                backend.reset()
+                backend.faults = []
+                backend.rate_limit = None
+                backend.calls = []
+
+    def seed(self, name: str) -> None:
+        for backend in self.backends.values():
+            with backend.lock:
+                backend.seed(name)
+
+    def calls(self) -> dict[str, int]:
+        """Vendor calls answered so far, per system."""
+        return {name: len(b.calls) for name, b in self.backends.items()}
+
+    def wait_for_webhooks(self, timeout: float = 10.0) -> bool:
+        return all(b.wait_for_webhooks(timeout) for b in self.backends.values())
+
+
+def _backend_classes(systems: Iterable[str] | None) -> dict[str, type[Backend]]:
+    from ..plugins import build_plugins
+
+    found = build_plugins().sandbox_backends()
+    if systems is None:
+        return found
+    wanted = list(systems)
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise KeyError(f"no sandbox backend for {', '.join(missing)} (known: {', '.join(sorted(found))})")
+    return {s: found[s] for s in wanted}
+
+
+def _wsgi_callback(backend: Backend) -> Any:
+    def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        url = request.url or ""
+        path, _, query = url[len(backend.base_url):].partition("?")
+        body = request.body
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        builder = EnvironBuilder(
+            path=path or "/", base_url=backend.base_url, query_string=query, method=request.method,
+            headers=dict(request.headers), data=body or b"",
+        )
+        try:
+            response = backend.handle(Request(builder.get_environ()))
+        finally:
+            builder.close()
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        return response.status_code, headers, response.get_data()
+
+    return callback
+
+
+@contextlib.contextmanager
+def mock_vendors(
+    systems: Iterable[str] | None = None,
+    *,
+    seed: str | None = None,
+    backends: Mapping[str, Backend] | None = None,
+    passthru: Iterable[str] = (),
+) -> Iterator[Vendors]:
+    """Route every request for the emulators' base URLs into them, in-process, through ``responses``.
+
+    A request for any other URL fails loudly (``ConnectionError`` from responses), except prefixes in
+    ``passthru`` (e.g. a loopback webhook receiver).
+    """
+    instances = dict(backends) if backends is not None else {
+        name: cls() for name, cls in _backend_classes(systems).items()
+    }
+    if seed:
+        for b in instances.values():
+            b.seed(seed)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        for prefix in passthru:
+            rsps.add_passthru(prefix)
+        for backend in instances.values():
+            for target in backend.webhook_targets:
+                rsps.add_passthru(target.url)
+            pattern = re.compile(re.escape(backend.base_url) + r"(/.*)?$")
+            callback = _wsgi_callback(backend)
+            for method in METHODS:
+                rsps.add_callback(method, pattern, callback=callback)
+        try:
+            yield Vendors(instances)
+        finally:
+            for b in instances.values():
+                b.close()
+
+
+class ServedVendors(Vendors):
+    """Emulators served on loopback ports; ``stop()`` (or leaving the ``with``) shuts them down."""
+
+    def __init__(self, backends: Mapping[str, Backend], servers: Mapping[str, BaseWSGIServer]) -> None:
+        super().__init__(backends)
+        self.servers = dict(servers)
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for name, server in self.servers.items():
+            thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.shutdown()
+            server.server_close()
+        for b in self.backends.values():
+            b.close()
+
+    def __enter__(self) -> ServedVendors:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_vendors(
+    systems: Iterable[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    ports: Mapping[str, int] | None = None,
+    seed: str | None = None,
+) -> ServedVendors:
+    """Start each emulator as a threaded HTTP server on ``host`` (port 0 picks a free one) and return them."""
+    ports = dict(ports or {})
+    backends: dict[str, Backend] = {}
+    servers: dict[str, BaseWSGIServer] = {}
+    try:
+        for name, cls in _backend_classes(systems).items():
+            backend = cls("http://placeholder")
+            server = make_server(host, ports.get(name, 0), backend, threaded=True)
+            shown_host = f"[{host}]" if ":" in host else host
+            backend.base_url = f"http://{shown_host}:{server.server_port}"
+            if seed:
+                backend.seed(seed)
+            backends[name] = backend
+            servers[name] = server
+    except Exception:
+        for server in servers.values():
+            server.server_close()
+        raise
+    served = ServedVendors(backends, servers)
+    served.start()
+    return served
+
+
+def write_config(vendors: Vendors, path: Path, *, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a cxbridge config whose systems point at the running emulators; credentials go to files beside it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("Written by cxbridge for its sandbox: every system points at a local emulator."))
+    core = tomlkit.table()
+    core["store"] = "cxbridge.db"
+    doc["cxbridge"] = core
+    for section, values in (extra or {}).items():
+        doc[section] = values
+    systems = tomlkit.table(is_super_table=True)
+    for name, backend in vendors.backends.items():
+        table = tomlkit.table()
+        table["base_url"] = backend.base_url
+        table["sandbox"] = True
+        for key, value in backend.config_table().items():
+            if isinstance(value, SandboxSecret):
+                secret_file = path.parent / f"{name}.{key}.secret"
+                secret_file.write_text(value.value, encoding="utf-8")
+                os.chmod(secret_file, 0o600)
+                inline = tomlkit.inline_table()
+                inline["file"] = secret_file.name
+                table[key] = inline
+            else:
+                table[key] = value
+        systems[name] = table
+    doc["systems"] = systems
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    return path

@@ -1,0 +1,13 @@
+"""The HubSpot plugin's hook implementations (entry point `hubspot` in the group `cxbridge`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cxbridge.hookspecs import hookimpl
+
+
+@hookimpl
+def register_connectors(register: Callable[[type[Any]], None]) -> None:
+    """Registers the HubSpot connector."""
