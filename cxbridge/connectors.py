@@ -10,13 +10,16 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import requests
+import requests.auth
 
 from .models import Comment, Customer, Issue, Ref, Ticket
 
 if TYPE_CHECKING:
     from .config import SystemConfig
-    from .http import HttpClient
+    from .http import CallCounter, HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +74,41 @@ class Connector(ABC):
     allow_any_https_host: ClassVar[bool] = False
     """True for self-hosted products (Jira Data Center): any https host the admin configured is accepted."""
 
+    default_headers: ClassVar[Mapping[str, str]] = {}
+
     def __init__(self, config: SystemConfig, http: HttpClient) -> None:
         self.config = config
         self.http = http
         self.name = config.name
+
+    @classmethod
+    def from_config(
+        cls, config: SystemConfig, *, counter: CallCounter | None = None, session: requests.Session | None = None
+    ) -> Self:
+        """Build the connector with an HTTP client set up for this vendor (auth, error bodies, allowed hosts)."""
+        from .http import CallCounter, HttpClient
+
+        http = HttpClient(
+            config,
+            auth=cls.make_auth(config),
+            error_message=cls.error_message,
+            counter=counter,
+            session=session,
+            default_headers=dict(cls.default_headers),
+            cloud_domains=cls.cloud_domains,
+            allow_any_https_host=cls.allow_any_https_host,
+        )
+        return cls(config, http)
+
+    @classmethod
+    @abstractmethod
+    def make_auth(cls, config: SystemConfig) -> requests.auth.AuthBase:
+        """The requests auth for this configuration (API token, OAuth bearer, PAT...)."""
+
+    @staticmethod
+    def error_message(response: requests.Response) -> str | None:
+        """The vendor's own words from an error response body, or None (override per vendor)."""
+        return None
 
     @abstractmethod
     def check(self) -> str:
