@@ -1,0 +1,77 @@
+"""Counts of HTTP attempts per system, operation and outcome, for benchmarks, metrics and tests."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+ERROR = "error"
+"""The outcome recorded for an attempt that got no HTTP answer (connect error, timeout, reset)."""
+
+
+class CallCounter:
+    """Thread-safe counts of every HTTP attempt (retries included) keyed by ``(system, op, outcome)``.
+
+    ``outcome`` is the HTTP status as a string (``"200"``, ``"429"``) or ``"error"`` when no answer came.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+
+    def record(self, system: str, op: str, outcome: int | str) -> None:
+        """Count one attempt."""
+        with self._lock:
+            self._counts[(system, op, str(outcome))] += 1
+
+    def total(self, system: str | None = None, op: str | None = None) -> int:
+        """Attempts overall, or for one system and/or one operation."""
+        with self._lock:
+            return sum(
+                n
+                for (s, o, _), n in self._counts.items()
+                if (system is None or s == system) and (op is None or o == op)
+            )
+
+    def by_system(self) -> dict[str, int]:
+        """Attempts per system."""
+        out: Counter[str] = Counter()
+        with self._lock:
+            for (s, _, _), n in self._counts.items():
+                out[s] += n
+        return dict(out)
+
+    def by_op(self, system: str | None = None) -> dict[str, int]:
+        """Attempts per operation name, for one system or summed across all systems."""
+        out: Counter[str] = Counter()
+        with self._lock:
+            for (s, o, _), n in self._counts.items():
+                if system is None or s == system:
+                    out[o] += n
+        return dict(out)
+
+    def by_outcome(self, system: str | None = None, op: str | None = None) -> dict[str, int]:
+        """Attempts per outcome (``"200"``, ``"503"``, ``"error"``), optionally for one system and/or op."""
+        out: Counter[str] = Counter()
+        with self._lock:
+            for (s, o, outcome), n in self._counts.items():
+                if (system is None or s == system) and (op is None or o == op):
+                    out[outcome] += n
+        return dict(out)
+
+    def snapshot(self) -> dict[tuple[str, str, str], int]:
+        """A copy of every count, keyed ``(system, op, outcome)``."""
+        with self._lock:
+            return dict(self._counts)
+
+    def reset(self) -> None:
+        """Forget every count."""
+        with self._lock:
+            self._counts.clear()
+
+    def __repr__(self) -> str:
+        return f"CallCounter(total={self.total()})"
+
+
+default_counter = CallCounter()
+"""The process-wide counter used by clients built without one."""

@@ -1,0 +1,394 @@
+"""The ``Store`` interface every storage backend implements, and the rows it hands out.
+
+Times are epoch seconds (UTC) as floats everywhere in this interface: ``run_at``, ``lease_until``,
+``created_at`` and so on, read from the store's injectable ``clock`` (``time.time`` by default). The one
+exception is ``Link.linked_at``, which the shared model declares as a ``datetime``: the store keeps it as
+epoch seconds and hands it back as a timezone-aware UTC ``datetime``.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final, Literal
+from urllib.parse import quote, quote_plus
+
+from ..errors import CxbridgeError
+from ..models import Link, Ref
+from ..secrets import REDACTED, known_secret_values
+
+IntentState = Literal["pending", "sending", "done", "ambiguous", "failed"]
+JobState = Literal["ready", "leased", "done", "dead"]
+
+INTENT_STATES: Final[tuple[str, ...]] = ("pending", "sending", "done", "ambiguous", "failed")
+JOB_STATES: Final[tuple[str, ...]] = ("ready", "leased", "done", "dead")
+INBOX_RETENTION_SECONDS: Final[int] = 7 * 86400
+
+
+class StoreError(CxbridgeError):
+    """The store refused an operation (unknown row, a forbidden transition, a closed store, a newer schema)."""
+
+
+class NotFoundInStore(StoreError, LookupError):
+    """The row asked for does not exist."""
+
+
+class AlreadyReplayed(StoreError):
+    """A dead letter was replayed before; replaying it again would repeat its effect."""
+
+
+class IntentStateError(StoreError):
+    """An intent transition the protocol forbids (a ``done`` intent never goes back)."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One external write, keyed by a deterministic ``op_id``, with its protocol state.
+
+    ``attempts`` counts the times the write was marked ``sending``; ``sent_at`` is the time of the latest,
+    so a workflow can tell whether the grace period after an ambiguous outcome has elapsed.
+    """
+
+    op_id: str
+    kind: str
+    business_key: str
+    state: str
+    payload: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    sent_at: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Job:
+    """A unit of work in the durable queue: ready -> leased(lease_until, attempt) -> done | dead.
+
+    ``attempt`` is the fencing token: it grows with every claim, and completion, retry, failure and
+    heartbeat only act when the caller's attempt is still the current one.
+    """
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    key: str | None
+    state: str
+    attempt: int
+    run_at: float
+    lease_until: float | None
+    worker_id: str | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job that failed for good, with its (redacted) error, kept so that an admin can replay it."""
+
+    id: int
+    job_id: int
+    kind: str
+    payload: dict[str, Any]
+    key: str | None
+    attempt: int
+    error: str
+    created_at: float
+    replayed_at: float | None = None
+    replay_job_id: int | None = None
+
+    @property
+    def replayed(self) -> bool:
+        """Whether the letter was replayed already."""
+        return self.replayed_at is not None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One accepted webhook delivery (or polled event), kept at least 7 days to deduplicate redeliveries."""
+
+    system: str
+    account: str
+    delivery_id: str
+    payload: dict[str, Any]
+    job_id: int | None
+    received_at: float
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One cross-system write or decision: who, what, on whose authority, caused by what, and how it ended."""
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    result: str
+    policy: str | None = None
+    origin_event: str | None = None
+    ticket: Ref | None = None
+    issue_key: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _fallback_scrub(text: str) -> str:
+    for value in known_secret_values():
+        raw = value.encode("utf-8", "surrogatepass")
+        forms = {value, quote(raw, safe=""), quote_plus(raw), base64.b64encode(raw).decode("ascii")}
+        for form in sorted(forms, key=len, reverse=True):
+            if form:
+                text = text.replace(form, REDACTED)
+    return text
+
+
+def _http_redactor() -> Callable[[str], str] | None:
+    try:
+        http = importlib.import_module("cxbridge.http")
+    except ImportError:
+        return None
+    fn = getattr(http, "redact", None)
+    if fn is not None and not callable(fn):  # a submodule named redact
+        fn = getattr(fn, "redact", None)
+    return fn if callable(fn) else None
+
+
+def redact_text(text: str) -> str:
+    """Scrub secrets from text before it is stored: ``cxbridge.http.redact`` when present, and known values.
+
+    The HTTP layer's redactor is the project's one choke point; the store also scrubs every known secret
+    value (raw, URL-encoded and base64) itself, so that nothing secret is stored even if that redactor is
+    missing or changes shape.
+    """
+    fn = _http_redactor()
+    if fn is not None:
+        try:
+            out = fn(text)
+        except Exception:  # a broken redactor must not stop an error from being recorded
+            out = None
+        if isinstance(out, str):
+            text = out
+    return _fallback_scrub(text)
+
+
+def redact_value(value: Any) -> Any:
+    """``redact_text`` applied to every string inside a JSON-like value (dict keys included)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {redact_value(k): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+class Store(ABC):
+    """Everything cxbridge keeps: links, intents, the inbox, the job queue, dead letters, audit, checkpoints.
+
+    SQLite implements it by default (``SQLiteStore``); a PostgreSQL store implements the same methods for
+    multi-worker deployments. Every method is safe to call from several threads and several processes.
+    """
+
+    # ---- links -------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_link(self, link: Link) -> bool:
+        """Record a ticket<->issue link; False (and nothing changed) when that pair is linked already."""
+
+    @abstractmethod
+    def remove_link(self, ticket: Ref, issue: Ref) -> bool:
+        """Remove the link between a ticket and an issue; False when there was none."""
+
+    @abstractmethod
+    def links_for_ticket(self, ticket: Ref) -> list[Link]:
+        """Every issue link of one ticket, oldest first."""
+
+    @abstractmethod
+    def links_for_issue(self, issue: Ref) -> list[Link]:
+        """Every ticket linked to one issue (by the issue's id ref), oldest first."""
+
+    @abstractmethod
+    def links_for_issue_key(self, key: str) -> list[Link]:
+        """Every ticket linked to the issue that had this key when it was linked, oldest first."""
+
+    @abstractmethod
+    def all_links(self) -> list[Link]:
+        """Every link, oldest first."""
+
+    # ---- intents -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def get_intent(self, op_id: str) -> Intent | None:
+        """The intent for an operation id, or None."""
+
+    @abstractmethod
+    def begin_intent(self, op_id: str, kind: str, *, business_key: str, payload: dict[str, Any]) -> Intent:
+        """Insert a ``pending`` intent, or return the existing row for ``op_id`` untouched."""
+
+    @abstractmethod
+    def mark_intent(
+        self,
+        op_id: str,
+        state: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Intent:
+        """Move an intent to ``state``; ``sending`` counts an attempt and stamps ``sent_at``.
+
+        A ``done`` intent is final: marking it ``done`` again returns it with its first result, and any
+        other state raises ``IntentStateError``. An unknown ``op_id`` raises ``NotFoundInStore``.
+        """
+
+    # ---- inbox and queue ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def accept_delivery(
+        self,
+        system: str,
+        delivery_id: str,
+        *,
+        account: str = "",
+        payload: dict[str, Any],
+        job_kind: str,
+        job_payload: dict[str, Any],
+        dedupe_key: str | None = None,
+    ) -> bool:
+        """Commit an inbox row and its job in one durable transaction; False for a duplicate delivery.
+
+        Deliveries are keyed by ``(system, account, delivery_id)``. ``dedupe_key`` becomes the job's key:
+        when a not-yet-done job already holds it, the delivery is still recorded (True) but no second job
+        is queued.
+        """
+
+    @abstractmethod
+    def inbox_row(self, system: str, delivery_id: str, *, account: str = "") -> InboxRow | None:
+        """The inbox row for a delivery, or None."""
+
+    @abstractmethod
+    def purge_inbox(self, older_than_seconds: float = INBOX_RETENTION_SECONDS) -> int:
+        """Delete inbox rows received more than ``older_than_seconds`` ago; returns how many."""
+
+    @abstractmethod
+    def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        key: str | None = None,
+        run_at: float | None = None,
+    ) -> int | None:
+        """Queue a ready job (due at ``run_at``, default now); None when ``key`` is held by a job not yet done."""
+
+    @abstractmethod
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        lease_seconds: float,
+        kinds: Iterable[str] | None = None,
+        max_attempts: int | None = None,
+    ) -> Job | None:
+        """Lease the oldest due job (ready, or leased with an expired lease) and bump its attempt.
+
+        With ``max_attempts``, an expired lease whose job already had that many attempts is dead-lettered
+        instead of being claimed again (a job that keeps killing its worker).
+        """
+
+    @abstractmethod
+    def heartbeat(self, job_id: int, attempt: int, lease_seconds: float) -> bool:
+        """Extend the lease of the caller's attempt; False when that attempt is no longer current."""
+
+    @abstractmethod
+    def complete(self, job_id: int, attempt: int) -> bool:
+        """Mark the caller's attempt done; False (nothing changed) when the attempt is stale."""
+
+    @abstractmethod
+    def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str) -> bool:
+        """Return the job to ready, due at ``run_at``, noting the (redacted) error; False when stale."""
+
+    @abstractmethod
+    def fail(self, job_id: int, attempt: int, *, error: str) -> bool:
+        """Mark the job dead and write a dead letter with the (redacted) error; False when stale."""
+
+    @abstractmethod
+    def job(self, job_id: int) -> Job | None:
+        """One job by id, or None."""
+
+    @abstractmethod
+    def queue_depth(self) -> dict[str, int]:
+        """How many jobs are in each state (every state present, zero when empty)."""
+
+    # ---- dead letters ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every dead letter, oldest first (replayed ones included, marked as such)."""
+
+    @abstractmethod
+    def dead_letter(self, letter_id: int) -> DeadLetter | None:
+        """One dead letter by id, or None."""
+
+    @abstractmethod
+    def replay_dead_letter(self, letter_id: int) -> int:
+        """Queue the letter's job again as a new ready job and mark the letter replayed; returns the job id.
+
+        Raises ``AlreadyReplayed`` for a letter replayed before and ``NotFoundInStore`` for an unknown id.
+        When a job holding the same key is already waiting, that job's id is returned and no second job
+        is queued.
+        """
+
+    # ---- audit -------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        result: str,
+        policy: str | None = None,
+        origin_event: str | None = None,
+        ticket: Ref | None = None,
+        issue_key: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Append an audit row (strings redacted); returns its id."""
+
+    @abstractmethod
+    def audit_entries(self, *, ticket: Ref | None = None, issue_key: str | None = None) -> list[AuditEntry]:
+        """Audit rows in the order written, filtered by ticket and/or issue key when given."""
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def get_checkpoint(self, system: str, stream: str) -> dict[str, Any] | None:
+        """The saved cursor mapping of a polling stream, or None before the first run."""
+
+    @abstractmethod
+    def set_checkpoint(self, system: str, stream: str, state: dict[str, Any]) -> None:
+        """Save (replace) the cursor mapping of a polling stream."""
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection; the store cannot be used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,653 @@
+"""The default store: one SQLite file in WAL mode, safe across threads and processes.
+
+Every connection sets ``busy_timeout`` (5 s), ``synchronous=FULL`` (a delivery is acknowledged only after
+its inbox commit, which must survive power loss), and foreign keys. Every writing transaction starts with
+``BEGIN IMMEDIATE``, so it takes the write lock before it reads: a DEFERRED transaction that read and then
+wrote after another connection committed would fail at once with ``SQLITE_BUSY_SNAPSHOT``, which
+``busy_timeout`` cannot help. Each thread gets its own connection (a new one after a fork too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..models import Link, Ref, to_jsonable
+from .base import (
+    INBOX_RETENTION_SECONDS,
+    INTENT_STATES,
+    JOB_STATES,
+    AlreadyReplayed,
+    AuditEntry,
+    DeadLetter,
+    InboxRow,
+    Intent,
+    IntentStateError,
+    Job,
+    NotFoundInStore,
+    Store,
+    StoreError,
+    redact_text,
+    redact_value,
+)
+from .migrations import migrations
+
+BUSY_TIMEOUT_MS = 5000
+
+_JOB_COLUMNS = "id, kind, payload, key, state, attempt, run_at, lease_until, worker_id, last_error, created_at, updated_at"
+_INTENT_COLUMNS = (
+    "op_id, kind, business_key, state, payload, result, error, attempts, sent_at, created_at, updated_at"
+)
+_LETTER_COLUMNS = "id, job_id, kind, payload, key, attempt, error, created_at, replayed_at, replay_job_id"
+_LINK_COLUMNS = "ticket, issue, issue_key, customer, linked_by, linked_at, origin_event"
+_AUDIT_COLUMNS = "id, at, actor, action, target, result, policy, origin_event, ticket, issue_key, details"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _first(cursor: sqlite3.Cursor) -> Any:
+    """The first row of a statement run to completion (RETURNING statements must be exhausted)."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
+def _ref(text: str | None) -> Ref | None:
+    return None if text is None else Ref.parse(text)
+
+
+class SQLiteStore(Store):
+    """The ``Store`` on one SQLite file (``cxbridge.db``); opening it applies any pending migrations.
+
+    ``clock`` returns the current time in epoch seconds; tests pass a fake one to move leases and
+    retention forward without sleeping.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        conn = self._conn()
+        migrations.apply(conn, clock=clock)
+
+    # ---- connections and transactions --------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if str(self.path) == ":memory:":
+            raise StoreError("the store needs a file: every thread and process must see the same database")
+        if self.path.parent and not self.path.parent.exists():
+            raise StoreError(f"cannot open the store {self.path}: its folder does not exist")
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # autocommit: every transaction is opened explicitly
+            check_same_thread=False,  # used by one thread only; close() may run on another
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            conn.close()
+            raise StoreError(f"cannot put the store {self.path} in WAL mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError("the store is closed")
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is None or getattr(local, "pid", None) != os.getpid():
+            conn = self._connect()
+            local.conn = conn
+            local.pid = os.getpid()
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A writing transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        """The schema version of the database file."""
+        return migrations.version(self._conn())
+
+    def close(self) -> None:
+        """Close every thread's connection; later calls raise ``StoreError``."""
+        with self._lock:
+            self._closed = True
+            conns, self._connections = self._connections, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    # ---- links -------------------------------------------------------------------------------------
+
+    def add_link(self, link: Link) -> bool:
+        """Record a ticket<->issue link; False when that pair is linked already."""
+        linked_at = _epoch(link.linked_at) if link.linked_at is not None else self.clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    str(link.ticket),
+                    str(link.issue),
+                    link.issue_key,
+                    None if link.customer is None else str(link.customer),
+                    link.linked_by,
+                    linked_at,
+                    link.origin_event,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def remove_link(self, ticket: Ref, issue: Ref) -> bool:
+        """Remove a link; False when there was none."""
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM links WHERE ticket = ? AND issue = ?", (str(ticket), str(issue)))
+            return cur.rowcount > 0
+
+    def _links(self, where: str, args: tuple[Any, ...]) -> list[Link]:
+        rows = (
+            self._conn()
+            .execute(f"SELECT {_LINK_COLUMNS} FROM links {where} ORDER BY linked_at, rowid", args)
+            .fetchall()
+        )
+        return [
+            Link(
+                ticket=Ref.parse(ticket),
+                issue=Ref.parse(issue),
+                issue_key=issue_key,
+                customer=_ref(customer),
+                linked_by=linked_by,
+                linked_at=datetime.fromtimestamp(linked_at, tz=UTC),
+                origin_event=origin_event,
+            )
+            for ticket, issue, issue_key, customer, linked_by, linked_at, origin_event in rows
+        ]
+
+    def links_for_ticket(self, ticket: Ref) -> list[Link]:
+        """Every issue link of one ticket."""
+        return self._links("WHERE ticket = ?", (str(ticket),))
+
+    def links_for_issue(self, issue: Ref) -> list[Link]:
+        """Every ticket linked to one issue."""
+        return self._links("WHERE issue = ?", (str(issue),))
+
+    def links_for_issue_key(self, key: str) -> list[Link]:
+        """Every ticket linked to the issue with this key."""
+        return self._links("WHERE issue_key = ?", (key,))
+
+    def all_links(self) -> list[Link]:
+        """Every link."""
+        return self._links("", ())
+
+    # ---- intents -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _intent(row: tuple[Any, ...]) -> Intent:
+        op_id, kind, business_key, state, payload, result, error, attempts, sent_at, created, updated = row
+        return Intent(
+            op_id=op_id,
+            kind=kind,
+            business_key=business_key,
+            state=state,
+            payload=_loads(payload),
+            result=_loads(result),
+            error=error,
+            attempts=attempts,
+            sent_at=sent_at,
+            created_at=created,
+            updated_at=updated,
+        )
+
+    def _get_intent(self, conn: sqlite3.Connection, op_id: str) -> Intent | None:
+        row = conn.execute(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE op_id = ?", (op_id,)).fetchone()
+        return None if row is None else self._intent(row)
+
+    def get_intent(self, op_id: str) -> Intent | None:
+        """The intent for an operation id, or None."""
+        return self._get_intent(self._conn(), op_id)
+
+    def begin_intent(self, op_id: str, kind: str, *, business_key: str, payload: dict[str, Any]) -> Intent:
+        """Insert a pending intent, or return the existing one untouched."""
+        now = self.clock()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO intents (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?) ON CONFLICT (op_id) DO NOTHING",
+                (op_id, kind, business_key, _dumps(payload), now, now),
+            )
+            intent = self._get_intent(conn, op_id)
+        if intent is None:  # pragma: no cover - inserted or present, inside one transaction
+            raise StoreError(f"intent {op_id!r} vanished while it was being written")
+        return intent
+
+    def mark_intent(
+        self,
+        op_id: str,
+        state: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Intent:
+        """Move an intent to ``state`` (``done`` is final); ``sending`` counts an attempt and stamps sent_at."""
+        if state not in INTENT_STATES:
+            raise ValueError(f"unknown intent state {state!r}; expected one of {', '.join(INTENT_STATES)}")
+        now = self.clock()
+        with self._write() as conn:
+            current = self._get_intent(conn, op_id)
+            if current is None:
+                raise NotFoundInStore(f"no intent with op_id {op_id!r}")
+            if current.state == "done":
+                if state == "done":
+                    return current
+                raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
+            sending = state == "sending"
+            conn.execute(
+                "UPDATE intents SET state = ?, result = COALESCE(?, result), error = ?,"
+                " attempts = attempts + ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END, updated_at = ?"
+                " WHERE op_id = ?",
+                (
+                    state,
+                    None if result is None else _dumps(result),
+                    None if error is None else redact_text(error),
+                    1 if sending else 0,
+                    sending,
+                    now,
+                    now,
+                    op_id,
+                ),
+            )
+            intent = self._get_intent(conn, op_id)
+        if intent is None:  # pragma: no cover - updated inside this transaction
+            raise StoreError(f"intent {op_id!r} vanished while it was being written")
+        return intent
+
+    # ---- inbox and queue ---------------------------------------------------------------------------
+
+    def _insert_job(
+        self,
+        conn: sqlite3.Connection,
+        kind: str,
+        payload: dict[str, Any],
+        key: str | None,
+        run_at: float,
+        now: float,
+    ) -> int | None:
+        row = _first(
+            conn.execute(
+                "INSERT INTO jobs (kind, payload, key, state, attempt, run_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'ready', 0, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                (kind, _dumps(payload), key, run_at, now, now),
+            )
+        )
+        return None if row is None else int(row[0])
+
+    @staticmethod
+    def _active_job_with_key(conn: sqlite3.Connection, key: str) -> int | None:
+        row = conn.execute(
+            "SELECT id FROM jobs WHERE key = ? AND state IN ('ready', 'leased')", (key,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def accept_delivery(
+        self,
+        system: str,
+        delivery_id: str,
+        *,
+        account: str = "",
+        payload: dict[str, Any],
+        job_kind: str,
+        job_payload: dict[str, Any],
+        dedupe_key: str | None = None,
+    ) -> bool:
+        """Commit the inbox row and its job in one transaction; False for a duplicate delivery."""
+        now = self.clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO inbox (system, account, delivery_id, payload, received_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (system, account, delivery_id, _dumps(payload), now),
+            )
+            if cur.rowcount != 1:
+                return False
+            job_id = self._insert_job(conn, job_kind, job_payload, dedupe_key, now, now)
+            if job_id is None and dedupe_key is not None:
+                job_id = self._active_job_with_key(conn, dedupe_key)
+            conn.execute(
+                "UPDATE inbox SET job_id = ? WHERE system = ? AND account = ? AND delivery_id = ?",
+                (job_id, system, account, delivery_id),
+            )
+            return True
+
+    def inbox_row(self, system: str, delivery_id: str, *, account: str = "") -> InboxRow | None:
+        """The inbox row of a delivery, or None."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT payload, job_id, received_at FROM inbox"
+                " WHERE system = ? AND account = ? AND delivery_id = ?",
+                (system, account, delivery_id),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return InboxRow(system, account, delivery_id, _loads(row[0]), row[1], row[2])
+
+    def purge_inbox(self, older_than_seconds: float = INBOX_RETENTION_SECONDS) -> int:
+        """Delete inbox rows older than the retention; returns how many."""
+        cutoff = self.clock() - older_than_seconds
+        with self._write() as conn:
+            return conn.execute("DELETE FROM inbox WHERE received_at < ?", (cutoff,)).rowcount
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        key: str | None = None,
+        run_at: float | None = None,
+    ) -> int | None:
+        """Queue a ready job; None when ``key`` is held by a job that is waiting or running."""
+        now = self.clock()
+        with self._write() as conn:
+            return self._insert_job(conn, kind, payload, key, now if run_at is None else run_at, now)
+
+    @staticmethod
+    def _job(row: tuple[Any, ...]) -> Job:
+        jid, kind, payload, key, state, attempt, run_at, lease_until, worker, error, created, updated = row
+        return Job(
+            id=jid,
+            kind=kind,
+            payload=_loads(payload),
+            key=key,
+            state=state,
+            attempt=attempt,
+            run_at=run_at,
+            lease_until=lease_until,
+            worker_id=worker,
+            last_error=error,
+            created_at=created,
+            updated_at=updated,
+        )
+
+    def _bury(self, conn: sqlite3.Connection, job_id: int, error: str, now: float) -> None:
+        """Mark a job dead and write its dead letter (inside the caller's transaction)."""
+        row = _first(
+            conn.execute(
+                "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?, updated_at = ?"
+                " WHERE id = ? RETURNING kind, payload, key, attempt",
+                (error, now, job_id),
+            )
+        )
+        conn.execute(
+            "INSERT INTO dead_letters (job_id, kind, payload, key, attempt, error, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (job_id, row[0], row[1], row[2], row[3], error, now),
+        )
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        lease_seconds: float,
+        kinds: Iterable[str] | None = None,
+        max_attempts: int | None = None,
+    ) -> Job | None:
+        """Lease the oldest due job (ready and due, or with an expired lease) and bump its attempt."""
+        kind_list = None if kinds is None else list(kinds)
+        if kind_list is not None and not kind_list:
+            return None
+        kind_filter = "" if kind_list is None else f" AND kind IN ({', '.join('?' * len(kind_list))})"
+        kind_args: tuple[Any, ...] = () if kind_list is None else tuple(kind_list)
+        now = self.clock()
+        with self._write() as conn:
+            if max_attempts is not None:
+                exhausted = conn.execute(
+                    "SELECT id, attempt FROM jobs WHERE state = 'leased' AND lease_until <= ? AND attempt >= ?"
+                    + kind_filter,
+                    (now, max_attempts, *kind_args),
+                ).fetchall()
+                for job_id, attempt in exhausted:
+                    self._bury(conn, job_id, f"lease expired on attempt {attempt} of {max_attempts}", now)
+            row = _first(
+                conn.execute(
+                    "UPDATE jobs SET state = 'leased', attempt = attempt + 1, lease_until = ?, worker_id = ?,"
+                    " updated_at = ? WHERE id = ("
+                    "  SELECT id FROM jobs"
+                    "  WHERE ((state = 'ready' AND run_at <= ?) OR (state = 'leased' AND lease_until <= ?))"
+                    f"{kind_filter} ORDER BY run_at, id LIMIT 1"
+                    f") RETURNING {_JOB_COLUMNS}",
+                    (now + lease_seconds, worker_id, now, now, now, *kind_args),
+                )
+            )
+        return None if row is None else self._job(row)
+
+    def heartbeat(self, job_id: int, attempt: int, lease_seconds: float) -> bool:
+        """Extend the lease of the caller's attempt; False when it is stale."""
+        now = self.clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND attempt = ? AND state = 'leased'",
+                (now + lease_seconds, now, job_id, attempt),
+            )
+            return cur.rowcount == 1
+
+    def complete(self, job_id: int, attempt: int) -> bool:
+        """Mark the caller's attempt done; False when it is stale."""
+        now = self.clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = ?"
+                " WHERE id = ? AND attempt = ? AND state = 'leased'",
+                (now, job_id, attempt),
+            )
+            return cur.rowcount == 1
+
+    def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str) -> bool:
+        """Return the caller's attempt to ready, due at ``run_at``; False when it is stale."""
+        now = self.clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET state = 'ready', run_at = ?, lease_until = NULL, worker_id = NULL,"
+                " last_error = ?, updated_at = ? WHERE id = ? AND attempt = ? AND state = 'leased'",
+                (run_at, redact_text(error), now, job_id, attempt),
+            )
+            return cur.rowcount == 1
+
+    def fail(self, job_id: int, attempt: int, *, error: str) -> bool:
+        """Mark the job dead with a dead letter; False when the caller's attempt is stale."""
+        now = self.clock()
+        with self._write() as conn:
+            current = conn.execute(
+                "SELECT 1 FROM jobs WHERE id = ? AND attempt = ? AND state = 'leased'", (job_id, attempt)
+            ).fetchone()
+            if current is None:
+                return False
+            self._bury(conn, job_id, redact_text(error), now)
+            return True
+
+    def job(self, job_id: int) -> Job | None:
+        """One job by id, or None."""
+        row = self._conn().execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else self._job(row)
+
+    def queue_depth(self) -> dict[str, int]:
+        """Jobs per state, every state present."""
+        depth = dict.fromkeys(JOB_STATES, 0)
+        for state, count in self._conn().execute("SELECT state, count(*) FROM jobs GROUP BY state"):
+            depth[state] = count
+        return depth
+
+    # ---- dead letters ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _letter(row: tuple[Any, ...]) -> DeadLetter:
+        lid, job_id, kind, payload, key, attempt, error, created, replayed_at, replay_job_id = row
+        return DeadLetter(
+            lid, job_id, kind, _loads(payload), key, attempt, error, created, replayed_at, replay_job_id
+        )
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every dead letter, oldest first."""
+        rows = self._conn().execute(f"SELECT {_LETTER_COLUMNS} FROM dead_letters ORDER BY id").fetchall()
+        return [self._letter(r) for r in rows]
+
+    def dead_letter(self, letter_id: int) -> DeadLetter | None:
+        """One dead letter, or None."""
+        row = (
+            self._conn()
+            .execute(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,))
+            .fetchone()
+        )
+        return None if row is None else self._letter(row)
+
+    def replay_dead_letter(self, letter_id: int) -> int:
+        """Queue the letter's job again and mark the letter replayed; refuses a second replay."""
+        now = self.clock()
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundInStore(f"no dead letter with id {letter_id}")
+            letter = self._letter(row)
+            if letter.replayed_at is not None:
+                raise AlreadyReplayed(
+                    f"dead letter {letter_id} was replayed already (as job {letter.replay_job_id}); "
+                    "replaying it again would repeat its work"
+                )
+            job_id = self._insert_job(conn, letter.kind, letter.payload, letter.key, now, now)
+            if job_id is None and letter.key is not None:
+                job_id = self._active_job_with_key(conn, letter.key)
+            if job_id is None:  # pragma: no cover - a key conflict always leaves an active job to find
+                raise StoreError(f"could not queue dead letter {letter_id} again")
+            conn.execute(
+                "UPDATE dead_letters SET replayed_at = ?, replay_job_id = ? WHERE id = ?",
+                (now, job_id, letter_id),
+            )
+            return job_id
+
+    # ---- audit -------------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        result: str,
+        policy: str | None = None,
+        origin_event: str | None = None,
+        ticket: Ref | None = None,
+        issue_key: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Append an audit row; returns its id."""
+        now = self.clock()
+        with self._write() as conn:
+            row = _first(
+                conn.execute(
+                    f"INSERT INTO audit ({_AUDIT_COLUMNS.removeprefix('id, ')})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        now,
+                        actor,
+                        action,
+                        target,
+                        redact_text(result),
+                        policy,
+                        origin_event,
+                        None if ticket is None else str(ticket),
+                        issue_key,
+                        _dumps(redact_value(to_jsonable(details or {}))),
+                    ),
+                )
+            )
+            return int(row[0])
+
+    def audit_entries(self, *, ticket: Ref | None = None, issue_key: str | None = None) -> list[AuditEntry]:
+        """Audit rows in the order written, filtered by ticket and/or issue key."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        if ticket is not None:
+            clauses.append("ticket = ?")
+            args.append(str(ticket))
+        if issue_key is not None:
+            clauses.append("issue_key = ?")
+            args.append(issue_key)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = (
+            self._conn().execute(f"SELECT {_AUDIT_COLUMNS} FROM audit {where} ORDER BY id", args).fetchall()
+        )
+        return [
+            AuditEntry(
+                id=r[0],
+                at=r[1],
+                actor=r[2],
+                action=r[3],
+                target=r[4],
+                result=r[5],
+                policy=r[6],
+                origin_event=r[7],
+                ticket=_ref(r[8]),
+                issue_key=r[9],
+                details=_loads(r[10]),
+            )
+            for r in rows
+        ]
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+
+    def get_checkpoint(self, system: str, stream: str) -> dict[str, Any] | None:
+        """The saved cursor mapping of a stream, or None."""
+        row = (
+            self._conn()
+            .execute("SELECT state FROM checkpoints WHERE system = ? AND stream = ?", (system, stream))
+            .fetchone()
+        )
+        return None if row is None else dict(_loads(row[0]))
+
+    def set_checkpoint(self, system: str, stream: str, state: dict[str, Any]) -> None:
+        """Save (replace) the cursor mapping of a stream."""
+        now = self.clock()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO checkpoints (system, stream, state, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (system, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                (system, stream, _dumps(state), now),
+            )
