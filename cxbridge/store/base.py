@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 from urllib.parse import quote, quote_plus
 
 from ..errors import CxbridgeError
@@ -27,10 +27,11 @@ JobState = Literal["ready", "leased", "done", "dead"]
 INTENT_STATES: Final[tuple[str, ...]] = ("pending", "sending", "done", "ambiguous", "failed")
 JOB_STATES: Final[tuple[str, ...]] = ("ready", "leased", "done", "dead")
 INBOX_RETENTION_SECONDS: Final[int] = 7 * 86400
+MIN_SECRET_LENGTH: Final[int] = 4  # as cxbridge.http.redact
 
 
 class StoreError(CxbridgeError):
-    """The store refused an operation (unknown row, a forbidden transition, a closed store, a newer schema)."""
+    """The store refused an operation: unknown row, forbidden transition, closed store, newer schema."""
 
 
 class NotFoundInStore(StoreError, LookupError):
@@ -140,10 +141,12 @@ class AuditEntry:
 
 def _fallback_scrub(text: str) -> str:
     for value in known_secret_values():
+        if len(value) < MIN_SECRET_LENGTH:  # scrubbing "a" everywhere would destroy the message
+            continue
         raw = value.encode("utf-8", "surrogatepass")
         forms = {value, quote(raw, safe=""), quote_plus(raw), base64.b64encode(raw).decode("ascii")}
         for form in sorted(forms, key=len, reverse=True):
-            if form:
+            if len(form) >= MIN_SECRET_LENGTH:
                 text = text.replace(form, REDACTED)
     return text
 
@@ -284,7 +287,7 @@ class Store(ABC):
         key: str | None = None,
         run_at: float | None = None,
     ) -> int | None:
-        """Queue a ready job (due at ``run_at``, default now); None when ``key`` is held by a job not yet done."""
+        """Queue a ready job due at ``run_at`` (default now); None when a job not yet done holds ``key``."""
 
     @abstractmethod
     def claim(
@@ -382,7 +385,7 @@ class Store(ABC):
     def close(self) -> None:
         """Release every connection; the store cannot be used afterwards."""
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -7,6 +7,9 @@ processes opening the same file at once apply each migration exactly once), runs
 number and name in ``_cxbridge_migrations``, and commits; any error rolls the whole migration back.
 """
 
+# SQL text here is assembled only from module constants and '?' placeholders; every value is bound.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 import sqlite3
@@ -74,7 +77,7 @@ class Migrations:
         return [m for m in self.all() if m.version not in done]
 
     def apply(self, conn: sqlite3.Connection, *, clock: Callable[[], float] = time.time) -> list[Migration]:
-        """Apply every pending migration, each in its own ``BEGIN IMMEDIATE`` transaction; returns those applied.
+        """Apply each pending migration in its own ``BEGIN IMMEDIATE`` transaction; returns those applied.
 
         ``conn`` must be in autocommit mode (``isolation_level=None``). Raises ``StoreError`` when the
         database records a version this code does not know (it was written by a newer cxbridge).
@@ -183,7 +186,8 @@ def m001_initial(conn: sqlite3.Connection) -> None:
         "CREATE INDEX jobs_ready ON jobs (state, run_at, id)",
         "CREATE INDEX jobs_leased ON jobs (state, lease_until)",
         # a key names work that must not be queued twice while it is waiting or running
-        "CREATE UNIQUE INDEX jobs_active_key ON jobs (key) WHERE key IS NOT NULL AND state IN ('ready', 'leased')",
+        "CREATE UNIQUE INDEX jobs_active_key ON jobs (key)"
+        " WHERE key IS NOT NULL AND state IN ('ready', 'leased')",
         """CREATE TABLE inbox (
             system TEXT NOT NULL,
             account TEXT NOT NULL DEFAULT '',

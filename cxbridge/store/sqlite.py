@@ -7,13 +7,18 @@ wrote after another connection committed would fail at once with ``SQLITE_BUSY_S
 ``busy_timeout`` cannot help. Each thread gets its own connection (a new one after a fork too).
 """
 
+# SQL text here is assembled only from module constants and '?' placeholders; every value is bound.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -42,7 +47,10 @@ from .migrations import migrations
 
 BUSY_TIMEOUT_MS = 5000
 
-_JOB_COLUMNS = "id, kind, payload, key, state, attempt, run_at, lease_until, worker_id, last_error, created_at, updated_at"
+_JOB_COLUMNS = (
+    "id, kind, payload, key, state, attempt, run_at, lease_until, worker_id, last_error,"
+    " created_at, updated_at"
+)
 _INTENT_COLUMNS = (
     "op_id, kind, business_key, state, payload, result, error, attempts, sent_at, created_at, updated_at"
 )
@@ -75,6 +83,28 @@ def _ref(text: str | None) -> Ref | None:
     return None if text is None else Ref.parse(text)
 
 
+class _Holder:
+    """One thread's connection; closed when the thread ends (its thread-local dies) or the store closes.
+
+    A connection inherited through ``fork`` is never closed in the child: closing it there could checkpoint
+    or remove the parent's WAL files. The child opens its own instead.
+    """
+
+    __slots__ = ("__weakref__", "conn", "pid")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.pid = os.getpid()
+
+    def close(self) -> None:
+        if self.pid == os.getpid():
+            self.conn.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit there may be nothing left to close with
+            self.close()
+
+
 class SQLiteStore(Store):
     """The ``Store`` on one SQLite file (``cxbridge.db``); opening it applies any pending migrations.
 
@@ -87,7 +117,7 @@ class SQLiteStore(Store):
         self.clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._closed = False
         conn = self._conn()
         migrations.apply(conn, clock=clock)
@@ -118,14 +148,13 @@ class SQLiteStore(Store):
         if self._closed:
             raise StoreError("the store is closed")
         local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is None or getattr(local, "pid", None) != os.getpid():
-            conn = self._connect()
-            local.conn = conn
-            local.pid = os.getpid()
+        holder: _Holder | None = getattr(local, "holder", None)
+        if holder is None or holder.pid != os.getpid():
+            holder = _Holder(self._connect())
+            local.holder = holder
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                self._holders.add(holder)
+        return holder.conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -148,9 +177,10 @@ class SQLiteStore(Store):
         """Close every thread's connection; later calls raise ``StoreError``."""
         with self._lock:
             self._closed = True
-            conns, self._connections = self._connections, []
-        for conn in conns:
-            conn.close()
+            holders = list(self._holders)
+            self._holders = weakref.WeakSet()
+        for holder in holders:
+            holder.close()
         self._local = threading.local()
 
     # ---- links -------------------------------------------------------------------------------------
@@ -246,7 +276,8 @@ class SQLiteStore(Store):
         now = self.clock()
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO intents (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
+                "INSERT INTO intents"
+                " (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
                 " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?) ON CONFLICT (op_id) DO NOTHING",
                 (op_id, kind, business_key, _dumps(payload), now, now),
             )
@@ -263,7 +294,7 @@ class SQLiteStore(Store):
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> Intent:
-        """Move an intent to ``state`` (``done`` is final); ``sending`` counts an attempt and stamps sent_at."""
+        """Move an intent to ``state`` (``done`` is final); ``sending`` counts an attempt, stamps sent_at."""
         if state not in INTENT_STATES:
             raise ValueError(f"unknown intent state {state!r}; expected one of {', '.join(INTENT_STATES)}")
         now = self.clock()
@@ -338,8 +369,8 @@ class SQLiteStore(Store):
         now = self.clock()
         with self._write() as conn:
             cur = conn.execute(
-                "INSERT INTO inbox (system, account, delivery_id, payload, received_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
+                "INSERT INTO inbox (system, account, delivery_id, payload, received_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (system, account, delivery_id, _dumps(payload), now),
             )
             if cur.rowcount != 1:
@@ -438,8 +469,8 @@ class SQLiteStore(Store):
         with self._write() as conn:
             if max_attempts is not None:
                 exhausted = conn.execute(
-                    "SELECT id, attempt FROM jobs WHERE state = 'leased' AND lease_until <= ? AND attempt >= ?"
-                    + kind_filter,
+                    "SELECT id, attempt FROM jobs"
+                    " WHERE state = 'leased' AND lease_until <= ? AND attempt >= ?" + kind_filter,
                     (now, max_attempts, *kind_args),
                 ).fetchall()
                 for job_id, attempt in exhausted:
@@ -462,7 +493,8 @@ class SQLiteStore(Store):
         now = self.clock()
         with self._write() as conn:
             cur = conn.execute(
-                "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND attempt = ? AND state = 'leased'",
+                "UPDATE jobs SET lease_until = ?, updated_at = ?"
+                " WHERE id = ? AND attempt = ? AND state = 'leased'",
                 (now + lease_seconds, now, job_id, attempt),
             )
             return cur.rowcount == 1
@@ -648,6 +680,7 @@ class SQLiteStore(Store):
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO checkpoints (system, stream, state, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (system, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                " ON CONFLICT (system, stream)"
+                " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 (system, stream, _dumps(state), now),
             )

@@ -1,0 +1,183 @@
+"""The SQLite store under concurrency: several processes and threads on one database file."""
+
+from __future__ import annotations
+
+import gc
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cxbridge.store import SQLiteStore
+
+# A worker process: open the store, read a start time on stdin and sleep until it (so that every worker
+# starts together), claim and complete until the queue is empty, then print the ids it completed as JSON.
+# Any exception (SQLITE_BUSY included) exits non-zero.
+CLAIMER = """
+import json, sys, time
+from cxbridge.store import SQLiteStore
+store = SQLiteStore(sys.argv[1])
+print("ready", flush=True)
+time.sleep(max(0.0, float(sys.stdin.readline()) - time.time()))
+done = []
+while True:
+    job = store.claim(sys.argv[2], lease_seconds=60)
+    if job is None:
+        break
+    time.sleep(0.002)  # the work, done outside any transaction
+    if not store.complete(job.id, job.attempt):
+        raise SystemExit(f"completion of job {job.id} refused")
+    done.append(job.id)
+store.close()
+print(json.dumps(done), flush=True)
+"""
+
+# Open a store that may not exist yet (racing the others to migrate it) and enqueue one job.
+OPENER = """
+import sys
+sys.stdin.readline()
+from cxbridge.store import SQLiteStore
+store = SQLiteStore(sys.argv[1])
+print(store.enqueue("opened", {"by": sys.argv[2]}), flush=True)
+store.close()
+"""
+
+
+def _start(script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(procs: list[subprocess.Popen[str]]) -> list[str]:
+    outputs = []
+    for p in procs:
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert "database is locked" not in err
+        outputs.append(out)
+    return outputs
+
+
+def test_processes_claim_each_job_exactly_once(tmp_path: Path) -> None:
+    """Three processes draining one queue complete every job exactly once, with no SQLITE_BUSY surfaced."""
+    path = tmp_path / "queue.db"
+    store = SQLiteStore(path)
+    ids = [store.enqueue("work", {"n": n}) for n in range(150)]
+    procs = [_start(CLAIMER, str(path), f"worker-{i}") for i in range(3)]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            assert p.stdout.readline().strip() == "ready"
+        start = time.time() + 0.1
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write(f"{start}\n")
+            p.stdin.flush()
+        outputs = _finish(procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    per_worker = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    completed = Counter(job_id for done in per_worker for job_id in done)
+    assert sorted(completed) == sorted(ids)
+    assert set(completed.values()) == {1}
+    assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 150, "dead": 0}
+    for job_id in ids:
+        job = store.job(job_id or 0)
+        assert job is not None
+        assert job.attempt == 1
+    store.close()
+
+
+def test_processes_opening_a_new_file_migrate_it_once(tmp_path: Path) -> None:
+    """Four processes opening a new database at the same moment apply each migration once."""
+    path = tmp_path / "fresh.db"
+    procs = [_start(OPENER, str(path), str(i)) for i in range(4)]
+    try:
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outputs = _finish(procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert sorted(int(o.strip()) for o in outputs) == [1, 2, 3, 4]
+    conn = sqlite3.connect(path)
+    versions = [r[0] for r in conn.execute("SELECT version FROM _cxbridge_migrations ORDER BY version")]
+    conn.close()
+    assert versions == sorted(set(versions))
+    assert versions
+
+
+def test_threads_share_one_store(tmp_path: Path) -> None:
+    """Worker threads on one SQLiteStore (a connection each) complete every job exactly once."""
+    store = SQLiteStore(tmp_path / "threads.db")
+    ids = {store.enqueue("work", {"n": n}) for n in range(80)}
+    done: list[int] = []
+    errors: list[BaseException] = []
+    connections: set[int] = set()
+    lock = threading.Lock()
+
+    def work(name: str) -> None:
+        try:
+            with lock:
+                connections.add(id(store._conn()))
+            while (job := store.claim(name, lease_seconds=60)) is not None:
+                if store.complete(job.id, job.attempt):
+                    with lock:
+                        done.append(job.id)
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert sorted(done) == sorted(ids)
+    assert len(connections) == 4  # a connection per thread
+    gc.collect()
+    assert len(store._holders) == 1  # the finished threads' connections were closed; the main one remains
+    store.close()
+
+
+def test_deferred_read_then_write_fails_where_immediate_waits(tmp_path: Path) -> None:
+    """Why every write is BEGIN IMMEDIATE: a DEFERRED read-then-write after another commit fails at once."""
+    path = tmp_path / "control.db"
+    SQLiteStore(path).close()
+    a = sqlite3.connect(path, isolation_level=None, timeout=5)
+    b = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        a.execute("BEGIN")  # DEFERRED
+        a.execute("SELECT count(*) FROM jobs").fetchone()
+        b.execute("BEGIN IMMEDIATE")
+        b.execute("INSERT INTO checkpoints VALUES ('s', 'x', '{}', 0)")
+        b.execute("COMMIT")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):  # SQLITE_BUSY_SNAPSHOT, no waiting
+            a.execute("INSERT INTO checkpoints VALUES ('s', 'y', '{}', 0)")
+        a.execute("ROLLBACK")
+
+        a.execute("BEGIN IMMEDIATE")
+        a.execute("SELECT count(*) FROM jobs").fetchone()
+        a.execute("INSERT INTO checkpoints VALUES ('s', 'y', '{}', 0)")
+        a.execute("COMMIT")
+    finally:
+        a.close()
+        b.close()
