@@ -1,0 +1,105 @@
+"""The handoff templates: escaping per target, sandboxing, and errors that name the template and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cxbridge.errors import TemplateError
+from cxbridge.handoff import TEMPLATES, Handoff, escape_markdown
+
+
+def context(**over: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "summary": "Exports fail",
+        "ticket": {
+            "system": "Zendesk", "id": "1", "url": "https://acme.zendesk.com/agent/tickets/1",
+            "subject": "Exports fail", "status": "open", "priority": "urgent", "tags": [],
+            "created_at": "2026-11-01 10:00 UTC", "age": "3 days old",
+            "requester": {"name": "Ada", "email": "ada@acme.example"}, "organization": "Acme",
+        },
+        "customer": {
+            "known": True, "name": "Acme Corp", "domain": "acme.example", "tier": "strategic", "arr": "480000",
+            "currency": "USD", "owner": "Olivia", "renewal_date": "2027-01-31", "lifecycle_stage": "customer",
+            "deals": [{"name": "Expansion", "stage": "contractsent", "amount": "120000", "currency": "USD",
+                       "close_date": None}],
+        },
+        "first_comment": "It times out.",
+        "agent_summary": "Reproduced.",
+        "agent_summary_source": "the ticket's latest internal note",
+        "history": [{}, {}],
+        "priority": {"value": "Highest", "reason": "strategic and urgent"},
+        "decisions": [],
+        "agent": {"name": "Sam", "email": None},
+        "issue": {"key": "ENG-1", "url": "https://acme.atlassian.net/browse/ENG-1", "created": True},
+    }
+    base.update(over)
+    return base
+
+
+def test_every_default_template_renders() -> None:
+    """The packaged templates render with a full context and carry the customer and the ticket."""
+    out = Handoff().render_all(context())
+    assert set(out) == set(TEMPLATES)
+    assert "Acme Corp" in out["jira_description"]
+    assert "480,000 USD" in out["jira_description"]
+    assert "Expansion" in out["jira_description"]
+    assert "ENG-1" in out["zendesk_note"]
+    assert out["jira_summary"].count("\n") == 1
+
+
+def test_customer_values_are_data_not_markdown() -> None:
+    """A customer's words cannot become Markdown links, headings or emphasis in the Jira description."""
+    evil = "# Heading [click](http://evil.example) **bold** <script>x</script>"
+    out = Handoff().render("jira_description", context(first_comment=evil, customer={
+        **context()["customer"], "name": "[x](http://evil.example)"}))  # type: ignore[dict-item]
+    assert "[x](http" not in out
+    assert "\\[x\\]\\(http\\://evil\\.example\\)" in out
+    assert "[Zendesk #1](https" in out
+    assert "> \\# Heading" in out
+
+
+def test_html_note_is_autoescaped() -> None:
+    out = Handoff().render("hubspot_note", context(ticket={**context()["ticket"], "subject": "<b>hi</b>"}))  # type: ignore[dict-item]
+    assert "&lt;b&gt;hi&lt;/b&gt;" in out
+    assert "<b>hi</b>" not in out
+
+
+def test_unknown_customer_is_said_plainly() -> None:
+    out = Handoff().render("jira_description", context(customer={**context()["customer"], "known": False}))  # type: ignore[dict-item]
+    assert "unknown to the CRM" in out
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ nope }}", "line 1: 'nope' is undefined"),
+        ("ok\n{% if %}", "line 2"),
+        ("{{ ''.__class__.__mro__ }}", "not allowed"),
+        ("{{ cycler.__init__.__globals__ }}", "line 1"),
+        ("{{ 'a{0.__class__}b'.format(1) }}", "line 1"),
+    ],
+)
+def test_template_errors_name_template_and_line(tmp_path: Path, source: str, expected: str) -> None:
+    """An undefined name, a syntax error or a sandbox escape is a TemplateError naming file and line."""
+    (tmp_path / "jira_description.md.j2").write_text(source)
+    with pytest.raises(TemplateError) as err:
+        Handoff([tmp_path]).render("jira_description", context())
+    assert "jira_description.md.j2" in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_admin_template_overrides_default(tmp_path: Path) -> None:
+    (tmp_path / "zendesk_note.txt.j2").write_text("Custom note for {{ issue.key }}")
+    assert Handoff([tmp_path]).render("zendesk_note", context()) == "Custom note for ENG-1\n"
+
+
+def test_output_size_is_capped(tmp_path: Path) -> None:
+    (tmp_path / "jira_description.md.j2").write_text("{% for i in range(100000) %}xxxxxxxxxx{% endfor %}")
+    with pytest.raises(TemplateError, match="larger than"):
+        Handoff([tmp_path]).render("jira_description", context())
+
+
+def test_escape_markdown_escapes_punctuation() -> None:
+    assert escape_markdown("a*b_[c](d)") == "a\\*b\\_\\[c\\]\\(d\\)"
