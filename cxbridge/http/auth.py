@@ -11,7 +11,7 @@ from ..secrets import Secret, register_secret_values
 
 
 class BasicAuth(requests.auth.AuthBase):
-    """HTTP Basic auth (``Authorization: Basic base64(user:password)``) with the password held as a ``Secret``.
+    """HTTP Basic auth (``Authorization: Basic base64(user:password)``), the password held as a ``Secret``.
 
     Zendesk API tokens use ``user="agent@example.com/token"``; Jira Cloud uses the account email and an API
     token. The encoded credential is registered as a secret value, so it is redacted wherever it appears.

@@ -1,4 +1,4 @@
-"""The one redaction choke point: secret values (raw, base64, URL-encoded) and credential headers become ``***``.
+"""The one redaction choke point: secret values (raw, base64, URL-encoded) and credential headers -> ``***``.
 
 ``redact(text)`` is applied to every exception message the HTTP layer raises and, through ``RedactingFilter``,
 to log records. Secret values come from ``cxbridge.secrets`` (every ``Secret`` ever created, plus derived
@@ -121,10 +121,9 @@ class RedactingFilter(logging.Filter):
             message = f"{record.msg!s} {record.args!r}"
         record.msg = redact(message)
         record.args = None
-        if record.exc_info and record.exc_info[0] is not None:
-            if not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            # the formatter prints exc_text (set here, redacted) instead of formatting exc_info again
+        # the formatter prints exc_text (set here, redacted) instead of formatting exc_info again
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         if record.stack_info:

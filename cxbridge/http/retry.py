@@ -29,6 +29,7 @@ import requests
 import urllib3.exceptions
 
 from ..errors import AmbiguousOutcome, AuthError, Conflict, NotFound, RateLimited, Unavailable, VendorError
+from .guard import BlockedAddress
 
 # Actions of the error table (VendorError.action).
 SUCCESS = "success"
@@ -142,6 +143,23 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(linked)
 
 
+_CONNECT_FRAMES = frozenset({"do_handshake", "_validate_conn", "_new_conn"})
+
+
+def _raised_during_connect(exc: BaseException) -> bool:
+    """True when the exception was raised while urllib3 was connecting (TCP or TLS handshake), before sending.
+
+    urllib3 wraps handshake and later TLS errors alike, so the phase is read from where the error was raised:
+    ``HTTPConnectionPool._validate_conn`` connects and shakes hands before a single request byte is written.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name in _CONNECT_FRAMES:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 @dataclass(frozen=True)
 class TransportFailure:
     """What a requests exception means: whether the request was certainly not sent, and a short reason."""
@@ -156,9 +174,9 @@ def classify_transport_error(exc: requests.RequestException) -> TransportFailure
 
     ``not_sent`` is True only when the request certainly never reached the server: the connection was never
     established (DNS failure, connection refused, connect timeout: urllib3's ``NewConnectionError`` and
-    ``ConnectTimeoutError``) or TLS certificate verification failed during the handshake. A read timeout, a
-    reset or a protocol error after the connection was up is possibly-sent. Errors raised before any I/O
-    (an invalid URL or header) are neither sent nor retryable.
+    ``ConnectTimeoutError``) or the TLS handshake failed (certificate verification, protocol mismatch). A
+    read timeout, a reset or a protocol error after the connection was up is possibly-sent. Errors raised
+    before any I/O (an invalid URL or header) are neither sent nor retryable.
     """
     if isinstance(
         exc,
@@ -171,6 +189,9 @@ def classify_transport_error(exc: requests.RequestException) -> TransportFailure
     ):
         return TransportFailure(True, "invalid request", False)
     chain = list(_chain(exc))
+    blocked = next((e for e in chain if isinstance(e, BlockedAddress)), None)
+    if blocked is not None:
+        return TransportFailure(True, str(blocked), False)
     if any(isinstance(e, urllib3.exceptions.NameResolutionError) for e in chain):
         return TransportFailure(True, "the host name could not be resolved", True)
     if any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in chain):
@@ -182,6 +203,8 @@ def classify_transport_error(exc: requests.RequestException) -> TransportFailure
         return TransportFailure(True, "connect timeout", True)
     if any(isinstance(e, ssl.SSLCertVerificationError | ssl.CertificateError) for e in chain):
         return TransportFailure(True, "TLS certificate verification failed", True)
+    if any(isinstance(e, ssl.SSLError) and _raised_during_connect(e) for e in chain):
+        return TransportFailure(True, "TLS handshake failed", True)
     if isinstance(exc, requests.exceptions.ReadTimeout) or any(
         isinstance(e, urllib3.exceptions.ReadTimeoutError) for e in chain
     ):

@@ -1,4 +1,4 @@
-"""Which URLs cxbridge may talk to: base URL checks (SSRF guard) and the same-origin rule for followed links."""
+"""Which URLs cxbridge may talk to: base URL checks (an SSRF guard) and the same-origin rule for links."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def same_origin(url: str, base_url: str) -> bool:
 
 
 def host_matches(host: str, domains: Iterable[str]) -> bool:
-    """True when ``host`` equals an exact entry (``api.hubapi.com``) or ends with a suffix entry (``.zendesk.com``).
+    """True when ``host`` equals an exact entry (``api.hubapi.com``) or ends with a suffix (``.zendesk.com``).
 
     A suffix entry never matches the bare domain itself (``zendesk.com``) nor a host that merely contains it
     (``x.zendesk.com.evil.com``).
@@ -136,7 +136,9 @@ def check_base_url(
         return url.rstrip("/")
 
     if scheme != "https":
-        raise ConfigError(f"{where}: only https URLs are allowed (plain http only for a sandbox), got {url!r}")
+        raise ConfigError(
+            f"{where}: only https URLs are allowed (plain http only for a sandbox), got {url!r}"
+        )
     if ip_literal(host) is not None or ":" in host:
         raise ConfigError(f"{where}: an IP address is not allowed as host; use the system's DNS name")
     if host in _LOOPBACK_NAMES or host.endswith(".localhost"):

@@ -1,0 +1,420 @@
+"""``HttpClient``: one configured session per system with the error table, retries, counts and redaction."""
+
+from __future__ import annotations
+
+import http
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import requests.auth
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from .. import __version__
+from ..errors import AmbiguousOutcome, Unavailable, VendorError
+from .counter import ERROR, CallCounter, default_counter
+from .guard import AddressPolicy, guarded_session
+from .redact import one_line, redact
+from .retry import (
+    FAIL,
+    RATE_LIMITED,
+    RECONCILE,
+    RETRY,
+    RETRY_AFTER_CAP,
+    classify_transport_error,
+    parse_retry_after,
+    rule_for,
+)
+from .urls import check_base_url, origin, same_origin
+
+if TYPE_CHECKING:
+    from ..config import SystemConfig
+
+log = logging.getLogger("cxbridge.http")
+
+ErrorMessage = Callable[[requests.Response], "str | None"]
+
+BACKOFF_BASE = 0.5
+"""Seconds: the first full-jitter backoff is drawn from [0, 2 x base]."""
+BACKOFF_CAP = 30.0
+"""Seconds: no backoff sleep is longer (Retry-After has its own cap)."""
+
+
+class _Retry(Exception):
+    """Internal: an attempt failed in a way the table says to retry; carries the typed error and the wait."""
+
+    def __init__(self, error: VendorError, wait: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.wait = wait
+
+
+def fallback_error_message(response: requests.Response) -> str | None:
+    """A short error body shown as the vendor's message when the connector has no parser for it.
+
+    Only a body of at most 300 characters that is not HTML is used; the caller redacts it.
+    """
+    ctype = response.headers.get("Content-Type", "").lower()
+    if "html" in ctype:
+        return None
+    try:
+        text = response.text
+    except Exception:  # undecodable body
+        return None
+    text = " ".join(text.split())
+    if not text or len(text) > 300 or text.startswith("<"):
+        return None
+    return text
+
+
+def _status_line(response: requests.Response) -> str:
+    reason = response.reason
+    if not reason:
+        try:
+            reason = http.HTTPStatus(response.status_code).phrase
+        except ValueError:
+            reason = ""
+    return f"{response.status_code} {one_line(reason, 80)}".rstrip()
+
+
+def _shown_url(url: str) -> str:
+    """The URL as logged and shown in errors: no query string (it may hold PII), redacted."""
+    parts = urlsplit(url)
+    shown = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return redact(shown + ("?…" if parts.query else ""))
+
+
+class HttpClient:
+    """The HTTP client of one configured system; see the ``cxbridge.http`` module docstring for the contract.
+
+    One ``requests.Session`` per client (or the injected one), explicit ``(connect, read)`` timeouts from the
+    system's config, redirects never followed, the base URL checked against the vendor's domains when the
+    client is built (``ConfigError`` otherwise), and every attempt counted in ``counter``.
+
+    ``sleep`` and ``clock`` are injectable so tests never sleep: ``sleep`` performs backoff and Retry-After
+    waits, ``clock`` (Unix time) measures HTTP-date Retry-After values. A Retry-After longer than
+    ``max_inline_wait`` is not slept: ``RateLimited`` is raised with ``retry_after`` set so a worker can
+    re-queue the job.
+    """
+
+    def __init__(
+        self,
+        system_config: SystemConfig,
+        *,
+        auth: requests.auth.AuthBase | None,
+        error_message: ErrorMessage | None = None,
+        counter: CallCounter | None = None,
+        session: requests.Session | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        cloud_domains: Iterable[str] = (),
+        allow_any_https_host: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        max_inline_wait: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_cap: float = BACKOFF_CAP,
+        retry_after_cap: float = RETRY_AFTER_CAP,
+    ) -> None:
+        self.config = system_config
+        self.system = system_config.name
+        self.base_url = check_base_url(
+            system_config.name,
+            system_config.base_url,
+            sandbox=system_config.sandbox,
+            cloud_domains=tuple(cloud_domains),
+            allow_any_https_host=allow_any_https_host,
+        )
+        self.auth = auth
+        self.error_message = error_message
+        self.counter = counter if counter is not None else default_counter
+        self._own_session = session is None
+        if session is not None:
+            self.session = session
+        elif system_config.sandbox:
+            self.session = requests.Session()
+        else:
+            self.session = guarded_session(AddressPolicy(allow_private=allow_any_https_host))
+        self.default_headers: dict[str, str] = {
+            "Accept": "application/json",
+            "User-Agent": f"cxbridge/{__version__}",
+            **dict(default_headers or {}),
+        }
+        self.timeout = (float(system_config.connect_timeout), float(system_config.timeout))
+        self.max_attempts = 1 + max(0, int(system_config.max_retries))
+        self.max_inline_wait = float(max_inline_wait)
+        self.retry_after_cap = float(retry_after_cap)
+        self._sleep = sleep
+        self._clock = clock
+        self._backoff = wait_random_exponential(multiplier=backoff_base, max=backoff_cap)
+
+    # --- public API -----------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        op: str,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        creates: bool = False,
+        ok: Collection[int] | None = None,
+    ) -> requests.Response:
+        """Send one logical request (retried per the error table) and return the accepted response.
+
+        ``ok`` lists the accepted statuses (default: any 2xx). Every other status raises the typed error of
+        ``cxbridge.errors`` with the vendor's message; see ``cxbridge.http.retry`` for the table.
+        """
+        method = method.upper()
+        url = self.url(path_or_url)
+        merged = {**self.default_headers, **dict(headers or {})}
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            retry=retry_if_exception_type(_Retry),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(
+                self._attempt,
+                method,
+                url,
+                op=op,
+                params=params,
+                json=json,
+                data=data,
+                headers=merged,
+                creates=creates,
+                ok=ok,
+            )
+        except _Retry as exc:  # attempts exhausted: the last typed error, never tenacity's RetryError
+            raise exc.error from None
+
+    def get(self, path: str, *, op: str, **kw: Any) -> requests.Response:
+        """``request("GET", ...)``."""
+        return self.request("GET", path, op=op, **kw)
+
+    def post(self, path: str, *, op: str, **kw: Any) -> requests.Response:
+        """``request("POST", ...)``; pass ``creates=True`` for a non-idempotent create."""
+        return self.request("POST", path, op=op, **kw)
+
+    def put(self, path: str, *, op: str, **kw: Any) -> requests.Response:
+        """``request("PUT", ...)``."""
+        return self.request("PUT", path, op=op, **kw)
+
+    def patch(self, path: str, *, op: str, **kw: Any) -> requests.Response:
+        """``request("PATCH", ...)``."""
+        return self.request("PATCH", path, op=op, **kw)
+
+    def delete(self, path: str, *, op: str, **kw: Any) -> requests.Response:
+        """``request("DELETE", ...)``."""
+        return self.request("DELETE", path, op=op, **kw)
+
+    def url(self, path_or_url: str) -> str:
+        """The absolute URL for a path relative to the base URL, or a same-origin absolute URL unchanged.
+
+        Raises ``VendorError`` for an absolute URL on another origin (a pagination or payload link that
+        points elsewhere is never followed).
+        """
+        parts = urlsplit(path_or_url)
+        if parts.scheme or path_or_url.startswith("//"):
+            if not same_origin(path_or_url, self.base_url):
+                raise VendorError(
+                    self.system,
+                    f"{self.system}: refusing to follow {_shown_url(path_or_url)}: "
+                    f"it is not on the configured origin {self._origin_text()}",
+                    action=FAIL,
+                )
+            # rebuilt on the configured scheme and authority, so the request goes exactly where configured
+            base = urlsplit(self.base_url)
+            return urlunsplit((base.scheme, base.netloc, parts.path or "/", parts.query, ""))
+        path = path_or_url if path_or_url.startswith("/") else "/" + path_or_url
+        url = self.base_url + path
+        if not same_origin(url, self.base_url):  # e.g. a path smuggling '@' or '\' into the authority
+            raise VendorError(self.system, f"{self.system}: refusing the path {redact(path)!r}", action=FAIL)
+        return url
+
+    def close(self) -> None:
+        """Close the session if this client created it."""
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self.system!r}, {self.base_url!r})"
+
+    # --- one attempt ----------------------------------------------------------------------------------------
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        op: str,
+        params: Any,
+        json: Any,
+        data: Any,
+        headers: dict[str, str],
+        creates: bool,
+        ok: Collection[int] | None,
+    ) -> requests.Response:
+        start = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                auth=self.auth,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            elapsed = time.monotonic() - start
+            self.counter.record(self.system, op, ERROR)
+            raise self._transport_error(exc, method, url, op=op, creates=creates, elapsed=elapsed) from None
+        elapsed = time.monotonic() - start
+        self.counter.record(self.system, op, response.status_code)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s op=%s status=%d elapsed=%.3fs",
+                self.system,
+                method,
+                _shown_url(url),
+                op,
+                response.status_code,
+                elapsed,
+            )
+        accepted = (200 <= response.status_code < 300) if ok is None else response.status_code in ok
+        if accepted:
+            return response
+        raise self._status_error(response, method, url, creates=creates)
+
+    def _transport_error(
+        self,
+        exc: requests.RequestException,
+        method: str,
+        url: str,
+        *,
+        op: str,
+        creates: bool,
+        elapsed: float,
+    ) -> Exception:
+        failure = classify_transport_error(exc)
+        where = f"{method} {_shown_url(url)}"
+        log.debug(
+            "%s %s op=%s error=%s elapsed=%.3fs", self.system, where, op, redact(failure.reason), elapsed
+        )
+        if not failure.retryable:
+            return VendorError(self.system, f"{self.system}: {where}: {failure.reason}", action=FAIL)
+        if failure.not_sent:
+            err = Unavailable(
+                self.system,
+                f"{self.system}: could not reach {self._origin_text()}: {failure.reason}",
+                action=RETRY,
+            )
+            return _Retry(err)
+        if creates:
+            return AmbiguousOutcome(
+                self.system,
+                f"{self.system}: {where}: {failure.reason}; the request may or may not have been processed",
+                action=RECONCILE,
+            )
+        return _Retry(Unavailable(self.system, f"{self.system}: {where}: {failure.reason}", action=RETRY))
+
+    def _status_error(
+        self, response: requests.Response, method: str, url: str, *, creates: bool
+    ) -> Exception:
+        status = response.status_code
+        vendor = self._vendor_message(response)
+        line = f"{self.system}: {_status_line(response)}"
+        if vendor:
+            line += f": {vendor}"
+
+        if 300 <= status < 400:
+            location = response.headers.get("Location")
+            shown = f" to {_shown_url(location)}" if location else ""
+            return VendorError(
+                self.system, f"{line} (redirect{shown} not followed)", status=status, vendor_message=vendor
+            )
+
+        retry_after: float | None = None
+        if status in (429, 503):
+            retry_after = parse_retry_after(
+                response.headers.get("Retry-After"), self._clock(), cap=self.retry_after_cap
+            )
+        rule = rule_for(status, creates=creates, retry_after=retry_after is not None)
+        if rule.error is AmbiguousOutcome:
+            line += f" ({method} {_shown_url(url)} may or may not have been processed)"
+        if rule.action == RATE_LIMITED and retry_after is not None:
+            line += f" (retry after {retry_after:g}s)"
+        error = rule.error(
+            self.system,
+            redact(line),
+            status=status,
+            vendor_message=vendor,
+            action=rule.action,
+            retry_after=retry_after,
+        )
+        if not rule.retryable:
+            return error
+        if rule.action == RATE_LIMITED and retry_after is not None and retry_after > self.max_inline_wait:
+            return error  # too long to sleep here: the caller re-queues
+        return _Retry(error, wait=retry_after)
+
+    def _vendor_message(self, response: requests.Response) -> str | None:
+        message: str | None
+        try:
+            parse = self.error_message or fallback_error_message
+            message = parse(response)
+            if message is None and self.error_message is not None:
+                message = fallback_error_message(response)
+        except Exception:  # a vendor body the parser did not expect must not hide the status
+            message = None
+        if not message:
+            return None
+        return redact(one_line(str(message)))
+
+    # --- retry plumbing -------------------------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Retry) and exc.wait is not None:
+            return exc.wait
+        return float(self._backoff(state))
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        sleep = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info(
+            "%s: attempt %d of %d failed, retrying in %.2fs: %s",
+            self.system,
+            state.attempt_number,
+            self.max_attempts,
+            sleep,
+            redact(str(exc)),
+        )
+
+    def _origin_text(self) -> str:
+        scheme, host, port = origin(self.base_url)
+        return f"{scheme}://{host}:{port}"
