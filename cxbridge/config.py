@@ -30,7 +30,7 @@ def _type_name(t: type | tuple[type, ...]) -> str:
         bool: "true or false",
         list: "a list",
         dict: "a table",
-        Secret: "a secret ({ env = \"NAME\" } or { file = \"path\" })",
+        Secret: 'a secret ({ env = "NAME" } or { file = "path" })',
     }.get(t, t.__name__)
 
 
@@ -38,7 +38,9 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 COMMON_SYSTEM_KEYS: dict[str, ConfigKey] = {
     "plugin": ConfigKey(str, help="the plugin's system key; defaults to the table's name"),
     "base_url": ConfigKey(str, required=True, help="the vendor's base URL, https"),
-    "sandbox": ConfigKey(bool, default=False, help="true when base_url is a cxbridge sandbox (allows http loopback)"),
+    "sandbox": ConfigKey(
+        bool, default=False, help="true when base_url is a cxbridge sandbox (allows http loopback)"
+    ),
     "timeout": ConfigKey((int, float), default=30, help="read timeout in seconds"),
     "connect_timeout": ConfigKey((int, float), default=5, help="connect timeout in seconds"),
     "max_retries": ConfigKey(int, default=4, help="retries for a request that may be retried"),
@@ -48,8 +50,12 @@ COMMON_SYSTEM_KEYS: dict[str, ConfigKey] = {
 # The core's own sections: key -> ConfigKey. Nested tables are described by their own dicts below.
 CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
     "cxbridge": {
-        "store": ConfigKey(str, default="cxbridge.db", help="path of the SQLite store, relative to the config file"),
-        "template_dirs": ConfigKey(list, default=[], help="folders searched for templates before the defaults"),
+        "store": ConfigKey(
+            str, default="cxbridge.db", help="path of the SQLite store, relative to the config file"
+        ),
+        "template_dirs": ConfigKey(
+            list, default=[], help="folders searched for templates before the defaults"
+        ),
         "log_level": ConfigKey(str, default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     },
     "plugins": {
@@ -59,7 +65,9 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         "helpdesk": ConfigKey(str, default="zendesk", help="the [systems.*] name that holds the tickets"),
         "crm": ConfigKey(str, default="hubspot", help="the [systems.*] name of the CRM; empty for none"),
         "tracker": ConfigKey(str, default="jira", help="the [systems.*] name of the issue tracker"),
-        "tag": ConfigKey(str, default="escalated_to_engineering", help="tag an agent adds to escalate a ticket"),
+        "tag": ConfigKey(
+            str, default="escalated_to_engineering", help="tag an agent adds to escalate a ticket"
+        ),
         "default_tier": ConfigKey(str, default="standard", help="tier assumed for a customer without one"),
         "search_grace_seconds": ConfigKey(
             int, default=300, help="how long an ambiguous issue create is searched for before creating again"
@@ -76,8 +84,12 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
     },
     "sync": {
         "status_map": ConfigKey(dict, default={}, help="tracker status category -> helpdesk status"),
-        "comment_prefix": ConfigKey(str, default="[support]", help="marks a tracker comment meant for support"),
-        "integration_users": ConfigKey(dict, default={}, help="system -> the integration user's id, for echo suppression"),
+        "comment_prefix": ConfigKey(
+            str, default="[support]", help="marks a tracker comment meant for support"
+        ),
+        "integration_users": ConfigKey(
+            dict, default={}, help="system -> the integration user's id, for echo suppression"
+        ),
     },
     "impact": {
         "fields": ConfigKey(dict, default={}, help="rollup value -> tracker custom field id"),
@@ -137,7 +149,9 @@ class Config:
 
     def template_dirs(self) -> list[Path]:
         base = self.path.parent if self.path is not None else Path.cwd()
-        return [p if p.is_absolute() else base / p for p in map(Path, self.sections["cxbridge"]["template_dirs"])]
+        return [
+            p if p.is_absolute() else base / p for p in map(Path, self.sections["cxbridge"]["template_dirs"])
+        ]
 
     def system(self, name: str) -> SystemConfig:
         if name not in self.systems:
@@ -169,10 +183,10 @@ def read_secret(value: Any, where: str, environ: Mapping[str, str], base: Path |
     """Turn ``{ env = "NAME" }`` or ``{ file = "path" }`` into a Secret, or raise a ConfigError saying why."""
     if isinstance(value, str):
         raise ConfigError(
-            f"{where}: secrets are never written inline; use {{ env = \"NAME\" }} or {{ file = \"path\" }}"
+            f'{where}: secrets are never written inline; use {{ env = "NAME" }} or {{ file = "path" }}'
         )
     if not isinstance(value, dict) or len(value) != 1 or not ({"env", "file"} & set(value)):
-        raise ConfigError(f"{where}: expected {{ env = \"NAME\" }} or {{ file = \"path\" }}")
+        raise ConfigError(f'{where}: expected {{ env = "NAME" }} or {{ file = "path" }}')
     if "env" in value:
         name = value["env"]
         if not isinstance(name, str) or not name:
@@ -192,7 +206,9 @@ def read_secret(value: Any, where: str, environ: Mapping[str, str], base: Path |
     return Secret(text, source=f"file:{path}")
 
 
-def _check_value(value: Any, spec: ConfigKey, where: str, environ: Mapping[str, str], base: Path | None) -> Any:
+def _check_value(
+    value: Any, spec: ConfigKey, where: str, environ: Mapping[str, str], base: Path | None
+) -> Any:
     if spec.type is Secret:
         return read_secret(value, where, environ, base)
     expected = spec.type if isinstance(spec.type, tuple) else (spec.type,)
@@ -207,7 +223,11 @@ def _check_value(value: Any, spec: ConfigKey, where: str, environ: Mapping[str, 
 
 
 def _check_table(
-    table: Mapping[str, Any], keys: Mapping[str, ConfigKey], where: str, environ: Mapping[str, str], base: Path | None
+    table: Mapping[str, Any],
+    keys: Mapping[str, ConfigKey],
+    where: str,
+    environ: Mapping[str, str],
+    base: Path | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in table:
@@ -260,7 +280,9 @@ def load_config(
     known_sections = {*CORE_SECTIONS, "systems"}
     for section in raw:
         if section not in known_sections:
-            raise ConfigError(f"{where}: unknown section [{section}] (known: {', '.join(sorted(known_sections))})")
+            raise ConfigError(
+                f"{where}: unknown section [{section}] (known: {', '.join(sorted(known_sections))})"
+            )
     sections: dict[str, dict[str, Any]] = {}
     for name, keys in CORE_SECTIONS.items():
         table = raw.get(name, {})
@@ -285,10 +307,10 @@ def load_config(
         plugin_name = table.get("plugin", name)
         if not isinstance(plugin_name, str):
             raise ConfigError(f"{swhere}.plugin: expected a string")
-        keys: dict[str, ConfigKey] = dict(COMMON_SYSTEM_KEYS)
+        system_keys: dict[str, ConfigKey] = dict(COMMON_SYSTEM_KEYS)
         if plugins is not None:
-            keys.update(plugins.connector(plugin_name).config_keys)
-            checked = _check_table(table, keys, swhere, env, base)
+            system_keys.update(plugins.connector(plugin_name).config_keys)
+            checked = _check_table(table, system_keys, swhere, env, base)
         else:
             common = {k: v for k, v in table.items() if k in COMMON_SYSTEM_KEYS}
             checked = _check_table(common, COMMON_SYSTEM_KEYS, swhere, env, base)

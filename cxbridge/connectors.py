@@ -83,10 +83,14 @@ class Connector(ABC):
 
     @classmethod
     def from_config(
-        cls, config: SystemConfig, *, counter: CallCounter | None = None, session: requests.Session | None = None
+        cls,
+        config: SystemConfig,
+        *,
+        counter: CallCounter | None = None,
+        session: requests.Session | None = None,
     ) -> Self:
         """Build the connector with an HTTP client set up for this vendor (auth, error bodies, allowed hosts)."""
-        from .http import CallCounter, HttpClient
+        from .http import HttpClient
 
         http = HttpClient(
             config,
@@ -196,7 +200,13 @@ class Tracker(Connector):
 
     @abstractmethod
     def upsert_remote_link(
-        self, issue_key: str, *, global_id: str, url: str, title: str, summary: str | None = None,
+        self,
+        issue_key: str,
+        *,
+        global_id: str,
+        url: str,
+        title: str,
+        summary: str | None = None,
         resolved: bool = False,
     ) -> str:
         """A link from the issue to a ticket; posting the same ``global_id`` again updates it."""

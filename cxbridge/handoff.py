@@ -23,6 +23,7 @@ from typing import Any
 
 import jinja2
 import jinja2.sandbox
+from jinja2.exceptions import SecurityError
 from markupsafe import Markup
 
 from .errors import TemplateError
@@ -105,8 +106,13 @@ def _quote(value: Any) -> MarkdownSafe:
 class Handoff:
     """Renders the handoff templates by name, admins' folders first."""
 
-    def __init__(self, template_dirs: Sequence[Path] = (), *, max_output: int = MAX_OUTPUT_CHARS,
-                 max_seconds: float = MAX_RENDER_SECONDS) -> None:
+    def __init__(
+        self,
+        template_dirs: Sequence[Path] = (),
+        *,
+        max_output: int = MAX_OUTPUT_CHARS,
+        max_seconds: float = MAX_RENDER_SECONDS,
+    ) -> None:
         search = [str(p) for p in template_dirs] + [str(default_template_dir())]
         loader = jinja2.FileSystemLoader(search)
         self.max_output = max_output
@@ -118,11 +124,17 @@ class Handoff:
         }
 
     @staticmethod
-    def _env(loader: jinja2.BaseLoader, finalize: Callable[[Any], Any] | None, *, autoescape: bool
-             ) -> jinja2.sandbox.ImmutableSandboxedEnvironment:
+    def _env(
+        loader: jinja2.BaseLoader, finalize: Callable[[Any], Any] | None, *, autoescape: bool
+    ) -> jinja2.sandbox.ImmutableSandboxedEnvironment:
         env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-            loader=loader, undefined=jinja2.StrictUndefined, autoescape=autoescape, finalize=finalize,
-            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
+            loader=loader,
+            undefined=jinja2.StrictUndefined,
+            autoescape=autoescape,
+            finalize=finalize,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
         )
         env.filters["money"] = _money
         env.filters["one_line"] = _one_line
@@ -142,7 +154,9 @@ class Handoff:
         try:
             template = env.get_template(filename)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template {exc.filename or filename}, line {exc.lineno}: {exc.message}") from None
+            raise TemplateError(
+                f"template {exc.filename or filename}, line {exc.lineno}: {exc.message}"
+            ) from None
         except jinja2.TemplateNotFound:
             raise TemplateError(f"template {filename} not found in the template folders") from None
         out: list[str] = []
@@ -153,17 +167,27 @@ class Handoff:
                 out.append(chunk)
                 size += len(chunk)
                 if size > self.max_output:
-                    raise TemplateError(f"template {filename}: output larger than {self.max_output} characters")
+                    raise TemplateError(
+                        f"template {filename}: output larger than {self.max_output} characters"
+                    )
                 if time.monotonic() - started > self.max_seconds:
-                    raise TemplateError(f"template {filename}: rendering took longer than {self.max_seconds} s")
+                    raise TemplateError(
+                        f"template {filename}: rendering took longer than {self.max_seconds} s"
+                    )
         except TemplateError:
             raise
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template {exc.filename or filename}, line {exc.lineno}: {exc.message}") from None
-        except jinja2.sandbox.SecurityError as exc:
-            raise TemplateError(f"template {filename}, line {_line_of(exc, filename)}: not allowed: {exc}") from None
+            raise TemplateError(
+                f"template {exc.filename or filename}, line {exc.lineno}: {exc.message}"
+            ) from None
+        except SecurityError as exc:
+            raise TemplateError(
+                f"template {filename}, line {_line_of(exc, filename)}: not allowed: {exc}"
+            ) from None
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"template {filename}, line {_line_of(exc, filename)}: {exc.message}") from None
+            raise TemplateError(
+                f"template {filename}, line {_line_of(exc, filename)}: {exc.message}"
+            ) from None
         except Exception as exc:
             raise TemplateError(
                 f"template {filename}, line {_line_of(exc, filename)}: {type(exc).__name__}: {exc}"

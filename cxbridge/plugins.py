@@ -1,4 +1,4 @@
-"""The plugin manager: loads built-in and third-party plugins from entry points and calls their hooks safely."""
+"""The plugin manager: loads built-in and third-party plugins from entry points, calls their hooks safely."""
 
 from __future__ import annotations
 
@@ -112,7 +112,13 @@ class Plugins:
         found = self.connectors()
         if system not in found:
             known = ", ".join(sorted(found)) or "none"
-            raise PluginError(f"no enabled plugin provides the system {system!r} (known: {known})")
+            why = ""
+            info = self.infos.get(system)
+            if info is not None and not info.enabled:
+                why = f"; the plugin {system!r} is disabled"
+            elif info is not None and info.error:
+                why = f"; the plugin {system!r} failed: {info.error}"
+            raise PluginError(f"no enabled plugin provides the system {system!r} (known: {known}){why}")
         return found[system]
 
     def webhook_verifiers(self) -> dict[str, Verifier]:
@@ -142,8 +148,11 @@ class Plugins:
         self._call_each("register_commands", cli=cli)
         for name in list(cli.commands):
             if name in taken and cli.commands[name] is not before.get(name):
-                cli.commands[name] = before[name]
-                log.warning("a plugin tried to replace the core command %r; kept the core one", name)
+                if name in before:
+                    cli.commands[name] = before[name]
+                else:
+                    del cli.commands[name]
+                log.warning("a plugin tried to take the core command name %r; refused", name)
 
     def handoff_context(self, context: dict[str, Any]) -> dict[str, Any]:
         """Extra template values from plugins; existing names are never overwritten."""
@@ -191,7 +200,11 @@ def build_plugins(
     for ep in sorted(eps, key=lambda e: e.name):
         dist, version = _distribution_of(ep)
         info = PluginInfo(
-            name=ep.name, distribution=dist, version=version, builtin=dist == CORE_DISTRIBUTION, module=ep.value
+            name=ep.name,
+            distribution=dist,
+            version=version,
+            builtin=dist == CORE_DISTRIBUTION,
+            module=ep.value,
         )
         infos[ep.name] = info
         if ep.name in blocked or (allowlist is not None and ep.name not in allowlist):

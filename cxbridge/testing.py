@@ -66,7 +66,11 @@ def load_spec(name: str) -> dict[str, Any]:
         pass
 
     # The Zendesk description holds a plain "=" scalar, which PyYAML reads as the !!value tag.
-    _Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+    def _scalar(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        assert isinstance(node, yaml.ScalarNode)
+        return loader.construct_scalar(node)
+
+    _Loader.add_constructor("tag:yaml.org,2002:value", _scalar)
     loaded: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
     return loaded
 
@@ -148,8 +152,12 @@ class Spec:
         validator = self._validator(pointer)
         errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
         if errors:
-            lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:10]]
-            raise SpecError(f"{self.name}: {method.upper()} {path}: body does not match:\n  " + "\n  ".join(lines))
+            lines = [
+                f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:10]
+            ]
+            raise SpecError(
+                f"{self.name}: {method.upper()} {path}: body does not match:\n  " + "\n  ".join(lines)
+            )
 
 
 def _escape(part: str) -> str:
@@ -175,4 +183,6 @@ def validate_adf(document: Any) -> None:
     errors = list(validator.iter_errors(document))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
-        raise SpecError(f"ADF document does not match the schema: {best.message[:300]} at {list(best.absolute_path)}")
+        raise SpecError(
+            f"ADF document does not match the schema: {best.message[:300]} at {list(best.absolute_path)}"
+        )

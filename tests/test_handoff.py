@@ -14,16 +14,37 @@ def context(**over: object) -> dict[str, object]:
     base: dict[str, object] = {
         "summary": "Exports fail",
         "ticket": {
-            "system": "Zendesk", "id": "1", "url": "https://acme.zendesk.com/agent/tickets/1",
-            "subject": "Exports fail", "status": "open", "priority": "urgent", "tags": [],
-            "created_at": "2026-11-01 10:00 UTC", "age": "3 days old",
-            "requester": {"name": "Ada", "email": "ada@acme.example"}, "organization": "Acme",
+            "system": "Zendesk",
+            "id": "1",
+            "url": "https://acme.zendesk.com/agent/tickets/1",
+            "subject": "Exports fail",
+            "status": "open",
+            "priority": "urgent",
+            "tags": [],
+            "created_at": "2026-11-01 10:00 UTC",
+            "age": "3 days old",
+            "requester": {"name": "Ada", "email": "ada@acme.example"},
+            "organization": "Acme",
         },
         "customer": {
-            "known": True, "name": "Acme Corp", "domain": "acme.example", "tier": "strategic", "arr": "480000",
-            "currency": "USD", "owner": "Olivia", "renewal_date": "2027-01-31", "lifecycle_stage": "customer",
-            "deals": [{"name": "Expansion", "stage": "contractsent", "amount": "120000", "currency": "USD",
-                       "close_date": None}],
+            "known": True,
+            "name": "Acme Corp",
+            "domain": "acme.example",
+            "tier": "strategic",
+            "arr": "480000",
+            "currency": "USD",
+            "owner": "Olivia",
+            "renewal_date": "2027-01-31",
+            "lifecycle_stage": "customer",
+            "deals": [
+                {
+                    "name": "Expansion",
+                    "stage": "contractsent",
+                    "amount": "120000",
+                    "currency": "USD",
+                    "close_date": None,
+                }
+            ],
         },
         "first_comment": "It times out.",
         "agent_summary": "Reproduced.",
@@ -52,8 +73,10 @@ def test_every_default_template_renders() -> None:
 def test_customer_values_are_data_not_markdown() -> None:
     """A customer's words cannot become Markdown links, headings or emphasis in the Jira description."""
     evil = "# Heading [click](http://evil.example) **bold** <script>x</script>"
-    out = Handoff().render("jira_description", context(first_comment=evil, customer={
-        **context()["customer"], "name": "[x](http://evil.example)"}))  # type: ignore[dict-item]
+    out = Handoff().render(
+        "jira_description",
+        context(first_comment=evil, customer={**context()["customer"], "name": "[x](http://evil.example)"}),
+    )  # type: ignore[dict-item]
     assert "[x](http" not in out
     assert "\\[x\\]\\(http\\://evil\\.example\\)" in out
     assert "[Zendesk #1](https" in out

@@ -1,7 +1,7 @@
 """Stateful emulators of the vendor APIs, in-process (through ``responses``) or as loopback servers.
 
-    with cxbridge.sandbox.mock_vendors(seed="demo") as vendors:
-        ...  # requests to vendors.base_url("zendesk") reach the Zendesk emulator
+with cxbridge.sandbox.mock_vendors(seed="demo") as vendors:
+    ...  # requests to vendors.base_url("zendesk") reach the Zendesk emulator
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ __all__ = [
     "Fault",
     "RateLimit",
     "SandboxSecret",
-    "Vendors",
     "VendorFault",
+    "Vendors",
     "WebhookTarget",
     "mock_vendors",
     "serve_vendors",

@@ -89,7 +89,9 @@ class RateLimit:
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*", text)
         if not m:
             raise ValueError(f"not a rate limit (expected like 700/min or 100/10s): {text!r}")
-        unit = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}[m[3]]
+        unit = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}[
+            m[3]
+        ]
         return cls(limit=int(m[1]), window=float(int(m[2] or 1) * unit))
 
 
@@ -182,7 +184,9 @@ class Backend(ABC):
     def json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
         """A JSON response the way vendors send it."""
         return Response(
-            json.dumps(body, separators=(",", ":")), status=status, headers=dict(headers or {}),
+            json.dumps(body, separators=(",", ":")),
+            status=status,
+            headers=dict(headers or {}),
             content_type="application/json; charset=utf-8",
         )
 
@@ -211,7 +215,9 @@ class Backend(ABC):
 
     def _ensure_sender(self) -> None:
         if self._sender is None or not self._sender.is_alive():
-            self._sender = threading.Thread(target=self._send_loop, name=f"{self.system}-webhooks", daemon=True)
+            self._sender = threading.Thread(
+                target=self._send_loop, name=f"{self.system}-webhooks", daemon=True
+            )
             self._sender.start()
 
     def _send_loop(self) -> None:
@@ -246,8 +252,9 @@ class Backend(ABC):
             return self._admin(request)
         with self.lock:
             response = self._handle_vendor(request)
-            self.calls.append(CallRecord(request.method, request.full_path.rstrip("?"), response.status_code,
-                                         self.clock()))
+            self.calls.append(
+                CallRecord(request.method, request.full_path.rstrip("?"), response.status_code, self.clock())
+            )
             return response
 
     def _handle_vendor(self, request: Request) -> Response:
@@ -264,7 +271,9 @@ class Backend(ABC):
             allowed, remaining, reset = self.rate_limit.take(self.clock())
             limit_headers = self.rate_limit_headers(self.rate_limit.limit, remaining, reset)
             if not allowed:
-                response = self.error_response(429, "rate limit exceeded", retry_after=max(1, math.ceil(reset)))
+                response = self.error_response(
+                    429, "rate limit exceeded", retry_after=max(1, math.ceil(reset))
+                )
                 response.headers.update(limit_headers)
                 return response
         adapter = self._map.bind_to_environ(request.environ)
@@ -285,7 +294,7 @@ class Backend(ABC):
         return response
 
     def _admin(self, request: Request) -> Response:
-        action = request.path[len(ADMIN_PREFIX):].strip("/")
+        action = request.path[len(ADMIN_PREFIX) :].strip("/")
         body = self.read_json(request) if request.method == "POST" else None
         body = body or {}
         with self.lock:
@@ -303,10 +312,15 @@ class Backend(ABC):
             if action == "calls" and request.method == "GET":
                 return self.json([c.__dict__ for c in self.calls])
             if action == "fail-next" and request.method == "POST":
-                self.faults.append(Fault(
-                    status=int(body.get("status", 503)), count=int(body.get("count", 1)),
-                    retry_after=body.get("retry_after"), path=body.get("path"), method=body.get("method"),
-                ))
+                self.faults.append(
+                    Fault(
+                        status=int(body.get("status", 503)),
+                        count=int(body.get("count", 1)),
+                        retry_after=body.get("retry_after"),
+                        path=body.get("path"),
+                        method=body.get("method"),
+                    )
+                )
                 return self.json({"ok": True, "pending": sum(f.count for f in self.faults)})
             if action == "rate-limit" and request.method == "POST":
                 spec = body.get("limit")
@@ -318,5 +332,8 @@ class Backend(ABC):
                     for t in body.get("targets", [])
                 ]
                 return self.json({"ok": True})
-        return Response(json.dumps({"error": f"unknown admin call {request.method} {request.path}"}),
-                        status=404, content_type="application/json")
+        return Response(
+            json.dumps({"error": f"unknown admin call {request.method} {request.path}"}),
+            status=404,
+            content_type="application/json",
+        )

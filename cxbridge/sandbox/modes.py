@@ -33,7 +33,8 @@ class Vendors:
 
     def __getattr__(self, system: str) -> Backend:
         try:
-            return self.__dict__["backends"][system]
+            backend: Backend = self.__dict__["backends"][system]
+            return backend
         except KeyError:
             raise AttributeError(system) from None
 
@@ -80,13 +81,17 @@ def _backend_classes(systems: Iterable[str] | None) -> dict[str, type[Backend]]:
 def _wsgi_callback(backend: Backend) -> Any:
     def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
         url = request.url or ""
-        path, _, query = url[len(backend.base_url):].partition("?")
+        path, _, query = url[len(backend.base_url) :].partition("?")
         body = request.body
         if isinstance(body, str):
             body = body.encode("utf-8")
         builder = EnvironBuilder(
-            path=path or "/", base_url=backend.base_url, query_string=query, method=request.method,
-            headers=dict(request.headers), data=body or b"",
+            path=path or "/",
+            base_url=backend.base_url,
+            query_string=query,
+            method=request.method or "GET",
+            headers=list(request.headers.items()),
+            data=body or b"",
         )
         try:
             response = backend.handle(Request(builder.get_environ()))
@@ -111,9 +116,11 @@ def mock_vendors(
     A request for any other URL fails loudly (``ConnectionError`` from responses), except prefixes in
     ``passthru`` (e.g. a loopback webhook receiver).
     """
-    instances = dict(backends) if backends is not None else {
-        name: cls() for name, cls in _backend_classes(systems).items()
-    }
+    instances = (
+        dict(backends)
+        if backends is not None
+        else {name: cls() for name, cls in _backend_classes(systems).items()}
+    )
     if seed:
         for b in instances.values():
             b.seed(seed)

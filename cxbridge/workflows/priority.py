@@ -31,18 +31,22 @@ def choose_priority(
 ) -> Priority:
     """Look the pair up in the admin's table (over the default one) and say which cell decided."""
     merged: dict[str, dict[str, str]] = {k: dict(v) for k, v in DEFAULT_TABLE.items()}
-    for row, cells in (table or {}).items():
-        merged.setdefault(row.lower(), {}).update({k.lower(): v for k, v in cells.items()})
+    for row_name, cells in (table or {}).items():
+        merged.setdefault(row_name.lower(), {}).update({k.lower(): v for k, v in cells.items()})
     tier_key = (tier or "").lower()
     tier_note = f"customer tier {tier}"
     if tier_key not in merged:
         tier_note = f"customer tier {tier or 'unknown'}, treated as {default_tier}"
         tier_key = default_tier.lower()
-    row = merged.get(tier_key, merged["standard"])
+    row: dict[str, str] = merged.get(tier_key, merged["standard"])
     prio_key = (ticket_priority or DEFAULT_TICKET_PRIORITY).lower()
-    prio_note = f"ticket priority {ticket_priority}" if ticket_priority else f"no ticket priority, treated as {prio_key}"
+    prio_note = (
+        f"ticket priority {ticket_priority}"
+        if ticket_priority
+        else f"no ticket priority, treated as {prio_key}"
+    )
     if prio_key not in row:
         prio_note = f"ticket priority {ticket_priority}, treated as {DEFAULT_TICKET_PRIORITY}"
         prio_key = DEFAULT_TICKET_PRIORITY
-    value = row.get(prio_key) or DEFAULT_TABLE["standard"][DEFAULT_TICKET_PRIORITY]
+    value: str = row.get(prio_key) or DEFAULT_TABLE["standard"][DEFAULT_TICKET_PRIORITY]
     return Priority(value=value, reason=f"{tier_note} and {prio_note} give {value} in the priority table")

@@ -1,0 +1,100 @@
+"""Everything a command needs at run time, built once from the configuration: connectors, store, handoff."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .connectors import CRM, CRM_ROLE, HELPDESK, TRACKER, Connector, Helpdesk, Tracker
+from .errors import ConfigError
+from .handoff import Handoff
+
+if TYPE_CHECKING:
+    import requests
+
+    from .config import Config
+    from .http import CallCounter
+    from .plugins import Plugins
+    from .store import Store
+
+
+class Runtime:
+    """The configured systems, the store and the templates, shared by the workflows of one process."""
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: Plugins,
+        *,
+        store: Store | None = None,
+        counter: CallCounter | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        from .http import CallCounter
+
+        self.config = config
+        self.plugins = plugins
+        self.counter = counter if counter is not None else CallCounter()
+        self._session = session
+        self._store = store
+        self._connectors: dict[str, Connector] = {}
+        self._handoff: Handoff | None = None
+
+    @property
+    def store(self) -> Store:
+        """The store named by the configuration, opened on first use."""
+        if self._store is None:
+            from .store import open_store
+
+            self._store = open_store(self.config.store_path())
+        return self._store
+
+    @property
+    def handoff(self) -> Handoff:
+        if self._handoff is None:
+            self._handoff = Handoff(self.config.template_dirs())
+        return self._handoff
+
+    def connector(self, name: str) -> Connector:
+        """The connector of a configured system, built on first use."""
+        if name not in self._connectors:
+            system = self.config.system(name)
+            if not system.enabled:
+                raise ConfigError(f"systems.{name} is disabled (enabled = false)")
+            cls = self.plugins.connector(system.plugin)
+            self._connectors[name] = cls.from_config(system, counter=self.counter, session=self._session)
+        return self._connectors[name]
+
+    def _named(self, key: str, role: str) -> Connector:
+        name = self.config.section("escalation")[key]
+        connector = self.connector(name)
+        if role not in connector.roles:
+            raise ConfigError(f"escalation.{key} = {name!r}: that system is not a {role}")
+        return connector
+
+    def helpdesk(self) -> Helpdesk:
+        """The helpdesk named by ``[escalation] helpdesk``."""
+        connector = self._named("helpdesk", HELPDESK)
+        assert isinstance(connector, Helpdesk)
+        return connector
+
+    def tracker(self) -> Tracker:
+        """The tracker named by ``[escalation] tracker``."""
+        connector = self._named("tracker", TRACKER)
+        assert isinstance(connector, Tracker)
+        return connector
+
+    def crm(self) -> CRM | None:
+        """The CRM, or None when the configuration names none."""
+        if not self.config.section("escalation")["crm"]:
+            return None
+        connector = self._named("crm", CRM_ROLE)
+        assert isinstance(connector, CRM)
+        return connector
+
+    def calls(self) -> dict[str, Any]:
+        """API calls made so far, per system."""
+        return self.counter.by_system()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()

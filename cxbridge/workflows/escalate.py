@@ -1,0 +1,504 @@
+"""Escalate a ticket into the tracker, as recovery points, so that a rerun or a crash never repeats an effect.
+
+Steps (DESIGN section 7): read the ticket; resolve the customer in the CRM; decide and choose the priority;
+render the handoff; create the issue (intent row first, a searchable label on it) or join an existing one;
+remote link from the issue to the ticket; internal note, tag and key on the ticket; note on the CRM timeline;
+audit row. Each external write has an intent keyed by a deterministic operation id, so a rerun skips what is
+done and reconciles what is uncertain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..connectors import CRM, IssueSpec
+from ..errors import AmbiguousOutcome, CxbridgeError, VendorError
+from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
+from ..runtime import Runtime
+from .priority import Priority, choose_priority
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = uuid.UUID("6f1c2d7e-9a4b-5c3d-8e2f-0a1b2c3d4e5f")
+LABEL_PREFIX = "cxb-"
+ESCALATED_LABEL = "cxbridge"
+PROPERTY_KEY = "cxbridge"
+
+
+class EscalationPending(CxbridgeError):
+    """The tracker did not confirm an earlier create; cxbridge searches for it before creating again."""
+
+
+@dataclass
+class EscalationRequest:
+    """What an agent asked for: the ticket, and optionally an issue to join, a summary and a note."""
+
+    ticket_id: str
+    link_key: str | None = None
+    project: str | None = None
+    summary: str | None = None
+    note: str | None = None
+    agent: Person | None = None
+    origin_event: str | None = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class EscalationResult:
+    """What happened: the issue, whether it was created or joined, what was written, the calls made."""
+
+    ticket: Ref
+    issue_key: str
+    issue_url: str
+    issue_ref: Ref | None
+    created: bool
+    customer: Customer
+    priority: Priority
+    handoff: dict[str, str]
+    writes: dict[str, str] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+    planned: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ticket": str(self.ticket),
+            "issue_key": self.issue_key,
+            "issue_url": self.issue_url,
+            "issue_id": self.issue_ref.id if self.issue_ref else None,
+            "outcome": "dry-run" if self.dry_run else ("created" if self.created else "linked"),
+            "customer": to_jsonable(self.customer),
+            "priority": {"value": self.priority.value, "reason": self.priority.reason},
+            "writes": self.writes,
+            "calls": self.calls,
+            "planned": self.planned,
+        }
+
+
+def op_id(business_key: str, operation: str) -> str:
+    """The deterministic id of one external write of one escalation."""
+    return str(uuid.uuid5(NAMESPACE, f"{business_key}|{operation}"))
+
+
+def issue_label(business_key: str) -> str:
+    """The searchable label an escalation puts on the issue it creates (the marker for reconciliation)."""
+    return LABEL_PREFIX + op_id(business_key, "tracker.create")[:13].replace("-", "")
+
+
+def _age(created: datetime | None, now: datetime) -> str:
+    if created is None:
+        return "age unknown"
+    delta = now - created
+    days = delta.days
+    if days >= 1:
+        return f"{days} day{'s' if days != 1 else ''} old"
+    hours = delta.seconds // 3600
+    return f"{hours} hour{'s' if hours != 1 else ''} old"
+
+
+class Escalation:
+    """Runs one escalation against the configured helpdesk, CRM and tracker."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        crash_hook: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rt = runtime
+        self.crash_hook = crash_hook
+        self.clock = clock
+        self.settings = runtime.config.section("escalation")
+
+    def _point(self, name: str) -> None:
+        """A recovery point: tests crash here to prove a rerun resumes without repeating an effect."""
+        if self.crash_hook is not None:
+            self.crash_hook(name)
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def _history(self, ticket: Ticket) -> list[Comment]:
+        count = ticket.raw.get("comment_count")
+        if isinstance(count, int) and count <= 1 and ticket.description:
+            # The description is the first (and only) comment: no need to page through the comments.
+            return [
+                Comment(
+                    ref=Ref(ticket.ref.system, "comment", "first"),
+                    body=ticket.description,
+                    public=True,
+                    author=ticket.requester,
+                    created_at=ticket.created_at,
+                )
+            ]
+        return self.rt.helpdesk().list_comments(ticket.ref.id)
+
+    def _customer(self, ticket: Ticket) -> Customer:
+        crm = self.rt.crm()
+        email = ticket.requester.email if ticket.requester else None
+        if crm is None or not email:
+            return Customer.unknown()
+        return crm.find_customer(email)
+
+    def context(
+        self,
+        req: EscalationRequest,
+        ticket: Ticket,
+        comments: list[Comment],
+        customer: Customer,
+        priority: Priority,
+        issue: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The template context: only allowlisted fields of the ticket and the customer cross into it."""
+        now = datetime.now(UTC)
+        first = next((c for c in comments if c.public), None)
+        internal = [c for c in comments if not c.public]
+        if req.note:
+            summary, source = req.note, "the escalating agent's note"
+        elif internal:
+            summary, source = internal[-1].body, "the ticket's latest internal note"
+        else:
+            summary, source = None, None
+        requester = ticket.requester or Person()
+        context: dict[str, Any] = {
+            "summary": req.summary or ticket.subject,
+            "ticket": {
+                "system": ticket.ref.system.capitalize()
+                if ticket.ref.system.islower()
+                else ticket.ref.system,
+                "id": ticket.ref.id,
+                "url": ticket.url,
+                "subject": ticket.subject,
+                "status": ticket.status,
+                "priority": ticket.priority,
+                "tags": list(ticket.tags),
+                "created_at": ticket.created_at.strftime("%Y-%m-%d %H:%M UTC") if ticket.created_at else None,
+                "age": _age(ticket.created_at, now),
+                "requester": {"name": requester.name, "email": requester.email},
+                "organization": ticket.organization,
+            },
+            "customer": {
+                "known": customer.known,
+                "name": customer.name,
+                "domain": customer.domain,
+                "tier": customer.tier,
+                "arr": customer.arr,
+                "currency": customer.currency,
+                "owner": customer.owner,
+                "renewal_date": customer.renewal_date,
+                "lifecycle_stage": customer.lifecycle_stage,
+                "deals": [
+                    {
+                        "name": d.name,
+                        "stage": d.stage,
+                        "amount": d.amount,
+                        "currency": d.currency,
+                        "close_date": d.close_date,
+                    }
+                    for d in customer.deals
+                ],
+            },
+            "first_comment": first.body if first else ticket.description,
+            "agent_summary": summary,
+            "agent_summary_source": source,
+            "history": [
+                {
+                    "public": c.public,
+                    "author": c.author.name if c.author else None,
+                    "created_at": c.created_at.isoformat() if c.created_at else None,
+                }
+                for c in comments
+            ],
+            "priority": {"value": priority.value, "reason": priority.reason},
+            "decisions": list(req.decisions),
+            "agent": {
+                "name": req.agent.name if req.agent else None,
+                "email": req.agent.email if req.agent else None,
+            },
+            "issue": issue,
+        }
+        context.update(self.rt.plugins.handoff_context(context))
+        return context
+
+    # -- the workflow ----------------------------------------------------------------------------------------
+    def run(self, req: EscalationRequest, *, dry_run: bool = False) -> EscalationResult:
+        """Escalate (or, with ``dry_run``, render and plan without writing anything)."""
+        helpdesk = self.rt.helpdesk()
+        tracker = self.rt.tracker()
+        crm = self.rt.crm()
+        before = dict(self.rt.counter.by_system())
+
+        # 1. the ticket, with its requester and organization
+        ticket = helpdesk.get_ticket(req.ticket_id)
+        comments = self._history(ticket)
+        # 2. the customer
+        customer = self._customer(ticket)
+        # 3. decision rights (a later issue) and priority
+        priority = choose_priority(
+            customer.tier,
+            ticket.priority,
+            table=self.settings["priority"],
+            default_tier=self.settings["default_tier"],
+        )
+        business_key = str(ticket.ref)
+        label = issue_label(business_key)
+        project = req.project or tracker.config.get("project")
+        # 4. render everything before any write: a broken template stops here
+        provisional: dict[str, Any] = {
+            "key": req.link_key or f"{project}-?",
+            "url": tracker.issue_url(req.link_key or f"{project}-?"),
+            "created": not req.link_key,
+        }
+        ctx = self.context(req, ticket, comments, customer, priority, provisional)
+        handoff = self.rt.handoff.render_all(ctx)
+        result = EscalationResult(
+            ticket=ticket.ref,
+            issue_key=provisional["key"],
+            issue_url=provisional["url"],
+            issue_ref=None,
+            created=not req.link_key,
+            customer=customer,
+            priority=priority,
+            handoff=handoff,
+        )
+        if dry_run:
+            result.dry_run = True
+            result.planned = self._plan(req, ticket, customer, crm is not None, project, label)
+            result.calls = self._calls_since(before)
+            return result
+
+        store = self.rt.store
+        # 5. the issue: join, or create exactly once
+        if req.link_key:
+            issue = tracker.get_issue(req.link_key)
+            created = False
+        else:
+            issue, created = self._create_issue(
+                tracker, business_key, label, project, handoff, ticket, customer, priority
+            )
+        self._point("issue")
+        store.add_link(
+            Link(
+                ticket=ticket.ref,
+                issue=issue.ref,
+                issue_key=issue.key,
+                customer=customer.company_ref,
+                linked_by=(req.agent.email or req.agent.name) if req.agent else None,
+                origin_event=req.origin_event,
+            )
+        )
+        result.issue_key, result.issue_url, result.issue_ref, result.created = (
+            issue.key,
+            issue.url,
+            issue.ref,
+            created,
+        )
+        result.writes["issue"] = "created" if created else "linked"
+        self._point("link")
+
+        # 6. the remote link from the issue to the ticket
+        result.writes["remote_link"] = self._once(
+            op_id(f"{business_key}|{issue.ref}", "tracker.remotelink"),
+            "tracker.remotelink",
+            business_key,
+            lambda: {
+                "id": tracker.upsert_remote_link(
+                    issue.key,
+                    global_id=f"system={helpdesk.config.base_url}&id={ticket.ref.id}",
+                    url=ticket.url,
+                    title=f"{ticket.ref.system} #{ticket.ref.id}: {ticket.subject}"[:255],
+                    summary=customer.name if customer.known else None,
+                )
+            },
+        )
+        self._point("remote_link")
+
+        # 7. note, tag and key on the ticket (re-rendered with the real issue)
+        issue_ctx = {"key": issue.key, "url": issue.url, "created": created}
+        ctx = self.context(req, ticket, comments, customer, priority, issue_ctx)
+        note = self.rt.handoff.render("zendesk_note", ctx)
+        changed = helpdesk.record_escalation(
+            ticket,
+            note=note,
+            tag=self.settings["tag"],
+            issue_key=issue.key,
+            issue_url=issue.url,
+        )
+        result.writes["ticket_note"] = "written" if changed else "unchanged"
+        self._point("ticket")
+
+        # 8. note on the CRM timeline
+        if crm is not None and customer.known:
+            result.writes["crm_note"] = self._crm_note(crm, customer, business_key, issue, ctx)
+        else:
+            result.writes["crm_note"] = "skipped: customer unknown to the CRM" if crm else "skipped: no CRM"
+        self._point("crm")
+
+        # 9. audit
+        store.audit(
+            actor=(req.agent.email or req.agent.name or "agent") if req.agent else "cli",
+            action="escalate.create" if created else "escalate.link",
+            target=str(issue.ref),
+            result="ok",
+            ticket=ticket.ref,
+            issue_key=issue.key,
+            origin_event=req.origin_event,
+            details={"priority": priority.value, "writes": result.writes, "decisions": req.decisions},
+        )
+        result.calls = self._calls_since(before)
+        return result
+
+    def _calls_since(self, before: dict[str, int]) -> dict[str, int]:
+        now = self.rt.counter.by_system()
+        return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
+
+    def _once(self, oid: str, kind: str, business_key: str, write: Callable[[], dict[str, Any]]) -> str:
+        """Run an idempotent write once per operation id (a rerun after it is done makes no call)."""
+        store = self.rt.store
+        intent = store.begin_intent(oid, kind, business_key=business_key, payload={})
+        if intent.state == "done":
+            return "unchanged"
+        store.mark_intent(oid, "sending")
+        try:
+            outcome = write()
+        except VendorError as exc:
+            store.mark_intent(oid, "failed", error=str(exc))
+            raise
+        store.mark_intent(oid, "done", result=outcome)
+        return "written"
+
+    def _create_issue(
+        self,
+        tracker: Any,
+        business_key: str,
+        label: str,
+        project: str,
+        handoff: dict[str, str],
+        ticket: Ticket,
+        customer: Customer,
+        priority: Priority,
+    ) -> tuple[Issue, bool]:
+        store = self.rt.store
+        oid = op_id(business_key, "tracker.create")
+        existing = store.links_for_ticket(ticket.ref)
+        intent = store.get_intent(oid)
+        if intent is not None and intent.state == "done" and intent.result:
+            return self._issue_from(tracker, intent.result), False
+        if intent is None and existing:
+            # Linked by an earlier join: escalating again joins the same issue rather than creating one.
+            first = existing[0]
+            return tracker.get_issue(first.issue_key), False
+        intent = store.begin_intent(
+            oid, "tracker.create", business_key=business_key, payload={"label": label}
+        )
+        if intent.state in ("sending", "ambiguous"):
+            # An earlier attempt may have created the issue: its label finds it.
+            found = tracker.search_by_label(label)
+            if found:
+                issue = found[0]
+                store.mark_intent(
+                    oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url}
+                )
+                return issue, True
+            grace = float(self.settings["search_grace_seconds"])
+            sent_at = intent.sent_at or 0.0
+            if self.clock() - sent_at < grace:
+                raise EscalationPending(
+                    f"{tracker.name}: an earlier create for {ticket.ref} is unconfirmed and not yet searchable; "
+                    f"not creating a second issue before {int(grace - (self.clock() - sent_at))} s have passed"
+                )
+        spec = IssueSpec(
+            project=project,
+            issue_type=tracker.config.get("issue_type") or "Bug",
+            summary=handoff["jira_summary"].strip(),
+            description=handoff["jira_description"],
+            priority=priority.value,
+            labels=[ESCALATED_LABEL, label],
+            properties={
+                PROPERTY_KEY: {
+                    "tickets": [str(ticket.ref)],
+                    "customer": str(customer.company_ref) if customer.company_ref else None,
+                    "op_id": oid,
+                }
+            },
+        )
+        store.mark_intent(oid, "sending")
+        self._point("before_create")
+        try:
+            issue = tracker.create_issue(spec)
+        except AmbiguousOutcome:
+            store.mark_intent(oid, "ambiguous", error="create not confirmed")
+            found = tracker.search_by_label(label)
+            if found:
+                issue = found[0]
+                store.mark_intent(
+                    oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url}
+                )
+                return issue, True
+            raise
+        except VendorError as exc:
+            store.mark_intent(oid, "failed", error=str(exc))
+            raise
+        self._point("created")
+        store.mark_intent(oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url})
+        return issue, True
+
+    @staticmethod
+    def _issue_from(tracker: Any, result: dict[str, Any]) -> Issue:
+        return Issue(ref=Ref(tracker.name, "issue", str(result["id"])), key=result["key"], url=result["url"])
+
+    def _crm_note(
+        self, crm: CRM, customer: Customer, business_key: str, issue: Issue, ctx: dict[str, Any]
+    ) -> str:
+        store = self.rt.store
+        oid = op_id(f"{business_key}|{issue.ref}", "crm.note")
+        marker = "cxb-" + oid[:13].replace("-", "")
+        intent = store.begin_intent(oid, "crm.note", business_key=business_key, payload={"marker": marker})
+        if intent.state == "done":
+            return "unchanged"
+        if intent.state in ("sending", "ambiguous"):
+            found = crm.find_note(customer, marker)
+            if found is not None:
+                store.mark_intent(oid, "done", result={"ref": str(found)})
+                return "unchanged"
+        body = self.rt.handoff.render("hubspot_note", ctx)
+        store.mark_intent(oid, "sending")
+        try:
+            ref = crm.add_note(customer, body, marker=marker)
+        except AmbiguousOutcome:
+            store.mark_intent(oid, "ambiguous", error="note not confirmed")
+            raise
+        except VendorError as exc:
+            store.mark_intent(oid, "failed", error=str(exc))
+            raise
+        store.mark_intent(oid, "done", result={"ref": str(ref)})
+        return "written"
+
+    def _plan(
+        self,
+        req: EscalationRequest,
+        ticket: Ticket,
+        customer: Customer,
+        has_crm: bool,
+        project: str,
+        label: str,
+    ) -> list[str]:
+        tracker = self.rt.tracker()
+        plan = []
+        if req.link_key:
+            plan.append(f"{tracker.name}: read the issue {req.link_key} to join it")
+        else:
+            plan.append(f"{tracker.name}: create an issue in {project} labelled {label}, with the handoff")
+        plan.append(f"{tracker.name}: remote link from the issue to {ticket.url}")
+        plan.append(
+            f"{ticket.ref.system}: internal note, tag {self.settings['tag']!r} and the issue key on the ticket"
+        )
+        if has_crm and customer.known:
+            plan.append(f"{self.settings['crm']}: note on the timeline of {customer.name or 'the customer'}")
+        plan.append("store: link, intents and an audit row")
+        return plan
