@@ -10,28 +10,17 @@ from typing import Any
 
 import click
 
-from .config import load_config, resolve_path
 from .errors import CxbridgeError
 from .models import Person, Ref, to_jsonable
-from .plugins import build_plugins
 from .runtime import Runtime
 
 
-def _config_option(ctx: click.Context) -> str | None:
-    root = ctx.find_root()
-    value = root.params.get("config")
-    obj = root.obj
-    if value is None and obj is not None:
-        value = getattr(obj, "config_path", None)
-    return str(value) if value else None
-
-
 def load_runtime(ctx: click.Context) -> Runtime:
-    """Config, plugins and connectors for a workflow command."""
-    path = resolve_path(_config_option(ctx))
-    plain = load_config(path)
-    plugins = build_plugins(plain.disabled_plugins)
-    return Runtime(load_config(path, plugins=plugins), plugins)
+    """Config, plugins and connectors for a workflow command, from the CLI's context."""
+    from .cli import cli_context
+
+    cctx = cli_context(ctx)
+    return Runtime(cctx.config(), cctx.plugins())
 
 
 @click.command()

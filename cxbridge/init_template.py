@@ -1,0 +1,156 @@
+"""The commented starting configuration that ``cxbridge init`` writes.
+
+Kept as Python text (not a data file) so that it ships with the package without package-data. Every section of
+``cxbridge.config.CORE_SECTIONS`` and every key of it appears here, live or commented, with its default; the
+tests hold it to that and load it with ``load_config``.
+"""
+
+from __future__ import annotations
+
+TEMPLATE = """\
+# cxbridge configuration, written by 'cxbridge init'.
+#
+# One file for everything: the core's sections first, then one [systems.<name>] table per connected system.
+# Secrets are never written into this file. A secret is either
+#     { env = "NAME" }    read from the environment variable NAME, or
+#     { file = "path" }   read from a file that holds only the secret (relative to this file).
+# Check the file and every connection with 'cxbridge doctor'.
+
+[cxbridge]
+# The SQLite store (links, intents, inbox, jobs, dead letters, audit), relative to this file.
+store = "cxbridge.db"
+# Folders searched for handoff templates before the packaged defaults; the first match by name wins.
+template_dirs = []
+# DEBUG, INFO, WARNING or ERROR.
+log_level = "INFO"
+
+[plugins]
+# Plugins not to load, by name ('cxbridge plugins list --all' names them all; 'cxbridge plugins disable NAME'
+# and 'enable NAME' edit this list). CXBRIDGE_LOAD_PLUGINS=name,name in the environment loads only those.
+disabled = []
+
+[escalation]
+# The [systems.*] tables that hold the tickets, the customers and the engineering issues.
+helpdesk = "zendesk"
+crm = "hubspot"  # "" when there is no CRM
+tracker = "jira"
+# An agent escalates a ticket by adding this tag (or with 'cxbridge escalate').
+tag = "escalated_to_engineering"
+# The tier assumed for a customer the CRM does not know or who has no tier.
+default_tier = "standard"
+# When an issue create may or may not have happened (a timeout, a 5xx), the tracker is searched for it this
+# many seconds before it is created again.
+search_grace_seconds = 300
+
+# The tracker priority by customer tier, then by ticket priority. Empty: the tracker's default priority.
+[escalation.priority]
+# [escalation.priority.enterprise]
+# urgent = "Highest"
+# high = "High"
+# normal = "Medium"
+# low = "Low"
+
+[webhooks]
+# Where 'cxbridge serve' listens; put it behind your TLS-terminating proxy.
+host = "127.0.0.1"
+port = 8787
+workers = 2
+# The public URL the vendors call. HubSpot signs the full URI, so it must be exactly what HubSpot calls.
+public_url = ""
+# Deliveries signed longer ago than this are refused (replay protection).
+tolerance_seconds = 300
+
+# The active signing secrets of each system's webhooks. A list, so that during a rotation the old and the
+# new secret are both accepted.
+[webhooks.secrets]
+# zendesk = [{ env = "ZENDESK_WEBHOOK_SECRET" }]
+# jira = [{ env = "JIRA_WEBHOOK_SECRET" }]
+# hubspot = [{ env = "HUBSPOT_CLIENT_SECRET" }]
+
+[sync]
+# An engineering comment that starts with this is copied to every linked ticket as an internal note.
+comment_prefix = "[support]"
+
+# The helpdesk status linked tickets get when their issue enters a tracker status category (new,
+# indeterminate, done). Empty: statuses are left alone and only notes are written.
+[sync.status_map]
+# done = "open"
+
+# The user cxbridge acts as in each system: changes made by that user are never synced back (echo guard).
+[sync.integration_users]
+# zendesk = "<the integration agent's user id>"
+# jira = "<the integration user's accountId>"
+# hubspot = "<the private app's user id>"
+
+[impact]
+
+# The tracker custom fields that receive the customer-impact rollup (count, ARR, soonest renewal...), by
+# rollup value, so that engineers can sort on them in JQL. Empty: the rollup is only written as text.
+[impact.fields]
+# customers = "customfield_10100"
+# total_arr = "customfield_10101"
+# soonest_renewal = "customfield_10102"
+
+[policies]
+# Decision rights. Each rule has a condition (a Jinja2 expression over ticket, customer and agent) and grants
+# bounded actions (priority up to X, credit up to Y, skip triage, reopen). Nothing is granted by default.
+rules = []
+
+# ----------------------------------------------------------------------------------------------------------
+# Systems. The table name is how cxbridge refers to a system; 'plugin' names the connector that serves it
+# (the table name when left out). Besides its own keys, every system takes:
+#   sandbox = false        true only for a cxbridge sandbox (then http on loopback is allowed)
+#   timeout = 30           read timeout, seconds
+#   connect_timeout = 5    connect timeout, seconds
+#   max_retries = 4        retries of a request that may safely be retried
+#   enabled = true         false keeps the table but leaves the system out
+# Base URLs are https. Cloud systems must be on their vendor's domain.
+
+[systems.zendesk]
+plugin = "zendesk"
+base_url = "https://YOURCOMPANY.zendesk.com"
+# The agent cxbridge acts as, and an API token (Admin Center > Apps and integrations > APIs > Zendesk API).
+email = "integration@yourcompany.com"
+api_token = { env = "ZENDESK_API_TOKEN" }
+# Or, instead of email and api_token, an OAuth access token:
+# oauth_token = { env = "ZENDESK_OAUTH_TOKEN" }
+# The custom ticket field (text) that holds the tracker issue key on the ticket: REPLACE 0 with its numeric id
+# (Admin Center > Objects and rules > Tickets > Fields).
+issue_key_field_id = 0
+
+[systems.jira]
+plugin = "jira"
+base_url = "https://YOURCOMPANY.atlassian.net"
+# "cloud" (Atlassian Cloud: email and API token) or "datacenter" (your own https host).
+deployment = "cloud"
+email = "integration@yourcompany.com"
+api_token = { env = "JIRA_API_TOKEN" }
+# Data Center: deployment = "datacenter", base_url = "https://jira.yourcompany.com" and, instead of email
+# and api_token, a personal access token:
+# personal_access_token = { env = "JIRA_PAT" }
+# The project (key) and issue type that escalations create.
+project = "SUP"
+issue_type = "Bug"
+# When this Jira names its priorities differently: cxbridge's priority name -> this Jira's (names not listed
+# are sent as they are).
+# priorities = { Highest = "P1", High = "P2" }
+# Behind the api.atlassian.com gateway (base_url = "https://api.atlassian.com/ex/jira/<cloudId>"), the site
+# that browse links point at:
+# site_url = "https://YOURCOMPANY.atlassian.net"
+
+[systems.hubspot]
+plugin = "hubspot"
+base_url = "https://api.hubapi.com"
+# A private app's access token (Settings > Integrations > Private Apps) with the CRM scopes cxbridge uses.
+access_token = { env = "HUBSPOT_ACCESS_TOKEN" }
+# The company properties that hold the customer's tier, ARR, renewal date and owner: portals name them
+# differently, so point these at yours.
+tier_property = "tier"
+arr_property = "annualrevenue"
+renewal_date_property = "renewal_date"
+owner_property = "hubspot_owner_id"
+# The currency of the ARR property.
+currency = "USD"
+# Deal stages that mean a deal is no longer open (the rest count as open deals).
+closed_deal_stages = ["closedwon", "closedlost"]
+"""

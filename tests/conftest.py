@@ -1,0 +1,75 @@
+"""Fixtures shared by the core tests: a clean environment and a fake connector for in-memory plugins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+import requests.auth
+
+from cxbridge.connectors import ConfigKey, Connector
+from cxbridge.hookspecs import hookimpl
+from cxbridge.plugins import ALLOWLIST_ENV
+
+
+@pytest.fixture(autouse=True)
+def _no_cxbridge_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's CXBRIDGE_CONFIG or CXBRIDGE_LOAD_PLUGINS never leaks into a test."""
+    monkeypatch.delenv("CXBRIDGE_CONFIG", raising=False)
+    monkeypatch.delenv(ALLOWLIST_ENV, raising=False)
+
+
+ConnectorFactory = Callable[..., type[Connector]]
+
+
+@pytest.fixture
+def make_connector() -> ConnectorFactory:
+    """Build a Connector subclass for an in-memory plugin, without HTTP.
+
+    ``make_connector("fake", config_keys={...}, check=lambda self: "authenticated as bot")``; ``check`` may
+    raise (an ``AuthError``...) to play a failing system. ``from_config`` builds the connector with no HTTP
+    client, so tests do not depend on the HTTP layer.
+    """
+
+    def factory(
+        system: str,
+        *,
+        config_keys: Mapping[str, ConfigKey] | None = None,
+        check: Callable[[Any], str] | None = None,
+    ) -> type[Connector]:
+        def make_auth(cls: type[Connector], config: Any) -> requests.auth.AuthBase:
+            return requests.auth.HTTPBasicAuth("unused", "unused")
+
+        def from_config(cls: type[Connector], config: Any, **kwargs: Any) -> Connector:
+            return cls(config, None)  # type: ignore[arg-type]
+
+        def default_check(self: Connector) -> str:
+            return f"authenticated to {self.config.base_url}"
+
+        namespace = {
+            "system": system,
+            "config_keys": dict(config_keys or {}),
+            "make_auth": classmethod(make_auth),
+            "from_config": classmethod(from_config),
+            "check": check or default_check,
+        }
+        return type(f"{system.title()}Connector", (Connector,), namespace)
+
+    return factory
+
+
+@pytest.fixture
+def connectors_plugin() -> Callable[..., object]:
+    """An in-memory plugin object whose ``register_connectors`` registers the given classes."""
+
+    def factory(*classes: type[Connector]) -> object:
+        class ConnectorsPlugin:
+            @hookimpl
+            def register_connectors(self, register: Callable[[type[Connector]], None]) -> None:
+                for cls in classes:
+                    register(cls)
+
+        return ConnectorsPlugin()
+
+    return factory
