@@ -9,6 +9,7 @@ reads back from the emulators' own state.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,16 +43,16 @@ class DemoReport:
 
 
 def _short(text: str, lines: int = 12) -> str:
-    kept = [line for line in text.strip().splitlines() if line.strip()][:lines]
+    """The first lines of a rendered Markdown handoff, shown without its escaping backslashes."""
+    plain = re.sub(r"\\(.)", r"\1", text)
+    kept = [line for line in plain.strip().splitlines() if line.strip()][:lines]
     return "\n".join("    " + line for line in kept)
 
 
 def _agent_session(vendors: ServedVendors) -> tuple[requests.Session, str]:
     backend = vendors["zendesk"]
     table = backend.config_table()
-    token = (
-        table["api_token"].value if isinstance(table["api_token"], SandboxSecret) else str(table["api_token"])
-    )
+    token = table["api_token"].value if isinstance(table["api_token"], SandboxSecret) else str(table["api_token"])
     session = requests.Session()
     session.auth = (f"{table['email']}/token", token)
     return session, backend.base_url
@@ -73,7 +74,7 @@ def summarize(state: dict[str, Any]) -> dict[str, Any]:
         for c in t.get("comments", [])
         if not c.get("public", True) and "Escalated to engineering" in c.get("body", "")
     )
-    remote_links = sum(len(i.get("remotelinks", i.get("remote_links", []))) for i in issues)
+    remote_links = sum(len(i.get("remoteLinks", [])) for i in issues)
     return {
         "issues": len(issues),
         "remote_links": remote_links,
@@ -126,9 +127,7 @@ def run_demo(
         out(f"   writes: {json.dumps(first.writes)}; calls: {json.dumps(first.calls)}")
 
         out("")
-        out(
-            f"2. Ticket #{SECOND_TICKET} from another customer is about the same bug: it joins {first.issue_key}"
-        )
+        out(f"2. Ticket #{SECOND_TICKET} from another customer is about the same bug: it joins {first.issue_key}")
         second = escalation.run(EscalationRequest(ticket_id=SECOND_TICKET, link_key=first.issue_key))
         report.results.append(second)
         out(f"   linked to {second.issue_key}; customer: {second.customer.name}, tier {second.customer.tier}")

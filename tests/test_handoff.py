@@ -49,7 +49,7 @@ def context(**over: object) -> dict[str, object]:
         "first_comment": "It times out.",
         "agent_summary": "Reproduced.",
         "agent_summary_source": "the ticket's latest internal note",
-        "history": [{}, {}],
+        "history": [{"public": True}, {"public": False}],
         "priority": {"value": "Highest", "reason": "strategic and urgent"},
         "decisions": [],
         "agent": {"name": "Sam", "email": None},

@@ -123,19 +123,14 @@ class Escalation:
             self.crash_hook(name)
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def _history(self, ticket: Ticket) -> list[Comment]:
-        count = ticket.raw.get("comment_count")
-        if isinstance(count, int) and count <= 1 and ticket.description:
-            # The description is the first (and only) comment: no need to page through the comments.
-            return [
-                Comment(
-                    ref=Ref(ticket.ref.system, "comment", "first"),
-                    body=ticket.description,
-                    public=True,
-                    author=ticket.requester,
-                    created_at=ticket.created_at,
-                )
-            ]
+    def _history(self, req: EscalationRequest, ticket: Ticket) -> list[Comment] | None:
+        """The ticket's comments, or None when the agent's ``--note`` makes them unnecessary.
+
+        The customer's own words are the ticket's description (its first comment); the comments are read only
+        to find support's latest internal note, so an agent who writes the note saves that call.
+        """
+        if req.note and ticket.description:
+            return None
         return self.rt.helpdesk().list_comments(ticket.ref.id)
 
     def _customer(self, ticket: Ticket) -> Customer:
@@ -149,15 +144,15 @@ class Escalation:
         self,
         req: EscalationRequest,
         ticket: Ticket,
-        comments: list[Comment],
+        comments: list[Comment] | None,
         customer: Customer,
         priority: Priority,
         issue: dict[str, Any],
     ) -> dict[str, Any]:
         """The template context: only allowlisted fields of the ticket and the customer cross into it."""
         now = datetime.now(UTC)
-        first = next((c for c in comments if c.public), None)
-        internal = [c for c in comments if not c.public]
+        first = next((c for c in comments or [] if c.public), None)
+        internal = [c for c in comments or [] if not c.public]
         if req.note:
             summary, source = req.note, "the escalating agent's note"
         elif internal:
@@ -168,9 +163,7 @@ class Escalation:
         context: dict[str, Any] = {
             "summary": req.summary or ticket.subject,
             "ticket": {
-                "system": ticket.ref.system.capitalize()
-                if ticket.ref.system.islower()
-                else ticket.ref.system,
+                "system": ticket.ref.system.capitalize() if ticket.ref.system.islower() else ticket.ref.system,
                 "id": ticket.ref.id,
                 "url": ticket.url,
                 "subject": ticket.subject,
@@ -206,7 +199,9 @@ class Escalation:
             "first_comment": first.body if first else ticket.description,
             "agent_summary": summary,
             "agent_summary_source": source,
-            "history": [
+            "history": None
+            if comments is None
+            else [
                 {
                     "public": c.public,
                     "author": c.author.name if c.author else None,
@@ -235,7 +230,7 @@ class Escalation:
 
         # 1. the ticket, with its requester and organization
         ticket = helpdesk.get_ticket(req.ticket_id)
-        comments = self._history(ticket)
+        comments = self._history(req, ticket)
         # 2. the customer
         customer = self._customer(ticket)
         # 3. decision rights (a later issue) and priority
@@ -393,17 +388,13 @@ class Escalation:
             # Linked by an earlier join: escalating again joins the same issue rather than creating one.
             first = existing[0]
             return tracker.get_issue(first.issue_key), False
-        intent = store.begin_intent(
-            oid, "tracker.create", business_key=business_key, payload={"label": label}
-        )
+        intent = store.begin_intent(oid, "tracker.create", business_key=business_key, payload={"label": label})
         if intent.state in ("sending", "ambiguous"):
             # An earlier attempt may have created the issue: its label finds it.
             found = tracker.search_by_label(label)
             if found:
                 issue = found[0]
-                store.mark_intent(
-                    oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url}
-                )
+                store.mark_intent(oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url})
                 return issue, True
             grace = float(self.settings["search_grace_seconds"])
             sent_at = intent.sent_at or 0.0
@@ -436,9 +427,7 @@ class Escalation:
             found = tracker.search_by_label(label)
             if found:
                 issue = found[0]
-                store.mark_intent(
-                    oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url}
-                )
+                store.mark_intent(oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url})
                 return issue, True
             raise
         except VendorError as exc:
@@ -452,9 +441,7 @@ class Escalation:
     def _issue_from(tracker: Any, result: dict[str, Any]) -> Issue:
         return Issue(ref=Ref(tracker.name, "issue", str(result["id"])), key=result["key"], url=result["url"])
 
-    def _crm_note(
-        self, crm: CRM, customer: Customer, business_key: str, issue: Issue, ctx: dict[str, Any]
-    ) -> str:
+    def _crm_note(self, crm: CRM, customer: Customer, business_key: str, issue: Issue, ctx: dict[str, Any]) -> str:
         store = self.rt.store
         oid = op_id(f"{business_key}|{issue.ref}", "crm.note")
         marker = "cxb-" + oid[:13].replace("-", "")
@@ -495,9 +482,7 @@ class Escalation:
         else:
             plan.append(f"{tracker.name}: create an issue in {project} labelled {label}, with the handoff")
         plan.append(f"{tracker.name}: remote link from the issue to {ticket.url}")
-        plan.append(
-            f"{ticket.ref.system}: internal note, tag {self.settings['tag']!r} and the issue key on the ticket"
-        )
+        plan.append(f"{ticket.ref.system}: internal note, tag {self.settings['tag']!r} and the issue key on the ticket")
         if has_crm and customer.known:
             plan.append(f"{self.settings['crm']}: note on the timeline of {customer.name or 'the customer'}")
         plan.append("store: link, intents and an audit row")

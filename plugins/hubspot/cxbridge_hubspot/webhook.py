@@ -1,0 +1,268 @@
+"""Verifies HubSpot webhook deliveries (signature v3) and turns each event of the batch into an Event.
+
+Signature (developers.hubspot.com request validation; HubSpot/hubspot-api-python ``utils/signature.py``;
+VENDOR-APIS.md 4.2): ``X-HubSpot-Signature-v3 = base64(HMAC-SHA256(client secret, method + uri + body +
+timestamp))`` with ``X-HubSpot-Request-Timestamp`` in epoch **milliseconds**. ``uri`` is the full URL HubSpot
+called, with the escapes HubSpot's documentation lists decoded (``URI_DECODES``). Deliveries signed only
+with the legacy v1/v2 schemes (``X-HubSpot-Signature``: a plain SHA-256 with no timestamp) are rejected.
+
+Choices: the timestamp must be within ``TOLERANCE_SECONDS`` (300 s) of now in the past (HubSpot's rule) and
+also in the future; a timestamp in seconds reads as a 1970 time in milliseconds and is rejected. Each
+header is at most ``MAX_HEADER_BYTES``; at most ``MAX_SIGNATURES`` signatures (space/comma separated) are
+tried against every active secret (rotation). The body is a JSON array of events; each becomes one Event
+whose id is the event's ``eventId``, and an ``eventId`` repeated within one batch yields one Event.
+
+Everything that goes wrong raises ``WebhookRejected``: 401 for a missing, legacy-only or wrong signature or
+a timestamp outside the window; 400 for a malformed delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from cxbridge.errors import WebhookRejected
+from cxbridge.models import Event, Ref
+from cxbridge.secrets import Secret
+
+SYSTEM = "hubspot"
+
+SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
+TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
+LEGACY_SIGNATURE_HEADER = "X-HubSpot-Signature"
+
+TOLERANCE_SECONDS = 300
+"""HubSpot's ``MAX_ALLOWED_TIMESTAMP``: older deliveries (and ones this far in the future) are rejected."""
+MAX_HEADER_BYTES = 8 * 1024
+MAX_SIGNATURES = 10
+MAX_EVENTS = 1000
+MAX_ID_LENGTH = 200
+
+URI_DECODES = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
+"""The escapes HubSpot's v3 validation page says to decode in the URI before signing (case-insensitive)."""
+
+OBJECT_TYPE_IDS = {"0-1": "contact", "0-2": "company", "0-3": "deal", "0-5": "ticket"}
+"""HubSpot's object type ids for the generic ``object.*`` subscriptions."""
+
+_URI_ESCAPE = re.compile("|".join(re.escape(k) for k in URI_DECODES), re.IGNORECASE)
+_SIGNATURE_SPLIT = re.compile(r"[\s,]+")
+_WORD = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def decode_uri(uri: str) -> str:
+    """The URI as HubSpot signs it: the documented %-escapes decoded, everything else left as sent."""
+    return _URI_ESCAPE.sub(lambda m: URI_DECODES[m.group(0).upper()], uri)
+
+
+def verify_hubspot(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Sequence[Secret],
+    now: float,
+    tolerance: float = TOLERANCE_SECONDS,
+) -> list[Event]:
+    """Check a HubSpot delivery's v3 signature against the active secrets and return one Event per event.
+
+    Raises only ``WebhookRejected`` (401 bad, missing or legacy-only signature, or stale timestamp; 400
+    malformed).
+    """
+    try:
+        _check_signature(
+            method=method, url=url, headers=headers, body=body, secrets=secrets, now=now, tolerance=tolerance
+        )
+        return _events(bytes(body), now)
+    except WebhookRejected:
+        raise
+    except Exception:  # a last line of defence: any surprise in the input is a malformed delivery
+        raise WebhookRejected("hubspot: malformed delivery", status=400) from None
+
+
+def verify_hubspot_signature(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Sequence[Secret],
+    now: float,
+    tolerance: float = TOLERANCE_SECONDS,
+) -> None:
+    """Only the signature and timestamp checks of ``verify_hubspot`` (for any body, JSON or not)."""
+    try:
+        _check_signature(
+            method=method, url=url, headers=headers, body=body, secrets=secrets, now=now, tolerance=tolerance
+        )
+    except WebhookRejected:
+        raise
+    except Exception:
+        raise WebhookRejected("hubspot: malformed delivery", status=400) from None
+
+
+def _check_signature(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Sequence[Secret],
+    now: float,
+    tolerance: float,
+) -> None:
+    if not isinstance(body, bytes | bytearray):
+        raise WebhookRejected("hubspot: the body is not bytes", status=400)
+    body = bytes(body)
+    if not isinstance(method, str) or not _WORD.match(method) or not isinstance(url, str) or len(url) > 8192:
+        raise WebhookRejected("hubspot: unusable method or URL", status=400)
+    signature_text = _header(headers, SIGNATURE_HEADER)
+    if not signature_text or not signature_text.strip():
+        legacy = _header(headers, LEGACY_SIGNATURE_HEADER)
+        why = "only a legacy v1/v2 signature was sent" if legacy else f"missing {SIGNATURE_HEADER}"
+        raise WebhookRejected(f"hubspot: {why}; v3 signatures are required", status=401)
+    timestamp = _header(headers, TIMESTAMP_HEADER)
+    if timestamp is None or not timestamp.strip():
+        raise WebhookRejected(f"hubspot: missing {TIMESTAMP_HEADER}", status=401)
+    timestamp = timestamp.strip()
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 16:
+        raise WebhookRejected(f"hubspot: {TIMESTAMP_HEADER} is not a number of milliseconds", status=400)
+    candidates = _signatures(signature_text)
+    keys = [s.reveal().encode("utf-8") for s in secrets if isinstance(s, Secret) and s.reveal()]
+    if not keys:
+        raise WebhookRejected("hubspot: no active client secret is configured", status=401)
+    message = method.upper().encode("ascii") + decode_uri(url).encode("utf-8") + body + timestamp.encode("ascii")
+    matched = False
+    for key in keys:
+        expected = hmac.new(key, message, hashlib.sha256).digest()
+        for candidate in candidates:
+            matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise WebhookRejected("hubspot: signature does not match", status=401)
+    if abs(now - int(timestamp) / 1000) > tolerance:
+        raise WebhookRejected("hubspot: the request timestamp is outside the accepted window", status=401)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, looked up case-insensitively; oversized or non-text values are malformed."""
+    wanted = name.lower()
+    found: Any = headers.get(name)
+    if found is None:
+        for key, value in headers.items():
+            if isinstance(key, str) and key.lower() == wanted:
+                found = value
+                break
+    if found is None:
+        return None
+    if isinstance(found, bytes):
+        found = found.decode("latin-1")
+    if not isinstance(found, str):
+        raise WebhookRejected(f"hubspot: {name} is not text", status=400)
+    if len(found.encode("utf-8", "surrogatepass")) > MAX_HEADER_BYTES:
+        raise WebhookRejected(f"hubspot: {name} is longer than {MAX_HEADER_BYTES} bytes", status=400)
+    return found
+
+
+def _signatures(text: str) -> list[bytes]:
+    parts = [p for p in _SIGNATURE_SPLIT.split(text.strip()) if p]
+    if len(parts) > MAX_SIGNATURES:
+        raise WebhookRejected(f"hubspot: more than {MAX_SIGNATURES} signatures in one header", status=400)
+    decoded: list[bytes] = []
+    for part in parts:
+        if not part.isascii():
+            continue
+        try:
+            raw = base64.b64decode(part, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        # only the canonical encoding of a SHA-256 digest counts (no stray padding bits or lengths)
+        if len(raw) == hashlib.sha256().digest_size and base64.b64encode(raw).decode("ascii") == part:
+            decoded.append(raw)
+    if not decoded:
+        raise WebhookRejected("hubspot: signature does not match", status=401)
+    return decoded
+
+
+def _events(body: bytes, now: float) -> list[Event]:
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise WebhookRejected("hubspot: the body is not JSON", status=400) from None
+    if not isinstance(payload, list) or not payload:
+        raise WebhookRejected("hubspot: the body is not a JSON array of events", status=400)
+    if len(payload) > MAX_EVENTS:
+        raise WebhookRejected(f"hubspot: more than {MAX_EVENTS} events in one delivery", status=400)
+    received = datetime.fromtimestamp(now, tz=UTC)
+    events: list[Event] = []
+    seen: set[str] = set()
+    for item in payload:
+        event = _event(item, received)
+        if event.id in seen:
+            continue
+        seen.add(event.id)
+        events.append(event)
+    return events
+
+
+def _event(item: Any, received: datetime) -> Event:
+    if not isinstance(item, dict):
+        raise WebhookRejected("hubspot: an event is not a JSON object", status=400)
+    event_id = _id_text(item.get("eventId"), "eventId")
+    kind = item.get("subscriptionType")
+    if not isinstance(kind, str) or not _WORD.match(kind):
+        raise WebhookRejected("hubspot: an event has no readable subscriptionType", status=400)
+    prefix = kind.split(".", 1)[0]
+    object_id = item.get("objectId")
+    if prefix == "object":
+        type_id = item.get("objectTypeId") or item.get("fromObjectTypeId")
+        object_type = OBJECT_TYPE_IDS.get(str(type_id), str(type_id)) if type_id is not None else "object"
+    else:
+        object_type = prefix
+    if object_id is None:
+        object_id = item.get("fromObjectId")
+    subject = Ref(SYSTEM, _id_text(object_type, "object type"), _id_text(object_id, "objectId"))
+    source = item.get("sourceId")
+    actor = source if isinstance(source, str | int) and not isinstance(source, bool) else None
+    occurred = item.get("occurredAt")
+    occurred_at: datetime | None = None
+    if isinstance(occurred, int) and not isinstance(occurred, bool) and 0 <= occurred < 10**14:
+        occurred_at = datetime.fromtimestamp(occurred / 1000, tz=UTC)
+    return Event(
+        id=event_id,
+        system=SYSTEM,
+        kind=kind,
+        subject=subject,
+        actor=None if actor is None else str(actor),
+        payload=item,
+        received_at=received,
+        occurred_at=occurred_at,
+    )
+
+
+def _id_text(value: Any, what: str) -> str:
+    if value is None or isinstance(value, bool | dict | list | float):
+        raise WebhookRejected(f"hubspot: an event has no usable {what}", status=400)
+    text = str(value).strip()
+    if not text or len(text) > MAX_ID_LENGTH or not text.isprintable() or ":" in text:
+        raise WebhookRejected(f"hubspot: an event has no usable {what}", status=400)
+    return text

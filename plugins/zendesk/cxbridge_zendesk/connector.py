@@ -1,0 +1,338 @@
+"""The Zendesk Support connector (Helpdesk role): tickets, comments, internal notes and escalation state.
+
+Every call is a documented Ticketing API operation (``shared/specs/zendesk/zendesk-support-oas.yaml``):
+
+- ``GET /api/v2/users/me`` (ShowCurrentUser) for ``check()``;
+- ``GET /api/v2/tickets/{id}?include=users,organizations`` (ShowTicket with sideloads) for ``get_ticket``.
+  ``comment_count`` is not requested: the description lists no such ``include`` value;
+- ``GET /api/v2/tickets/{id}/comments?page[size]=100&include=users`` (ListTicketComments, cursor pagination:
+  follow ``links.next`` while ``meta.has_more``);
+- ``PUT /api/v2/tickets/{id}`` (UpdateTicket) for notes and the escalation update, the latter with
+  ``safe_update`` + ``updated_stamp`` so that a concurrent change answers 409 instead of losing tags.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import requests
+import requests.auth
+
+from cxbridge.config import SystemConfig
+from cxbridge.connectors import ConfigKey, Helpdesk
+from cxbridge.errors import AuthError, ConfigError, Conflict, VendorError
+from cxbridge.http.auth import BasicAuth, BearerAuth
+from cxbridge.models import Comment, Person, Ref, Ticket
+from cxbridge.secrets import Secret
+
+log = logging.getLogger(__name__)
+
+COMMENTS_PAGE_SIZE = 100
+"""Zendesk's maximum page size for List Comments."""
+
+MAX_COMMENT_PAGES = 1000
+"""A guard against a pagination loop: 100,000 comments is far beyond any real ticket."""
+
+ESCALATION_ATTEMPTS = 3
+"""How many safe updates ``record_escalation`` tries before giving up with ``Conflict``."""
+
+_MESSAGE_CAP = 500
+
+
+class ZendeskConnector(Helpdesk):
+    """Reads Zendesk tickets (with requester and organization); writes internal notes and escalation state."""
+
+    system: ClassVar[str] = "zendesk"
+    cloud_domains: ClassVar[tuple[str, ...]] = (".zendesk.com",)
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"sideloads", "internal_notes", "safe_update", "cursor_pagination"}
+    )
+    default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+    config_keys: ClassVar[Mapping[str, ConfigKey]] = {
+        "email": ConfigKey(str, help="the agent's email address, for API-token auth"),
+        "api_token": ConfigKey(Secret, help="a Zendesk API token (with email); or set oauth_token"),
+        "oauth_token": ConfigKey(Secret, help="an OAuth access token, instead of email + api_token"),
+        "issue_key_field_id": ConfigKey(
+            int, required=True, help="id of the custom ticket field (text) that holds the tracker issue key"
+        ),
+    }
+
+    # -- configuration -----------------------------------------------------------------------------------
+    @classmethod
+    def make_auth(cls, config: SystemConfig) -> requests.auth.AuthBase:
+        """Basic ``{email}/token:{api_token}``, or ``Bearer`` for an OAuth token: exactly one must be set."""
+        where = f"systems.{config.name}"
+        api_token = config.get("api_token")
+        oauth_token = config.get("oauth_token")
+        if bool(api_token) == bool(oauth_token):
+            raise ConfigError(
+                f"{where}: set exactly one of api_token (with email) or oauth_token for the Zendesk system "
+                f"{config.name!r}"
+            )
+        if oauth_token:
+            if not isinstance(oauth_token, Secret):
+                raise ConfigError(f'{where}.oauth_token: expected a secret ({{ env = "NAME" }})')
+            return BearerAuth(oauth_token)
+        if not isinstance(api_token, Secret):
+            raise ConfigError(f'{where}.api_token: expected a secret ({{ env = "NAME" }})')
+        email = config.get("email")
+        if not isinstance(email, str) or "@" not in email:
+            raise ConfigError(f"{where}.email: the agent's email address is required with api_token")
+        return BasicAuth(f"{email}/token", api_token)
+
+    @property
+    def issue_key_field_id(self) -> int:
+        """The custom ticket field that holds the tracker's issue key."""
+        value = self.config.get("issue_key_field_id")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"systems.{self.name}.issue_key_field_id: expected the id of a custom ticket field")
+        return value
+
+    @staticmethod
+    def error_message(response: requests.Response) -> str | None:
+        """Zendesk's own words from an error body, in any of the shapes it uses.
+
+        ``{"error": "RecordNotFound", "description": "Not found"}``; ``{"error": {"title", "message"}}``;
+        JSON:API ``{"errors": [{"code", "title", "detail"}]}``; ``RecordInvalid`` with per-field ``details``.
+        """
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        parts: list[str] = []
+        error = body.get("error")
+        if isinstance(error, str):
+            description = body.get("description")
+            parts.append(f"{error}: {description}" if isinstance(description, str) and description else error)
+        elif isinstance(error, dict):
+            title, message = error.get("title"), error.get("message")
+            text = ": ".join(str(x) for x in (title, message) if isinstance(x, str) and x)
+            if text:
+                parts.append(text)
+        elif isinstance(body.get("description"), str) and body["description"]:
+            parts.append(str(body["description"]))
+        details = body.get("details")
+        if isinstance(details, dict):
+            for field_name, problems in details.items():
+                for problem in problems if isinstance(problems, list) else [problems]:
+                    if isinstance(problem, dict):
+                        said = problem.get("description") or problem.get("error")
+                        if isinstance(said, str) and said:
+                            parts.append(f"{field_name}: {said}")
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            for item in errors:
+                if not isinstance(item, dict):
+                    continue
+                head = ": ".join(str(item[k]) for k in ("code", "title") if isinstance(item.get(k), str))
+                detail = item.get("detail")
+                text = f"{head} ({detail})" if isinstance(detail, str) and detail else head
+                if text:
+                    parts.append(text)
+        if not parts:
+            return None
+        message = "; ".join(parts)
+        return message if len(message) <= _MESSAGE_CAP else message[: _MESSAGE_CAP - 3] + "..."
+
+    # -- Connector -----------------------------------------------------------------------------------------
+    def check(self) -> str:
+        """``GET /api/v2/users/me``: who the credentials belong to (an anonymous answer means refused)."""
+        user = self.http.get("/api/v2/users/me", op="users.me").json().get("user") or {}
+        if user.get("id") is None:
+            raise AuthError(
+                self.name,
+                f"{self.name}: Zendesk answered as an anonymous user: the credentials were not accepted",
+            )
+        return f"authenticated as {user.get('name') or '?'} <{user.get('email') or '?'}>"
+
+    # -- Helpdesk ------------------------------------------------------------------------------------------
+    def ticket_url(self, ticket_id: str) -> str:
+        """The agent-facing URL of the ticket (``{base}/agent/tickets/{id}``)."""
+        return f"{self.http.base_url}/agent/tickets/{_ticket_id(ticket_id)}"
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The ticket with its requester (users sideload) and organization name (organizations sideload)."""
+        tid = _ticket_id(ticket_id)
+        body = self.http.get(
+            f"/api/v2/tickets/{tid}", op="tickets.show", params={"include": "users,organizations"}
+        ).json()
+        return self._ticket_from(body)
+
+    def _ticket_from(self, body: dict[str, Any]) -> Ticket:
+        raw = body.get("ticket")
+        if not isinstance(raw, dict) or raw.get("id") is None:
+            raise VendorError(self.name, f"{self.name}: the ticket response holds no ticket")
+        users = _by_id(body.get("users"))
+        organizations = _by_id(body.get("organizations"))
+        requester: Person | None = None
+        requester_id = raw.get("requester_id")
+        if requester_id is not None:
+            user = users.get(requester_id, {})
+            requester = Person(
+                name=user.get("name"), email=user.get("email"), ref=Ref(self.name, "user", str(requester_id))
+            )
+        organization = organizations.get(raw.get("organization_id"), {}).get("name")
+        custom_fields = {
+            str(f["id"]): f.get("value")
+            for f in raw.get("custom_fields") or []
+            if isinstance(f, dict) and f.get("id") is not None
+        }
+        tags = raw.get("tags") or []
+        return Ticket(
+            ref=self.ticket_ref(str(raw["id"])),
+            url=self.ticket_url(str(raw["id"])),
+            subject=raw.get("subject") or raw.get("raw_subject") or "",
+            description=raw.get("description") or "",
+            status=raw.get("status"),
+            priority=raw.get("priority"),
+            tags=[str(t) for t in tags] if isinstance(tags, list) else str(tags).split(),
+            requester=requester,
+            organization=organization,
+            custom_fields=custom_fields,
+            created_at=_parse_time(raw.get("created_at")),
+            updated_at=_parse_time(raw.get("updated_at")),
+            raw=raw,
+        )
+
+    def list_comments(self, ticket_id: str) -> list[Comment]:
+        """Every comment, oldest first, following cursor pagination; authors from the users sideload."""
+        tid = _ticket_id(ticket_id)
+        comments: list[Comment] = []
+        url: str = f"/api/v2/tickets/{tid}/comments"
+        params: dict[str, Any] | None = {"page[size]": COMMENTS_PAGE_SIZE, "include": "users"}
+        seen: set[str] = set()
+        for _ in range(MAX_COMMENT_PAGES):
+            body = self.http.get(url, op="tickets.comments", params=params).json()
+            users = _by_id(body.get("users"))
+            for raw in body.get("comments") or []:
+                if isinstance(raw, dict):
+                    comments.append(self._comment_from(raw, users))
+            meta = body.get("meta") or {}
+            next_url = (body.get("links") or {}).get("next")
+            if not meta.get("has_more") or not isinstance(next_url, str) or not next_url:
+                break
+            if next_url in seen:
+                raise VendorError(self.name, f"{self.name}: the comment pagination repeated a page link")
+            seen.add(next_url)
+            url, params = next_url, None  # the link carries page[size] and page[after]
+        else:
+            raise VendorError(self.name, f"{self.name}: more than {MAX_COMMENT_PAGES} pages of comments")
+        comments.sort(key=lambda c: (c.created_at is None, c.created_at or datetime.min))
+        return comments
+
+    def _comment_from(self, raw: dict[str, Any], users: dict[Any, dict[str, Any]]) -> Comment:
+        author: Person | None = None
+        author_id = raw.get("author_id")
+        if author_id is not None:
+            user = users.get(author_id, {})
+            author = Person(name=user.get("name"), email=user.get("email"), ref=Ref(self.name, "user", str(author_id)))
+        body = raw.get("body")
+        if not isinstance(body, str):
+            plain = raw.get("plain_body")
+            body = plain if isinstance(plain, str) else ""
+        return Comment(
+            ref=Ref(self.name, "comment", str(raw.get("id"))),
+            body=body,
+            public=bool(raw.get("public", True)),
+            author=author,
+            created_at=_parse_time(raw.get("created_at")),
+        )
+
+    def add_internal_note(self, ticket_id: str, body: str) -> None:
+        """An internal note (``comment.public = false``) on the ticket.
+
+        Sent with ``creates=True``: a note is a new record, so an unknown outcome (read timeout, 5xx) is
+        reported as ``AmbiguousOutcome`` rather than retried into a duplicate note.
+        """
+        tid = _ticket_id(ticket_id)
+        self.http.put(
+            f"/api/v2/tickets/{tid}",
+            op="tickets.note",
+            json={"ticket": {"comment": {"body": body, "public": False}}},
+            creates=True,
+        )
+
+    def record_escalation(self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str) -> bool:
+        """One safe update: internal note, escalation tag and issue key; False when already applied.
+
+        The skip condition (tag present and the issue-key field already equal to ``issue_key``) is what makes
+        a crash-and-rerun leave exactly one note. The update carries ``safe_update`` and ``updated_stamp``; on
+        a collision (409) the ticket is read again, keeping tags others added meanwhile, the skip condition is
+        checked again, and the update is retried, at most ``ESCALATION_ATTEMPTS`` times in all.
+        """
+        field_id = self.issue_key_field_id
+        current = ticket
+        last_error: Conflict | None = None
+        for attempt in range(1, ESCALATION_ATTEMPTS + 1):
+            if _already_escalated(current, tag, field_id, issue_key):
+                self.unchanged("record_escalation", str(current.ref))
+                return False
+            stamp = current.raw.get("updated_at") if current.raw else None
+            if not isinstance(stamp, str) or not stamp:
+                current = self.get_ticket(current.ref.id)
+                if _already_escalated(current, tag, field_id, issue_key):
+                    self.unchanged("record_escalation", str(current.ref))
+                    return False
+                stamp = current.raw.get("updated_at")
+            tags = list(dict.fromkeys([*current.tags, tag]))
+            payload = {
+                "ticket": {
+                    "comment": {"body": note, "public": False},
+                    "tags": tags,
+                    "custom_fields": [{"id": field_id, "value": issue_key}],
+                    "safe_update": True,
+                    "updated_stamp": stamp,
+                }
+            }
+            try:
+                self.http.put(f"/api/v2/tickets/{_ticket_id(current.ref.id)}", op="tickets.escalate", json=payload)
+            except Conflict as exc:
+                last_error = exc
+                log.info("%s.record_escalation.collision ticket=%s attempt=%d", self.name, current.ref.id, attempt)
+                current = self.get_ticket(current.ref.id)
+                continue
+            return True
+        if _already_escalated(current, tag, field_id, issue_key):
+            self.unchanged("record_escalation", str(current.ref))
+            return False
+        raise Conflict(
+            self.name,
+            f"{self.name}: ticket {current.ref.id} kept changing during the escalation update "
+            f"({ESCALATION_ATTEMPTS} safe updates collided)",
+            status=409,
+            vendor_message=last_error.vendor_message if last_error else None,
+            action="reconcile",
+        )
+
+
+def _already_escalated(ticket: Ticket, tag: str, field_id: int, issue_key: str) -> bool:
+    value = ticket.custom_fields.get(str(field_id))
+    return tag in ticket.tags and value is not None and str(value) == issue_key
+
+
+def _ticket_id(ticket_id: str | int) -> str:
+    """A ticket id as it goes into a path: digits only, so no value can change the path."""
+    text = str(ticket_id).strip()
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"not a Zendesk ticket id: {ticket_id!r}")
+    return text
+
+
+def _by_id(items: Any) -> dict[Any, dict[str, Any]]:
+    if not isinstance(items, list):
+        return {}
+    return {item["id"]: item for item in items if isinstance(item, dict) and "id" in item}
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
