@@ -127,7 +127,8 @@ class Spec:
         if key is None:
             raise SpecError(f"{self.name}: {method.upper()} {path} documents no {status} answer")
         content = _resolve(self.doc, responses[key]).get("content", {})
-        media = next((m for m in content if "json" in m), None)
+        # HubSpot declares its error answers as "*/*"; they are JSON like the rest.
+        media = next((m for m in content if "json" in m or m == "*/*"), None)
         if media is None:
             if body not in (None, b"", ""):
                 raise SpecError(f"{self.name}: {method.upper()} {path} {status} documents no JSON body")

@@ -135,6 +135,9 @@ class Backend(ABC):
         self.webhook_targets: list[WebhookTarget] = []
         self.webhooks_sent: list[dict[str, Any]] = []
         self._outbox: queue.Queue[tuple[str, dict[str, str], bytes] | None] = queue.Queue()
+        # Called with a target's URL before a delivery is queued; the in-process mode uses it to let the
+        # delivery through ``responses`` (targets can be added while it runs: admin API, vendor webhook APIs).
+        self.allow_delivery_to: Callable[[str], None] | None = None
         self._sender: threading.Thread | None = None
         self._map = self.url_map()
         self.reset()
@@ -200,6 +203,8 @@ class Backend(ABC):
 
     def emit_webhook(self, body: bytes, headers: Mapping[str, str], target: WebhookTarget) -> None:
         """Queue a signed delivery to a target; sent from a background thread, in order."""
+        if self.allow_delivery_to is not None:
+            self.allow_delivery_to(target.url)
         self.webhooks_sent.append({"url": target.url, "headers": dict(headers), "body": body.decode("utf-8")})
         self._outbox.put((target.url, dict(headers), body))
         self._ensure_sender()
@@ -305,7 +310,10 @@ class Backend(ABC):
                 self.calls = []
                 return self.json({"ok": True})
             if action == "seed" and request.method == "POST":
-                self.seed(str(body.get("name", "demo")))
+                try:
+                    self.seed(str(body.get("name", "demo")))
+                except (ValueError, KeyError) as exc:  # an unknown seed name: the caller's mistake, not a crash
+                    return self.json({"error": f"cannot seed: {exc}"}, 400)
                 return self.json({"ok": True})
             if action == "state" and request.method == "GET":
                 return self.json(self.state())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any
 
 import requests
@@ -117,19 +119,24 @@ def mock_vendors(
     ``passthru`` (e.g. a loopback webhook receiver).
     """
     instances = (
-        dict(backends)
-        if backends is not None
-        else {name: cls() for name, cls in _backend_classes(systems).items()}
+        dict(backends) if backends is not None else {name: cls() for name, cls in _backend_classes(systems).items()}
     )
     if seed:
         for b in instances.values():
             b.seed(seed)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+
+        def allow(url: str) -> None:
+            # A webhook delivery is a real request from the emulator, not a call to a vendor.
+            if url not in rsps.passthru_prefixes:
+                rsps.add_passthru(url)
+
         for prefix in passthru:
             rsps.add_passthru(prefix)
         for backend in instances.values():
+            backend.allow_delivery_to = allow
             for target in backend.webhook_targets:
-                rsps.add_passthru(target.url)
+                allow(target.url)
             pattern = re.compile(re.escape(backend.base_url) + r"(/.*)?$")
             callback = _wsgi_callback(backend)
             for method in METHODS:
@@ -139,6 +146,7 @@ def mock_vendors(
         finally:
             for b in instances.values():
                 b.close()
+                b.allow_delivery_to = None
 
 
 class ServedVendors(Vendors):
@@ -178,6 +186,8 @@ def serve_vendors(
 ) -> ServedVendors:
     """Start each emulator as a threaded HTTP server on ``host`` (port 0 picks a free one) and return them."""
     ports = dict(ports or {})
+    # The emulators answer many calls; werkzeug's per-request lines would drown what the caller prints.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     backends: dict[str, Backend] = {}
     servers: dict[str, BaseWSGIServer] = {}
     try:
@@ -214,7 +224,8 @@ def write_config(vendors: Vendors, path: Path, *, extra: Mapping[str, Any] | Non
     for name, backend in vendors.backends.items():
         table = tomlkit.table()
         table["base_url"] = backend.base_url
-        table["sandbox"] = True
+        # Served emulators live on loopback (a sandbox system); in-process ones keep the vendor's own URL.
+        table["sandbox"] = urlsplit(backend.base_url).hostname in ("127.0.0.1", "localhost", "::1")
         for key, value in backend.config_table().items():
             if isinstance(value, SandboxSecret):
                 secret_file = path.parent / f"{name}.{key}.secret"

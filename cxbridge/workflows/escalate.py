@@ -364,6 +364,7 @@ class Escalation:
         except VendorError as exc:
             store.mark_intent(oid, "failed", error=str(exc))
             raise
+        self._point(f"{kind}.sent")
         store.mark_intent(oid, "done", result=outcome)
         return "written"
 
@@ -463,6 +464,7 @@ class Escalation:
         except VendorError as exc:
             store.mark_intent(oid, "failed", error=str(exc))
             raise
+        self._point("crm.note.sent")
         store.mark_intent(oid, "done", result={"ref": str(ref)})
         return "written"
 

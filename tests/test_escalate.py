@@ -1,0 +1,255 @@
+"""Escalation end to end on the in-process sandbox: exactly once, whatever fails or crashes where."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from cxbridge.config import load_config
+from cxbridge.errors import AuthError, NotFound, TemplateError, VendorError
+from cxbridge.plugins import build_plugins
+from cxbridge.runtime import Runtime
+from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox.modes import Vendors
+from cxbridge.workflows.escalate import Escalation, EscalationPending, EscalationRequest
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+class Crash(Exception):
+    """Stands for the process dying at a recovery point."""
+
+
+@pytest.fixture
+def vendors() -> Iterator[Vendors]:
+    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:
+        yield v
+
+
+def make_runtime(vendors: Vendors, tmp_path: Path, **extra: Any) -> Runtime:
+    path = write_config(vendors, tmp_path / "cxbridge.toml", extra=extra)
+    plugins = build_plugins()
+    return Runtime(load_config(path, plugins=plugins), plugins)
+
+
+@pytest.fixture
+def runtime(vendors: Vendors, tmp_path: Path) -> Iterator[Runtime]:
+    rt = make_runtime(vendors, tmp_path)
+    yield rt
+    rt.close()
+
+
+def effects(vendors: Vendors) -> dict[str, int]:
+    """The effects an escalation leaves, counted in the emulators' own state."""
+    jira = vendors["jira"].state()
+    zendesk = vendors["zendesk"].state()
+    hubspot = vendors["hubspot"].state()
+    return {
+        "issues": len(jira["issues"]),
+        "remote_links": sum(len(i["remoteLinks"]) for i in jira["issues"]),
+        "zendesk_notes": sum(
+            1
+            for t in zendesk["tickets"]
+            for c in t["comments"]
+            if not c["public"] and "Escalated to engineering" in c["body"]
+        ),
+        "hubspot_notes": len(hubspot["objects"]["notes"]),
+    }
+
+
+ONE_OF_EACH = {"issues": 1, "remote_links": 1, "zendesk_notes": 1, "hubspot_notes": 1}
+
+
+def test_new_escalation_carries_the_customer_and_writes_each_effect_once(
+    vendors: Vendors, runtime: Runtime
+) -> None:
+    """A new escalation creates the issue with the customer's context, links it, notes the ticket and the CRM."""
+    result = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    assert result.created
+    assert effects(vendors) == ONE_OF_EACH
+    issue = vendors["jira"].state()["issues"][0]
+    assert issue["key"] == result.issue_key
+    description = issue["fields"]["description"]
+    for expected in ("Acme Corp", "strategic", "480,000", "Acme expansion 2027", "Ada Lovelace",
+                     "Exports to CSV fail", "Reproduced"):
+        assert expected in description
+    assert issue["fields"]["priority"]["name"] == "Highest"
+    ticket = vendors["zendesk"].state()["tickets"][0]
+    assert "escalated_to_engineering" in ticket["tags"]
+    assert result.issue_key in ticket["custom_fields"].values()
+    assert [str(link.ticket) for link in runtime.store.links_for_issue_key(result.issue_key)] == [
+        "zendesk:ticket:1"
+    ]
+    assert runtime.store.audit_entries(issue_key=result.issue_key)
+
+
+def test_call_budget_for_new_and_joined_escalations(vendors: Vendors, runtime: Runtime) -> None:
+    """With the agent's note: at most 8 calls for a new escalation with deals, at most 9 to join one."""
+    first = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced; export by month."))
+    assert sum(first.calls.values()) <= 8, first.calls
+    assert first.calls == {"zendesk": 2, "hubspot": 4, "jira": 2}
+    second = Escalation(runtime).run(EscalationRequest(ticket_id="2", link_key=first.issue_key, note="Same bug."))
+    assert sum(second.calls.values()) <= 9, second.calls
+    assert second.calls == {"zendesk": 2, "hubspot": 4, "jira": 2}  # read the issue, remote link
+    assert effects(vendors)["remote_links"] == 2
+
+
+def test_without_a_note_the_history_costs_one_more_call(runtime: Runtime) -> None:
+    """The latest internal note stands in for the agent's summary; reading it is the ninth call."""
+    result = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    assert result.calls == {"zendesk": 3, "hubspot": 4, "jira": 2}
+    assert "internal note" in result.handoff["jira_description"]
+
+
+def test_running_twice_leaves_one_of_each(vendors: Vendors, runtime: Runtime) -> None:
+    first = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    again = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    assert again.issue_key == first.issue_key
+    assert not again.created
+    assert set(again.writes.values()) <= {"linked", "unchanged"}
+    assert effects(vendors) == ONE_OF_EACH
+
+
+POINTS = [
+    "before_create", "created", "issue", "link", "tracker.remotelink.sent", "remote_link", "ticket",
+    "crm.note.sent", "crm",
+]
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_crash_at_each_recovery_point_then_rerun_leaves_one_of_each(
+    vendors: Vendors, runtime: Runtime, point: str
+) -> None:
+    """Interrupted at any recovery point and run again: exactly one issue, link, ticket note and CRM note."""
+
+    def crash(name: str) -> None:
+        if name == point:
+            raise Crash(name)
+
+    with pytest.raises(Crash):
+        Escalation(runtime, crash_hook=crash).run(EscalationRequest(ticket_id="1"))
+    if point == "before_create":
+        # Marked as sending, then died: whether Jira got the create is unknowable, so cxbridge searches by
+        # label and does not create again before the grace period has passed.
+        with pytest.raises(EscalationPending):
+            Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+        assert effects(vendors)["issues"] == 0
+        Escalation(runtime, clock=lambda: time.time() + 301).run(EscalationRequest(ticket_id="1"))
+    else:
+        Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    assert effects(vendors) == ONE_OF_EACH
+    Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    assert effects(vendors) == ONE_OF_EACH
+
+
+def test_lost_create_response_does_not_create_a_second_issue(vendors: Vendors, runtime: Runtime) -> None:
+    """Jira creates the issue but the answer is lost (read timeout): the label finds it; no second create."""
+    jira = vendors["jira"]
+    original = jira.handle
+    lost = {"count": 0}
+
+    def handle_then_lose(request: Any) -> Any:
+        response = original(request)
+        if request.method == "POST" and request.path.endswith("/issue") and not lost["count"]:
+            lost["count"] += 1
+            raise requests.exceptions.ReadTimeout("read timed out")
+        return response
+
+    jira.handle = handle_then_lose  # type: ignore[method-assign]
+    result = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    assert lost["count"] == 1
+    assert result.created
+    assert effects(vendors) == ONE_OF_EACH
+
+
+def test_unconfirmed_create_that_search_cannot_see_waits_for_the_grace_period(
+    vendors: Vendors, runtime: Runtime
+) -> None:
+    """If search does not show the issue yet, cxbridge refuses to create again before the grace period."""
+    jira = vendors["jira"]
+    original = jira.handle
+
+    def lose_and_hide(request: Any) -> Any:
+        if request.method == "POST" and request.path.endswith("/issue"):
+            original(request)
+            raise requests.exceptions.ReadTimeout("read timed out")
+        if "search" in request.path:
+            return jira.json({"issues": [], "isLast": True})
+        return original(request)
+
+    jira.handle = lose_and_hide  # type: ignore[method-assign]
+    with pytest.raises(VendorError):
+        Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    with pytest.raises(EscalationPending, match="not creating a second issue"):
+        Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    jira.handle = original  # type: ignore[method-assign]
+    result = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    assert not result.created or result.issue_key == "ENG-1"
+    assert effects(vendors)["issues"] == 1
+
+
+def test_template_error_stops_before_any_write(vendors: Vendors, tmp_path: Path) -> None:
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    (templates / "jira_description.md.j2").write_text("ok\n{{ customer.no_such_field }}\n")
+    rt = make_runtime(vendors, tmp_path, cxbridge={"store": "cxbridge.db", "template_dirs": [str(templates)]})
+    with pytest.raises(TemplateError, match=r"jira_description\.md\.j2, line 2"):
+        Escalation(rt).run(EscalationRequest(ticket_id="1"))
+    rt.close()
+    assert effects(vendors) == {"issues": 0, "remote_links": 0, "zendesk_notes": 0, "hubspot_notes": 0}
+    writes = [c for name in vendors for c in vendors[name].calls if c.method != "GET" and "search" not in c.path
+              and "batch/read" not in c.path]
+    assert writes == []
+
+
+def test_missing_ticket_is_one_clear_error(vendors: Vendors, runtime: Runtime) -> None:
+    with pytest.raises(NotFound) as err:
+        Escalation(runtime).run(EscalationRequest(ticket_id="999"))
+    assert str(err.value).startswith("zendesk: 404")
+    assert effects(vendors)["issues"] == 0
+
+
+def test_jira_400_names_the_system_and_the_vendor_message(vendors: Vendors, runtime: Runtime) -> None:
+    """A Jira 400 (a missing required field) is reported with Jira's own words, and nothing is half-written."""
+    with pytest.raises(VendorError) as err:
+        Escalation(runtime).run(EscalationRequest(ticket_id="1", project="NOPE"))
+    assert str(err.value).startswith("jira: 400")
+    assert effects(vendors) == {"issues": 0, "remote_links": 0, "zendesk_notes": 0, "hubspot_notes": 0}
+
+
+def test_bad_credentials_are_reported_by_system(vendors: Vendors, tmp_path: Path) -> None:
+    rt = make_runtime(vendors, tmp_path)
+    (tmp_path / "hubspot.access_token.secret").write_text("wrong-token")
+    rt2 = Runtime(load_config(tmp_path / "cxbridge.toml", plugins=rt.plugins), rt.plugins)
+    with pytest.raises(AuthError) as err:
+        Escalation(rt2).run(EscalationRequest(ticket_id="1"))
+    assert str(err.value).startswith("hubspot: 401")
+    assert "wrong-token" not in str(err.value)
+    assert effects(vendors)["issues"] == 0
+    rt.close()
+    rt2.close()
+
+
+def test_customer_unknown_to_the_crm_is_said_in_the_handoff(vendors: Vendors, runtime: Runtime) -> None:
+    session_ticket = vendors["zendesk"]
+    # a ticket from someone HubSpot does not know
+    with session_ticket.lock:
+        ticket = next(iter(session_ticket.model.tickets.values()))
+        stranger = next(u for u in session_ticket.model.users.values() if u.email == "linus@initech.example")
+        stranger.email = "nobody@unknown.example"
+    result = Escalation(runtime).run(EscalationRequest(ticket_id=str(ticket.id) if ticket.id != 1 else "3"))
+    assert "unknown to the CRM" in result.handoff["jira_description"]
+    assert result.writes["crm_note"].startswith("skipped")
+
+
+def test_dry_run_writes_nothing_and_plans_the_calls(vendors: Vendors, runtime: Runtime) -> None:
+    result = Escalation(runtime).run(EscalationRequest(ticket_id="1"), dry_run=True)
+    assert result.dry_run
+    assert any("create an issue" in line for line in result.planned)
+    assert effects(vendors) == {"issues": 0, "remote_links": 0, "zendesk_notes": 0, "hubspot_notes": 0}
+    assert runtime.store.all_links() == []
