@@ -1,0 +1,546 @@
+"""The Jira connector (Tracker role) for Jira Cloud (REST v3) and Jira Data Center (REST v2).
+
+Every call is a documented Jira platform REST operation (``shared/specs/jira/jira-cloud-platform-v3...json``;
+Data Center has the same operations under ``/rest/api/2`` with wiki-markup strings instead of ADF):
+
+- ``GET /rest/api/{v}/myself`` (getCurrentUser) for ``check()``;
+- ``POST /rest/api/{v}/issue`` (createIssue) with ``fields`` and ``properties`` in one call;
+- ``GET /rest/api/{v}/issue/{key}`` (getIssue) with an explicit ``fields`` list;
+- ``PUT /rest/api/{v}/issue/{key}`` (editIssue); ``GET``/``POST .../transitions`` (getTransitions,
+  doTransition); ``POST .../comment`` (addComment), ``PUT .../comment/{id}`` (updateComment);
+  ``POST .../remotelink`` (createOrUpdateRemoteIssueLink); ``PUT``/``GET .../properties/{key}``
+  (setIssueProperty, getIssueProperty);
+- search: Cloud ``POST /rest/api/3/search/jql`` (nextPageToken / isLast; the old ``/search`` is removed on
+  Cloud), Data Center ``GET /rest/api/2/search`` (startAt / maxResults / total).
+
+Rich text: Markdown becomes ADF nodes on Cloud (``adf.py``) and escaped wiki markup on Data Center
+(``wiki.py``). Errors: Jira's ``ErrorCollection`` (``errorMessages`` + ``errors``) becomes one line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+from urllib.parse import quote
+
+import requests
+import requests.auth
+
+from cxbridge.config import SystemConfig
+from cxbridge.connectors import ConfigKey, IssueSpec, Tracker
+from cxbridge.errors import ConfigError, VendorError
+from cxbridge.http.auth import BasicAuth, BearerAuth
+from cxbridge.http.urls import check_base_url
+from cxbridge.models import Issue, Ref
+from cxbridge.secrets import Secret
+
+from .adf import clean_text, markdown_to_adf
+from .wiki import markdown_to_wiki
+
+if TYPE_CHECKING:
+    from cxbridge.http import CallCounter, HttpClient
+
+log = logging.getLogger(__name__)
+
+CLOUD = "cloud"
+DATACENTER = "datacenter"
+
+ISSUE_FIELDS = ("summary", "status", "priority", "labels", "fixVersions", "updated", "assignee")
+"""The fields ``get_issue`` and the searches ask for (search/jql returns only ``id`` unless told)."""
+
+SUMMARY_MAX = 255
+"""Jira's limit on the summary field (characters)."""
+GLOBAL_ID_MAX = 255
+"""The spec's limit on a remote link's ``globalId``."""
+PROPERTY_MAX = 32768
+"""The spec's limit on an entity property value (bytes of JSON)."""
+SEARCH_PAGE_SIZE = 100
+MAX_SEARCH_PAGES = 100
+"""A guard against a pagination loop: 10,000 issues under one marker label is never legitimate."""
+
+REMOTE_LINK_APPLICATION = {"type": "io.cxbridge", "name": "cxbridge"}
+"""Default ``application`` of the remote links cxbridge writes.
+
+Jira groups remote links by application name; the type is a namespaced identifier of the linking app. The
+link targets tickets of whichever helpdesk is configured, so the default names cxbridge itself; callers pass
+``application_name`` (e.g. ``"Zendesk"``) to show the helpdesk instead.
+"""
+REMOTE_LINK_RELATIONSHIP = "customer ticket"
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+class JiraConnector(Tracker):
+    """Creates and reads Jira issues, links them to tickets, comments and transitions them (Cloud and DC)."""
+
+    system: ClassVar[str] = "jira"
+    cloud_domains: ClassVar[tuple[str, ...]] = (".atlassian.net", "api.atlassian.com")
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"adf", "wiki", "remote_links", "issue_properties", "transitions", "labels"}
+    )
+    default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+    config_keys: ClassVar[Mapping[str, ConfigKey]] = {
+        "deployment": ConfigKey(
+            str,
+            default=CLOUD,
+            choices=(CLOUD, DATACENTER),
+            help="cloud (REST v3, ADF, *.atlassian.net) or datacenter (REST v2, wiki markup, your own host)",
+        ),
+        "email": ConfigKey(str, help="Cloud: the Atlassian account email the API token belongs to"),
+        "api_token": ConfigKey(Secret, help="Cloud: an Atlassian API token (with email)"),
+        "personal_access_token": ConfigKey(Secret, help="Data Center: a personal access token"),
+        "project": ConfigKey(str, required=True, help="key of the project escalations create issues in"),
+        "issue_type": ConfigKey(str, default="Bug", help="issue type name for escalations"),
+        "priorities": ConfigKey(
+            dict, default={}, help="cxbridge priority name -> Jira priority name (unlisted names are sent as-is)"
+        ),
+        "site_url": ConfigKey(
+            str,
+            help="Cloud behind the api.atlassian.com gateway: https://<site>.atlassian.net, for browse links",
+        ),
+    }
+
+    def __init__(self, config: SystemConfig, http: HttpClient) -> None:
+        super().__init__(config, http)
+        self.deployment = self.deployment_of(config)
+        self.api = "/rest/api/3" if self.deployment == CLOUD else "/rest/api/2"
+        self.browse_base = self._browse_base(config, http.base_url)
+
+    # -- configuration -----------------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls, config: SystemConfig, *, counter: CallCounter | None = None, session: requests.Session | None = None
+    ) -> Self:
+        """Build the connector; Cloud base URLs must be on Atlassian's domains, Data Center on any https host.
+
+        ``allow_any_https_host`` is a class attribute on the base class, but for Jira it depends on the
+        ``deployment`` key, so the HTTP client is built here with the right value.
+        """
+        from cxbridge.http import HttpClient
+
+        http = HttpClient(
+            config,
+            auth=cls.make_auth(config),
+            error_message=cls.error_message,
+            counter=counter,
+            session=session,
+            default_headers=dict(cls.default_headers),
+            cloud_domains=cls.cloud_domains,
+            allow_any_https_host=cls.deployment_of(config) == DATACENTER,
+        )
+        return cls(config, http)
+
+    @staticmethod
+    def deployment_of(config: SystemConfig) -> str:
+        """``cloud`` or ``datacenter`` from the config (``ConfigError`` for anything else)."""
+        value = config.get("deployment", CLOUD) or CLOUD
+        if value not in (CLOUD, DATACENTER):
+            raise ConfigError(f"systems.{config.name}.deployment: expected cloud or datacenter, got {value!r}")
+        return str(value)
+
+    @classmethod
+    def make_auth(cls, config: SystemConfig) -> requests.auth.AuthBase:
+        """Cloud: Basic ``email:api_token``; Data Center: ``Authorization: Bearer <personal access token>``."""
+        where = f"systems.{config.name}"
+        if cls.deployment_of(config) == DATACENTER:
+            pat = config.get("personal_access_token")
+            if not isinstance(pat, Secret) or not pat:
+                raise ConfigError(
+                    f"{where}: missing key 'personal_access_token' (a secret, {{ env = \"NAME\" }}): "
+                    "Jira Data Center authenticates with a personal access token"
+                )
+            return BearerAuth(pat)
+        token = config.get("api_token")
+        if not isinstance(token, Secret) or not token:
+            raise ConfigError(
+                f"{where}: missing key 'api_token' (a secret, {{ env = \"NAME\" }}): "
+                "Jira Cloud authenticates with the account email and an API token"
+            )
+        email = config.get("email")
+        if not isinstance(email, str) or "@" not in email:
+            raise ConfigError(f"{where}: missing key 'email': the Atlassian account email the API token belongs to")
+        return BasicAuth(email, token)
+
+    @staticmethod
+    def _browse_base(config: SystemConfig, base_url: str) -> str:
+        site = config.get("site_url")
+        if site:
+            if not isinstance(site, str):
+                raise ConfigError(f"systems.{config.name}.site_url: expected a string")
+            try:
+                return check_base_url(config.name, site, sandbox=config.sandbox, cloud_domains=(".atlassian.net",))
+            except ConfigError as exc:  # the check names base_url; this value is site_url
+                where = f"systems.{config.name}"
+                raise ConfigError(str(exc).replace(f"{where}.base_url", f"{where}.site_url")) from None
+        return base_url
+
+    @property
+    def default_project(self) -> str | None:
+        """The project key escalations create issues in."""
+        value = self.config.get("project")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def default_issue_type(self) -> str:
+        """The issue type name escalations create."""
+        value = self.config.get("issue_type")
+        return value if isinstance(value, str) and value else "Bug"
+
+    def jira_priority(self, name: str) -> str:
+        """The Jira priority name for a cxbridge priority name (the ``priorities`` table, else unchanged)."""
+        table = self.config.get("priorities") or {}
+        mapped = table.get(name) if isinstance(table, dict) else None
+        return mapped if isinstance(mapped, str) and mapped else name
+
+    # -- errors ------------------------------------------------------------------------------------------
+    @staticmethod
+    def error_message(response: requests.Response) -> str | None:
+        """Jira's ``ErrorCollection`` as one line: ``errorMessages`` then ``field: message`` for ``errors``."""
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        parts: list[str] = []
+        messages = body.get("errorMessages")
+        if isinstance(messages, list):
+            parts.extend(m.strip() for m in messages if isinstance(m, str) and m.strip())
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            for field_name, message in errors.items():
+                if isinstance(message, str) and message.strip():
+                    parts.append(f"{field_name}: {message.strip()}")
+        if not parts and isinstance(body.get("message"), str) and body["message"].strip():
+            parts.append(body["message"].strip())  # some gateway errors use {"message": ...}
+        if not parts:
+            return None
+        return " ".join("; ".join(parts).split())
+
+    # -- rich text ---------------------------------------------------------------------------------------
+    def rich_text(self, markdown: str) -> Any:
+        """Markdown as Jira takes rich text: an ADF document on Cloud, a wiki-markup string on Data Center."""
+        return markdown_to_adf(markdown) if self.deployment == CLOUD else markdown_to_wiki(markdown)
+
+    # -- Tracker ------------------------------------------------------------------------------------------
+    def check(self) -> str:
+        """``GET /myself``: say who the credentials belong to."""
+        body = self._json(self.http.get(f"{self.api}/myself", op="myself"))
+        name = body.get("displayName") or body.get("name") or body.get("accountId") or "unknown user"
+        return f"authenticated as {name}"
+
+    def create_issue(self, spec: IssueSpec) -> Issue:
+        """One ``POST /issue`` with fields, labels, priority and entity properties; no read-back (call budget).
+
+        ``spec.fields`` (custom fields) are sent as given, under the standard fields (which they cannot
+        replace); on Cloud a textarea custom field needs an ADF value (``rich_text``). A read timeout or 5xx
+        raises ``AmbiguousOutcome`` and is never retried here: the caller searches by its label.
+        """
+        summary = self.clean_summary(spec.summary)
+        labels = [self.clean_label(label) for label in spec.labels]
+        labels = [label for n, label in enumerate(labels) if label and label not in labels[:n]]
+        fields: dict[str, Any] = dict(spec.fields)
+        fields.update(
+            {
+                "project": {"key": spec.project},
+                "issuetype": {"name": spec.issue_type},
+                "summary": summary,
+                "description": self.rich_text(spec.description),
+                "labels": labels,
+            }
+        )
+        if spec.priority:
+            fields["priority"] = {"name": self.jira_priority(spec.priority)}
+        body: dict[str, Any] = {"fields": fields}
+        if spec.properties:
+            body["properties"] = [
+                {"key": key, "value": self._property_value(key, value)} for key, value in spec.properties.items()
+            ]
+        created = self._json(self.http.post(f"{self.api}/issue", op="issue.create", json=body, creates=True))
+        issue_id, key = created.get("id"), created.get("key")
+        if not issue_id or not isinstance(key, str) or not key:
+            raise VendorError(self.name, f"{self.name}: create issue answered without an id and key")
+        return Issue(
+            ref=self.issue_ref(str(issue_id)),
+            key=key,
+            url=self.issue_url(key),
+            summary=summary,
+            labels=labels,
+        )
+
+    def get_issue(self, key_or_id: str) -> Issue:
+        """The issue with its status (name and category key), priority, assignee, labels and fix versions."""
+        response = self.http.get(
+            f"{self.api}/issue/{self._seg(key_or_id)}", op="issue.get", params={"fields": ",".join(ISSUE_FIELDS)}
+        )
+        return self._issue(self._json(response))
+
+    def search_by_label(self, label: str) -> list[Issue]:
+        """Every issue carrying the label (JQL ``labels = "<label>"``, oldest first), following pagination."""
+        jql = f"labels = {jql_string(self.clean_label(label))} ORDER BY created ASC"
+        return list(self.search(jql))
+
+    def search(self, jql: str) -> Iterator[Issue]:
+        """Issues matching a bounded JQL query, page by page (Cloud ``search/jql``; DC ``search``)."""
+        if self.deployment == CLOUD:
+            yield from self._search_cloud(jql)
+        else:
+            yield from self._search_dc(jql)
+
+    def _search_cloud(self, jql: str) -> Iterator[Issue]:
+        token: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_SEARCH_PAGES):
+            body: dict[str, Any] = {"jql": jql, "fields": list(ISSUE_FIELDS), "maxResults": SEARCH_PAGE_SIZE}
+            if token:
+                body["nextPageToken"] = token
+            page = self._json(self.http.post(f"{self.api}/search/jql", op="issue.search", json=body))
+            for raw in page.get("issues") or []:
+                yield self._issue(raw)
+            token = page.get("nextPageToken")
+            if page.get("isLast") is True or not isinstance(token, str) or not token or token in seen:
+                return
+            seen.add(token)
+        log.warning("%s: search stopped after %d pages: %s", self.name, MAX_SEARCH_PAGES, jql)
+
+    def _search_dc(self, jql: str) -> Iterator[Issue]:
+        start = 0
+        for _ in range(MAX_SEARCH_PAGES):
+            params = {
+                "jql": jql,
+                "startAt": start,
+                "maxResults": SEARCH_PAGE_SIZE,
+                "fields": ",".join(ISSUE_FIELDS),
+            }
+            page = self._json(self.http.get(f"{self.api}/search", op="issue.search", params=params))
+            issues = page.get("issues") or []
+            for raw in issues:
+                yield self._issue(raw)
+            start += len(issues)
+            total = page.get("total")
+            if not issues or (isinstance(total, int) and start >= total):
+                return
+        log.warning("%s: search stopped after %d pages: %s", self.name, MAX_SEARCH_PAGES, jql)
+
+    def upsert_remote_link(
+        self,
+        issue_key: str,
+        *,
+        global_id: str,
+        url: str,
+        title: str,
+        summary: str | None = None,
+        resolved: bool = False,
+        application_name: str | None = None,
+    ) -> str:
+        """Create or update (same ``global_id``) the link from the issue to a ticket; returns the link id.
+
+        Jira answers 201 when it created the link and 200 when it updated the one with this ``globalId``.
+        """
+        if not global_id or len(global_id) > GLOBAL_ID_MAX:
+            raise ValueError(f"a remote link globalId must be 1 to {GLOBAL_ID_MAX} characters")
+        obj: dict[str, Any] = {
+            "url": url,
+            "title": self._one_line(title, SUMMARY_MAX) or url,
+            "status": {"resolved": bool(resolved)},
+        }
+        if summary:
+            obj["summary"] = self._one_line(summary, SUMMARY_MAX)
+        application = dict(REMOTE_LINK_APPLICATION)
+        if application_name:
+            application["name"] = application_name
+        body = {
+            "globalId": global_id,
+            "application": application,
+            "relationship": REMOTE_LINK_RELATIONSHIP,
+            "object": obj,
+        }
+        response = self.http.post(
+            f"{self._issue_path(issue_key)}/remotelink", op="issue.remotelink", json=body, ok=(200, 201)
+        )
+        link_id = self._json(response).get("id")
+        if link_id is None:
+            raise VendorError(self.name, f"{self.name}: remote link answered without an id")
+        return str(link_id)
+
+    def add_comment(self, issue_key: str, body: str) -> str:
+        """A comment (Markdown -> ADF / wiki) on the issue; returns its id. Not retried on an unknown outcome."""
+        response = self.http.post(
+            f"{self._issue_path(issue_key)}/comment",
+            op="issue.comment.add",
+            json={"body": self.rich_text(body)},
+            creates=True,
+        )
+        return self._id(response, "comment")
+
+    def update_comment(self, issue_key: str, comment_id: str, body: str) -> None:
+        """Replace a comment's body (Markdown -> ADF / wiki)."""
+        self.http.put(
+            f"{self._issue_path(issue_key)}/comment/{self._seg(comment_id)}",
+            op="issue.comment.update",
+            json={"body": self.rich_text(body)},
+        )
+
+    def issue_url(self, key: str) -> str:
+        """``{site}/browse/KEY``."""
+        return f"{self.browse_base}/browse/{quote(key, safe='')}"
+
+    def issue_ref(self, issue_id: str) -> Ref:
+        """The reference of an issue of this system (by id: keys change when an issue moves project)."""
+        return Ref(self.name, "issue", str(issue_id))
+
+    # -- used by sync back and impact ------------------------------------------------------------------------
+    def transition_by_name(self, issue_key: str, name: str) -> str:
+        """Move the issue through the transition called ``name`` (or leading to the status ``name``).
+
+        Reads the available transitions first (Jira transitions by id); returns the transition id used.
+        Raises ``VendorError`` naming the available transitions when none matches.
+        """
+        path = f"{self._issue_path(issue_key)}/transitions"
+        available = self._json(self.http.get(path, op="issue.transitions")).get("transitions") or []
+        wanted = name.casefold()
+        chosen = next((t for t in available if str(t.get("name", "")).casefold() == wanted), None)
+        if chosen is None:
+            chosen = next((t for t in available if str((t.get("to") or {}).get("name", "")).casefold() == wanted), None)
+        if chosen is None or not chosen.get("id"):
+            names = ", ".join(sorted(str(t.get("name")) for t in available if t.get("name"))) or "none"
+            raise VendorError(
+                self.name, f"{self.name}: no transition {name!r} available for {issue_key} (available: {names})"
+            )
+        self.http.post(path, op="issue.transition", json={"transition": {"id": str(chosen["id"])}})
+        return str(chosen["id"])
+
+    def edit_fields(self, issue_key: str, fields: dict[str, Any]) -> None:
+        """Set fields on the issue (``PUT /issue/{key}``, 204); a concurrent update raises ``Conflict``."""
+        self.http.put(self._issue_path(issue_key), op="issue.edit", json={"fields": fields})
+
+    def set_property(self, issue_key: str, prop: str, value: Any) -> bool:
+        """Store a JSON value as an entity property of the issue; True when created, False when updated."""
+        response = self.http.put(
+            f"{self._issue_path(issue_key)}/properties/{self._seg(prop)}",
+            op="issue.property.set",
+            json=self._property_value(prop, value),
+            ok=(200, 201),
+        )
+        return response.status_code == 201
+
+    def get_property(self, issue_key: str, prop: str) -> Any:
+        """An entity property's value, or None when the issue has no such property."""
+        response = self.http.get(
+            f"{self._issue_path(issue_key)}/properties/{self._seg(prop)}", op="issue.property.get", ok=(200, 404)
+        )
+        if response.status_code == 404:
+            return None
+        return self._json(response).get("value")
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    @staticmethod
+    def clean_summary(summary: str) -> str:
+        """A summary Jira accepts: one line, no control characters, at most 255 characters."""
+        return JiraConnector._one_line(summary, SUMMARY_MAX) or "(no summary)"
+
+    @staticmethod
+    def clean_label(label: str) -> str:
+        """A label Jira accepts: no whitespace (Jira refuses labels with spaces), at most 255 characters."""
+        return _WHITESPACE.sub("_", clean_text(label).strip())[:255]
+
+    @staticmethod
+    def _one_line(text: str, limit: int) -> str:
+        flat = " ".join(clean_text(text or "").split())
+        return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+    def _property_value(self, key: str, value: Any) -> Any:
+        encoded = json.dumps(value, separators=(",", ":"))
+        if value is None or value == "" or len(encoded.encode("utf-8")) > PROPERTY_MAX:
+            raise ValueError(f"the issue property {key!r} must be non-empty JSON of at most {PROPERTY_MAX} bytes")
+        return value
+
+    def _issue_path(self, key: str) -> str:
+        return f"{self.api}/issue/{self._seg(key)}"
+
+    @staticmethod
+    def _seg(value: str) -> str:
+        """One URL path segment (issue keys, ids, property keys), percent-encoded."""
+        text = str(value)
+        if not text or text in (".", ".."):
+            raise ValueError(f"not a valid path segment: {text!r}")
+        return quote(text, safe="")
+
+    def _json(self, response: requests.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise VendorError(
+                self.name, f"{self.name}: {response.status_code} answer is not JSON", status=response.status_code
+            ) from None
+        if not isinstance(body, dict):
+            raise VendorError(
+                self.name,
+                f"{self.name}: {response.status_code} answer is not a JSON object",
+                status=response.status_code,
+            )
+        return body
+
+    def _id(self, response: requests.Response, what: str) -> str:
+        ident = self._json(response).get("id")
+        if ident is None or ident == "":
+            raise VendorError(self.name, f"{self.name}: the new {what} came back without an id")
+        return str(ident)
+
+    def _issue(self, raw: dict[str, Any]) -> Issue:
+        """An ``IssueBean`` as an Issue."""
+        fields: dict[str, Any] = raw["fields"] if isinstance(raw.get("fields"), dict) else {}
+        key = str(raw.get("key") or "")
+        status: dict[str, Any] = fields["status"] if isinstance(fields.get("status"), dict) else {}
+        category = status.get("statusCategory")
+        priority = fields.get("priority")
+        assignee = fields.get("assignee")
+        versions = fields.get("fixVersions") if isinstance(fields.get("fixVersions"), list) else []
+        return Issue(
+            ref=self.issue_ref(str(raw.get("id") or "")),
+            key=key,
+            url=self.issue_url(key) if key else "",
+            summary=str(fields.get("summary") or ""),
+            status=_str(status.get("name")),
+            status_category=_str(category.get("key")) if isinstance(category, dict) else None,
+            priority=_str(priority.get("name")) if isinstance(priority, dict) else None,
+            assignee=_user(assignee),
+            labels=[str(x) for x in fields.get("labels") or [] if isinstance(x, str)],
+            fix_versions=[str(v["name"]) for v in versions or [] if isinstance(v, dict) and v.get("name")],
+            updated_at=_datetime(fields.get("updated")),
+        )
+
+
+def jql_string(value: str) -> str:
+    """A JQL string literal: double-quoted, with backslashes and quotes escaped, on one line."""
+    text = clean_text(value).replace("\\", "\\\\").replace('"', '\\"')
+    text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f'"{text}"'
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _user(user: Any) -> str | None:
+    """A user's display name (Cloud and DC), else its accountId (Cloud) or name (DC)."""
+    if not isinstance(user, dict):
+        return None
+    for key in ("displayName", "accountId", "name"):
+        if isinstance(user.get(key), str) and user[key]:
+            return str(user[key])
+    return None
+
+
+def _datetime(value: Any) -> datetime | None:
+    """Jira's ``2019-08-08T16:23:32.000+0000`` as an aware datetime (None when absent or unreadable)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -1,0 +1,363 @@
+"""The Jira webhook verifier: X-Hub-Signature (sha256 HMAC of the raw body), one error type, rotation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cxbridge_jira.webhook import sign, verify_jira
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cxbridge.errors import WebhookRejected
+from cxbridge.models import Ref
+from cxbridge.secrets import Secret
+
+SECRET = "jira-webhook-secret-3b1f"
+NOW = 1_714_640_000.0
+DELIVERY = "b8f9a1c2-5d6e-4f70-8a9b-0c1d2e3f4a5b"
+
+ISSUE_UPDATED: dict[str, Any] = {
+    "timestamp": 1714639990123,
+    "webhookEvent": "jira:issue_updated",
+    "issue_event_type_name": "issue_generic",
+    "user": {
+        "self": "https://acme.atlassian.net/rest/api/2/user?accountId=557058:f58131cb",
+        "accountId": "557058:f58131cb",
+        "displayName": "Dev One",
+    },
+    "issue": {
+        "id": "10002",
+        "self": "https://acme.atlassian.net/rest/api/2/10002",
+        "key": "SUP-7",
+        "fields": {"summary": "Checkout fails", "status": {"name": "Done"}},
+    },
+    "changelog": {
+        "id": "10400",
+        "items": [
+            {
+                "field": "status",
+                "fieldtype": "jira",
+                "fieldId": "status",
+                "from": "3",
+                "fromString": "In Progress",
+                "to": "10001",
+                "toString": "Done",
+            }
+        ],
+    },
+}
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def deliver(
+    body: bytes,
+    *,
+    signature: str | None = None,
+    secrets: list[Secret] | None = None,
+    headers: dict[str, str] | None = None,
+    delivery_id: str | None = DELIVERY,
+) -> list[Any]:
+    hdrs: dict[str, str] = {"Content-Type": "application/json", "X-Atlassian-Webhook-Flow": "Primary"}
+    if delivery_id is not None:
+        hdrs["X-Atlassian-Webhook-Identifier"] = delivery_id
+    hdrs["X-Hub-Signature"] = sign(SECRET, body) if signature is None else signature
+    hdrs.update(headers or {})
+    return verify_jira(
+        method="POST",
+        url="https://cxbridge.example.com/webhooks/jira",
+        headers=hdrs,
+        body=body,
+        secrets=[Secret(SECRET)] if secrets is None else secrets,
+        now=NOW,
+    )
+
+
+def rejected(status: int, **kw: Any) -> WebhookRejected:
+    body = kw.pop("body", body_of(ISSUE_UPDATED))
+    with pytest.raises(WebhookRejected) as info:
+        deliver(body, **kw)
+    assert info.value.status == status, str(info.value)
+    return info.value
+
+
+def test_github_documented_vector() -> None:
+    """The GitHub docs vector (same construction as Jira's X-Hub-Signature) is reproduced and verified."""
+    expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert sign("It's a Secret to Everybody", b"Hello, World!") == expected
+    # The signature verifies: the body then fails as a Jira payload (not JSON), which is 400, not 401.
+    with pytest.raises(WebhookRejected) as info:
+        deliver(b"Hello, World!", signature=expected, secrets=[Secret("It's a Secret to Everybody")])
+    assert info.value.status == 400
+    with pytest.raises(WebhookRejected) as info:
+        deliver(b"Hello, World!", signature=expected, secrets=[Secret("It's a secret to everybody")])
+    assert info.value.status == 401
+
+
+def test_issue_updated_becomes_an_event() -> None:
+    """A signed jira:issue_updated delivery is one Event keyed by the webhook identifier."""
+    (event,) = deliver(body_of(ISSUE_UPDATED))
+    assert event.id == DELIVERY
+    assert event.system == "jira"
+    assert event.kind == "jira:issue_updated"
+    assert event.subject == Ref("jira", "issue", "10002")
+    assert event.actor == "557058:f58131cb"
+    assert event.payload == ISSUE_UPDATED
+    assert event.occurred_at == datetime.fromtimestamp(1714639990.123, UTC)
+    assert event.received_at == datetime.fromtimestamp(NOW, UTC)
+
+
+def test_comment_created_on_data_center() -> None:
+    """DC users have a name instead of an accountId; comment events carry the issue too."""
+    payload = {
+        "timestamp": 1714639990000,
+        "webhookEvent": "comment_created",
+        "user": {"name": "jdoe", "key": "JIRAUSER10100", "displayName": "J Doe"},
+        "issue": {"id": 10002, "key": "SUP-7"},
+        "comment": {"id": "10010", "body": "[support] fixed"},
+    }
+    (event,) = deliver(body_of(payload))
+    assert (event.kind, event.subject, event.actor) == ("comment_created", Ref("jira", "issue", "10002"), "jdoe")
+
+
+def test_version_released_is_about_the_version() -> None:
+    """A fix version release has no issue: the version is the subject."""
+    payload = {
+        "timestamp": 1714639990000,
+        "webhookEvent": "jira:version_released",
+        "version": {"id": "10100", "name": "2.4.1", "released": True, "projectId": 10000},
+    }
+    (event,) = deliver(body_of(payload))
+    assert event.subject == Ref("jira", "version", "10100")
+    assert event.actor is None
+
+
+def test_header_names_are_case_insensitive() -> None:
+    """Proxies lowercase header names; verification does not care."""
+    body = body_of(ISSUE_UPDATED)
+    events = verify_jira(
+        method="POST",
+        url="https://x.example/webhooks/jira",
+        headers={"x-hub-signature": sign(SECRET, body), "x-atlassian-webhook-identifier": "abc-1"},
+        body=body,
+        secrets=[Secret(SECRET)],
+        now=NOW,
+    )
+    assert events[0].id == "abc-1"
+
+
+def test_repeated_unrelated_headers_are_fine() -> None:
+    """A proxy's repeated header does not make the delivery malformed; only signature and id must be single."""
+    assert deliver(body_of(ISSUE_UPDATED), headers={"Via": "1.1 a", "via": "1.1 b"})
+
+
+def test_every_single_byte_mutation_of_the_body_is_rejected() -> None:
+    """Flipping one bit of any byte of the body breaks the signature (401)."""
+    body = body_of({"webhookEvent": "jira:issue_updated", "issue": {"id": "1"}, "timestamp": 1})
+    signature = sign(SECRET, body)
+    for i in range(len(body)):
+        mutated = body[:i] + bytes([body[i] ^ 0x01]) + body[i + 1 :]
+        with pytest.raises(WebhookRejected) as info:
+            deliver(mutated, signature=signature)
+        assert info.value.status == 401
+
+
+def test_every_single_byte_mutation_of_the_signature_is_rejected() -> None:
+    """Flipping one bit of any character of the header is rejected (401 wrong value, 400 malformed)."""
+    body = body_of(ISSUE_UPDATED)
+    signature = sign(SECRET, body)
+    for i in range(len(signature)):
+        mutated = signature[:i] + chr(ord(signature[i]) ^ 0x01) + signature[i + 1 :]
+        with pytest.raises(WebhookRejected) as info:
+            deliver(body, signature=mutated)
+        assert info.value.status in (400, 401)
+
+
+def test_uppercase_hex_and_method_are_the_same_signature() -> None:
+    """The digest is compared as bytes: hex case does not matter."""
+    body = body_of(ISSUE_UPDATED)
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest().upper()
+    assert deliver(body, signature=f"SHA256={digest}")
+
+
+MALFORMED = [
+    "v1abc",
+    "v1,a,b",
+    "v1,abc",
+    "v1,é",
+    " ",
+    "",
+    "t=abc,v1=x",
+    "t=1,v1=é",
+    ",".join(["sha256=" + "0" * 64] * 200),  # 200 signatures
+    "sha256=" + "a" * 8192,  # 8 KB
+    "sha256=",
+    "sha256",
+    "=abc",
+    "sha256=é",
+    "sha256=" + "g" * 64,
+    "sha256=" + "0" * 63,
+    "sha256=" + "0" * 65,
+    "sha256==" + "0" * 64,
+    "sha256=" + "0" * 64 + "\n",
+    "sha256 =" + "0" * 64,
+    "sha256=" + "\uff10" * 64,  # fullwidth digits
+    "sha1=" + "0" * 40,
+    "md5=" + "0" * 32,
+    "sha512=" + "0" * 128,
+    "\x00",
+    "sha256=\x00",
+    "é" * 50,
+]
+
+
+@pytest.mark.parametrize("header", MALFORMED, ids=range(len(MALFORMED)))
+def test_malformed_signature_headers_raise_only_webhook_rejected(header: str) -> None:
+    """Every malformed X-Hub-Signature is WebhookRejected with 400 or 401, never another exception."""
+    with pytest.raises(WebhookRejected) as info:
+        deliver(body_of(ISSUE_UPDATED), signature=header)
+    assert info.value.status in (400, 401)
+
+
+def test_missing_signature_is_401() -> None:
+    """An unsigned delivery is refused."""
+    body = body_of(ISSUE_UPDATED)
+    with pytest.raises(WebhookRejected) as info:
+        verify_jira(
+            method="POST",
+            url="https://x.example/webhooks/jira",
+            headers={"X-Atlassian-Webhook-Identifier": DELIVERY},
+            body=body,
+            secrets=[Secret(SECRET)],
+            now=NOW,
+        )
+    assert info.value.status == 401
+
+
+def test_only_sha256_is_accepted() -> None:
+    """A correct sha1 signature of the body is still refused: only sha256 counts."""
+    body = body_of(ISSUE_UPDATED)
+    sha1 = "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+    rejected(401, body=body, signature=sha1)
+
+
+def test_no_secret_fails_closed() -> None:
+    """No configured secret (or only empty ones) refuses everything."""
+    rejected(401, secrets=[])
+    rejected(401, secrets=[Secret("")])
+
+
+def test_missing_or_malformed_identifier_is_400() -> None:
+    """The delivery id is the dedupe key: without it the delivery is malformed."""
+    rejected(400, delivery_id=None)
+    rejected(400, delivery_id="")
+    rejected(400, delivery_id="has space")
+    rejected(400, delivery_id="x" * 201)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[1,2]",
+        b'"string"',
+        b"{}",
+        b'{"webhookEvent": 5}',
+        b"\xff\xfe",
+        b"[" * 100_000,
+        b'{"webhookEvent": "x", "n": ' + b"9" * 5000 + b"}",
+    ],
+)
+def test_signed_but_malformed_bodies_are_400(body: bytes) -> None:
+    """A correctly signed body that is not a Jira payload is 400."""
+    rejected(400, body=body, signature=sign(SECRET, body))
+
+
+def test_header_count_and_length_are_capped() -> None:
+    """Too many headers, a huge header or duplicate spellings of one are 400."""
+    rejected(400, headers={f"X-Extra-{n}": "v" for n in range(200)})
+    rejected(400, headers={"X-Extra": "v" * 10_000})
+    rejected(400, headers={"x-hub-signature": sign(SECRET, body_of(ISSUE_UPDATED))})
+    rejected(400, headers={"x-atlassian-webhook-identifier": "other-id"})
+
+
+def test_oversized_body_is_400() -> None:
+    """More than 1 MiB is refused even when signed."""
+    body = b'{"webhookEvent":"x","pad":"' + b"a" * (1024 * 1024) + b'"}'
+    rejected(400, body=body, signature=sign(SECRET, body))
+
+
+def test_rotation_any_active_secret_verifies() -> None:
+    """During rotation both secrets verify; after the old one is retired it no longer does."""
+    old, new = "old-secret-aaaa", "new-secret-bbbb"
+    body = body_of(ISSUE_UPDATED)
+    both = [Secret(old), Secret(new)]
+    for secret in (old, new):
+        assert deliver(body, signature=sign(secret, body), secrets=both)
+        assert deliver(body, signature=sign(secret, body), secrets=list(reversed(both)))
+    assert deliver(body, signature=sign(new, body), secrets=[Secret(new)])
+    rejected(401, body=body, signature=sign(old, body), secrets=[Secret(new)])
+
+
+def test_rejection_messages_hold_no_secret() -> None:
+    """Neither the secret nor the expected signature appears in a rejection."""
+    body = body_of(ISSUE_UPDATED)
+    error = rejected(401, body=body, signature="sha256=" + "0" * 64)
+    assert SECRET not in str(error)
+    assert sign(SECRET, body)[7:] not in str(error)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(["X-Hub-Signature", "x-hub-signature", "X-Atlassian-Webhook-Identifier", "X-Other"])
+        | st.text(max_size=20),
+        st.text(max_size=100) | st.just("sha256=" + "0" * 64),
+        max_size=6,
+    ),
+    body=st.binary(max_size=300),
+)
+def test_arbitrary_deliveries_raise_only_webhook_rejected(headers: dict[str, str], body: bytes) -> None:
+    """Whatever headers and body arrive without a valid signature, only WebhookRejected (400/401) leaves."""
+    with pytest.raises(WebhookRejected) as info:  # a random header cannot carry a valid signature
+        verify_jira(
+            method="POST",
+            url="https://x.example/webhooks/jira",
+            headers=headers,
+            body=body,
+            secrets=[Secret(SECRET)],
+            now=NOW,
+        )
+    assert info.value.status in (400, 401)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    payload=st.dictionaries(
+        st.text(max_size=10),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+            lambda children: (
+                st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+            ),
+            max_leaves=10,
+        ),
+        max_size=5,
+    ),
+    kind=st.text(min_size=1, max_size=30),
+)
+def test_signed_arbitrary_payloads_verify_or_are_400(payload: dict[str, Any], kind: str) -> None:
+    """Signed JSON of any shape is an Event (when it names its webhookEvent) or 400, never a crash."""
+    payload["webhookEvent"] = kind
+    body = json.dumps(payload).encode()
+    (event,) = deliver(body, signature=sign(SECRET, body))
+    assert event.kind == kind
+    assert event.subject.system == "jira"
