@@ -25,18 +25,12 @@ def load_runtime(ctx: click.Context) -> Runtime:
 
 @click.command()
 @click.argument("ticket")
-@click.option(
-    "--link", "link_key", metavar="ISSUE_KEY", help="Join this existing issue instead of creating one."
-)
+@click.option("--link", "link_key", metavar="ISSUE_KEY", help="Join this existing issue instead of creating one.")
 @click.option("--project", metavar="KEY", help="Create the issue in this project (default: the tracker's).")
 @click.option("--summary", metavar="TEXT", help="The issue's summary (default: the ticket's subject).")
-@click.option(
-    "--note", metavar="TEXT", help="Support's summary for engineering (default: the latest internal note)."
-)
+@click.option("--note", metavar="TEXT", help="Support's summary for engineering (default: the latest internal note).")
 @click.option("--agent", metavar="EMAIL", help="Who escalates (recorded in the audit and the handoff).")
-@click.option(
-    "--dry-run", is_flag=True, help="Print the rendered handoff and the planned calls; write nothing."
-)
+@click.option("--dry-run", is_flag=True, help="Print the rendered handoff and the planned calls; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def escalate(

@@ -38,9 +38,7 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 COMMON_SYSTEM_KEYS: dict[str, ConfigKey] = {
     "plugin": ConfigKey(str, help="the plugin's system key; defaults to the table's name"),
     "base_url": ConfigKey(str, required=True, help="the vendor's base URL, https"),
-    "sandbox": ConfigKey(
-        bool, default=False, help="true when base_url is a cxbridge sandbox (allows http loopback)"
-    ),
+    "sandbox": ConfigKey(bool, default=False, help="true when base_url is a cxbridge sandbox (allows http loopback)"),
     "timeout": ConfigKey((int, float), default=30, help="read timeout in seconds"),
     "connect_timeout": ConfigKey((int, float), default=5, help="connect timeout in seconds"),
     "max_retries": ConfigKey(int, default=4, help="retries for a request that may be retried"),
@@ -50,12 +48,8 @@ COMMON_SYSTEM_KEYS: dict[str, ConfigKey] = {
 # The core's own sections: key -> ConfigKey. Nested tables are described by their own dicts below.
 CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
     "cxbridge": {
-        "store": ConfigKey(
-            str, default="cxbridge.db", help="path of the SQLite store, relative to the config file"
-        ),
-        "template_dirs": ConfigKey(
-            list, default=[], help="folders searched for templates before the defaults"
-        ),
+        "store": ConfigKey(str, default="cxbridge.db", help="path of the SQLite store, relative to the config file"),
+        "template_dirs": ConfigKey(list, default=[], help="folders searched for templates before the defaults"),
         "log_level": ConfigKey(str, default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     },
     "plugins": {
@@ -65,9 +59,7 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         "helpdesk": ConfigKey(str, default="zendesk", help="the [systems.*] name that holds the tickets"),
         "crm": ConfigKey(str, default="hubspot", help="the [systems.*] name of the CRM; empty for none"),
         "tracker": ConfigKey(str, default="jira", help="the [systems.*] name of the issue tracker"),
-        "tag": ConfigKey(
-            str, default="escalated_to_engineering", help="tag an agent adds to escalate a ticket"
-        ),
+        "tag": ConfigKey(str, default="escalated_to_engineering", help="tag an agent adds to escalate a ticket"),
         "default_tier": ConfigKey(str, default="standard", help="tier assumed for a customer without one"),
         "search_grace_seconds": ConfigKey(
             int, default=300, help="how long an ambiguous issue create is searched for before creating again"
@@ -84,9 +76,7 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
     },
     "sync": {
         "status_map": ConfigKey(dict, default={}, help="tracker status category -> helpdesk status"),
-        "comment_prefix": ConfigKey(
-            str, default="[support]", help="marks a tracker comment meant for support"
-        ),
+        "comment_prefix": ConfigKey(str, default="[support]", help="marks a tracker comment meant for support"),
         "integration_users": ConfigKey(
             dict, default={}, help="system -> the integration user's id, for echo suppression"
         ),
@@ -149,9 +139,7 @@ class Config:
 
     def template_dirs(self) -> list[Path]:
         base = self.path.parent if self.path is not None else Path.cwd()
-        return [
-            p if p.is_absolute() else base / p for p in map(Path, self.sections["cxbridge"]["template_dirs"])
-        ]
+        return [p if p.is_absolute() else base / p for p in map(Path, self.sections["cxbridge"]["template_dirs"])]
 
     def system(self, name: str) -> SystemConfig:
         if name not in self.systems:
@@ -182,9 +170,7 @@ def resolve_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, 
 def read_secret(value: Any, where: str, environ: Mapping[str, str], base: Path | None) -> Secret:
     """Turn ``{ env = "NAME" }`` or ``{ file = "path" }`` into a Secret, or raise a ConfigError saying why."""
     if isinstance(value, str):
-        raise ConfigError(
-            f'{where}: secrets are never written inline; use {{ env = "NAME" }} or {{ file = "path" }}'
-        )
+        raise ConfigError(f'{where}: secrets are never written inline; use {{ env = "NAME" }} or {{ file = "path" }}')
     if not isinstance(value, dict) or len(value) != 1 or not ({"env", "file"} & set(value)):
         raise ConfigError(f'{where}: expected {{ env = "NAME" }} or {{ file = "path" }}')
     if "env" in value:
@@ -206,9 +192,7 @@ def read_secret(value: Any, where: str, environ: Mapping[str, str], base: Path |
     return Secret(text, source=f"file:{path}")
 
 
-def _check_value(
-    value: Any, spec: ConfigKey, where: str, environ: Mapping[str, str], base: Path | None
-) -> Any:
+def _check_value(value: Any, spec: ConfigKey, where: str, environ: Mapping[str, str], base: Path | None) -> Any:
     if spec.type is Secret:
         return read_secret(value, where, environ, base)
     expected = spec.type if isinstance(spec.type, tuple) else (spec.type,)
@@ -280,9 +264,7 @@ def load_config(
     known_sections = {*CORE_SECTIONS, "systems"}
     for section in raw:
         if section not in known_sections:
-            raise ConfigError(
-                f"{where}: unknown section [{section}] (known: {', '.join(sorted(known_sections))})"
-            )
+            raise ConfigError(f"{where}: unknown section [{section}] (known: {', '.join(sorted(known_sections))})")
     sections: dict[str, dict[str, Any]] = {}
     for name, keys in CORE_SECTIONS.items():
         table = raw.get(name, {})

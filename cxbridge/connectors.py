@@ -141,9 +141,7 @@ class Helpdesk(Connector):
         """Every comment of the ticket, oldest first, following the vendor's pagination."""
 
     @abstractmethod
-    def record_escalation(
-        self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str
-    ) -> bool:
+    def record_escalation(self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str) -> bool:
         """In one update: an internal note, the escalation tag and the issue key on the ticket.
 
         Keeps tags others added meanwhile. Returns False (and writes nothing) when the ticket already carries

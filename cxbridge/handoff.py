@@ -154,9 +154,7 @@ class Handoff:
         try:
             template = env.get_template(filename)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(
-                f"template {exc.filename or filename}, line {exc.lineno}: {exc.message}"
-            ) from None
+            raise TemplateError(f"template {exc.filename or filename}, line {exc.lineno}: {exc.message}") from None
         except jinja2.TemplateNotFound:
             raise TemplateError(f"template {filename} not found in the template folders") from None
         out: list[str] = []
@@ -167,27 +165,17 @@ class Handoff:
                 out.append(chunk)
                 size += len(chunk)
                 if size > self.max_output:
-                    raise TemplateError(
-                        f"template {filename}: output larger than {self.max_output} characters"
-                    )
+                    raise TemplateError(f"template {filename}: output larger than {self.max_output} characters")
                 if time.monotonic() - started > self.max_seconds:
-                    raise TemplateError(
-                        f"template {filename}: rendering took longer than {self.max_seconds} s"
-                    )
+                    raise TemplateError(f"template {filename}: rendering took longer than {self.max_seconds} s")
         except TemplateError:
             raise
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(
-                f"template {exc.filename or filename}, line {exc.lineno}: {exc.message}"
-            ) from None
+            raise TemplateError(f"template {exc.filename or filename}, line {exc.lineno}: {exc.message}") from None
         except SecurityError as exc:
-            raise TemplateError(
-                f"template {filename}, line {_line_of(exc, filename)}: not allowed: {exc}"
-            ) from None
+            raise TemplateError(f"template {filename}, line {_line_of(exc, filename)}: not allowed: {exc}") from None
         except jinja2.UndefinedError as exc:
-            raise TemplateError(
-                f"template {filename}, line {_line_of(exc, filename)}: {exc.message}"
-            ) from None
+            raise TemplateError(f"template {filename}, line {_line_of(exc, filename)}: {exc.message}") from None
         except Exception as exc:
             raise TemplateError(
                 f"template {filename}, line {_line_of(exc, filename)}: {type(exc).__name__}: {exc}"

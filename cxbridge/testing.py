@@ -153,12 +153,8 @@ class Spec:
         validator = self._validator(pointer)
         errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
         if errors:
-            lines = [
-                f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:10]
-            ]
-            raise SpecError(
-                f"{self.name}: {method.upper()} {path}: body does not match:\n  " + "\n  ".join(lines)
-            )
+            lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:10]]
+            raise SpecError(f"{self.name}: {method.upper()} {path}: body does not match:\n  " + "\n  ".join(lines))
 
 
 def _escape(part: str) -> str:
@@ -184,6 +180,4 @@ def validate_adf(document: Any) -> None:
     errors = list(validator.iter_errors(document))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
-        raise SpecError(
-            f"ADF document does not match the schema: {best.message[:300]} at {list(best.absolute_path)}"
-        )
+        raise SpecError(f"ADF document does not match the schema: {best.message[:300]} at {list(best.absolute_path)}")

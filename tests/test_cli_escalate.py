@@ -62,7 +62,7 @@ def test_dry_run_prints_handoff_and_plan(config: Path) -> None:
 
 
 def test_missing_ticket_is_one_line_on_stderr(config: Path) -> None:
-    code, out, err = run("--config", str(config), "escalate", "424242")
+    code, _out, err = run("--config", str(config), "escalate", "424242")
     assert code != 0
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1

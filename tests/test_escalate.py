@@ -65,9 +65,7 @@ def effects(vendors: Vendors) -> dict[str, int]:
 ONE_OF_EACH = {"issues": 1, "remote_links": 1, "zendesk_notes": 1, "hubspot_notes": 1}
 
 
-def test_new_escalation_carries_the_customer_and_writes_each_effect_once(
-    vendors: Vendors, runtime: Runtime
-) -> None:
+def test_new_escalation_carries_the_customer_and_writes_each_effect_once(vendors: Vendors, runtime: Runtime) -> None:
     """A new escalation creates the issue with the customer's context, links it, notes the ticket and the CRM."""
     result = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
     assert result.created
@@ -75,16 +73,21 @@ def test_new_escalation_carries_the_customer_and_writes_each_effect_once(
     issue = vendors["jira"].state()["issues"][0]
     assert issue["key"] == result.issue_key
     description = issue["fields"]["description"]
-    for expected in ("Acme Corp", "strategic", "480,000", "Acme expansion 2027", "Ada Lovelace",
-                     "Exports to CSV fail", "Reproduced"):
+    for expected in (
+        "Acme Corp",
+        "strategic",
+        "480,000",
+        "Acme expansion 2027",
+        "Ada Lovelace",
+        "Exports to CSV fail",
+        "Reproduced",
+    ):
         assert expected in description
     assert issue["fields"]["priority"]["name"] == "Highest"
     ticket = vendors["zendesk"].state()["tickets"][0]
     assert "escalated_to_engineering" in ticket["tags"]
     assert result.issue_key in ticket["custom_fields"].values()
-    assert [str(link.ticket) for link in runtime.store.links_for_issue_key(result.issue_key)] == [
-        "zendesk:ticket:1"
-    ]
+    assert [str(link.ticket) for link in runtime.store.links_for_issue_key(result.issue_key)] == ["zendesk:ticket:1"]
     assert runtime.store.audit_entries(issue_key=result.issue_key)
 
 
@@ -116,8 +119,15 @@ def test_running_twice_leaves_one_of_each(vendors: Vendors, runtime: Runtime) ->
 
 
 POINTS = [
-    "before_create", "created", "issue", "link", "tracker.remotelink.sent", "remote_link", "ticket",
-    "crm.note.sent", "crm",
+    "before_create",
+    "created",
+    "issue",
+    "link",
+    "tracker.remotelink.sent",
+    "remote_link",
+    "ticket",
+    "crm.note.sent",
+    "crm",
 ]
 
 
@@ -202,8 +212,12 @@ def test_template_error_stops_before_any_write(vendors: Vendors, tmp_path: Path)
         Escalation(rt).run(EscalationRequest(ticket_id="1"))
     rt.close()
     assert effects(vendors) == {"issues": 0, "remote_links": 0, "zendesk_notes": 0, "hubspot_notes": 0}
-    writes = [c for name in vendors for c in vendors[name].calls if c.method != "GET" and "search" not in c.path
-              and "batch/read" not in c.path]
+    writes = [
+        c
+        for name in vendors
+        for c in vendors[name].calls
+        if c.method != "GET" and "search" not in c.path and "batch/read" not in c.path
+    ]
     assert writes == []
 
 

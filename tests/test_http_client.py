@@ -121,9 +121,7 @@ def read_timeout() -> Exception:
 
 def reset_after_send() -> Exception:
     return requests.exceptions.ConnectionError(
-        urllib3.exceptions.ProtocolError(
-            "Connection aborted.", ConnectionResetError(104, "Connection reset by peer")
-        )
+        urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer"))
     )
 
 
@@ -219,9 +217,7 @@ def test_r1_creating_post(
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "POST"])
-def test_idempotent_writes_retry_5xx_and_read_timeouts(
-    mock: responses.RequestsMock, clock: Clock, method: str
-) -> None:
+def test_idempotent_writes_retry_5xx_and_read_timeouts(mock: responses.RequestsMock, clock: Clock, method: str) -> None:
     """PUT, PATCH, DELETE and a POST not marked creates are retried like reads, and recover."""
     client = make_client(clock)
     mock.add(method, URL, status=502)
@@ -244,9 +240,7 @@ def test_recovers_after_transient_errors(mock: responses.RequestsMock, clock: Cl
     assert all(0 <= s <= 3.0 for s in clock.sleeps)
 
 
-def test_creating_post_retries_connect_errors_then_succeeds(
-    mock: responses.RequestsMock, clock: Clock
-) -> None:
+def test_creating_post_retries_connect_errors_then_succeeds(mock: responses.RequestsMock, clock: Clock) -> None:
     """A refused connection before a create is retried: the request never reached the server."""
     client = make_client(clock)
     mock.post(URL, body=refused())
@@ -317,9 +311,7 @@ def test_retry_after_garbage_falls_back_to_backoff(mock: responses.RequestsMock,
     assert 0 <= clock.sleeps[0] <= 5.0
 
 
-def test_503_with_garbage_retry_after_on_create_is_ambiguous(
-    mock: responses.RequestsMock, clock: Clock
-) -> None:
+def test_503_with_garbage_retry_after_on_create_is_ambiguous(mock: responses.RequestsMock, clock: Clock) -> None:
     """Only a usable Retry-After turns a 503 into rate limiting; otherwise a create's outcome is unknown."""
     client = make_client(clock)
     mock.post(URL, status=503, headers={"Retry-After": "later"})

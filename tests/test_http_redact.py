@@ -135,16 +135,12 @@ def _connection_error(message: str) -> Exception:
 
 
 @pytest.mark.parametrize("auth_kind", ["basic", "bearer"])
-def test_s1_no_secret_in_debug_logs_or_errors(
-    redacted_logs: pytest.LogCaptureFixture, auth_kind: str
-) -> None:
+def test_s1_no_secret_in_debug_logs_or_errors(redacted_logs: pytest.LogCaptureFixture, auth_kind: str) -> None:
     """Forced errors with DEBUG on: the secret (raw, base64, URL-encoded, Basic) is nowhere to be found."""
     secret_value = TOKEN if auth_kind == "basic" else BEARER
     secret = Secret(secret_value)
     auth = BasicAuth(EMAIL_TOKEN_USER, secret) if auth_kind == "basic" else BearerAuth(secret)
-    config = SystemConfig(
-        name="zendesk", plugin="zendesk", base_url="https://acme.zendesk.com", max_retries=1
-    )
+    config = SystemConfig(name="zendesk", plugin="zendesk", base_url="https://acme.zendesk.com", max_retries=1)
     client = HttpClient(
         config,
         auth=auth,

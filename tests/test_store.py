@@ -200,9 +200,7 @@ def test_failed_write_rolls_back(store: SQLiteStore) -> None:
 def test_links(store: SQLiteStore, clock: FakeClock) -> None:
     """Links are unique per ticket and issue, found from either side or by key, and removable."""
     when = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-    first = Link(
-        TICKET, ISSUE, "ENG-7", customer=COMPANY, linked_by="agent:5", linked_at=when, origin_event="e1"
-    )
+    first = Link(TICKET, ISSUE, "ENG-7", customer=COMPANY, linked_by="agent:5", linked_at=when, origin_event="e1")
     assert store.add_link(first) is True
     assert store.add_link(Link(TICKET, ISSUE, "ENG-7")) is False
     clock.advance(10)
@@ -456,9 +454,7 @@ def test_retry_later(store: SQLiteStore, clock: FakeClock) -> None:
     store.enqueue("k", {})
     job = store.claim("A", lease_seconds=30)
     assert job is not None
-    assert (
-        store.retry_later(job.id, job.attempt, run_at=T0 + 120, error=f"503 with {secret.reveal()}") is True
-    )
+    assert store.retry_later(job.id, job.attempt, run_at=T0 + 120, error=f"503 with {secret.reveal()}") is True
     waiting = store.job(job.id)
     assert waiting is not None
     assert (waiting.state, waiting.run_at, waiting.lease_until, waiting.worker_id) == (
@@ -577,12 +573,8 @@ def test_audit(store: SQLiteStore, clock: FakeClock) -> None:
         details={"priority": "High", "note": f"auth {secret.reveal()}"},
     )
     clock.advance(1)
-    second = store.audit(
-        actor="cxbridge", action="zendesk.note", target=str(TICKET2), result="ok", ticket=TICKET2
-    )
-    store.audit(
-        actor="cxbridge", action="hubspot.note", target="hubspot:company:99", result="ok", issue_key="ENG-7"
-    )
+    second = store.audit(actor="cxbridge", action="zendesk.note", target=str(TICKET2), result="ok", ticket=TICKET2)
+    store.audit(actor="cxbridge", action="hubspot.note", target="hubspot:company:99", result="ok", issue_key="ENG-7")
     assert second == first + 1
 
     entries = store.audit_entries(ticket=TICKET)
@@ -647,9 +639,7 @@ def test_fallback_redaction_without_the_http_layer(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(store_base, "_http_redactor", lambda: None)
     secret = Secret("fallback/secret+value=1")
     raw = secret.reveal()
-    text = store_base.redact_text(
-        f"a {raw} b {quote(raw, safe='')} c {base64.b64encode(raw.encode()).decode()} d"
-    )
+    text = store_base.redact_text(f"a {raw} b {quote(raw, safe='')} c {base64.b64encode(raw.encode()).decode()} d")
     assert text == "a *** b *** c *** d"
     assert store_base.redact_value({"k": [raw, 1, {raw: None}]}) == {"k": ["***", 1, {"***": None}]}
     Secret("ab")  # too short to scrub by value: it would destroy every message

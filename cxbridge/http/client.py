@@ -322,9 +322,7 @@ class HttpClient:
     ) -> Exception:
         failure = classify_transport_error(exc)
         where = f"{method} {_shown_url(url)}"
-        log.debug(
-            "%s %s op=%s error=%s elapsed=%.3fs", self.system, where, op, redact(failure.reason), elapsed
-        )
+        log.debug("%s %s op=%s error=%s elapsed=%.3fs", self.system, where, op, redact(failure.reason), elapsed)
         if not failure.retryable:
             return VendorError(self.system, f"{self.system}: {where}: {failure.reason}", action=FAIL)
         if failure.not_sent:
@@ -342,9 +340,7 @@ class HttpClient:
             )
         return _Retry(Unavailable(self.system, f"{self.system}: {where}: {failure.reason}", action=RETRY))
 
-    def _status_error(
-        self, response: requests.Response, method: str, url: str, *, creates: bool
-    ) -> Exception:
+    def _status_error(self, response: requests.Response, method: str, url: str, *, creates: bool) -> Exception:
         status = response.status_code
         vendor = self._vendor_message(response)
         line = f"{self.system}: {_status_line(response)}"

@@ -87,20 +87,14 @@ class GuardedAdapter(requests.adapters.HTTPAdapter):
         self.policy = policy
         super().__init__(**kwargs)
 
-    def init_poolmanager(
-        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
-    ) -> None:
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         attrs = {"address_policy": self.policy}
-        http_conn = type(
-            "GuardedHTTPConnection", (_GuardedConnectionMixin, urllib3.connection.HTTPConnection), attrs
-        )
+        http_conn = type("GuardedHTTPConnection", (_GuardedConnectionMixin, urllib3.connection.HTTPConnection), attrs)
         https_conn = type(
             "GuardedHTTPSConnection", (_GuardedConnectionMixin, urllib3.connection.HTTPSConnection), attrs
         )
-        http_pool = type(
-            "GuardedHTTPPool", (urllib3.connectionpool.HTTPConnectionPool,), {"ConnectionCls": http_conn}
-        )
+        http_pool = type("GuardedHTTPPool", (urllib3.connectionpool.HTTPConnectionPool,), {"ConnectionCls": http_conn})
         https_pool = type(
             "GuardedHTTPSPool", (urllib3.connectionpool.HTTPSConnectionPool,), {"ConnectionCls": https_conn}
         )

@@ -136,9 +136,7 @@ def check_base_url(
         return url.rstrip("/")
 
     if scheme != "https":
-        raise ConfigError(
-            f"{where}: only https URLs are allowed (plain http only for a sandbox), got {url!r}"
-        )
+        raise ConfigError(f"{where}: only https URLs are allowed (plain http only for a sandbox), got {url!r}")
     if ip_literal(host) is not None or ":" in host:
         raise ConfigError(f"{where}: an IP address is not allowed as host; use the system's DNS name")
     if host in _LOOPBACK_NAMES or host.endswith(".localhost"):

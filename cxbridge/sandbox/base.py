@@ -89,9 +89,7 @@ class RateLimit:
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*", text)
         if not m:
             raise ValueError(f"not a rate limit (expected like 700/min or 100/10s): {text!r}")
-        unit = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}[
-            m[3]
-        ]
+        unit = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}[m[3]]
         return cls(limit=int(m[1]), window=float(int(m[2] or 1) * unit))
 
 
@@ -220,9 +218,7 @@ class Backend(ABC):
 
     def _ensure_sender(self) -> None:
         if self._sender is None or not self._sender.is_alive():
-            self._sender = threading.Thread(
-                target=self._send_loop, name=f"{self.system}-webhooks", daemon=True
-            )
+            self._sender = threading.Thread(target=self._send_loop, name=f"{self.system}-webhooks", daemon=True)
             self._sender.start()
 
     def _send_loop(self) -> None:
@@ -276,9 +272,7 @@ class Backend(ABC):
             allowed, remaining, reset = self.rate_limit.take(self.clock())
             limit_headers = self.rate_limit_headers(self.rate_limit.limit, remaining, reset)
             if not allowed:
-                response = self.error_response(
-                    429, "rate limit exceeded", retry_after=max(1, math.ceil(reset))
-                )
+                response = self.error_response(429, "rate limit exceeded", retry_after=max(1, math.ceil(reset)))
                 response.headers.update(limit_headers)
                 return response
         adapter = self._map.bind_to_environ(request.environ)

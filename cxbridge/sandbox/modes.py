@@ -9,8 +9,8 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import responses
@@ -159,7 +159,8 @@ class ServedVendors(Vendors):
 
     def start(self) -> None:
         for name, server in self.servers.items():
-            thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{name}", daemon=True)
+            # A short poll interval: stop() waits for the loop to notice the shutdown request.
+            thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"sandbox-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 

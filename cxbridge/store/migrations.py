@@ -186,8 +186,7 @@ def m001_initial(conn: sqlite3.Connection) -> None:
         "CREATE INDEX jobs_ready ON jobs (state, run_at, id)",
         "CREATE INDEX jobs_leased ON jobs (state, lease_until)",
         # a key names work that must not be queued twice while it is waiting or running
-        "CREATE UNIQUE INDEX jobs_active_key ON jobs (key)"
-        " WHERE key IS NOT NULL AND state IN ('ready', 'leased')",
+        "CREATE UNIQUE INDEX jobs_active_key ON jobs (key) WHERE key IS NOT NULL AND state IN ('ready', 'leased')",
         """CREATE TABLE inbox (
             system TEXT NOT NULL,
             account TEXT NOT NULL DEFAULT '',

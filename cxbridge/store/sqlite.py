@@ -48,12 +48,9 @@ from .migrations import migrations
 BUSY_TIMEOUT_MS = 5000
 
 _JOB_COLUMNS = (
-    "id, kind, payload, key, state, attempt, run_at, lease_until, worker_id, last_error,"
-    " created_at, updated_at"
+    "id, kind, payload, key, state, attempt, run_at, lease_until, worker_id, last_error, created_at, updated_at"
 )
-_INTENT_COLUMNS = (
-    "op_id, kind, business_key, state, payload, result, error, attempts, sent_at, created_at, updated_at"
-)
+_INTENT_COLUMNS = "op_id, kind, business_key, state, payload, result, error, attempts, sent_at, created_at, updated_at"
 _LETTER_COLUMNS = "id, job_id, kind, payload, key, attempt, error, created_at, replayed_at, replay_job_id"
 _LINK_COLUMNS = "ticket, issue, issue_key, customer, linked_by, linked_at, origin_event"
 _AUDIT_COLUMNS = "id, at, actor, action, target, result, policy, origin_event, ticket, issue_key, details"
@@ -349,9 +346,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _active_job_with_key(conn: sqlite3.Connection, key: str) -> int | None:
-        row = conn.execute(
-            "SELECT id FROM jobs WHERE key = ? AND state IN ('ready', 'leased')", (key,)
-        ).fetchone()
+        row = conn.execute("SELECT id FROM jobs WHERE key = ? AND state IN ('ready', 'leased')", (key,)).fetchone()
         return None if row is None else int(row[0])
 
     def accept_delivery(
@@ -389,8 +384,7 @@ class SQLiteStore(Store):
         row = (
             self._conn()
             .execute(
-                "SELECT payload, job_id, received_at FROM inbox"
-                " WHERE system = ? AND account = ? AND delivery_id = ?",
+                "SELECT payload, job_id, received_at FROM inbox WHERE system = ? AND account = ? AND delivery_id = ?",
                 (system, account, delivery_id),
             )
             .fetchone()
@@ -493,8 +487,7 @@ class SQLiteStore(Store):
         now = self.clock()
         with self._write() as conn:
             cur = conn.execute(
-                "UPDATE jobs SET lease_until = ?, updated_at = ?"
-                " WHERE id = ? AND attempt = ? AND state = 'leased'",
+                "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND attempt = ? AND state = 'leased'",
                 (now + lease_seconds, now, job_id, attempt),
             )
             return cur.rowcount == 1
@@ -550,9 +543,7 @@ class SQLiteStore(Store):
     @staticmethod
     def _letter(row: tuple[Any, ...]) -> DeadLetter:
         lid, job_id, kind, payload, key, attempt, error, created, replayed_at, replay_job_id = row
-        return DeadLetter(
-            lid, job_id, kind, _loads(payload), key, attempt, error, created, replayed_at, replay_job_id
-        )
+        return DeadLetter(lid, job_id, kind, _loads(payload), key, attempt, error, created, replayed_at, replay_job_id)
 
     def dead_letters(self) -> list[DeadLetter]:
         """Every dead letter, oldest first."""
@@ -561,20 +552,14 @@ class SQLiteStore(Store):
 
     def dead_letter(self, letter_id: int) -> DeadLetter | None:
         """One dead letter, or None."""
-        row = (
-            self._conn()
-            .execute(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,))
-            .fetchone()
-        )
+        row = self._conn().execute(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
         return None if row is None else self._letter(row)
 
     def replay_dead_letter(self, letter_id: int) -> int:
         """Queue the letter's job again and mark the letter replayed; refuses a second replay."""
         now = self.clock()
         with self._write() as conn:
-            row = conn.execute(
-                f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)
-            ).fetchone()
+            row = conn.execute(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
             if row is None:
                 raise NotFoundInStore(f"no dead letter with id {letter_id}")
             letter = self._letter(row)
@@ -643,9 +628,7 @@ class SQLiteStore(Store):
             clauses.append("issue_key = ?")
             args.append(issue_key)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = (
-            self._conn().execute(f"SELECT {_AUDIT_COLUMNS} FROM audit {where} ORDER BY id", args).fetchall()
-        )
+        rows = self._conn().execute(f"SELECT {_AUDIT_COLUMNS} FROM audit {where} ORDER BY id", args).fetchall()
         return [
             AuditEntry(
                 id=r[0],

@@ -41,9 +41,7 @@ def choose_priority(
     row: dict[str, str] = merged.get(tier_key, merged["standard"])
     prio_key = (ticket_priority or DEFAULT_TICKET_PRIORITY).lower()
     prio_note = (
-        f"ticket priority {ticket_priority}"
-        if ticket_priority
-        else f"no ticket priority, treated as {prio_key}"
+        f"ticket priority {ticket_priority}" if ticket_priority else f"no ticket priority, treated as {prio_key}"
     )
     if prio_key not in row:
         prio_note = f"ticket priority {ticket_priority}, treated as {DEFAULT_TICKET_PRIORITY}"

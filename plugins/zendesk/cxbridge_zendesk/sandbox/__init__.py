@@ -1,0 +1,1 @@
+"""The Zendesk Support emulator (``backend.ZendeskBackend``): models, routes, errors and seeds."""
