@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
+from ..errors import WebhookRejected
 from ..models import Event
 from ..secrets import Secret
 
@@ -26,3 +31,53 @@ class Verifier(Protocol):
         secrets: Sequence[Secret],
         now: float,
     ) -> list[Event]: ...
+
+
+# Shared pieces of the vendors' verifiers: every one reads headers and base64 HMAC digests the same careful way.
+MAX_HEADER_BYTES = 8 * 1024
+MAX_SIGNATURES = 10
+_SIGNATURE_SPLIT = re.compile(r"[\s,]+")
+
+
+def header_text(headers: Mapping[str, str], name: str, *, system: str, max_bytes: int = MAX_HEADER_BYTES) -> str | None:
+    """A header's value, looked up case-insensitively; oversized or non-text values are malformed."""
+    wanted = name.lower()
+    found: Any = headers.get(name)
+    if found is None:
+        for key, value in headers.items():
+            if isinstance(key, str) and key.lower() == wanted:
+                found = value
+                break
+    if found is None:
+        return None
+    if isinstance(found, bytes):
+        try:
+            found = found.decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
+            raise WebhookRejected(f"{system}: {name} is not text", status=400) from None
+    if not isinstance(found, str):
+        raise WebhookRejected(f"{system}: {name} is not text", status=400)
+    if len(found.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise WebhookRejected(f"{system}: {name} is longer than {max_bytes} bytes", status=400)
+    return found
+
+
+def base64_sha256_signatures(text: str, *, system: str, max_count: int = MAX_SIGNATURES) -> list[bytes]:
+    """The decoded signatures of a header; entries that are not base64 of a SHA-256 digest never match."""
+    parts = [p for p in _SIGNATURE_SPLIT.split(text.strip()) if p]
+    if len(parts) > max_count:
+        raise WebhookRejected(f"{system}: more than {max_count} signatures in one header", status=400)
+    decoded: list[bytes] = []
+    for part in parts:
+        if not part.isascii():
+            continue
+        try:
+            raw = base64.b64decode(part, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        # only the canonical encoding of a SHA-256 digest counts (no stray padding bits or lengths)
+        if len(raw) == hashlib.sha256().digest_size and base64.b64encode(raw).decode("ascii") == part:
+            decoded.append(raw)
+    if not decoded:
+        raise WebhookRejected(f"{system}: signature does not match", status=401)
+    return decoded

@@ -24,8 +24,6 @@ too many signatures, a body that is not a JSON object naming a ticket).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -37,6 +35,7 @@ from typing import Any
 from cxbridge.errors import WebhookRejected
 from cxbridge.models import Event, Ref
 from cxbridge.secrets import Secret
+from cxbridge.webhooks.verify import base64_sha256_signatures, header_text
 
 SYSTEM = "zendesk"
 
@@ -130,47 +129,11 @@ def _check_signature(
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value, looked up case-insensitively; oversized or non-text values are malformed."""
-    wanted = name.lower()
-    found: Any = headers.get(name)
-    if found is None:
-        for key, value in headers.items():
-            if isinstance(key, str) and key.lower() == wanted:
-                found = value
-                break
-    if found is None:
-        return None
-    if isinstance(found, bytes):
-        try:
-            found = found.decode("latin-1")
-        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
-            raise WebhookRejected(f"zendesk: {name} is not text", status=400) from None
-    if not isinstance(found, str):
-        raise WebhookRejected(f"zendesk: {name} is not text", status=400)
-    if len(found.encode("utf-8", "surrogatepass")) > MAX_HEADER_BYTES:
-        raise WebhookRejected(f"zendesk: {name} is longer than {MAX_HEADER_BYTES} bytes", status=400)
-    return found
+    return header_text(headers, name, system=SYSTEM, max_bytes=MAX_HEADER_BYTES)
 
 
 def _signatures(text: str) -> list[bytes]:
-    """The decoded signatures of a header; entries that are not base64 of a SHA-256 digest never match."""
-    parts = [p for p in _SIGNATURE_SPLIT.split(text.strip()) if p]
-    if len(parts) > MAX_SIGNATURES:
-        raise WebhookRejected(f"zendesk: more than {MAX_SIGNATURES} signatures in one header", status=400)
-    decoded: list[bytes] = []
-    for part in parts:
-        if not part.isascii():
-            continue
-        try:
-            raw = base64.b64decode(part, validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        # only the canonical encoding of a SHA-256 digest counts (no stray padding bits or lengths)
-        if len(raw) == hashlib.sha256().digest_size and base64.b64encode(raw).decode("ascii") == part:
-            decoded.append(raw)
-    if not decoded:
-        raise WebhookRejected("zendesk: signature does not match", status=401)
-    return decoded
+    return base64_sha256_signatures(text, system=SYSTEM, max_count=MAX_SIGNATURES)
 
 
 def _parse_timestamp(text: str) -> float:
