@@ -218,18 +218,10 @@ class Tracker(Connector):
         """The browse URL of an issue."""
 
 
-@dataclass
-class ConnectorType:
-    """A registered connector class and the plugin that registered it."""
-
-    cls: type[Connector]
-    plugin: str
-
-    @property
-    def system(self) -> str:
-        return self.cls.system
-
-
-def role_of(connector: Connector, role: str) -> bool:
-    """True when the connector fills the role."""
-    return role in connector.roles
+def json_object(response: requests.Response) -> dict[str, Any] | None:
+    """A response's body when it is a JSON object, else None (for reading vendors' error bodies)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -29,7 +29,7 @@ import requests
 import requests.auth
 
 from cxbridge.config import SystemConfig
-from cxbridge.connectors import CRM, ConfigKey
+from cxbridge.connectors import CRM, ConfigKey, json_object
 from cxbridge.errors import ConfigError, NotFound
 from cxbridge.http.auth import BearerAuth
 from cxbridge.models import Customer, Deal, Ref
@@ -91,11 +91,8 @@ class HubSpotConnector(CRM):
     @staticmethod
     def error_message(response: requests.Response) -> str | None:
         """HubSpot's words: the ``Error`` body's ``message`` and ``category``, or a 429 body's ``message``."""
-        try:
-            body = response.json()
-        except ValueError:
-            return None
-        if not isinstance(body, dict):
+        body = json_object(response)
+        if body is None:
             return None
         message = body.get("message")
         if not isinstance(message, str) or not message:

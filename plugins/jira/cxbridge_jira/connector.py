@@ -31,7 +31,7 @@ import requests
 import requests.auth
 
 from cxbridge.config import SystemConfig
-from cxbridge.connectors import ConfigKey, IssueSpec, Tracker
+from cxbridge.connectors import ConfigKey, IssueSpec, Tracker, json_object
 from cxbridge.errors import ConfigError, VendorError
 from cxbridge.http.auth import BasicAuth, BearerAuth
 from cxbridge.http.urls import check_base_url
@@ -200,11 +200,8 @@ class JiraConnector(Tracker):
     @staticmethod
     def error_message(response: requests.Response) -> str | None:
         """Jira's ``ErrorCollection`` as one line: ``errorMessages`` then ``field: message`` for ``errors``."""
-        try:
-            body = response.json()
-        except ValueError:
-            return None
-        if not isinstance(body, dict):
+        body = json_object(response)
+        if body is None:
             return None
         parts: list[str] = []
         messages = body.get("errorMessages")

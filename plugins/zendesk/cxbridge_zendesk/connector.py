@@ -22,7 +22,7 @@ import requests
 import requests.auth
 
 from cxbridge.config import SystemConfig
-from cxbridge.connectors import ConfigKey, Helpdesk
+from cxbridge.connectors import ConfigKey, Helpdesk, json_object
 from cxbridge.errors import AuthError, ConfigError, Conflict, VendorError
 from cxbridge.http.auth import BasicAuth, BearerAuth
 from cxbridge.models import Comment, Person, Ref, Ticket
@@ -98,11 +98,8 @@ class ZendeskConnector(Helpdesk):
         ``{"error": "RecordNotFound", "description": "Not found"}``; ``{"error": {"title", "message"}}``;
         JSON:API ``{"errors": [{"code", "title", "detail"}]}``; ``RecordInvalid`` with per-field ``details``.
         """
-        try:
-            body = response.json()
-        except ValueError:
-            return None
-        if not isinstance(body, dict):
+        body = json_object(response)
+        if body is None:
             return None
         parts: list[str] = []
         error = body.get("error")
