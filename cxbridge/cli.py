@@ -52,7 +52,7 @@ PluginsFactory = Callable[[Sequence[str]], Plugins]
 RESERVED_COMMANDS = frozenset(
     {
         "init", "doctor", "plugins", "escalate", "links", "impact", "serve", "worker", "sync", "dead-letters",
-        "sandbox", "demo",
+        "sandbox", "demo", "unlink", "policy", "audit", "act",
     }
 )  # fmt: skip
 
@@ -688,6 +688,15 @@ cli.add_lazy_command("demo", "cxbridge.commands:demo")
 cli.add_lazy_command("escalate", "cxbridge.commands:escalate")
 cli.add_lazy_command("links", "cxbridge.commands:links")
 cli.add_lazy_command("sandbox", "cxbridge.commands:sandbox")
+cli.add_lazy_command("serve", "cxbridge.webhooks.serve:serve")
+cli.add_lazy_command("worker", "cxbridge.worker_commands:worker")
+cli.add_lazy_command("dead-letters", "cxbridge.worker_commands:dead_letters")
+cli.add_lazy_command("sync", "cxbridge.workflows.reconcile:sync")
+cli.add_lazy_command("impact", "cxbridge.impact_commands:impact")
+cli.add_lazy_command("unlink", "cxbridge.impact_commands:unlink")
+cli.add_lazy_command("policy", "cxbridge.policy_commands:policy")
+cli.add_lazy_command("audit", "cxbridge.policy_commands:audit")
+cli.add_lazy_command("act", "cxbridge.policy_commands:act")
 # (end of the registered commands)
 
 

@@ -156,6 +156,10 @@ class Helpdesk(Connector):
     def ticket_url(self, ticket_id: str) -> str:
         """The agent-facing URL of the ticket."""
 
+    def requested_issue_key(self, ticket: Ticket) -> str | None:
+        """An issue key the agent typed into the ticket (to join that issue), or None; the ticket is as read."""
+        return None
+
     def ticket_ref(self, ticket_id: str) -> Ref:
         """The reference of a ticket of this system."""
         return Ref(self.name, "ticket", str(ticket_id))

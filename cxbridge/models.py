@@ -119,6 +119,10 @@ class Issue:
     labels: list[str] = field(default_factory=list)
     fix_versions: list[str] = field(default_factory=list)
     updated_at: datetime | None = None
+    description: Any = field(default=None, repr=False, compare=False)
+    """The description in the tracker's own form (ADF on Jira Cloud, wiki text on Data Center), when read."""
+    fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The raw vendor fields, when read (custom fields such as the impact values)."""
 
 
 @dataclass
@@ -146,6 +150,35 @@ class Event:
     payload: dict[str, Any] = field(default_factory=dict)
     received_at: datetime | None = None
     occurred_at: datetime | None = None
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """An Event as JSON-ready data (for the inbox and a job's payload)."""
+    return {
+        "id": event.id,
+        "system": event.system,
+        "kind": event.kind,
+        "subject": str(event.subject),
+        "actor": event.actor,
+        "payload": event.payload,
+        "received_at": event.received_at.isoformat() if event.received_at else None,
+        "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
+    }
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Read back what ``event_to_dict`` wrote."""
+    received, occurred = data.get("received_at"), data.get("occurred_at")
+    return Event(
+        id=str(data["id"]),
+        system=str(data["system"]),
+        kind=str(data["kind"]),
+        subject=Ref.parse(str(data["subject"])),
+        actor=data.get("actor"),
+        payload=dict(data.get("payload") or {}),
+        received_at=datetime.fromisoformat(received) if received else None,
+        occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+    )
 
 
 def to_jsonable(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from .connectors import CRM, CRM_ROLE, HELPDESK, TRACKER, Connector, Helpdesk, Tracker
@@ -38,31 +39,35 @@ class Runtime:
         self._store = store
         self._connectors: dict[str, Connector] = {}
         self._handoff: Handoff | None = None
+        self._lock = threading.RLock()
 
     @property
     def store(self) -> Store:
         """The store named by the configuration, opened on first use."""
-        if self._store is None:
-            from .store import open_store
+        with self._lock:
+            if self._store is None:
+                from .store import open_store
 
-            self._store = open_store(self.config.store_path())
-        return self._store
+                self._store = open_store(self.config.store_path())
+            return self._store
 
     @property
     def handoff(self) -> Handoff:
-        if self._handoff is None:
-            self._handoff = Handoff(self.config.template_dirs())
-        return self._handoff
+        with self._lock:
+            if self._handoff is None:
+                self._handoff = Handoff(self.config.template_dirs())
+            return self._handoff
 
     def connector(self, name: str) -> Connector:
         """The connector of a configured system, built on first use."""
-        if name not in self._connectors:
-            system = self.config.system(name)
-            if not system.enabled:
-                raise ConfigError(f"systems.{name} is disabled (enabled = false)")
-            cls = self.plugins.connector(system.plugin)
-            self._connectors[name] = cls.from_config(system, counter=self.counter, session=self._session)
-        return self._connectors[name]
+        with self._lock:
+            if name not in self._connectors:
+                system = self.config.system(name)
+                if not system.enabled:
+                    raise ConfigError(f"systems.{name} is disabled (enabled = false)")
+                cls = self.plugins.connector(system.plugin)
+                self._connectors[name] = cls.from_config(system, counter=self.counter, session=self._session)
+            return self._connectors[name]
 
     def _named(self, key: str, role: str) -> Connector:
         name = self.config.section("escalation")[key]
@@ -71,9 +76,14 @@ class Runtime:
             raise ConfigError(f"escalation.{key} = {name!r}: that system is not a {role}")
         return connector
 
-    def helpdesk(self) -> Helpdesk:
-        """The helpdesk named by ``[escalation] helpdesk``."""
-        connector = self._named("helpdesk", HELPDESK)
+    def helpdesk(self, name: str | None = None) -> Helpdesk:
+        """The helpdesk named by ``[escalation] helpdesk``, or the configured system ``name`` (a ticket's system)."""
+        if name is None:
+            connector = self._named("helpdesk", HELPDESK)
+        else:
+            connector = self.connector(name)
+            if HELPDESK not in connector.roles:
+                raise ConfigError(f"systems.{name} is not a helpdesk: it cannot hold tickets")
         assert isinstance(connector, Helpdesk)
         return connector
 

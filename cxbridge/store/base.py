@@ -262,12 +262,13 @@ class Store(ABC):
         job_kind: str,
         job_payload: dict[str, Any],
         dedupe_key: str | None = None,
+        lock_key: str | None = None,
     ) -> bool:
         """Commit an inbox row and its job in one durable transaction; False for a duplicate delivery.
 
         Deliveries are keyed by ``(system, account, delivery_id)``. ``dedupe_key`` becomes the job's key:
         when a not-yet-done job already holds it, the delivery is still recorded (True) but no second job
-        is queued.
+        is queued. ``lock_key`` names the entity the job acts on: at most one job per lock key runs at a time.
         """
 
     @abstractmethod
@@ -286,8 +287,13 @@ class Store(ABC):
         *,
         key: str | None = None,
         run_at: float | None = None,
+        lock_key: str | None = None,
     ) -> int | None:
-        """Queue a ready job due at ``run_at`` (default now); None when a job not yet done holds ``key``."""
+        """Queue a ready job due at ``run_at`` (default now); None when a job not yet done holds ``key``.
+
+        ``lock_key`` names the entity the job acts on: ``claim`` never hands out a job while another job with
+        the same lock key holds a live lease, so the work on one ticket or issue runs one job at a time.
+        """
 
     @abstractmethod
     def claim(
@@ -368,6 +374,16 @@ class Store(ABC):
     @abstractmethod
     def audit_entries(self, *, ticket: Ref | None = None, issue_key: str | None = None) -> list[AuditEntry]:
         """Audit rows in the order written, filtered by ticket and/or issue key when given."""
+
+    # ---- snapshots ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def put_snapshot(self, kind: str, ref: str, data: dict[str, Any]) -> None:
+        """Save (replace) what cxbridge last saw of a remote record (a customer, an issue's synced state)."""
+
+    @abstractmethod
+    def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
+        """The saved snapshot of a remote record, or None."""
 
     # ---- checkpoints -------------------------------------------------------------------------------
 

@@ -234,3 +234,19 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     ]
     for statement in statements:
         conn.execute(statement)
+
+
+@migrations(2)
+def m002_locks_and_snapshots(conn: sqlite3.Connection) -> None:
+    """Per-entity job locks (one running job per entity) and snapshots of remote records."""
+    conn.execute("ALTER TABLE jobs ADD COLUMN lock_key TEXT")
+    conn.execute("CREATE INDEX jobs_by_lock_key ON jobs (lock_key, state) WHERE lock_key IS NOT NULL")
+    conn.execute(
+        """CREATE TABLE snapshots (
+            kind TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            data TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (kind, ref)
+        )"""
+    )

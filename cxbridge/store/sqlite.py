@@ -334,12 +334,13 @@ class SQLiteStore(Store):
         key: str | None,
         run_at: float,
         now: float,
+        lock_key: str | None = None,
     ) -> int | None:
         row = _first(
             conn.execute(
-                "INSERT INTO jobs (kind, payload, key, state, attempt, run_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, 'ready', 0, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-                (kind, _dumps(payload), key, run_at, now, now),
+                "INSERT INTO jobs (kind, payload, key, state, attempt, run_at, created_at, updated_at, lock_key)"
+                " VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                (kind, _dumps(payload), key, run_at, now, now, lock_key),
             )
         )
         return None if row is None else int(row[0])
@@ -359,6 +360,7 @@ class SQLiteStore(Store):
         job_kind: str,
         job_payload: dict[str, Any],
         dedupe_key: str | None = None,
+        lock_key: str | None = None,
     ) -> bool:
         """Commit the inbox row and its job in one transaction; False for a duplicate delivery."""
         now = self.clock()
@@ -370,7 +372,7 @@ class SQLiteStore(Store):
             )
             if cur.rowcount != 1:
                 return False
-            job_id = self._insert_job(conn, job_kind, job_payload, dedupe_key, now, now)
+            job_id = self._insert_job(conn, job_kind, job_payload, dedupe_key, now, now, lock_key)
             if job_id is None and dedupe_key is not None:
                 job_id = self._active_job_with_key(conn, dedupe_key)
             conn.execute(
@@ -406,11 +408,12 @@ class SQLiteStore(Store):
         *,
         key: str | None = None,
         run_at: float | None = None,
+        lock_key: str | None = None,
     ) -> int | None:
         """Queue a ready job; None when ``key`` is held by a job that is waiting or running."""
         now = self.clock()
         with self._write() as conn:
-            return self._insert_job(conn, kind, payload, key, now if run_at is None else run_at, now)
+            return self._insert_job(conn, kind, payload, key, now if run_at is None else run_at, now, lock_key)
 
     @staticmethod
     def _job(row: tuple[Any, ...]) -> Job:
@@ -473,11 +476,14 @@ class SQLiteStore(Store):
                 conn.execute(
                     "UPDATE jobs SET state = 'leased', attempt = attempt + 1, lease_until = ?, worker_id = ?,"
                     " updated_at = ? WHERE id = ("
-                    "  SELECT id FROM jobs"
+                    "  SELECT id FROM jobs AS j"
                     "  WHERE ((state = 'ready' AND run_at <= ?) OR (state = 'leased' AND lease_until <= ?))"
+                    # one running job per entity: skip a job whose lock another live lease holds
+                    "  AND (j.lock_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.lock_key = j.lock_key"
+                    "   AND o.state = 'leased' AND o.lease_until > ? AND o.id != j.id))"
                     f"{kind_filter} ORDER BY run_at, id LIMIT 1"
                     f") RETURNING {_JOB_COLUMNS}",
-                    (now + lease_seconds, worker_id, now, now, now, *kind_args),
+                    (now + lease_seconds, worker_id, now, now, now, now, *kind_args),
                 )
             )
         return None if row is None else self._job(row)
@@ -647,6 +653,21 @@ class SQLiteStore(Store):
         ]
 
     # ---- checkpoints -------------------------------------------------------------------------------
+
+    def put_snapshot(self, kind: str, ref: str, data: dict[str, Any]) -> None:
+        """Save (replace) the snapshot of a remote record."""
+        now = self.clock()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO snapshots (kind, ref, data, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (kind, ref) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (kind, ref, _dumps(redact_value(data)), now),
+            )
+
+    def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
+        """The saved snapshot of a remote record, or None."""
+        row = self._conn().execute("SELECT data FROM snapshots WHERE kind = ? AND ref = ?", (kind, ref)).fetchone()
+        return None if row is None else dict(_loads(row[0]))
 
     def get_checkpoint(self, system: str, stream: str) -> dict[str, Any] | None:
         """The saved cursor mapping of a stream, or None."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import impact, policy
 from ..connectors import CRM, IssueSpec
 from ..errors import AmbiguousOutcome, CxbridgeError, VendorError
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
@@ -46,7 +47,10 @@ class EscalationRequest:
     note: str | None = None
     agent: Person | None = None
     origin_event: str | None = None
-    decisions: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[policy.ActionRequest] = field(default_factory=list)
+    """What the agent decides on the spot (priority, credit, skip triage...), checked against the policies."""
+    helpdesk: str | None = None
+    """The ``[systems.*]`` name holding the ticket; default ``[escalation] helpdesk``."""
 
 
 @dataclass
@@ -131,7 +135,7 @@ class Escalation:
         """
         if req.note and ticket.description:
             return None
-        return self.rt.helpdesk().list_comments(ticket.ref.id)
+        return self.rt.helpdesk(req.helpdesk).list_comments(ticket.ref.id)
 
     def _customer(self, ticket: Ticket) -> Customer:
         crm = self.rt.crm()
@@ -148,6 +152,7 @@ class Escalation:
         customer: Customer,
         priority: Priority,
         issue: dict[str, Any],
+        decisions: list[policy.Decision] | None = None,
     ) -> dict[str, Any]:
         """The template context: only allowlisted fields of the ticket and the customer cross into it."""
         now = datetime.now(UTC)
@@ -210,7 +215,7 @@ class Escalation:
                 for c in comments
             ],
             "priority": {"value": priority.value, "reason": priority.reason},
-            "decisions": list(req.decisions),
+            "decisions": [d.as_dict() for d in decisions or []],
             "agent": {
                 "name": req.agent.name if req.agent else None,
                 "email": req.agent.email if req.agent else None,
@@ -223,25 +228,31 @@ class Escalation:
     # -- the workflow ----------------------------------------------------------------------------------------
     def run(self, req: EscalationRequest, *, dry_run: bool = False) -> EscalationResult:
         """Escalate (or, with ``dry_run``, render and plan without writing anything)."""
-        helpdesk = self.rt.helpdesk()
+        helpdesk = self.rt.helpdesk(req.helpdesk)
         tracker = self.rt.tracker()
         crm = self.rt.crm()
         before = dict(self.rt.counter.by_system())
 
         # 1. the ticket, with its requester and organization
         ticket = helpdesk.get_ticket(req.ticket_id)
+        business_key = str(ticket.ref)
+        label = issue_label(business_key)
+        if not req.link_key and self.rt.store.get_intent(op_id(business_key, "tracker.create")) is None:
+            # an agent may name an existing issue in the ticket's issue-key field: join it instead of creating
+            requested = helpdesk.requested_issue_key(ticket)
+            if requested and not self.rt.store.links_for_ticket(ticket.ref):
+                req.link_key = requested
         comments = self._history(req, ticket)
         # 2. the customer
         customer = self._customer(ticket)
-        # 3. decision rights (a later issue) and priority
+        # 3. decision rights and priority
         priority = choose_priority(
             customer.tier,
             ticket.priority,
             table=self.settings["priority"],
             default_tier=self.settings["default_tier"],
         )
-        business_key = str(ticket.ref)
-        label = issue_label(business_key)
+        priority, decisions = policy.decide_for_escalation(self.rt, req, ticket, customer, priority)
         project = req.project or tracker.config.get("project")
         # 4. render everything before any write: a broken template stops here
         provisional: dict[str, Any] = {
@@ -249,7 +260,7 @@ class Escalation:
             "url": tracker.issue_url(req.link_key or f"{project}-?"),
             "created": not req.link_key,
         }
-        ctx = self.context(req, ticket, comments, customer, priority, provisional)
+        ctx = self.context(req, ticket, comments, customer, priority, provisional, decisions)
         handoff = self.rt.handoff.render_all(ctx)
         result = EscalationResult(
             ticket=ticket.ref,
@@ -268,13 +279,15 @@ class Escalation:
             return result
 
         store = self.rt.store
-        # 5. the issue: join, or create exactly once
+        impact.save_customer(self.rt, customer)
+        # 5. the issue: join, or create exactly once (a new issue carries its impact from birth)
         if req.link_key:
             issue = tracker.get_issue(req.link_key)
             created = False
         else:
+            born = impact.for_new_issue(self.rt, ticket, customer)
             issue, created = self._create_issue(
-                tracker, business_key, label, project, handoff, ticket, customer, priority
+                tracker, business_key, label, project, handoff, ticket, customer, priority, born
             )
         self._point("issue")
         store.add_link(
@@ -295,6 +308,9 @@ class Escalation:
         )
         result.writes["issue"] = "created" if created else "linked"
         self._point("link")
+        if not created:
+            result.writes["impact"] = "written" if impact.refresh_issue(self.rt, issue) else "unchanged"
+            self._point("impact")
 
         # 6. the remote link from the issue to the ticket
         result.writes["remote_link"] = self._once(
@@ -315,7 +331,7 @@ class Escalation:
 
         # 7. note, tag and key on the ticket (re-rendered with the real issue)
         issue_ctx = {"key": issue.key, "url": issue.url, "created": created}
-        ctx = self.context(req, ticket, comments, customer, priority, issue_ctx)
+        ctx = self.context(req, ticket, comments, customer, priority, issue_ctx, decisions)
         note = self.rt.handoff.render("zendesk_note", ctx)
         changed = helpdesk.record_escalation(
             ticket,
@@ -343,8 +359,24 @@ class Escalation:
             ticket=ticket.ref,
             issue_key=issue.key,
             origin_event=req.origin_event,
-            details={"priority": priority.value, "writes": result.writes, "decisions": req.decisions},
+            details={
+                "priority": priority.value,
+                "writes": result.writes,
+                "decisions": [d.as_dict() for d in decisions],
+            },
         )
+        for decision in decisions:
+            store.audit(
+                actor=decision.agent or "agent",
+                action=f"decision.{decision.action}",
+                target=str(ticket.ref),
+                result="granted" if decision.granted else "refused",
+                policy=decision.rule,
+                origin_event=req.origin_event,
+                ticket=ticket.ref,
+                issue_key=issue.key,
+                details=decision.as_dict(),
+            )
         result.calls = self._calls_since(before)
         return result
 
@@ -378,6 +410,7 @@ class Escalation:
         ticket: Ticket,
         customer: Customer,
         priority: Priority,
+        born: impact.NewIssueImpact,
     ) -> tuple[Issue, bool]:
         store = self.rt.store
         oid = op_id(business_key, "tracker.create")
@@ -408,9 +441,10 @@ class Escalation:
             project=project,
             issue_type=tracker.config.get("issue_type") or "Bug",
             summary=handoff["jira_summary"].strip(),
-            description=handoff["jira_description"],
+            description=handoff["jira_description"] + (("\n\n" + born.block) if born.block else ""),
             priority=priority.value,
-            labels=[ESCALATED_LABEL, label],
+            labels=[ESCALATED_LABEL, label, *born.labels],
+            fields=dict(born.fields),
             properties={
                 PROPERTY_KEY: {
                     "tickets": [str(ticket.ref)],
