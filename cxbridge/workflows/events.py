@@ -11,14 +11,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..models import event_to_dict
+
 if TYPE_CHECKING:
     from ..models import Event
     from ..runtime import Runtime
+
+JOB_KIND = "event"
 
 
 def lock_key_for(event: Event) -> str | None:
     """The entity the event's job acts on (its subject)."""
     return str(event.subject)
+
+
+def enqueue_event(rt: Runtime, system: str, event: Event) -> bool:
+    """Commit an event to the inbox with its job, in one transaction; False when it was delivered before.
+
+    ``system`` is the ``[systems.<name>]`` table the event came from. The receiver and the reconciler both use this.
+    """
+    record = event_to_dict(event)
+    return rt.store.accept_delivery(
+        system,
+        event.id,
+        payload=record,
+        job_kind=JOB_KIND,
+        job_payload={"event": record, "system": system},
+        lock_key=lock_key_for(event),
+    )
 
 
 def handle_event(rt: Runtime, event: Event) -> str:
