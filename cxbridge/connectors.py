@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -55,6 +55,18 @@ class IssueSpec:
     labels: list[str] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    """One page of a polling scan: the records changed, the cursor to resume after them, and whether it was the last.
+
+    ``cursor`` is a small JSON-ready mapping the reconciler saves as its checkpoint after the page is handled.
+    """
+
+    items: list[Any]
+    cursor: dict[str, Any]
+    done: bool
 
 
 class Connector(ABC):
@@ -156,6 +168,14 @@ class Helpdesk(Connector):
     def ticket_url(self, ticket_id: str) -> str:
         """The agent-facing URL of the ticket."""
 
+    def changed_tickets(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
+        """Pages of tickets (``Ticket``) changed since ``since`` (epoch seconds), or after a saved ``cursor``."""
+        raise NotImplementedError(f"{self.name}: this helpdesk cannot list changed tickets")
+
+    def set_status(self, ticket_id: str, status: str) -> bool:
+        """Move the ticket to ``status``; False (nothing written) when it is there already."""
+        raise NotImplementedError(f"{self.name}: this helpdesk cannot change a ticket's status")
+
     def requested_issue_key(self, ticket: Ticket) -> str | None:
         """An issue key the agent typed into the ticket (to join that issue), or None; the ticket is as read."""
         return None
@@ -181,6 +201,10 @@ class CRM(Connector):
     @abstractmethod
     def find_note(self, customer: Customer, marker: str) -> Ref | None:
         """A note written earlier with this marker, if the CRM has it (for resuming after a crash)."""
+
+    def get_customer(self, company_ref: Ref) -> Customer:
+        """The company as the CRM holds it now, with its open deals (for refreshing an issue's impact)."""
+        raise NotImplementedError(f"{self.name}: this CRM cannot read a company by reference")
 
 
 class Tracker(Connector):
@@ -220,6 +244,10 @@ class Tracker(Connector):
     @abstractmethod
     def issue_url(self, key: str) -> str:
         """The browse URL of an issue."""
+
+    def changed_issues(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
+        """Pages of issues (``Issue``) updated since ``since`` (epoch seconds), or after a saved ``cursor``."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot list changed issues")
 
 
 def json_object(response: requests.Response) -> dict[str, Any] | None:
