@@ -1,0 +1,109 @@
+"""Per-entity job locks (one running job per entity) and snapshots of remote records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cxbridge.secrets import Secret
+from cxbridge.store import SQLiteStore
+
+T0 = 1_750_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "cxbridge.db", clock=clock)
+    yield s
+    s.close()
+
+
+def test_a_locked_entity_runs_one_job_at_a_time(store: SQLiteStore, clock: Clock) -> None:
+    first = store.enqueue("event", {"n": 1}, lock_key="jira:issue:1")
+    second = store.enqueue("event", {"n": 2}, lock_key="jira:issue:1")
+    other = store.enqueue("event", {"n": 3}, lock_key="jira:issue:2")
+    a = store.claim("w1", lease_seconds=30)
+    assert a is not None
+    assert a.id == first
+    # the second job of the same entity waits; the other entity's job goes ahead
+    b = store.claim("w2", lease_seconds=30)
+    assert b is not None
+    assert b.id == other
+    assert store.claim("w3", lease_seconds=30) is None
+    assert store.complete(a.id, a.attempt)
+    c = store.claim("w3", lease_seconds=30)
+    assert c is not None
+    assert c.id == second
+
+
+def test_an_expired_lease_releases_the_lock(store: SQLiteStore, clock: Clock) -> None:
+    first = store.enqueue("event", {}, lock_key="zendesk:ticket:1")
+    second = store.enqueue("event", {}, lock_key="zendesk:ticket:1")
+    a = store.claim("w1", lease_seconds=30)
+    assert a is not None
+    assert a.id == first
+    clock.now += 31
+    # the lapsed job is due again and comes first (older); its newer attempt holds the lock
+    again = store.claim("w2", lease_seconds=30)
+    assert again is not None
+    assert again.id == first
+    assert again.attempt == a.attempt + 1
+    assert store.claim("w3", lease_seconds=30) is None
+    assert not store.complete(a.id, a.attempt)  # the stale attempt is fenced out
+    assert store.complete(again.id, again.attempt)
+    b = store.claim("w3", lease_seconds=30)
+    assert b is not None
+    assert b.id == second
+
+
+def test_a_delivery_carries_its_lock(store: SQLiteStore) -> None:
+    assert store.accept_delivery(
+        "jira", "d1", payload={}, job_kind="event", job_payload={"n": 1}, lock_key="jira:issue:7"
+    )
+    assert store.accept_delivery(
+        "jira", "d2", payload={}, job_kind="event", job_payload={"n": 2}, lock_key="jira:issue:7"
+    )
+    a = store.claim("w1", lease_seconds=30)
+    assert a is not None
+    assert a.payload == {"n": 1}
+    assert store.claim("w2", lease_seconds=30) is None
+
+
+def test_unlocked_jobs_run_side_by_side(store: SQLiteStore) -> None:
+    store.enqueue("event", {"n": 1})
+    store.enqueue("event", {"n": 2})
+    assert store.claim("w1", lease_seconds=30) is not None
+    assert store.claim("w2", lease_seconds=30) is not None
+
+
+def test_snapshots_replace_and_survive_reopen(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path, clock=clock) as s:
+        assert s.get_snapshot("customer", "hubspot:company:1") is None
+        s.put_snapshot("customer", "hubspot:company:1", {"arr": "100.50", "tier": "growth"})
+        s.put_snapshot("customer", "hubspot:company:1", {"arr": "200.00", "tier": "strategic"})
+        s.put_snapshot("sync", "hubspot:company:1", {"other": True})
+    with SQLiteStore(path, clock=clock) as s:
+        assert s.get_snapshot("customer", "hubspot:company:1") == {"arr": "200.00", "tier": "strategic"}
+        assert s.get_snapshot("sync", "hubspot:company:1") == {"other": True}
+
+
+def test_snapshots_never_hold_a_secret(store: SQLiteStore) -> None:
+    secret = Secret("s3cr3t-snapshot-value", source="test")
+    store.put_snapshot("customer", "x", {"note": f"token {secret.reveal()}"})
+    assert secret.reveal() not in str(store.get_snapshot("customer", "x"))
