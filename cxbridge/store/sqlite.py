@@ -574,7 +574,10 @@ class SQLiteStore(Store):
                     f"dead letter {letter_id} was replayed already (as job {letter.replay_job_id}); "
                     "replaying it again would repeat its work"
                 )
-            job_id = self._insert_job(conn, letter.kind, letter.payload, letter.key, now, now)
+            # the replayed job keeps its entity lock: it must not run beside another job on the same ticket
+            lock = _first(conn.execute("SELECT lock_key FROM jobs WHERE id = ?", (letter.job_id,)))
+            lock_key = None if lock is None else lock[0]
+            job_id = self._insert_job(conn, letter.kind, letter.payload, letter.key, now, now, lock_key)
             if job_id is None and letter.key is not None:
                 job_id = self._active_job_with_key(conn, letter.key)
             if job_id is None:  # pragma: no cover - a key conflict always leaves an active job to find

@@ -1,0 +1,511 @@
+"""Workers that drain the durable job queue: lease, heartbeat, run, then complete fenced by attempt.
+
+A ``Worker`` claims one due job at a time from the store (``claim`` leases it and bumps its attempt), runs the
+handler for its kind while a heartbeat thread keeps the lease alive, and then settles the job with the same
+attempt number, so that a worker whose lease lapsed (it was paused, or the machine stalled) can never
+complete, retry or dead-letter the newer attempt another worker holds (RELIABILITY.md, Q1).
+
+Failures are classified (RELIABILITY.md section 4):
+
+=========================================================  ===============================================
+error                                                      what happens
+=========================================================  ===============================================
+``RateLimited``                                            ready again at now + Retry-After (capped); the
+                                                           worker never sleeps for it; given up only when
+                                                           the job is older than ``max_age``
+``Unavailable``, ``AmbiguousOutcome``, ``EscalationPending``,  ready again after a capped full-jitter
+``requests.ConnectionError``, ``requests.Timeout``          exponential backoff; dead after ``max_attempts``
+``AuthError``, ``NotFound``, ``ConfigError``,               dead letter at once (permanent)
+``TemplateError``, ``PolicyRefused``, ``Conflict``,
+any other exception
+=========================================================  ===============================================
+
+The error kept with a retried job or a dead letter is one redacted line (the store redacts again): never a
+traceback. ``start_workers`` runs worker threads inside ``cxbridge serve``; ``drain`` runs the queue empty for
+the demo, ``cxbridge sync``, ``cxbridge worker --drain`` and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+
+import requests
+
+from .errors import AmbiguousOutcome, RateLimited, Unavailable
+from .http.redact import escape_crlf, one_line, redact
+from .http.retry import RETRY_AFTER_CAP
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+    from .store import Job, Store
+
+log = logging.getLogger("cxbridge.worker")
+
+Handler = Callable[["Runtime", dict[str, Any]], str]
+"""A job handler: gets the Runtime and the job's payload, returns a short outcome for the log."""
+
+Outcome = Literal["done", "retried", "dead", "stale"]
+
+DEFAULT_MAX_AGE: Final[float] = 86400.0
+"""Seconds: a rate-limited job older than this is dead-lettered instead of waiting again."""
+
+ERROR_LIMIT: Final[int] = 500
+"""Characters: the longest error line kept with a job or a dead letter."""
+
+
+class JobMetrics(Protocol):
+    """What a worker reports to (``cxbridge.webhooks.metrics``): one call per settled job."""
+
+    def job(self, outcome: str) -> None:
+        """Count a job that ended ``done``, was ``retried`` or went ``dead``."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How one claimed job ended: ``outcome``, the attempt, the next run time of a retry, and a short detail."""
+
+    job_id: int
+    kind: str
+    attempt: int
+    outcome: Outcome
+    detail: str
+    run_at: float | None = None
+
+
+# --- classification -----------------------------------------------------------------------------------------
+
+
+def _escalation_pending() -> tuple[type[BaseException], ...]:
+    try:
+        from .workflows.escalate import EscalationPending
+    except ImportError:  # pragma: no cover - the escalation module is part of the package
+        return ()
+    return (EscalationPending,)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for an error worth retrying after a backoff (the remote may recover; nothing says otherwise)."""
+    transient: tuple[type[BaseException], ...] = (
+        Unavailable,
+        AmbiguousOutcome,
+        requests.ConnectionError,
+        requests.Timeout,
+        *_escalation_pending(),
+    )
+    return isinstance(exc, transient)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff (AWS): uniform in [0, min(cap, base * 2**(attempt - 1))]."""
+    exponent = min(max(attempt - 1, 0), 62)
+    ceiling = min(cap, base * float(2**exponent))
+    return rng.uniform(0.0, max(ceiling, 0.0))
+
+
+def error_line(exc: BaseException) -> str:
+    """One redacted line naming the error: ``Type: message`` (no traceback, CR/LF collapsed)."""
+    text = str(exc).strip()
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return one_line(redact(line), ERROR_LIMIT)
+
+
+def _shown(text: str) -> str:
+    return escape_crlf(redact(text))
+
+
+# --- the worker ---------------------------------------------------------------------------------------------
+
+
+def _handle_event_job(rt: Runtime, payload: dict[str, Any]) -> str:
+    """The handler of ``event`` jobs: route the queued Event through ``workflows.events.handle_event``."""
+    from .models import event_from_dict
+    from .workflows.events import handle_event
+
+    return handle_event(rt, event_from_dict(payload["event"]))
+
+
+def default_handlers() -> dict[str, Handler]:
+    """The job kinds a worker runs by default: ``event`` (webhooks and polled changes)."""
+    return {"event": _handle_event_job}
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class _Heartbeat:
+    """Extends one attempt's lease every ``every`` seconds until stopped, or until the attempt is fenced out."""
+
+    def __init__(self, store: Store, job: Job, lease_seconds: float, every: float) -> None:
+        self.store = store
+        self.job = job
+        self.lease_seconds = lease_seconds
+        self.every = every
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-job-{job.id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                alive = self.store.heartbeat(self.job.id, self.job.attempt, self.lease_seconds)
+            except Exception as exc:  # a busy store now and then must not stop the heartbeat
+                log.warning("job %d: heartbeat failed: %s", self.job.id, _shown(error_line(exc)))
+                continue
+            if not alive:
+                self.lost = True
+                log.warning(
+                    "job %d attempt %d: lease lost (another worker holds a newer attempt)",
+                    self.job.id,
+                    self.job.attempt,
+                )
+                return
+
+
+class Worker:
+    """Claims due jobs from the Runtime's store and runs them, one at a time, with leases and fencing.
+
+    ``clock`` gives the time used for ``run_at`` of retries; by default the store's own clock (so a test's
+    virtual clock moves both), else ``time.time``. ``rng`` draws the backoff jitter (seed it in tests).
+    ``heartbeat_every`` defaults to a third of the lease. ``max_age`` bounds how long a rate-limited job keeps
+    waiting for the vendor. Several workers (threads or processes) may share one store.
+    """
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        worker_id: str | None = None,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 8,
+        clock: Callable[[], float] | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+        metrics: JobMetrics | None = None,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 300.0,
+        rng: random.Random | None = None,
+        heartbeat_every: float | None = None,
+        max_age: float = DEFAULT_MAX_AGE,
+        retry_after_cap: float = RETRY_AFTER_CAP,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.rt = rt
+        self.worker_id = worker_id or _default_worker_id()
+        self.lease_seconds = float(lease_seconds)
+        self.max_attempts = int(max_attempts)
+        self._clock = clock
+        self.handlers: dict[str, Handler] = dict(handlers) if handlers is not None else default_handlers()
+        self.metrics = metrics
+        self.backoff_base = float(backoff_base)
+        self.backoff_cap = float(backoff_cap)
+        self.rng = rng if rng is not None else random.Random()
+        self.heartbeat_every = float(heartbeat_every) if heartbeat_every is not None else self.lease_seconds / 3
+        self.max_age = float(max_age)
+        self.retry_after_cap = float(retry_after_cap)
+        self.counts: dict[str, int] = {"done": 0, "retried": 0, "dead": 0, "stale": 0}
+        self.last: JobResult | None = None
+
+    def now(self) -> float:
+        """The current time on the clock the store's ``run_at`` values use."""
+        if self._clock is not None:
+            return self._clock()
+        store_clock = getattr(self.rt.store, "clock", None)
+        return float(store_clock()) if callable(store_clock) else time.time()
+
+    # --- one job ------------------------------------------------------------------------------------------
+
+    def run_once(self) -> bool:
+        """Claim one due job and run it to an outcome; False when no job was due."""
+        return self.process_one() is not None
+
+    def process_one(self) -> JobResult | None:
+        """Like ``run_once``, returning how the job ended (None when no job was due)."""
+        store = self.rt.store
+        job = store.claim(
+            self.worker_id,
+            lease_seconds=self.lease_seconds,
+            kinds=list(self.handlers),
+            max_attempts=self.max_attempts,
+        )
+        if job is None:
+            return None
+        handler = self.handlers[job.kind]
+        error: Exception | None = None
+        detail = ""
+        with _Heartbeat(store, job, self.lease_seconds, self.heartbeat_every):
+            try:
+                detail = str(handler(self.rt, job.payload))
+            except Exception as exc:  # classified below; BaseException (interrupts) ends the worker
+                error = exc
+        result = self._complete(job, detail) if error is None else self._settle_failure(job, error)
+        self._record(result)
+        return result
+
+    def _complete(self, job: Job, detail: str) -> JobResult:
+        if self.rt.store.complete(job.id, job.attempt):
+            return JobResult(job.id, job.kind, job.attempt, "done", one_line(detail, ERROR_LIMIT))
+        return JobResult(job.id, job.kind, job.attempt, "stale", "finished after its lease lapsed")
+
+    def _settle_failure(self, job: Job, exc: Exception) -> JobResult:
+        store = self.rt.store
+        line = error_line(exc)
+        now = self.now()
+        run_at: float | None = None
+        if isinstance(exc, RateLimited):
+            if now - job.created_at >= self.max_age:
+                line = f"gave up after {job.attempt} attempts and {now - job.created_at:.0f}s: {line}"
+            else:
+                wait = exc.retry_after
+                if wait is None:
+                    wait = backoff_delay(job.attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)
+                run_at = now + min(max(float(wait), 0.0), self.retry_after_cap)
+        elif is_transient(exc):
+            if job.attempt >= self.max_attempts:
+                line = f"gave up after {job.attempt} attempts: {line}"
+            else:
+                delay = backoff_delay(job.attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)
+                run_at = now + delay
+        if run_at is not None:
+            if store.retry_later(job.id, job.attempt, run_at=run_at, error=line):
+                return JobResult(job.id, job.kind, job.attempt, "retried", line, run_at)
+        elif store.fail(job.id, job.attempt, error=line):
+            return JobResult(job.id, job.kind, job.attempt, "dead", line)
+        return JobResult(job.id, job.kind, job.attempt, "stale", f"failed after its lease lapsed: {line}")
+
+    def _record(self, result: JobResult) -> None:
+        self.last = result
+        self.counts[result.outcome] += 1
+        where = f"job {result.job_id} ({result.kind}) attempt {result.attempt}"
+        if result.outcome == "done":
+            log.info("%s done: %s", where, _shown(result.detail))
+        elif result.outcome == "retried":
+            log.warning(
+                "%s retried at %.3f (in %.2fs): %s",
+                where,
+                result.run_at or 0.0,
+                (result.run_at or 0.0) - self.now(),
+                _shown(result.detail),
+            )
+        elif result.outcome == "dead":
+            log.error("%s dead-lettered: %s", where, _shown(result.detail))
+        else:
+            log.info("%s is stale, nothing recorded: %s", where, _shown(result.detail))
+        if self.metrics is not None and result.outcome != "stale":
+            try:
+                self.metrics.job(result.outcome)
+            except Exception as exc:  # metrics must never break the queue
+                log.warning("metrics failed: %s", _shown(error_line(exc)))
+
+    # --- loops --------------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, idle_sleep: float = 0.2) -> None:
+        """Run jobs until ``stop`` is set; sleeps (``idle_sleep``) only when no job is due."""
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception as exc:  # the store was busy or failed: the lease expires and the job comes back
+                log.error("worker %s: %s", self.worker_id, _shown(error_line(exc)))
+                busy = False
+            if not busy:
+                stop.wait(idle_sleep)
+
+
+def start_workers(
+    rt: Runtime,
+    n: int,
+    stop: threading.Event,
+    *,
+    metrics: JobMetrics | None = None,
+    idle_sleep: float = 0.2,
+    **worker_kwargs: Any,
+) -> list[threading.Thread]:
+    """Start ``n`` daemon worker threads on the Runtime's store; they stop when ``stop`` is set."""
+    threads: list[threading.Thread] = []
+    base_id = worker_kwargs.pop("worker_id", None) or _default_worker_id()
+    for i in range(n):
+        worker = Worker(rt, worker_id=f"{base_id}/{i}", metrics=metrics, **worker_kwargs)
+        thread = threading.Thread(target=worker.run, args=(stop, idle_sleep), name=f"cxbridge-worker-{i}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+# --- drain --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DrainReport:
+    """What a drain did: jobs done, retried, dead and stale, and what is left.
+
+    ``pending`` lists ``(job id, run_at)`` of jobs this drain retried into a time past its end; ``ready`` counts
+    every ready job left (other not-yet-due jobs included) and ``leased`` the jobs other workers still hold.
+    """
+
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    stale: int = 0
+    pending: list[tuple[int, float]] = field(default_factory=list)
+    ready: int = 0
+    leased: int = 0
+    timed_out: bool = False
+    elapsed: float = 0.0
+    dead_jobs: list[int] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing is left waiting or running."""
+        return self.ready == 0 and self.leased == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "done": self.done,
+            "retried": self.retried,
+            "dead": self.dead,
+            "stale": self.stale,
+            "pending": [{"job": j, "run_at": r} for j, r in self.pending],
+            "ready": self.ready,
+            "leased": self.leased,
+            "timed_out": self.timed_out,
+            "elapsed": round(self.elapsed, 3),
+            "dead_jobs": list(self.dead_jobs),
+        }
+
+
+class _DrainState:
+    def __init__(self, rt: Runtime, now: Callable[[], float], deadline: float) -> None:
+        self.rt = rt
+        self.now = now
+        self.deadline = deadline
+        self.lock = threading.Lock()
+        self.busy = 0
+        self.retried_jobs: set[int] = set()
+        self.report = DrainReport()
+
+    def record(self, result: JobResult) -> None:
+        report = self.report
+        if result.outcome == "done":
+            report.done += 1
+        elif result.outcome == "retried":
+            report.retried += 1
+            self.retried_jobs.add(result.job_id)
+        elif result.outcome == "dead":
+            report.dead += 1
+            report.dead_jobs.append(result.job_id)
+        else:
+            report.stale += 1
+
+    def finished(self) -> bool:
+        """True when no job runs here, none is leased anywhere, and none of ours comes due before the end."""
+        with self.lock:
+            if self.busy:
+                return False
+            store = self.rt.store
+            if store.queue_depth()["leased"]:
+                return False
+            horizon = self.now() + max(0.0, self.deadline - time.monotonic())
+            for job_id in sorted(self.retried_jobs):
+                job = store.job(job_id)
+                if job is None or job.state != "ready":
+                    self.retried_jobs.discard(job_id)
+                elif job.run_at <= horizon:
+                    return False
+            return True
+
+
+def drain(
+    rt: Runtime,
+    *,
+    workers: int = 1,
+    timeout: float = 60.0,
+    idle_sleep: float = 0.05,
+    metrics: JobMetrics | None = None,
+    **worker_kwargs: Any,
+) -> DrainReport:
+    """Run jobs until none is ready, leased, or retried to a time within ``timeout``; report what happened.
+
+    Jobs retried to a time beyond the timeout are left for later and listed in ``report.pending``. Waiting
+    for a retry that comes due within the timeout sleeps ``idle_sleep`` at a time (real time).
+    """
+    started = time.monotonic()
+    deadline = started + float(timeout)
+    base_id = worker_kwargs.pop("worker_id", None) or _default_worker_id()
+    pool = [Worker(rt, worker_id=f"{base_id}/{i}", metrics=metrics, **worker_kwargs) for i in range(max(1, workers))]
+    state = _DrainState(rt, pool[0].now, deadline)
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def loop(worker: Worker) -> None:
+        while not stop.is_set():
+            with state.lock:
+                state.busy += 1
+            result: JobResult | None = None
+            try:
+                result = worker.process_one()
+            except Exception as exc:  # a store failure: stop this drain, report it
+                errors.append(error_line(exc))
+                stop.set()
+                return
+            finally:
+                with state.lock:
+                    state.busy -= 1
+                    if result is not None:
+                        state.record(result)
+            if result is not None:
+                continue
+            if state.finished():
+                stop.set()
+                return
+            if time.monotonic() >= deadline:
+                state.report.timed_out = True
+                stop.set()
+                return
+            stop.wait(idle_sleep)
+
+    if len(pool) == 1:
+        loop(pool[0])
+    else:
+        threads = [
+            threading.Thread(target=loop, args=(w,), name=f"cxbridge-drain-{i}", daemon=True)
+            for i, w in enumerate(pool)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    report = state.report
+    if errors:
+        from .errors import CxbridgeError
+
+        raise CxbridgeError(f"the queue could not be drained: {errors[0]}")
+    store = rt.store
+    depth = store.queue_depth()
+    report.ready = depth["ready"]
+    report.leased = depth["leased"]
+    for job_id in sorted(state.retried_jobs):
+        job = store.job(job_id)
+        if job is not None and job.state == "ready":
+            report.pending.append((job_id, job.run_at))
+    report.elapsed = time.monotonic() - started
+    return report

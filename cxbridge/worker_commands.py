@@ -1,0 +1,227 @@
+"""The queue commands: ``cxbridge worker`` drains the job queue; ``cxbridge dead-letters`` shows and replays."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import click
+
+from .errors import CxbridgeError
+from .http.redact import escape_crlf, one_line
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+@click.command()
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker threads.")
+@click.option("--drain", is_flag=True, help="Stop when no job is left to run (jobs retried later stay queued).")
+@click.option(
+    "--lease",
+    "lease_seconds",
+    type=click.FloatRange(min=1.0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a claimed job is held before another worker may take it over (renewed while it runs).",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Attempts before a job that keeps failing transiently becomes a dead letter.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --drain: the longest to wait for retries that come due.",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --drain: print the report as JSON.")
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    workers: int,
+    drain: bool,
+    lease_seconds: float,
+    max_attempts: int,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Run the jobs queued by 'cxbridge serve' and 'cxbridge sync' (webhook and polled events).
+
+    Several worker processes may share one store: each job runs once at a time, one job per ticket or issue
+    at a time, and a worker that dies leaves its job to be taken over when its lease lapses.
+    """
+    from .commands import load_runtime
+    from .worker import drain as drain_queue
+    from .worker import start_workers
+
+    runtime = load_runtime(ctx)
+    try:
+        if drain:
+            report = drain_queue(
+                runtime,
+                workers=workers,
+                timeout=timeout,
+                lease_seconds=lease_seconds,
+                max_attempts=max_attempts,
+            )
+            if as_json:
+                click.echo(json.dumps(report.as_dict(), indent=2))
+                return
+            line = f"done {report.done}, retried {report.retried}, dead {report.dead}"
+            if report.stale:
+                line += f", stale {report.stale}"
+            click.echo(line)
+            if report.pending:
+                nxt = min(run_at for _, run_at in report.pending)
+                click.echo(f"{len(report.pending)} job(s) wait for a retry; the next at {_when(nxt)}")
+            if report.ready or report.leased:
+                click.echo(f"left in the queue: {report.ready} ready, {report.leased} running elsewhere")
+            if report.dead:
+                click.echo("see 'cxbridge dead-letters list'")
+            return
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        try:
+            previous: Any = signal.signal(signal.SIGTERM, on_signal)
+        except ValueError:  # not the main thread (an embedding program): it stops us itself
+            previous = None
+        threads = start_workers(runtime, workers, stop, lease_seconds=lease_seconds, max_attempts=max_attempts)
+        click.echo(f"{workers} worker(s) running; Ctrl-C to stop.", err=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            stop.set()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            for thread in threads:
+                thread.join()
+        click.echo("workers stopped.", err=True)
+    finally:
+        runtime.close()
+
+
+@click.group("dead-letters")
+def dead_letters() -> None:
+    """Jobs that failed for good (permanently, or too often), with their redacted error; replay one."""
+
+
+def _letter_dict(letter: Any) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "job_id": letter.job_id,
+        "kind": letter.kind,
+        "key": letter.key,
+        "attempt": letter.attempt,
+        "error": letter.error,
+        "created_at": _when(letter.created_at),
+        "replayed_at": _when(letter.replayed_at) if letter.replayed_at is not None else None,
+        "replay_job_id": letter.replay_job_id,
+        "payload": letter.payload,
+    }
+
+
+def _subject(payload: dict[str, Any]) -> str:
+    event = payload.get("event")
+    if isinstance(event, dict):
+        return f"{event.get('kind', '?')} {event.get('subject', '?')}"
+    return ""
+
+
+@dead_letters.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the letters as JSON.")
+@click.pass_context
+def list_letters(ctx: click.Context, as_json: bool) -> None:
+    """Every dead letter, oldest first (replayed ones marked)."""
+    from .commands import load_runtime
+
+    runtime = load_runtime(ctx)
+    try:
+        letters = runtime.store.dead_letters()
+    finally:
+        runtime.close()
+    if as_json:
+        click.echo(json.dumps([_letter_dict(x) for x in letters], indent=2))
+        return
+    if not letters:
+        click.echo("no dead letters")
+        return
+    for letter in letters:
+        state = f"replayed as job {letter.replay_job_id}" if letter.replayed else "not replayed"
+        subject = _subject(letter.payload)
+        subject = f" {escape_crlf(subject)}" if subject else ""
+        click.echo(
+            f"{letter.id:>4}  job {letter.job_id} {letter.kind}{subject}  attempt {letter.attempt}"
+            f"  {_when(letter.created_at)}  {state}"
+        )
+        click.echo(f"      {escape_crlf(one_line(letter.error, 200))}")
+
+
+def _get_letter(ctx: click.Context, letter_id: int) -> dict[str, Any]:
+    from .commands import load_runtime
+
+    runtime = load_runtime(ctx)
+    try:
+        letter = runtime.store.dead_letter(letter_id)
+    finally:
+        runtime.close()
+    if letter is None:
+        raise CxbridgeError(f"no dead letter with id {letter_id} (see 'cxbridge dead-letters list')")
+    return _letter_dict(letter)
+
+
+@dead_letters.command("show")
+@click.argument("letter_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the letter as JSON.")
+@click.pass_context
+def show_letter(ctx: click.Context, letter_id: int, as_json: bool) -> None:
+    """One dead letter: its job, attempts, error and payload."""
+    data = _get_letter(ctx, letter_id)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key in ("id", "job_id", "kind", "key", "attempt", "created_at", "replayed_at", "replay_job_id", "error"):
+        value = data[key]
+        if value is not None:
+            click.echo(f"{key + ':':15}{escape_crlf(str(value))}")
+    click.echo("payload:")
+    click.echo(json.dumps(data["payload"], indent=2))
+
+
+@dead_letters.command("replay")
+@click.argument("letter_id", metavar="ID", type=int)
+@click.pass_context
+def replay_letter(ctx: click.Context, letter_id: int) -> None:
+    """Queue a dead letter's job again (once); prints the new job's id."""
+    from .commands import load_runtime
+    from .store import AlreadyReplayed, NotFoundInStore
+
+    runtime = load_runtime(ctx)
+    try:
+        try:
+            job_id = runtime.store.replay_dead_letter(letter_id)
+        except NotFoundInStore:
+            raise CxbridgeError(f"no dead letter with id {letter_id} (see 'cxbridge dead-letters list')") from None
+        except AlreadyReplayed as exc:
+            raise CxbridgeError(str(exc)) from None
+    finally:
+        runtime.close()
+    click.echo(f"dead letter {letter_id} queued again as job {job_id}")

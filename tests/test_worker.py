@@ -1,0 +1,679 @@
+"""Workers: classification, Retry-After, backoff, lease fencing (Q1), SIGKILL recovery (Q2), per-entity locks
+(Q5), drain, and rate limits from the sandbox."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import tomlkit
+
+from cxbridge.config import load_config
+from cxbridge.errors import (
+    AmbiguousOutcome,
+    AuthError,
+    ConfigError,
+    Conflict,
+    NotFound,
+    RateLimited,
+    TemplateError,
+    Unavailable,
+    VendorError,
+)
+from cxbridge.plugins import build_plugins
+from cxbridge.policy import PolicyRefused
+from cxbridge.runtime import Runtime
+from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.store import SQLiteStore
+from cxbridge.worker import Worker, backoff_delay, drain, start_workers
+from cxbridge.workflows.escalate import EscalationPending
+
+TESTS = Path(__file__).parent
+T0 = 1_800_000_000.0
+
+
+class Clock:
+    """A virtual clock shared by the store and the workers."""
+
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class FakeRuntime:
+    """The part of a Runtime a worker touches: its store."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def job(self, outcome: str) -> None:
+        with self.lock:
+            self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "q.db", clock=clock)
+    yield s
+    s.close()
+
+
+def make_worker(store: SQLiteStore, handler: Callable[[Any, dict[str, Any]], str], **kw: Any) -> Worker:
+    rt: Any = FakeRuntime(store)
+    kw.setdefault("rng", random.Random(7))
+    return Worker(rt, handlers={"work": handler}, **kw)
+
+
+def raising(exc: BaseException) -> Callable[[Any, dict[str, Any]], str]:
+    def handler(rt: Any, payload: dict[str, Any]) -> str:
+        raise exc
+
+    return handler
+
+
+# --- classification ---------------------------------------------------------------------------------------
+
+RETRIED = [
+    Unavailable("jira", "jira: 503 Service Unavailable"),
+    AmbiguousOutcome("jira", "jira: POST /issue: no answer before the read timeout"),
+    EscalationPending("the tracker did not confirm the create"),
+    requests.ConnectionError("connection refused"),
+    requests.ReadTimeout("read timed out"),
+]
+DEAD = [
+    AuthError("zendesk", "zendesk: 401 Unauthorized", status=401),
+    NotFound("zendesk", "zendesk: 404 Not Found", status=404),
+    ConfigError("systems.jira.base_url is missing"),
+    TemplateError("jira_description.md.j2 line 3: undefined"),
+    PolicyRefused("no grant allows this", None),  # type: ignore[arg-type]
+    Conflict("jira", "jira: 409 Conflict", status=409),
+    VendorError("hubspot", "hubspot: 400 Bad Request", status=400),
+    ValueError("a bug in a handler"),
+    KeyError("event"),
+]
+
+
+@pytest.mark.parametrize("exc", RETRIED, ids=lambda e: type(e).__name__)
+def test_transient_errors_are_retried_with_backoff(store: SQLiteStore, clock: Clock, exc: Exception) -> None:
+    metrics = Metrics()
+    jid = store.enqueue("work", {})
+    assert jid is not None
+    w = make_worker(store, raising(exc), backoff_base=2.0, backoff_cap=100.0, metrics=metrics)
+    assert w.run_once()
+    assert w.last is not None
+    assert w.last.outcome == "retried"
+    assert w.last.attempt == 1
+    job = store.job(jid)
+    assert job is not None
+    assert job.state == "ready"
+    assert job.attempt == 1
+    assert T0 <= job.run_at <= T0 + 2.0  # attempt 1: full jitter in [0, base]
+    assert job.last_error is not None
+    assert job.last_error.startswith(type(exc).__name__)
+    assert store.dead_letters() == []
+    assert metrics.counts == {"retried": 1}
+
+
+@pytest.mark.parametrize("exc", DEAD, ids=lambda e: type(e).__name__)
+def test_permanent_errors_are_dead_letters_after_one_attempt(store: SQLiteStore, exc: Exception) -> None:
+    metrics = Metrics()
+    jid = store.enqueue("work", {"n": 1})
+    w = make_worker(store, raising(exc), metrics=metrics)
+    assert w.run_once()
+    assert w.last is not None
+    assert w.last.outcome == "dead"
+    job = store.job(jid or 0)
+    assert job is not None
+    assert job.state == "dead"
+    assert job.attempt == 1
+    [letter] = store.dead_letters()
+    assert letter.job_id == jid
+    assert letter.attempt == 1
+    assert letter.payload == {"n": 1}
+    assert letter.error.startswith(type(exc).__name__)
+    assert "\n" not in letter.error
+    assert "Traceback" not in letter.error
+    assert metrics.counts == {"dead": 1}
+
+
+def test_success_completes_and_reports_done(store: SQLiteStore) -> None:
+    metrics = Metrics()
+    jid = store.enqueue("work", {"x": 1})
+    seen: list[dict[str, Any]] = []
+
+    def handler(rt: Any, payload: dict[str, Any]) -> str:
+        seen.append(payload)
+        return "did it"
+
+    w = make_worker(store, handler, metrics=metrics)
+    assert w.run_once()
+    assert not w.run_once()  # nothing else due
+    assert seen == [{"x": 1}]
+    job = store.job(jid or 0)
+    assert job is not None
+    assert job.state == "done"
+    assert metrics.counts == {"done": 1}
+    assert w.counts["done"] == 1
+
+
+def test_event_jobs_go_to_handle_event(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxbridge.models import Event, Ref, event_to_dict
+    from cxbridge.workflows import events
+
+    seen: list[tuple[Any, Event]] = []
+
+    def fake_handle_event(rt: Any, event: Event) -> str:
+        seen.append((rt, event))
+        return f"routed {event.kind}"
+
+    monkeypatch.setattr(events, "handle_event", fake_handle_event)
+    event = Event(id="d-1", system="jira", kind="jira:issue_updated", subject=Ref("jira", "issue", "10001"))
+    store.enqueue("event", {"event": event_to_dict(event), "system": "jira"}, lock_key=events.lock_key_for(event))
+    store.enqueue("not-an-event", {})
+    rt: Any = FakeRuntime(store)
+    w = Worker(rt)  # the default handlers
+    assert w.run_once()
+    assert not w.run_once()  # a kind it has no handler for stays queued for another worker
+    assert w.last is not None
+    assert w.last.outcome == "done"
+    assert w.last.detail == "routed jira:issue_updated"
+    assert seen == [(rt, event)]
+    assert store.queue_depth() == {"ready": 1, "leased": 0, "done": 1, "dead": 0}
+
+
+def test_transient_past_max_attempts_is_dead_with_exact_attempts(store: SQLiteStore, clock: Clock) -> None:
+    jid = store.enqueue("work", {})
+    w = make_worker(store, raising(Unavailable("jira", "jira: 502 Bad Gateway")), max_attempts=3, backoff_cap=10)
+    outcomes = []
+    while w.run_once():
+        assert w.last is not None
+        outcomes.append((w.last.outcome, w.last.attempt))
+        clock.advance(10)
+    assert outcomes == [("retried", 1), ("retried", 2), ("dead", 3)]
+    [letter] = store.dead_letters()
+    assert letter.job_id == jid
+    assert letter.attempt == 3
+    assert letter.error.startswith("gave up after 3 attempts: Unavailable: jira: 502 Bad Gateway")
+
+
+# --- Retry-After and backoff (R2, R3) -------------------------------------------------------------------------
+
+
+def test_retry_after_is_honoured_without_blocking_other_jobs(store: SQLiteStore, clock: Clock) -> None:
+    slow = store.enqueue("work", {"name": "limited"})
+    fast = store.enqueue("work", {"name": "fine"})
+    calls: list[str] = []
+
+    def handler(rt: Any, payload: dict[str, Any]) -> str:
+        calls.append(payload["name"])
+        if payload["name"] == "limited" and calls.count("limited") == 1:
+            raise RateLimited("zendesk", "zendesk: 429 Too Many Requests (retry after 7s)", retry_after=7.0)
+        return "ok"
+
+    w = make_worker(store, handler)
+    started = time.monotonic()
+    first = w.process_one()
+    assert first is not None
+    assert first.outcome == "retried"
+    assert first.run_at == T0 + 7.0
+    second = w.process_one()
+    assert second is not None
+    assert second.job_id == fast
+    assert second.outcome == "done"
+    assert time.monotonic() - started < 1.0  # the worker never slept for the 7 s
+    assert not w.run_once()
+    clock.advance(6.95)
+    assert not w.run_once()  # not before Retry-After
+    clock.advance(0.05)
+    assert w.run_once()
+    assert w.last is not None
+    assert w.last.job_id == slow
+    assert w.last.outcome == "done"
+    assert calls == ["limited", "fine", "limited"]
+
+
+@pytest.mark.parametrize(("retry_after", "expected"), [(7.0, 7.0), (0.0, 0.0), (86400.0, 300.0)])
+def test_retry_after_is_capped(store: SQLiteStore, retry_after: float, expected: float) -> None:
+    jid = store.enqueue("work", {})
+    w = make_worker(store, raising(RateLimited("jira", "jira: 429", retry_after=retry_after)))
+    assert w.run_once()
+    job = store.job(jid or 0)
+    assert job is not None
+    assert job.run_at == T0 + expected
+
+
+def test_rate_limited_without_retry_after_backs_off(store: SQLiteStore) -> None:
+    jid = store.enqueue("work", {})
+    w = make_worker(store, raising(RateLimited("jira", "jira: 429")), backoff_base=4.0)
+    assert w.run_once()
+    job = store.job(jid or 0)
+    assert job is not None
+    assert T0 <= job.run_at <= T0 + 4.0
+
+
+def test_rate_limited_does_not_use_up_attempts_but_gives_up_with_age(store: SQLiteStore, clock: Clock) -> None:
+    jid = store.enqueue("work", {})
+    w = make_worker(store, raising(RateLimited("jira", "jira: 429", retry_after=60.0)), max_attempts=2, max_age=600)
+    outcomes = []
+    while w.run_once():
+        assert w.last is not None
+        outcomes.append(w.last.outcome)
+        clock.advance(60)
+    assert outcomes == ["retried"] * 10 + ["dead"]  # 10 minutes old at the 11th attempt
+    [letter] = store.dead_letters()
+    assert letter.job_id == jid
+    assert letter.error.startswith("gave up after 11 attempts and 600s")
+
+
+def test_backoff_is_full_jitter_and_capped() -> None:
+    rng = random.Random(42)
+    for attempt in range(1, 40):
+        ceiling = min(60.0, 0.5 * 2 ** (attempt - 1))
+        draws = [backoff_delay(attempt, base=0.5, cap=60.0, rng=rng) for _ in range(200)]
+        assert all(0.0 <= d <= ceiling for d in draws)
+    draws = [backoff_delay(30, base=0.5, cap=60.0, rng=rng) for _ in range(5000)]
+    assert max(draws) <= 60.0
+    assert 28.0 < statistics.mean(draws) < 32.0  # uniform on [0, 60]
+    # 1,000 clients failing together spread out: no 100 ms bucket holds more than 5 % of them (R3)
+    first = [backoff_delay(9, base=0.5, cap=60.0, rng=rng) for _ in range(1000)]
+    buckets: dict[int, int] = {}
+    for d in first:
+        buckets[int(d * 10)] = buckets.get(int(d * 10), 0) + 1
+    assert max(buckets.values()) <= 50
+    assert backoff_delay(10_000, base=1.0, cap=300.0, rng=rng) <= 300.0
+
+
+def test_backoff_in_the_worker_is_seeded_and_grows(tmp_path: Path, clock: Clock) -> None:
+    def delays(name: str, seed: int) -> list[float]:
+        out = []
+        with SQLiteStore(tmp_path / f"{name}.db", clock=clock) as store:
+            jid = store.enqueue("work", {"seed": seed})
+            w = make_worker(store, raising(Unavailable("x", "down")), rng=random.Random(seed), max_attempts=20)
+            for _ in range(12):
+                assert w.run_once()
+                assert w.last is not None
+                assert w.last.job_id == jid
+                assert w.last.run_at is not None
+                out.append(w.last.run_at - clock())
+                clock.advance(400)
+        return out
+
+    a, b = delays("a", 1), delays("b", 1)
+    assert a == b  # deterministic for a seed
+    assert all(0 <= d <= 300 for d in a)
+    assert all(0 <= d <= 2**i for i, d in enumerate(a))
+    assert len(set(a)) == len(a)  # jittered, not a fixed schedule
+
+
+# --- Q1: a worker whose lease lapsed is fenced out -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("late", ["completes", "transient", "permanent"])
+def test_lapsed_lease_cannot_settle_the_newer_attempt(store: SQLiteStore, clock: Clock, late: str) -> None:
+    metrics = Metrics()
+    jid = store.enqueue("work", {})
+    started = threading.Event()
+    release = threading.Event()
+    effects: list[str] = []
+
+    def slow(rt: Any, payload: dict[str, Any]) -> str:  # worker A: paused past its lease
+        started.set()
+        assert release.wait(10)
+        if late == "transient":
+            raise Unavailable("jira", "jira: 503")
+        if late == "permanent":
+            raise NotFound("jira", "jira: 404")
+        effects.append("A")
+        return "A finished late"
+
+    def quick(rt: Any, payload: dict[str, Any]) -> str:
+        effects.append("B")
+        return "B"
+
+    # A's heartbeat never fires: the process is "stopped", as with SIGSTOP
+    a = make_worker(store, slow, worker_id="A", lease_seconds=10, heartbeat_every=3600, metrics=metrics)
+    b = make_worker(store, quick, worker_id="B", lease_seconds=10, metrics=metrics)
+    thread = threading.Thread(target=a.run_once)
+    thread.start()
+    assert started.wait(5)
+    assert not b.run_once()  # A's lease is live
+    clock.advance(10.5)
+    assert b.run_once()
+    assert b.last is not None
+    assert b.last.outcome == "done"
+    assert b.last.attempt == 2
+    release.set()
+    thread.join(10)
+    assert a.last is not None
+    assert a.last.outcome == "stale"
+    assert a.last.attempt == 1
+    job = store.job(jid or 0)
+    assert job is not None
+    assert job.state == "done"
+    assert job.attempt == 2
+    assert store.dead_letters() == []
+    assert not store.heartbeat(jid or 0, 1, 10)  # A's heartbeat is fenced out too
+    assert metrics.counts == {"done": 1}
+    assert effects.count("B") == 1
+
+
+def test_heartbeat_keeps_the_lease_of_a_long_job(store: SQLiteStore, clock: Clock) -> None:
+    jid = store.enqueue("work", {})
+    other = make_worker(store, lambda rt, p: "other", worker_id="other", lease_seconds=10)
+
+    def long_job(rt: Any, payload: dict[str, Any]) -> str:
+        for _ in range(3):
+            clock.advance(8)  # most of the lease passes while the handler works
+            deadline = time.monotonic() + 5
+            while True:
+                job = store.job(jid or 0)
+                assert job is not None
+                assert job.lease_until is not None
+                if job.lease_until >= clock() + 9:
+                    break
+                assert time.monotonic() < deadline, "the heartbeat did not extend the lease"
+                time.sleep(0.01)
+            assert not other.run_once()
+        return "long"
+
+    w = make_worker(store, long_job, lease_seconds=10, heartbeat_every=0.02)
+    assert w.run_once()
+    assert w.last is not None
+    assert w.last.outcome == "done"
+    assert w.last.attempt == 1
+
+
+def test_heartbeat_notices_a_lost_lease(store: SQLiteStore, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    from cxbridge.worker import _Heartbeat
+
+    store.enqueue("work", {})
+    first = store.claim("A", lease_seconds=10)
+    assert first is not None
+    clock.advance(11)
+    second = store.claim("B", lease_seconds=10)
+    assert second is not None
+    assert second.attempt == 2
+    with caplog.at_level(logging.WARNING, logger="cxbridge.worker"):
+        hb = _Heartbeat(store, first, 10, 0.01)
+        with hb:
+            deadline = time.monotonic() + 5
+            while not hb.lost:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+    assert "lease lost" in caplog.text
+    job = store.job(first.id)
+    assert job is not None
+    assert job.attempt == 2
+    assert job.lease_until == clock() + 10
+
+
+# --- Q2: SIGKILL mid-job ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_sigkilled_worker_job_completes_once_after_restart(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    marker = tmp_path / "started"
+    store = SQLiteStore(db)
+    try:
+        jid = store.enqueue("work", {"name": "job-1"})
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+        child = subprocess.Popen(
+            [sys.executable, str(TESTS / "_worker_child.py"), str(db), str(marker), "1.0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while not marker.exists():
+                assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
+                assert time.monotonic() < deadline, "the child never started its job"
+                time.sleep(0.02)
+            job = store.job(jid or 0)
+            assert job is not None
+            assert job.state == "leased"
+            assert job.attempt == 1
+            assert job.worker_id == "child"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+            if child.stderr:
+                child.stderr.close()
+        assert child.returncode == -signal.SIGKILL
+        assert marker.read_text() == "started job-1\n"
+
+        effects: list[str] = []
+
+        def handler(rt: Any, payload: dict[str, Any]) -> str:
+            effects.append(payload["name"])
+            return "done"
+
+        restarted = make_worker(store, handler, worker_id="restarted")
+        deadline = time.monotonic() + 10
+        while not restarted.run_once():  # the dead worker's lease (1 s) lapses; nobody renews it
+            assert time.monotonic() < deadline, "the job was never taken over"
+            time.sleep(0.05)
+        assert restarted.last is not None
+        assert restarted.last.outcome == "done"
+        assert restarted.last.attempt == 2
+        assert not restarted.run_once()
+        assert effects == ["job-1"]
+        job = store.job(jid or 0)
+        assert job is not None
+        assert job.state == "done"
+        assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 1, "dead": 0}
+    finally:
+        store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+# --- Q5: one job per entity at a time --------------------------------------------------------------------------
+
+
+def test_jobs_for_one_entity_never_overlap(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db")
+    try:
+        for i in range(50):
+            store.enqueue("work", {"i": i}, lock_key="zendesk:ticket:1")
+        for i in range(10):
+            store.enqueue("work", {"i": 100 + i}, lock_key="zendesk:ticket:2")
+        lock = threading.Lock()
+        in_flight: dict[str, int] = {}
+        peak: dict[str, int] = {}
+        counter = {"zendesk:ticket:1": 0, "zendesk:ticket:2": 0}
+
+        def handler(rt: Any, payload: dict[str, Any]) -> str:
+            key = "zendesk:ticket:1" if payload["i"] < 100 else "zendesk:ticket:2"
+            with lock:
+                in_flight[key] = in_flight.get(key, 0) + 1
+                peak[key] = max(peak.get(key, 0), in_flight[key])
+            seen = counter[key]  # a read-modify-write that would lose updates if two ran at once
+            time.sleep(0.002)
+            counter[key] = seen + 1
+            with lock:
+                in_flight[key] -= 1
+            return "ok"
+
+        metrics = Metrics()
+        stop = threading.Event()
+        rt: Any = FakeRuntime(store)
+        threads = start_workers(rt, 4, stop, metrics=metrics, idle_sleep=0.005, handlers={"work": handler})
+        try:
+            deadline = time.monotonic() + 30
+            while store.queue_depth()["done"] < 60:
+                assert time.monotonic() < deadline, store.queue_depth()
+                time.sleep(0.02)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        assert all(t.daemon and not t.is_alive() for t in threads)
+        assert peak == {"zendesk:ticket:1": 1, "zendesk:ticket:2": 1}
+        assert counter == {"zendesk:ticket:1": 50, "zendesk:ticket:2": 10}
+        assert metrics.counts == {"done": 60}
+    finally:
+        store.close()
+
+
+# --- drain ------------------------------------------------------------------------------------------------------
+
+
+def test_drain_runs_retries_that_come_due_and_reports(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db")
+    try:
+        for i in range(12):
+            store.enqueue("work", {"i": i})
+        failed: set[int] = set()
+
+        def handler(rt: Any, payload: dict[str, Any]) -> str:
+            if payload["i"] % 3 == 0 and payload["i"] not in failed:
+                failed.add(payload["i"])
+                raise Unavailable("jira", "jira: 503")
+            return "ok"
+
+        rt: Any = FakeRuntime(store)
+        report = drain(
+            rt, workers=3, timeout=10, handlers={"work": handler}, backoff_base=0.01, backoff_cap=0.02, idle_sleep=0.01
+        )
+        assert (report.done, report.retried, report.dead, report.stale) == (12, 4, 0, 0)
+        assert report.empty
+        assert report.pending == []
+        assert not report.timed_out
+        assert store.queue_depth()["done"] == 12
+    finally:
+        store.close()
+
+
+def test_drain_leaves_far_retries_pending(store: SQLiteStore, clock: Clock) -> None:
+    store.enqueue("work", {"i": 1})
+    limited = store.enqueue("work", {"i": 2})
+    store.enqueue("other-kind", {})
+
+    def handler(rt: Any, payload: dict[str, Any]) -> str:
+        if payload["i"] == 2:
+            raise RateLimited("hubspot", "hubspot: 429", retry_after=120.0)
+        return "ok"
+
+    rt: Any = FakeRuntime(store)
+    started = time.monotonic()
+    report = drain(rt, timeout=5, handlers={"work": handler}, idle_sleep=0.01)
+    assert time.monotonic() - started < 2
+    assert (report.done, report.retried, report.dead) == (1, 1, 0)
+    assert report.pending == [(limited, T0 + 120.0)]
+    assert report.ready == 2
+    assert report.leased == 0
+    assert not report.timed_out
+    assert report.as_dict()["pending"] == [{"job": limited, "run_at": T0 + 120.0}]
+
+
+# --- rate limits from the sandbox (real connector calls) -----------------------------------------------------------
+
+
+def _sandbox_runtime(vendors: Any, tmp_path: Path, clock: Clock) -> Runtime:
+    path = write_config(vendors, tmp_path / "cxbridge.toml")
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    doc["systems"]["zendesk"]["max_retries"] = 0  # type: ignore[index]
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    plugins = build_plugins()
+    store = SQLiteStore(tmp_path / "jobs.db", clock=clock)
+    return Runtime(load_config(path, plugins=plugins), plugins, store=store)
+
+
+def _get_ticket(rt: Runtime, payload: dict[str, Any]) -> str:
+    return rt.helpdesk("zendesk").get_ticket(str(payload["ticket"])).subject
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_sandbox_429_and_503_with_retry_after_all_jobs_complete(tmp_path: Path, clock: Clock) -> None:
+    with mock_vendors(["zendesk"], seed="demo") as vendors:
+        vendors["zendesk"].clock = clock  # its rate-limit windows run on the virtual clock
+        rt = _sandbox_runtime(vendors, tmp_path, clock)
+        try:
+            base = vendors.base_url("zendesk")
+            r = requests.post(f"{base}/_sandbox/fail-next", json={"status": 429, "count": 3, "retry_after": 7})
+            assert r.json()["ok"]
+            r = requests.post(f"{base}/_sandbox/fail-next", json={"status": 503, "count": 2, "retry_after": 5})
+            assert r.json()["pending"] == 5
+            jobs = [rt.store.enqueue("zd", {"ticket": 1 + i % 2}) for i in range(10)]
+            metrics = Metrics()
+            w = Worker(rt, handlers={"zd": _get_ticket}, metrics=metrics, rng=random.Random(3), max_attempts=3)
+            waits: list[float] = []
+            started = time.monotonic()
+            rounds = 0
+            while True:
+                while w.run_once():
+                    assert w.last is not None
+                    if w.last.outcome == "retried":
+                        assert w.last.run_at is not None
+                        waits.append(w.last.run_at - clock())
+                ready = [j for j in (rt.store.job(i or 0) for i in jobs) if j is not None and j.state == "ready"]
+                if not ready:
+                    break
+                clock.advance(min(j.run_at for j in ready) - clock())
+                rounds += 1
+            assert time.monotonic() - started < 5  # nobody slept for Retry-After
+            assert sorted(waits) == [5.0, 5.0, 7.0, 7.0, 7.0]
+            assert metrics.counts == {"done": 10, "retried": 5}
+            assert rt.store.queue_depth() == {"ready": 0, "leased": 0, "done": 10, "dead": 0}
+            assert rt.store.dead_letters() == []
+            statuses = [c.status for c in vendors["zendesk"].calls]
+            assert statuses.count(429) == 3
+            assert statuses.count(503) == 2
+
+            # an enforced limit "for a while": 2 calls per 10 s window on the virtual clock
+            r = requests.post(f"{base}/_sandbox/rate-limit", json={"limit": "2/10s"})
+            assert r.json()["ok"]
+            more = [rt.store.enqueue("zd", {"ticket": 1}) for _ in range(12)]
+            attempts_at: dict[int, list[float]] = {}
+            retried_until: dict[int, float] = {}
+            while True:
+                while w.run_once():
+                    assert w.last is not None
+                    attempts_at.setdefault(w.last.job_id, []).append(clock())
+                    if w.last.job_id in retried_until:
+                        assert clock() >= retried_until[w.last.job_id]  # never before Retry-After
+                    if w.last.outcome == "retried":
+                        assert w.last.run_at is not None
+                        assert w.last.run_at - clock() >= 1.0
+                        retried_until[w.last.job_id] = w.last.run_at
+                ready = [j for j in (rt.store.job(i or 0) for i in more) if j is not None and j.state == "ready"]
+                if not ready:
+                    break
+                clock.advance(min(j.run_at for j in ready) - clock())
+            assert rt.store.queue_depth()["done"] == 22
+            assert rt.store.dead_letters() == []
+            assert any(len(a) > 3 for a in attempts_at.values())  # a job waited through several windows
+        finally:
+            rt.close()
