@@ -40,6 +40,7 @@ class Runtime:
         self._connectors: dict[str, Connector] = {}
         self._handoff: Handoff | None = None
         self._lock = threading.RLock()
+        self._max_inline_wait: float | None = None
 
     @property
     def store(self) -> Store:
@@ -66,8 +67,21 @@ class Runtime:
                 if not system.enabled:
                     raise ConfigError(f"systems.{name} is disabled (enabled = false)")
                 cls = self.plugins.connector(system.plugin)
-                self._connectors[name] = cls.from_config(system, counter=self.counter, session=self._session)
+                connector = cls.from_config(system, counter=self.counter, session=self._session)
+                if self._max_inline_wait is not None:
+                    connector.http.max_inline_wait = self._max_inline_wait
+                self._connectors[name] = connector
             return self._connectors[name]
+
+    def limit_inline_waits(self, seconds: float) -> None:
+        """Never sleep longer than ``seconds`` for a vendor's Retry-After: raise ``RateLimited`` to re-queue instead.
+
+        Workers call this so a rate limit re-queues the job instead of blocking the worker (RELIABILITY R2).
+        """
+        with self._lock:
+            self._max_inline_wait = float(seconds)
+            for connector in self._connectors.values():
+                connector.http.max_inline_wait = self._max_inline_wait
 
     def _named(self, key: str, role: str) -> Connector:
         name = self.config.section("escalation")[key]

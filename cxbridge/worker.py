@@ -179,6 +179,10 @@ class _Heartbeat:
                 return
 
 
+INLINE_WAIT = 1.0
+"""The longest a worker's API call sleeps for a Retry-After; a longer wait re-queues the job (RELIABILITY R2)."""
+
+
 class Worker:
     """Claims due jobs from the Runtime's store and runs them, one at a time, with leases and fencing.
 
@@ -210,6 +214,7 @@ class Worker:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.rt = rt
+        rt.limit_inline_waits(INLINE_WAIT)
         self.worker_id = worker_id or _default_worker_id()
         self.lease_seconds = float(lease_seconds)
         self.max_attempts = int(max_attempts)

@@ -19,6 +19,9 @@ class _Runtime:
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
 
+    def limit_inline_waits(self, seconds: float) -> None:
+        pass
+
 
 def main(db: str, marker: str, lease: float) -> None:
     store = SQLiteStore(db)

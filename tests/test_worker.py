@@ -21,6 +21,7 @@ import pytest
 import requests
 import tomlkit
 
+from cxbridge import worker as worker_module
 from cxbridge.config import load_config
 from cxbridge.errors import (
     AmbiguousOutcome,
@@ -63,6 +64,10 @@ class FakeRuntime:
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
+        self.inline_wait: float | None = None
+
+    def limit_inline_waits(self, seconds: float) -> None:
+        self.inline_wait = seconds
 
 
 class Metrics:
@@ -677,3 +682,15 @@ def test_sandbox_429_and_503_with_retry_after_all_jobs_complete(tmp_path: Path, 
             assert any(len(a) > 3 for a in attempts_at.values())  # a job waited through several windows
         finally:
             rt.close()
+
+
+def test_a_worker_never_sleeps_long_for_a_rate_limit(tmp_path: Path) -> None:
+    """Workers cap the HTTP layer's inline Retry-After wait, so a long one re-queues the job (RELIABILITY R2)."""
+    clock = Clock()
+    with mock_vendors(["zendesk"], seed="demo") as vendors:
+        rt = _sandbox_runtime(vendors, tmp_path, clock)
+        before = rt.helpdesk()
+        assert before.http.max_inline_wait > worker_module.INLINE_WAIT
+        Worker(rt)
+        assert before.http.max_inline_wait == worker_module.INLINE_WAIT
+        rt.close()
