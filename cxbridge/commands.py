@@ -30,6 +30,15 @@ def load_runtime(ctx: click.Context) -> Runtime:
 @click.option("--summary", metavar="TEXT", help="The issue's summary (default: the ticket's subject).")
 @click.option("--note", metavar="TEXT", help="Support's summary for engineering (default: the latest internal note).")
 @click.option("--agent", metavar="EMAIL", help="Who escalates (recorded in the audit and the handoff).")
+@click.option(
+    "--action",
+    "actions",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help="A decision the agent takes under the policies: priority=High, credit=80, skip-triage (repeatable).",
+)
+@click.option("--priority", metavar="NAME", help="Shorthand for --action priority=NAME (checked against the policies).")
+@click.option("--skip-triage", is_flag=True, help="Shorthand for --action skip-triage (checked against the policies).")
 @click.option("--dry-run", is_flag=True, help="Print the rendered handoff and the planned calls; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
@@ -41,6 +50,9 @@ def escalate(
     summary: str | None,
     note: str | None,
     agent: str | None,
+    actions: tuple[str, ...],
+    priority: str | None,
+    skip_triage: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -48,8 +60,14 @@ def escalate(
 
     Run it again, or after a crash, and it completes what is missing without a second issue or note.
     """
+    from .policy import parse_action
     from .workflows.escalate import Escalation, EscalationRequest
 
+    wanted = [parse_action(a) for a in actions]
+    if priority:
+        wanted.append(parse_action("priority", priority))
+    if skip_triage:
+        wanted.append(parse_action("skip_triage"))
     runtime = load_runtime(ctx)
     try:
         request = EscalationRequest(
@@ -59,6 +77,7 @@ def escalate(
             summary=summary,
             note=note,
             agent=Person(email=agent) if agent else None,
+            actions=wanted,
         )
         result = Escalation(runtime).run(request, dry_run=dry_run)
     finally:
