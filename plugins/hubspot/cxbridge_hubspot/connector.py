@@ -12,6 +12,22 @@ Every call is a documented CRM operation (``shared/specs/hubspot/``):
   behind writes, and ``find_note`` exists to resume right after a crash, when the note may be seconds old.
 
 So ``find_customer`` makes at most 3 calls (2 when the company has no deals, 1 when the contact is unknown).
+``get_customer`` (a company by reference, for the impact refresh) is the same company read and deals batch.
+
+As a helpdesk, HubSpot tickets (object type ``tickets``, spec ``crm-tickets-v3.json``):
+
+- ``get_ticket``: ``GET /crm/v3/objects/tickets/{id}?properties=...&associations=contacts,companies`` then
+  ``GET /crm/v3/objects/contacts/{id}?properties=email,firstname,lastname,company`` for the first associated
+  contact (the requester): 2 calls (1 for a ticket without a contact). ``Ticket.organization`` is the contact's
+  ``company`` property (no third read: the CRM lookup reads the company itself);
+- ``list_comments``: the ticket's notes, ``GET /crm/v4/objects/tickets/{id}/associations/notes`` (500 a page)
+  and ``POST /crm/v3/objects/notes/batch/read`` (100 a call): 1 + ceil(notes / 100) calls;
+- ``record_escalation``: ``PATCH /crm/v3/objects/tickets/{id}`` (issue key + escalation property, only what
+  differs) and ``POST /crm/v3/objects/notes`` associated with the ticket (228): 2 calls. HubSpot tickets have
+  no tags: ``tag`` maps to the escalation property set to ``escalate_value`` (the tag text is not stored);
+- ``set_status``: a one-property read, then ``PATCH`` of ``hs_pipeline_stage`` when it differs;
+- ``changed_tickets``: ``POST /crm/v3/objects/tickets/search`` on ``hs_lastmodifieddate`` (GTE, ascending,
+  100 a page).
 """
 
 from __future__ import annotations
@@ -19,9 +35,10 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from html.parser import HTMLParser
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -29,10 +46,10 @@ import requests
 import requests.auth
 
 from cxbridge.config import SystemConfig
-from cxbridge.connectors import CRM, ConfigKey, json_object
-from cxbridge.errors import ConfigError, NotFound
+from cxbridge.connectors import CRM, CRM_ROLE, HELPDESK, ConfigKey, Helpdesk, Page, json_object
+from cxbridge.errors import ConfigError, NotFound, VendorError
 from cxbridge.http.auth import BearerAuth
-from cxbridge.models import Customer, Deal, Ref
+from cxbridge.models import Comment, Customer, Deal, Person, Ref, Ticket
 from cxbridge.secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -55,13 +72,40 @@ MAX_ASSOCIATION_PAGES = 100
 MARKER_PREFIX = "cxbridge: "
 _MESSAGE_CAP = 500
 
+TICKET_PROPERTIES = (
+    "subject",
+    "content",
+    "hs_pipeline",
+    "hs_pipeline_stage",
+    "hs_ticket_priority",
+    "createdate",
+    "hs_lastmodifieddate",
+)
+REQUESTER_PROPERTIES = ("email", "firstname", "lastname", "company")
+NOTE_PROPERTIES = ("hs_note_body", "hs_timestamp", "hs_createdate", "hubspot_owner_id")
+TICKET_PRIORITIES = {"LOW": "low", "MEDIUM": "normal", "HIGH": "high", "URGENT": "urgent"}
+"""HubSpot's ``hs_ticket_priority`` options in the helpdesk-neutral words the priority table uses."""
+SEARCH_PAGE = 100
+"""Tickets per search request when scanning for changes."""
+SEARCH_CAP = 10_000
+"""HubSpot returns at most this many results of one search query (``after`` beyond it is refused)."""
+MAX_SEARCH_PAGES = 10_000
+"""A guard against a scan that makes no progress."""
+ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[1-9][0-9]*")
+DEFAULT_APP_URL = "https://app.hubspot.com"
 
-class HubSpotConnector(CRM):
-    """Resolves a requester to a HubSpot contact, company and open deals; writes notes on their timelines."""
+
+class HubSpotConnector(CRM, Helpdesk):
+    """HubSpot as the CRM (contact, company, open deals, timeline notes) and as a helpdesk (its tickets).
+
+    A ticket's notes are its internal comments; the issue key goes into a ticket property
+    (``issue_key_property``); an agent escalates by setting ``escalate_property`` to ``escalate_value``.
+    """
 
     system: ClassVar[str] = "hubspot"
+    roles: ClassVar[frozenset[str]] = frozenset({CRM_ROLE, HELPDESK})
     cloud_domains: ClassVar[tuple[str, ...]] = ("api.hubapi.com",)
-    capabilities: ClassVar[frozenset[str]] = frozenset({"notes", "deals", "associations_v4"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"notes", "deals", "associations_v4", "tickets"})
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
     config_keys: ClassVar[Mapping[str, ConfigKey]] = {
         "access_token": ConfigKey(Secret, required=True, help="a private app (or OAuth) access token"),
@@ -74,6 +118,17 @@ class HubSpotConnector(CRM):
         "currency": ConfigKey(str, default="USD", help="currency of the ARR property"),
         "closed_deal_stages": ConfigKey(
             list, default=["closedwon", "closedlost"], help="deal stages that are not open"
+        ),
+        "escalate_property": ConfigKey(
+            str, default="cxbridge_escalate", help="ticket property an agent sets to escalate the ticket"
+        ),
+        "escalate_value": ConfigKey(str, default="true", help="the value of escalate_property that escalates"),
+        "issue_key_property": ConfigKey(
+            str, default="cxbridge_issue_key", help="ticket property (text) that holds the tracker issue key"
+        ),
+        "portal_id": ConfigKey((str, int), help="the HubSpot account (portal) id, for ticket links in the HubSpot app"),
+        "app_url": ConfigKey(
+            str, default=DEFAULT_APP_URL, help="the HubSpot app's origin (https://app-eu1.hubspot.com in the EU)"
         ),
     }
 
@@ -152,6 +207,25 @@ class HubSpotConnector(CRM):
         company_id = _primary_company(contact.get("associations") or {})
         if company_id is None:
             return customer
+        if not self._fill_company(customer, company_id):
+            log.warning("%s: contact %s names company %s, which does not exist", self.name, contact["id"], company_id)
+        return customer
+
+    def get_customer(self, company_ref: Ref) -> Customer:
+        """The company as HubSpot holds it now, with its open deals (1 call, 2 when it has deals).
+
+        The same read as ``find_customer``'s company step. A company HubSpot no longer has (404) gives a
+        Customer with ``known=False`` that keeps ``company_ref``, so the impact refresh can tell it apart.
+        """
+        if company_ref.kind != "company" or company_ref.system not in (self.name, self.system):
+            raise ValueError(f"{self.name}: {company_ref} is not a company of this CRM")
+        customer = Customer(company_ref=None, contact_ref=None)
+        if not self._fill_company(customer, company_ref.id):
+            return Customer(company_ref=company_ref, contact_ref=None, known=False)
+        return customer
+
+    def _fill_company(self, customer: Customer, company_id: str) -> bool:
+        """Read the company (with its deal ids) and its open deals into ``customer``; False when it is gone."""
         tier_p, arr_p = self._option("tier_property"), self._option("arr_property")
         renewal_p, owner_p = self._option("renewal_date_property"), self._option("owner_property")
         try:
@@ -164,8 +238,7 @@ class HubSpotConnector(CRM):
                 },
             ).json()
         except NotFound:
-            log.warning("%s: contact %s names company %s, which does not exist", self.name, contact["id"], company_id)
-            return customer
+            return False
         cprops = company.get("properties") or {}
         customer.company_ref = Ref(self.name, "company", str(company["id"]))
         customer.name = _text(cprops.get("name"))
@@ -178,7 +251,7 @@ class HubSpotConnector(CRM):
         deal_ids = _associated_ids(company.get("associations") or {}, "deals")
         if deal_ids:
             customer.deals = self._open_deals(deal_ids)
-        return customer
+        return True
 
     def _open_deals(self, deal_ids: list[str]) -> list[Deal]:
         closed = self.closed_stages
@@ -254,6 +327,10 @@ class HubSpotConnector(CRM):
             object_type, object_id = "companies", customer.company_ref.id
         else:
             return None
+        return self._find_marked_note(object_type, object_id, marker)
+
+    def _find_marked_note(self, object_type: str, object_id: str, marker: str) -> Ref | None:
+        """A note of one record carrying ``<p>cxbridge: MARKER</p>``, newest ids first (None when absent)."""
         note_ids = self._associated_note_ids(object_type, object_id)
         note_ids.sort(key=lambda i: (len(i), i), reverse=True)
         # the marker as written (escaped) or as HubSpot may hand it back (unescaped), not as a prefix of another
@@ -296,6 +373,265 @@ class HubSpotConnector(CRM):
             seen.add(after)
             params = {"limit": ASSOCIATIONS_PAGE, "after": after}
         return list(dict.fromkeys(ids))
+
+    # -- Helpdesk (HubSpot tickets) -----------------------------------------------------------------------
+    @property
+    def escalate_property(self) -> str:
+        """The ticket property an agent sets to ``escalate_value`` to escalate the ticket."""
+        return str(self._option("escalate_property"))
+
+    @property
+    def escalate_value(self) -> str:
+        """The value of ``escalate_property`` that means "escalate"."""
+        return str(self._option("escalate_value"))
+
+    @property
+    def issue_key_property(self) -> str:
+        """The ticket property that holds the tracker issue key."""
+        return str(self._option("issue_key_property"))
+
+    def _ticket_properties(self) -> list[str]:
+        return list(dict.fromkeys([*TICKET_PROPERTIES, self.escalate_property, self.issue_key_property]))
+
+    def ticket_url(self, ticket_id: str) -> str:
+        """The ticket's record page in the HubSpot app: ``{app_url}/contacts/{portal_id}/record/0-5/{id}``."""
+        portal = self.config.get("portal_id")
+        if portal is None or isinstance(portal, bool) or not str(portal).strip().isdigit():
+            raise ConfigError(
+                f"systems.{self.name}.portal_id: the HubSpot account id is needed for ticket links "
+                "(Settings > Account details, or the number in any HubSpot app URL)"
+            )
+        app = str(self._option("app_url")).rstrip("/")
+        return f"{app}/contacts/{str(portal).strip()}/record/0-5/{_object_id(ticket_id)}"
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The ticket with its properties and associations (1 call), and its first contact as the requester (1)."""
+        tid = _object_id(ticket_id)
+        raw = self.http.get(
+            f"/crm/v3/objects/tickets/{tid}",
+            op="tickets.show",
+            params={"properties": ",".join(self._ticket_properties()), "associations": "contacts,companies"},
+        ).json()
+        if not isinstance(raw, dict) or raw.get("id") is None:
+            raise VendorError(self.name, f"{self.name}: the ticket response holds no ticket")
+        ticket = self._ticket_from(raw)
+        contact_ids = _associated_ids(raw.get("associations") or {}, "contacts")
+        if contact_ids:
+            ticket.requester, ticket.organization = self._requester(contact_ids[0])
+        return ticket
+
+    def _requester(self, contact_id: str) -> tuple[Person, str | None]:
+        ref = Ref(self.name, "contact", contact_id)
+        try:
+            contact = self.http.get(
+                f"/crm/v3/objects/contacts/{quote(contact_id, safe='')}",
+                op="contacts.show",
+                params={"properties": ",".join(REQUESTER_PROPERTIES)},
+            ).json()
+        except NotFound:
+            log.warning("%s: a ticket names contact %s, which does not exist", self.name, contact_id)
+            return Person(ref=ref), None
+        props = contact.get("properties") or {}
+        name = " ".join(p for p in (_text(props.get("firstname")), _text(props.get("lastname"))) if p) or None
+        return Person(name=name, email=_text(props.get("email")), ref=ref), _text(props.get("company"))
+
+    def _ticket_from(self, raw: Mapping[str, Any]) -> Ticket:
+        props = raw.get("properties") or {}
+        tid = str(raw["id"])
+        priority = _text(props.get("hs_ticket_priority"))
+        return Ticket(
+            ref=self.ticket_ref(tid),
+            url=self.ticket_url(tid),
+            subject=_text(props.get("subject")) or "",
+            description=props.get("content") or "",
+            status=_text(props.get("hs_pipeline_stage")),
+            priority=TICKET_PRIORITIES.get(priority.upper(), priority.lower()) if priority else None,
+            tags=[],
+            custom_fields={
+                name: props.get(name) for name in (self.escalate_property, self.issue_key_property, "hs_pipeline")
+            },
+            created_at=_parse_time(props.get("createdate") or raw.get("createdAt")),
+            updated_at=_parse_time(props.get("hs_lastmodifieddate") or raw.get("updatedAt")),
+            raw=dict(raw),
+        )
+
+    def list_comments(self, ticket_id: str) -> list[Comment]:
+        """The ticket's notes (internal by nature), oldest first by ``hs_timestamp``, as plain text."""
+        tid = _object_id(ticket_id)
+        comments: list[Comment] = []
+        for chunk in _chunks(self._associated_note_ids("tickets", tid), BATCH_READ_MAX):
+            body = self.http.post(
+                "/crm/v3/objects/notes/batch/read",
+                op="notes.batch_read",
+                json={
+                    "inputs": [{"id": i} for i in chunk],
+                    "properties": list(NOTE_PROPERTIES),
+                    "propertiesWithHistory": [],
+                },
+            ).json()
+            for raw in body.get("results") or []:
+                if isinstance(raw, dict) and raw.get("id") is not None:
+                    comments.append(self._comment_from(raw))
+        comments.sort(
+            key=lambda c: (c.created_at is None, c.created_at or datetime.min.replace(tzinfo=UTC), int(c.ref.id))
+        )
+        return comments
+
+    def _comment_from(self, raw: Mapping[str, Any]) -> Comment:
+        props = raw.get("properties") or {}
+        owner = _text(props.get("hubspot_owner_id"))
+        return Comment(
+            ref=Ref(self.name, "note", str(raw["id"])),
+            body=html_to_text(props.get("hs_note_body") or ""),
+            public=False,
+            author=Person(ref=Ref(self.name, "owner", owner)) if owner else None,
+            created_at=_parse_time(props.get("hs_timestamp") or props.get("hs_createdate") or raw.get("createdAt")),
+        )
+
+    def add_internal_note(self, ticket_id: str, body: str) -> None:
+        """A note on the ticket's timeline (plain text, sent as HTML paragraphs); a create, so never retried."""
+        self._ticket_note(_object_id(ticket_id), text_to_html(body))
+
+    def _ticket_note(self, ticket_id: str, body_html: str) -> str:
+        created = self.http.post(
+            "/crm/v3/objects/notes",
+            op="notes.create",
+            json={
+                "properties": {"hs_timestamp": _now_iso(), "hs_note_body": body_html},
+                "associations": [
+                    {
+                        "to": {"id": ticket_id},
+                        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_TICKET}],
+                    }
+                ],
+            },
+            creates=True,
+        ).json()
+        return str(created["id"])
+
+    def record_escalation(self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str) -> bool:
+        """The issue key (and the escalation property, HubSpot's stand-in for ``tag``) and one note on the ticket.
+
+        HubSpot cannot write a property and a note in one call, so the PATCH comes first (only the properties
+        that differ) and the note, marked ``cxbridge: escalated KEY``, second. When the ticket already holds
+        the key and the escalation value, the update was applied before (or the agent typed the key to join
+        the issue): the ticket's notes are read for the marker and the note is written only if it is missing,
+        so a crash between the two calls, or a rerun, leaves exactly one note. Returns False when nothing
+        was written.
+        """
+        tid = _object_id(ticket.ref.id)
+        wanted = {self.issue_key_property: issue_key, self.escalate_property: self.escalate_value}
+        changes = {k: v for k, v in wanted.items() if _text(ticket.custom_fields.get(k)) != v}
+        marker = f"escalated {issue_key}"
+        if not changes:
+            if self._find_marked_note("tickets", tid, marker) is not None:
+                self.unchanged("record_escalation", str(ticket.ref))
+                return False
+        else:
+            self.http.patch(f"/crm/v3/objects/tickets/{tid}", op="tickets.escalate", json={"properties": changes})
+        self._ticket_note(tid, f"{text_to_html(note)}<p>{MARKER_PREFIX}{html.escape(marker)}</p>")
+        return True
+
+    def set_status(self, ticket_id: str, status: str) -> bool:
+        """Move the ticket to the pipeline stage ``status`` (a stage id of its pipeline); False when it is there.
+
+        One read of ``hs_pipeline_stage``, then a PATCH when it differs (HubSpot refuses a stage that is not
+        in the ticket's pipeline with 400).
+        """
+        tid = _object_id(ticket_id)
+        stage = str(status).strip()
+        if not stage:
+            raise ConfigError(f"{self.name}: an empty pipeline stage is not a ticket status")
+        current = self.http.get(
+            f"/crm/v3/objects/tickets/{tid}", op="tickets.stage", params={"properties": "hs_pipeline_stage"}
+        ).json()
+        if _text((current.get("properties") or {}).get("hs_pipeline_stage")) == stage:
+            self.unchanged("set_status", str(self.ticket_ref(tid)))
+            return False
+        self.http.patch(
+            f"/crm/v3/objects/tickets/{tid}", op="tickets.status", json={"properties": {"hs_pipeline_stage": stage}}
+        )
+        return True
+
+    def requested_issue_key(self, ticket: Ticket) -> str | None:
+        """The issue key an agent typed into ``issue_key_property`` (``ENG-12``), or None."""
+        value = _text(ticket.custom_fields.get(self.issue_key_property))
+        if value is None:
+            return None
+        key = value.upper()
+        return key if ISSUE_KEY.fullmatch(key) else None
+
+    def wants_escalation(self, ticket: Ticket) -> bool:
+        """Whether the ticket's escalation property holds the configured value (the trigger, as read)."""
+        return _text(ticket.custom_fields.get(self.escalate_property)) == self.escalate_value
+
+    def changed_tickets(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
+        """Tickets modified since ``since`` (epoch seconds), or after a saved ``cursor``, one Page per request.
+
+        CRM search ``hs_lastmodifieddate GTE t`` sorted ascending, 100 a page. Each request restarts the query
+        from the last modified time seen (keyset paging): a ticket modified during the scan moves to the end
+        instead of shifting an offset window (which would skip another ticket), and HubSpot's 10,000-result
+        cap of one query is never reached. Tickets at exactly that millisecond that were already yielded are
+        skipped by id; ``after`` pages on only through a run of more than a page of tickets sharing one
+        millisecond. The cursor ``{"modified_ms", "ids"}`` resumes after the last ticket yielded, also on the
+        next run. Search results carry properties only: a ticket's ``requester`` is None (``get_ticket``
+        reads it in full when it is acted on). The search index lags writes by seconds.
+        """
+        saved = cursor or {}
+        if isinstance(saved.get("modified_ms"), int):
+            last_ms, last_ids = int(saved["modified_ms"]), {str(i) for i in saved.get("ids") or []}
+        else:
+            last_ms, last_ids = int(since * 1000), set()
+        query_ms, offset = last_ms, 0
+        for _ in range(MAX_SEARCH_PAGES):
+            body = self.http.post(
+                "/crm/v3/objects/tickets/search",
+                op="tickets.search",
+                json={
+                    "filterGroups": [
+                        {
+                            "filters": [
+                                {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(query_ms)}
+                            ]
+                        }
+                    ],
+                    "sorts": ["hs_lastmodifieddate"],
+                    "properties": self._ticket_properties(),
+                    "limit": SEARCH_PAGE,
+                    "after": str(offset),
+                },
+            ).json()
+            items: list[Ticket] = []
+            for raw in body.get("results") or []:
+                if not isinstance(raw, dict) or raw.get("id") is None:
+                    continue
+                rid = str(raw["id"])
+                ms = _epoch_ms((raw.get("properties") or {}).get("hs_lastmodifieddate") or raw.get("updatedAt"))
+                if ms is not None and (ms < last_ms or (ms == last_ms and rid in last_ids)):
+                    continue
+                items.append(self._ticket_from(raw))
+                if ms is not None and ms > last_ms:
+                    last_ms, last_ids = ms, {rid}
+                elif ms is not None:
+                    last_ids.add(rid)
+            after = str(((body.get("paging") or {}).get("next") or {}).get("after") or "")
+            done = not after
+            if not done:
+                if last_ms > query_ms:
+                    query_ms, offset = last_ms, 0
+                elif after.isdigit() and int(after) < SEARCH_CAP:
+                    offset = int(after)
+                else:
+                    log.warning(
+                        "%s.changed_tickets: more than %d tickets share one modified time; the scan stops there",
+                        self.name,
+                        SEARCH_CAP,
+                    )
+                    done = True
+            yield Page(items, {"modified_ms": last_ms, "ids": sorted(last_ids, key=lambda i: (len(i), i))}, done)
+            if done:
+                return
+        raise VendorError(self.name, f"{self.name}: the ticket scan made no progress in {MAX_SEARCH_PAGES} pages")
 
 
 def _primary_company(associations: Mapping[str, Any]) -> str | None:
@@ -356,3 +692,69 @@ def _date(value: Any) -> str | None:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _object_id(object_id: str | int) -> str:
+    """A HubSpot record id as it goes into a path: digits only, so no value can change the path."""
+    text = str(object_id).strip()
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"not a HubSpot record id: {object_id!r}")
+    return text
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """A HubSpot timestamp (ISO 8601, or epoch milliseconds) as an aware datetime."""
+    text = _text(value)
+    if text is None:
+        return None
+    if text.isascii() and text.isdigit():
+        try:
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _epoch_ms(value: Any) -> int | None:
+    moment = _parse_time(value)
+    return None if moment is None else round(moment.timestamp() * 1000)
+
+
+def text_to_html(text: str) -> str:
+    """Plain text as the HTML a HubSpot note body holds: escaped, blank lines make paragraphs, lines ``<br>``."""
+    paragraphs = [p.strip("\n") for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
+    return "".join("<p>" + "<br>".join(html.escape(line) for line in p.split("\n")) + "</p>" for p in paragraphs)
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the text of an HTML fragment, with line breaks where blocks and ``<br>`` end."""
+
+    BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.BREAKS and tag != "br":
+            self.parts.append("\n\n" if tag == "p" else "\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_to_text(body: str) -> str:
+    """A note body (HTML) as plain text: tags dropped, entities decoded, paragraphs kept apart."""
+    parser = _TextExtractor()
+    parser.feed(str(body))
+    parser.close()
+    text = "".join(parser.parts)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -222,6 +222,7 @@ def test_webhooks_api_settings_and_subscriptions(backend: HubSpotBackend, receiv
     assert {(s["eventType"], s.get("propertyName")) for s in listed.json()["results"]} == {
         ("ticket.propertyChange", "hs_pipeline_stage"),
         ("ticket.propertyChange", "escalate_to_engineering"),
+        ("ticket.propertyChange", "cxbridge_escalate"),
         ("company.propertyChange", "annualrevenue"),
     }
     created = requests.post(

@@ -115,6 +115,7 @@ class HubSpotBackend(HubSpotRoutes):
             "arr_property": "annualrevenue",
             "renewal_date_property": "renewal_date",
             "owner_property": "hubspot_owner_id",
+            "portal_id": str(self.portal_id),
         }
 
     def authenticate(self, request: Request) -> Response | None:

@@ -191,7 +191,8 @@ def resolve_type(name: str) -> ObjectType:
 def standard_properties() -> dict[str, dict[str, PropertyDef]]:
     """The portal's property schema for a fresh account, including the sandbox portal's custom properties.
 
-    The custom ones (company ``tier`` and ``renewal_date``, ticket ``escalate_to_engineering``) stand for what an
+    The custom ones (company ``tier`` and ``renewal_date``; ticket ``escalate_to_engineering``, and cxbridge's
+    default ticket properties ``cxbridge_escalate`` (checkbox) and ``cxbridge_issue_key`` (text)) stand for what an
     admin creates in Settings > Properties before connecting cxbridge.
     """
 
@@ -270,6 +271,8 @@ def standard_properties() -> dict[str, dict[str, PropertyDef]]:
             PropertyDef("hs_ticket_priority", "enumeration", ("LOW", "MEDIUM", "HIGH", "URGENT")),
             owner,
             PropertyDef("escalate_to_engineering", "bool", custom=True),
+            PropertyDef("cxbridge_escalate", "bool", custom=True),
+            PropertyDef("cxbridge_issue_key", custom=True),
         ),
         "notes": defs(
             *common,
@@ -392,6 +395,7 @@ class Subscription:
 DEFAULT_SUBSCRIPTIONS: tuple[tuple[str, str | None], ...] = (
     ("ticket.propertyChange", "hs_pipeline_stage"),
     ("ticket.propertyChange", "escalate_to_engineering"),
+    ("ticket.propertyChange", "cxbridge_escalate"),
     ("company.propertyChange", "annualrevenue"),
 )
 
