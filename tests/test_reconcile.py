@@ -1,0 +1,489 @@
+"""Reconciliation (``cxbridge sync``) on the in-process sandbox: checkpoints, what is queued, and catching up."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import partialmethod
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from cxbridge_jira.connector import JiraConnector
+from cxbridge_jira.webhook import sign as jira_sign
+from cxbridge_jira.webhook import verify_jira
+from cxbridge_zendesk.connector import ZendeskConnector
+from cxbridge_zendesk.webhook import verify_zendesk
+
+from cxbridge.cli import cli
+from cxbridge.config import load_config
+from cxbridge.connectors import IssueSpec
+from cxbridge.models import Event, Link, Ref, event_from_dict
+from cxbridge.plugins import build_plugins
+from cxbridge.runtime import Runtime
+from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox.modes import Vendors
+from cxbridge.secrets import Secret
+from cxbridge.workflows import reconcile as reconcile_module
+from cxbridge.workflows.reconcile import StreamReport, parse_since, reconcile
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+TAG = "escalated_to_engineering"
+LONG_AGO = time.time() - 30 * 86400
+EXTRA: dict[str, Any] = {"escalation": {"crm": ""}}
+
+
+@pytest.fixture
+def vendors() -> Iterator[Vendors]:
+    with mock_vendors(["zendesk", "jira"], seed="demo") as v:
+        v["zendesk"].incremental_delay = 0
+        yield v
+
+
+@pytest.fixture
+def config_path(vendors: Vendors, tmp_path: Path) -> Path:
+    return write_config(vendors, tmp_path / "cxbridge.toml", extra=EXTRA)
+
+
+def make_runtime(path: Path) -> Runtime:
+    plugins = build_plugins()
+    return Runtime(load_config(path, plugins=plugins), plugins)
+
+
+@pytest.fixture
+def rt(config_path: Path) -> Iterator[Runtime]:
+    runtime = make_runtime(config_path)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zendesk export pages of 2 tickets, so a handful of tickets spans several pages."""
+    monkeypatch.setattr(
+        ZendeskConnector, "changed_tickets", partialmethod(ZendeskConnector.changed_tickets, per_page=2)
+    )
+
+
+def tag_tickets(vendors: Vendors, *ids: int, tag: str = TAG) -> None:
+    """An agent adds the tag in Zendesk; no webhook target is configured, so nobody hears of it."""
+    z = vendors["zendesk"]
+    with z.lock:
+        agent = z.model.user_by_email("agent@cxbridge.example")
+        for tid in ids:
+            ticket = z.model.ticket(tid)
+            z.model.update_ticket(tid, {"ticket": {"tags": [*ticket.tags, tag]}}, agent)
+
+
+def add_tickets(vendors: Vendors, count: int, tags: list[str] | None = None) -> list[int]:
+    z = vendors["zendesk"]
+    ids = []
+    with z.lock:
+        agent = z.model.user_by_email("agent@cxbridge.example")
+        for n in range(count):
+            body = {"ticket": {"subject": f"bulk {n}", "comment": {"body": "help"}, "tags": list(tags or [])}}
+            ticket, _, _ = z.model.create_ticket(body, agent)
+            ids.append(ticket.id)
+    return ids
+
+
+def queued_events(rt: Runtime) -> list[Event]:
+    """The events of every job in the queue, oldest first."""
+    conn = rt.store._conn()  # type: ignore[attr-defined]
+    rows = conn.execute("SELECT payload FROM jobs WHERE kind = 'event' ORDER BY id").fetchall()
+    return [event_from_dict(json.loads(row[0])["event"]) for row in rows]
+
+
+def stream(report: Any, system: str) -> StreamReport:
+    return next(s for s in report.streams if s.system == system)
+
+
+def link(rt: Runtime, ticket_id: int | str, issue_id: str, key: str) -> None:
+    rt.store.add_link(
+        Link(ticket=Ref("zendesk", "ticket", str(ticket_id)), issue=Ref("jira", "issue", issue_id), issue_key=key)
+    )
+
+
+# --- Zendesk: only tagged, unlinked tickets ----------------------------------------------------------------
+
+
+def test_only_tagged_unlinked_tickets_become_events(vendors: Vendors, rt: Runtime) -> None:
+    tag_tickets(vendors, 2, 3)
+    tag_tickets(vendors, 1, tag="unrelated")
+    link(rt, 3, "10999", "ENG-99")  # escalated before: tagged but linked
+    report = reconcile(rt, since=LONG_AGO)
+    zd = stream(report, "zendesk")
+    assert (zd.records, zd.enqueued, zd.duplicates, zd.pages, zd.calls) == (3, 1, 0, 1, 1)
+    [event] = queued_events(rt)
+    assert event.subject == Ref("zendesk", "ticket", "2")
+    assert event.kind == "ticket.tag_added"
+    updated = vendors["zendesk"].state()["tickets"][1]["updated_at"]
+    assert event.id == f"poll:zendesk:ticket:2:{updated}"
+    assert TAG in event.payload["ticket"]["tags"]
+    assert event.payload["tags_added"] == [TAG]
+    assert event.payload["ticket"]["id"] == 2
+    assert event.payload["source"] == "poll"
+
+
+def test_a_second_run_enqueues_nothing_new(vendors: Vendors, rt: Runtime) -> None:
+    tag_tickets(vendors, 2)
+    first = reconcile(rt, since=LONG_AGO)
+    assert first.enqueued == 1
+    again = reconcile(rt)  # from the checkpoint: nothing changed since
+    assert stream(again, "zendesk").records == 0
+    assert again.enqueued == 0
+    rescan = reconcile(rt, since=LONG_AGO)  # --since overrides the checkpoint: the same state is a duplicate
+    assert stream(rescan, "zendesk").records == 3
+    assert rescan.enqueued == 0
+    assert stream(rescan, "zendesk").duplicates == 1
+    assert len(queued_events(rt)) == 1
+
+
+def test_since_overrides_the_checkpoint_and_bounds_the_scan(vendors: Vendors, rt: Runtime) -> None:
+    """Demo tickets are days old: --since an hour ago sees only what changed since."""
+    reconcile(rt, since=LONG_AGO)
+    tag_tickets(vendors, 1)
+    recent = reconcile(rt, since=time.time() - 3600)
+    assert stream(recent, "zendesk").records == 1
+    assert recent.enqueued == 1
+    assert rt.store.get_checkpoint("zendesk", "tickets") == stream(recent, "zendesk").cursor
+
+
+def test_first_run_looks_back_the_configured_hours(vendors: Vendors, tmp_path: Path) -> None:
+    tag_tickets(vendors, 1)  # changed now; the other demo tickets are 1 to 3 days old
+    extra = {**EXTRA, "sync": {"lookback_hours": 12}}
+    runtime = make_runtime(write_config(vendors, tmp_path / "other.toml", extra=extra))
+    try:
+        report = reconcile(runtime)
+    finally:
+        runtime.close()
+    assert stream(report, "zendesk").records == 1
+    assert report.enqueued == 1
+
+
+def test_checkpoint_resumes_after_the_last_page_handled(vendors: Vendors, rt: Runtime, small_pages: None) -> None:
+    """A crash after the first page: the rerun starts right after it; every event is queued exactly once."""
+    add_tickets(vendors, 4, tags=[TAG])  # 3 + 4 = 7 tickets, 4 tagged: pages of 2
+    pages_seen: list[int] = []
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first_page(figures: StreamReport) -> None:
+        pages_seen.append(figures.pages)
+        if figures.system == "zendesk":
+            raise Crash
+
+    with pytest.raises(Crash):
+        reconcile(rt, since=LONG_AGO, progress=crash_after_first_page)
+    saved = rt.store.get_checkpoint("zendesk", "tickets")
+    assert saved is not None
+    assert "cursor" in saved
+    first_batch = len(queued_events(rt))
+    resumed = reconcile(rt)
+    zd = stream(resumed, "zendesk")
+    assert zd.records == 7 - 2
+    assert zd.pages == math.ceil(5 / 2)
+    assert zd.calls == zd.pages
+    assert zd.duplicates == 0
+    assert first_batch + zd.enqueued == 4
+    assert sorted(int(e.subject.id) for e in queued_events(rt)) == [4, 5, 6, 7]
+
+
+def test_calls_are_one_per_page_of_the_export(vendors: Vendors, rt: Runtime, small_pages: None) -> None:
+    add_tickets(vendors, 6)  # 9 tickets
+    report = reconcile(rt, since=LONG_AGO, systems=["zendesk"])
+    zd = stream(report, "zendesk")
+    assert zd.pages == math.ceil(9 / 2) == zd.calls == vendors.calls()["zendesk"]
+    assert [s.system for s in report.streams] == ["zendesk"]
+
+
+def test_polled_zendesk_events_read_like_the_webhook(vendors: Vendors, rt: Runtime) -> None:
+    """The polled payload, delivered as a signed webhook, verifies into an Event with the same kind and subject."""
+    tag_tickets(vendors, 2)
+    reconcile(rt, since=LONG_AGO)
+    [polled] = queued_events(rt)
+    body = json.dumps(polled.payload).encode()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    signature = base64.b64encode(hmac.new(b"s3cret", stamp.encode() + body, hashlib.sha256).digest()).decode()
+    [delivered] = verify_zendesk(
+        method="POST",
+        url="https://cx.example/webhooks/zendesk",
+        headers={"X-Zendesk-Webhook-Signature": signature, "X-Zendesk-Webhook-Signature-Timestamp": stamp},
+        body=body,
+        secrets=[Secret("s3cret")],
+        now=time.time(),
+    )
+    assert (delivered.id, delivered.kind, delivered.subject) == (polled.id, polled.kind, polled.subject)
+
+
+# --- Jira: issues with linked tickets ------------------------------------------------------------------------
+
+
+def jira_connector(rt: Runtime) -> JiraConnector:
+    tracker = rt.tracker()
+    assert isinstance(tracker, JiraConnector)
+    return tracker
+
+
+def test_a_linked_issue_is_enqueued_once_per_updated_time(vendors: Vendors, rt: Runtime) -> None:
+    jira = jira_connector(rt)
+    linked = jira.create_issue(IssueSpec("ENG", "Bug", "linked", "text"))
+    jira.create_issue(IssueSpec("ENG", "Bug", "not linked", "text"))
+    link(rt, 1, linked.ref.id, linked.key)
+    link(rt, 2, linked.ref.id, linked.key)
+    first = reconcile(rt, since=LONG_AGO, systems=["jira"])
+    js = stream(first, "jira")
+    assert (js.records, js.enqueued) == (2, 1)
+    [event] = queued_events(rt)
+    assert event.kind == "jira:issue_updated"
+    assert event.subject == Ref("jira", "issue", linked.ref.id)
+    issue = event.payload["issue"]
+    assert issue["key"] == linked.key
+    assert issue["fields"]["status"]["statusCategory"]["key"] == "new"
+    assert event.id == f"poll:jira:issue:{linked.ref.id}:{issue['fields']['updated']}"
+    assert "changelog" not in event.payload
+    again = reconcile(rt, systems=["jira"])  # the re-read window holds the same state: a duplicate
+    assert again.enqueued == 0
+    assert stream(again, "jira").duplicates == 1
+    time.sleep(0.002)
+    jira.transition_by_name(linked.key, "Done")
+    moved = reconcile(rt, systems=["jira"])
+    assert moved.enqueued == 1
+    latest = queued_events(rt)[-1]
+    assert latest.payload["issue"]["fields"]["status"]["statusCategory"]["key"] == "done"
+    assert latest.id != event.id
+
+
+def test_polled_jira_events_read_like_the_webhook(vendors: Vendors, rt: Runtime) -> None:
+    jira = jira_connector(rt)
+    issue = jira.create_issue(IssueSpec("ENG", "Bug", "linked", "text"))
+    link(rt, 1, issue.ref.id, issue.key)
+    reconcile(rt, since=LONG_AGO, systems=["jira"])
+    [polled] = queued_events(rt)
+    body = json.dumps(polled.payload).encode()
+    [delivered] = verify_jira(
+        method="POST",
+        url="https://cx.example/webhooks/jira",
+        headers={"X-Hub-Signature": jira_sign("s3cret", body), "X-Atlassian-Webhook-Identifier": polled.id},
+        body=body,
+        secrets=[Secret("s3cret")],
+        now=time.time(),
+    )
+    assert (delivered.kind, delivered.subject) == (polled.kind, polled.subject)
+    assert polled.occurred_at is not None
+    assert delivered.occurred_at is not None
+    assert abs((delivered.occurred_at - polled.occurred_at).total_seconds()) < 0.001
+
+
+def test_a_change_seen_by_the_webhook_and_the_poll_is_acted_on_once(vendors: Vendors, rt: Runtime) -> None:
+    """The webhook and the poll name the same tag under two delivery ids: two jobs, one escalation."""
+    from cxbridge.worker import drain
+    from cxbridge.workflows.events import enqueue_event
+
+    tag_tickets(vendors, 2)
+    body = json.dumps({"id": "trigger-1", "event": "tag_added", "ticket": {"id": 2, "tags": ["csv", TAG]}}).encode()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    signature = base64.b64encode(hmac.new(b"k", stamp.encode() + body, hashlib.sha256).digest()).decode()
+    [hooked] = verify_zendesk(
+        method="POST",
+        url="https://cx.example/webhooks/zendesk",
+        headers={"X-Zendesk-Webhook-Signature": signature, "X-Zendesk-Webhook-Signature-Timestamp": stamp},
+        body=body,
+        secrets=[Secret("k")],
+        now=time.time(),
+    )
+    assert enqueue_event(rt, "zendesk", hooked)
+    assert reconcile(rt, since=LONG_AGO).enqueued == 1
+    jobs = drain(rt)
+    assert (jobs.done, jobs.dead) == (2, 0)
+    assert len(vendors["jira"].state()["issues"]) == 1
+    assert len(rt.store.links_for_ticket(Ref("zendesk", "ticket", "2"))) == 1
+    assert sum("Escalated to engineering" in note for note in zendesk_notes(vendors, 2)) == 1
+
+
+# --- errors, systems, the command ---------------------------------------------------------------------------
+
+
+def test_a_failing_system_is_reported_and_the_others_still_run(vendors: Vendors, rt: Runtime) -> None:
+    tag_tickets(vendors, 2)
+    vendors["jira"].faults.clear()
+    z = vendors["zendesk"]
+    from cxbridge.sandbox.base import Fault
+
+    z.faults.append(Fault(status=403, count=1, retry_after=None, path=None, method=None))
+    report = reconcile(rt, since=LONG_AGO)
+    assert stream(report, "zendesk").error
+    assert "403" in str(stream(report, "zendesk").error)
+    assert stream(report, "jira").error is None
+    assert stream(report, "jira").done
+    assert rt.store.get_checkpoint("zendesk", "tickets") is None
+
+
+def test_unknown_system_is_a_config_error(rt: Runtime) -> None:
+    from cxbridge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no system named 'nope'"):
+        reconcile(rt, systems=["nope"])
+
+
+def test_parse_since() -> None:
+    assert parse_since("2026-01-31T09:00:00Z") == datetime(2026, 1, 31, 9, tzinfo=UTC).timestamp()
+    assert parse_since("2026-01-31") == datetime(2026, 1, 31, tzinfo=UTC).timestamp()
+    assert parse_since("2026-01-31T10:00:00+01:00") == datetime(2026, 1, 31, 9, tzinfo=UTC).timestamp()
+
+
+def test_cli_sync_json_no_drain(vendors: Vendors, config_path: Path) -> None:
+    tag_tickets(vendors, 2)
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["--config", str(config_path), "sync", "--since", "2020-01-01T00:00:00Z", "--no-drain", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["enqueued"] == 1
+    assert data["jobs"] is None
+    by_system = {s["system"]: s for s in data["streams"]}
+    assert by_system["zendesk"]["records"] == 3
+    assert by_system["zendesk"]["calls"] == 1
+    again = runner.invoke(cli, ["--config", str(config_path), "sync", "--no-drain"])
+    assert again.exit_code == 0, again.output
+    assert "zendesk tickets: 0 pages" not in again.stdout
+    assert "0 events queued" in again.stdout
+
+
+def test_cli_sync_rejects_a_bad_since(config_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "sync", "--since", "yesterday"])
+    assert result.exit_code == 1
+    assert "--since: not an ISO-8601 time" in result.output
+
+
+def test_cli_sync_drains_the_queue(vendors: Vendors, config_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --drain (the default) the queued events run through the worker once each."""
+    handled: list[str] = []
+
+    def fake_handle(rt: Runtime, event: Event, **kw: Any) -> str:
+        handled.append(event.id)
+        return "ok"
+
+    monkeypatch.setattr("cxbridge.workflows.events.handle_event", fake_handle)
+    tag_tickets(vendors, 1, 2)
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "sync", "--since", "2020-01-01", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["jobs"]["done"] == 2
+    assert len(handled) == 2
+    assert all(h.startswith("poll:zendesk:ticket:") for h in handled)
+
+
+def test_progress_reports_each_page(vendors: Vendors, rt: Runtime, small_pages: None) -> None:
+    add_tickets(vendors, 2)
+    seen: list[tuple[str, int]] = []
+    reconcile(rt, since=LONG_AGO, systems=["zendesk"], progress=lambda f: seen.append((f.system, f.pages)))
+    assert seen == [("zendesk", 1), ("zendesk", 2), ("zendesk", 3)]
+
+
+def test_module_has_the_sync_command() -> None:
+    assert reconcile_module.sync.name == "sync"
+
+
+# --- catching up end to end (router, escalation and sync back through the worker) ---------------------------
+
+
+def zendesk_notes(vendors: Vendors, ticket_id: int) -> list[str]:
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == ticket_id)
+    return [c["body"] for c in ticket["comments"] if not c["public"]]
+
+
+def test_a_tag_added_while_the_receiver_was_down_is_escalated(vendors: Vendors, rt: Runtime) -> None:
+    from cxbridge.worker import drain
+
+    tag_tickets(vendors, 2)
+    assert vendors["zendesk"].webhooks_sent == []  # no receiver was listening
+    report = reconcile(rt, since=LONG_AGO)
+    assert report.enqueued == 1
+    jobs = drain(rt)
+    assert (jobs.done, jobs.dead) == (1, 0)
+    [issue] = vendors["jira"].state()["issues"]
+    [linked] = rt.store.links_for_ticket(Ref("zendesk", "ticket", "2"))
+    assert linked.issue_key == issue["key"]
+    # the escalation's own write to the ticket is seen by the next poll: the ticket is linked now, nothing is queued
+    after = reconcile(rt)
+    assert stream(after, "zendesk").records >= 1
+    assert stream(after, "zendesk").enqueued == 0
+    assert len(vendors["jira"].state()["issues"]) == 1
+
+
+def test_a_transition_missed_by_the_receiver_reaches_every_linked_ticket_once(vendors: Vendors, rt: Runtime) -> None:
+    from cxbridge.worker import drain
+    from cxbridge.workflows.escalate import Escalation, EscalationRequest
+
+    first = Escalation(rt).run(EscalationRequest(ticket_id="1"))
+    for tid in ("2", "3"):
+        Escalation(rt).run(EscalationRequest(ticket_id=tid, link_key=first.issue_key))
+    reconcile(rt, since=LONG_AGO)  # the escalations' own changes: the tickets are linked, the issue is new
+    drain(rt)
+    notes_before = {tid: len(zendesk_notes(vendors, tid)) for tid in (1, 2, 3)}
+    jira_connector(rt).transition_by_name(first.issue_key, "Done")
+    assert vendors["jira"].webhooks_sent == []
+    report = reconcile(rt)
+    assert stream(report, "jira").enqueued == 1
+    jobs = drain(rt)
+    assert jobs.dead == 0
+    notes_after = {tid: len(zendesk_notes(vendors, tid)) for tid in (1, 2, 3)}
+    assert {tid: notes_after[tid] - notes_before[tid] for tid in (1, 2, 3)} == {1: 1, 2: 1, 3: 1}
+    # polling again (the same state, and the tickets' new notes) changes nothing
+    reconcile(rt)
+    drain(rt)
+    assert {tid: len(zendesk_notes(vendors, tid)) for tid in (1, 2, 3)} == notes_after
+
+
+# --- HubSpot tickets: the escalation property ---------------------------------------------------------------
+
+
+def test_hubspot_tickets_with_the_escalation_property_become_property_change_events(tmp_path: Path) -> None:
+    from cxbridge_hubspot.sandbox.models import OBJECT_TYPES
+
+    with mock_vendors(["zendesk", "jira", "hubspot"], seed="demo") as vendors:
+        vendors["zendesk"].incremental_delay = 0
+        runtime = make_runtime(write_config(vendors, tmp_path / "cxbridge.toml"))
+        try:
+            hub = vendors["hubspot"]
+            with hub.lock:
+                tickets = hub.portal.live(OBJECT_TYPES["tickets"])
+                assert tickets, "the demo seed has HubSpot tickets"
+                target = tickets[0].id
+                hub.portal.update(OBJECT_TYPES["tickets"], target, {"cxbridge_escalate": "true"}, source="CRM_UI")
+            report = reconcile(runtime, since=LONG_AGO, systems=["hubspot"])
+            assert stream(report, "hubspot").enqueued == 1
+            [event] = queued_events(runtime)
+            assert event.kind == "ticket.propertyChange"
+            assert event.subject == Ref("hubspot", "ticket", str(target))
+            assert event.payload["propertyName"] == "cxbridge_escalate"
+            assert event.payload["propertyValue"] == "true"
+            assert event.id.startswith(f"poll:hubspot:ticket:{target}:")
+            assert reconcile(runtime, systems=["hubspot"]).enqueued == 0
+        finally:
+            runtime.close()
+
+
+def test_deleted_tickets_in_the_export_are_not_escalated(rt: Runtime) -> None:
+    from cxbridge.models import Ticket
+    from cxbridge.workflows.reconcile import _event_for
+
+    helpdesk = rt.helpdesk()
+    raw = {"id": 9, "updated_at": "2026-01-01T00:00:00Z", "tags": [TAG]}
+    open_ticket = Ticket(ref=Ref("zendesk", "ticket", "9"), url="", subject="", status="open", tags=[TAG], raw=raw)
+    deleted = Ticket(ref=Ref("zendesk", "ticket", "9"), url="", subject="", status="deleted", tags=[TAG], raw=raw)
+    event = _event_for(rt, "zendesk", helpdesk, open_ticket)
+    assert event is not None
+    assert event.id == "poll:zendesk:ticket:9:2026-01-01T00:00:00Z"
+    assert _event_for(rt, "zendesk", helpdesk, deleted) is None
