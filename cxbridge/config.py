@@ -71,6 +71,9 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         "port": ConfigKey(int, default=8787),
         "workers": ConfigKey(int, default=2),
         "public_url": ConfigKey(str, default="", help="the URL vendors call, for signatures over the URI"),
+        "public_urls": ConfigKey(
+            dict, default={}, help="system -> the full URL that vendor calls, when a proxy rewrites the path"
+        ),
         "secrets": ConfigKey(dict, default={}, help="system -> list of active signing secrets"),
         "tolerance_seconds": ConfigKey(int, default=300),
     },
@@ -80,12 +83,33 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         "integration_users": ConfigKey(
             dict, default={}, help="system -> the integration user's id, for echo suppression"
         ),
+        "lookback_hours": ConfigKey(
+            int, default=24, help="how far back 'cxbridge sync' looks on its first run (no checkpoint, no --since)"
+        ),
+        "comment_visibility": ConfigKey(
+            list, default=[], help="tracker comment visibility groups/roles whose comments go to support"
+        ),
+        "draft_reply_on": ConfigKey(
+            list, default=[], help="status categories (new, indeterminate, done) that draft a reply for the agent"
+        ),
+        "crm_notes": ConfigKey(bool, default=True, help="false: sync back writes no CRM notes"),
     },
     "impact": {
         "fields": ConfigKey(dict, default={}, help="rollup value -> tracker custom field id"),
+        "tiers": ConfigKey(
+            list,
+            default=["strategic", "enterprise", "growth", "standard"],
+            help="customer tiers, highest first (a tier not listed ranks below every listed one)",
+        ),
+        "arr_currency": ConfigKey(
+            str, default="", help="currency of the ARR number field; empty: the currency with the largest sum"
+        ),
     },
     "policies": {
-        "rules": ConfigKey(list, default=[], help="decision-rights rules"),
+        "rules": ConfigKey(list, default=[], help="decision-rights rules: [[policies.rules]] name, when, grant"),
+        "agents": ConfigKey(
+            dict, default={}, help='agent email -> attributes rules read as agent.* ([policies.agents."<email>"])'
+        ),
     },
 }
 
@@ -309,4 +333,7 @@ def load_config(
             enabled=bool(checked["enabled"]),
             options=options,
         )
+    from .policy import compile_policies
+
+    compile_policies(sections["policies"], where)  # a broken rule fails here, at load, not at escalation
     return Config(path=cfg_path, sections=sections, systems=systems, raw=raw)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -248,6 +248,31 @@ class Tracker(Connector):
     def changed_issues(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Pages of issues (``Issue``) updated since ``since`` (epoch seconds), or after a saved ``cursor``."""
         raise NotImplementedError(f"{self.name}: this tracker cannot list changed issues")
+
+    def rich_text(self, markdown: str) -> Any:
+        """Markdown in the tracker's own rich-text form (what ``Issue.description`` holds); plain by default."""
+        return markdown
+
+    def want_fields(self, field_ids: Iterable[str]) -> None:
+        """Ask ``get_issue`` to return these fields too (in ``Issue.fields``; ``description`` fills
+        ``Issue.description``), in the same call. The impact rollup asks for its custom fields this way."""
+
+    def write_impact(
+        self,
+        issue_key: str,
+        *,
+        fields: dict[str, Any],
+        description: Any = None,
+        add_labels: Iterable[str] = (),
+        remove_labels: Iterable[str] = (),
+    ) -> None:
+        """One edit of the issue: set ``fields`` (and ``description``, in the tracker's form, when given), and add
+        and remove labels. The customer impact rollup writes through it."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot write the customer impact")
+
+    def delete_remote_link(self, issue_key: str, global_id: str) -> bool:
+        """Remove the link from the issue to a ticket by its global id; False when the issue had no such link."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot delete remote links")
 
 
 def json_object(response: requests.Response) -> dict[str, Any] | None:

@@ -3,21 +3,67 @@
 CONTRACT (the escalation calls these; the impact module fills them in):
 - ``save_customer(rt, customer)``: keep a snapshot of the customer (no API call), so an issue's rollup can be
   computed from the store for every linked ticket.
+- ``save_ticket(rt, ticket, customer)``: keep a snapshot of the ticket (its URL, subject, status, when it was
+  opened; no API call) for the ticket list and the oldest open ticket.
 - ``for_new_issue(rt, ticket, customer)`` -> ``NewIssueImpact``: the Markdown block to append to a new issue's
   description and the fields and labels to set in the create call itself (so a new escalation costs no
   extra call).
 - ``refresh_issue(rt, issue)``: after a link is added or removed, write the rollup to an existing issue
   (one edit, splicing the managed block into ``issue.description`` as read); returns whether it wrote.
+
+What the rollup holds (pure functions below, computed from the store's links and snapshots):
+- customers: linked companies, deduplicated (a company with several tickets counts once); a ticket whose
+  customer the CRM does not know counts as a ticket without a company;
+- tickets: every linked ticket;
+- ARR at stake: each company's ARR once, summed exactly (``Decimal``) per currency, never across currencies;
+  a company without an ARR (or without a currency) is "ARR unknown": it adds nothing to any sum and is
+  named in the block ("ARR unknown for Initech"); when no company has a known ARR the sum is unknown, not 0;
+- soonest renewal date; highest tier (``[impact] tiers``, highest first; a tier not listed ranks below every
+  listed one); oldest open ticket (a ticket whose status is not solved or closed, by the time it was opened).
+
+On the issue (``[impact] fields``: rollup value -> custom field id; values ``arr``, ``customers``, ``tickets``,
+``renewal``, ``tier``, ``oldest``): numbers for arr/customers/tickets, ``YYYY-MM-DD`` for renewal/oldest, text
+for tier; an unknown value clears its field. The ARR number field holds ONE currency's sum: ``[impact]
+arr_currency`` when set (empty when no company has an ARR in it), else the currency with the largest sum (ties:
+alphabetical). Every currency is in the block. A label ``cxb-tier-<tier>`` per tier present; tier labels of
+tiers no longer present are removed (``update.labels`` add/remove, so other labels are never touched). The
+block is a "Customer impact" heading, the rendered ``impact_block.md.j2``, and a closing marker paragraph; it is
+spliced in place between those two markers (top-level ADF nodes on Jira Cloud, lines of wiki text on Data
+Center) and appended when the description has none. The block holds no time-relative text, so an unchanged
+rollup renders byte for byte the same and a replay writes nothing.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from .errors import ConfigError
+from .models import Customer, Deal, Issue, Link, Ref, Ticket, to_jsonable
+
 if TYPE_CHECKING:
-    from .models import Customer, Issue, Ticket
+    from .connectors import Tracker
     from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "impact_block.md.j2"
+BLOCK_TITLE = "Customer impact"
+BLOCK_END = "Kept current by cxbridge: edits inside this section are replaced."
+"""The closing marker paragraph of the managed block (the heading ``BLOCK_TITLE`` opens it)."""
+TIER_LABEL_PREFIX = "cxb-tier-"
+DEFAULT_TIERS = ("strategic", "enterprise", "growth", "standard")
+VALUES = ("arr", "customers", "tickets", "renewal", "tier", "oldest")
+"""The rollup values ``[impact] fields`` may map to custom fields."""
+CLOSED_STATUSES = frozenset({"solved", "closed"})
+"""Ticket statuses that are not open (Zendesk's; other helpdesks' connectors map to these words)."""
+CUSTOMER = "customer"
+TICKET = "ticket"
+"""Snapshot kinds in the store."""
 
 
 @dataclass
@@ -29,15 +75,827 @@ class NewIssueImpact:
     labels: list[str] = field(default_factory=list)
 
 
+# -- the records the rollup reads ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketFacts:
+    """What the rollup needs of one linked ticket (from its snapshot, else from the link alone)."""
+
+    ref: Ref
+    url: str | None = None
+    subject: str | None = None
+    status: str | None = None
+    opened: datetime | None = None
+    company: Ref | None = None
+
+    @property
+    def open(self) -> bool:
+        """Not solved or closed (a ticket of unknown status counts as open)."""
+        return (self.status or "").lower() not in CLOSED_STATUSES
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": str(self.ref),
+            "system": self.ref.system,
+            "id": self.ref.id,
+            "url": self.url,
+            "subject": self.subject,
+            "status": self.status,
+            "open": self.open,
+            "opened": self.opened.isoformat() if self.opened else None,
+            "company": str(self.company) if self.company else None,
+        }
+
+
+@dataclass(frozen=True)
+class CompanyImpact:
+    """One linked company with the tickets it has on the issue."""
+
+    ref: Ref
+    name: str | None
+    tier: str | None
+    arr: Decimal | None
+    currency: str | None
+    renewal_date: str | None
+    tickets: tuple[TicketFacts, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": str(self.ref),
+            "name": self.name,
+            "tier": self.tier,
+            "arr": str(self.arr) if self.arr is not None and self.currency else None,
+            "currency": self.currency if self.arr is not None else None,
+            "renewal_date": self.renewal_date,
+            "tickets": [str(t.ref) for t in self.tickets],
+        }
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """The customer impact of one issue."""
+
+    companies: tuple[CompanyImpact, ...]
+    tickets: tuple[TicketFacts, ...]
+    arr: dict[str, Decimal]
+    arr_unknown: tuple[str, ...]
+    renewal: str | None
+    renewal_company: str | None
+    tier: str | None
+    tiers: tuple[str, ...]
+    oldest_open: TicketFacts | None
+
+    @property
+    def customers(self) -> int:
+        """Distinct companies."""
+        return len(self.companies)
+
+    @property
+    def without_company(self) -> tuple[TicketFacts, ...]:
+        """Tickets whose customer the CRM does not know."""
+        return tuple(t for t in self.tickets if t.company is None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: money as strings (exact), per currency."""
+        return {
+            "customers": self.customers,
+            "tickets": len(self.tickets),
+            "arr": {cur: str(amount) for cur, amount in sorted(self.arr.items())},
+            "arr_unknown": list(self.arr_unknown),
+            "renewal": self.renewal,
+            "renewal_company": self.renewal_company,
+            "tier": self.tier,
+            "tiers": list(self.tiers),
+            "oldest_open_ticket": self.oldest_open.as_dict() if self.oldest_open else None,
+            "companies": [c.as_dict() for c in self.companies],
+            "ticket_list": [t.as_dict() for t in self.tickets],
+        }
+
+
+# -- pure arithmetic ----------------------------------------------------------------------------------------
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _iso_date(value: Any) -> str | None:
+    """``YYYY-MM-DD`` for a date, a datetime or a string starting with one; None otherwise."""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            return date.fromisoformat(value[:10]).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def sum_arr(companies: Iterable[CompanyImpact]) -> tuple[dict[str, Decimal], tuple[str, ...]]:
+    """Each company's ARR once, summed exactly per currency; and the companies whose ARR is unknown.
+
+    An amount without a currency cannot be added to anything: it counts as unknown.
+    """
+    sums: dict[str, Decimal] = {}
+    unknown: list[str] = []
+    for company in companies:
+        if company.arr is None or not company.currency:
+            unknown.append(company.name or str(company.ref))
+            continue
+        currency = company.currency.upper()
+        sums[currency] = sums.get(currency, Decimal(0)) + company.arr
+    return sums, tuple(unknown)
+
+
+def soonest_renewal(companies: Iterable[CompanyImpact]) -> tuple[str | None, str | None]:
+    """The earliest renewal date (``YYYY-MM-DD``) and whose it is; unreadable dates are left out."""
+    best: tuple[str, str] | None = None
+    for company in companies:
+        when = _iso_date(company.renewal_date)
+        if when is not None and (best is None or when < best[0]):
+            best = (when, company.name or str(company.ref))
+    return (best[0], best[1]) if best else (None, None)
+
+
+def rank_tiers(tiers: Iterable[str | None], order: Sequence[str] = DEFAULT_TIERS) -> tuple[str, ...]:
+    """The distinct tiers present, highest first (lower-cased; unlisted tiers after the listed, by name)."""
+    ranks = {t.lower(): n for n, t in enumerate(order)}
+    present = {t.strip().lower() for t in tiers if t and t.strip()}
+    return tuple(sorted(present, key=lambda t: (ranks.get(t, len(ranks)), t)))
+
+
+def oldest_open(tickets: Iterable[TicketFacts]) -> TicketFacts | None:
+    """The open ticket opened first (tickets of unknown opening time come last)."""
+    candidates = [t for t in tickets if t.open]
+    if not candidates:
+        return None
+    dated = [t for t in candidates if t.opened is not None]
+    if dated:
+        return min(dated, key=lambda t: (t.opened or datetime.max, str(t.ref)))
+    return candidates[0]
+
+
+def compute(
+    links: Sequence[Link],
+    customers: Mapping[str, Customer],
+    tickets: Mapping[str, TicketFacts],
+    *,
+    tier_order: Sequence[str] = DEFAULT_TIERS,
+) -> Rollup:
+    """The rollup of an issue's links, given the customer snapshots (by company ref) and ticket facts (by ref).
+
+    A link whose company has no snapshot still counts as that company (name unknown, ARR unknown).
+    """
+    seen: set[str] = set()
+    facts: list[TicketFacts] = []
+    by_company: dict[str, list[TicketFacts]] = {}
+    for link in links:
+        key = str(link.ticket)
+        if key in seen:
+            continue
+        seen.add(key)
+        known = tickets.get(key)
+        fact = TicketFacts(
+            ref=link.ticket,
+            url=known.url if known else None,
+            subject=known.subject if known else None,
+            status=known.status if known else None,
+            opened=known.opened if known else None,
+            company=link.customer,
+        )
+        facts.append(fact)
+        if link.customer is not None:
+            by_company.setdefault(str(link.customer), []).append(fact)
+    companies: list[CompanyImpact] = []
+    for ref_text, its_tickets in by_company.items():
+        snap = customers.get(ref_text)
+        companies.append(
+            CompanyImpact(
+                ref=Ref.parse(ref_text),
+                name=snap.name if snap else None,
+                tier=snap.tier.lower() if snap and snap.tier else None,
+                arr=_decimal(snap.arr) if snap else None,
+                currency=(snap.currency or None) if snap else None,
+                renewal_date=_iso_date(snap.renewal_date) if snap else None,
+                tickets=tuple(its_tickets),
+            )
+        )
+    ranks = {t.lower(): n for n, t in enumerate(tier_order)}
+    companies.sort(
+        key=lambda c: (
+            -(c.arr if c.arr is not None and c.currency else Decimal(-1)),
+            ranks.get(c.tier or "", len(ranks) + 1),
+            (c.name or "").lower(),
+            str(c.ref),
+        )
+    )
+    arr, unknown = sum_arr(companies)
+    renewal, renewal_company = soonest_renewal(companies)
+    tiers = rank_tiers((c.tier for c in companies), tier_order)
+    return Rollup(
+        companies=tuple(companies),
+        tickets=tuple(facts),
+        arr=arr,
+        arr_unknown=unknown,
+        renewal=renewal,
+        renewal_company=renewal_company,
+        tier=tiers[0] if tiers else None,
+        tiers=tiers,
+        oldest_open=oldest_open(facts),
+    )
+
+
+def arr_field_currency(arr: Mapping[str, Decimal], configured: str = "") -> str | None:
+    """The currency whose sum goes into the ARR number field (see the module docstring)."""
+    if configured:
+        return configured.upper()
+    if not arr:
+        return None
+    return sorted(arr.items(), key=lambda item: (-item[1], item[0]))[0][0]
+
+
+def _number(amount: Decimal) -> int | float:
+    """A Decimal as a JSON number for a Jira number field (a double on Jira's side)."""
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+def values(rollup: Rollup, *, arr_currency: str = "") -> dict[str, Any]:
+    """Every rollup value in the form a Jira field takes (None = unknown: the field is cleared)."""
+    currency = arr_field_currency(rollup.arr, arr_currency)
+    arr = rollup.arr.get(currency) if currency else None
+    oldest = rollup.oldest_open
+    return {
+        "arr": _number(arr) if arr is not None else None,
+        "customers": rollup.customers,
+        "tickets": len(rollup.tickets),
+        "renewal": rollup.renewal,
+        "tier": rollup.tier,
+        "oldest": oldest.opened.date().isoformat() if oldest and oldest.opened else None,
+    }
+
+
+def field_values(rollup: Rollup, mapping: Mapping[str, str], *, arr_currency: str = "") -> dict[str, Any]:
+    """Custom field id -> value for the configured ``[impact] fields`` (ConfigError for an unknown value)."""
+    unknown = sorted(set(mapping) - set(VALUES))
+    if unknown:
+        raise ConfigError(
+            f"impact.fields: unknown rollup value {', '.join(map(repr, unknown))} (known: {', '.join(VALUES)})"
+        )
+    all_values = values(rollup, arr_currency=arr_currency)
+    return {str(fid): all_values[name] for name, fid in mapping.items() if fid}
+
+
+def tier_label(tier: str) -> str:
+    """``cxb-tier-<tier>``: one word, lower case (Jira refuses labels with spaces)."""
+    return TIER_LABEL_PREFIX + "_".join(tier.lower().split())
+
+
+def label_changes(current: Iterable[str], tiers: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(labels to add, labels to remove): the tier labels wanted and the stale ``cxb-tier-*`` ones."""
+    have = list(current)
+    wanted = [tier_label(t) for t in tiers]
+    add = [label for label in wanted if label not in have]
+    remove = [label for label in have if label.startswith(TIER_LABEL_PREFIX) and label not in wanted]
+    return add, remove
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether a field value as written equals the value as Jira returns it (numbers come back as floats)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, int | float | Decimal) and isinstance(b, int | float | Decimal):
+        return _decimal(a) == _decimal(b)
+    return bool(a == b)
+
+
+# -- the managed block --------------------------------------------------------------------------------------
+
+
+def block_markdown(body: str) -> str:
+    """The whole managed block: the heading, the rendered template and the closing marker."""
+    return f"## {BLOCK_TITLE}\n\n{body.strip()}\n\n_{BLOCK_END}_\n"
+
+
+def _plain(node: Any) -> str:
+    if isinstance(node, dict):
+        if node.get("type") == "text":
+            return str(node.get("text") or "")
+        return "".join(_plain(child) for child in node.get("content") or [])
+    return ""
+
+
+def _adf_span(content: Sequence[Any]) -> tuple[int, int] | None:
+    """The top-level node range [start, end) of the managed block in an ADF document's content."""
+    for i, node in enumerate(content):
+        if isinstance(node, dict) and node.get("type") == "heading" and _plain(node).strip() == BLOCK_TITLE:
+            for j in range(i + 1, len(content)):
+                nxt = content[j]
+                if isinstance(nxt, dict) and nxt.get("type") == "paragraph" and _plain(nxt).strip() == BLOCK_END:
+                    return i, j + 1
+            return None
+    return None
+
+
+def _normal(node: Any) -> Any:
+    """An ADF node without the attributes Jira adds on its own (``localId``), for comparisons."""
+    if isinstance(node, dict):
+        out = {k: _normal(v) for k, v in node.items() if k != "localId"}
+        if out.get("attrs") == {}:
+            out.pop("attrs")
+        return out
+    if isinstance(node, list):
+        return [_normal(v) for v in node]
+    return node
+
+
+def splice_adf(doc: Any, block: Mapping[str, Any]) -> dict[str, Any]:
+    """The ADF document with its managed block replaced by ``block``'s nodes (appended when it has none)."""
+    content = list(doc.get("content") or []) if isinstance(doc, dict) else []
+    nodes = list(block.get("content") or [])
+    span = _adf_span(content)
+    if span is None:
+        content.extend(nodes)
+    else:
+        content[span[0] : span[1]] = nodes
+    version = doc.get("version", 1) if isinstance(doc, dict) else 1
+    return {"type": "doc", "version": version, "content": content}
+
+
+def adf_block(doc: Any) -> list[Any] | None:
+    """The managed block's nodes in an ADF document, or None."""
+    content = list(doc.get("content") or []) if isinstance(doc, dict) else []
+    span = _adf_span(content)
+    return None if span is None else content[span[0] : span[1]]
+
+
+def splice_text(text: Any, block: str, *, start: str, end: str) -> str:
+    """Wiki (or Markdown) text with the lines from ``start`` to ``end`` replaced by ``block`` (appended if absent)."""
+    lines = (text if isinstance(text, str) else "").replace("\r\n", "\n").split("\n")
+    span = _text_span(lines, start, end)
+    block_lines = block.strip("\n").split("\n")
+    if span is None:
+        body = "\n".join(lines).rstrip("\n")
+        return (body + "\n\n" if body.strip() else "") + "\n".join(block_lines)
+    lines[span[0] : span[1]] = block_lines
+    return "\n".join(lines)
+
+
+def _text_span(lines: Sequence[str], start: str, end: str) -> tuple[int, int] | None:
+    for i, line in enumerate(lines):
+        if line.strip() == start:
+            for j in range(i + 1, len(lines)):
+                if lines[j].strip() == end:
+                    return i, j + 1
+            return None
+    return None
+
+
+def text_block(text: Any, *, start: str, end: str) -> str | None:
+    """The managed block's lines in wiki text, or None."""
+    lines = (text if isinstance(text, str) else "").replace("\r\n", "\n").split("\n")
+    span = _text_span(lines, start, end)
+    return None if span is None else "\n".join(lines[span[0] : span[1]])
+
+
+def splice(tracker: Tracker, description: Any, markdown_block: str) -> tuple[Any, bool]:
+    """The description with the block spliced in (the tracker's own form) and whether the block changed."""
+    rendered = tracker.rich_text(markdown_block)
+    if isinstance(rendered, dict):
+        current = adf_block(description)
+        changed = current is None or _normal(current) != _normal(list(rendered.get("content") or []))
+        return splice_adf(description, rendered), changed
+    start = str(tracker.rich_text(f"## {BLOCK_TITLE}")).strip()
+    end = str(tracker.rich_text(f"_{BLOCK_END}_")).strip()
+    text = str(rendered)
+    current_text = text_block(description, start=start, end=end)
+    changed = current_text is None or current_text.strip() != text.strip()
+    return splice_text(description, text, start=start, end=end), changed
+
+
+# -- snapshots ----------------------------------------------------------------------------------------------
+
+
+def customer_to_dict(customer: Customer) -> dict[str, Any]:
+    """A customer as the store keeps it (money as exact strings)."""
+    data: dict[str, Any] = to_jsonable(customer)
+    return data
+
+
+def customer_from_dict(data: Mapping[str, Any]) -> Customer:
+    """Read back what ``customer_to_dict`` wrote."""
+
+    def ref(value: Any) -> Ref | None:
+        return Ref.parse(value) if isinstance(value, str) and value else None
+
+    deals = []
+    for d in data.get("deals") or []:
+        deal_ref = ref(d.get("ref"))
+        if deal_ref is None:
+            continue
+        deals.append(
+            Deal(
+                ref=deal_ref,
+                name=str(d.get("name") or ""),
+                stage=d.get("stage"),
+                amount=_decimal(d.get("amount")),
+                currency=d.get("currency"),
+                close_date=d.get("close_date"),
+            )
+        )
+    return Customer(
+        company_ref=ref(data.get("company_ref")),
+        contact_ref=ref(data.get("contact_ref")),
+        name=data.get("name"),
+        domain=data.get("domain"),
+        tier=data.get("tier"),
+        arr=_decimal(data.get("arr")),
+        currency=data.get("currency"),
+        owner=data.get("owner"),
+        renewal_date=data.get("renewal_date"),
+        lifecycle_stage=data.get("lifecycle_stage"),
+        deals=deals,
+        known=bool(data.get("known", True)),
+    )
+
+
+def ticket_facts(ticket: Ticket, customer: Customer | None = None) -> TicketFacts:
+    """The facts the rollup keeps of a ticket."""
+    return TicketFacts(
+        ref=ticket.ref,
+        url=ticket.url or None,
+        subject=ticket.subject or None,
+        status=ticket.status,
+        opened=ticket.created_at,
+        company=customer.company_ref if customer is not None and customer.known else None,
+    )
+
+
+def _facts_to_dict(facts: TicketFacts) -> dict[str, Any]:
+    return {
+        "url": facts.url,
+        "subject": facts.subject,
+        "status": facts.status,
+        "opened": facts.opened.isoformat() if facts.opened else None,
+    }
+
+
+def _facts_from_dict(ref: Ref, data: Mapping[str, Any]) -> TicketFacts:
+    opened = data.get("opened")
+    try:
+        when = datetime.fromisoformat(opened) if isinstance(opened, str) and opened else None
+    except ValueError:
+        when = None
+    return TicketFacts(
+        ref=ref, url=data.get("url"), subject=data.get("subject"), status=data.get("status"), opened=when
+    )
+
+
+def _settings(rt: Runtime) -> dict[str, Any]:
+    return rt.config.section("impact")
+
+
+def _field_map(rt: Runtime) -> dict[str, str]:
+    mapping = _settings(rt).get("fields") or {}
+    return {str(k): str(v) for k, v in mapping.items() if v}
+
+
+def _prepare(rt: Runtime) -> None:
+    """Ask the tracker's ``get_issue`` for the description and the impact fields (no call is made)."""
+    try:
+        tracker = rt.tracker()
+    except ConfigError:
+        return
+    tracker.want_fields(["description", *_field_map(rt).values()])
+
+
 def save_customer(rt: Runtime, customer: Customer) -> None:
     """Remember what the CRM said about a customer (the rollup reads these snapshots)."""
+    _prepare(rt)
+    if customer.known and customer.company_ref is not None:
+        rt.store.put_snapshot(CUSTOMER, str(customer.company_ref), customer_to_dict(customer))
+
+
+def save_ticket(rt: Runtime, ticket: Ticket, customer: Customer | None = None) -> None:
+    """Remember a linked ticket's URL, subject, status and opening time (no API call)."""
+    _prepare(rt)
+    rt.store.put_snapshot(TICKET, str(ticket.ref), _facts_to_dict(ticket_facts(ticket, customer)))
+
+
+def load_rollup(rt: Runtime, links: Sequence[Link]) -> Rollup:
+    """The rollup of these links from the store's snapshots (no API call)."""
+    customers: dict[str, Customer] = {}
+    tickets: dict[str, TicketFacts] = {}
+    for link in links:
+        if link.customer is not None and str(link.customer) not in customers:
+            snap = rt.store.get_snapshot(CUSTOMER, str(link.customer))
+            if snap is not None:
+                customers[str(link.customer)] = customer_from_dict(snap)
+        tsnap = rt.store.get_snapshot(TICKET, str(link.ticket))
+        if tsnap is not None:
+            tickets[str(link.ticket)] = _facts_from_dict(link.ticket, tsnap)
+    return compute(links, customers, tickets, tier_order=_tier_order(rt))
+
+
+def _tier_order(rt: Runtime) -> tuple[str, ...]:
+    tiers = _settings(rt).get("tiers") or DEFAULT_TIERS
+    return tuple(str(t).lower() for t in tiers)
+
+
+def render_block(rt: Runtime, rollup: Rollup) -> str:
+    """The managed block's Markdown (heading, ``impact_block.md.j2``, closing marker)."""
+    body = rt.handoff.render(TEMPLATE, {"impact": template_context(rollup, arr_currency=_arr_currency(rt))})
+    return block_markdown(body)
+
+
+def _arr_currency(rt: Runtime) -> str:
+    return str(_settings(rt).get("arr_currency") or "")
+
+
+def template_context(rollup: Rollup, *, arr_currency: str = "") -> dict[str, Any]:
+    """What ``impact_block.md.j2`` sees: counts, money per currency (Decimals), dates, companies, tickets."""
+
+    def ticket(t: TicketFacts) -> dict[str, Any]:
+        return {
+            "system": t.ref.system.capitalize() if t.ref.system.islower() else t.ref.system,
+            "id": t.ref.id,
+            "url": t.url,
+            "subject": t.subject,
+            "status": t.status,
+            "open": t.open,
+            "opened": t.opened.date().isoformat() if t.opened else None,
+        }
+
+    return {
+        "customers": rollup.customers,
+        "tickets": len(rollup.tickets),
+        "arr": [{"currency": cur, "amount": amount} for cur, amount in sorted(rollup.arr.items())],
+        "arr_field_currency": arr_field_currency(rollup.arr, arr_currency),
+        "arr_unknown": list(rollup.arr_unknown),
+        "renewal": rollup.renewal,
+        "renewal_company": rollup.renewal_company,
+        "tier": rollup.tier,
+        "tiers": list(rollup.tiers),
+        "oldest_open": ticket(rollup.oldest_open) if rollup.oldest_open else None,
+        "companies": [
+            {
+                "name": c.name or str(c.ref),
+                "tier": c.tier,
+                "arr": c.arr if c.currency else None,
+                "currency": c.currency,
+                "renewal_date": c.renewal_date,
+                "tickets": [ticket(t) for t in c.tickets],
+            }
+            for c in rollup.companies
+        ],
+        "without_company": [ticket(t) for t in rollup.without_company],
+    }
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the issue should carry: the block's Markdown, the field values, the tier labels."""
+
+    block: str
+    fields: dict[str, Any]
+    tiers: tuple[str, ...]
+
+
+def desired(rt: Runtime, rollup: Rollup) -> Desired:
+    """The block, fields and tiers for a rollup under the configuration."""
+    return Desired(
+        block=render_block(rt, rollup),
+        fields=field_values(rollup, _field_map(rt), arr_currency=_arr_currency(rt)),
+        tiers=rollup.tiers,
+    )
 
 
 def for_new_issue(rt: Runtime, ticket: Ticket, customer: Customer) -> NewIssueImpact:
     """The impact block, fields and labels for an issue about to be created for this ticket."""
-    return NewIssueImpact()
+    link = Link(
+        ticket=ticket.ref,
+        issue=Ref("new", "issue", "new"),
+        issue_key="",
+        customer=customer.company_ref if customer.known else None,
+    )
+    customers = {str(customer.company_ref): customer} if customer.known and customer.company_ref else {}
+    rollup = compute([link], customers, {str(ticket.ref): ticket_facts(ticket, customer)}, tier_order=_tier_order(rt))
+    want = desired(rt, rollup)
+    return NewIssueImpact(block=want.block, fields=want.fields, labels=[tier_label(t) for t in want.tiers])
 
 
 def refresh_issue(rt: Runtime, issue: Issue) -> bool:
-    """Write the current rollup of an existing issue's links to it; False when nothing changed."""
-    return False
+    """Write the current rollup of an existing issue's links to it; False when nothing changed.
+
+    The issue should be as read by ``get_issue`` after ``_prepare`` (with its description and impact fields);
+    an issue read without its description is read once more. One edit (fields, description, label add/remove) when
+    anything differs; none otherwise.
+    """
+    tracker = rt.tracker()
+    if "description" not in issue.fields:  # not read by a prepared get_issue (a field Jira omits is empty)
+        _prepare(rt)
+        issue = tracker.get_issue(issue.key)
+    rollup = load_rollup(rt, rt.store.links_for_issue(issue.ref))
+    want = desired(rt, rollup)
+    description, block_changed = splice(tracker, issue.description, want.block)
+    fields = {fid: value for fid, value in want.fields.items() if not same_value(value, issue.fields.get(fid))}
+    add, remove = label_changes(issue.labels, want.tiers)
+    if not (block_changed or fields or add or remove):
+        return False
+    tracker.write_impact(
+        issue.key,
+        fields=fields,
+        description=description if block_changed else None,
+        add_labels=add,
+        remove_labels=remove,
+    )
+    log.info("%s: customer impact written (%s)", issue.key, ", ".join(sorted(fields)) or "block/labels")
+    return True
+
+
+# -- refresh, reports and unlink (the ``impact`` and ``unlink`` commands) -------------------------------------
+
+
+def refresh_customers(rt: Runtime, links: Sequence[Link]) -> dict[str, str]:
+    """Re-read each linked company from the CRM and each linked ticket from its helpdesk; save the snapshots.
+
+    One CRM call per distinct company and one helpdesk call per ticket. Returns what happened per record
+    (``updated``, or why it was kept as it was: a record the vendor no longer has keeps its last snapshot).
+    """
+    from .errors import NotFound
+
+    outcome: dict[str, str] = {}
+    crm = rt.crm()
+    for link in links:
+        company = link.customer
+        if company is None or str(company) in outcome:
+            continue
+        if crm is None:
+            outcome[str(company)] = "kept: no CRM configured"
+            continue
+        try:
+            customer = crm.get_customer(company)
+        except NotImplementedError as exc:
+            raise ConfigError(f"impact --refresh: {exc}") from None
+        except NotFound:
+            customer = Customer(company_ref=company, contact_ref=None, known=False)
+        if not customer.known:
+            outcome[str(company)] = "kept: not found in the CRM"
+            continue
+        save_customer(rt, customer)
+        outcome[str(company)] = "updated"
+    for link in links:
+        key = str(link.ticket)
+        if key in outcome:
+            continue
+        try:
+            ticket = rt.helpdesk(link.ticket.system).get_ticket(link.ticket.id)
+        except NotFound:
+            outcome[key] = "kept: not found in the helpdesk"
+            continue
+        rt.store.put_snapshot(TICKET, key, _facts_to_dict(ticket_facts(ticket)))
+        outcome[key] = "updated"
+    return outcome
+
+
+def issue_row(
+    rt: Runtime, links: Sequence[Link], *, key: str | None = None, status: str | None = None
+) -> dict[str, Any]:
+    """One issue's report: its rollup (exact money per currency), the field values, its customers and tickets."""
+    rollup = load_rollup(rt, links)
+    arr_currency = _arr_currency(rt)
+    currency = arr_field_currency(rollup.arr, arr_currency)
+    row: dict[str, Any] = {
+        "issue": key or (links[-1].issue_key if links else None),
+        "issue_ref": str(links[0].issue) if links else None,
+        "status_category": status,
+        **rollup.as_dict(),
+        "arr_field": {"currency": currency, "amount": values(rollup, arr_currency=arr_currency)["arr"]},
+        "fields": field_values(rollup, _field_map(rt), arr_currency=arr_currency),
+        "labels": [tier_label(t) for t in rollup.tiers],
+    }
+    return row
+
+
+def _by_issue(links: Iterable[Link]) -> dict[Ref, list[Link]]:
+    grouped: dict[Ref, list[Link]] = {}
+    for link in links:
+        grouped.setdefault(link.issue, []).append(link)
+    return grouped
+
+
+def open_issues(rt: Runtime, refs: Sequence[Ref]) -> dict[Ref, Issue] | None:
+    """The issues among ``refs`` whose status category is not done, by one bounded JQL search (per 100 ids):
+    ``id in (...) AND statusCategory != Done``. None when the tracker cannot search (every issue is kept)."""
+    tracker = rt.tracker()
+    search = getattr(tracker, "search", None)
+    if search is None or not refs:
+        return None if search is None else {}
+    found: dict[Ref, Issue] = {}
+    ids = [r.id for r in refs if r.id.isdigit()]
+    for start in range(0, len(ids), 100):
+        chunk = ", ".join(ids[start : start + 100])
+        for issue in search(f"id in ({chunk}) AND statusCategory != Done ORDER BY id ASC"):
+            found[issue.ref] = issue
+    return found
+
+
+def ranking(rt: Runtime, *, top: int | None = None) -> list[dict[str, Any]]:
+    """The open issues with links, ranked by ARR at stake (the ARR field's value), then customers, tickets.
+
+    Linked issues come from the store; which are open comes from one JQL search (ids, status category).
+    """
+    grouped = _by_issue(rt.store.all_links())
+    still_open = open_issues(rt, list(grouped))
+    rows = []
+    for ref, links in grouped.items():
+        current = None if still_open is None else still_open.get(ref)
+        if still_open is not None and current is None:
+            continue
+        rows.append(
+            issue_row(
+                rt,
+                links,
+                key=current.key if current else None,
+                status=current.status_category if current else None,
+            )
+        )
+    rows.sort(
+        key=lambda r: (
+            -(r["arr_field"]["amount"] if r["arr_field"]["amount"] is not None else -1),
+            -r["customers"],
+            -r["tickets"],
+            str(r["issue"]),
+        )
+    )
+    for n, row in enumerate(rows, 1):
+        row["rank"] = n
+    return rows[:top] if top else rows
+
+
+def refresh_by_key(rt: Runtime, key: str) -> bool:
+    """Re-read the issue (with its description and impact fields) and write its rollup when it differs."""
+    _prepare(rt)
+    return refresh_issue(rt, rt.tracker().get_issue(key))
+
+
+def remote_link_global_id(rt: Runtime, ticket: Ref) -> str:
+    """The ``globalId`` the escalation gives the remote link to a ticket: ``system=<base_url>&id=<id>``."""
+    return f"system={rt.helpdesk(ticket.system).config.base_url}&id={ticket.id}"
+
+
+@dataclass
+class UnlinkResult:
+    """What ``unlink`` did."""
+
+    ticket: Ref
+    issue_key: str
+    remote_link: str
+    impact: str
+    calls: dict[str, int] = field(default_factory=dict)
+
+
+def unlink(rt: Runtime, ticket: Ref, issue_key: str, *, actor: str = "cli") -> UnlinkResult:
+    """Unlink a ticket from an issue: the remote link (by globalId), the store's link, the impact, an audit row.
+
+    Three tracker calls: read the issue, delete the remote link, write the impact when it changed. Run again
+    after a crash it finishes what is missing (a remote link already gone is fine).
+    """
+    from .errors import CxbridgeError
+
+    before = dict(rt.counter.by_system())
+    tracker = rt.tracker()
+    _prepare(rt)
+    issue = tracker.get_issue(issue_key)
+    linked = [link for link in rt.store.links_for_ticket(ticket) if link.issue == issue.ref]
+    if not linked:
+        raise CxbridgeError(f"{ticket} is not linked to {issue_key}")
+    deleted = tracker.delete_remote_link(issue.key, remote_link_global_id(rt, ticket))
+    rt.store.remove_link(ticket, issue.ref)
+    wrote = refresh_issue(rt, issue)
+    result = UnlinkResult(
+        ticket=ticket,
+        issue_key=issue.key,
+        remote_link="deleted" if deleted else "absent",
+        impact="written" if wrote else "unchanged",
+    )
+    rt.store.audit(
+        actor=actor,
+        action="unlink",
+        target=str(issue.ref),
+        result="ok",
+        ticket=ticket,
+        issue_key=issue.key,
+        details={"remote_link": result.remote_link, "impact": result.impact},
+    )
+    now = rt.counter.by_system()
+    result.calls = {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
+    return result

@@ -67,6 +67,11 @@ tolerance_seconds = 300
 # jira = [{ env = "JIRA_WEBHOOK_SECRET" }]
 # hubspot = [{ env = "HUBSPOT_CLIENT_SECRET" }]
 
+# Only when a proxy maps some other public path to /webhooks/<system>: the full URL that vendor calls
+# (HubSpot signs it). Otherwise public_url above plus /webhooks/<system> is used.
+[webhooks.public_urls]
+# hubspot = "https://hooks.example.com/hubspot"
+
 [sync]
 # An engineering comment that starts with this is copied to every linked ticket as an internal note.
 comment_prefix = "[support]"
@@ -83,18 +88,35 @@ comment_prefix = "[support]"
 # hubspot = "<the private app's user id>"
 
 [impact]
+# Customer tiers, highest first (the "highest tier" value and the cxb-tier-<tier> labels); a tier not listed
+# ranks below every listed one.
+tiers = ["strategic", "enterprise", "growth", "standard"]
+# The currency of the ARR number field (ARR is summed per currency and never converted). Empty: the currency
+# with the largest sum; every currency is shown in the issue's "Customer impact" section.
+arr_currency = ""
 
-# The tracker custom fields that receive the customer-impact rollup (count, ARR, soonest renewal...), by
-# rollup value, so that engineers can sort on them in JQL. Empty: the rollup is only written as text.
+# The tracker custom fields that receive the customer-impact rollup, by rollup value (arr, customers, tickets,
+# renewal, tier, oldest), so that engineers can sort on them in JQL. Empty: the rollup is only written as text.
 [impact.fields]
-# customers = "customfield_10100"
-# total_arr = "customfield_10101"
-# soonest_renewal = "customfield_10102"
+# arr = "customfield_10100"        # number
+# customers = "customfield_10101"  # number
+# tickets = "customfield_10102"    # number
+# renewal = "customfield_10103"    # date
+# tier = "customfield_10104"       # text
+# oldest = "customfield_10105"     # date: when the oldest open ticket was opened
 
 [policies]
 # Decision rights. Each rule has a condition (a Jinja2 expression over ticket, customer and agent) and grants
-# bounded actions (priority up to X, credit up to Y, skip triage, reopen). Nothing is granted by default.
+# bounded actions: priority_max, credit_max (with currency), skip_triage, reopen, public_reply. The first rule
+# whose condition is true and whose grant covers the request grants it. Nothing is granted by default.
+# A broken rule (syntax, an unknown name, a sandbox violation) stops the config from loading. For example:
+#   [[policies.rules]]
+#   name = "tier1-credits"
+#   when = "customer.tier in ['enterprise', 'strategic'] and agent.team == 'tier1'"
+#   grant = { credit_max = 100, currency = "USD", priority_max = "High", skip_triage = true }
 rules = []
+# What rules read as agent.*, by agent email: [policies.agents."sam@example.com"] team = "tier1"
+agents = {}
 
 # ----------------------------------------------------------------------------------------------------------
 # Systems. The table name is how cxbridge refers to a system; 'plugin' names the connector that serves it
@@ -153,4 +175,13 @@ owner_property = "hubspot_owner_id"
 currency = "USD"
 # Deal stages that mean a deal is no longer open (the rest count as open deals).
 closed_deal_stages = ["closedwon", "closedlost"]
+# HubSpot tickets as a helpdesk: an agent escalates a ticket by setting escalate_property to escalate_value;
+# cxbridge writes the issue key into issue_key_property (an agent may type a key there to join that issue).
+# Create both as custom ticket properties. Links to tickets need your account id (portal_id); app_url is
+# https://app-eu1.hubspot.com for accounts hosted in the EU.
+escalate_property = "cxbridge_escalate"
+escalate_value = "true"
+issue_key_property = "cxbridge_issue_key"
+# portal_id = "12345678"
+app_url = "https://app.hubspot.com"
 """

@@ -98,7 +98,7 @@ def test_call_budget_for_new_and_joined_escalations(vendors: Vendors, runtime: R
     assert first.calls == {"zendesk": 2, "hubspot": 4, "jira": 2}
     second = Escalation(runtime).run(EscalationRequest(ticket_id="2", link_key=first.issue_key, note="Same bug."))
     assert sum(second.calls.values()) <= 9, second.calls
-    assert second.calls == {"zendesk": 2, "hubspot": 4, "jira": 2}  # read the issue, remote link
+    assert second.calls == {"zendesk": 2, "hubspot": 4, "jira": 3}  # read the issue, impact edit, remote link
     assert effects(vendors)["remote_links"] == 2
 
 

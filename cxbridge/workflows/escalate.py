@@ -22,6 +22,7 @@ from ..connectors import CRM, IssueSpec
 from ..errors import AmbiguousOutcome, CxbridgeError, VendorError
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..runtime import Runtime
+from .once import crm_note_once
 from .priority import Priority, choose_priority
 
 log = logging.getLogger(__name__)
@@ -280,6 +281,7 @@ class Escalation:
 
         store = self.rt.store
         impact.save_customer(self.rt, customer)
+        impact.save_ticket(self.rt, ticket, customer)
         # 5. the issue: join, or create exactly once (a new issue carries its impact from birth)
         if req.link_key:
             issue = tracker.get_issue(req.link_key)
@@ -287,7 +289,16 @@ class Escalation:
         else:
             born = impact.for_new_issue(self.rt, ticket, customer)
             issue, created = self._create_issue(
-                tracker, business_key, label, project, handoff, ticket, customer, priority, born
+                tracker,
+                business_key,
+                label,
+                project,
+                handoff,
+                ticket,
+                customer,
+                priority,
+                born,
+                decision_labels=policy.issue_labels(decisions),
             )
         self._point("issue")
         store.add_link(
@@ -411,6 +422,7 @@ class Escalation:
         customer: Customer,
         priority: Priority,
         born: impact.NewIssueImpact,
+        decision_labels: list[str] | None = None,
     ) -> tuple[Issue, bool]:
         store = self.rt.store
         oid = op_id(business_key, "tracker.create")
@@ -443,7 +455,7 @@ class Escalation:
             summary=handoff["jira_summary"].strip(),
             description=handoff["jira_description"] + (("\n\n" + born.block) if born.block else ""),
             priority=priority.value,
-            labels=[ESCALATED_LABEL, label, *born.labels],
+            labels=[ESCALATED_LABEL, label, *born.labels, *(decision_labels or [])],
             fields=dict(born.fields),
             properties={
                 PROPERTY_KEY: {
@@ -477,30 +489,15 @@ class Escalation:
         return Issue(ref=Ref(tracker.name, "issue", str(result["id"])), key=result["key"], url=result["url"])
 
     def _crm_note(self, crm: CRM, customer: Customer, business_key: str, issue: Issue, ctx: dict[str, Any]) -> str:
-        store = self.rt.store
-        oid = op_id(f"{business_key}|{issue.ref}", "crm.note")
-        marker = "cxb-" + oid[:13].replace("-", "")
-        intent = store.begin_intent(oid, "crm.note", business_key=business_key, payload={"marker": marker})
-        if intent.state == "done":
-            return "unchanged"
-        if intent.state in ("sending", "ambiguous"):
-            found = crm.find_note(customer, marker)
-            if found is not None:
-                store.mark_intent(oid, "done", result={"ref": str(found)})
-                return "unchanged"
-        body = self.rt.handoff.render("hubspot_note", ctx)
-        store.mark_intent(oid, "sending")
-        try:
-            ref = crm.add_note(customer, body, marker=marker)
-        except AmbiguousOutcome:
-            store.mark_intent(oid, "ambiguous", error="note not confirmed")
-            raise
-        except VendorError as exc:
-            store.mark_intent(oid, "failed", error=str(exc))
-            raise
-        self._point("crm.note.sent")
-        store.mark_intent(oid, "done", result={"ref": str(ref)})
-        return "written"
+        return crm_note_once(
+            self.rt.store,
+            crm,
+            customer,
+            op_id(f"{business_key}|{issue.ref}", "crm.note"),
+            business_key,
+            lambda: self.rt.handoff.render("hubspot_note", ctx),
+            point=self._point,
+        )
 
     def _plan(
         self,

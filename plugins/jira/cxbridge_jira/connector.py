@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
-from datetime import datetime
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import quote
 
@@ -31,7 +32,7 @@ import requests
 import requests.auth
 
 from cxbridge.config import SystemConfig
-from cxbridge.connectors import ConfigKey, IssueSpec, Tracker, json_object
+from cxbridge.connectors import ConfigKey, IssueSpec, Page, Tracker, json_object
 from cxbridge.errors import ConfigError, VendorError
 from cxbridge.http.auth import BasicAuth, BearerAuth
 from cxbridge.http.urls import check_base_url
@@ -61,6 +62,12 @@ PROPERTY_MAX = 32768
 SEARCH_PAGE_SIZE = 100
 MAX_SEARCH_PAGES = 100
 """A guard against a pagination loop: 10,000 issues under one marker label is never legitimate."""
+CHANGED_OVERLAP = 60
+"""Seconds a changed-issues scan reaches back before its mark: JQL dates have minute precision."""
+INDEX_LAG = 300
+"""Seconds an empty scan stays behind now: search reads an index that may lag behind writes."""
+WIDEST_UTC_OFFSET = 14 * 3600
+"""When the user's time zone is unknown, JQL dates are shifted back by the widest offset (UTC+14)."""
 
 REMOTE_LINK_APPLICATION = {"type": "io.cxbridge", "name": "cxbridge"}
 """Default ``application`` of the remote links cxbridge writes.
@@ -109,6 +116,7 @@ class JiraConnector(Tracker):
         self.deployment = self.deployment_of(config)
         self.api = "/rest/api/3" if self.deployment == CLOUD else "/rest/api/2"
         self.browse_base = self._browse_base(config, http.base_url)
+        self._wanted: tuple[str, ...] = ()
 
     # -- configuration -----------------------------------------------------------------------------------
     @classmethod
@@ -271,10 +279,13 @@ class JiraConnector(Tracker):
 
     def get_issue(self, key_or_id: str) -> Issue:
         """The issue with its status (name and category key), priority, assignee, labels and fix versions."""
-        response = self.http.get(
-            f"{self.api}/issue/{self._seg(key_or_id)}", op="issue.get", params={"fields": ",".join(ISSUE_FIELDS)}
-        )
+        wanted = ",".join(dict.fromkeys((*ISSUE_FIELDS, *self._wanted)))
+        response = self.http.get(f"{self.api}/issue/{self._seg(key_or_id)}", op="issue.get", params={"fields": wanted})
         return self._issue(self._json(response))
+
+    def want_fields(self, field_ids: Iterable[str]) -> None:
+        """Ask ``get_issue`` for these fields too (e.g. ``description`` and the impact custom fields)."""
+        self._wanted = tuple(dict.fromkeys((*self._wanted, *(str(f) for f in field_ids if f))))
 
     def search_by_label(self, label: str) -> list[Issue]:
         """Every issue carrying the label (JQL ``labels = "<label>"``, oldest first), following pagination."""
@@ -283,45 +294,125 @@ class JiraConnector(Tracker):
 
     def search(self, jql: str) -> Iterator[Issue]:
         """Issues matching a bounded JQL query, page by page (Cloud ``search/jql``; DC ``search``)."""
-        if self.deployment == CLOUD:
-            yield from self._search_cloud(jql)
-        else:
-            yield from self._search_dc(jql)
+        for raws, _ in self.search_pages(jql):
+            for raw in raws:
+                yield self._issue(raw)
 
-    def _search_cloud(self, jql: str) -> Iterator[Issue]:
+    def search_pages(
+        self, jql: str, *, fields: tuple[str, ...] = ISSUE_FIELDS, max_pages: int = MAX_SEARCH_PAGES
+    ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+        """The raw ``IssueBean`` pages of a bounded JQL query with ``fields``, each with whether it was the last.
+
+        Stops after ``max_pages`` pages (a guard against a pagination loop) with the last flag False.
+        """
+        if self.deployment == CLOUD:
+            yield from self._search_cloud(jql, fields, max_pages)
+        else:
+            yield from self._search_dc(jql, fields, max_pages)
+
+    def _search_cloud(
+        self, jql: str, fields: tuple[str, ...], max_pages: int
+    ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
         token: str | None = None
         seen: set[str] = set()
-        for _ in range(MAX_SEARCH_PAGES):
-            body: dict[str, Any] = {"jql": jql, "fields": list(ISSUE_FIELDS), "maxResults": SEARCH_PAGE_SIZE}
+        for _ in range(max_pages):
+            body: dict[str, Any] = {"jql": jql, "fields": list(fields), "maxResults": SEARCH_PAGE_SIZE}
             if token:
                 body["nextPageToken"] = token
             page = self._json(self.http.post(f"{self.api}/search/jql", op="issue.search", json=body))
-            for raw in page.get("issues") or []:
-                yield self._issue(raw)
+            raws = [raw for raw in page.get("issues") or [] if isinstance(raw, dict)]
             token = page.get("nextPageToken")
-            if page.get("isLast") is True or not isinstance(token, str) or not token or token in seen:
+            last = page.get("isLast") is True or not isinstance(token, str) or not token or token in seen
+            yield raws, last
+            if last:
                 return
+            assert isinstance(token, str)
             seen.add(token)
-        log.warning("%s: search stopped after %d pages: %s", self.name, MAX_SEARCH_PAGES, jql)
+        log.warning("%s: search stopped after %d pages: %s", self.name, max_pages, jql)
 
-    def _search_dc(self, jql: str) -> Iterator[Issue]:
+    def _search_dc(
+        self, jql: str, fields: tuple[str, ...], max_pages: int
+    ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
         start = 0
-        for _ in range(MAX_SEARCH_PAGES):
+        for _ in range(max_pages):
             params = {
                 "jql": jql,
                 "startAt": start,
                 "maxResults": SEARCH_PAGE_SIZE,
-                "fields": ",".join(ISSUE_FIELDS),
+                "fields": ",".join(fields),
             }
             page = self._json(self.http.get(f"{self.api}/search", op="issue.search", params=params))
-            issues = page.get("issues") or []
-            for raw in issues:
-                yield self._issue(raw)
-            start += len(issues)
+            raws = [raw for raw in page.get("issues") or [] if isinstance(raw, dict)]
+            start += len(page.get("issues") or [])
             total = page.get("total")
-            if not issues or (isinstance(total, int) and start >= total):
+            last = not raws or (isinstance(total, int) and start >= total)
+            yield raws, last
+            if last:
                 return
-        log.warning("%s: search stopped after %d pages: %s", self.name, MAX_SEARCH_PAGES, jql)
+        log.warning("%s: search stopped after %d pages: %s", self.name, max_pages, jql)
+
+    def changed_issues(
+        self, cursor: dict[str, Any] | None, *, since: float, now: float | None = None
+    ) -> Iterator[Page]:
+        """Issues updated since ``since`` (epoch seconds), or since a saved ``cursor``, one Page per search page.
+
+        JQL ``updated >= "yyyy/MM/dd HH:mm" ORDER BY updated ASC`` through ``search_pages`` (Cloud
+        ``search/jql`` + ``nextPageToken``, Data Center ``search`` + ``startAt``), asking for the fields the
+        router reads (status with its category, updated, fixVersions, labels...). JQL dates are minutes in the
+        searching user's time zone, so the mark is converted to the zone ``GET /myself`` names (read once per
+        connector) and the scan reaches back ``CHANGED_OVERLAP`` seconds; repeats are deduplicated downstream.
+        Each Page's cursor is ``{"updated": <epoch of the newest issue seen>}``; the last page's is
+        ``INDEX_LAG`` seconds ago (or the scan's start, if later), so the next scan re-reads the minutes the
+        search index may not hold yet. Each Issue carries its raw
+        ``fields``. A scan longer than the page guard goes on with a new query from its mark.
+        """
+        saved = (cursor or {}).get("updated")
+        mark = float(saved) if isinstance(saved, int | float) and not isinstance(saved, bool) else float(since)
+        clock = time.time() if now is None else now
+        zone = self.user_time_zone()
+        first = mark
+        while True:
+            literal = _jql_minute(mark - CHANGED_OVERLAP, zone)
+            jql = f"updated >= {jql_string(literal)} ORDER BY updated ASC"
+            started = mark
+            finished = False
+            for raws, last in self.search_pages(jql):
+                issues: list[Issue] = []
+                for raw in raws:
+                    issue = self._issue(raw)
+                    if not issue.fields and isinstance(raw.get("fields"), dict):
+                        issue.fields = raw["fields"]
+                    if issue.updated_at is not None:
+                        mark = max(mark, issue.updated_at.timestamp())
+                    issues.append(issue)
+                if last:
+                    # the next scan re-reads the last few minutes, which the search index may not hold yet
+                    mark = max(first, clock - INDEX_LAG)
+                yield Page(issues, {"updated": mark}, last)
+                finished = last
+            if finished:
+                return
+            if mark <= started:
+                log.warning("%s: changed issues: no progress past %s; stopping this scan", self.name, literal)
+                return
+
+    def user_time_zone(self) -> Any:
+        """The ``tzinfo`` JQL dates are read in: the time zone of the user we search as (``GET /myself``).
+
+        None when Jira names none or one Python does not know; callers then shift dates by the widest offset.
+        """
+        if not hasattr(self, "_time_zone"):
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            name = self._json(self.http.get(f"{self.api}/myself", op="myself")).get("timeZone")
+            zone: Any = None
+            if isinstance(name, str) and name:
+                try:
+                    zone = ZoneInfo(name)
+                except (ZoneInfoNotFoundError, ValueError):
+                    log.warning("%s: unknown user time zone %r; JQL dates shifted by 14 hours", self.name, name)
+            self._time_zone = zone
+        return self._time_zone
 
     def upsert_remote_link(
         self,
@@ -391,6 +482,21 @@ class JiraConnector(Tracker):
         return Ref(self.name, "issue", str(issue_id))
 
     # -- used by sync back and impact ------------------------------------------------------------------------
+    def integration_user_id(self) -> str | None:
+        """Who the credentials act as, as webhooks name the actor: ``accountId`` (Cloud), ``name`` (DC)."""
+        body = self._json(self.http.get(f"{self.api}/myself", op="myself"))
+        for key in ("accountId", "name", "key"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def issues_with_fix_version(self, version_id: str) -> list[Issue]:
+        """Every issue whose ``fixVersions`` holds the version (JQL ``fixVersion = <id>``, oldest first)."""
+        if not str(version_id).isdigit():
+            raise ValueError(f"not a Jira version id: {version_id!r}")
+        return list(self.search(f"fixVersion = {version_id} ORDER BY created ASC"))
+
     def transition_by_name(self, issue_key: str, name: str) -> str:
         """Move the issue through the transition called ``name`` (or leading to the status ``name``).
 
@@ -414,6 +520,42 @@ class JiraConnector(Tracker):
     def edit_fields(self, issue_key: str, fields: dict[str, Any]) -> None:
         """Set fields on the issue (``PUT /issue/{key}``, 204); a concurrent update raises ``Conflict``."""
         self.http.put(self._issue_path(issue_key), op="issue.edit", json={"fields": fields})
+
+    def write_impact(
+        self,
+        issue_key: str,
+        *,
+        fields: dict[str, Any],
+        description: Any = None,
+        add_labels: Iterable[str] = (),
+        remove_labels: Iterable[str] = (),
+    ) -> None:
+        """One ``PUT /issue/{key}`` (editIssue, 204): ``fields`` (the impact custom fields, and ``description`` in
+        the deployment's form, ADF or wiki, when given) and ``update.labels`` add/remove operations, so labels
+        someone else set in the meantime are kept. Watchers are not emailed for a rollup (``notifyUsers=false``;
+        Jira ignores the flag when the account may not suppress notifications)."""
+        body_fields = dict(fields)
+        if description is not None:
+            body_fields["description"] = description
+        operations = [{"add": self.clean_label(label)} for label in add_labels]
+        operations += [{"remove": self.clean_label(label)} for label in remove_labels]
+        body: dict[str, Any] = {"fields": body_fields}
+        if operations:
+            body["update"] = {"labels": operations}
+        self.http.put(self._issue_path(issue_key), op="issue.impact", params={"notifyUsers": "false"}, json=body)
+
+    def delete_remote_link(self, issue_key: str, global_id: str) -> bool:
+        """``DELETE /issue/{key}/remotelink?globalId=`` (deleteRemoteIssueLinkByGlobalId, 204); False on 404
+        (the issue has no link with that global id, e.g. deleted already)."""
+        if not global_id or len(global_id) > GLOBAL_ID_MAX:
+            raise ValueError(f"a remote link globalId must be 1 to {GLOBAL_ID_MAX} characters")
+        response = self.http.delete(
+            f"{self._issue_path(issue_key)}/remotelink",
+            op="issue.remotelink.delete",
+            params={"globalId": global_id},
+            ok=(204, 404),
+        )
+        return response.status_code == 204
 
     def set_property(self, issue_key: str, prop: str, value: Any) -> bool:
         """Store a JSON value as an entity property of the issue; True when created, False when updated."""
@@ -509,6 +651,8 @@ class JiraConnector(Tracker):
             labels=[str(x) for x in fields.get("labels") or [] if isinstance(x, str)],
             fix_versions=[str(v["name"]) for v in versions or [] if isinstance(v, dict) and v.get("name")],
             updated_at=_datetime(fields.get("updated")),
+            description=fields.get("description"),
+            fields=fields,
         )
 
 
@@ -517,6 +661,17 @@ def jql_string(value: str) -> str:
     text = clean_text(value).replace("\\", "\\\\").replace('"', '\\"')
     text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     return f'"{text}"'
+
+
+def _jql_minute(epoch: float, zone: Any) -> str:
+    """An instant as a JQL date (``yyyy/MM/dd HH:mm``) in ``zone``, rounded down to the minute.
+
+    With no known zone, the widest UTC offset is taken off, so the date is never later than the instant
+    whatever zone Jira reads it in.
+    """
+    instant = datetime.fromtimestamp(max(0.0, epoch), UTC)
+    local = instant.astimezone(zone) if zone is not None else instant - timedelta(seconds=WIDEST_UTC_OFFSET)
+    return local.strftime("%Y/%m/%d %H:%M")
 
 
 def _str(value: Any) -> str | None:

@@ -14,7 +14,9 @@ Every call is a documented Ticketing API operation (``shared/specs/zendesk/zende
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+import time
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -22,7 +24,7 @@ import requests
 import requests.auth
 
 from cxbridge.config import SystemConfig
-from cxbridge.connectors import ConfigKey, Helpdesk, json_object
+from cxbridge.connectors import ConfigKey, Helpdesk, Page, json_object
 from cxbridge.errors import AuthError, ConfigError, Conflict, VendorError
 from cxbridge.http.auth import BasicAuth, BearerAuth
 from cxbridge.models import Comment, Person, Ref, Ticket
@@ -36,10 +38,19 @@ COMMENTS_PAGE_SIZE = 100
 MAX_COMMENT_PAGES = 1000
 """A guard against a pagination loop: 100,000 comments is far beyond any real ticket."""
 
+EXPORT_PAGE_SIZE = 1000
+"""The incremental export's largest (and default) page: 1,000 tickets a response."""
+EXPORT_MIN_AGE = 60
+"""The export's ``start_time`` must lie at least a minute in the past (Zendesk excludes the last minute)."""
+
 ESCALATION_ATTEMPTS = 3
 """How many safe updates ``record_escalation`` tries before giving up with ``Conflict``."""
 
 _MESSAGE_CAP = 500
+
+TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+"""The ``status`` values UpdateTicket accepts (spec enum)."""
+ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[1-9][0-9]*")
 
 
 class ZendeskConnector(Helpdesk):
@@ -240,6 +251,61 @@ class ZendeskConnector(Helpdesk):
             created_at=_parse_time(raw.get("created_at")),
         )
 
+    def changed_tickets(
+        self,
+        cursor: dict[str, Any] | None,
+        *,
+        since: float,
+        per_page: int = EXPORT_PAGE_SIZE,
+        now: float | None = None,
+    ) -> Iterator[Page]:
+        """Tickets changed since ``since`` (epoch seconds), or after a saved ``cursor``, one Page per response.
+
+        The cursor-based incremental export (IncrementalTicketExportCursor):
+        ``GET /api/v2/incremental/tickets/cursor?start_time=<unix>`` on the first call (clamped to a minute
+        ago, as Zendesk requires), then ``?cursor=<after_cursor>``, until ``end_of_stream``. Each Page's cursor
+        is ``{"cursor": after_cursor}``: saved after the page is handled, it resumes right after it, also on
+        the next run (the end of the stream is where later changes will appear). No sideloads are asked for:
+        the reconciler only reads tags and ids; ``get_ticket`` reads a ticket in full when one is acted on.
+        Only the cursor is taken from the body, never ``after_url``, so no link from a response is followed.
+        Pages are yielded as they arrive; nothing accumulates.
+        """
+        size = max(1, min(int(per_page), EXPORT_PAGE_SIZE))
+        params: dict[str, Any]
+        after = (cursor or {}).get("cursor")
+        if isinstance(after, str) and after:
+            params = {"cursor": after}
+        else:
+            latest = (time.time() if now is None else now) - EXPORT_MIN_AGE
+            params = {"start_time": max(0, int(min(since, latest)))}
+        if size != EXPORT_PAGE_SIZE:
+            params["per_page"] = size
+        seen: set[str] = set()
+        while True:
+            body = self.http.get("/api/v2/incremental/tickets/cursor", op="tickets.export", params=params).json()
+            if not isinstance(body, dict):
+                raise VendorError(self.name, f"{self.name}: the incremental export answer is not a JSON object")
+            tickets = [
+                self._ticket_from({"ticket": raw})
+                for raw in body.get("tickets") or []
+                if isinstance(raw, dict) and raw.get("id") is not None
+            ]
+            after = body.get("after_cursor")
+            done = body.get("end_of_stream") is True
+            if not isinstance(after, str) or not after:
+                # no cursor to go on with: resume from where this scan started next time
+                yield Page(tickets, dict(cursor or {}) if "cursor" in params else {}, True)
+                return
+            yield Page(tickets, {"cursor": after}, done)
+            if done:
+                return
+            if after in seen:
+                raise VendorError(self.name, f"{self.name}: the incremental export repeated a cursor")
+            seen.add(after)
+            params = {"cursor": after}
+            if size != EXPORT_PAGE_SIZE:
+                params["per_page"] = size
+
     def add_internal_note(self, ticket_id: str, body: str) -> None:
         """An internal note (``comment.public = false``) on the ticket.
 
@@ -305,6 +371,52 @@ class ZendeskConnector(Helpdesk):
             vendor_message=last_error.vendor_message if last_error else None,
             action="reconcile",
         )
+
+    # -- sync back and triggers (issue 5) --------------------------------------------------------------------
+    def set_status(self, ticket_id: str, status: str) -> bool:
+        """Move the ticket to ``status`` (new/open/pending/hold/solved/closed); False when it is there already.
+
+        Reads the ticket first (compare before write: no audit, no echo for a status it already has); a
+        closed ticket cannot be updated on Zendesk and is left alone (False).
+        """
+        if status not in TICKET_STATUSES:
+            raise ConfigError(f"{self.name}: {status!r} is not a Zendesk ticket status ({', '.join(TICKET_STATUSES)})")
+        current = self.get_ticket(ticket_id)
+        if current.status == status or current.status == "closed":
+            self.unchanged("set_status", str(current.ref))
+            return False
+        self.http.put(
+            f"/api/v2/tickets/{_ticket_id(ticket_id)}", op="tickets.status", json={"ticket": {"status": status}}
+        )
+        return True
+
+    def add_note_with_status(self, ticket_id: str, body: str, status: str) -> None:
+        """One update: an internal note and the ticket's ``status`` (a status it has already stays as it is).
+
+        What sync back sends when a transition also moves the ticket: one call instead of a note, a read and a
+        status update. Like ``add_internal_note``, an unknown outcome is ``AmbiguousOutcome``, never retried.
+        """
+        if status not in TICKET_STATUSES:
+            raise ConfigError(f"{self.name}: {status!r} is not a Zendesk ticket status ({', '.join(TICKET_STATUSES)})")
+        self.http.put(
+            f"/api/v2/tickets/{_ticket_id(ticket_id)}",
+            op="tickets.note",
+            json={"ticket": {"comment": {"body": body, "public": False}, "status": status}},
+            creates=True,
+        )
+
+    def requested_issue_key(self, ticket: Ticket) -> str | None:
+        """The issue key an agent typed into the ``issue_key_field_id`` field (``ENG-12``), or None."""
+        value = ticket.custom_fields.get(str(self.issue_key_field_id))
+        if not isinstance(value, str):
+            return None
+        key = value.strip().upper()
+        return key if ISSUE_KEY.fullmatch(key) else None
+
+    def integration_user_id(self) -> str | None:
+        """The id of the user the credentials belong to (``GET /api/v2/users/me``), for echo suppression."""
+        user = self.http.get("/api/v2/users/me", op="users.me").json().get("user") or {}
+        return None if user.get("id") is None else str(user["id"])
 
 
 def _already_escalated(ticket: Ticket, tag: str, field_id: int, issue_key: str) -> bool:
