@@ -75,6 +75,13 @@ tolerance_seconds = 300
 [sync]
 # An engineering comment that starts with this is copied to every linked ticket as an internal note.
 comment_prefix = "[support]"
+# Also copied: comments whose visibility is one of these roles or groups ("Support" or "role:Support").
+comment_visibility = []
+# Status categories (new, indeterminate, done) that also get a suggested public reply for the agent, written
+# as an internal note (Zendesk has no drafts): the agent copies it into a reply.
+draft_reply_on = []
+# false: sync back writes no notes on the customer's CRM company.
+crm_notes = true
 
 # The helpdesk status linked tickets get when their issue enters a tracker status category (new,
 # indeterminate, done). Empty: statuses are left alone and only notes are written.

@@ -130,7 +130,8 @@ def _handle_event_job(rt: Runtime, payload: dict[str, Any]) -> str:
     from .models import event_from_dict
     from .workflows.events import handle_event
 
-    return handle_event(rt, event_from_dict(payload["event"]))
+    system = payload.get("system")
+    return handle_event(rt, event_from_dict(payload["event"]), system=system if isinstance(system, str) else None)
 
 
 def default_handlers() -> dict[str, Handler]:

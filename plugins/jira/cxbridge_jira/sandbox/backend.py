@@ -9,7 +9,9 @@ The deployment can also be switched at run time through the admin API: ``POST /_
 and which credentials are accepted change.
 
 Changes are announced like Jira admin webhooks (``jira:issue_created``, ``jira:issue_updated`` with a
-changelog, ``comment_created``, ``comment_updated``, ``comment_deleted``) to the admin webhooks registered
+changelog, ``comment_created``, ``comment_updated``, ``comment_deleted``; ``jira:version_created``,
+``jira:version_released`` (``PUT /version/{id}`` with ``released: true``), ``jira:version_unreleased`` and
+``jira:version_updated`` with a ``version`` body and no issue) to the admin webhooks registered
 through ``POST /rest/webhooks/1.0/webhook`` and to the framework's webhook targets, signed with
 ``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, body)>`` when the target has a secret.
 """
@@ -165,6 +167,7 @@ class JiraBackend(JiraRoutes):
             "projects": [view.project(p) for p in self.model.projects.values()],
             "fields": [view.field(f) for f in self.model.fields.values()],
             "issues": issues,
+            "versions": [view.version(v) for v in self.model.versions.values()],
             "webhooks": [view.webhook(h) for h in self.model.webhooks.values()],
         }
 
@@ -260,9 +263,13 @@ class JiraBackend(JiraRoutes):
         events, self.model.events = self.model.events, []
         for event in events:
             issue = self.model.issues.get(event.issue_id)
-            if issue is None:
+            if event.version is not None:
+                body_data = self.version_payload(event)
+            elif issue is None:
                 continue
-            payload = json.dumps(self.webhook_payload(event, issue), separators=(",", ":")).encode("utf-8")
+            else:
+                body_data = self.webhook_payload(event, issue)
+            payload = json.dumps(body_data, separators=(",", ":")).encode("utf-8")
             for target, exclude_body in self._targets(event, issue):
                 body = b"" if exclude_body else payload
                 headers = {
@@ -274,14 +281,15 @@ class JiraBackend(JiraRoutes):
                     headers["X-Hub-Signature"] = hub_signature(target.secret, body)
                 self.emit_webhook(body, headers, target)
 
-    def _targets(self, event: Event, issue: Issue) -> list[tuple[WebhookTarget, bool]]:
+    def _targets(self, event: Event, issue: Issue | None) -> list[tuple[WebhookTarget, bool]]:
+        """The targets that want the event; JQL filters apply to issue events only (as on Jira)."""
         actor = self.model.users[event.actor_id]
         now = self.clock()
         found: list[tuple[WebhookTarget, bool]] = []
         for hook in self.model.webhooks.values():
             if not hook.enabled or event.name not in hook.events:
                 continue
-            if hook.jql and not self._jql_matches(hook.jql, issue, actor, now):
+            if issue is not None and hook.jql and not self._jql_matches(hook.jql, issue, actor, now):
                 continue
             found.append((WebhookTarget(url=hook.url, secret=hook.secret), hook.exclude_body))
         for target in self.webhook_targets:
@@ -289,7 +297,7 @@ class JiraBackend(JiraRoutes):
             if wanted and event.name not in wanted:
                 continue
             jql = target.extra.get("jql")
-            if jql and not self._jql_matches(str(jql), issue, actor, now):
+            if issue is not None and jql and not self._jql_matches(str(jql), issue, actor, now):
                 continue
             found.append((target, False))
         return found
@@ -300,6 +308,12 @@ class JiraBackend(JiraRoutes):
             return query.where is None or self.model.matches(query.where, issue, actor, now)
         except JqlError:
             return False
+
+    def version_payload(self, event: Event) -> dict[str, Any]:
+        """A version event's body: ``{timestamp, webhookEvent, version}`` (no issue, no user)."""
+        assert event.version is not None
+        view = Renderer(self.model, self.base_url, 2, self.deployment)
+        return {"timestamp": int(event.at * 1000), "webhookEvent": event.name, "version": view.version(event.version)}
 
     def webhook_payload(self, event: Event, issue: Issue) -> dict[str, Any]:
         """The delivery body, shaped like Jira's: field values in their REST v2 (string) form."""

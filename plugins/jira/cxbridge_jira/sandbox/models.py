@@ -234,6 +234,7 @@ class Issue:
     comments: list[Comment] = field(default_factory=list)
     remote_links: list[RemoteLink] = field(default_factory=list)
     history: list[History] = field(default_factory=list)
+    fix_version_ids: list[str] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -258,8 +259,25 @@ class AdminWebhook:
 
 
 @dataclass
+class Version:
+    """A project version (a release); issues name it in their ``fixVersions``."""
+
+    id: str
+    project_id: str
+    name: str
+    description: str = ""
+    released: bool = False
+    archived: bool = False
+    release_date: str | None = None
+    start_date: str | None = None
+
+
+@dataclass
 class Event:
-    """Something Jira announces by webhook: ``name`` is ``webhookEvent``, ``type_name`` the issue event type."""
+    """Something Jira announces by webhook: ``name`` is ``webhookEvent``, ``type_name`` the issue event type.
+
+    Version events (``jira:version_released``...) carry ``version`` and an empty ``issue_id``.
+    """
 
     name: str
     type_name: str | None
@@ -268,6 +286,7 @@ class Event:
     at: float
     history: History | None = None
     comment: Comment | None = None
+    version: Version | None = None
 
 
 # -- the model ----------------------------------------------------------------------------------------------
@@ -288,7 +307,9 @@ class JiraModel:
         self.projects: dict[str, Project] = {}
         self.issues: dict[str, Issue] = {}
         self.webhooks: dict[int, AdminWebhook] = {}
+        self.versions: dict[str, Version] = {}
         self.events: list[Event] = []
+        self._next_version_id = 10000
         self._next_issue_id = 10000
         self._next_comment_id = 10000
         self._next_link_id = 10000
@@ -435,7 +456,7 @@ class JiraModel:
             issue.reporter_id = reporter.account_id
         assignee = values.pop("assignee", None)
         issue.assignee_id = assignee.account_id if isinstance(assignee, User) else None
-        values.pop("fixVersions", None)
+        issue.fix_version_ids = list(values.pop("fixVersions", None) or [])
         issue.custom = {k: v for k, v in values.items() if k.startswith("customfield_")}
         issue.properties = {str(p["key"]): p.get("value") for p in properties}
         project.next_number += 1
@@ -514,10 +535,11 @@ class JiraModel:
                 else:
                     out[name] = user
             elif name == "fixVersions":
-                if value not in ([], None):
-                    problems[name] = "Version id or name is not valid: the sandbox project has no versions."
+                ids, problem = self._version_ids(value)
+                if problem:
+                    problems[name] = problem
                 else:
-                    out[name] = []
+                    out[name] = ids
             elif name in self.fields and self.fields[name].custom:
                 converted, problem = _custom_value(self.fields[name], value)
                 if problem:
@@ -657,7 +679,12 @@ class JiraModel:
                 value.display_name,
             )
         if name == "fixVersions":
-            return None
+            if value == issue.fix_version_ids:
+                return None
+            old_names = " ".join(self.versions[v].name for v in issue.fix_version_ids) or None
+            new_names = " ".join(self.versions[v].name for v in value) or None
+            issue.fix_version_ids = list(value)
+            return ChangeItem("Fix Version", "jira", "fixVersions", None, old_names, None, new_names)
         old_value = issue.custom.get(name)
         if old_value == value:
             return None
@@ -897,6 +924,7 @@ class JiraModel:
             "resolution",
             "assignee",
             "reporter",
+            "fixversion",
         }:
             return lowered
         if re.fullmatch(r"issue\.property\[[^\]]+\](\.[\w.-]+)?", name.strip(), re.IGNORECASE):
@@ -925,6 +953,15 @@ class JiraModel:
             if op in {"=", "in"}:
                 return lambda i: bool(wanted_labels & set(i.labels))
             return lambda i: bool(i.labels) and not (wanted_labels & set(i.labels))
+        if name == "fixversion":
+            if op in {"is", "is not"}:
+                return lambda i: (not i.fix_version_ids) == (op == "is")
+            wanted_versions: set[str] = set()
+            for value in values:
+                wanted_versions |= self._resolve_version(value)
+            if op in {"=", "in"}:
+                return lambda i: bool(wanted_versions & set(i.fix_version_ids))
+            return lambda i: not (wanted_versions & set(i.fix_version_ids))
         resolvers: dict[str, Callable[[Value], set[str]]] = {
             "key": self._resolve_key,
             "project": self._resolve_project,
@@ -1101,6 +1138,13 @@ class JiraModel:
             return {DONE_RESOLUTION["id"]}
         raise JqlError(f"The value '{text}' does not exist for the field 'resolution'.")
 
+    def _resolve_version(self, value: Value) -> set[str]:
+        text = _plain(value)
+        found = {v.id for v in self.versions.values() if v.id == text or v.name.lower() == text.lower()}
+        if not found:
+            raise JqlError(f"The value '{text}' does not exist for the field 'fixVersion'.")
+        return found
+
     def _resolve_user(self, value: Value, actor: User, field_name: str) -> set[str]:
         if isinstance(value, Func):
             if value.name == "currentuser":
@@ -1136,6 +1180,121 @@ class JiraModel:
                 return lambda i: i.custom.get(field_name)
             return lambda i: None if i.custom.get(field_name) is None else str(i.custom[field_name]).lower()
         raise JqlError(f"Field '{name}' does not support sorting.")
+
+    # -- versions ------------------------------------------------------------------------------------------
+    def version(self, version_id: str) -> Version:
+        """A version by id, else Jira's 404."""
+        found = self.versions.get(str(version_id))
+        if found is None:
+            raise errors.not_found(f"Could not find version for id '{version_id}'")
+        return found
+
+    def _version_ids(self, value: Any) -> tuple[list[str], str | None]:
+        """``fixVersions`` as set on an issue: ``[{"id"}|{"name"}]`` -> version ids, or a problem."""
+        if value is None:
+            return [], None
+        if not isinstance(value, list):
+            return [], "Fix versions must be an array of versions ({id} or {name})."
+        ids: list[str] = []
+        for ref in value:
+            found = None
+            if isinstance(ref, dict) and ref.get("id") is not None:
+                found = self.versions.get(str(ref["id"]))
+            elif isinstance(ref, dict) and ref.get("name"):
+                found = next((v for v in self.versions.values() if v.name == str(ref["name"])), None)
+            if found is None:
+                return [], f"Version id or name '{_version_label(ref)}' is not valid"
+            if found.id not in ids:
+                ids.append(found.id)
+        return ids, None
+
+    def _version_fields(self, body: dict[str, Any], problems: dict[str, str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if "name" in body:
+            name = body["name"]
+            if not isinstance(name, str) or not name.strip():
+                problems["name"] = "You must specify a valid version name"
+            elif len(name) > MAX_SUMMARY:
+                problems["name"] = "The version name must not be longer than 255 characters."
+            else:
+                out["name"] = name.strip()
+        for key in ("released", "archived"):
+            if key in body and body[key] is not None:
+                if not isinstance(body[key], bool):
+                    problems[key] = f"'{key}' must be true or false."
+                else:
+                    out[key] = body[key]
+        if "description" in body:
+            out["description"] = str(body["description"] or "")
+        for key, attr in (("releaseDate", "release_date"), ("startDate", "start_date")):
+            if body.get(key) is not None:
+                try:
+                    out[attr] = date.fromisoformat(str(body[key])[:10]).isoformat()
+                except ValueError:
+                    problems[key] = f"The {key} must be a date in the format yyyy-mm-dd."
+        return out
+
+    def create_version(self, actor: User, body: Any) -> Version:
+        """createVersion: ``name`` and ``projectId`` (or the deprecated ``project`` key) are required."""
+        if not isinstance(body, dict):
+            raise errors.bad_request("Can not deserialize the request body.")
+        problems: dict[str, str] = {}
+        project = None
+        ref = body.get("projectId", body.get("project"))
+        if ref is not None:
+            project = self.project(str(ref))
+        if project is None:
+            problems["project"] = "Project must be specified to create a version."
+        if "name" not in body:
+            problems["name"] = "You must specify a valid version name"
+        values = self._version_fields(body, problems)
+        if project is not None and "name" in values:
+            taken = any(v.project_id == project.id and v.name == values["name"] for v in self.versions.values())
+            if taken:
+                problems["name"] = "A version with this name already exists in this project."
+        if problems:
+            raise errors.field_errors(problems)
+        assert project is not None
+        version = Version(id=str(self._next_version_id), project_id=project.id, **values)
+        self._next_version_id += 1
+        self.versions[version.id] = version
+        now = self.clock()
+        self.events.append(Event("jira:version_created", None, "", actor.account_id, now, version=version))
+        if version.released:
+            self.events.append(Event("jira:version_released", None, "", actor.account_id, now, version=version))
+        return version
+
+    def update_version(self, actor: User, version: Version, body: Any) -> Version:
+        """updateVersion: releasing a released version again is ignored (no second ``version_released``)."""
+        if not isinstance(body, dict):
+            raise errors.bad_request("Can not deserialize the request body.")
+        problems: dict[str, str] = {}
+        values = self._version_fields(body, problems)
+        name = values.get("name")
+        siblings = [v for v in self.versions.values() if v.project_id == version.project_id and v.id != version.id]
+        if name and any(v.name == name for v in siblings):
+            problems["name"] = "A version with this name already exists in this project."
+        if problems:
+            raise errors.field_errors(problems)
+        was_released = version.released
+        changed = False
+        for attr, value in values.items():
+            if getattr(version, attr) != value:
+                setattr(version, attr, value)
+                changed = True
+        now = self.clock()
+        if version.released and not was_released:
+            if version.release_date is None:
+                version.release_date = datetime.fromtimestamp(now, UTC).date().isoformat()
+            name_ = "jira:version_released"
+        elif was_released and not version.released:
+            name_ = "jira:version_unreleased"
+        elif changed:
+            name_ = "jira:version_updated"
+        else:
+            return version
+        self.events.append(Event(name_, None, "", actor.account_id, now, version=version))
+        return version
 
     # -- admin webhooks ------------------------------------------------------------------------------------
     def register_webhook(self, actor: User, body: Any) -> AdminWebhook:
@@ -1223,6 +1382,12 @@ def _scalar(value: Any) -> str:
         if isinstance(value, bool)
         else str(value)
     )
+
+
+def _version_label(ref: Any) -> str:
+    if isinstance(ref, dict):
+        return str(ref.get("id") or ref.get("name") or "")
+    return str(ref)
 
 
 def _display(value: Any) -> str | None:

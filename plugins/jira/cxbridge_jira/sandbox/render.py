@@ -25,6 +25,7 @@ from .models import (
     Status,
     Transition,
     User,
+    Version,
 )
 
 # Fields returned for "*navigable" (every field but the comment list).
@@ -172,7 +173,7 @@ class Renderer:
                 "components": [],
                 "issueTypes": [self.issue_type(self.model.issue_types[i]) for i in project.issue_type_ids],
                 "assigneeType": "UNASSIGNED",
-                "versions": [],
+                "versions": [self.version(v) for v in self.model.versions.values() if v.project_id == project.id],
                 "roles": {},
                 "style": "classic",
                 "isPrivate": False,
@@ -226,7 +227,7 @@ class Renderer:
         if name == "labels":
             return list(issue.labels)
         if name == "fixVersions":
-            return []
+            return [self.version(m.versions[v]) for v in issue.fix_version_ids if v in m.versions]
         if name == "issuetype":
             return self.issue_type(m.issue_types[issue.issuetype_id])
         if name == "project":
@@ -377,6 +378,26 @@ class Renderer:
         if link.relationship is not None:
             body["relationship"] = link.relationship
         body["object"] = dict(link.object)
+        return body
+
+    def version(self, version: Version) -> dict[str, Any]:
+        """A project version (``Version``), as ``/version/{id}``, a project's list and ``fixVersions`` show it."""
+        body: dict[str, Any] = {
+            "self": f"{self.rest}/version/{version.id}",
+            "id": version.id,
+            "description": version.description,
+            "name": version.name,
+            "archived": version.archived,
+            "released": version.released,
+            "projectId": int(version.project_id) if version.project_id.isdigit() else version.project_id,
+        }
+        if version.release_date:
+            body["releaseDate"] = version.release_date
+            shown = datetime.fromisoformat(version.release_date)
+            body["userReleaseDate"] = f"{shown.day}/{shown:%b}/{shown:%Y}"
+            body["overdue"] = not version.released and version.release_date < datetime.now(UTC).date().isoformat()
+        if version.start_date:
+            body["startDate"] = version.start_date
         return body
 
     def webhook(self, hook: AdminWebhook) -> dict[str, Any]:

@@ -60,6 +60,9 @@ def url_map() -> Map:
             _rule(f"{issue}/remotelink/<link_id>", "remote_link", "GET", "PUT", "DELETE"),
             _rule(f"{issue}/properties", "property_keys", "GET"),
             _rule(f"{issue}/properties/<property_key>", "property", "GET", "PUT", "DELETE"),
+            _rule(f"{API}/project/<project_key>/versions", "project_versions", "GET"),
+            _rule(f"{API}/version", "create_version", "POST"),
+            _rule(f"{API}/version/<version_id>", "version", "GET", "PUT"),
             _rule(f"{API}/search/jql", "search_jql", "GET", "POST"),
             _rule(f"{API}/search/approximate-count", "approximate_count", "POST"),
             _rule(f"{API}/search", "search", "GET", "POST"),
@@ -441,6 +444,31 @@ class JiraRoutes(Backend):
                 "issues": [view.issue(i, selected, properties, wanted_expand) for i in page],
             }
         )
+
+    # -- versions -------------------------------------------------------------------------------------------
+    def route_project_versions(self, request: Request, ver: str, project_key: str) -> Response:
+        """getProjectVersions: every version of the project, not paginated."""
+        view = self.view(request, ver)
+        self.caller()
+        project = self.model.project(project_key)
+        if project is None:
+            raise errors.not_found(f"No project could be found with key '{project_key}'.")
+        return self.json([view.version(v) for v in self.model.versions.values() if v.project_id == project.id])
+
+    def route_create_version(self, request: Request, ver: str) -> Response:
+        """createVersion (201)."""
+        view = self.view(request, ver)
+        version = self.model.create_version(self.caller(), self.body(request))
+        return self.json(view.version(version), 201)
+
+    def route_version(self, request: Request, ver: str, version_id: str) -> Response:
+        """getVersion and updateVersion (200 with the version); ``released: true`` releases it."""
+        view = self.view(request, ver)
+        actor = self.caller()
+        version = self.model.version(version_id)
+        if request.method == "PUT":
+            self.model.update_version(actor, version, self.body(request))
+        return self.json(view.version(version))
 
     # -- integration plumbing -------------------------------------------------------------------------------
     def route_application_links(self, request: Request) -> Response:

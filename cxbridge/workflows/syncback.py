@@ -1,0 +1,519 @@
+"""Sync back (DESIGN section 7): what engineering does reaches every linked ticket and the CRM, once.
+
+- A status transition, by status CATEGORY (``new``, ``indeterminate``, ``done``: Jira's ``statusCategory.key``),
+  puts a templated internal note (``sync_status.txt.j2``) on every linked ticket; where ``[sync] status_map``
+  maps the category, the ticket's status changes; where ``[sync] draft_reply_on`` lists it, a suggested public
+  reply (``sync_reply.txt.j2``) is written for the agent AS AN INTERNAL NOTE (Zendesk has no draft API: the agent
+  copies it into a public reply). The customer's CRM company gets one note per transition (``sync_crm.html.j2``).
+- A tracker comment that starts with ``[sync] comment_prefix`` or whose visibility group/role is listed in
+  ``[sync] comment_visibility`` becomes an internal note (``sync_comment.txt.j2``), the prefix stripped.
+- A released fix version gives a "fix shipped" note (``sync_release.txt.j2``) on every linked ticket of every
+  issue with that fix version, and a CRM note per company.
+
+State: per issue, the snapshot ``("sync", "<issue ref>")`` holds the last applied category, status, the remote
+``updated`` time and a transition sequence number. Only a change of category acts; an event older than the last
+applied one is dropped, so the same events in any order leave the same final state. Every write goes through an
+intent with a deterministic op_id (issue, ticket, transition sequence), so a rerun after a crash writes nothing
+twice; a note carries a marker so that an unconfirmed write is looked for before it is written again. Each note
+written for a ticket is fingerprinted first, so that its echo (the helpdesk's comment webhook) is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ..connectors import Helpdesk
+from ..errors import AmbiguousOutcome, AuthError, Conflict, RateLimited, Unavailable, VendorError
+from ..models import Customer, Link, Ref
+from .escalate import op_id
+from .once import crm_note_once, marker_for, write_once
+
+if TYPE_CHECKING:
+    from ..models import Event
+    from ..runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_KIND = "sync"
+ECHO_KIND = "echo"
+CATEGORIES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
+"""Jira's status categories (``statusCategory.key`` -> its name)."""
+ACTOR = "cxbridge"
+
+TEMPLATE_STATUS = "sync_status.txt.j2"
+TEMPLATE_REPLY = "sync_reply.txt.j2"
+TEMPLATE_COMMENT = "sync_comment.txt.j2"
+TEMPLATE_RELEASE = "sync_release.txt.j2"
+TEMPLATE_CRM = "sync_crm.html.j2"
+
+
+def fingerprint(text: str) -> str:
+    """A note's fingerprint: SHA-256 of its text with whitespace collapsed (how a helpdesk may reflow it)."""
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
+
+
+def is_own_note(rt: Runtime, ticket: Ref, body: Any) -> bool:
+    """Whether a comment on the ticket is a note sync back wrote (its echo)."""
+    if not isinstance(body, str) or not body.strip():
+        return False
+    return rt.store.get_snapshot(ECHO_KIND, f"{ticket}|{fingerprint(body)}") is not None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _time(value: Any) -> float | None:
+    """Jira's ``2024-05-01T10:15:30.123+0000`` (or any ISO time) as epoch seconds."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def _text(body: Any) -> str:
+    """A comment body as text: wiki/plain strings as they are, ADF documents by their text nodes."""
+    if isinstance(body, str):
+        return body
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "text" and isinstance(node.get("text"), str):
+                parts.append(node["text"])
+            for child in node.get("content") or []:
+                walk(child)
+            if node.get("type") in {"paragraph", "heading", "listItem", "codeBlock"}:
+                parts.append("\n")
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(body)
+    return "".join(parts).strip()
+
+
+@dataclass
+class IssueState:
+    """What an issue event says about the issue's state."""
+
+    ref: Ref
+    key: str
+    url: str
+    summary: str
+    status: str | None
+    category: str | None
+    updated: float | None
+    category_changed: float | None
+
+
+class SyncBack:
+    """Applies tracker events to the linked tickets and the CRM (see the module docstring)."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        crash_hook: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rt = rt
+        self.store = rt.store
+        self.settings = rt.config.section("sync")
+        self.crash_hook = crash_hook
+        self.clock = clock
+
+    def _point(self, name: str) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook(name)
+
+    # -- reading events -----------------------------------------------------------------------------------------
+    def _issue(self, system: str, event: Event) -> IssueState | None:
+        raw = event.payload.get("issue")
+        if not isinstance(raw, dict) or raw.get("id") is None:
+            return None
+        fields = _dict(raw.get("fields"))
+        status = _dict(fields.get("status"))
+        category = _dict(status.get("statusCategory"))
+        key = str(raw.get("key") or "")
+        tracker = self.rt.connector(system)
+        issue_url = getattr(tracker, "issue_url", None)
+        updated = _time(fields.get("updated"))
+        if updated is None and event.occurred_at is not None:
+            updated = event.occurred_at.timestamp()
+        return IssueState(
+            ref=Ref(system, "issue", str(raw["id"])),
+            key=key,
+            url=issue_url(key) if callable(issue_url) and key else "",
+            summary=str(fields.get("summary") or ""),
+            status=status.get("name") if isinstance(status.get("name"), str) else None,
+            category=category.get("key") if isinstance(category.get("key"), str) else None,
+            updated=updated,
+            category_changed=_time(fields.get("statuscategorychangedate")),
+        )
+
+    @staticmethod
+    def _actor_name(event: Event) -> str | None:
+        user = event.payload.get("user")
+        if isinstance(user, dict):
+            for key in ("displayName", "name", "accountId"):
+                if isinstance(user.get(key), str) and user[key]:
+                    return str(user[key])
+        return None
+
+    def _status_for(self, ticket: Ref, category: str) -> str | None:
+        """``[sync] status_map``: category -> status, or system name -> {category -> status}."""
+        mapping = self.settings["status_map"]
+        per_system = mapping.get(ticket.system)
+        value = per_system.get(category) if isinstance(per_system, dict) else mapping.get(category)
+        return value if isinstance(value, str) and value else None
+
+    # -- status transitions -------------------------------------------------------------------------------------
+    def issue_changed(self, system: str, event: Event) -> str:
+        """A status transition (by category) reaches every linked ticket and the CRM; anything else is a no-op."""
+        state = self._issue(system, event)
+        if state is None:
+            return "ignored: the event names no issue"
+        if state.category is None:
+            return f"ignored: the event does not hold the status of {state.key or state.ref}"
+        links = self.store.links_for_issue(state.ref)
+        if not links:
+            return f"ignored: no ticket is linked to {state.key or state.ref}"
+        snap = self.store.get_snapshot(SNAPSHOT_KIND, str(state.ref)) or {}
+        last_updated = snap.get("updated")
+        if state.updated is not None and isinstance(last_updated, int | float) and state.updated < last_updated:
+            return f"stale: {state.key} event older than the state applied last"
+        previous = snap.get("category") if snap else self._baseline(state, links)
+        if previous == state.category:
+            if state.updated is not None and (
+                not isinstance(last_updated, int | float) or state.updated > last_updated
+            ):
+                self.store.put_snapshot(
+                    SNAPSHOT_KIND,
+                    str(state.ref),
+                    {**snap, "category": state.category, "status": state.status, "updated": state.updated},
+                )
+            return f"unchanged: {state.key} is {CATEGORIES.get(state.category, state.category)} already"
+        seq = int(snap.get("seq", 0)) + 1
+        actor = self._actor_name(event)
+        written = self._apply_transition(state, links, previous, seq, actor, event)
+        self.store.put_snapshot(
+            SNAPSHOT_KIND,
+            str(state.ref),
+            {
+                "category": state.category,
+                "status": state.status,
+                "updated": state.updated if state.updated is not None else last_updated,
+                "seq": seq,
+                "event": event.id,
+            },
+        )
+        return (
+            f"synced: {state.key} {CATEGORIES.get(str(previous), previous)} -> "
+            f"{CATEGORIES.get(state.category, state.category)}: {written} write(s)"
+        )
+
+    def _baseline(self, state: IssueState, links: list[Link]) -> str | None:
+        """The category to compare with when nothing was applied yet.
+
+        When the issue's category last changed before it was first linked, that category is where it stood then
+        (nothing to tell); otherwise an issue starts in ``new``.
+        """
+        linked = [link.linked_at.timestamp() for link in links if link.linked_at is not None]
+        if state.category_changed is not None and linked and state.category_changed <= min(linked):
+            return state.category
+        return "new"
+
+    def _apply_transition(
+        self,
+        state: IssueState,
+        links: list[Link],
+        previous: str | None,
+        seq: int,
+        actor: str | None,
+        event: Event,
+    ) -> int:
+        assert state.category is not None
+        step = f"sync.status.{seq}.{state.category}"
+        written = 0
+        base_ctx: dict[str, Any] = {
+            "issue": {
+                "key": state.key,
+                "url": state.url,
+                "summary": state.summary,
+                "status": state.status,
+                "category": state.category,
+                "category_name": CATEGORIES.get(state.category, state.category),
+            },
+            "previous": {"category": previous, "category_name": CATEGORIES.get(str(previous), previous)},
+            "actor": actor,
+        }
+        for link in links:
+            written += self._for_ticket(
+                link, event, partial(self._transition_ticket, state, link, base_ctx, step, event)
+            )
+        written += self._crm_notes(state, links, f"{step}.crm", {**base_ctx, "kind": "status"}, event)
+        return written
+
+    def _transition_ticket(
+        self, state: IssueState, link: Link, base_ctx: dict[str, Any], step: str, event: Event
+    ) -> int:
+        """The note (and status, and drafted reply) of one transition on one ticket; returns the writes made."""
+        assert state.category is not None
+        helpdesk = self.rt.helpdesk(link.ticket.system)
+        mapped = self._status_for(link.ticket, state.category)
+        ctx = {**base_ctx, "ticket": self._ticket_ctx(helpdesk, link.ticket), "ticket_status": mapped}
+        business_key = f"{state.ref}|{link.ticket}"
+        written = 0
+        combined = getattr(helpdesk, "add_note_with_status", None)
+        if mapped is not None and callable(combined):
+            # one update carries the note and the status (Zendesk): one call per ticket
+            send: Callable[[str], None] = lambda text: combined(link.ticket.id, text, mapped)  # noqa: E731
+            if self._note(
+                helpdesk, link, business_key, f"{step}.note", TEMPLATE_STATUS, ctx, event, "sync.status", send
+            ):
+                written += 1
+                self._audit("sync.ticket_status", link, result=mapped, event=event)
+        else:
+            if self._note(helpdesk, link, business_key, f"{step}.note", TEMPLATE_STATUS, ctx, event, "sync.status"):
+                written += 1
+            if mapped is not None:
+                outcome = write_once(
+                    self.store,
+                    op_id(business_key, f"{step}.status"),
+                    "helpdesk.status",
+                    business_key,
+                    lambda: {"changed": helpdesk.set_status(link.ticket.id, mapped)},
+                    point=self._point,
+                )
+                if outcome == "written":
+                    written += 1
+                    self._audit("sync.ticket_status", link, result=mapped, event=event)
+        if state.category in self.settings["draft_reply_on"] and self._note(
+            helpdesk, link, business_key, f"{step}.reply", TEMPLATE_REPLY, ctx, event, "sync.reply_draft"
+        ):
+            written += 1
+        return written
+
+    def _for_ticket(self, link: Link, event: Event, work: Callable[[], int]) -> int:
+        """Run one ticket's writes; a ticket that refuses them for good (deleted, closed) does not stop the others.
+
+        Rate limits, outages, unknown outcomes, conflicts and auth failures propagate: the job is retried (every
+        write done so far is skipped by its intent) or dead-lettered.
+        """
+        try:
+            return work()
+        except (RateLimited, Unavailable, AmbiguousOutcome, AuthError, Conflict):
+            raise
+        except VendorError as exc:
+            log.warning("sync back: %s refused the update: %s", link.ticket, exc)
+            self._audit("sync.ticket", link, result="failed", event=event, details={"error": str(exc)})
+            return 0
+
+    # -- comments -----------------------------------------------------------------------------------------------
+    def comment_added(self, system: str, event: Event) -> str:
+        """A tracker comment marked for support becomes an internal note on every linked ticket."""
+        state = self._issue(system, event)
+        comment = event.payload.get("comment")
+        if state is None or not isinstance(comment, dict) or comment.get("id") is None:
+            return "ignored: the event names no issue comment"
+        from .events import is_integration_user  # the router owns echo detection
+
+        author = _dict(comment.get("author"))
+        author_id = next((author[k] for k in ("accountId", "name") if isinstance(author.get(k), str)), None)
+        if is_integration_user(self.rt, system, author_id):
+            return f"echo: {state.key} comment by cxbridge's integration user"
+        text = _text(comment.get("body")).strip()
+        prefix = self.settings["comment_prefix"]
+        # wiki markup escapes a leading bracket (``\[support]``) where the engineer typed ``[support]``
+        marked = next((p for p in (prefix, "\\" + prefix) if prefix and text.startswith(p)), None)
+        if marked is not None:
+            text = text[len(marked) :].strip()
+        elif not self._visible_to_support(comment.get("visibility")):
+            return f"ignored: {state.key} comment is not marked for support"
+        if not text:
+            return f"ignored: {state.key} comment marked for support is empty"
+        links = self.store.links_for_issue(state.ref)
+        if not links:
+            return f"ignored: no ticket is linked to {state.key}"
+        name = author.get("displayName") or author.get("name") or self._actor_name(event)
+        written = 0
+        for link in links:
+            helpdesk = self.rt.helpdesk(link.ticket.system)
+            ctx = {
+                "issue": {"key": state.key, "url": state.url, "summary": state.summary},
+                "author": name,
+                "comment": text,
+                "ticket": self._ticket_ctx(helpdesk, link.ticket),
+            }
+            step = f"sync.comment.{comment['id']}"
+            written += self._for_ticket(
+                link,
+                event,
+                lambda h=helpdesk, x=link, c=ctx, s=step: int(  # type: ignore[misc]
+                    self._note(h, x, f"{state.ref}|{x.ticket}", s, TEMPLATE_COMMENT, c, event, "sync.comment")
+                ),
+            )
+        return f"synced: {state.key} comment {comment['id']}: {written} note(s)"
+
+    def _visible_to_support(self, visibility: Any) -> bool:
+        wanted = {str(v) for v in self.settings["comment_visibility"]}
+        if not wanted or not isinstance(visibility, dict):
+            return False
+        value, kind = visibility.get("value"), visibility.get("type")
+        return value in wanted or f"{kind}:{value}" in wanted
+
+    # -- releases -----------------------------------------------------------------------------------------------
+    def version_released(self, system: str, event: Event) -> str:
+        """A released version: a "fix shipped" note on every linked ticket of every issue fixed in it."""
+        version = event.payload.get("version")
+        if not isinstance(version, dict) or version.get("id") is None:
+            return "ignored: the event names no version"
+        if version.get("released") is False:
+            return f"ignored: version {version.get('name')} is not released"
+        version_id = str(version["id"])
+        tracker = self.rt.connector(system)
+        find = getattr(tracker, "issues_with_fix_version", None)
+        if not callable(find):
+            return f"ignored: {system} cannot list the issues of a version"
+        issues = find(version_id)
+        written = 0
+        version_ctx = {"id": version_id, "name": version.get("name"), "release_date": version.get("releaseDate")}
+        for issue in issues:
+            links = self.store.links_for_issue(issue.ref)
+            if not links:
+                continue
+            base_ctx: dict[str, Any] = {
+                "issue": {"key": issue.key, "url": issue.url, "summary": issue.summary, "status": issue.status},
+                "version": version_ctx,
+            }
+            step = f"sync.release.{version_id}"
+            for link in links:
+                helpdesk = self.rt.helpdesk(link.ticket.system)
+                ctx = {**base_ctx, "ticket": self._ticket_ctx(helpdesk, link.ticket)}
+                written += self._for_ticket(
+                    link,
+                    event,
+                    lambda h=helpdesk, x=link, c=ctx, i=issue.ref, s=step: int(  # type: ignore[misc]
+                        self._note(h, x, f"{i}|{x.ticket}", s, TEMPLATE_RELEASE, c, event, "sync.release")
+                    ),
+                )
+            state = IssueState(issue.ref, issue.key, issue.url, issue.summary, issue.status, None, None, None)
+            written += self._crm_notes(state, links, f"{step}.crm", {**base_ctx, "kind": "release"}, event)
+        return f"synced: version {version.get('name')} released: {written} write(s) for {len(issues)} issue(s)"
+
+    # -- writes -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _ticket_ctx(helpdesk: Helpdesk, ticket: Ref) -> dict[str, Any]:
+        return {"system": ticket.system, "id": ticket.id, "url": helpdesk.ticket_url(ticket.id)}
+
+    def _note(
+        self,
+        helpdesk: Helpdesk,
+        link: Link,
+        business_key: str,
+        step: str,
+        template: str,
+        ctx: dict[str, Any],
+        event: Event,
+        action: str,
+        send: Callable[[str], None] | None = None,
+    ) -> bool:
+        """One internal note on the linked ticket for this step, ever; True when written now.
+
+        ``send`` writes the text (default: ``add_internal_note``).
+        """
+        oid = op_id(business_key, step)
+        marker = marker_for(oid)
+        ticket = link.ticket
+        cache: dict[str, str] = {}
+
+        def body() -> str:
+            if "text" not in cache:
+                cache["text"] = self.rt.handoff.render(template, ctx).rstrip() + f"\n\n(cxbridge {marker})"
+            return cache["text"]
+
+        def write() -> dict[str, Any]:
+            text = body()
+            # the fingerprint first: the helpdesk's webhook for this very note may arrive before we return
+            self.store.put_snapshot(ECHO_KIND, f"{ticket}|{fingerprint(text)}", {"op_id": oid, "at": self.clock()})
+            if send is None:
+                helpdesk.add_internal_note(ticket.id, text)
+            else:
+                send(text)
+            return {"marker": marker}
+
+        def find() -> dict[str, Any] | None:
+            found = any(marker in c.body for c in helpdesk.list_comments(ticket.id))
+            return {"marker": marker, "found": True} if found else None
+
+        outcome = write_once(
+            self.store, oid, "helpdesk.note", business_key, write, find=find, point=self._point, payload={"step": step}
+        )
+        if outcome == "written":
+            self._audit(action, link, result="written", event=event, details={"op_id": oid})
+            return True
+        return False
+
+    def _crm_notes(self, state: IssueState, links: list[Link], step: str, ctx: dict[str, Any], event: Event) -> int:
+        """One note per customer company of the linked tickets (deduplicated), when a CRM is configured."""
+        if not self.settings["crm_notes"]:
+            return 0
+        crm = self.rt.crm()
+        if crm is None:
+            return 0
+        companies: dict[Ref, list[Link]] = {}
+        for link in links:
+            if link.customer is not None:
+                companies.setdefault(link.customer, []).append(link)
+        written = 0
+        for company, company_links in companies.items():
+            business_key = f"{state.ref}|{company}"
+            note_ctx = {
+                **ctx,
+                "tickets": [self._ticket_ctx(self.rt.helpdesk(x.ticket.system), x.ticket) for x in company_links],
+            }
+            outcome = crm_note_once(
+                self.store,
+                crm,
+                Customer(company_ref=company, contact_ref=None),
+                op_id(business_key, step),
+                business_key,
+                lambda c=note_ctx: self.rt.handoff.render(TEMPLATE_CRM, c),  # type: ignore[misc]
+                point=self._point,
+            )
+            if outcome == "written":
+                written += 1
+                self.store.audit(
+                    actor=ACTOR,
+                    action="sync.crm_note",
+                    target=str(company),
+                    result="written",
+                    origin_event=event.id,
+                    issue_key=state.key,
+                    details={"step": step, "tickets": [str(x.ticket) for x in company_links]},
+                )
+        return written
+
+    def _audit(
+        self, action: str, link: Link, *, result: str, event: Event, details: dict[str, Any] | None = None
+    ) -> None:
+        self.store.audit(
+            actor=ACTOR,
+            action=action,
+            target=str(link.ticket),
+            result=result,
+            origin_event=event.id,
+            ticket=link.ticket,
+            issue_key=link.issue_key,
+            details=details or {},
+        )
