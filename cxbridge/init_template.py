@@ -82,6 +82,8 @@ comment_visibility = []
 draft_reply_on = []
 # false: sync back writes no notes on the customer's CRM company.
 crm_notes = true
+# How far back `cxbridge sync` looks on its first run (no checkpoint yet and no --since).
+lookback_hours = 24
 
 # The helpdesk status linked tickets get when their issue enters a tracker status category (new,
 # indeterminate, done). Empty: statuses are left alone and only notes are written.

@@ -194,10 +194,10 @@ def test_event_jobs_go_to_handle_event(store: SQLiteStore, monkeypatch: pytest.M
     from cxbridge.models import Event, Ref, event_to_dict
     from cxbridge.workflows import events
 
-    seen: list[tuple[Any, Event]] = []
+    seen: list[tuple[Any, Event, str | None]] = []
 
-    def fake_handle_event(rt: Any, event: Event) -> str:
-        seen.append((rt, event))
+    def fake_handle_event(rt: Any, event: Event, *, system: str | None = None) -> str:
+        seen.append((rt, event, system))
         return f"routed {event.kind}"
 
     monkeypatch.setattr(events, "handle_event", fake_handle_event)
@@ -211,7 +211,7 @@ def test_event_jobs_go_to_handle_event(store: SQLiteStore, monkeypatch: pytest.M
     assert w.last is not None
     assert w.last.outcome == "done"
     assert w.last.detail == "routed jira:issue_updated"
-    assert seen == [(rt, event)]
+    assert seen == [(rt, event, "jira")]
     assert store.queue_depth() == {"ready": 1, "leased": 0, "done": 1, "dead": 0}
 
 
