@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .models import Customer, Deal, Issue, Link, Ref, Ticket, to_jsonable
+from .workflows.once import op_id
 
 if TYPE_CHECKING:
     from .connectors import Tracker
@@ -879,6 +880,8 @@ def unlink(rt: Runtime, ticket: Ref, issue_key: str, *, actor: str = "cli") -> U
     if not linked:
         raise CxbridgeError(f"{ticket} is not linked to {issue_key}")
     deleted = tracker.delete_remote_link(issue.key, remote_link_global_id(rt, ticket))
+    # the remote link is gone: forget its intent, so that linking the ticket again writes it again
+    rt.store.forget_intent(op_id(f"{ticket}|{issue.ref}", "tracker.remotelink"))
     rt.store.remove_link(ticket, issue.ref)
     wrote = refresh_issue(rt, issue)
     result = UnlinkResult(

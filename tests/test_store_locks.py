@@ -107,3 +107,14 @@ def test_snapshots_never_hold_a_secret(store: SQLiteStore) -> None:
     secret = Secret("s3cr3t-snapshot-value", source="test")
     store.put_snapshot("customer", "x", {"note": f"token {secret.reveal()}"})
     assert secret.reveal() not in str(store.get_snapshot("customer", "x"))
+
+
+def test_forget_intent_lets_an_undone_write_be_redone(store: SQLiteStore) -> None:
+    store.begin_intent("op-1", "tracker.remotelink", business_key="zendesk:ticket:1", payload={})
+    store.mark_intent("op-1", "sending")
+    store.mark_intent("op-1", "done", result={"id": "10"})
+    assert store.forget_intent("op-1")
+    assert store.get_intent("op-1") is None
+    assert not store.forget_intent("op-1")
+    again = store.begin_intent("op-1", "tracker.remotelink", business_key="zendesk:ticket:1", payload={})
+    assert again.state == "pending"

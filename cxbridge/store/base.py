@@ -249,6 +249,13 @@ class Store(ABC):
         other state raises ``IntentStateError``. An unknown ``op_id`` raises ``NotFoundInStore``.
         """
 
+    @abstractmethod
+    def forget_intent(self, op_id: str) -> bool:
+        """Delete an intent whose effect was undone (an unlinked ticket's remote link), so it can be redone.
+
+        Returns False when there was no such intent.
+        """
+
     # ---- inbox and queue ---------------------------------------------------------------------------
 
     @abstractmethod

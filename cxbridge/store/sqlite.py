@@ -350,6 +350,11 @@ class SQLiteStore(Store):
         row = conn.execute("SELECT id FROM jobs WHERE key = ? AND state IN ('ready', 'leased')", (key,)).fetchone()
         return None if row is None else int(row[0])
 
+    def forget_intent(self, op_id: str) -> bool:
+        """Delete an intent whose effect was undone; False when there was none."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM intents WHERE op_id = ?", (op_id,)).rowcount == 1
+
     def accept_delivery(
         self,
         system: str,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,12 +21,11 @@ from ..connectors import CRM, IssueSpec
 from ..errors import AmbiguousOutcome, CxbridgeError, VendorError
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..runtime import Runtime
-from .once import crm_note_once
+from .once import crm_note_once, op_id
 from .priority import Priority, choose_priority
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = uuid.UUID("6f1c2d7e-9a4b-5c3d-8e2f-0a1b2c3d4e5f")
 LABEL_PREFIX = "cxb-"
 ESCALATED_LABEL = "cxbridge"
 PROPERTY_KEY = "cxbridge"
@@ -84,11 +82,6 @@ class EscalationResult:
             "calls": self.calls,
             "planned": self.planned,
         }
-
-
-def op_id(business_key: str, operation: str) -> str:
-    """The deterministic id of one external write of one escalation."""
-    return str(uuid.uuid5(NAMESPACE, f"{business_key}|{operation}"))
 
 
 def issue_label(business_key: str) -> str:

@@ -8,6 +8,7 @@ marker it carries before anything is written again.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
     from ..connectors import CRM
     from ..models import Customer
     from ..store import Store
+
+NAMESPACE = uuid.UUID("6f1c2d7e-9a4b-5c3d-8e2f-0a1b2c3d4e5f")
+
+
+def op_id(business_key: str, operation: str) -> str:
+    """The deterministic id of one external write (``business_key`` names what it is about)."""
+    return str(uuid.uuid5(NAMESPACE, f"{business_key}|{operation}"))
+
 
 Write = Callable[[], dict[str, Any]]
 Find = Callable[[], dict[str, Any] | None]

@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..connectors import Helpdesk
 from ..errors import AmbiguousOutcome, AuthError, Conflict, RateLimited, Unavailable, VendorError
 from ..models import Customer, Link, Ref
-from .escalate import op_id
-from .once import crm_note_once, marker_for, write_once
+from .once import crm_note_once, marker_for, op_id, write_once
 
 if TYPE_CHECKING:
     from ..models import Event
