@@ -245,6 +245,10 @@ class Tracker(Connector):
     def issue_url(self, key: str) -> str:
         """The browse URL of an issue."""
 
+    def reopen(self, issue_key: str) -> str:
+        """Move a done issue back to work (a status outside the done category); returns the new status's name."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot reopen an issue")
+
     def changed_issues(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Pages of issues (``Issue``) updated since ``since`` (epoch seconds), or after a saved ``cursor``."""
         raise NotImplementedError(f"{self.name}: this tracker cannot list changed issues")

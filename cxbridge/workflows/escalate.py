@@ -315,6 +315,14 @@ class Escalation:
         if not created:
             result.writes["impact"] = "written" if impact.refresh_issue(self.rt, issue) else "unchanged"
             self._point("impact")
+            if issue.status_category == "done" and any(d.action == "reopen" and d.granted for d in decisions):
+                # the agent holds the right to reopen a done issue: the customer's ticket says the bug is back
+                result.writes["reopen"] = self._once(
+                    op_id(f"{business_key}|{issue.ref}", "tracker.reopen"),
+                    "tracker.reopen",
+                    business_key,
+                    lambda: {"status": tracker.reopen(issue.key)},
+                )
 
         # 6. the remote link from the issue to the ticket
         result.writes["remote_link"] = self._once(

@@ -517,6 +517,30 @@ class JiraConnector(Tracker):
         self.http.post(path, op="issue.transition", json={"transition": {"id": str(chosen["id"])}})
         return str(chosen["id"])
 
+    def reopen(self, issue_key: str) -> str:
+        """Move a done issue back through the first transition whose target status is not in the done category.
+
+        A transition named like "Reopen" is preferred, then one to an in-progress status, then one to a new one.
+        Two calls: ``GET`` and ``POST /issue/{key}/transitions``; returns the target status's name.
+        """
+        path = f"{self._issue_path(issue_key)}/transitions"
+        available = self._json(self.http.get(path, op="issue.transitions")).get("transitions") or []
+
+        def category(t: dict[str, Any]) -> str:
+            return str(((t.get("to") or {}).get("statusCategory") or {}).get("key", ""))
+
+        def rank(t: dict[str, Any]) -> int:
+            if "reopen" in str(t.get("name", "")).casefold():
+                return 0
+            return {"indeterminate": 1, "new": 2}.get(category(t), 9)
+
+        candidates = sorted((t for t in available if t.get("id") and category(t) in ("new", "indeterminate")), key=rank)
+        if not candidates:
+            raise VendorError(self.name, f"{self.name}: no transition reopens {issue_key} (it has none out of done)")
+        chosen = candidates[0]
+        self.http.post(path, op="issue.transition", json={"transition": {"id": str(chosen["id"])}})
+        return str((chosen.get("to") or {}).get("name") or chosen.get("name"))
+
     def edit_fields(self, issue_key: str, fields: dict[str, Any]) -> None:
         """Set fields on the issue (``PUT /issue/{key}``, 204); a concurrent update raises ``Conflict``."""
         self.http.put(self._issue_path(issue_key), op="issue.edit", json={"fields": fields})

@@ -1,0 +1,82 @@
+"""An agent with the right to reopen a done issue joins it and reopens it at once; without it, nothing is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cxbridge.config import load_config
+from cxbridge.models import Person
+from cxbridge.plugins import build_plugins
+from cxbridge.policy import PolicyRefused, parse_action
+from cxbridge.runtime import Runtime
+from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox.modes import Vendors
+from cxbridge.workflows.escalate import Escalation, EscalationRequest
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+SAM = Person(email="sam@cxbridge.example")
+LEE = Person(email="lee@cxbridge.example")
+POLICIES: dict[str, Any] = {
+    "rules": [{"name": "leads-reopen", "when": "agent.role == 'lead'", "grant": {"reopen": True}}],
+    "agents": {SAM.email: {"role": "agent"}, LEE.email: {"role": "lead"}},
+}
+
+
+@pytest.fixture
+def vendors() -> Iterator[Vendors]:
+    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:
+        yield v
+
+
+@pytest.fixture
+def runtime(vendors: Vendors, tmp_path: Path) -> Iterator[Runtime]:
+    path = write_config(vendors, tmp_path / "cxbridge.toml", extra={"policies": POLICIES})
+    plugins = build_plugins()
+    rt = Runtime(load_config(path, plugins=plugins), plugins)
+    yield rt
+    rt.close()
+
+
+def status(vendors: Vendors, key: str) -> dict[str, Any]:
+    issue = next(i for i in vendors["jira"].state()["issues"] if i["key"] == key)
+    found: dict[str, Any] = issue["fields"]["status"]
+    return found
+
+
+def close(runtime: Runtime, key: str) -> None:
+    tracker: Any = runtime.tracker()
+    tracker.transition_by_name(key, "Done")
+
+
+def test_a_lead_reopens_the_done_issue_a_customer_hits_again(vendors: Vendors, runtime: Runtime) -> None:
+    key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
+    close(runtime, key)
+    assert status(vendors, key)["statusCategory"]["key"] == "done"
+    req = EscalationRequest(
+        ticket_id="2", link_key=key, note="Back again.", agent=LEE, actions=[parse_action("reopen", None)]
+    )
+    result = Escalation(runtime).run(req)
+    assert result.writes["reopen"] == "written"
+    assert status(vendors, key)["statusCategory"]["key"] != "done"
+    rows = [e for e in runtime.store.audit_entries(issue_key=key) if e.action == "decision.reopen"]
+    assert [(e.actor, e.result, e.policy) for e in rows] == [("lee@cxbridge.example", "granted", "leads-reopen")]
+    # a rerun finds the issue open again and reopens nothing
+    reopened = status(vendors, key)
+    assert "reopen" not in Escalation(runtime).run(req).writes
+    assert status(vendors, key) == reopened
+
+
+def test_an_agent_without_the_right_is_refused_and_nothing_is_written(vendors: Vendors, runtime: Runtime) -> None:
+    key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
+    close(runtime, key)
+    before = vendors["jira"].state()
+    req = EscalationRequest(ticket_id="2", link_key=key, agent=SAM, actions=[parse_action("reopen", None)])
+    with pytest.raises(PolicyRefused, match="leads-reopen"):
+        Escalation(runtime).run(req)
+    assert vendors["jira"].state() == before
+    assert status(vendors, key)["statusCategory"]["key"] == "done"
