@@ -210,6 +210,28 @@ def serve_vendors(
     return served
 
 
+def _webhook_secret_files(vendors: Vendors, path: Path) -> dict[str, Any]:
+    """``[webhooks] secrets.<name>`` for each emulator that signs webhooks: its targets' secrets (and HubSpot's
+    app client secret), each written to a file beside the config, so ``cxbridge serve`` verifies what it sends."""
+    out: dict[str, Any] = {}
+    for name, backend in vendors.backends.items():
+        values = [t.secret for t in backend.webhook_targets if t.secret]
+        client_secret = getattr(backend, "client_secret", None)  # HubSpot signs its app's deliveries with it
+        if isinstance(client_secret, str) and client_secret:
+            values.append(client_secret)
+        files = tomlkit.array()
+        for i, value in enumerate(dict.fromkeys(values)):
+            secret_file = path.parent / f"{name}.webhook{i + 1 if i else ''}.secret"
+            secret_file.write_text(value, encoding="utf-8")
+            os.chmod(secret_file, 0o600)
+            inline = tomlkit.inline_table()
+            inline["file"] = secret_file.name
+            files.append(inline)
+        if files:
+            out[name] = files
+    return out
+
+
 def write_config(vendors: Vendors, path: Path, *, extra: Mapping[str, Any] | None = None) -> Path:
     """Write a cxbridge config whose systems point at the running emulators; credentials go to files beside it."""
     path = Path(path)
@@ -219,7 +241,16 @@ def write_config(vendors: Vendors, path: Path, *, extra: Mapping[str, Any] | Non
     core = tomlkit.table()
     core["store"] = "cxbridge.db"
     doc["cxbridge"] = core
-    for section, values in (extra or {}).items():
+    sections = dict(extra or {})
+    hook_secrets = _webhook_secret_files(vendors, path)
+    if hook_secrets:
+        webhooks = dict(sections.get("webhooks", {}))
+        given = dict(webhooks.get("secrets", {}))
+        for name, files in hook_secrets.items():
+            given.setdefault(name, files)
+        webhooks["secrets"] = given
+        sections["webhooks"] = webhooks
+    for section, values in sections.items():
         doc[section] = values
     systems = tomlkit.table(is_super_table=True)
     for name, backend in vendors.backends.items():

@@ -1,0 +1,378 @@
+"""The webhook receiver of ``cxbridge serve``: a WSGI app that verifies, dedupes, persists, then acknowledges.
+
+Routes:
+
+- ``POST /webhooks/<name>``: ``<name>`` is a ``[systems.<name>]`` table whose plugin registered a webhook verifier.
+  The body is read up to ``MAX_BODY`` (1 MiB; a larger Content-Length is refused with 413 before reading, a body
+  without one is read to at most the cap plus one byte); the plugin's verifier checks it against the system's active
+  secrets (several during a rotation) and returns Events; each is committed with its job in one transaction
+  (``cxbridge.workflows.events.enqueue_event``) before the answer. No vendor is called inside a request.
+- ``GET /healthz``: 200 with the queue depth when the store answers, else 503.
+- ``GET /metrics``: the Prometheus text format (``Metrics.render``).
+
+Answers: 200 ``{"accepted": n, "duplicates": m}`` (duplicates are acknowledged so the vendor stops retrying);
+401 bad or missing signature; 400 malformed delivery; 413 too large; 404 unknown system; 405 wrong method;
+503 when the store cannot commit (the vendor retries). Nothing a sender controls produces a 500, and error bodies
+never carry a secret.
+
+Secrets (fail closed): ``[webhooks] secrets.<name>``, a list of ``{ env = "NAME" }`` / ``{ file = "path" }``;
+when absent, a ``client_secret`` secret of the system's own table (HubSpot signs with the app's client secret).
+A served system without a usable secret stops the app from starting (``ConfigError`` naming the key); with
+``require_secrets=False`` the app starts and answers that system's deliveries with 401.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wrappers import Response
+
+from ..errors import ConfigError, WebhookRejected
+from ..secrets import Secret
+from ..store.base import redact_text
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..runtime import Runtime
+    from .verify import Verifier
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+"""The largest delivery body read, in bytes (1 MiB)."""
+
+WEBHOOK_PREFIX = "/webhooks/"
+CLIENT_SECRET_KEY = "client_secret"  # noqa: S105 - a config key name, not a secret
+"""A system option used as the webhook secret when ``[webhooks] secrets.<name>`` is absent (HubSpot's app secret)."""
+
+_READ_CHUNK = 64 * 1024
+
+StartResponse = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One served ``POST /webhooks/<name>``: the system, its plugin's verifier and its active secrets."""
+
+    name: str
+    plugin: str
+    verifier: Verifier
+    secrets: tuple[Secret, ...]
+    secret_key: str
+    """Where the secrets are configured (for messages): ``[webhooks] secrets.<name>`` or a ``client_secret``."""
+    tolerance: float | None = None
+    """Passed to verifiers that take a ``tolerance`` (seconds), from ``[webhooks] tolerance_seconds``."""
+    public_url: str | None = None
+    """The full URL this system's vendor calls (``[webhooks] public_urls.<name>``), when a proxy rewrites the path."""
+
+
+def webhook_secrets(config: Config, name: str) -> tuple[list[Secret], str]:
+    """The usable (non-empty) signing secrets of a system and the config key they come from."""
+    table = config.section("webhooks").get("secrets", {})
+    if name in table:
+        values = table[name] if isinstance(table[name], list) else [table[name]]
+        return [s for s in values if isinstance(s, Secret) and s], f"[webhooks] secrets.{name}"
+    system = config.systems.get(name)
+    fallback = system.options.get(CLIENT_SECRET_KEY) if system is not None else None
+    if isinstance(fallback, Secret) and fallback:
+        return [fallback], f"systems.{name}.{CLIENT_SECRET_KEY}"
+    return [], f"[webhooks] secrets.{name}"
+
+
+def _takes_tolerance(verifier: Verifier) -> bool:
+    try:
+        return "tolerance" in inspect.signature(verifier).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def build_endpoints(
+    rt: Runtime, systems: Iterable[str] | None = None, *, require_secrets: bool = True
+) -> dict[str, Endpoint]:
+    """The webhook endpoints to serve: every enabled system with a verifier, or the named ones.
+
+    Raises ``ConfigError`` for a named system that has no verifier, and (with ``require_secrets``) for a served
+    system without a usable secret: unsigned deliveries are never accepted.
+    """
+    config = rt.config
+    verifiers = rt.plugins.webhook_verifiers()
+    section = config.section("webhooks")
+    tolerance = section.get("tolerance_seconds")
+    public_urls = section.get("public_urls") or {}
+    wanted = list(systems) if systems is not None else None
+    if wanted is not None:
+        for name in wanted:
+            system = config.system(name)
+            if system.plugin not in verifiers:
+                raise ConfigError(f"systems.{name}: the plugin {system.plugin!r} verifies no webhooks")
+            if not system.enabled:
+                raise ConfigError(f"systems.{name} is disabled (enabled = false): its webhooks cannot be served")
+    endpoints: dict[str, Endpoint] = {}
+    missing: list[str] = []
+    for name, system in config.systems.items():
+        if wanted is not None and name not in wanted:
+            continue
+        if not system.enabled or system.plugin not in verifiers:
+            continue
+        verifier = verifiers[system.plugin]
+        secrets, key = webhook_secrets(config, name)
+        if not secrets:
+            missing.append(key)
+        url = public_urls.get(name)
+        endpoints[name] = Endpoint(
+            name=name,
+            plugin=system.plugin,
+            verifier=verifier,
+            secrets=tuple(secrets),
+            secret_key=key,
+            tolerance=float(tolerance) if tolerance is not None and _takes_tolerance(verifier) else None,
+            public_url=url if isinstance(url, str) and url else None,
+        )
+    if missing and require_secrets:
+        keys = ", ".join(missing)
+        raise ConfigError(
+            f"webhooks cannot be served without a signing secret: set {keys} "
+            '(a list of { env = "NAME" } or { file = "path" }); unsigned deliveries are never accepted'
+        )
+    for name in (n for n, e in endpoints.items() if not e.secrets):
+        log.warning("webhooks for %s refuse every delivery (401): %s is not set", name, endpoints[name].secret_key)
+    return endpoints
+
+
+def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")) + "\n",
+        status=status,
+        headers=dict(headers or {}),
+        content_type="application/json",
+    )
+
+
+def request_url(environ: Mapping[str, Any], public_url: str = "", *, endpoint_url: str | None = None) -> str:
+    """The URL a vendor called, as signature schemes over the URI (HubSpot v3) expect it.
+
+    ``endpoint_url`` (a system's full public URL) plus the query; else ``public_url`` plus the request's path and
+    query; else the URL as the request arrived (scheme, Host, raw path and query).
+    """
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+    if isinstance(raw, str) and raw.startswith(("http://", "https://")):  # absolute-form request target
+        parts = urlsplit(raw)
+        raw = parts.path + (f"?{parts.query}" if parts.query else "")
+    query = str(environ.get("QUERY_STRING", ""))
+    if isinstance(raw, str) and raw.startswith("/") and query and "?" not in raw:
+        raw = f"{raw}?{query}"  # some servers give the path alone in REQUEST_URI
+    if not isinstance(raw, str) or not raw.startswith("/"):
+        path = quote(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")), safe="/:@!$&'()*+,;=-._~")
+        raw = path + (f"?{query}" if query else "")
+    if endpoint_url:
+        raw_query = raw.partition("?")[2]
+        return endpoint_url + (f"?{raw_query}" if raw_query else "")
+    if public_url:
+        return public_url.rstrip("/") + raw
+    scheme = str(environ.get("wsgi.url_scheme", "http"))
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = str(environ.get("SERVER_NAME", "localhost"))
+        port = str(environ.get("SERVER_PORT", ""))
+        if port and (scheme, port) not in (("http", "80"), ("https", "443")):
+            host = f"{host}:{port}"
+    return f"{scheme}://{host}{raw}"
+
+
+class BodyTooLarge(Exception):
+    """The request body is larger than the cap (413)."""
+
+
+class BadContentLength(Exception):
+    """The Content-Length header is not a number (400)."""
+
+
+def read_body(environ: Mapping[str, Any], cap: int = MAX_BODY) -> bytes:
+    """The request body, never more than ``cap`` bytes read past what the cap allows.
+
+    Raises ``BodyTooLarge`` for a Content-Length above the cap (nothing read) or a body without one that runs past
+    the cap (at most ``cap + 1`` bytes read); ``BadContentLength`` for an unreadable Content-Length.
+    """
+    stream = environ.get("wsgi.input")
+    length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if length_text:
+        if not length_text.isascii() or not length_text.isdigit() or len(length_text) > 18:
+            raise BadContentLength
+        length = int(length_text)
+        if length > cap:
+            raise BodyTooLarge
+        limit, exact = length, True
+    else:
+        chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
+        if not (chunked or environ.get("wsgi.input_terminated")) or stream is None:
+            return b""  # WSGI: without a length and an EOF-terminated input, there is no body to read
+        limit, exact = cap + 1, False
+    if stream is None:
+        return b""
+    parts: list[bytes] = []
+    remaining = limit
+    while remaining > 0:
+        chunk = stream.read(min(remaining, _READ_CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    body = b"".join(parts)
+    if not exact and len(body) > cap:
+        raise BodyTooLarge
+    return body
+
+
+class Receiver:
+    """The WSGI app of ``cxbridge serve``: webhook deliveries in, inbox rows and jobs out; health and metrics.
+
+    One instance serves many threads; it holds no per-request state. ``clock`` gives ``now`` to the verifiers
+    (a virtual clock in tests).
+    """
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        systems: Iterable[str] | None = None,
+        require_secrets: bool = True,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self.rt = rt
+        self.metrics = metrics
+        self.clock = clock
+        self.max_body = max_body
+        self.endpoints = build_endpoints(rt, systems, require_secrets=require_secrets)
+        self.public_url = str(rt.config.section("webhooks").get("public_url") or "")
+        metrics.register_systems(self.endpoints)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            response = self.dispatch(environ)
+        except Exception as exc:  # a bug of ours, never the sender's doing: ask the vendor to retry
+            log.error("webhook receiver failed: %s", redact_text(f"{type(exc).__name__}: {exc}"))
+            response = _json(503, {"error": "temporarily unavailable"}, {"Retry-After": "5"})
+        return response(environ, start_response)
+
+    # -- routing -----------------------------------------------------------------------------------------------
+    def dispatch(self, environ: dict[str, Any]) -> Response:
+        """The answer to one request."""
+        path = str(environ.get("PATH_INFO", ""))
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        if path in ("/healthz", "/metrics"):
+            if method not in ("GET", "HEAD"):
+                return _json(405, {"error": "method not allowed"}, {"Allow": "GET, HEAD"})
+            return self.healthz() if path == "/healthz" else self.render_metrics()
+        if path.startswith(WEBHOOK_PREFIX):
+            endpoint = self.endpoints.get(path[len(WEBHOOK_PREFIX) :])
+            if endpoint is None:
+                return _json(404, {"error": "no webhook endpoint at this path"})
+            if method != "POST":
+                return _json(405, {"error": "method not allowed"}, {"Allow": "POST"})
+            return self.deliver(endpoint, environ)
+        return _json(404, {"error": "not found"})
+
+    def healthz(self) -> Response:
+        """200 with the queue depth when the store answers, else 503."""
+        try:
+            depth = self.rt.store.queue_depth()
+        except Exception as exc:
+            log.warning("healthz: the store does not answer: %s", redact_text(type(exc).__name__))
+            return _json(503, {"status": "unavailable"})
+        return _json(200, {"status": "ok", "queue": depth, "webhooks": sorted(self.endpoints)})
+
+    def render_metrics(self) -> Response:
+        """The Prometheus text exposition of this process's metrics."""
+        return Response(self.metrics.render(self.rt), status=200, content_type=METRICS_CONTENT_TYPE)
+
+    # -- deliveries --------------------------------------------------------------------------------------------
+    def deliver(self, endpoint: Endpoint, environ: dict[str, Any]) -> Response:
+        """Read, verify and persist one delivery for ``endpoint``; the answer the vendor gets."""
+        name = endpoint.name
+        try:
+            body = read_body(environ, self.max_body)
+        except BodyTooLarge:
+            self.metrics.delivery(name, "too_large")
+            return _json(413, {"error": f"the body is larger than {self.max_body} bytes"})
+        except BadContentLength:
+            self.metrics.delivery(name, "rejected_400")
+            return _json(400, {"error": "unreadable Content-Length"})
+        if not endpoint.secrets:  # fail closed: without a secret nothing can be verified, so nothing is accepted
+            self.metrics.delivery(name, "rejected_401")
+            return _json(401, {"error": f"{name}: no signing secret is configured"})
+        try:
+            events = self._verify(endpoint, environ, body)
+        except WebhookRejected as exc:
+            status = 401 if exc.status == 401 else 400
+            self.metrics.delivery(name, f"rejected_{status}")
+            message = redact_text(str(exc))
+            log.info("webhook %s rejected (%d): %s", name, status, message)
+            return _json(status, {"error": message})
+        except Exception as exc:  # the verifier choked on the sender's input: malformed, not our failure
+            self.metrics.delivery(name, "rejected_400")
+            log.info("webhook %s rejected (400): the verifier raised %s", name, type(exc).__name__)
+            return _json(400, {"error": f"{name}: malformed delivery"})
+        from ..workflows.events import enqueue_event
+
+        accepted = duplicates = 0
+        try:
+            for event in events:
+                if enqueue_event(self.rt, name, event):
+                    accepted += 1
+                else:
+                    duplicates += 1
+        except Exception as exc:  # the store could not commit: the vendor must retry
+            self.metrics.delivery(name, "error")
+            log.error("webhook %s not stored: %s", name, redact_text(f"{type(exc).__name__}: {exc}"))
+            return _json(503, {"error": "the delivery could not be stored; retry later"}, {"Retry-After": "5"})
+        self.metrics.delivery(name, "accepted" if accepted else "duplicate")
+        log.debug("webhook %s: %d accepted, %d duplicates", name, accepted, duplicates)
+        return _json(200, {"accepted": accepted, "duplicates": duplicates})
+
+    def _verify(self, endpoint: Endpoint, environ: dict[str, Any], body: bytes) -> Sequence[Any]:
+        headers = dict(EnvironHeaders(environ).items())
+        url = request_url(environ, self.public_url, endpoint_url=endpoint.public_url)
+        kwargs: dict[str, Any] = {
+            "method": str(environ.get("REQUEST_METHOD", "POST")).upper(),
+            "url": url,
+            "headers": headers,
+            "body": body,
+            "secrets": list(endpoint.secrets),
+            "now": self.clock(),
+        }
+        if endpoint.tolerance is not None:
+            kwargs["tolerance"] = endpoint.tolerance
+        events = endpoint.verifier(**kwargs)
+        if not isinstance(events, list | tuple):
+            raise TypeError("a verifier returned something other than a list of Events")
+        return events
+
+
+def make_app(
+    rt: Runtime,
+    *,
+    metrics: Metrics | None = None,
+    clock: Callable[[], float] = time.time,
+    systems: Iterable[str] | None = None,
+    require_secrets: bool = True,
+) -> Receiver:
+    """The receiver's WSGI app for a Runtime (a fresh ``Metrics`` unless one is shared with workers)."""
+    return Receiver(
+        rt,
+        metrics=metrics if metrics is not None else Metrics(),
+        clock=clock,
+        systems=systems,
+        require_secrets=require_secrets,
+    )

@@ -1,0 +1,284 @@
+"""``cxbridge serve``: the webhook receiver on waitress, with worker threads draining the queue.
+
+``start_server`` / ``serving`` run the same server in-process on a background thread (tests, the demo, the
+benchmarks); ``run_server`` blocks until a stop event (the command sets it on SIGINT/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import CxbridgeError
+from .metrics import Metrics
+from .receiver import MAX_BODY, WEBHOOK_PREFIX, Receiver
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THREADS = 8
+READ_TIMEOUT_SECONDS = 10
+"""Connections idle this long are closed (a slow sender cannot hold a thread)."""
+SERVER_BODY_LIMIT = MAX_BODY + 64 * 1024
+"""waitress's own cap: bodies a little over ``MAX_BODY`` reach the app (answered 413 and counted); far larger
+ones are cut off by waitress while it reads them, so a 50 MB upload is never buffered."""
+
+
+class RunningServer:
+    """A receiver served by waitress on a background thread, with its worker threads; ``stop()`` ends both."""
+
+    def __init__(
+        self,
+        server: Any,
+        receiver: Receiver,
+        stop_event: threading.Event,
+        workers: list[threading.Thread],
+    ) -> None:
+        self.server = server
+        self.receiver = receiver
+        self.metrics = receiver.metrics
+        self.stop_event = stop_event
+        self.workers = workers
+        host = str(server.effective_host)
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{server.effective_port}"
+        self._thread = threading.Thread(target=self._run, name="cxbridge-serve", daemon=True)
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.effective_port)
+
+    def webhook_url(self, name: str) -> str:
+        """Where ``[systems.<name>]``'s vendor should deliver (the public URL when configured)."""
+        endpoint = self.receiver.endpoints.get(name)
+        if endpoint is not None and endpoint.public_url:
+            return endpoint.public_url
+        base = self.receiver.public_url.rstrip("/") or self.url
+        return f"{base}{WEBHOOK_PREFIX}{name}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except Exception as exc:  # pragma: no cover - waitress's loop ends by closing its sockets
+            log.error("the webhook server stopped: %s: %s", type(exc).__name__, exc)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting requests, let the workers finish their job, close every socket. Idempotent."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+        server = self.server
+        if self._thread.is_alive():
+            # Close the sockets inside the server's own loop thread, then wait for that loop to end.
+            with contextlib.suppress(OSError):  # a trigger already gone means the loop is ending anyway
+                server.trigger.pull_trigger(lambda: _close_all(server))
+            self._thread.join(timeout)
+        if self._thread.is_alive() or server._map:
+            _close_all(server)
+        server.task_dispatcher.shutdown(timeout=timeout)
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for thread in self.workers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("worker thread %s did not stop within %.0f s", thread.name, timeout)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _close_all(server: Any) -> None:
+    from waitress import wasyncore
+
+    wasyncore.close_all(server._map)
+
+
+def start_server(
+    rt: Runtime,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    workers: int = 0,
+    threads: int = DEFAULT_THREADS,
+    metrics: Metrics | None = None,
+    stop_event: threading.Event | None = None,
+    systems: Iterable[str] | None = None,
+    clock: Callable[[], float] = time.time,
+    require_secrets: bool = True,
+) -> RunningServer:
+    """Serve the receiver on ``host:port`` (0 picks a free port) from a background thread, with ``workers``.
+
+    The server stops on ``stop()`` and, at the latest, when the interpreter exits.
+    """
+    import waitress
+
+    metrics = metrics if metrics is not None else Metrics()
+    receiver = Receiver(rt, metrics=metrics, clock=clock, systems=systems, require_secrets=require_secrets)
+    stop_event = stop_event if stop_event is not None else threading.Event()
+    try:
+        server = waitress.create_server(
+            receiver,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="cxbridge",
+            max_request_body_size=SERVER_BODY_LIMIT,
+            channel_timeout=READ_TIMEOUT_SECONDS,
+            cleanup_interval=5,
+            clear_untrusted_proxy_headers=True,
+        )
+    except OSError as exc:
+        raise CxbridgeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    worker_threads: list[threading.Thread] = []
+    if workers > 0:
+        try:
+            from ..worker import start_workers
+
+            worker_threads = list(start_workers(rt, workers, stop_event, metrics=metrics))
+        except BaseException:
+            _close_all(server)
+            server.task_dispatcher.shutdown()
+            raise
+    running = RunningServer(server, receiver, stop_event, worker_threads)
+    running.start()
+    atexit.register(running.stop)
+    return running
+
+
+@contextlib.contextmanager
+def serving(
+    rt: Runtime,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    workers: int = 0,
+    **kwargs: Any,
+) -> Iterator[RunningServer]:
+    """``start_server`` as a context manager: the running server inside, stopped on leaving."""
+    running = start_server(rt, host=host, port=port, workers=workers, **kwargs)
+    try:
+        yield running
+    finally:
+        running.stop()
+        atexit.unregister(running.stop)
+
+
+def run_server(
+    rt: Runtime,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    stop_event: threading.Event,
+    *,
+    systems: Iterable[str] | None = None,
+    echo: Callable[[str], None] = click.echo,
+) -> None:
+    """Serve until ``stop_event`` is set; print the listening URL and each system's webhook URL first."""
+    metrics = Metrics()
+    running = start_server(
+        rt,
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        metrics=metrics,
+        stop_event=stop_event,
+        systems=systems,
+    )
+    try:
+        echo(f"Listening on {running.url} ({workers} worker thread{'s' if workers != 1 else ''})")
+        for name in sorted(running.receiver.endpoints):
+            echo(f"  {name:10} {running.webhook_url(name)}")
+        echo(f"  {'health':10} {running.url}/healthz")
+        echo(f"  {'metrics':10} {running.url}/metrics")
+        if not running.receiver.endpoints:
+            echo("No system has a webhook verifier: only /healthz and /metrics are served.")
+        echo("Ctrl-C to stop.")
+        while not stop_event.wait(0.5):
+            pass
+    finally:
+        running.stop()
+        atexit.unregister(running.stop)
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on (default: [webhooks] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default: [webhooks] port, 8787).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Worker threads draining the queue (default: [webhooks] workers; 0 to run 'cxbridge worker' apart).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    help="HTTP threads answering deliveries.",
+)
+@click.option(
+    "--system",
+    "systems",
+    multiple=True,
+    metavar="NAME",
+    help="Serve only this [systems.<name>]'s webhooks (repeatable; default: every system with a verifier).",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, workers: int | None, threads: int, systems: tuple[str, ...]
+) -> None:
+    """Receive the vendors' webhooks: verify, deduplicate, queue; worker threads act on the queue.
+
+    POST /webhooks/<system> for each configured system, GET /healthz and GET /metrics (Prometheus).
+    Every served system needs a signing secret in [webhooks] secrets.<system>; unsigned deliveries are refused.
+    Stops cleanly on Ctrl-C or SIGTERM.
+    """
+    from ..commands import load_runtime
+
+    rt = load_runtime(ctx)
+    section = rt.config.section("webhooks")
+    stop_event = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_event.set()
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        run_server(
+            rt,
+            host if host is not None else str(section["host"]),
+            port if port is not None else int(section["port"]),
+            workers if workers is not None else int(section["workers"]),
+            threads,
+            stop_event,
+            systems=list(systems) or None,
+        )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        rt.close()
+        click.echo("Stopped.")
