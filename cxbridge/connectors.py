@@ -153,11 +153,14 @@ class Helpdesk(Connector):
         """Every comment of the ticket, oldest first, following the vendor's pagination."""
 
     @abstractmethod
-    def record_escalation(self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str) -> bool:
+    def record_escalation(
+        self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str, first_attempt: bool = False
+    ) -> bool:
         """In one update: an internal note, the escalation tag and the issue key on the ticket.
 
         Keeps tags others added meanwhile. Returns False (and writes nothing) when the ticket already carries
-        the tag and the issue key, i.e. the update was applied before.
+        the tag and the issue key, i.e. the update was applied before. ``first_attempt`` says that no earlier
+        attempt can have written it (the agent may have typed the key and the tag): the note is written anyway.
         """
 
     @abstractmethod

@@ -345,13 +345,24 @@ class Escalation:
         issue_ctx = {"key": issue.key, "url": issue.url, "created": created}
         ctx = self.context(req, ticket, comments, customer, priority, issue_ctx, decisions)
         note = self.rt.handoff.render("zendesk_note", ctx)
-        changed = helpdesk.record_escalation(
-            ticket,
-            note=note,
-            tag=self.settings["tag"],
-            issue_key=issue.key,
-            issue_url=issue.url,
-        )
+        # the ticket may already carry the tag and the key because the agent typed them: only an earlier attempt of
+        # this very write (an intent marked sending) makes "already there" mean "already written"
+        record_oid = op_id(f"{business_key}|{issue.ref}", "helpdesk.record")
+        record = store.begin_intent(record_oid, "helpdesk.record", business_key=business_key, payload={})
+        if record.state == "done":
+            changed = False
+        else:
+            store.mark_intent(record_oid, "sending")
+            changed = helpdesk.record_escalation(
+                ticket,
+                note=note,
+                tag=self.settings["tag"],
+                issue_key=issue.key,
+                issue_url=issue.url,
+                first_attempt=record.state == "pending",
+            )
+            self._point("ticket.sent")
+            store.mark_intent(record_oid, "done", result={"changed": changed})
         result.writes["ticket_note"] = "written" if changed else "unchanged"
         self._point("ticket")
 

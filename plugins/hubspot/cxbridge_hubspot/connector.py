@@ -509,7 +509,9 @@ class HubSpotConnector(CRM, Helpdesk):
         ).json()
         return str(created["id"])
 
-    def record_escalation(self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str) -> bool:
+    def record_escalation(
+        self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str, first_attempt: bool = False
+    ) -> bool:
         """The issue key (and the escalation property, HubSpot's stand-in for ``tag``) and one note on the ticket.
 
         HubSpot cannot write a property and a note in one call, so the PATCH comes first (only the properties

@@ -320,11 +320,14 @@ class ZendeskConnector(Helpdesk):
             creates=True,
         )
 
-    def record_escalation(self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str) -> bool:
+    def record_escalation(
+        self, ticket: Ticket, *, note: str, tag: str, issue_key: str, issue_url: str, first_attempt: bool = False
+    ) -> bool:
         """One safe update: internal note, escalation tag and issue key; False when already applied.
 
         The skip condition (tag present and the issue-key field already equal to ``issue_key``) is what makes
-        a crash-and-rerun leave exactly one note. The update carries ``safe_update`` and ``updated_stamp``; on
+        a crash-and-rerun leave exactly one note; ``first_attempt`` (no earlier attempt can have written) turns it
+        off, so a ticket whose agent typed the key and the tag still gets its note. The update carries ``safe_update`` and ``updated_stamp``; on
         a collision (409) the ticket is read again, keeping tags others added meanwhile, the skip condition is
         checked again, and the update is retried, at most ``ESCALATION_ATTEMPTS`` times in all.
         """
@@ -332,13 +335,13 @@ class ZendeskConnector(Helpdesk):
         current = ticket
         last_error: Conflict | None = None
         for attempt in range(1, ESCALATION_ATTEMPTS + 1):
-            if _already_escalated(current, tag, field_id, issue_key):
+            if not first_attempt and _already_escalated(current, tag, field_id, issue_key):
                 self.unchanged("record_escalation", str(current.ref))
                 return False
             stamp = current.raw.get("updated_at") if current.raw else None
             if not isinstance(stamp, str) or not stamp:
                 current = self.get_ticket(current.ref.id)
-                if _already_escalated(current, tag, field_id, issue_key):
+                if not first_attempt and _already_escalated(current, tag, field_id, issue_key):
                     self.unchanged("record_escalation", str(current.ref))
                     return False
                 stamp = current.raw.get("updated_at")
