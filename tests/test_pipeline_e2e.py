@@ -1,0 +1,178 @@
+"""The whole pipeline over loopback HTTP: emulators -> signed webhooks -> receiver -> queue -> workers -> effects.
+
+The emulators run as real servers, cxbridge serve's receiver listens on a free loopback port with worker threads,
+and every assertion reads the emulators' own state.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from cxbridge.config import load_config
+from cxbridge.plugins import build_plugins
+from cxbridge.runtime import Runtime
+from cxbridge.sandbox import serve_vendors, write_config
+from cxbridge.sandbox.base import WebhookTarget
+from cxbridge.sandbox.modes import ServedVendors
+from cxbridge.webhooks.serve import RunningServer, serving
+from cxbridge.worker import drain
+from cxbridge.workflows.escalate import Escalation, EscalationRequest
+from cxbridge.workflows.reconcile import reconcile
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+SYSTEMS = ("zendesk", "hubspot", "jira")
+AGENT = "alex@cxbridge.example"  # not cxbridge's integration user: the agent's changes are not echoes
+
+
+@pytest.fixture
+def vendors() -> Iterator[ServedVendors]:
+    served = serve_vendors(SYSTEMS, seed="demo")
+    try:
+        for name in SYSTEMS:
+            served[name].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/", secret=secrets.token_urlsafe(24))]
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+def runtime(vendors: ServedVendors, tmp_path: Path) -> Iterator[Runtime]:
+    plugins = build_plugins()
+    path = write_config(vendors, tmp_path / "cxbridge.toml")
+    rt = Runtime(load_config(path, plugins=plugins), plugins)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def server(vendors: ServedVendors, runtime: Runtime) -> Iterator[RunningServer]:
+    with serving(runtime, workers=2) as running:
+        for name in SYSTEMS:
+            vendors[name].webhook_targets[0].url = running.webhook_url(name)
+        yield running
+
+
+def wait(what: str, done: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.05)
+
+
+def settled(vendors: ServedVendors, runtime: Runtime) -> bool:
+    if not all(vendors[name].wait_for_webhooks(timeout=0.01) for name in SYSTEMS):
+        return False
+    depth = runtime.store.queue_depth()
+    return depth["ready"] == 0 and depth["leased"] == 0
+
+
+def zendesk_notes(vendors: ServedVendors, ticket_id: int, text: str) -> int:
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == ticket_id)
+    return sum(1 for c in ticket["comments"] if not c["public"] and text in c["body"])
+
+
+def agent_tags(vendors: ServedVendors, runtime: Runtime, ticket_id: int) -> None:
+    backend = vendors["zendesk"]
+    token = backend.credentials()["api_token"]
+    url = f"{backend.base_url}/api/v2/tickets/{ticket_id}"
+    session = requests.Session()
+    session.auth = (f"{AGENT}/token", token)
+    tags = session.get(url, timeout=10).json()["ticket"]["tags"]
+    tag = runtime.config.section("escalation")["tag"]
+    session.put(url, json={"ticket": {"tags": [*tags, tag]}}, timeout=10).raise_for_status()
+
+
+def jira_issues(vendors: ServedVendors) -> list[dict[str, Any]]:
+    issues: list[dict[str, Any]] = vendors["jira"].state()["issues"]
+    return issues
+
+
+def test_one_delivery_sent_1000_times_by_16_clients_has_one_effect(
+    vendors: ServedVendors, runtime: Runtime, server: RunningServer
+) -> None:
+    """RELIABILITY D1: one Jira issue, one remote link, one Zendesk note, one HubSpot note, 1,000 2xx answers."""
+    agent_tags(vendors, runtime, 1)
+    wait("the escalation", lambda: bool(jira_issues(vendors)) and settled(vendors, runtime))
+    delivery = vendors["zendesk"].webhooks_sent[0]  # the agent's tag, before cxbridge's own note came back
+    assert runtime.config.section("escalation")["tag"] in delivery["body"]
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def send(_: int) -> None:
+        session = requests.Session()
+        for _ in range(1000 // 16 + 1):
+            with lock:
+                if len(answers) >= 1000:
+                    return
+                answers.append(0)
+            status = session.post(
+                delivery["url"], data=delivery["body"].encode("utf-8"), headers=delivery["headers"], timeout=10
+            ).status_code
+            with lock:
+                answers[answers.index(0)] = status
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(send, range(16)))
+    wait("the queue to drain", lambda: settled(vendors, runtime))
+    assert len(answers) == 1000
+    assert all(200 <= s < 300 for s in answers)
+    issues = jira_issues(vendors)
+    assert len(issues) == 1
+    assert len(issues[0]["remoteLinks"]) == 1
+    assert zendesk_notes(vendors, 1, "Escalated to engineering") == 1
+    assert len(vendors["hubspot"].state()["objects"]["notes"]) == 1
+
+
+def test_done_reaches_three_tickets_once_through_webhooks_duplicates_and_polls(
+    vendors: ServedVendors, runtime: Runtime, server: RunningServer
+) -> None:
+    """Three linked tickets, the issue moved to Done: three notes, even with a duplicate delivery and a poll."""
+    model: Any = vendors["zendesk"].model
+    ada = model.user_by_email("ada@acme.example")
+    third, _, _ = model.create_ticket({"ticket": {"subject": "Again", "comment": {"body": "Still failing."}}}, ada)
+    key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
+    for ticket_id in ("2", str(third.id)):
+        Escalation(runtime).run(EscalationRequest(ticket_id=ticket_id, link_key=key, note="Same bug."))
+    wait("the escalations' own webhooks", lambda: settled(vendors, runtime))
+    jira = vendors["jira"]
+    before = len(jira.webhooks_sent)
+
+    creds = jira.credentials()
+    eve = requests.Session()
+    eve.auth = (creds["engineer_email"], creds["engineer_api_token"])
+    path = f"{jira.base_url}/rest/api/3/issue/{key}/transitions"
+    done = next(
+        t for t in eve.get(path, timeout=10).json()["transitions"] if t["to"]["statusCategory"]["key"] == "done"
+    )
+    eve.post(path, json={"transition": {"id": done["id"]}}, timeout=10).raise_for_status()
+    moved = f"{key} moved to Done"
+    ticket_ids = (1, 2, third.id)
+    wait(
+        "the sync back", lambda: all(zendesk_notes(vendors, t, moved) for t in ticket_ids) and settled(vendors, runtime)
+    )
+
+    # Jira delivers the same webhook again, and the reconciliation poll sees the same change
+    delivery = jira.webhooks_sent[before]
+    again = requests.post(delivery["url"], data=delivery["body"].encode(), headers=delivery["headers"], timeout=10)
+    assert again.status_code == 200
+    assert again.json()["duplicates"] == 1
+    report = reconcile(runtime, systems=["jira"], since=time.time() - 3600)
+    assert report.enqueued == 1  # the poll saw the issue in its new state: one more event for the same change
+    drain(runtime, timeout=20)
+    wait("everything to settle", lambda: settled(vendors, runtime))
+    assert [zendesk_notes(vendors, t, moved) for t in ticket_ids] == [1, 1, 1]
+    # cxbridge's own notes came back as Zendesk webhooks and were dropped: nothing more was written
+    comments = sum(len(t["comments"]) for t in vendors["zendesk"].state()["tickets"])
+    time.sleep(0.3)
+    wait("the echoes to settle", lambda: settled(vendors, runtime))
+    assert sum(len(t["comments"]) for t in vendors["zendesk"].state()["tickets"]) == comments
