@@ -2,7 +2,8 @@
 
 Plugin authors use this to prove that their connector's requests and their emulator's responses match what
 the vendor publishes. The descriptions are test data and are never shipped: they are read from the folder
-named by ``CXBRIDGE_SPECS``, else ``../shared/specs`` beside the checkout.
+named by ``CXBRIDGE_SPECS``, else ``../shared/specs`` beside the checkout. ``SandboxRuntimes`` builds
+Runtimes on the in-process emulators, the way the end-to-end tests do.
 """
 
 from __future__ import annotations
@@ -11,8 +12,23 @@ import functools
 import json
 import os
 import re
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    import requests
+    import responses
+
+    from .config import SystemConfig
+    from .connectors import Connector
+    from .models import Event
+    from .plugins import Plugins
+    from .runtime import Runtime
+    from .sandbox.modes import Vendors
+    from .webhooks.verify import Verifier
 
 SPECS_ENV = "CXBRIDGE_SPECS"
 
@@ -181,3 +197,163 @@ def validate_adf(document: Any) -> None:
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         raise SpecError(f"ADF document does not match the schema: {best.message[:300]} at {list(best.absolute_path)}")
+
+
+class CannedVendor:
+    """A vendor played by canned answers on a ``responses`` mock, and what the connector sent to it.
+
+    A test module subclasses it with a ``reply`` that checks each canned body against the vendor's
+    description before serving it; ``check_sent`` checks every JSON body the connector sent.
+    """
+
+    def __init__(self, rsps: responses.RequestsMock) -> None:
+        self.rsps = rsps
+
+    @property
+    def calls(self) -> list[Any]:
+        """The calls made so far, in order."""
+        return list(self.rsps.calls)
+
+    def sent(self, index: int) -> Any:
+        """The JSON body of the n-th request (None when it had none)."""
+        body = self.calls[index].request.body
+        return json.loads(body) if body else None
+
+    def query(self, index: int) -> dict[str, list[str]]:
+        """The query parameters of the n-th request."""
+        return parse_qs(urlsplit(self.calls[index].request.url).query)
+
+    def path(self, index: int) -> str:
+        """The path of the n-th request."""
+        return str(urlsplit(self.calls[index].request.url).path)
+
+    def check_sent(self, spec_for: Callable[[str], Spec], spec_path: Callable[[str], str] = str) -> None:
+        """Check every JSON body sent against its operation's request schema.
+
+        ``spec_for(path)`` is the description holding the path; ``spec_path(path)`` the path as it spells it.
+        """
+        for call in self.rsps.calls:
+            request: Any = call.request
+            if request.body:
+                path = urlsplit(request.url).path
+                spec = spec_for(path)
+                spec.validate_request(
+                    request.method, spec.match_path(request.method, spec_path(path)), json.loads(request.body)
+                )
+
+
+C = TypeVar("C", bound="Connector")
+
+
+def build_connector(cls: type[C], config: SystemConfig, **http_options: Any) -> C:
+    """A connector on an HTTP client for canned answers: the vendor's auth, error parser and cloud domains.
+
+    It never sleeps and counts into its own ``CallCounter`` unless ``sleep=`` or ``counter=`` say otherwise;
+    other ``HttpClient`` options (``session=``, ``allow_any_https_host=``...) are passed on.
+    """
+    from .http import CallCounter, HttpClient
+
+    options: dict[str, Any] = {"counter": CallCounter(), "sleep": lambda seconds: None, **http_options}
+    http = HttpClient(
+        config,
+        auth=cls.make_auth(config),
+        error_message=cls.error_message,
+        cloud_domains=cls.cloud_domains,
+        **options,
+    )
+    return cls(config, http)
+
+
+def verify_deliveries(verify: Verifier, deliveries: Iterable[Mapping[str, Any]], secret: str) -> list[Event]:
+    """Webhook deliveries an emulator sent (``Backend.webhooks_sent`` items), verified as the receiver would.
+
+    ``verify`` is the plugin's verifier (``verify_zendesk``...), ``secret`` the signing secret; a delivery that
+    does not verify raises as the verifier does.
+    """
+    from .secrets import Secret
+
+    events: list[Event] = []
+    for sent in deliveries:
+        events += verify(
+            method="POST",
+            url=sent["url"],
+            headers=sent["headers"],
+            body=sent["body"].encode("utf-8"),
+            secrets=[Secret(secret)],
+            now=time.time(),
+        )
+    return events
+
+
+def record_requests(connector: Connector) -> list[requests.PreparedRequest]:
+    """Every request the connector's HTTP session sends from now on, in order (as its answers arrive)."""
+    seen: list[requests.PreparedRequest] = []
+    connector.http.session.hooks["response"].append(lambda r, *a, **k: seen.append(r.request))
+    return seen
+
+
+class SandboxRuntimes:
+    """Writes sandbox configs into a folder and builds Runtimes on them; ``close()`` closes every one built.
+
+    ``runtimes(vendors, extra={"sync": {...}})`` is a Runtime on a fresh ``cxbridge.toml`` for the running
+    emulators; ``systems={"zendesk": {"max_retries": 0}}`` sets keys of ``[systems.<name>]`` tables; ``clock``
+    opens the store on that clock. ``config()`` only writes the file; ``load(path)`` builds a Runtime on one.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.made: list[Runtime] = []
+
+    def config(
+        self,
+        vendors: Vendors,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        systems: Mapping[str, Mapping[str, Any]] | None = None,
+        name: str = "cxbridge.toml",
+    ) -> Path:
+        """A config at ``folder / name`` for the running emulators, with ``extra`` sections and system keys."""
+        import tomlkit
+
+        from .sandbox.modes import write_config
+
+        path = write_config(vendors, self.folder / name, extra=extra)
+        if systems:
+            doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+            tables: Any = doc["systems"]
+            for system, values in systems.items():
+                for key, value in values.items():
+                    tables[system][key] = value
+            path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+        return path
+
+    def load(self, path: Path, *, plugins: Plugins | None = None, clock: Callable[[], float] | None = None) -> Runtime:
+        """A Runtime on the config at ``path``, with the given plugins (else the installed ones)."""
+        from .config import load_config
+        from .plugins import build_plugins
+        from .runtime import Runtime
+        from .store import SQLiteStore
+
+        plugins = plugins if plugins is not None else build_plugins()
+        config = load_config(path, plugins=plugins)
+        store = SQLiteStore(config.store_path(), clock=clock) if clock is not None else None
+        runtime = Runtime(config, plugins, store=store)
+        self.made.append(runtime)
+        return runtime
+
+    def __call__(
+        self,
+        vendors: Vendors,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        systems: Mapping[str, Mapping[str, Any]] | None = None,
+        clock: Callable[[], float] | None = None,
+        name: str = "cxbridge.toml",
+    ) -> Runtime:
+        """A Runtime on a config written by ``config()`` (``clock``: the store's clock)."""
+        return self.load(self.config(vendors, extra=extra, systems=systems, name=name), clock=clock)
+
+    def close(self) -> None:
+        """Close every Runtime built here (a Runtime closed already is closed again harmlessly)."""
+        for runtime in self.made:
+            runtime.close()

@@ -1,8 +1,10 @@
-"""Fixtures shared by the core tests: a clean environment and a fake connector for in-memory plugins."""
+"""Fixtures shared by the core tests: a clean environment, a fake connector for in-memory plugins, and sandbox
+runtimes (the emulators in process, a config pointing at them, a Runtime on it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,9 @@ import requests.auth
 from cxbridge.connectors import ConfigKey, Connector
 from cxbridge.hookspecs import hookimpl
 from cxbridge.plugins import ALLOWLIST_ENV
+from cxbridge.sandbox import mock_vendors
+from cxbridge.sandbox.modes import Vendors
+from cxbridge.testing import SandboxRuntimes
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +78,22 @@ def connectors_plugin() -> Callable[..., object]:
         return ConnectorsPlugin()
 
     return factory
+
+
+@pytest.fixture
+def vendors() -> Iterator[Vendors]:
+    """Zendesk, HubSpot and Jira emulated in process, seeded with the demo data (a test file may override it)."""
+    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:
+        yield v
+
+
+@pytest.fixture
+def sandbox_runtime(tmp_path: Path) -> Iterator[SandboxRuntimes]:
+    """Build sandbox configs and Runtimes in this test's ``tmp_path``; they are closed when the test ends.
+
+    ``sandbox_runtime(vendors, extra={"sync": {...}})`` is a Runtime on a fresh ``cxbridge.toml``; see
+    ``cxbridge.testing.SandboxRuntimes`` for ``systems=``, ``clock=``, ``.config()`` and ``.load()``.
+    """
+    runtimes = SandboxRuntimes(tmp_path)
+    yield runtimes
+    runtimes.close()

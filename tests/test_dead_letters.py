@@ -17,17 +17,15 @@ from typing import Any
 
 import pytest
 import requests
-import tomlkit
 from click.testing import CliRunner
 
 from cxbridge.cli import cli
-from cxbridge.config import load_config
 from cxbridge.errors import Unavailable, VendorError
-from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import Vendors, mock_vendors, write_config
+from cxbridge.sandbox import Vendors, mock_vendors
 from cxbridge.secrets import Secret
 from cxbridge.store import AlreadyReplayed
+from cxbridge.testing import SandboxRuntimes
 from cxbridge.worker import Worker
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -42,20 +40,14 @@ def vendors() -> Iterator[Vendors]:
 
 
 @pytest.fixture
-def config(vendors: Vendors, tmp_path: Path) -> Path:
-    path = write_config(vendors, tmp_path / "cxbridge.toml")
-    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    doc["systems"]["zendesk"]["max_retries"] = 0  # type: ignore[index]  # the worker retries, not the client
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    return path
+def config(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Path:
+    # the worker retries, not the client
+    return sandbox_runtime.config(vendors, systems={"zendesk": {"max_retries": 0}})
 
 
 @pytest.fixture
-def rt(config: Path) -> Iterator[Runtime]:
-    plugins = build_plugins()
-    runtime = Runtime(load_config(config, plugins=plugins), plugins)
-    yield runtime
-    runtime.close()
+def rt(config: Path, sandbox_runtime: SandboxRuntimes) -> Runtime:
+    return sandbox_runtime.load(config)
 
 
 def get_ticket(rt: Runtime, payload: dict[str, Any]) -> str:

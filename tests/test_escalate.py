@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from cxbridge.config import load_config
 from cxbridge.errors import AuthError, NotFound, TemplateError, VendorError
-from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
 from cxbridge.sandbox.modes import Vendors
+from cxbridge.testing import SandboxRuntimes
 from cxbridge.workflows.escalate import Escalation, EscalationPending, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -26,22 +23,8 @@ class Crash(Exception):
 
 
 @pytest.fixture
-def vendors() -> Iterator[Vendors]:
-    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:
-        yield v
-
-
-def make_runtime(vendors: Vendors, tmp_path: Path, **extra: Any) -> Runtime:
-    path = write_config(vendors, tmp_path / "cxbridge.toml", extra=extra)
-    plugins = build_plugins()
-    return Runtime(load_config(path, plugins=plugins), plugins)
-
-
-@pytest.fixture
-def runtime(vendors: Vendors, tmp_path: Path) -> Iterator[Runtime]:
-    rt = make_runtime(vendors, tmp_path)
-    yield rt
-    rt.close()
+def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Runtime:
+    return sandbox_runtime(vendors)
 
 
 def effects(vendors: Vendors) -> dict[str, int]:
@@ -203,11 +186,13 @@ def test_unconfirmed_create_that_search_cannot_see_waits_for_the_grace_period(
     assert effects(vendors)["issues"] == 1
 
 
-def test_template_error_stops_before_any_write(vendors: Vendors, tmp_path: Path) -> None:
+def test_template_error_stops_before_any_write(
+    vendors: Vendors, tmp_path: Path, sandbox_runtime: SandboxRuntimes
+) -> None:
     templates = tmp_path / "tpl"
     templates.mkdir()
     (templates / "jira_description.md.j2").write_text("ok\n{{ customer.no_such_field }}\n")
-    rt = make_runtime(vendors, tmp_path, cxbridge={"store": "cxbridge.db", "template_dirs": [str(templates)]})
+    rt = sandbox_runtime(vendors, extra={"cxbridge": {"store": "cxbridge.db", "template_dirs": [str(templates)]}})
     with pytest.raises(TemplateError, match=r"jira_description\.md\.j2, line 2"):
         Escalation(rt).run(EscalationRequest(ticket_id="1"))
     rt.close()
@@ -236,10 +221,12 @@ def test_jira_400_names_the_system_and_the_vendor_message(vendors: Vendors, runt
     assert effects(vendors) == {"issues": 0, "remote_links": 0, "zendesk_notes": 0, "hubspot_notes": 0}
 
 
-def test_bad_credentials_are_reported_by_system(vendors: Vendors, tmp_path: Path) -> None:
-    rt = make_runtime(vendors, tmp_path)
+def test_bad_credentials_are_reported_by_system(
+    vendors: Vendors, tmp_path: Path, sandbox_runtime: SandboxRuntimes
+) -> None:
+    rt = sandbox_runtime(vendors)
     (tmp_path / "hubspot.access_token.secret").write_text("wrong-token")
-    rt2 = Runtime(load_config(tmp_path / "cxbridge.toml", plugins=rt.plugins), rt.plugins)
+    rt2 = sandbox_runtime.load(tmp_path / "cxbridge.toml", plugins=rt.plugins)
     with pytest.raises(AuthError) as err:
         Escalation(rt2).run(EscalationRequest(ticket_id="1"))
     assert str(err.value).startswith("hubspot: 401")

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from cxbridge_zendesk.webhook import verify_zendesk
 
-from cxbridge.config import load_config
 from cxbridge.errors import ConfigError
 from cxbridge.models import Event, Link, Ref
-from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.base import WebhookTarget
 from cxbridge.sandbox.modes import Vendors
-from cxbridge.secrets import Secret
+from cxbridge.testing import SandboxRuntimes, verify_deliveries
 from cxbridge.workflows import events
 from cxbridge.workflows.escalate import EscalationRequest
 from cxbridge.workflows.events import enqueue_event, handle_event, system_name
@@ -37,17 +33,9 @@ def vendors() -> Iterator[Vendors]:
         yield v
 
 
-def make_runtime(vendors: Vendors, tmp_path: Path, **extra: Any) -> Runtime:
-    path = write_config(vendors, tmp_path / "cxbridge.toml", extra=extra)
-    plugins = build_plugins()
-    return Runtime(load_config(path, plugins=plugins), plugins)
-
-
 @pytest.fixture
-def runtime(vendors: Vendors, tmp_path: Path) -> Iterator[Runtime]:
-    rt = make_runtime(vendors, tmp_path)
-    yield rt
-    rt.close()
+def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Runtime:
+    return sandbox_runtime(vendors)
 
 
 def as_alex(vendors: Vendors, ticket_id: int, ticket: dict[str, Any]) -> None:
@@ -68,17 +56,7 @@ def tags_of(vendors: Vendors, ticket_id: int) -> list[str]:
 
 
 def zendesk_events(vendors: Vendors, start: int) -> list[Event]:
-    out: list[Event] = []
-    for sent in vendors["zendesk"].webhooks_sent[start:]:
-        out += verify_zendesk(
-            method="POST",
-            url=sent["url"],
-            headers=sent["headers"],
-            body=sent["body"].encode("utf-8"),
-            secrets=[Secret(HOOK_SECRET)],
-            now=time.time(),
-        )
-    return out
+    return verify_deliveries(verify_zendesk, vendors["zendesk"].webhooks_sent[start:], HOOK_SECRET)
 
 
 def issue_count(vendors: Vendors) -> int:
@@ -180,8 +158,10 @@ def test_hubspot_property_change_routes_to_an_escalation_with_hubspot_as_helpdes
     assert [(r.ticket_id, r.helpdesk, r.origin_event) for r in requests_seen] == [("77", "hubspot", "3")]
 
 
-def test_configured_integration_users_are_echoes_without_a_call(vendors: Vendors, tmp_path: Path) -> None:
-    rt = make_runtime(vendors, tmp_path, sync={"integration_users": {"jira": ["acc-1", "acc-2"], "zendesk": 42}})
+def test_configured_integration_users_are_echoes_without_a_call(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes
+) -> None:
+    rt = sandbox_runtime(vendors, extra={"sync": {"integration_users": {"jira": ["acc-1", "acc-2"], "zendesk": 42}}})
     calls = dict(vendors.calls())
     jira_event = Event(
         id="d1",

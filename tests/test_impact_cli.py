@@ -5,18 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from cxbridge.cli import cli
-from cxbridge.config import load_config
-from cxbridge.plugins import build_plugins
-from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
 from cxbridge.sandbox.modes import Vendors
+from cxbridge.testing import SandboxRuntimes
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -25,28 +21,18 @@ FIELDS = {"arr": "customfield_10100", "customers": "customfield_10101", "tickets
 
 
 @pytest.fixture
-def vendors() -> Iterator[Vendors]:
-    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:
-        yield v
+def config(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Path:
+    return sandbox_runtime.config(vendors, extra={"impact": {"fields": FIELDS}})
 
 
 @pytest.fixture
-def config(vendors: Vendors, tmp_path: Path) -> Path:
-    return write_config(vendors, tmp_path / "cxbridge.toml", extra={"impact": {"fields": FIELDS}})
-
-
-@pytest.fixture
-def issues(config: Path) -> Iterator[dict[str, str]]:
+def issues(config: Path, sandbox_runtime: SandboxRuntimes) -> dict[str, str]:
     """One issue for Acme and Globex (630,000 USD), one for Initech (12,000 USD)."""
-    plugins = build_plugins()
-    rt = Runtime(load_config(config, plugins=plugins), plugins)
-    try:
-        one = Escalation(rt).run(EscalationRequest(ticket_id="1", note="a"))
-        Escalation(rt).run(EscalationRequest(ticket_id="2", link_key=one.issue_key, note="b"))
-        two = Escalation(rt).run(EscalationRequest(ticket_id="3", note="c"))
-        yield {"big": one.issue_key, "small": two.issue_key}
-    finally:
-        rt.close()
+    rt = sandbox_runtime.load(config)
+    one = Escalation(rt).run(EscalationRequest(ticket_id="1", note="a"))
+    Escalation(rt).run(EscalationRequest(ticket_id="2", link_key=one.issue_key, note="b"))
+    two = Escalation(rt).run(EscalationRequest(ticket_id="3", note="c"))
+    return {"big": one.issue_key, "small": two.issue_key}
 
 
 def run(config: Path, *args: str) -> tuple[int, str, str]:
@@ -65,10 +51,9 @@ def test_ranking_lists_open_issues_by_arr_at_stake(config: Path, issues: dict[st
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
 
 
-def test_done_issues_leave_the_ranking(vendors: Vendors, config: Path, issues: dict[str, str]) -> None:
+def test_done_issues_leave_the_ranking(config: Path, issues: dict[str, str], sandbox_runtime: SandboxRuntimes) -> None:
     """Which issues are open comes from the tracker (status category), not from the store."""
-    plugins = build_plugins()
-    rt = Runtime(load_config(config, plugins=plugins), plugins)
+    rt = sandbox_runtime.load(config)
     try:
         rt.tracker().transition_by_name(issues["small"], "Done")  # type: ignore[attr-defined]
     finally:

@@ -7,7 +7,6 @@ emulator by each test, so that three tickets come from two companies.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,11 @@ from click.testing import CliRunner
 
 from cxbridge import impact
 from cxbridge.cli import cli
-from cxbridge.config import load_config
 from cxbridge.models import Ref
-from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.modes import Vendors
-from cxbridge.testing import validate_adf
+from cxbridge.testing import SandboxRuntimes, validate_adf
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -39,22 +36,13 @@ FIELDS = {
 
 
 @pytest.fixture
-def vendors() -> Iterator[Vendors]:
-    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:
-        yield v
+def config_path(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Path:
+    return sandbox_runtime.config(vendors, extra={"impact": {"fields": FIELDS}})
 
 
 @pytest.fixture
-def config_path(vendors: Vendors, tmp_path: Path) -> Path:
-    return write_config(vendors, tmp_path / "cxbridge.toml", extra={"impact": {"fields": FIELDS}})
-
-
-@pytest.fixture
-def runtime(config_path: Path) -> Iterator[Runtime]:
-    plugins = build_plugins()
-    rt = Runtime(load_config(config_path, plugins=plugins), plugins)
-    yield rt
-    rt.close()
+def runtime(config_path: Path, sandbox_runtime: SandboxRuntimes) -> Runtime:
+    return sandbox_runtime.load(config_path)
 
 
 def second_acme_ticket(vendors: Vendors) -> str:
@@ -183,13 +171,11 @@ def test_refresh_picks_up_arr_changed_in_the_crm(vendors: Vendors, runtime: Runt
     assert json.loads(again.stdout)["written"] is False
 
 
-def test_data_center_gets_the_block_as_wiki_text(tmp_path: Path) -> None:
+def test_data_center_gets_the_block_as_wiki_text(sandbox_runtime: SandboxRuntimes) -> None:
     """On Jira Data Center the block is wiki markup, spliced in place: a join replaces it, never adds one."""
     with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors:
         vendors["jira"].set_deployment("datacenter")  # type: ignore[attr-defined]
-        path = write_config(vendors, tmp_path / "cxbridge.toml", extra={"impact": {"fields": FIELDS}})
-        plugins = build_plugins()
-        rt = Runtime(load_config(path, plugins=plugins), plugins)
+        rt = sandbox_runtime(vendors, extra={"impact": {"fields": FIELDS}})
         try:
             first = Escalation(rt).run(EscalationRequest(ticket_id="1", note="x"))
             Escalation(rt).run(EscalationRequest(ticket_id="2", link_key=first.issue_key, note="y"))

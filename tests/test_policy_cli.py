@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cxbridge.cli import cli
-from cxbridge.sandbox import mock_vendors, write_config
 from cxbridge.sandbox.modes import Vendors
+from cxbridge.testing import SandboxRuntimes
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -36,9 +35,8 @@ POLICIES: dict[str, Any] = {
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[tuple[Vendors, Path]]:
-    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors:
-        yield vendors, write_config(vendors, tmp_path / "cxbridge.toml", extra={"policies": POLICIES})
+def sandbox(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> tuple[Vendors, Path]:
+    return vendors, sandbox_runtime.config(vendors, extra={"policies": POLICIES})
 
 
 def run(config: Path, *args: str) -> tuple[int, str, str]:

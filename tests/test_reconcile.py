@@ -23,14 +23,13 @@ from cxbridge_zendesk.connector import ZendeskConnector
 from cxbridge_zendesk.webhook import verify_zendesk
 
 from cxbridge.cli import cli
-from cxbridge.config import load_config
 from cxbridge.connectors import IssueSpec
 from cxbridge.models import Event, Link, Ref, event_from_dict
-from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.secrets import Secret
+from cxbridge.testing import SandboxRuntimes
 from cxbridge.workflows import reconcile as reconcile_module
 from cxbridge.workflows.reconcile import StreamReport, parse_since, reconcile
 
@@ -49,20 +48,13 @@ def vendors() -> Iterator[Vendors]:
 
 
 @pytest.fixture
-def config_path(vendors: Vendors, tmp_path: Path) -> Path:
-    return write_config(vendors, tmp_path / "cxbridge.toml", extra=EXTRA)
-
-
-def make_runtime(path: Path) -> Runtime:
-    plugins = build_plugins()
-    return Runtime(load_config(path, plugins=plugins), plugins)
+def config_path(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Path:
+    return sandbox_runtime.config(vendors, extra=EXTRA)
 
 
 @pytest.fixture
-def rt(config_path: Path) -> Iterator[Runtime]:
-    runtime = make_runtime(config_path)
-    yield runtime
-    runtime.close()
+def rt(config_path: Path, sandbox_runtime: SandboxRuntimes) -> Runtime:
+    return sandbox_runtime.load(config_path)
 
 
 @pytest.fixture
@@ -93,6 +85,20 @@ def add_tickets(vendors: Vendors, count: int, tags: list[str] | None = None) -> 
             ticket, _, _ = z.model.create_ticket(body, agent)
             ids.append(ticket.id)
     return ids
+
+
+def zendesk_delivery(body: bytes, secret: str) -> list[Event]:
+    """``body`` signed as Zendesk signs a webhook with ``secret``, verified by the plugin's verifier."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    signature = base64.b64encode(hmac.new(secret.encode(), stamp.encode() + body, hashlib.sha256).digest()).decode()
+    return verify_zendesk(
+        method="POST",
+        url="https://cx.example/webhooks/zendesk",
+        headers={"X-Zendesk-Webhook-Signature": signature, "X-Zendesk-Webhook-Signature-Timestamp": stamp},
+        body=body,
+        secrets=[Secret(secret)],
+        now=time.time(),
+    )
 
 
 def queued_events(rt: Runtime) -> list[Event]:
@@ -157,10 +163,10 @@ def test_since_overrides_the_checkpoint_and_bounds_the_scan(vendors: Vendors, rt
     assert rt.store.get_checkpoint("zendesk", "tickets") == stream(recent, "zendesk").cursor
 
 
-def test_first_run_looks_back_the_configured_hours(vendors: Vendors, tmp_path: Path) -> None:
+def test_first_run_looks_back_the_configured_hours(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
     tag_tickets(vendors, 1)  # changed now; the other demo tickets are 1 to 3 days old
     extra = {**EXTRA, "sync": {"lookback_hours": 12}}
-    runtime = make_runtime(write_config(vendors, tmp_path / "other.toml", extra=extra))
+    runtime = sandbox_runtime(vendors, extra=extra, name="other.toml")
     try:
         report = reconcile(runtime)
     finally:
@@ -211,17 +217,7 @@ def test_polled_zendesk_events_read_like_the_webhook(vendors: Vendors, rt: Runti
     tag_tickets(vendors, 2)
     reconcile(rt, since=LONG_AGO)
     [polled] = queued_events(rt)
-    body = json.dumps(polled.payload).encode()
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    signature = base64.b64encode(hmac.new(b"s3cret", stamp.encode() + body, hashlib.sha256).digest()).decode()
-    [delivered] = verify_zendesk(
-        method="POST",
-        url="https://cx.example/webhooks/zendesk",
-        headers={"X-Zendesk-Webhook-Signature": signature, "X-Zendesk-Webhook-Signature-Timestamp": stamp},
-        body=body,
-        secrets=[Secret("s3cret")],
-        now=time.time(),
-    )
+    [delivered] = zendesk_delivery(json.dumps(polled.payload).encode(), "s3cret")
     assert (delivered.id, delivered.kind, delivered.subject) == (polled.id, polled.kind, polled.subject)
 
 
@@ -291,16 +287,7 @@ def test_a_change_seen_by_the_webhook_and_the_poll_is_acted_on_once(vendors: Ven
 
     tag_tickets(vendors, 2)
     body = json.dumps({"id": "trigger-1", "event": "tag_added", "ticket": {"id": 2, "tags": ["csv", TAG]}}).encode()
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    signature = base64.b64encode(hmac.new(b"k", stamp.encode() + body, hashlib.sha256).digest()).decode()
-    [hooked] = verify_zendesk(
-        method="POST",
-        url="https://cx.example/webhooks/zendesk",
-        headers={"X-Zendesk-Webhook-Signature": signature, "X-Zendesk-Webhook-Signature-Timestamp": stamp},
-        body=body,
-        secrets=[Secret("k")],
-        now=time.time(),
-    )
+    [hooked] = zendesk_delivery(body, "k")
     assert enqueue_event(rt, "zendesk", hooked)
     assert reconcile(rt, since=LONG_AGO).enqueued == 1
     jobs = drain(rt)
@@ -449,12 +436,14 @@ def test_a_transition_missed_by_the_receiver_reaches_every_linked_ticket_once(ve
 # --- HubSpot tickets: the escalation property ---------------------------------------------------------------
 
 
-def test_hubspot_tickets_with_the_escalation_property_become_property_change_events(tmp_path: Path) -> None:
+def test_hubspot_tickets_with_the_escalation_property_become_property_change_events(
+    sandbox_runtime: SandboxRuntimes,
+) -> None:
     from cxbridge_hubspot.sandbox.models import OBJECT_TYPES
 
     with mock_vendors(["zendesk", "jira", "hubspot"], seed="demo") as vendors:
         vendors["zendesk"].incremental_delay = 0
-        runtime = make_runtime(write_config(vendors, tmp_path / "cxbridge.toml"))
+        runtime = sandbox_runtime(vendors)
         try:
             hub = vendors["hubspot"]
             with hub.lock:

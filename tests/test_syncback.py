@@ -21,15 +21,13 @@ from cxbridge_jira.webhook import verify_jira
 from cxbridge_zendesk.connector import ZendeskConnector
 from cxbridge_zendesk.webhook import verify_zendesk
 
-from cxbridge.config import load_config
 from cxbridge.models import Event, Ref
-from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.base import Backend, WebhookTarget
 from cxbridge.sandbox.modes import Vendors
-from cxbridge.secrets import Secret
 from cxbridge.store import open_store
+from cxbridge.testing import SandboxRuntimes, verify_deliveries
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 from cxbridge.workflows.events import enqueue_event, handle_event
 from cxbridge.workflows.syncback import SyncBack
@@ -54,17 +52,9 @@ def vendors() -> Iterator[Vendors]:
         yield v
 
 
-def make_runtime(vendors: Vendors, tmp_path: Path, sync: dict[str, Any] | None = None) -> Runtime:
-    path = write_config(vendors, tmp_path / "cxbridge.toml", extra={"sync": sync if sync is not None else SYNC})
-    plugins = build_plugins()
-    return Runtime(load_config(path, plugins=plugins), plugins)
-
-
 @pytest.fixture
-def runtime(vendors: Vendors, tmp_path: Path) -> Iterator[Runtime]:
-    rt = make_runtime(vendors, tmp_path)
-    yield rt
-    rt.close()
+def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Runtime:
+    return sandbox_runtime(vendors, extra={"sync": SYNC})
 
 
 # -- acting as people, reading webhooks ----------------------------------------------------------------------------
@@ -101,17 +91,7 @@ def move(vendors: Vendors, key: str, status: str) -> None:
 
 def webhook_events(backend: Backend, start: int) -> list[Event]:
     """The deliveries the emulator sent since ``start``, verified as the receiver would."""
-    events: list[Event] = []
-    for sent in backend.webhooks_sent[start:]:
-        events += VERIFIERS[backend.system](
-            method="POST",
-            url=sent["url"],
-            headers=sent["headers"],
-            body=sent["body"].encode("utf-8"),
-            secrets=[Secret(HOOK_SECRET)],
-            now=time.time(),
-        )
-    return events
+    return verify_deliveries(VERIFIERS[backend.system], backend.webhooks_sent[start:], HOOK_SECRET)
 
 
 def deliver(rt: Runtime, backend: Backend, start: int, *, twice: bool = False) -> list[str]:
@@ -226,14 +206,14 @@ def test_notes_cxbridge_wrote_come_back_as_echoes_and_are_dropped(vendors: Vendo
 
 
 def test_own_note_is_recognised_by_its_fingerprint_without_the_actor(
-    vendors: Vendors, tmp_path: Path, runtime: Runtime
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, runtime: Runtime
 ) -> None:
     """With another integration user configured, the note still matches the write cxbridge just made."""
     key = three_linked(vendors, runtime)
     start, z_start = len(vendors["jira"].webhooks_sent), len(vendors["zendesk"].webhooks_sent)
     move(vendors, key, "Done")
     deliver(runtime, vendors["jira"], start)
-    other = make_runtime(vendors, tmp_path, {**SYNC, "integration_users": {"zendesk": "999999"}})
+    other = sandbox_runtime(vendors, extra={"sync": {**SYNC, "integration_users": {"zendesk": "999999"}}})
     other._store = runtime.store  # the same store: the fingerprints live there
     outcomes = [handle_event(other, e, system="zendesk") for e in webhook_events(vendors["zendesk"], z_start)]
     assert outcomes
@@ -372,8 +352,8 @@ def test_crash_after_a_write_then_rerun_writes_nothing_twice(vendors: Vendors, r
     assert len(crm_notes(vendors, f"{key}</a> moved to Done")) == 1
 
 
-def test_drafted_reply_is_an_internal_note_for_the_agent(vendors: Vendors, tmp_path: Path) -> None:
-    rt = make_runtime(vendors, tmp_path, {"status_map": {}, "draft_reply_on": ["done"]})
+def test_drafted_reply_is_an_internal_note_for_the_agent(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+    rt = sandbox_runtime(vendors, extra={"sync": {"status_map": {}, "draft_reply_on": ["done"]}})
     key = three_linked(vendors, rt)
     start = len(vendors["jira"].webhooks_sent)
     move(vendors, key, "Done")
@@ -386,7 +366,9 @@ def test_drafted_reply_is_an_internal_note_for_the_agent(vendors: Vendors, tmp_p
     rt.close()
 
 
-def test_six_updates_in_any_order_leave_the_same_final_state(vendors: Vendors, tmp_path: Path) -> None:
+def test_six_updates_in_any_order_leave_the_same_final_state(
+    vendors: Vendors, tmp_path: Path, sandbox_runtime: SandboxRuntimes
+) -> None:
     """RELIABILITY D8: six status updates of one issue, delivered in (a sample of) every order: same end state."""
     jira = vendors["jira"]
     sync = {
@@ -394,7 +376,7 @@ def test_six_updates_in_any_order_leave_the_same_final_state(vendors: Vendors, t
         "crm_notes": False,
         "integration_users": {"jira": jira.integration_user.account_id, "zendesk": "1"},
     }
-    setup = make_runtime(vendors, tmp_path, sync)
+    setup = sandbox_runtime(vendors, extra={"sync": sync})
     key = Escalation(setup).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
     links = setup.store.links_for_issue_key(key)
     start = len(jira.webhooks_sent)

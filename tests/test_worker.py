@@ -19,10 +19,8 @@ from typing import Any
 
 import pytest
 import requests
-import tomlkit
 
 from cxbridge import worker as worker_module
-from cxbridge.config import load_config
 from cxbridge.errors import (
     AmbiguousOutcome,
     AuthError,
@@ -34,11 +32,11 @@ from cxbridge.errors import (
     Unavailable,
     VendorError,
 )
-from cxbridge.plugins import build_plugins
 from cxbridge.policy import PolicyRefused
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox import mock_vendors
 from cxbridge.store import SQLiteStore
+from cxbridge.testing import SandboxRuntimes
 from cxbridge.worker import Worker, backoff_delay, drain, start_workers
 from cxbridge.workflows.escalate import EscalationPending
 
@@ -606,25 +604,15 @@ def test_drain_leaves_far_retries_pending(store: SQLiteStore, clock: Clock) -> N
 # --- rate limits from the sandbox (real connector calls) -----------------------------------------------------------
 
 
-def _sandbox_runtime(vendors: Any, tmp_path: Path, clock: Clock) -> Runtime:
-    path = write_config(vendors, tmp_path / "cxbridge.toml")
-    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    doc["systems"]["zendesk"]["max_retries"] = 0  # type: ignore[index]
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    plugins = build_plugins()
-    store = SQLiteStore(tmp_path / "jobs.db", clock=clock)
-    return Runtime(load_config(path, plugins=plugins), plugins, store=store)
-
-
 def _get_ticket(rt: Runtime, payload: dict[str, Any]) -> str:
     return rt.helpdesk("zendesk").get_ticket(str(payload["ticket"])).subject
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
-def test_sandbox_429_and_503_with_retry_after_all_jobs_complete(tmp_path: Path, clock: Clock) -> None:
+def test_sandbox_429_and_503_with_retry_after_all_jobs_complete(sandbox_runtime: SandboxRuntimes, clock: Clock) -> None:
     with mock_vendors(["zendesk"], seed="demo") as vendors:
         vendors["zendesk"].clock = clock  # its rate-limit windows run on the virtual clock
-        rt = _sandbox_runtime(vendors, tmp_path, clock)
+        rt = sandbox_runtime(vendors, systems={"zendesk": {"max_retries": 0}}, clock=clock)
         try:
             base = vendors.base_url("zendesk")
             r = requests.post(f"{base}/_sandbox/fail-next", json={"status": 429, "count": 3, "retry_after": 7})
@@ -684,11 +672,11 @@ def test_sandbox_429_and_503_with_retry_after_all_jobs_complete(tmp_path: Path, 
             rt.close()
 
 
-def test_a_worker_never_sleeps_long_for_a_rate_limit(tmp_path: Path) -> None:
+def test_a_worker_never_sleeps_long_for_a_rate_limit(sandbox_runtime: SandboxRuntimes) -> None:
     """Workers cap the HTTP layer's inline Retry-After wait, so a long one re-queues the job (RELIABILITY R2)."""
     clock = Clock()
     with mock_vendors(["zendesk"], seed="demo") as vendors:
-        rt = _sandbox_runtime(vendors, tmp_path, clock)
+        rt = sandbox_runtime(vendors, systems={"zendesk": {"max_retries": 0}}, clock=clock)
         before = rt.helpdesk()
         assert before.http.max_inline_wait > worker_module.INLINE_WAIT
         Worker(rt)

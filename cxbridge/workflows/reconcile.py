@@ -261,6 +261,32 @@ def _iso(value: datetime | None) -> str:
     return aware.isoformat()
 
 
+def _millis(value: datetime | None) -> int | None:
+    """Epoch milliseconds, as HubSpot's ``occurredAt`` and Jira's ``timestamp`` carry them."""
+    return int(value.timestamp() * 1000) if value else None
+
+
+def _object_id(ref: Ref) -> int | str:
+    """A record id as the vendor's payload spells it: a number when it is one."""
+    return int(ref.id) if ref.id.isdigit() else ref.id
+
+
+def _polled_event(
+    connector: Connector, kind: str, subject: Ref, delivery: str, payload: dict[str, Any], occurred: datetime | None
+) -> Event:
+    """The Event for a polled state: no actor, received now, ``delivery`` (``poll_delivery_id``) as its id."""
+    return Event(
+        id=delivery,
+        system=connector.system,
+        kind=kind,
+        subject=subject,
+        actor=None,
+        payload=payload,
+        received_at=datetime.now(UTC),
+        occurred_at=occurred,
+    )
+
+
 ZENDESK_TICKET_KEYS = (
     "id",
     "url",
@@ -292,7 +318,7 @@ def zendesk_ticket_event(connector: Helpdesk, ticket: Ticket, *, tag: str) -> Ev
     subject = Ref(connector.system, "ticket", ticket.ref.id)
     delivery = poll_delivery_id(subject, str(updated))
     body = {k: raw[k] for k in ZENDESK_TICKET_KEYS if k in raw}
-    body.setdefault("id", int(ticket.ref.id) if ticket.ref.id.isdigit() else ticket.ref.id)
+    body.setdefault("id", _object_id(ticket.ref))
     body.setdefault("tags", list(ticket.tags))
     body.setdefault("updated_at", updated)
     payload = {
@@ -303,16 +329,7 @@ def zendesk_ticket_event(connector: Helpdesk, ticket: Ticket, *, tag: str) -> Ev
         "tags_added": [tag],
         "source": POLL_PREFIX,
     }
-    return Event(
-        id=delivery,
-        system=connector.system,
-        kind="ticket.tag_added",
-        subject=subject,
-        actor=None,
-        payload=payload,
-        received_at=datetime.now(UTC),
-        occurred_at=ticket.updated_at,
-    )
+    return _polled_event(connector, "ticket.tag_added", subject, delivery, payload, ticket.updated_at)
 
 
 def _hubspot_property(connector: Connector) -> str:
@@ -344,26 +361,16 @@ def hubspot_ticket_event(connector: Helpdesk, ticket: Ticket) -> Event:
     updated = raw.get("updatedAt") if isinstance(raw.get("updatedAt"), str) else _iso(ticket.updated_at)
     subject = Ref(connector.system, "ticket", ticket.ref.id)
     delivery = poll_delivery_id(subject, str(updated))
-    occurred = int(ticket.updated_at.timestamp() * 1000) if ticket.updated_at else None
     payload: dict[str, Any] = {
         "eventId": delivery,
         "subscriptionType": "ticket.propertyChange",
-        "objectId": int(ticket.ref.id) if ticket.ref.id.isdigit() else ticket.ref.id,
+        "objectId": _object_id(ticket.ref),
         "propertyName": prop,
         "propertyValue": None if value is None else str(value),
-        "occurredAt": occurred,
+        "occurredAt": _millis(ticket.updated_at),
         "source": POLL_PREFIX,
     }
-    return Event(
-        id=delivery,
-        system=connector.system,
-        kind="ticket.propertyChange",
-        subject=subject,
-        actor=None,
-        payload=payload,
-        received_at=datetime.now(UTC),
-        occurred_at=ticket.updated_at,
-    )
+    return _polled_event(connector, "ticket.propertyChange", subject, delivery, payload, ticket.updated_at)
 
 
 def jira_issue_event(connector: Tracker, issue: Issue) -> Event:
@@ -378,22 +385,13 @@ def jira_issue_event(connector: Tracker, issue: Issue) -> Event:
     subject = Ref(connector.system, "issue", issue.ref.id)
     delivery = poll_delivery_id(subject, updated)
     payload: dict[str, Any] = {
-        "timestamp": int(issue.updated_at.timestamp() * 1000) if issue.updated_at else None,
+        "timestamp": _millis(issue.updated_at),
         "webhookEvent": "jira:issue_updated",
         "issue_event_type_name": "issue_generic",
         "issue": {"id": issue.ref.id, "key": issue.key, "fields": fields},
         "source": POLL_PREFIX,
     }
-    return Event(
-        id=delivery,
-        system=connector.system,
-        kind="jira:issue_updated",
-        subject=subject,
-        actor=None,
-        payload=payload,
-        received_at=datetime.now(UTC),
-        occurred_at=issue.updated_at,
-    )
+    return _polled_event(connector, "jira:issue_updated", subject, delivery, payload, issue.updated_at)
 
 
 def _fields_of(issue: Issue) -> dict[str, Any]:

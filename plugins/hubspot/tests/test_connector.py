@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -20,10 +20,9 @@ from cxbridge_hubspot.connector import HubSpotConnector
 
 from cxbridge.config import SystemConfig
 from cxbridge.errors import AmbiguousOutcome, AuthError, ConfigError, RateLimited, Unavailable, VendorError
-from cxbridge.http import CallCounter, HttpClient
 from cxbridge.models import Customer, Ref
 from cxbridge.secrets import Secret
-from cxbridge.testing import Spec
+from cxbridge.testing import CannedVendor, Spec, build_connector
 
 BASE = "https://api.hubapi.com"
 TOKEN = "pat-eu1-11111111-2222-3333-4444-555555555555"
@@ -145,11 +144,8 @@ RATE_LIMITED = {
 # -- harness --------------------------------------------------------------------------------------------------
 
 
-class Vendor:
+class Vendor(CannedVendor):
     """The canned HubSpot: queues validated responses and records what the connector sent."""
-
-    def __init__(self, rsps: responses.RequestsMock) -> None:
-        self.rsps = rsps
 
     def reply(
         self,
@@ -174,17 +170,6 @@ class Vendor:
         url = re.compile(re.escape(BASE + path) + r"(\?.*)?$")
         self.rsps.add(method, url, json=body, status=status, headers=headers)
 
-    @property
-    def calls(self) -> list[Any]:
-        return list(self.rsps.calls)
-
-    def sent(self, index: int) -> Any:
-        body = self.calls[index].request.body
-        return json.loads(body) if body else None
-
-    def query(self, index: int) -> dict[str, list[str]]:
-        return parse_qs(urlsplit(self.calls[index].request.url).query)
-
 
 @pytest.fixture
 def vendor() -> Iterator[Vendor]:
@@ -192,12 +177,7 @@ def vendor() -> Iterator[Vendor]:
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         v = Vendor(rsps)
         yield v
-        for call in rsps.calls:
-            if call.request.body:
-                path = urlsplit(call.request.url).path
-                spec = spec_for(path)
-                method = call.request.method
-                spec.validate_request(method, spec.match_path(method, path), json.loads(call.request.body))
+        v.check_sent(spec_for)
 
 
 def make_config(**options: Any) -> SystemConfig:
@@ -217,17 +197,13 @@ def sleeps() -> Sleeps:
 
 
 def build(config: SystemConfig, sleeps: Sleeps) -> HubSpotConnector:
-    http = HttpClient(
+    return build_connector(
+        HubSpotConnector,
         config,
-        auth=HubSpotConnector.make_auth(config),
-        error_message=HubSpotConnector.error_message,
-        counter=CallCounter(),
         session=requests.Session(),
         default_headers=dict(HubSpotConnector.default_headers),
-        cloud_domains=HubSpotConnector.cloud_domains,
         sleep=sleeps,
     )
-    return HubSpotConnector(config, http)
 
 
 @pytest.fixture

@@ -6,13 +6,11 @@ the connector sends is validated against the operation's request schema when the
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -22,14 +20,25 @@ from cxbridge_hubspot.connector import HubSpotConnector, html_to_text, text_to_h
 from cxbridge.config import SystemConfig
 from cxbridge.connectors import CRM, CRM_ROLE, HELPDESK, Helpdesk
 from cxbridge.errors import ConfigError
-from cxbridge.http import CallCounter, HttpClient
 from cxbridge.models import Ref, Ticket
 from cxbridge.secrets import Secret
-from cxbridge.testing import Spec
+from cxbridge.testing import CannedVendor, Spec, build_connector
 
 BASE = "https://api.hubapi.com"
 TOKEN = "pat-na1-66666666-7777-8888-9999-000000000000"
 PORTAL = "24681357"
+TICKET_READ = [
+    "subject",
+    "content",
+    "hs_pipeline",
+    "hs_pipeline_stage",
+    "hs_ticket_priority",
+    "createdate",
+    "hs_lastmodifieddate",
+    "cxbridge_escalate",
+    "cxbridge_issue_key",
+]
+"""The ticket properties a read asks for, in order (written out here, not taken from the connector)."""
 
 SPECS = {
     "/crm/v3/objects/tickets": Spec("hubspot-tickets"),
@@ -112,11 +121,8 @@ def note_links(ids: list[str], after: str | None = None) -> dict[str, Any]:
     return body
 
 
-class Vendor:
+class Vendor(CannedVendor):
     """Canned HubSpot: queues validated responses, records what the connector sent."""
-
-    def __init__(self, rsps: responses.RequestsMock) -> None:
-        self.rsps = rsps
 
     def reply(self, method: str, path: str, body: Any, *, status: int = 200) -> None:
         spec = spec_for(path)
@@ -127,32 +133,13 @@ class Vendor:
             spec.validate_response(method, template, status, body)
         self.rsps.add(method, re.compile(re.escape(BASE + path) + r"(\?.*)?$"), json=body, status=status)
 
-    @property
-    def calls(self) -> list[Any]:
-        return list(self.rsps.calls)
-
-    def sent(self, index: int) -> Any:
-        body = self.calls[index].request.body
-        return json.loads(body) if body else None
-
-    def query(self, index: int) -> dict[str, list[str]]:
-        return parse_qs(urlsplit(self.calls[index].request.url).query)
-
-    def path(self, index: int) -> str:
-        return urlsplit(self.calls[index].request.url).path
-
 
 @pytest.fixture
 def vendor() -> Iterator[Vendor]:
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         v = Vendor(rsps)
         yield v
-        for call in rsps.calls:
-            if call.request.body:
-                path = urlsplit(call.request.url).path
-                spec = spec_for(path)
-                method = call.request.method
-                spec.validate_request(method, spec.match_path(method, path), json.loads(call.request.body))
+        v.check_sent(spec_for)
 
 
 def make_config(**options: Any) -> SystemConfig:
@@ -162,17 +149,7 @@ def make_config(**options: Any) -> SystemConfig:
 
 
 def build(config: SystemConfig | None = None) -> HubSpotConnector:
-    config = config or make_config()
-    http = HttpClient(
-        config,
-        auth=HubSpotConnector.make_auth(config),
-        error_message=HubSpotConnector.error_message,
-        counter=CallCounter(),
-        session=requests.Session(),
-        cloud_domains=HubSpotConnector.cloud_domains,
-        sleep=lambda _s: None,
-    )
-    return HubSpotConnector(config, http)
+    return build_connector(HubSpotConnector, config or make_config(), session=requests.Session())
 
 
 @pytest.fixture
@@ -227,17 +204,7 @@ def test_get_ticket_reads_ticket_and_requester_in_two_calls(vendor: Vendor, hs: 
     assert len(vendor.calls) == 2
     query = vendor.query(0)
     assert query["associations"] == ["contacts,companies"]
-    assert query["properties"][0].split(",") == [
-        "subject",
-        "content",
-        "hs_pipeline",
-        "hs_pipeline_stage",
-        "hs_ticket_priority",
-        "createdate",
-        "hs_lastmodifieddate",
-        "cxbridge_escalate",
-        "cxbridge_issue_key",
-    ]
+    assert query["properties"][0].split(",") == TICKET_READ
     assert vendor.query(1)["properties"] == ["email,firstname,lastname,company"]
     assert ticket.ref == Ref("hubspot", "ticket", "5001")
     assert ticket.url == f"https://app.hubspot.com/contacts/{PORTAL}/record/0-5/5001"
@@ -416,17 +383,7 @@ def test_changed_tickets_restarts_from_the_last_modified_time(vendor: Vendor, hs
     assert first == {
         "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(MS1)}]}],
         "sorts": ["hs_lastmodifieddate"],
-        "properties": [
-            "subject",
-            "content",
-            "hs_pipeline",
-            "hs_pipeline_stage",
-            "hs_ticket_priority",
-            "createdate",
-            "hs_lastmodifieddate",
-            "cxbridge_escalate",
-            "cxbridge_issue_key",
-        ],
+        "properties": TICKET_READ,
         "limit": 100,
         "after": "0",
     }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,14 @@ from cxbridge_hubspot.sandbox.backend import HubSpotBackend
 from cxbridge_hubspot.webhook import verify_hubspot
 from urllib3.util.retry import Retry
 
-from cxbridge.config import SystemConfig, load_config
+from cxbridge.config import SystemConfig
 from cxbridge.http import CallCounter
 from cxbridge.models import Ref
-from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, serve_vendors, write_config
+from cxbridge.sandbox import mock_vendors, serve_vendors
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.secrets import Secret
-from cxbridge.testing import Spec
+from cxbridge.testing import SandboxRuntimes, Spec, verify_deliveries
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -123,16 +121,7 @@ def test_escalation_property_change_fires_a_signed_webhook(hub: HubSpotBackend) 
     )
     sent = deliveries(hub)
     assert len(sent) == 2  # the issue key is not subscribed: no event for it
-    events = []
-    for delivery in sent:
-        events += verify_hubspot(
-            method="POST",
-            url=delivery["url"],
-            headers=delivery["headers"],
-            body=delivery["body"].encode("utf-8"),
-            secrets=[Secret(HOOK_SECRET)],
-            now=time.time(),
-        )
+    events = verify_deliveries(verify_hubspot, sent, HOOK_SECRET)
     assert [(e.kind, e.subject, e.payload["propertyName"], e.payload["propertyValue"]) for e in events] == [
         ("ticket.propertyChange", Ref("hubspot", "ticket", tid), "cxbridge_escalate", "true"),
         ("ticket.propertyChange", Ref("hubspot", "ticket", tid), "cxbridge_escalate", "false"),
@@ -141,14 +130,7 @@ def test_escalation_property_change_fires_a_signed_webhook(hub: HubSpotBackend) 
     assert events[1].actor == str(hub.app_id)
     tampered = dict(sent[0], body=sent[0]["body"].replace('"true"', '"TRUE"'))
     with pytest.raises(Exception, match="signature"):
-        verify_hubspot(
-            method="POST",
-            url=tampered["url"],
-            headers=tampered["headers"],
-            body=tampered["body"].encode("utf-8"),
-            secrets=[Secret(HOOK_SECRET)],
-            now=time.time(),
-        )
+        verify_deliveries(verify_hubspot, [tampered], HOOK_SECRET)
 
 
 # -- the connector against the emulator ---------------------------------------------------------------------------
@@ -252,11 +234,9 @@ def vendors() -> Iterator[Vendors]:
 
 @pytest.fixture
 def runtime(vendors: Vendors, tmp_path: Path) -> Iterator[Runtime]:
-    path = write_config(vendors, tmp_path / "cxbridge.toml")
-    plugins = build_plugins()
-    rt = Runtime(load_config(path, plugins=plugins), plugins)
-    yield rt
-    rt.close()
+    runtimes = SandboxRuntimes(tmp_path)
+    yield runtimes(vendors)
+    runtimes.close()
 
 
 def test_escalation_with_hubspot_as_the_helpdesk(vendors: Vendors, runtime: Runtime) -> None:

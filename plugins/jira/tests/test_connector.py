@@ -35,9 +35,9 @@ from cxbridge.errors import (
     Unavailable,
     VendorError,
 )
-from cxbridge.http import CallCounter, HttpClient
+from cxbridge.http import CallCounter
 from cxbridge.secrets import Secret
-from cxbridge.testing import Spec, SpecError, validate_adf
+from cxbridge.testing import Spec, SpecError, build_connector, validate_adf
 
 SPEC = Spec("jira")
 CLOUD_BASE = "https://acme.atlassian.net"
@@ -65,16 +65,7 @@ def config(deployment: str = "cloud", **options: Any) -> SystemConfig:
 def connector(deployment: str = "cloud", **options: Any) -> JiraConnector:
     """The connector with an HTTP client that never sleeps and counts into its own counter."""
     cfg = config(deployment, **options)
-    http = HttpClient(
-        cfg,
-        auth=JiraConnector.make_auth(cfg),
-        error_message=JiraConnector.error_message,
-        counter=CallCounter(),
-        cloud_domains=JiraConnector.cloud_domains,
-        allow_any_https_host=deployment == "datacenter",
-        sleep=lambda seconds: None,
-    )
-    return JiraConnector(cfg, http)
+    return build_connector(JiraConnector, cfg, allow_any_https_host=deployment == "datacenter")
 
 
 class JiraApi:

@@ -15,12 +15,11 @@ import requests
 from cxbridge_jira import connector as jira_module
 from cxbridge_jira.connector import CHANGED_OVERLAP, INDEX_LAG, WIDEST_UTC_OFFSET, JiraConnector
 
-from cxbridge.config import load_config
 from cxbridge.connectors import IssueSpec
-from cxbridge.plugins import build_plugins
-from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.modes import Vendors
+from cxbridge.testing import SandboxRuntimes
+from cxbridge.testing import record_requests as sent
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -39,18 +38,11 @@ def vendors(deployment: str) -> Iterator[Vendors]:
 
 @pytest.fixture
 def jira(vendors: Vendors, tmp_path: Path) -> Iterator[JiraConnector]:
-    plugins = build_plugins()
-    rt = Runtime(load_config(write_config(vendors, tmp_path / "cxbridge.toml"), plugins=plugins), plugins)
-    connector = rt.tracker()
+    runtimes = SandboxRuntimes(tmp_path)
+    connector = runtimes(vendors).tracker()
     assert isinstance(connector, JiraConnector)
     yield connector
-    rt.close()
-
-
-def sent(connector: JiraConnector) -> list[requests.PreparedRequest]:
-    seen: list[requests.PreparedRequest] = []
-    connector.http.session.hooks["response"].append(lambda r, *a, **k: seen.append(r.request))
-    return seen
+    runtimes.close()
 
 
 def jql_of(request: requests.PreparedRequest) -> str:

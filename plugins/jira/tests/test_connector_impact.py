@@ -15,9 +15,8 @@ from cxbridge_jira.adf import markdown_to_adf
 from cxbridge_jira.connector import JiraConnector
 
 from cxbridge.config import SystemConfig
-from cxbridge.http import CallCounter, HttpClient
 from cxbridge.secrets import Secret
-from cxbridge.testing import Spec, validate_adf
+from cxbridge.testing import Spec, build_connector, validate_adf
 
 SPEC = Spec("jira")
 BASES = {"cloud": "https://acme.atlassian.net", "datacenter": "https://jira.example.org"}
@@ -31,16 +30,7 @@ def connector(deployment: str) -> JiraConnector:
     cfg = SystemConfig(
         name="jira", plugin="jira", base_url=BASES[deployment], max_retries=0, options={**opts, "project": "SUP"}
     )
-    http = HttpClient(
-        cfg,
-        auth=JiraConnector.make_auth(cfg),
-        error_message=JiraConnector.error_message,
-        counter=CallCounter(),
-        cloud_domains=JiraConnector.cloud_domains,
-        allow_any_https_host=deployment == "datacenter",
-        sleep=lambda seconds: None,
-    )
-    return JiraConnector(cfg, http)
+    return build_connector(JiraConnector, cfg, allow_any_https_host=deployment == "datacenter")
 
 
 @pytest.fixture(params=["cloud", "datacenter"])

@@ -29,9 +29,9 @@ from cxbridge.errors import (
     Unavailable,
     VendorError,
 )
-from cxbridge.http import CallCounter, HttpClient
+from cxbridge.http import CallCounter
 from cxbridge.secrets import Secret
-from cxbridge.testing import Spec
+from cxbridge.testing import CannedVendor, Spec, build_connector
 
 BASE = "https://acme.zendesk.com"
 FIELD_ID = 360001234567
@@ -180,11 +180,8 @@ def validate_served(method: str, path: str, status: int, body: Any, schema: str 
             SPEC.validate_schema("CursorPaginationMeta", {"meta": body["meta"], "links": body["links"]})
 
 
-class Vendor:
+class Vendor(CannedVendor):
     """The canned Zendesk: queues validated responses and records what the connector sent."""
-
-    def __init__(self, rsps: responses.RequestsMock) -> None:
-        self.rsps = rsps
 
     def reply(
         self,
@@ -201,14 +198,6 @@ class Vendor:
         match = [responses.matchers.query_param_matcher(query)] if query is not None else []
         self.rsps.add(method, BASE + path, json=body, status=status, headers=headers, match=match)
 
-    @property
-    def calls(self) -> list[Any]:
-        return list(self.rsps.calls)
-
-    def sent(self, index: int) -> Any:
-        body = self.calls[index].request.body
-        return json.loads(body) if body else None
-
 
 @pytest.fixture
 def vendor() -> Iterator[Vendor]:
@@ -216,12 +205,7 @@ def vendor() -> Iterator[Vendor]:
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         v = Vendor(rsps)
         yield v
-        for call in rsps.calls:
-            if call.request.body:
-                path = urlsplit(call.request.url).path
-                method = call.request.method
-                template = SPEC.match_path(method, spec_path(path))
-                SPEC.validate_request(method, template, json.loads(call.request.body))
+        v.check_sent(lambda path: SPEC, spec_path)
 
 
 def make_config(**options: Any) -> SystemConfig:
@@ -251,18 +235,14 @@ def counter() -> CallCounter:
 
 @pytest.fixture
 def zd(sleeps: Sleeps, counter: CallCounter) -> ZendeskConnector:
-    config = make_config()
-    http = HttpClient(
-        config,
-        auth=ZendeskConnector.make_auth(config),
-        error_message=ZendeskConnector.error_message,
+    return build_connector(
+        ZendeskConnector,
+        make_config(),
         counter=counter,
         session=requests.Session(),
         default_headers=dict(ZendeskConnector.default_headers),
-        cloud_domains=ZendeskConnector.cloud_domains,
         sleep=sleeps,
     )
-    return ZendeskConnector(config, http)
 
 
 # -- configuration and auth -----------------------------------------------------------------------------------

@@ -14,16 +14,14 @@ import requests
 import responses
 from cxbridge_zendesk.connector import EXPORT_MIN_AGE, ZendeskConnector
 
-from cxbridge.config import SystemConfig, load_config
+from cxbridge.config import SystemConfig
 from cxbridge.errors import VendorError
-from cxbridge.http import CallCounter, HttpClient
 from cxbridge.models import Ticket
-from cxbridge.plugins import build_plugins
-from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.secrets import Secret
-from cxbridge.testing import Spec
+from cxbridge.testing import SandboxRuntimes, Spec, build_connector
+from cxbridge.testing import record_requests as sent
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -39,19 +37,11 @@ def vendors() -> Iterator[Vendors]:
 
 @pytest.fixture
 def zd(vendors: Vendors, tmp_path: Path) -> Iterator[ZendeskConnector]:
-    plugins = build_plugins()
-    rt = Runtime(load_config(write_config(vendors, tmp_path / "cxbridge.toml"), plugins=plugins), plugins)
-    connector = rt.helpdesk()
+    runtimes = SandboxRuntimes(tmp_path)
+    connector = runtimes(vendors).helpdesk()
     assert isinstance(connector, ZendeskConnector)
     yield connector
-    rt.close()
-
-
-def sent(connector: ZendeskConnector) -> list[requests.PreparedRequest]:
-    """Record every request the connector's session sends from now on."""
-    seen: list[requests.PreparedRequest] = []
-    connector.http.session.hooks["response"].append(lambda r, *a, **k: seen.append(r.request))
-    return seen
+    runtimes.close()
 
 
 def query(request: requests.PreparedRequest) -> dict[str, list[str]]:
@@ -162,15 +152,7 @@ def canned_connector() -> ZendeskConnector:
         max_retries=0,
         options={"email": "a@acme.example", "api_token": Secret("tok-123"), "issue_key_field_id": 5},
     )
-    http = HttpClient(
-        cfg,
-        auth=ZendeskConnector.make_auth(cfg),
-        error_message=ZendeskConnector.error_message,
-        counter=CallCounter(),
-        cloud_domains=ZendeskConnector.cloud_domains,
-        sleep=lambda s: None,
-    )
-    return ZendeskConnector(cfg, http)
+    return build_connector(ZendeskConnector, cfg)
 
 
 def export_body(ids: list[int], after: str | None, end: bool, after_url: str | None = None) -> dict[str, Any]:
