@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cxbridge.config import load_config
 from cxbridge.models import Person
-from cxbridge.plugins import build_plugins
 from cxbridge.policy import PolicyRefused, parse_action
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
 from cxbridge.sandbox.modes import Vendors
+from cxbridge.testing import SandboxRuntimes
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -28,18 +24,8 @@ POLICIES: dict[str, Any] = {
 
 
 @pytest.fixture
-def vendors() -> Iterator[Vendors]:
-    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:
-        yield v
-
-
-@pytest.fixture
-def runtime(vendors: Vendors, tmp_path: Path) -> Iterator[Runtime]:
-    path = write_config(vendors, tmp_path / "cxbridge.toml", extra={"policies": POLICIES})
-    plugins = build_plugins()
-    rt = Runtime(load_config(path, plugins=plugins), plugins)
-    yield rt
-    rt.close()
+def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Runtime:
+    return sandbox_runtime(vendors, extra={"policies": POLICIES})
 
 
 def status(vendors: Vendors, key: str) -> dict[str, Any]:
