@@ -180,6 +180,8 @@ class _Heartbeat:
                 return
 
 
+HOUSEKEEPING_SECONDS = 3600.0
+"""How often a running worker purges expired inbox rows."""
 INLINE_WAIT = 1.0
 """The longest a worker's API call sleeps for a Retry-After; a longer wait re-queues the job (RELIABILITY R2)."""
 
@@ -324,9 +326,26 @@ class Worker:
 
     # --- loops --------------------------------------------------------------------------------------------
 
+    def housekeeping(self) -> int:
+        """Delete inbox rows past their retention (7 days, longer than any vendor's retry horizon); returns how many."""
+        purged = self.rt.store.purge_inbox()
+        if purged:
+            log.info("worker %s: purged %d inbox rows older than the retention", self.worker_id, purged)
+        return purged
+
     def run(self, stop: threading.Event, idle_sleep: float = 0.2) -> None:
-        """Run jobs until ``stop`` is set; sleeps (``idle_sleep``) only when no job is due."""
+        """Run jobs until ``stop`` is set; sleeps (``idle_sleep``) only when no job is due.
+
+        Housekeeping (the inbox purge) runs when the worker starts and every ``HOUSEKEEPING_SECONDS`` after.
+        """
+        next_housekeeping = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_housekeeping:
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+                try:
+                    self.housekeeping()
+                except Exception as exc:  # a busy store: try again next time
+                    log.warning("worker %s: housekeeping failed: %s", self.worker_id, _shown(error_line(exc)))
             try:
                 busy = self.run_once()
             except Exception as exc:  # the store was busy or failed: the lease expires and the job comes back

@@ -682,3 +682,22 @@ def test_a_worker_never_sleeps_long_for_a_rate_limit(sandbox_runtime: SandboxRun
         Worker(rt)
         assert before.http.max_inline_wait == worker_module.INLINE_WAIT
         rt.close()
+
+
+def test_a_running_worker_purges_inbox_rows_past_the_retention(store: SQLiteStore, clock: Clock) -> None:
+    """RELIABILITY D2: deliveries are kept 7 days to deduplicate redeliveries, then purged."""
+    assert store.accept_delivery("jira", "old", payload={}, job_kind="noop", job_payload={})
+    clock.advance(7 * 86400 + 1)
+    assert store.accept_delivery("jira", "new", payload={}, job_kind="noop", job_payload={})
+    rt: Any = FakeRuntime(store)
+    stop = threading.Event()
+    worker = Worker(rt, handlers={"noop": lambda rt, payload: "ok"})
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"idle_sleep": 0.01})
+    thread.start()
+    deadline = time.monotonic() + 5
+    while store.inbox_row("jira", "old") is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join()
+    assert store.inbox_row("jira", "old") is None
+    assert store.inbox_row("jira", "new") is not None
