@@ -333,6 +333,12 @@ def load_config(
             enabled=bool(checked["enabled"]),
             options=options,
         )
+        if plugins is not None and systems[name].enabled:
+            # the base URL rules belong to the plugin (its vendor's domains): checked here, at load
+            try:
+                plugins.connector(plugin_name).check_config_url(systems[name])
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
     from .policy import compile_policies
 
     compile_policies(sections["policies"], where)  # a broken rule fails here, at load, not at escalation

@@ -112,9 +112,27 @@ class Connector(ABC):
             session=session,
             default_headers=dict(cls.default_headers),
             cloud_domains=cls.cloud_domains,
-            allow_any_https_host=cls.allow_any_https_host,
+            allow_any_https_host=cls.allows_any_https_host(config),
         )
         return cls(config, http)
+
+    @classmethod
+    def allows_any_https_host(cls, config: SystemConfig) -> bool:
+        """Whether this configuration may use any https host (a self-hosted product), not only the vendor's."""
+        return cls.allow_any_https_host
+
+    @classmethod
+    def check_config_url(cls, config: SystemConfig) -> str:
+        """Check the configured base URL against this vendor's rules (DESIGN section 5); raises ``ConfigError``."""
+        from .http.urls import check_base_url
+
+        return check_base_url(
+            config.name,
+            config.base_url,
+            sandbox=config.sandbox,
+            cloud_domains=cls.cloud_domains,
+            allow_any_https_host=cls.allows_any_https_host(config),
+        )
 
     @classmethod
     @abstractmethod

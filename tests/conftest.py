@@ -55,6 +55,7 @@ def make_connector() -> ConnectorFactory:
         namespace = {
             "system": system,
             "config_keys": dict(config_keys or {}),
+            "cloud_domains": (".example.com",),  # the fakes' "vendor" lives on example.com
             "make_auth": classmethod(make_auth),
             "from_config": classmethod(from_config),
             "check": check or default_check,

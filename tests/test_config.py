@@ -267,3 +267,32 @@ def test_a_loaded_config_never_shows_a_secret_in_its_repr(tmp_path: Path, plugin
     assert TOKEN not in repr(config)
     assert TOKEN not in repr(config.system("fake"))
     assert re.search(r"Secret\(\*\*\*, source='env:FAKE_TOKEN'\)", repr(config.system("fake")))
+
+
+ZD = 'email = "a@b.c"\napi_token = { env = "T" }\nissue_key_field_id = 1\n'
+
+
+@pytest.mark.parametrize(
+    ("system", "url", "extra"),
+    [
+        ("zendesk", "https://acme.zendesk.com.evil.example", ZD),
+        ("zendesk", "http://127.0.0.1:8080", ZD),
+        ("jira", "https://jira.internal.example", 'email = "a@b.c"\napi_token = { env = "T" }\nproject = "ENG"\n'),
+    ],
+)
+def test_a_base_url_off_the_vendors_domains_fails_at_load(tmp_path: Path, system: str, url: str, extra: str) -> None:
+    """DESIGN section 5: base URLs are checked when the config loads, with the plugin's own rules."""
+    from cxbridge.plugins import build_plugins
+
+    path = write(tmp_path, f'[systems.{system}]\nbase_url = "{url}"\n{extra}')
+    with pytest.raises(ConfigError, match=rf"systems\.{system}\.base_url"):
+        load_config(path, plugins=build_plugins(), environ={"T": "token-value"})
+
+
+def test_jira_data_center_may_use_the_admins_own_host(tmp_path: Path) -> None:
+    from cxbridge.plugins import build_plugins
+
+    body = '[systems.jira]\nbase_url = "https://jira.internal.example"\ndeployment = "datacenter"\n'
+    body += 'personal_access_token = { env = "T" }\nproject = "ENG"\n'
+    config = load_config(write(tmp_path, body), plugins=build_plugins(), environ={"T": "token-value"})
+    assert config.system("jira").base_url == "https://jira.internal.example"

@@ -138,9 +138,14 @@ class JiraConnector(Tracker):
             session=session,
             default_headers=dict(cls.default_headers),
             cloud_domains=cls.cloud_domains,
-            allow_any_https_host=cls.deployment_of(config) == DATACENTER,
+            allow_any_https_host=cls.allows_any_https_host(config),
         )
         return cls(config, http)
+
+    @classmethod
+    def allows_any_https_host(cls, config: SystemConfig) -> bool:
+        """Data Center runs on the admin's own https host; Cloud only on Atlassian's domains."""
+        return cls.deployment_of(config) == DATACENTER
 
     @staticmethod
     def deployment_of(config: SystemConfig) -> str:
