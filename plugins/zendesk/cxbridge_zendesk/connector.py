@@ -326,10 +326,11 @@ class ZendeskConnector(Helpdesk):
         """One safe update: internal note, escalation tag and issue key; False when already applied.
 
         The skip condition (tag present and the issue-key field already equal to ``issue_key``) is what makes
-        a crash-and-rerun leave exactly one note; ``first_attempt`` (no earlier attempt can have written) turns it
-        off, so a ticket whose agent typed the key and the tag still gets its note. The update carries ``safe_update`` and ``updated_stamp``; on
-        a collision (409) the ticket is read again, keeping tags others added meanwhile, the skip condition is
-        checked again, and the update is retried, at most ``ESCALATION_ATTEMPTS`` times in all.
+        a crash-and-rerun leave exactly one note; ``first_attempt`` (no earlier attempt can have written) turns
+        it off, so a ticket whose agent typed the key and the tag still gets its note. The update carries
+        ``safe_update`` and ``updated_stamp``; on a collision (409) the ticket is read again, keeping tags others
+        added meanwhile, the skip condition is checked again, and the update is retried, at most
+        ``ESCALATION_ATTEMPTS`` times in all.
         """
         field_id = self.issue_key_field_id
         current = ticket
