@@ -1,0 +1,304 @@
+"""What every benchmark shares: arguments, the machine description, a runtime on the sandbox, JSON output.
+
+A benchmark is a script that measures and prints figures and writes them as JSON; it asserts nothing. Each
+result is a dict::
+
+    {"bench": "calls", "quick": true, "machine": {...}, "available": true,
+     "figures": {...},                      # every number measured, nested as the bench likes
+     "targets": [{"figure": "...", "value": 7, "target": "<= 8", "met": true}, ...],
+     "notes": ["..."]}
+
+``available`` is false (and ``notes`` says why) when a part of cxbridge the bench needs does not exist yet:
+such a bench prints ``not available: <why>`` and reports no figure for that part, never an invented one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+
+
+def machine() -> dict[str, Any]:
+    """The machine the figures were measured on: cores, CPU model, Python, OS."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every bench takes: ``--quick`` and ``--out``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="smaller sizes, so that run.py --quick fits in 2 minutes")
+    p.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    return p
+
+
+def result(bench: str, quick: bool) -> dict[str, Any]:
+    """An empty result for a bench."""
+    return {
+        "bench": bench,
+        "quick": quick,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "available": True,
+        "figures": {},
+        "targets": [],
+        "notes": [],
+    }
+
+
+def target(res: dict[str, Any], figure: str, value: float | None, op: str, bound: float, unit: str = "") -> None:
+    """Record a figure against its target (``op`` is ``<=`` or ``>=``); a missing value is not met."""
+    met: bool | None
+    if value is None:
+        met = None
+    elif op == "<=":
+        met = value <= bound
+    else:
+        met = value >= bound
+    res["targets"].append(
+        {"figure": figure, "value": value, "target": f"{op} {bound:g}{(' ' + unit) if unit else ''}", "met": met}
+    )
+
+
+def unavailable(res: dict[str, Any], why: str) -> None:
+    """Mark (a part of) a bench as not measurable yet, and say why."""
+    res["available"] = False
+    res["notes"].append(f"not available: {why}")
+    print(f"not available: {why}")
+
+
+def finish(res: dict[str, Any], out: Path | None) -> dict[str, Any]:
+    """Print the targets and write the JSON."""
+    for t in res["targets"]:
+        state = {True: "met", False: "NOT MET", None: "n/a"}[t["met"]]
+        value = t["value"]
+        shown = "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+        print(f"  {t['figure']:<58} {shown:>10}  target {t['target']:<14} {state}")
+    for note in res["notes"]:
+        print(f"  note: {note}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2, default=str) + "\n", encoding="utf-8")
+    return res
+
+
+@contextmanager
+def workdir() -> Iterator[Path]:
+    """A temporary folder for a config, its secret files and the store."""
+    with tempfile.TemporaryDirectory(prefix="cxbridge-bench-") as d:
+        yield Path(d)
+
+
+def quiet() -> None:
+    """Keep library logs (retries, werkzeug lines) from drowning the figures."""
+    logging.basicConfig(level=logging.ERROR)
+    for name in ("werkzeug", "cxbridge", "urllib3", "jira", "zenpy", "waitress"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def make_runtime(vendors: Any, where: Path, **extra: Any) -> Any:
+    """A cxbridge Runtime whose systems point at the running emulators (config written into ``where``)."""
+    from cxbridge.config import load_config
+    from cxbridge.plugins import build_plugins
+    from cxbridge.runtime import Runtime
+    from cxbridge.sandbox import write_config
+
+    path = write_config(vendors, where / "cxbridge.toml", extra=extra)
+    plugins = build_plugins()
+    return Runtime(load_config(path, plugins=plugins), plugins)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``fn()`` and its wall time in seconds."""
+    gc.collect()
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def missing_module(name: str) -> str | None:
+    """None when ``name`` imports, else why not (one line)."""
+    import importlib
+
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # any import failure means the piece is not usable yet
+        return f"{name} cannot be imported ({type(exc).__name__}: {exc})"
+    return None
+
+
+def main_guard(run: Callable[[argparse.Namespace], dict[str, Any]], description: str) -> None:
+    """Parse the arguments, run the bench, write the JSON (default ``benchmarks/results/<bench>.json``)."""
+    quiet()
+    args = parser(description).parse_args()
+    res = run(args)
+    finish(res, args.out or RESULTS_DIR / f"{res['bench']}.json")
+    sys.stdout.flush()
+
+
+ESCALATION_TAG = "escalated_to_engineering"
+BENCH_SECRET = "bench-zendesk-signing-secret-0123456789"  # noqa: S105 - a throwaway sandbox signing secret
+
+
+def seed_tickets(
+    backend: Any,
+    count: int,
+    emails: list[str],
+    *,
+    subject: str = "Bench ticket",
+    tags: list[str] | None = None,
+    spread: float = 1.0,
+) -> list[int]:
+    """``count`` new tickets straight in the Zendesk emulator's model (requesters cycling through ``emails``).
+
+    The model's own ``create_ticket`` applies Zendesk's rules; nothing goes through HTTP, so seeding 100,000
+    tickets takes about a second. Tickets are ``spread`` seconds apart, the newest an hour ago.
+    """
+    model = backend.model
+    ids: list[int] = []
+    with backend.lock:
+        requesters = [model.user_by_email(e) for e in emails]
+        now = model.now() - 3600 - count * spread
+        for i in range(count):
+            requester = requesters[i % len(requesters)]
+            ticket, _, _ = model.create_ticket(
+                {
+                    "ticket": {
+                        "subject": f"{subject} {i}: CSV export times out",
+                        "comment": {"body": "Every CSV export fails after 30 seconds with a timeout.", "public": True},
+                        "requester_id": requester.id,
+                        "priority": "high",
+                        "status": "open",
+                        "tags": list(tags or []),
+                    }
+                },
+                requester,
+                at=now + i * spread,
+                comment_author_id=requester.id,
+            )
+            ids.append(ticket.id)
+    return ids
+
+
+def zendesk_deliveries(
+    backend: Any, ticket_ids: list[int], secret: str = BENCH_SECRET
+) -> list[tuple[bytes, dict[str, str]]]:
+    """For each ticket, the signed delivery the Zendesk emulator sends when an agent adds the escalation tag.
+
+    The body is the emulator's own ``webhook_body`` for a ``tag_added`` change by the second sandbox agent (not
+    cxbridge's integration user, so no echo suppression applies); headers as the emulator signs them.
+    """
+    import json
+
+    from cxbridge_zendesk.sandbox.models import Change, iso
+    from cxbridge_zendesk.sandbox.routes import sign
+
+    agent = backend.model.user_by_email("alex@cxbridge.example")
+    out: list[tuple[bytes, dict[str, str]]] = []
+    with backend.lock:
+        for n, tid in enumerate(ticket_ids):
+            change = Change("tag_added", tid, agent.id, tags_added=[ESCALATION_TAG])
+            body = json.dumps(backend.webhook_body(change, backend.base_url), separators=(",", ":")).encode()
+            stamp = iso(time.time())
+            out.append(
+                (
+                    body,
+                    {
+                        "Content-Type": "application/json; charset=utf-8",
+                        "User-Agent": "Zendesk Webhook",
+                        "X-Zendesk-Webhook-Id": "01JBENCH",
+                        "X-Zendesk-Webhook-Invocation-Id": str(8_350_205_001 + n),
+                        "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+                        "X-Zendesk-Webhook-Signature": sign(secret, stamp, body),
+                    },
+                )
+            )
+    return out
+
+
+def zendesk_events(backend: Any, ticket_ids: list[int]) -> list[Any]:
+    """The Events the Zendesk verifier makes of ``zendesk_deliveries`` (what the receiver would enqueue)."""
+    from cxbridge_zendesk.webhook import verify_zendesk
+
+    from cxbridge.secrets import Secret
+
+    secret = Secret(BENCH_SECRET)
+    events: list[Any] = []
+    for body, headers in zendesk_deliveries(backend, ticket_ids):
+        events.extend(
+            verify_zendesk(
+                method="POST",
+                url="http://127.0.0.1/webhooks/zendesk",
+                headers=headers,
+                body=body,
+                secrets=[secret],
+                now=time.time(),
+            )
+        )
+    return events
+
+
+class EmulatorClock:
+    """Wraps each emulator's ``handle`` to add up the time spent answering inside the emulators."""
+
+    def __init__(self, vendors: Any) -> None:
+        import threading
+
+        self.seconds = 0.0
+        self.calls = 0
+        self._lock = threading.Lock()
+        for name in vendors:
+            backend = vendors[name]
+            original = backend.handle
+
+            def timed_handle(request: Any, _original: Any = original) -> Any:
+                start = time.perf_counter()
+                try:
+                    return _original(request)
+                finally:
+                    spent = time.perf_counter() - start
+                    with self._lock:
+                        self.seconds += spent
+                        self.calls += 1
+
+            backend.handle = timed_handle
+
+    def reset(self) -> None:
+        with self._lock:
+            self.seconds = 0.0
+            self.calls = 0

@@ -1,0 +1,116 @@
+"""Run the benchmarks, each in its own process, and print one summary table (figure, value, target, met or not).
+
+    python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--out FILE]
+
+NAME is one of: calls, engine, ingest, ratelimit, reconcile. Each bench writes its own JSON too
+(``benchmarks/results/<name>.json``); ``--out`` gets them all in one document (default ``benchmarks/results.json``,
+``benchmarks/results-quick.json`` with ``--quick``). A bench that fails is reported
+as failed with the end of its output (its figures are then missing, never invented). Exits 0 whether targets are
+met or not: benchmarks measure and report, they do not assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common
+
+HERE = Path(__file__).resolve().parent
+
+BENCHES = {
+    "calls": "bench_calls.py",
+    "engine": "bench_engine.py",
+    "ingest": "bench_ingest.py",
+    "ratelimit": "bench_ratelimit.py",
+    "reconcile": "bench_reconcile.py",
+}
+
+
+def run_one(name: str, quick: bool, results: Path) -> dict[str, Any]:
+    """Run one bench in a fresh interpreter, streaming its output; return its JSON (or a failure record)."""
+    out = results / f"{name}.json"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, str(HERE / BENCHES[name]), "--out", str(out)] + (["--quick"] if quick else [])
+    print(f"\n== {name} ({' '.join(Path(c).name if c.endswith('.py') else c for c in cmd[1:])})", flush=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=HERE.parent)
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        print("  " + line.rstrip(), flush=True)
+        tail = [*tail[-19:], line.rstrip()]
+    code = proc.wait()
+    seconds = time.perf_counter() - start
+    if code == 0 and out.exists():
+        res: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    else:
+        res = _common.result(name, quick)
+        res["available"] = False
+        res["failed"] = {"exit_code": code, "tail": tail}
+        res["notes"].append(f"the bench failed (exit {code}): {tail[-1] if tail else 'no output'}")
+    res["run_seconds"] = round(seconds, 1)
+    return res
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The summary: one row per figure with a target."""
+    rows = [("bench", "figure", "value", "target", "met")]
+    for res in results:
+        if not res["targets"]:
+            rows.append((res["bench"], "(no figure)", "-", "-", "not available"))
+        for t in res["targets"]:
+            value = t["value"]
+            shown = "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+            met = {True: "yes", False: "NO", None: "not available"}[t["met"]]
+            rows.append((res["bench"], t["figure"], shown, t["target"], met))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="the small sizes: all five in under two minutes")
+    p.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHES)}")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="all results in one JSON document (default benchmarks/results.json, or results-quick.json with --quick)",
+    )
+    args = p.parse_args()
+    if args.out is None:
+        args.out = HERE / ("results-quick.json" if args.quick else "results.json")
+    names = [n.strip() for n in args.only.split(",")] if args.only else list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        p.error(f"unknown bench {', '.join(unknown)} (known: {', '.join(BENCHES)})")
+    results_dir = _common.RESULTS_DIR
+    results_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results = [run_one(name, args.quick, results_dir) for name in names]
+    total = time.perf_counter() - start
+    print("\n" + table(results))
+    for res in results:
+        for note in res["notes"]:
+            print(f"note ({res['bench']}): {note}")
+    print(
+        f"\n{len(results)} bench(es) in {total:.1f} s{' (--quick)' if args.quick else ''}; machine {_common.machine()}"
+    )
+    doc = {"quick": args.quick, "total_seconds": round(total, 1), "machine": _common.machine(), "benches": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
