@@ -135,6 +135,9 @@ def test_hubspot_property_change_routes_to_an_escalation_with_hubspot_as_helpdes
             requests_seen.append(req)
             ref = Ref("hubspot", "ticket", req.ticket_id)
             self.rt.store.add_link(Link(ticket=ref, issue=Ref("jira", "issue", "10000"), issue_key="ENG-9"))
+            self.rt.store.audit(
+                actor="agent", action="escalate.create", target="jira:issue:10000", result="ok", ticket=ref
+            )  # the escalation's last step: it ran to its end
             return type("Result", (), {"created": True, "issue_key": "ENG-9"})()
 
     monkeypatch.setattr(events, "Escalation", FakeEscalation)
@@ -196,3 +199,28 @@ def test_zendesk_set_status_compares_before_writing(vendors: Vendors, runtime: R
     assert vendors["zendesk"].state()["tickets"][0]["status"] == "pending"
     with pytest.raises(ConfigError):
         zendesk.set_status("1", "resolved")
+
+
+def test_an_escalation_interrupted_after_the_link_runs_again_to_its_end(vendors: Vendors, runtime: Runtime) -> None:
+    """A 429 on the ticket update (after the link was stored) re-queues the job: the retry finishes the escalation.
+
+    Found by benchmarks/bench_ratelimit.py: the router used to see the link and skip the ticket note for good.
+    """
+    from cxbridge.errors import RateLimited
+    from cxbridge.sandbox import Fault
+
+    start = len(vendors["zendesk"].webhooks_sent)
+    as_alex(vendors, 2, {"tags": [*tags_of(vendors, 2), TAG]})
+    (event,) = zendesk_events(vendors, start)
+    runtime.limit_inline_waits(0)  # as in a worker: a Retry-After is not slept through
+    vendors["zendesk"].faults.append(Fault(status=429, retry_after=30, method="PUT", path=r"/api/v2/tickets/2"))
+    with pytest.raises(RateLimited):
+        handle_event(runtime, event, system="zendesk")
+    assert runtime.store.links_for_ticket(Ref("zendesk", "ticket", "2"))  # linked, but no note yet
+    retried = handle_event(runtime, event, system="zendesk")
+    assert retried.startswith("escalated: zendesk:ticket:2"), retried  # the rerun finds the issue it created
+    assert retried.endswith("ENG-1"), retried
+    ticket_notes = [c for c in vendors["zendesk"].state()["tickets"][1]["comments"] if not c["public"]]
+    assert len(ticket_notes) == 1
+    assert issue_count(vendors) == 1
+    assert handle_event(runtime, event, system="zendesk").startswith("unchanged")

@@ -113,9 +113,10 @@ def stream(report: Any, system: str) -> StreamReport:
 
 
 def link(rt: Runtime, ticket_id: int | str, issue_id: str, key: str) -> None:
-    rt.store.add_link(
-        Link(ticket=Ref("zendesk", "ticket", str(ticket_id)), issue=Ref("jira", "issue", issue_id), issue_key=key)
-    )
+    """The ticket as a finished escalation leaves it: linked, and audited (the escalation's last step)."""
+    ticket = Ref("zendesk", "ticket", str(ticket_id))
+    rt.store.add_link(Link(ticket=ticket, issue=Ref("jira", "issue", issue_id), issue_key=key))
+    rt.store.audit(actor="cli", action="escalate.link", target=f"jira:issue:{issue_id}", result="ok", ticket=ticket)
 
 
 # --- Zendesk: only tagged, unlinked tickets ----------------------------------------------------------------

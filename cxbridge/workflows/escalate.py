@@ -21,6 +21,7 @@ from ..connectors import CRM, IssueSpec
 from ..errors import AmbiguousOutcome, CxbridgeError, VendorError
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..runtime import Runtime
+from ..store import Store
 from .once import crm_note_once, op_id
 from .priority import Priority, choose_priority
 
@@ -87,6 +88,22 @@ class EscalationResult:
 def issue_label(business_key: str) -> str:
     """The searchable label an escalation puts on the issue it creates (the marker for reconciliation)."""
     return LABEL_PREFIX + op_id(business_key, "tracker.create")[:13].replace("-", "")
+
+
+ESCALATION_ACTIONS = ("escalate.create", "escalate.link")
+
+
+def escalation_complete(store: Store, ticket: Ref) -> bool:
+    """Whether the ticket's escalation ran to its end: linked, and audited (the last step) since it was linked.
+
+    A link alone is not enough: a job re-queued after the link was stored (a rate limit on the ticket update)
+    still has the ticket note, the CRM note and the audit row to write, and must run again.
+    """
+    links = store.links_for_ticket(ticket)
+    if not links:
+        return False
+    since = max((link.linked_at.timestamp() for link in links if link.linked_at is not None), default=0.0)
+    return any(e.action in ESCALATION_ACTIONS and e.at >= since for e in store.audit_entries(ticket=ticket))
 
 
 def _age(created: datetime | None, now: datetime) -> str:

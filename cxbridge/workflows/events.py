@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..models import Person, Ref, event_to_dict
 from . import syncback
-from .escalate import Escalation, EscalationRequest
+from .escalate import Escalation, EscalationRequest, escalation_complete
 
 if TYPE_CHECKING:
     from ..models import Event
@@ -171,9 +171,13 @@ def _zendesk(rt: Runtime, name: str, event: Event) -> str:
 
 
 def _escalate(rt: Runtime, name: str, ticket: Ref, event: Event, agent: Person | None) -> str:
-    """Escalate a ticket unless it is linked already (a replay, or an escalation done by other means)."""
-    links = rt.store.links_for_ticket(ticket)
-    if links:
+    """Escalate a ticket unless its escalation is complete (a replay, or an escalation done by other means).
+
+    A ticket linked by an escalation that did not finish (re-queued after a rate limit on the ticket update) runs
+    the escalation again: it is idempotent, so it writes only what is missing.
+    """
+    if escalation_complete(rt.store, ticket):
+        links = rt.store.links_for_ticket(ticket)
         return f"unchanged: {ticket} is linked to {links[0].issue_key} already"
     result = Escalation(rt).run(
         EscalationRequest(ticket_id=ticket.id, origin_event=event.id, helpdesk=name, agent=agent)

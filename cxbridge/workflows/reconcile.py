@@ -32,6 +32,7 @@ import click
 from ..connectors import HELPDESK, TRACKER, Connector, Helpdesk, Page, Tracker
 from ..errors import ConfigError, CxbridgeError, VendorError
 from ..models import Event, Issue, Ref, Ticket
+from .escalate import escalation_complete
 from .events import enqueue_event
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ def _event_for(rt: Runtime, name: str, connector: Connector, item: Any) -> Event
             return None
         if not escalation_requested(rt, connector, item):
             return None
-        if rt.store.links_for_ticket(connector.ticket_ref(item.ref.id)):
+        if escalation_complete(rt.store, connector.ticket_ref(item.ref.id)):
             return None
         if connector.system == "hubspot":
             return hubspot_ticket_event(connector, item)
