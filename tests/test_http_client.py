@@ -584,3 +584,33 @@ def test_connector_from_config_builds_a_working_client(mock: responses.RequestsM
         connector.http.get(URL, op="tickets.list")
     assert mock.calls[0].request.headers["X-Demo"] == "yes"
     assert counter.total(system="demo") == 1
+
+
+def test_after_a_retry_after_no_call_goes_out_before_the_vendors_time(
+    mock: responses.RequestsMock, clock: Clock
+) -> None:
+    """One 429 holds every later call on the shared client: refused with the time left, no call spent on a 429."""
+    client = make_client(clock, max_inline_wait=1.0)
+    mock.get(URL, status=429, headers={"Retry-After": "30"})
+    with pytest.raises(RateLimited):
+        client.get(URL, op="tickets.list")
+    clock.now += 10
+    with pytest.raises(RateLimited) as info:
+        client.get(URL, op="tickets.show")
+    assert info.value.retry_after == 20.0
+    assert "not sent" in str(info.value)
+    assert len(mock.calls) == 1  # the refusal made no call
+    clock.now += 20
+    mock.replace(responses.GET, URL, json={"ok": True})
+    assert client.get(URL, op="tickets.list").json() == {"ok": True}
+    assert len(mock.calls) == 2
+
+
+def test_a_short_pause_is_waited_out_inline(mock: responses.RequestsMock, clock: Clock) -> None:
+    client = make_client(clock, max_inline_wait=60.0)
+    mock.get(URL, status=429, headers={"Retry-After": "5"})
+    mock.get(URL, json={"n": 1})
+    client.get(URL, op="tickets.list")  # slept 5 s, then succeeded
+    mock.get(URL, json={"n": 2})
+    client.get(URL, op="tickets.list")
+    assert clock.sleeps == [5.0]  # the pause was over: the next call did not wait again

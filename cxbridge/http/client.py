@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from tenacity import (
 )
 
 from .. import __version__
-from ..errors import AmbiguousOutcome, Unavailable, VendorError
+from ..errors import AmbiguousOutcome, RateLimited, Unavailable, VendorError
 from .counter import ERROR, CallCounter, default_counter
 from .guard import AddressPolicy, guarded_session
 from .redact import one_line, redact
@@ -155,6 +156,8 @@ class HttpClient:
         self._sleep = sleep
         self._clock = clock
         self._backoff = wait_random_exponential(multiplier=backoff_base, max=backoff_cap)
+        self._not_before = 0.0  # the vendor asked us (429/503 with Retry-After) not to call before this time
+        self._limit_lock = threading.Lock()
 
     # --- public API -----------------------------------------------------------------------------------------
 
@@ -178,6 +181,7 @@ class HttpClient:
         """
         method = method.upper()
         url = self.url(path_or_url)
+        self._honour_rate_limit(op)
         merged = {**self.default_headers, **dict(headers or {})}
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
@@ -202,6 +206,29 @@ class HttpClient:
             )
         except _Retry as exc:  # attempts exhausted: the last typed error, never tenacity's RetryError
             raise exc.error from None
+
+    def _honour_rate_limit(self, op: str) -> None:
+        """Before a call: wait out, or refuse with ``RateLimited``, a Retry-After the vendor gave any earlier call.
+
+        The client is shared by the threads of a process, so one 429 holds every worker's calls to this system
+        until the vendor's time instead of each worker spending a call to meet its own 429.
+        """
+        with self._limit_lock:
+            wait = self._not_before - self._clock()
+        if wait <= 0:
+            return
+        if wait > self.max_inline_wait:
+            raise RateLimited(
+                self.system,
+                f"{self.system}: {op} not sent: rate limited by the vendor for {wait:.1f}s more",
+                action=RATE_LIMITED,
+                retry_after=wait,
+            )
+        self._sleep(wait)
+
+    def _note_rate_limit(self, retry_after: float) -> None:
+        with self._limit_lock:
+            self._not_before = max(self._not_before, self._clock() + retry_after)
 
     def get(self, path: str, *, op: str, **kw: Any) -> requests.Response:
         """``request("GET", ...)``."""
@@ -364,6 +391,7 @@ class HttpClient:
             line += f" ({method} {_shown_url(url)} may or may not have been processed)"
         if rule.action == RATE_LIMITED and retry_after is not None:
             line += f" (retry after {retry_after:g}s)"
+            self._note_rate_limit(retry_after)
         error = rule.error(
             self.system,
             redact(line),
