@@ -614,3 +614,20 @@ def test_a_short_pause_is_waited_out_inline(mock: responses.RequestsMock, clock:
     mock.get(URL, json={"n": 2})
     client.get(URL, op="tickets.list")
     assert clock.sleeps == [5.0]  # the pause was over: the next call did not wait again
+
+
+def test_the_environments_proxy_is_read_once_at_build(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY and NO_PROXY still apply, decided once for the base URL instead of on every request."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make_client(clock)
+    assert client.session.proxies.get("https") == "http://proxy.internal.example:3128"
+    assert client.session.trust_env is False
+    monkeypatch.setenv("NO_PROXY", ".zendesk.com")
+    assert "https" not in make_client(clock).session.proxies
+
+
+def test_the_environments_ca_bundle_is_kept(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate.pem")
+    assert make_client(clock).session.verify == "/etc/ssl/certs/corporate.pem"

@@ -9,6 +9,7 @@ epoch seconds and hands it back as a timezone-aware UTC ``datetime``.
 from __future__ import annotations
 
 import base64
+import functools
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -139,14 +140,23 @@ class AuditEntry:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _fallback_scrub(text: str) -> str:
-    for value in known_secret_values():
+@functools.lru_cache(maxsize=8)
+def _secret_forms(values: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Per secret value, the spellings scrubbed (raw, URL-encoded, base64), longest first; computed once per set."""
+    out: list[tuple[str, ...]] = []
+    for value in values:
         if len(value) < MIN_SECRET_LENGTH:  # scrubbing "a" everywhere would destroy the message
             continue
         raw = value.encode("utf-8", "surrogatepass")
         forms = {value, quote(raw, safe=""), quote_plus(raw), base64.b64encode(raw).decode("ascii")}
-        for form in sorted(forms, key=len, reverse=True):
-            if len(form) >= MIN_SECRET_LENGTH:
+        out.append(tuple(f for f in sorted(forms, key=len, reverse=True) if len(f) >= MIN_SECRET_LENGTH))
+    return tuple(out)
+
+
+def _fallback_scrub(text: str) -> str:
+    for forms in _secret_forms(tuple(known_secret_values())):
+        for form in forms:
+            if form in text:
                 text = text.replace(form, REDACTED)
     return text
 
