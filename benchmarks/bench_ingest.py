@@ -10,7 +10,7 @@ timestamp + body). Afterwards the store is opened and the inbox rows and queued 
 have its row (none lost).
 
     python benchmarks/bench_ingest.py [--quick] [--count N] [--clients N] [--threads N] [--seconds S]
-                                      [--serialize-writes] [--out FILE]
+                                      [--out FILE]
 """
 
 from __future__ import annotations
@@ -59,14 +59,10 @@ def write_config(where: Path) -> Path:
         )
 
 
-def start_serve(config: Path, threads: int, serialize: bool = False) -> tuple[subprocess.Popen[str], str]:
-    """``cxbridge serve`` on a free loopback port, zendesk only, no workers; returns the process and its URL.
-
-    ``serialize`` runs it through ``_serve_serialized.py`` (the experiment: one in-process lock per write).
-    """
+def start_serve(config: Path, threads: int) -> tuple[subprocess.Popen[str], str]:
+    """``cxbridge serve`` on a free loopback port, zendesk only, no workers; returns the process and its URL."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    entry = [str(Path(__file__).resolve().parent / "_serve_serialized.py")] if serialize else ["-m", "cxbridge"]
-    cmd = [sys.executable, *entry, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0"]
+    cmd = [sys.executable, "-m", "cxbridge", "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0"]
     cmd += ["--workers", "0", "--threads", str(threads), "--system", "zendesk"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + 30
@@ -154,7 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     items = deliveries(count)
     with _common.workdir() as where:
         config = write_config(where)
-        proc, base = start_serve(config, args.threads, args.serialize_writes)
+        proc, base = start_serve(config, args.threads)
         try:
             import requests
 
@@ -192,7 +188,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "store": rows,
             "lost": accepted_total - rows["inbox_rows"],
             "durability": "SQLite WAL, synchronous=FULL, inbox row + job in one BEGIN IMMEDIATE transaction",
-            "experiment_serialized_writes": bool(args.serialize_writes),
         }
     )
     print(
@@ -213,11 +208,6 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=8, help="concurrent sender threads")
     p.add_argument("--threads", type=int, default=8, help="waitress threads of cxbridge serve")
     p.add_argument("--seconds", type=float, default=None, help="stop sending after this long")
-    p.add_argument(
-        "--serialize-writes",
-        action="store_true",
-        help="EXPERIMENT: serve with an in-process lock around each store write (_serve_serialized.py)",
-    )
     _common.quiet()
     args = p.parse_args()
     res = run(args)

@@ -148,8 +148,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if unfinished:
         res["notes"].append(
             f"{len(unfinished)} of {jobs} tickets have no escalation note or issue key although their jobs are done "
-            f"(tickets {unfinished[:10]}); in the call logs examined, the ticket update got a 429, the job was "
-            "re-queued, and on retry the router found the ticket linked already and stopped (events._escalate)"
+            f"(tickets {unfinished[:10]}); look in the call logs for the step after which these jobs stopped "
+            "(a job re-queued after the link must run the escalation to its end: escalate.escalation_complete)"
         )
     return res
 
