@@ -153,11 +153,29 @@ def test_migration_numbers_are_unique_and_positive() -> None:
         m(0)
 
 
+def test_accepting_a_delivery_commits_with_synchronous_full(store: SQLiteStore) -> None:
+    """The vendor is acknowledged after this commit: it runs with FULL, the other writes with NORMAL."""
+    conn = store._conn()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        store.accept_delivery("jira", "d-1", payload={}, job_kind="event", job_payload={})
+        store.enqueue("event", {})
+    finally:
+        conn.set_trace_callback(None)
+    begins = [i for i, text in enumerate(statements) if text == "BEGIN IMMEDIATE"]
+    assert len(begins) == 2
+    assert statements[begins[0] - 1] == "PRAGMA synchronous = FULL"
+    assert "PRAGMA synchronous = NORMAL" in statements[begins[0] : begins[1]]
+    assert statements[begins[1] - 1] != "PRAGMA synchronous = FULL"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
 def test_connection_pragmas(store: SQLiteStore, tmp_path: Path) -> None:
-    """WAL, synchronous=FULL, foreign keys and a 5 s busy timeout on every connection."""
+    """WAL, synchronous=NORMAL (FULL for accepting deliveries), foreign keys and a 5 s busy timeout."""
     conn = store._conn()  # the calling thread's connection
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     assert conn.isolation_level is None

@@ -1,10 +1,16 @@
 """The default store: one SQLite file in WAL mode, safe across threads and processes.
 
-Every connection sets ``busy_timeout`` (5 s), ``synchronous=FULL`` (a delivery is acknowledged only after
-its inbox commit, which must survive power loss), and foreign keys. Every writing transaction starts with
-``BEGIN IMMEDIATE``, so it takes the write lock before it reads: a DEFERRED transaction that read and then
-wrote after another connection committed would fail at once with ``SQLITE_BUSY_SNAPSHOT``, which
-``busy_timeout`` cannot help. Each thread gets its own connection (a new one after a fork too).
+Every connection sets ``busy_timeout`` (5 s), ``synchronous=NORMAL`` and foreign keys; the transaction that
+accepts a delivery runs with ``synchronous=FULL``, because the vendor is acknowledged after it and it must
+survive power loss (RELIABILITY section 3). In WAL mode NORMAL survives any crash of cxbridge itself; an OS
+crash may lose the last workflow commits (intents, links, job completions), and each of those writes has a
+second guard against repeating its effect (the issue's label, the remote link's globalId, the ticket's key,
+the note's marker), so a rerun converges. FULL's commit also flushes every earlier NORMAL commit.
+
+Every writing transaction starts with ``BEGIN IMMEDIATE``, so it takes the write lock before it reads: a
+DEFERRED transaction that read and then wrote after another connection committed would fail at once with
+``SQLITE_BUSY_SNAPSHOT``, which ``busy_timeout`` cannot help. Each thread gets its own connection (a new
+one after a fork too).
 """
 
 # SQL text here is assembled only from module constants and '?' placeholders; every value is bound.
@@ -151,7 +157,7 @@ class SQLiteStore(Store):
         if str(mode).lower() != "wal":
             conn.close()
             raise StoreError(f"cannot put the store {self.path} in WAL mode (got {mode!r})")
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
@@ -168,7 +174,7 @@ class SQLiteStore(Store):
         return holder.conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """A writing transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error.
 
         Threads of one process queue for the write lock here rather than in SQLite's busy handler, which sleeps
@@ -178,14 +184,20 @@ class SQLiteStore(Store):
         """
         conn = self._conn()
         with _writer_lock(self.path):
-            conn.execute("BEGIN IMMEDIATE")
+            if durable:  # an acknowledgement depends on this commit: it must survive power loss
+                conn.execute("PRAGMA synchronous = FULL")
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if durable:
+                    conn.execute("PRAGMA synchronous = NORMAL")
 
     def schema_version(self) -> int:
         """The schema version of the database file."""
@@ -388,9 +400,9 @@ class SQLiteStore(Store):
         dedupe_key: str | None = None,
         lock_key: str | None = None,
     ) -> bool:
-        """Commit the inbox row and its job in one transaction; False for a duplicate delivery."""
+        """Commit the inbox row and its job in one durable transaction; False for a duplicate delivery."""
         now = self.clock()
-        with self._write() as conn:
+        with self._write(durable=True) as conn:
             cur = conn.execute(
                 "INSERT INTO inbox (system, account, delivery_id, payload, received_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
