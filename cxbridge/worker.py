@@ -181,6 +181,8 @@ class _Heartbeat:
 
 
 HOUSEKEEPING_SECONDS = 3600.0
+ECHO_RETENTION_SECONDS = 86400.0
+"""How long the fingerprint of a note cxbridge wrote is kept to recognise its webhook as an echo."""
 """How often a running worker purges expired inbox rows."""
 INLINE_WAIT = 1.0
 """The longest a worker's API call sleeps for a Retry-After; a longer wait re-queues the job (RELIABILITY R2)."""
@@ -327,11 +329,15 @@ class Worker:
     # --- loops --------------------------------------------------------------------------------------------
 
     def housekeeping(self) -> int:
-        """Delete inbox rows past their retention (7 days, longer than any vendor's retry horizon); returns how many."""
+        """Delete inbox rows past their retention (7 days, longer than any vendor's retry horizon) and echo
+        fingerprints of cxbridge's own notes past a day (their webhooks arrive within minutes); returns how many."""
+        from .workflows.syncback import ECHO_KIND
+
         purged = self.rt.store.purge_inbox()
-        if purged:
-            log.info("worker %s: purged %d inbox rows older than the retention", self.worker_id, purged)
-        return purged
+        echoes = self.rt.store.purge_snapshots(ECHO_KIND, ECHO_RETENTION_SECONDS)
+        if purged or echoes:
+            log.info("worker %s: purged %d inbox rows and %d echo fingerprints", self.worker_id, purged, echoes)
+        return purged + echoes
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.2) -> None:
         """Run jobs until ``stop`` is set; sleeps (``idle_sleep``) only when no job is due.

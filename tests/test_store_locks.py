@@ -118,3 +118,14 @@ def test_forget_intent_lets_an_undone_write_be_redone(store: SQLiteStore) -> Non
     assert not store.forget_intent("op-1")
     again = store.begin_intent("op-1", "tracker.remotelink", business_key="zendesk:ticket:1", payload={})
     assert again.state == "pending"
+
+
+def test_purge_snapshots_deletes_only_old_rows_of_one_kind(store: SQLiteStore, clock: Clock) -> None:
+    store.put_snapshot("echo", "old", {})
+    store.put_snapshot("customer", "old", {})
+    clock.now += 100
+    store.put_snapshot("echo", "new", {})
+    assert store.purge_snapshots("echo", 50) == 1
+    assert store.get_snapshot("echo", "old") is None
+    assert store.get_snapshot("echo", "new") is not None
+    assert store.get_snapshot("customer", "old") is not None

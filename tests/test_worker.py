@@ -705,3 +705,13 @@ def test_a_running_worker_purges_inbox_rows_past_the_retention(store: SQLiteStor
     thread.join()
     assert store.inbox_row("jira", "old") is None
     assert store.inbox_row("jira", "new") is not None
+
+
+def test_housekeeping_forgets_old_echo_fingerprints(store: SQLiteStore, clock: Clock) -> None:
+    store.put_snapshot("echo", "zendesk:ticket:1|abc", {})
+    clock.advance(worker_module.ECHO_RETENTION_SECONDS + 1)
+    store.put_snapshot("echo", "zendesk:ticket:1|def", {})
+    rt: Any = FakeRuntime(store)
+    assert Worker(rt).housekeeping() == 1
+    assert store.get_snapshot("echo", "zendesk:ticket:1|abc") is None
+    assert store.get_snapshot("echo", "zendesk:ticket:1|def") is not None

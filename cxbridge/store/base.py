@@ -402,6 +402,10 @@ class Store(ABC):
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
         """The saved snapshot of a remote record, or None."""
 
+    @abstractmethod
+    def purge_snapshots(self, kind: str, older_than_seconds: float) -> int:
+        """Delete snapshots of ``kind`` last saved more than ``older_than_seconds`` ago; returns how many."""
+
     # ---- checkpoints -------------------------------------------------------------------------------
 
     @abstractmethod

@@ -710,6 +710,12 @@ class SQLiteStore(Store):
         row = self._conn().execute("SELECT data FROM snapshots WHERE kind = ? AND ref = ?", (kind, ref)).fetchone()
         return None if row is None else dict(_loads(row[0]))
 
+    def purge_snapshots(self, kind: str, older_than_seconds: float) -> int:
+        """Delete snapshots of ``kind`` older than the given age; returns how many."""
+        cutoff = self.clock() - older_than_seconds
+        with self._write() as conn:
+            return conn.execute("DELETE FROM snapshots WHERE kind = ? AND updated_at < ?", (kind, cutoff)).rowcount
+
     def get_checkpoint(self, system: str, stream: str) -> dict[str, Any] | None:
         """The saved cursor mapping of a stream, or None."""
         row = (
