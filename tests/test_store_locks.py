@@ -129,3 +129,41 @@ def test_purge_snapshots_deletes_only_old_rows_of_one_kind(store: SQLiteStore, c
     assert store.get_snapshot("echo", "old") is None
     assert store.get_snapshot("echo", "new") is not None
     assert store.get_snapshot("customer", "old") is not None
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python 3.12 warns on fork with threads
+def test_a_forked_child_does_not_inherit_a_held_writer_lock(tmp_path: Path) -> None:
+    """A fork while another thread writes must not leave the child waiting on a lock nobody will release."""
+    import os
+    import threading
+
+    from cxbridge.store import sqlite as sqlite_module
+
+    path = tmp_path / "fork.db"
+    with SQLiteStore(path) as parent:
+        parent.put_snapshot("k", "before", {})
+        lock = sqlite_module._writer_lock(path)
+        lock.acquire()  # another thread of the parent is mid-write
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child writes at once and exits with 0 when it could
+                ok = False
+                try:
+                    with SQLiteStore(path) as child:
+                        child.put_snapshot("k", "child", {})
+                        ok = True
+                finally:
+                    os._exit(0 if ok else 1)
+            done = threading.Event()
+            status: list[int] = []
+
+            def wait() -> None:
+                status.append(os.waitpid(pid, 0)[1])
+                done.set()
+
+            threading.Thread(target=wait, daemon=True).start()
+            assert done.wait(10), "the child hung on the writer lock"
+            assert os.waitstatus_to_exitcode(status[0]) == 0
+        finally:
+            lock.release()
+        assert parent.get_snapshot("k", "child") is not None

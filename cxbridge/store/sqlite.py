@@ -112,6 +112,16 @@ _WRITER_LOCKS: dict[str, threading.Lock] = {}
 _WRITER_LOCKS_GUARD = threading.Lock()
 
 
+def _forget_writer_locks() -> None:
+    """In a forked child: locks copied from the parent may be held by threads that do not exist here."""
+    global _WRITER_LOCKS_GUARD
+    _WRITER_LOCKS.clear()
+    _WRITER_LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writer_locks)
+
+
 def _writer_lock(path: Path) -> threading.Lock:
     """The lock the threads of this process take before writing to the database file at ``path``."""
     key = os.path.realpath(path)
