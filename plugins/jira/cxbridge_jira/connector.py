@@ -25,14 +25,14 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import requests
 import requests.auth
 
 from cxbridge.config import SystemConfig
-from cxbridge.connectors import ConfigKey, IssueSpec, Page, Tracker, json_object
+from cxbridge.connectors import ConfigKey, IssueSpec, Page, Tracker, json_object, parse_datetime
 from cxbridge.errors import ConfigError, VendorError
 from cxbridge.http.auth import BasicAuth, BearerAuth
 from cxbridge.http.urls import check_base_url
@@ -43,7 +43,7 @@ from .adf import clean_text, markdown_to_adf
 from .wiki import markdown_to_wiki
 
 if TYPE_CHECKING:
-    from cxbridge.http import CallCounter, HttpClient
+    from cxbridge.http import HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -117,31 +117,9 @@ class JiraConnector(Tracker):
         self.api = "/rest/api/3" if self.deployment == CLOUD else "/rest/api/2"
         self.browse_base = self._browse_base(config, http.base_url)
         self._wanted: tuple[str, ...] = ()
+        self._myself_body: dict[str, Any] | None = None
 
     # -- configuration -----------------------------------------------------------------------------------
-    @classmethod
-    def from_config(
-        cls, config: SystemConfig, *, counter: CallCounter | None = None, session: requests.Session | None = None
-    ) -> Self:
-        """Build the connector; Cloud base URLs must be on Atlassian's domains, Data Center on any https host.
-
-        ``allow_any_https_host`` is a class attribute on the base class, but for Jira it depends on the
-        ``deployment`` key, so the HTTP client is built here with the right value.
-        """
-        from cxbridge.http import HttpClient
-
-        http = HttpClient(
-            config,
-            auth=cls.make_auth(config),
-            error_message=cls.error_message,
-            counter=counter,
-            session=session,
-            default_headers=dict(cls.default_headers),
-            cloud_domains=cls.cloud_domains,
-            allow_any_https_host=cls.allows_any_https_host(config),
-        )
-        return cls(config, http)
-
     @classmethod
     def allows_any_https_host(cls, config: SystemConfig) -> bool:
         """Data Center runs on the admin's own https host; Cloud only on Atlassian's domains."""
@@ -409,7 +387,7 @@ class JiraConnector(Tracker):
         if not hasattr(self, "_time_zone"):
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-            name = self._json(self.http.get(f"{self.api}/myself", op="myself")).get("timeZone")
+            name = self._myself().get("timeZone")
             zone: Any = None
             if isinstance(name, str) and name:
                 try:
@@ -418,6 +396,12 @@ class JiraConnector(Tracker):
                     log.warning("%s: unknown user time zone %r; JQL dates shifted by 14 hours", self.name, name)
             self._time_zone = zone
         return self._time_zone
+
+    def _myself(self) -> dict[str, Any]:
+        """``GET /myself`` once per connector: the user the credentials act as (an error is not kept)."""
+        if self._myself_body is None:
+            self._myself_body = self._json(self.http.get(f"{self.api}/myself", op="myself"))
+        return self._myself_body
 
     def upsert_remote_link(
         self,
@@ -489,7 +473,7 @@ class JiraConnector(Tracker):
     # -- used by sync back and impact ------------------------------------------------------------------------
     def integration_user_id(self) -> str | None:
         """Who the credentials act as, as webhooks name the actor: ``accountId`` (Cloud), ``name`` (DC)."""
-        body = self._json(self.http.get(f"{self.api}/myself", op="myself"))
+        body = self._myself()
         for key in ("accountId", "name", "key"):
             value = body.get(key)
             if isinstance(value, str) and value:
@@ -679,7 +663,7 @@ class JiraConnector(Tracker):
             assignee=_user(assignee),
             labels=[str(x) for x in fields.get("labels") or [] if isinstance(x, str)],
             fix_versions=[str(v["name"]) for v in versions or [] if isinstance(v, dict) and v.get("name")],
-            updated_at=_datetime(fields.get("updated")),
+            updated_at=parse_datetime(fields.get("updated")),
             description=fields.get("description"),
             fields=fields,
         )
@@ -715,13 +699,3 @@ def _user(user: Any) -> str | None:
         if isinstance(user.get(key), str) and user[key]:
             return str(user[key])
     return None
-
-
-def _datetime(value: Any) -> datetime | None:
-    """Jira's ``2019-08-08T16:23:32.000+0000`` as an aware datetime (None when absent or unreadable)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None

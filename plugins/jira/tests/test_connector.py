@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -37,7 +36,7 @@ from cxbridge.errors import (
 )
 from cxbridge.http import CallCounter
 from cxbridge.secrets import Secret
-from cxbridge.testing import Spec, SpecError, build_connector, validate_adf
+from cxbridge.testing import CannedVendor, Spec, SpecError, build_connector, validate_adf
 
 SPEC = Spec("jira")
 CLOUD_BASE = "https://acme.atlassian.net"
@@ -68,17 +67,16 @@ def connector(deployment: str = "cloud", **options: Any) -> JiraConnector:
     return build_connector(JiraConnector, cfg, allow_any_https_host=deployment == "datacenter")
 
 
-class JiraApi:
+class JiraApi(CannedVendor):
     """Canned Jira answers that validate each request body and each answer against the Jira description."""
 
     def __init__(self, mock: responses.RequestsMock, deployment: str) -> None:
-        self.mock = mock
+        super().__init__(mock)
         self.deployment = deployment
         self.base = CLOUD_BASE if deployment == "cloud" else DC_BASE
         self.v = "3" if deployment == "cloud" else "2"
-        self.requests: list[requests.PreparedRequest] = []
 
-    def path(self, rest: str) -> str:
+    def api_path(self, rest: str) -> str:
         """``/rest/api/{v}`` + rest, for the deployment under test."""
         return f"/rest/api/{self.v}{rest}"
 
@@ -93,13 +91,12 @@ class JiraApi:
         error: Exception | None = None,
     ) -> None:
         """Answer ``method /rest/api/{v}{rest}`` once with ``status`` and ``body`` (or raise ``error``)."""
-        path = self.path(rest)
+        path = self.api_path(rest)
         template = SPEC.match_path(method, "/rest/api/3" + rest)
         if error is None:
             self._check_answer(method, template, status, body)
 
         def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
-            self.requests.append(request)
             if request.body:
                 self.check_request(method, template, json.loads(request.body))
             if error is not None:
@@ -110,7 +107,7 @@ class JiraApi:
                 ("" if body is None else json.dumps(body)),
             )
 
-        self.mock.add_callback(method, self.base + path, callback=callback)
+        self.rsps.add_callback(method, self.base + path, callback=callback)
 
     @staticmethod
     def _check_answer(method: str, template: str, status: int, body: Any) -> None:
@@ -132,14 +129,10 @@ class JiraApi:
                 assert isinstance(doc, str)
 
     def json(self, n: int) -> Any:
-        """The JSON body of the n-th request."""
-        body = self.requests[n].body
+        """The JSON body of the n-th request (which must have one)."""
+        body = self.sent(n)
         assert body is not None
-        return json.loads(body)
-
-    def query(self, n: int) -> dict[str, list[str]]:
-        """The query parameters of the n-th request."""
-        return parse_qs(urlsplit(self.requests[n].url).query)
+        return body
 
 
 def rich_texts(template: str, body: Any) -> list[Any]:
@@ -282,7 +275,7 @@ def test_cloud_uses_basic_auth_and_data_center_a_bearer_pat(mock: responses.Requ
         api = JiraApi(mock, dep)
         api.add("GET", "/myself", 200, {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Support Bot"})
         JiraConnector.from_config(config(dep), counter=CallCounter()).check()
-        seen.append(api.requests[0].headers["Authorization"])
+        seen.append(api.calls[-1].request.headers["Authorization"])
     assert seen[0] == "Basic " + base64.b64encode(f"{EMAIL}:{API_TOKEN}".encode()).decode()
     assert seen[1] == f"Bearer {PAT}"
 
@@ -312,7 +305,7 @@ def test_check_says_who_we_are(api: JiraApi, jira: JiraConnector) -> None:
         },
     )
     assert jira.check() == "authenticated as Support Bot"
-    assert urlsplit(api.requests[0].url).path == api.path("/myself")
+    assert api.path(0) == api.api_path("/myself")
 
 
 def test_check_401_is_an_auth_error_without_the_secret(api: JiraApi, jira: JiraConnector) -> None:

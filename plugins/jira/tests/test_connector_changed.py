@@ -109,6 +109,17 @@ def test_the_jql_reaches_back_a_minute_in_the_users_time_zone(jira: JiraConnecto
     assert sum(1 for r in requests_sent if urlsplit(str(r.url)).path.endswith("/myself")) == 1
 
 
+def test_the_integration_user_comes_from_the_same_myself_read(
+    jira: JiraConnector, vendors: Vendors, deployment: str
+) -> None:
+    """``GET /myself`` is read once per connector: the scan's time zone and the integration user share it."""
+    me = vendors["jira"].integration_user
+    requests_sent = sent(jira)
+    list(jira.changed_issues(None, since=time.time() - 3600))
+    assert jira.integration_user_id() == (me.account_id if deployment == "cloud" else me.name)
+    assert sum(1 for r in requests_sent if urlsplit(str(r.url)).path.endswith("/myself")) == 1
+
+
 def test_an_unknown_time_zone_shifts_by_the_widest_offset(jira: JiraConnector, vendors: Vendors) -> None:
     vendors["jira"].integration_user.time_zone = "Mars/Olympus_Mons"
     requests_sent = sent(jira)

@@ -24,7 +24,7 @@ import requests
 import requests.auth
 
 from cxbridge.config import SystemConfig
-from cxbridge.connectors import ConfigKey, Helpdesk, Page, json_object
+from cxbridge.connectors import ConfigKey, Helpdesk, Page, json_object, parse_datetime
 from cxbridge.errors import AuthError, ConfigError, Conflict, VendorError
 from cxbridge.http.auth import BasicAuth, BearerAuth
 from cxbridge.models import Comment, Person, Ref, Ticket
@@ -202,8 +202,8 @@ class ZendeskConnector(Helpdesk):
             requester=requester,
             organization=organization,
             custom_fields=custom_fields,
-            created_at=_parse_time(raw.get("created_at")),
-            updated_at=_parse_time(raw.get("updated_at")),
+            created_at=parse_datetime(raw.get("created_at")),
+            updated_at=parse_datetime(raw.get("updated_at")),
             raw=raw,
         )
 
@@ -248,7 +248,7 @@ class ZendeskConnector(Helpdesk):
             body=body,
             public=bool(raw.get("public", True)),
             author=author,
-            created_at=_parse_time(raw.get("created_at")),
+            created_at=parse_datetime(raw.get("created_at")),
         )
 
     def changed_tickets(
@@ -440,12 +440,3 @@ def _by_id(items: Any) -> dict[Any, dict[str, Any]]:
     if not isinstance(items, list):
         return {}
     return {item["id"]: item for item in items if isinstance(item, dict) and "id" in item}
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
