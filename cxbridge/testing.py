@@ -13,7 +13,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -283,6 +283,22 @@ def verify_deliveries(verify: Verifier, deliveries: Iterable[Mapping[str, Any]],
             now=time.time(),
         )
     return events
+
+
+MALFORMED_SIGNATURE_HEADERS = ("v1abc", "v1,a,b", "v1,abc", "v1,é", " ", "", "t=abc,v1=x", "t=1,v1=é")
+"""RELIABILITY.md section 7's malformed signature headers: a verifier answers each with ``WebhookRejected`` only."""
+
+
+def byte_flips(data: bytes) -> Iterator[bytes]:
+    """``data`` with the lowest bit of one byte flipped, for each byte in turn (a signature must reject each)."""
+    for i in range(len(data)):
+        yield data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
+
+
+def character_changes(text: str) -> Iterator[str]:
+    """``text`` with one character replaced by ``1`` (``2`` where it is ``1``), for each character in turn."""
+    for i in range(len(text)):
+        yield text[:i] + ("1" if text[i] != "1" else "2") + text[i + 1 :]
 
 
 def record_requests(connector: Connector) -> list[requests.PreparedRequest]:

@@ -38,6 +38,7 @@ from werkzeug.wrappers import Response
 from ..errors import ConfigError, WebhookRejected
 from ..secrets import Secret
 from ..store.base import redact_text
+from ..workflows.events import enqueue_event
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 
@@ -324,8 +325,6 @@ class Receiver:
             self.metrics.delivery(name, "rejected_400")
             log.info("webhook %s rejected (400): the verifier raised %s", name, type(exc).__name__)
             return _json(400, {"error": f"{name}: malformed delivery"})
-        from ..workflows.events import enqueue_event
-
         accepted = duplicates = 0
         try:
             for event in events:
@@ -349,7 +348,7 @@ class Receiver:
             "url": url,
             "headers": headers,
             "body": body,
-            "secrets": list(endpoint.secrets),
+            "secrets": endpoint.secrets,
             "now": self.clock(),
         }
         if endpoint.tolerance is not None:

@@ -59,6 +59,7 @@ class RunningServer:
 
     @property
     def port(self) -> int:
+        """The port the server listens on (the one picked when 0 was asked)."""
         return int(self.server.effective_port)
 
     def webhook_url(self, name: str) -> str:
@@ -70,6 +71,7 @@ class RunningServer:
         return f"{base}{WEBHOOK_PREFIX}{name}"
 
     def start(self) -> None:
+        """Run the server's loop on its background thread."""
         self._thread.start()
 
     def _run(self) -> None:
@@ -194,16 +196,8 @@ def run_server(
     echo: Callable[[str], None] = click.echo,
 ) -> None:
     """Serve until ``stop_event`` is set; print the listening URL and each system's webhook URL first."""
-    metrics = Metrics()
     running = start_server(
-        rt,
-        host=host,
-        port=port,
-        workers=workers,
-        threads=threads,
-        metrics=metrics,
-        stop_event=stop_event,
-        systems=systems,
+        rt, host=host, port=port, workers=workers, threads=threads, stop_event=stop_event, systems=systems
     )
     try:
         echo(f"Listening on {running.url} ({workers} worker thread{'s' if workers != 1 else ''})")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..errors import WebhookRejected
@@ -81,3 +83,39 @@ def base64_sha256_signatures(text: str, *, system: str, max_count: int = MAX_SIG
     if not decoded:
         raise WebhookRejected(f"{system}: signature does not match", status=401)
     return decoded
+
+
+@contextlib.contextmanager
+def only_rejections(system: str) -> Iterator[None]:
+    """Lets ``WebhookRejected`` out as is and turns any other exception into a 400 (a verifier's last defence).
+
+    Whatever a delivery holds, a verifier run inside this raises nothing but ``WebhookRejected``.
+    """
+    try:
+        yield
+    except WebhookRejected:
+        raise
+    except Exception:  # any surprise in the input is a malformed delivery
+        raise WebhookRejected(f"{system}: malformed delivery", status=400) from None
+
+
+def signing_keys(secrets: Sequence[Secret], *, system: str, missing: str) -> list[bytes]:
+    """The HMAC keys of the active secrets (each secret's UTF-8 bytes); 401 ``missing`` when none is usable."""
+    keys = [s.reveal().encode("utf-8") for s in secrets if isinstance(s, Secret) and s.reveal()]
+    if not keys:
+        raise WebhookRejected(f"{system}: {missing}", status=401)
+    return keys
+
+
+def check_hmac_sha256(keys: Sequence[bytes], message: bytes, candidates: Sequence[bytes], *, system: str) -> None:
+    """401 unless some key's HMAC-SHA256 of ``message`` equals some candidate digest.
+
+    Every pair is compared (no early exit on a match) so timing does not tell which secret matched.
+    """
+    matched = False
+    for key in keys:
+        expected = hmac.new(key, message, hashlib.sha256).digest()
+        for candidate in candidates:
+            matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise WebhookRejected(f"{system}: signature does not match", status=401)

@@ -24,6 +24,7 @@ from typing import Any
 from cxbridge.errors import WebhookRejected
 from cxbridge.models import Event, Ref
 from cxbridge.secrets import Secret
+from cxbridge.webhooks.verify import check_hmac_sha256, only_rejections, signing_keys
 
 __all__ = ["ID_HEADER", "SIGNATURE_HEADER", "sign", "verify_jira"]
 
@@ -65,12 +66,8 @@ def verify_jira(
 
     Raises ``WebhookRejected`` only: 401 for a missing or bad signature, 400 for a malformed delivery.
     """
-    try:
+    with only_rejections(SYSTEM):
         return _verify(headers=headers, body=body, secrets=secrets, now=now)
-    except WebhookRejected:
-        raise
-    except Exception:  # whatever the input held, one error type leaves the verifier
-        raise WebhookRejected("jira: malformed delivery", status=400) from None
 
 
 def _verify(*, headers: Mapping[str, str], body: bytes, secrets: Sequence[Secret], now: float) -> list[Event]:
@@ -83,15 +80,10 @@ def _verify(*, headers: Mapping[str, str], body: bytes, secrets: Sequence[Secret
     if header is None or not header.strip():
         raise WebhookRejected(f"jira: no {SIGNATURE_HEADER} header", status=401)
     digest = _parse_signature(header)
-    keys = [s.reveal() for s in secrets if isinstance(s, Secret) and s.reveal()]
-    if not keys:
-        raise WebhookRejected("jira: no webhook secret is configured; unsigned deliveries are refused", status=401)
-    matched = False
-    for key in keys:  # every secret is tried: no early exit reveals which one matched
-        expected = hmac.new(key.encode("utf-8"), body, hashlib.sha256).digest()
-        matched |= hmac.compare_digest(expected, digest)
-    if not matched:
-        raise WebhookRejected("jira: signature does not match", status=401)
+    keys = signing_keys(
+        secrets, system=SYSTEM, missing="no webhook secret is configured; unsigned deliveries are refused"
+    )
+    check_hmac_sha256(keys, body, [digest], system=SYSTEM)
 
     delivery_id = lowered.get(ID_HEADER.lower())
     if not delivery_id or len(delivery_id) > MAX_ID_LENGTH or not _ID.fullmatch(delivery_id):
