@@ -82,6 +82,31 @@ def connectors_plugin() -> Callable[..., object]:
 
 
 @pytest.fixture
+def policies() -> dict[str, Any]:
+    """The ``[policies]`` the decision tests share: Sam (tier 1) may credit up to 100 USD and raise priority to
+    High for enterprise and strategic customers; Lee (a lead) may credit up to 500 USD, raise priority to Highest
+    and reopen. A test may change its copy."""
+    return {
+        "rules": [
+            {
+                "name": "tier1-credits",
+                "when": "customer.tier in ['enterprise', 'strategic'] and agent.team == 'tier1'",
+                "grant": {"credit_max": 100, "currency": "USD", "priority_max": "High", "skip_triage": True},
+            },
+            {
+                "name": "team-lead-credits",
+                "when": "agent.role == 'lead'",
+                "grant": {"credit_max": 500, "currency": "USD", "priority_max": "Highest", "reopen": True},
+            },
+        ],
+        "agents": {
+            "sam@cxbridge.example": {"team": "tier1", "role": "agent"},
+            "lee@cxbridge.example": {"team": "tier1", "role": "lead"},
+        },
+    }
+
+
+@pytest.fixture
 def vendors() -> Iterator[Vendors]:
     """Zendesk, HubSpot and Jira emulated in process, seeded with the demo data (a test file may override it)."""
     with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:

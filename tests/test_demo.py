@@ -51,3 +51,4 @@ def test_demo_command_exits_zero() -> None:
     result = CliRunner().invoke(cli, ["demo"])
     assert result.exit_code == 0, result.output
     assert "Summary (read back from the emulators)" in result.output
+    assert "Jira issues: 1; remote links: 2" in result.output

@@ -83,7 +83,7 @@ def test_tag_escalates_exactly_once_even_when_handled_twice(vendors: Vendors, ru
 
     # the escalation's own note comes back from Zendesk: an echo, nothing written
     echoes = zendesk_events(vendors, start + 1)
-    assert echoes
+    assert len(echoes) == 1, echoes
     assert all(handle_event(runtime, e).startswith("echo") for e in echoes)
     assert issue_count(vendors) == 1
 
@@ -116,6 +116,7 @@ def test_linked_tickets_and_other_zendesk_events_write_nothing(vendors: Vendors,
     as_alex(vendors, 2, {"comment": {"body": "Unrelated question.", "public": True}})
     calls = len(vendors["zendesk"].calls) + len(vendors["jira"].calls) + len(vendors["hubspot"].calls)
     outcomes = [handle_event(runtime, e, system="zendesk") for e in zendesk_events(vendors, start)]
+    assert len(outcomes) == 2, outcomes
     assert outcomes[0].startswith("unchanged: zendesk:ticket:1 is linked to ENG-1"), outcomes
     assert outcomes[1].startswith("ignored"), outcomes
     assert len(vendors["zendesk"].calls) + len(vendors["jira"].calls) + len(vendors["hubspot"].calls) == calls

@@ -12,6 +12,7 @@ from cxbridge_jira.adf import markdown_to_adf
 from cxbridge_jira.wiki import markdown_to_wiki
 
 from cxbridge import impact
+from cxbridge.demo import DEMO_SETTINGS
 from cxbridge.errors import ConfigError
 from cxbridge.handoff import Handoff
 from cxbridge.models import Customer, Link, Ref, Ticket
@@ -21,14 +22,7 @@ ISSUE = Ref("jira", "issue", "10000")
 ACME = Ref("hubspot", "company", "1")
 GLOBEX = Ref("hubspot", "company", "2")
 INITECH = Ref("hubspot", "company", "3")
-FIELDS = {
-    "arr": "customfield_10100",
-    "customers": "customfield_10101",
-    "tickets": "customfield_10102",
-    "renewal": "customfield_10103",
-    "tier": "customfield_10104",
-    "oldest": "customfield_10105",
-}
+FIELDS: dict[str, str] = DEMO_SETTINGS["impact"]["fields"]
 
 
 def ticket_ref(n: int) -> Ref:

@@ -60,7 +60,7 @@ def test_done_issues_leave_the_ranking(config: Path, issues: dict[str, str], san
         rt.close()
     code, out, err = run(config, "impact", "--json")
     assert code == 0, err
-    assert issues["small"] not in [r["issue"] for r in json.loads(out)]
+    assert [r["issue"] for r in json.loads(out)] == [issues["big"]]
 
 
 def test_top_csv_and_table(config: Path, issues: dict[str, str]) -> None:
@@ -107,6 +107,9 @@ def test_unlink_from_the_command_line(vendors: Vendors, config: Path, issues: di
     data = json.loads(out)
     assert data["remote_link"] == "deleted"
     assert data["impact"] == "written"
+    issue = next(i for i in vendors["jira"].state()["issues"] if i["key"] == issues["big"])
+    assert [link["globalId"].rsplit("&id=", 1)[1] for link in issue["remoteLinks"]] == ["1"]
+    assert issue["fields"]["customfield_10101"] == 1
     code, out, _ = run(config, "impact", issues["big"], "--json")
     assert json.loads(out)["customers"] == 1
     code, out, err = run(config, "links", issues["big"], "--json")
@@ -124,4 +127,4 @@ def test_unlinking_the_last_ticket_clears_the_values(vendors: Vendors, config: P
     assert not [label for label in issue["fields"]["labels"] if label.startswith("cxb-tier-")]
     assert "0 customers, 0 tickets" in issue["fields"]["description"]
     code, out, _ = run(config, "impact", "--json")
-    assert issues["small"] not in [r["issue"] for r in json.loads(out)]
+    assert [r["issue"] for r in json.loads(out)] == [issues["big"]]

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from cxbridge import impact
 from cxbridge.cli import cli
+from cxbridge.demo import DEMO_SETTINGS
 from cxbridge.models import Ref
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox import mock_vendors
@@ -25,14 +26,7 @@ from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
-FIELDS = {
-    "arr": "customfield_10100",
-    "customers": "customfield_10101",
-    "tickets": "customfield_10102",
-    "renewal": "customfield_10103",
-    "tier": "customfield_10104",
-    "oldest": "customfield_10105",
-}
+FIELDS: dict[str, str] = DEMO_SETTINGS["impact"]["fields"]  # the demo seed's Jira custom fields
 
 
 @pytest.fixture
@@ -76,13 +70,14 @@ def test_three_tickets_from_two_companies_then_unlink(vendors: Vendors, runtime:
     first = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced."))
     assert first.calls == {"zendesk": 2, "hubspot": 4, "jira": 2}  # the create carries the impact: no extra call
     key = first.issue_key
+    opened = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == 1)["created_at"]
     assert impact_values(vendors, key) == {
         "arr": 480000.0,
         "customers": 1.0,
         "tickets": 1.0,
         "renewal": "2027-01-31",
         "tier": "strategic",
-        "oldest": impact_values(vendors, key)["oldest"],
+        "oldest": opened[:10],  # the day ticket 1 was opened
     }
     second = Escalation(runtime).run(EscalationRequest(ticket_id="2", link_key=key, note="Same bug."))
     assert sum(second.calls.values()) <= 9
@@ -108,7 +103,9 @@ def test_three_tickets_from_two_companies_then_unlink(vendors: Vendors, runtime:
     assert "Reproduced." in impact._plain(issue.description)  # the handoff above the block is kept
 
     # a replay writes nothing
+    before = len(vendors["jira"].calls)
     assert impact.refresh_by_key(runtime, key) is False
+    assert [c.method for c in vendors["jira"].calls[before:]] == ["GET"]
 
     # `cxbridge impact --json` agrees with the issue
     out = CliRunner().invoke(cli, ["--config", str(config_path), "impact", key, "--json"])
@@ -167,8 +164,10 @@ def test_refresh_picks_up_arr_changed_in_the_crm(vendors: Vendors, runtime: Runt
     values = impact_values(vendors, first.issue_key)
     assert values["arr"] == 650000.5
     assert values["renewal"] == "2026-12-31"
+    before = len(vendors["jira"].calls)
     again = CliRunner().invoke(cli, ["--config", str(config_path), "impact", first.issue_key, "--refresh", "--json"])
     assert json.loads(again.stdout)["written"] is False
+    assert "PUT" not in [c.method for c in vendors["jira"].calls[before:]]
 
 
 def test_data_center_gets_the_block_as_wiki_text(sandbox_runtime: SandboxRuntimes) -> None:
@@ -183,6 +182,8 @@ def test_data_center_gets_the_block_as_wiki_text(sandbox_runtime: SandboxRuntime
             assert isinstance(issue.description, str)
             assert issue.description.count("h2. Customer impact") == 1
             assert "2 customers, 2 tickets" in issue.description
+            before = len(vendors["jira"].calls)
             assert impact.refresh_by_key(rt, first.issue_key) is False
+            assert [c.method for c in vendors["jira"].calls[before:]] == ["GET"]
         finally:
             rt.close()

@@ -17,26 +17,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 SAM = "sam@cxbridge.example"
 LEE = "lee@cxbridge.example"
-POLICIES: dict[str, Any] = {
-    "rules": [
-        {
-            "name": "tier1-credits",
-            "when": "customer.tier in ['enterprise', 'strategic'] and agent.team == 'tier1'",
-            "grant": {"credit_max": 100, "currency": "USD", "priority_max": "High", "skip_triage": True},
-        },
-        {
-            "name": "team-lead-credits",
-            "when": "agent.role == 'lead'",
-            "grant": {"credit_max": 500, "currency": "USD", "priority_max": "Highest", "reopen": True},
-        },
-    ],
-    "agents": {SAM: {"team": "tier1", "role": "agent"}, LEE: {"team": "tier1", "role": "lead"}},
-}
 
 
 @pytest.fixture
-def sandbox(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> tuple[Vendors, Path]:
-    return vendors, sandbox_runtime.config(vendors, extra={"policies": POLICIES})
+def sandbox(vendors: Vendors, sandbox_runtime: SandboxRuntimes, policies: dict[str, Any]) -> tuple[Vendors, Path]:
+    return vendors, sandbox_runtime.config(vendors, extra={"policies": policies})
 
 
 def run(config: Path, *args: str) -> tuple[int, str, str]:
@@ -52,7 +37,7 @@ def notes_on(vendors: Vendors, ticket_id: int) -> list[str]:
 
 def test_check_explains_rule_by_rule_and_writes_nothing(sandbox: tuple[Vendors, Path]) -> None:
     vendors, config = sandbox
-    before = notes_on(vendors, 1)
+    before = {name: vendors[name].state() for name in ("zendesk", "hubspot", "jira")}
     code, out, err = run(
         config, "policy", "check", "--ticket", "1", "--action", "credit", "--value", "150", "--agent", SAM
     )
@@ -75,7 +60,10 @@ def test_check_explains_rule_by_rule_and_writes_nothing(sandbox: tuple[Vendors, 
     assert data["decision"]["rule"] == "tier1-credits"
     assert [r["condition"] for r in data["rules"]] == ["true", "false"]
     assert data["calls"]["zendesk"] == 1  # the ticket with its requester and organization, one call
-    assert notes_on(vendors, 1) == before
+    assert {name: vendors[name].state() for name in ("zendesk", "hubspot", "jira")} == before
+    code, out, err = run(config, "audit", "--json")
+    assert code == 0, err
+    assert json.loads(out) == []
 
 
 def test_act_granted_applies_at_once_refused_exits_nonzero(sandbox: tuple[Vendors, Path]) -> None:
@@ -114,6 +102,7 @@ def test_act_granted_applies_at_once_refused_exits_nonzero(sandbox: tuple[Vendor
     assert "Credit of 150 USD refused" in lines[0]
     assert "rule team-lead-credits" in lines[0]
     assert len([n for n in notes_on(vendors, 1) if "Credit of" in n]) == 1
+    assert len(vendors["hubspot"].state()["objects"]["notes"]) == before + 1
 
     code, out, err = run(config, "audit", "--ticket", "1", "--json")
     assert code == 0, err
@@ -141,6 +130,7 @@ def test_act_with_the_same_request_id_repeats_no_write(sandbox: tuple[Vendors, P
     assert code == 0, err
     assert set(json.loads(out)["writes"].values()) == {"unchanged"}
     assert len([n for n in notes_on(vendors, 2) if "Credit of 80 USD" in n]) == 1
+    assert len(vendors["hubspot"].state()["objects"]["notes"]) == 1
     code, out, _ = run(config, "audit", "--ticket", "2", "--json")
     assert len([r for r in json.loads(out) if r["action"] == "act.credit"]) == 1
 
@@ -150,7 +140,7 @@ def test_the_lead_may_credit_150(sandbox: tuple[Vendors, Path]) -> None:
     code, out, err = run(config, "act", "1", "--action", "credit", "--value", "150", "--agent", LEE)
     assert code == 0, err
     assert f"Credit of 150 USD granted by {LEE} under rule team-lead-credits" in out
-    assert any("Credit of 150 USD" in n for n in notes_on(vendors, 1))
+    assert len([n for n in notes_on(vendors, 1) if "Credit of 150 USD" in n]) == 1
 
 
 def test_bad_requests_are_one_line_errors(sandbox: tuple[Vendors, Path]) -> None:
@@ -169,12 +159,15 @@ def test_bad_requests_are_one_line_errors(sandbox: tuple[Vendors, Path]) -> None
 def test_escalate_with_decisions_from_the_command_line(sandbox: tuple[Vendors, Path]) -> None:
     """``--priority``/``--action`` are checked against the policies; a refusal is one line and writes nothing."""
     vendors, config = sandbox
+    notes_before = notes_on(vendors, 2)
     code, out, err = run(config, "escalate", "2", "--agent", SAM, "--priority", "Highest", "--note", "x")
     assert code != 0
     assert len(err.strip().splitlines()) == 1
     assert "Priority Highest refused" in err
     assert "rule team-lead-credits" in err
     assert vendors["jira"].state()["issues"] == []
+    assert notes_on(vendors, 2) == notes_before
+    assert vendors["hubspot"].state()["objects"]["notes"] == []
     code, out, err = run(config, "escalate", "2", "--agent", LEE, "--action", "priority=highest", "--json")
     assert code == 0, err
     data = json.loads(out)

@@ -19,26 +19,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 SAM = Person(email="sam@cxbridge.example")
 LEE = Person(email="lee@cxbridge.example")
-POLICIES: dict[str, Any] = {
-    "rules": [
-        {
-            "name": "tier1-credits",
-            "when": "customer.tier in ['enterprise', 'strategic'] and agent.team == 'tier1'",
-            "grant": {"credit_max": 100, "currency": "USD", "priority_max": "High", "skip_triage": True},
-        },
-        {
-            "name": "team-lead-credits",
-            "when": "agent.role == 'lead'",
-            "grant": {"credit_max": 500, "currency": "USD", "priority_max": "Highest", "reopen": True},
-        },
-    ],
-    "agents": {SAM.email: {"team": "tier1", "role": "agent"}, LEE.email: {"team": "tier2", "role": "lead"}},
-}
 
 
 @pytest.fixture
-def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Runtime:
-    return sandbox_runtime(vendors, extra={"policies": POLICIES})
+def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes, policies: dict[str, Any]) -> Runtime:
+    return sandbox_runtime(vendors, extra={"policies": policies})
 
 
 def internal_notes(vendors: Vendors, ticket_id: int) -> list[str]:
@@ -108,6 +93,7 @@ def test_act_grants_80_and_refuses_150_in_the_emulators_state(vendors: Vendors, 
     with pytest.raises(PolicyRefused, match="rule team-lead-credits"):
         act_on_ticket(runtime, "1", parse_action("credit", "150"), SAM)
     assert sum("Credit of" in n for n in internal_notes(vendors, 1)) == 1
+    assert len(vendors["hubspot"].state()["objects"]["notes"]) == 1  # the refusal wrote no CRM note either
     rows = [e for e in runtime.store.audit_entries() if e.action == "act.credit"]
     assert [(e.result, e.policy) for e in rows] == [("granted", "tier1-credits"), ("refused", None)]
 
@@ -130,6 +116,7 @@ def test_act_after_an_unconfirmed_note_finds_it_instead_of_writing_twice(vendors
     assert again.writes["crm_note"] == "written"
     assert again.writes["audit"] == "written"
     assert sum("Credit of 80 USD" in n for n in internal_notes(vendors, 1)) == 1
+    assert len(vendors["hubspot"].state()["objects"]["notes"]) == 1
 
 
 def test_act_after_a_failed_note_writes_it_on_the_retry(vendors: Vendors, runtime: Runtime) -> None:
@@ -140,4 +127,5 @@ def test_act_after_a_failed_note_writes_it_on_the_retry(vendors: Vendors, runtim
     again = act_on_ticket(runtime, "1", parse_action("credit", "80"), SAM, request_id="req-10")
     assert again.writes["ticket_note"] == "written"
     assert sum("Credit of 80 USD" in n for n in internal_notes(vendors, 1)) == 1
+    assert len(vendors["hubspot"].state()["objects"]["notes"]) == 1
     assert len([e for e in runtime.store.audit_entries() if e.action == "act.credit"]) == 1

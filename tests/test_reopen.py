@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cxbridge.models import Person
+from cxbridge.models import Person, Ref
 from cxbridge.policy import PolicyRefused, parse_action
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.modes import Vendors
@@ -60,9 +60,10 @@ def test_a_lead_reopens_the_done_issue_a_customer_hits_again(vendors: Vendors, r
 def test_an_agent_without_the_right_is_refused_and_nothing_is_written(vendors: Vendors, runtime: Runtime) -> None:
     key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
     close(runtime, key)
-    before = vendors["jira"].state()
+    before = {name: vendors[name].state() for name in ("zendesk", "jira", "hubspot")}
     req = EscalationRequest(ticket_id="2", link_key=key, agent=SAM, actions=[parse_action("reopen", None)])
     with pytest.raises(PolicyRefused, match="leads-reopen"):
         Escalation(runtime).run(req)
-    assert vendors["jira"].state() == before
+    assert {name: vendors[name].state() for name in ("zendesk", "jira", "hubspot")} == before
+    assert runtime.store.links_for_ticket(Ref("zendesk", "ticket", "2")) == []
     assert status(vendors, key)["statusCategory"]["key"] == "done"

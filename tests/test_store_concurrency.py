@@ -10,11 +10,14 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from cxbridge.store import SQLiteStore
+from cxbridge.store.migrations import migrations
 
 # A worker process: open the store, read a start time on stdin and sleep until it (so that every worker
 # starts together), claim and complete until the queue is empty, then print the ids it completed as JSON.
@@ -49,14 +52,26 @@ store.close()
 """
 
 
-def _start(script: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@contextmanager
+def _processes(script: str, argv: list[tuple[str, ...]]) -> Iterator[list[subprocess.Popen[str]]]:
+    """Start one process running ``script`` per argument tuple; any still running at the end are killed."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in argv
+    ]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def _finish(procs: list[subprocess.Popen[str]]) -> list[str]:
@@ -74,8 +89,7 @@ def test_processes_claim_each_job_exactly_once(tmp_path: Path) -> None:
     path = tmp_path / "queue.db"
     store = SQLiteStore(path)
     ids = [store.enqueue("work", {"n": n}) for n in range(150)]
-    procs = [_start(CLAIMER, str(path), f"worker-{i}") for i in range(3)]
-    try:
+    with _processes(CLAIMER, [(str(path), f"worker-{i}") for i in range(3)]) as procs:
         for p in procs:
             assert p.stdout is not None
             assert p.stdout.readline().strip() == "ready"
@@ -85,11 +99,6 @@ def test_processes_claim_each_job_exactly_once(tmp_path: Path) -> None:
             p.stdin.write(f"{start}\n")
             p.stdin.flush()
         outputs = _finish(procs)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
     per_worker = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
     completed = Counter(job_id for done in per_worker for job_id in done)
     assert sorted(completed) == sorted(ids)
@@ -105,24 +114,17 @@ def test_processes_claim_each_job_exactly_once(tmp_path: Path) -> None:
 def test_processes_opening_a_new_file_migrate_it_once(tmp_path: Path) -> None:
     """Four processes opening a new database at the same moment apply each migration once."""
     path = tmp_path / "fresh.db"
-    procs = [_start(OPENER, str(path), str(i)) for i in range(4)]
-    try:
+    with _processes(OPENER, [(str(path), str(i)) for i in range(4)]) as procs:
         for p in procs:
             assert p.stdin is not None
             p.stdin.write("go\n")
             p.stdin.flush()
         outputs = _finish(procs)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
     assert sorted(int(o.strip()) for o in outputs) == [1, 2, 3, 4]
     conn = sqlite3.connect(path)
-    versions = [r[0] for r in conn.execute("SELECT version FROM _cxbridge_migrations ORDER BY version")]
+    applied = conn.execute("SELECT migration_set, version FROM _cxbridge_migrations ORDER BY 1, 2").fetchall()
     conn.close()
-    assert versions == sorted(set(versions))
-    assert versions
+    assert applied == [(migrations.name, m.version) for m in migrations.all()]  # every migration, each once
 
 
 def test_threads_share_one_store(tmp_path: Path) -> None:

@@ -82,13 +82,20 @@ def test_a_delivery_carries_its_lock(store: SQLiteStore) -> None:
     assert a is not None
     assert a.payload == {"n": 1}
     assert store.claim("w2", lease_seconds=30) is None
+    assert store.complete(a.id, a.attempt)
+    b = store.claim("w2", lease_seconds=30)  # the second delivery's job was queued; it waited for the lock
+    assert b is not None
+    assert b.payload == {"n": 2}
 
 
 def test_unlocked_jobs_run_side_by_side(store: SQLiteStore) -> None:
-    store.enqueue("event", {"n": 1})
-    store.enqueue("event", {"n": 2})
-    assert store.claim("w1", lease_seconds=30) is not None
-    assert store.claim("w2", lease_seconds=30) is not None
+    first = store.enqueue("event", {"n": 1})
+    second = store.enqueue("event", {"n": 2})
+    a = store.claim("w1", lease_seconds=30)
+    b = store.claim("w2", lease_seconds=30)
+    assert a is not None
+    assert b is not None
+    assert (a.id, b.id) == (first, second)
 
 
 def test_snapshots_replace_and_survive_reopen(tmp_path: Path, clock: Clock) -> None:
@@ -106,7 +113,10 @@ def test_snapshots_replace_and_survive_reopen(tmp_path: Path, clock: Clock) -> N
 def test_snapshots_never_hold_a_secret(store: SQLiteStore) -> None:
     secret = Secret("s3cr3t-snapshot-value", source="test")
     store.put_snapshot("customer", "x", {"note": f"token {secret.reveal()}"})
-    assert secret.reveal() not in str(store.get_snapshot("customer", "x"))
+    snapshot = store.get_snapshot("customer", "x")
+    assert snapshot is not None  # stored, with the value redacted
+    assert snapshot["note"].startswith("token ")
+    assert secret.reveal() not in str(snapshot)
 
 
 def test_forget_intent_lets_an_undone_write_be_redone(store: SQLiteStore) -> None:
