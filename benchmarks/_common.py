@@ -88,6 +88,11 @@ def target(res: dict[str, Any], figure: str, value: float | None, op: str, bound
     )
 
 
+def shown(value: float | None) -> str:
+    """A figure as the summaries print it."""
+    return "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+
+
 def unavailable(res: dict[str, Any], why: str) -> None:
     """Mark (a part of) a bench as not measurable yet, and say why."""
     res["available"] = False
@@ -99,9 +104,7 @@ def finish(res: dict[str, Any], out: Path | None) -> dict[str, Any]:
     """Print the targets and write the JSON."""
     for t in res["targets"]:
         state = {True: "met", False: "NOT MET", None: "n/a"}[t["met"]]
-        value = t["value"]
-        shown = "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
-        print(f"  {t['figure']:<58} {shown:>10}  target {t['target']:<14} {state}")
+        print(f"  {t['figure']:<58} {shown(t['value']):>10}  target {t['target']:<14} {state}")
     for note in res["notes"]:
         print(f"  note: {note}")
     if out is not None:
@@ -162,16 +165,25 @@ def missing_module(name: str) -> str | None:
     return None
 
 
-def main_guard(run: Callable[[argparse.Namespace], dict[str, Any]], description: str) -> None:
-    """Parse the arguments, run the bench, write the JSON (default ``benchmarks/results/<bench>.json``)."""
+def main_guard(
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """Parse the arguments (``add_arguments`` adds a bench's own), run the bench, write the JSON (default
+    ``benchmarks/results/<bench>.json``)."""
     quiet()
-    args = parser(description).parse_args()
+    p = parser(description)
+    if add_arguments is not None:
+        add_arguments(p)
+    args = p.parse_args()
     res = run(args)
     finish(res, args.out or RESULTS_DIR / f"{res['bench']}.json")
     sys.stdout.flush()
 
 
 ESCALATION_TAG = "escalated_to_engineering"
+EMAILS = ["ada@acme.example", "grace@globex.example", "linus@initech.example"]  # the demo seed's requesters
 BENCH_SECRET = "bench-zendesk-signing-secret-0123456789"  # noqa: S105 - a throwaway sandbox signing secret
 
 

@@ -20,8 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
 
-EMAILS = ["ada@acme.example", "grace@globex.example", "linus@initech.example"]
-
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
@@ -42,8 +40,8 @@ def main() -> None:
         oldest = zd.model.now() - 3600 - args.tickets
         for block in range(0, args.tickets, every):
             size = min(every, args.tickets - block)
-            ids += _common.seed_tickets(zd, size - 1, EMAILS, subject="Scan", spread=0.0)
-            ids += _common.seed_tickets(zd, 1, EMAILS, subject="Scan tagged", tags=[_common.ESCALATION_TAG])
+            ids += _common.seed_tickets(zd, size - 1, _common.EMAILS, subject="Scan", spread=0.0)
+            ids += _common.seed_tickets(zd, 1, _common.EMAILS, subject="Scan tagged", tags=[_common.ESCALATION_TAG])
             tagged += 1
         # spread the change times evenly, oldest first (the export orders by change time, then id)
         with zd.lock:

@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 TARGET_RATE = 100.0
-EMAILS = ["ada@acme.example", "grace@globex.example", "linus@initech.example"]
 
 
 def _rates(count: int, wall: float, emulator: float, cpu: float) -> dict[str, Any]:
@@ -122,7 +121,7 @@ def alone(count: int, profiler: Any = None) -> dict[str, Any]:
     from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
     with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors, _common.workdir() as where:
-        tickets = _common.seed_tickets(vendors["zendesk"], count + 5, EMAILS, tags=[_common.ESCALATION_TAG])
+        tickets = _common.seed_tickets(vendors["zendesk"], count + 5, _common.EMAILS, tags=[_common.ESCALATION_TAG])
         rt = _common.make_runtime(vendors, where)
         for t in tickets[count:]:  # warm-up: templates compiled, connectors built
             Escalation(rt).run(EscalationRequest(ticket_id=str(t), note="warm-up"))
@@ -156,7 +155,7 @@ def pipeline(count: int, workers: int) -> dict[str, Any]:
 
     with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors, _common.workdir() as where:
         zd: Any = vendors["zendesk"]
-        tickets = _common.seed_tickets(zd, count + 5, EMAILS, tags=[_common.ESCALATION_TAG])
+        tickets = _common.seed_tickets(zd, count + 5, _common.EMAILS, tags=[_common.ESCALATION_TAG])
         rt = _common.make_runtime(vendors, where)
         warm = _common.zendesk_events(zd, tickets[count:])
         for event in warm:
@@ -243,15 +242,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def main() -> None:
-    p = _common.parser(__doc__ or "")
+def arguments(p: argparse.ArgumentParser) -> None:
+    """This bench's own arguments."""
     p.add_argument("--count", type=int, default=None, help="escalations per measurement (100 quick, 500 full)")
     p.add_argument("--workers", default="1,2,4", help="worker counts for the pipeline, comma separated")
     p.add_argument("--profile", action="store_true", help="also profile the escalation alone: time per area")
-    _common.quiet()
-    args = p.parse_args()
-    _common.finish(run(args), args.out or _common.RESULTS_DIR / "engine.json")
 
 
 if __name__ == "__main__":
-    main()
+    _common.main_guard(run, __doc__ or "", arguments)

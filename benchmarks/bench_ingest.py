@@ -202,17 +202,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def main() -> None:
-    p = _common.parser(__doc__ or "")
+def arguments(p: argparse.ArgumentParser) -> None:
+    """This bench's own arguments."""
     p.add_argument("--count", type=int, default=None, help="deliveries to send (default 2000 quick, 10000 full)")
     p.add_argument("--clients", type=int, default=8, help="concurrent sender threads")
     p.add_argument("--threads", type=int, default=8, help="waitress threads of cxbridge serve")
     p.add_argument("--seconds", type=float, default=None, help="stop sending after this long")
-    _common.quiet()
-    args = p.parse_args()
-    res = run(args)
-    _common.finish(res, args.out or _common.RESULTS_DIR / "ingest.json")
 
 
 if __name__ == "__main__":
-    main()
+    _common.main_guard(run, __doc__ or "", arguments)

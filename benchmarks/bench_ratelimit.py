@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 TARGET_UTILIZATION = 90.0
-EMAILS = ["ada@acme.example", "grace@globex.example", "linus@initech.example"]
 TICKET_PUT = re.compile(r"^/api/v2/tickets/\d+(\.json)?$")
 
 
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         zd: Any = vendors["zendesk"]
         rt = _common.make_runtime(vendors, where)
         # warm-up without a limit: learns the integration user, compiles templates; gives calls per escalation
-        warm = _common.seed_tickets(zd, 3, EMAILS, tags=[_common.ESCALATION_TAG], subject="Warm-up")
+        warm = _common.seed_tickets(zd, 3, _common.EMAILS, tags=[_common.ESCALATION_TAG], subject="Warm-up")
         for event in _common.zendesk_events(zd, warm):
             events.enqueue_event(rt, "zendesk", event)
         before = len(zd.calls)
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         per_escalation = len(warm_calls) / len(warm)
         theoretical_per_window = limit.limit / per_escalation
         jobs = int(theoretical_per_window * (windows + 1)) + 2
-        tickets = _common.seed_tickets(zd, jobs, EMAILS, tags=[_common.ESCALATION_TAG])
+        tickets = _common.seed_tickets(zd, jobs, _common.EMAILS, tags=[_common.ESCALATION_TAG])
         for event in _common.zendesk_events(zd, tickets):
             events.enqueue_event(rt, "zendesk", event)
 
@@ -154,15 +153,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def main() -> None:
-    p = _common.parser(__doc__ or "")
+def arguments(p: argparse.ArgumentParser) -> None:
+    """This bench's own arguments."""
     p.add_argument("--limit", default=None, help="Zendesk limit (default 36/8s quick, 60/15s full)")
     p.add_argument("--windows", type=int, default=None, help="full windows to aim for (2 quick, 5 full)")
     p.add_argument("--workers", type=int, default=2, help="worker threads ([webhooks] workers default: 2)")
-    _common.quiet()
-    args = p.parse_args()
-    _common.finish(run(args), args.out or _common.RESULTS_DIR / "ratelimit.json")
 
 
 if __name__ == "__main__":
-    main()
+    _common.main_guard(run, __doc__ or "", arguments)

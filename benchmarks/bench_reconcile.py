@@ -165,14 +165,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def main() -> None:
-    p = _common.parser(__doc__ or "")
+def arguments(p: argparse.ArgumentParser) -> None:
+    """This bench's own arguments."""
     p.add_argument("--tickets", type=int, default=None, help="tickets to seed and scan (default 100,000)")
     p.add_argument("--tagged-every", type=int, default=100, help="one ticket in K carries the escalation tag")
-    _common.quiet()
-    args = p.parse_args()
-    _common.finish(run(args), args.out or _common.RESULTS_DIR / "reconcile.json")
 
 
 if __name__ == "__main__":
-    main()
+    _common.main_guard(run, __doc__ or "", arguments)

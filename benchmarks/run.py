@@ -67,10 +67,8 @@ def table(results: list[dict[str, Any]]) -> str:
         if not res["targets"]:
             rows.append((res["bench"], "(no figure)", "-", "-", "not available"))
         for t in res["targets"]:
-            value = t["value"]
-            shown = "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
             met = {True: "yes", False: "NO", None: "not available"}[t["met"]]
-            rows.append((res["bench"], t["figure"], shown, t["target"], met))
+            rows.append((res["bench"], t["figure"], _common.shown(t["value"]), t["target"], met))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -180,6 +180,10 @@ class Backend(ABC):
         """The vendor's rate-limit headers on every answer (override per vendor)."""
         return {}
 
+    def webhook_secrets(self) -> list[str]:
+        """The secrets that verify this emulator's webhook deliveries: its targets' (override to add others)."""
+        return [t.secret for t in self.webhook_targets if t.secret]
+
     # -- helpers for emulators -------------------------------------------------------------------------------
     @staticmethod
     def json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

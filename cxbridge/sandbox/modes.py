@@ -210,23 +210,23 @@ def serve_vendors(
     return served
 
 
+def _secret_file(secret_file: Path, value: str) -> Any:
+    """Write a secret to a file only its owner can read; the config's ``{ file = ... }`` reference to it."""
+    secret_file.write_text(value, encoding="utf-8")
+    os.chmod(secret_file, 0o600)
+    inline = tomlkit.inline_table()
+    inline["file"] = secret_file.name
+    return inline
+
+
 def _webhook_secret_files(vendors: Vendors, path: Path) -> dict[str, Any]:
-    """``[webhooks] secrets.<name>`` for each emulator that signs webhooks: its targets' secrets (and HubSpot's
-    app client secret), each written to a file beside the config, so ``cxbridge serve`` verifies what it sends."""
+    """``[webhooks] secrets.<name>`` for each emulator that signs webhooks: its ``webhook_secrets()``, each
+    written to a file beside the config, so ``cxbridge serve`` verifies what it sends."""
     out: dict[str, Any] = {}
     for name, backend in vendors.backends.items():
-        values = [t.secret for t in backend.webhook_targets if t.secret]
-        client_secret = getattr(backend, "client_secret", None)  # HubSpot signs its app's deliveries with it
-        if isinstance(client_secret, str) and client_secret:
-            values.append(client_secret)
         files = tomlkit.array()
-        for i, value in enumerate(dict.fromkeys(values)):
-            secret_file = path.parent / f"{name}.webhook{i + 1 if i else ''}.secret"
-            secret_file.write_text(value, encoding="utf-8")
-            os.chmod(secret_file, 0o600)
-            inline = tomlkit.inline_table()
-            inline["file"] = secret_file.name
-            files.append(inline)
+        for i, value in enumerate(dict.fromkeys(backend.webhook_secrets())):
+            files.append(_secret_file(path.parent / f"{name}.webhook{i + 1 if i else ''}.secret", value))
         if files:
             out[name] = files
     return out
@@ -260,12 +260,7 @@ def write_config(vendors: Vendors, path: Path, *, extra: Mapping[str, Any] | Non
         table["sandbox"] = urlsplit(backend.base_url).hostname in ("127.0.0.1", "localhost", "::1")
         for key, value in backend.config_table().items():
             if isinstance(value, SandboxSecret):
-                secret_file = path.parent / f"{name}.{key}.secret"
-                secret_file.write_text(value.value, encoding="utf-8")
-                os.chmod(secret_file, 0o600)
-                inline = tomlkit.inline_table()
-                inline["file"] = secret_file.name
-                table[key] = inline
+                table[key] = _secret_file(path.parent / f"{name}.{key}.secret", value.value)
             else:
                 table[key] = value
         systems[name] = table

@@ -541,6 +541,8 @@ def test_labeled_association_sets_one_primary_company(api: Api, backend: HubSpot
         json=[{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}],
     )
     assert wrong.status_code == 400
+    rows = api.call("GET", f"/crm/v4/objects/contacts/{ada}/associations/companies").json()["results"]
+    assert {r["toObjectId"]: {t["typeId"] for t in r["associationTypes"]} for r in rows} == types  # unchanged
 
 
 def test_association_paging(api: Api, backend: HubSpotBackend) -> None:
@@ -569,6 +571,9 @@ def test_association_paging(api: Api, backend: HubSpotBackend) -> None:
     ).json()
     assert len(rest["results"]) == 2
     assert "paging" not in rest
+    paged = [r["toObjectId"] for r in first["results"] + rest["results"]]
+    everyone = api.call("GET", f"/crm/v4/objects/companies/{acme}/associations/contacts").json()["results"]
+    assert sorted(paged) == sorted(r["toObjectId"] for r in everyone)  # each contact once, none skipped
 
 
 def test_note_with_associations_shows_on_contact_and_company(api: Api, backend: HubSpotBackend) -> None:

@@ -341,6 +341,31 @@ def test_incremental_cursor_export(zd: ZendeskBackend, api: requests.Session, sp
     assert api.get(url(zd, "/api/v2/incremental/tickets/cursor")).status_code == 400
 
 
+def test_incremental_export_sees_new_tickets_and_pages_back(
+    zd: ZendeskBackend, api: requests.Session, spec: Spec, clock: Clock
+) -> None:
+    """A ticket created after a scan reached ``end_of_stream`` shows up after it; ``before_url`` pages back."""
+    path = "/api/v2/incremental/tickets/cursor"
+    body = api.get(url(zd, path), params={"start_time": int(START - 10 * 86400)}).json()
+    assert [t["id"] for t in body["tickets"]] == [1, 2, 3]
+    assert body["end_of_stream"] is True
+    clock.advance(120)
+    requester = {"name": "Ada Lovelace", "email": "ada@acme.example"}
+    created = api.post(
+        url(zd, "/api/v2/tickets"), json={"ticket": {"comment": {"body": "New"}, "requester": requester}}
+    )
+    assert created.status_code == 201
+    new_id = created.json()["ticket"]["id"]
+    clock.advance(61)
+    later = api.get(body["after_url"], params={"per_page": 1}).json()
+    spec.validate_response("get", path, 200, later)
+    assert [t["id"] for t in later["tickets"]] == [new_id]
+    back = api.get(later["before_url"]).json()  # keeps per_page=1
+    spec.validate_response("get", path, 200, back)
+    assert [t["id"] for t in back["tickets"]] == [3]
+    assert [t["id"] for t in api.get(back["before_url"]).json()["tickets"]] == [2]
+
+
 def test_incremental_export_is_admin_only(zd: ZendeskBackend) -> None:
     """An agent who is not an admin gets 403 from the export."""
     session = requests.Session()

@@ -108,6 +108,10 @@ class HubSpotBackend(HubSpotRoutes):
             "portal_id": str(self.portal_id),
         }
 
+    def webhook_secrets(self) -> list[str]:
+        """HubSpot signs its app's deliveries with the app's client secret."""
+        return [*super().webhook_secrets(), self.client_secret]
+
     def config_table(self) -> dict[str, Any]:
         return {
             "access_token": SandboxSecret(self.access_token),

@@ -107,6 +107,16 @@ def body_object(data: Any) -> Mapping[str, Any]:
     return data
 
 
+def batch_inputs(data: Mapping[str, Any], limit: int) -> list[Any]:
+    """A batch request's ``inputs``, or a 400 when missing or longer than ``limit``."""
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list):
+        raise errors.invalid("Invalid input JSON: inputs is required")
+    if len(inputs) > limit:
+        raise errors.invalid(f"Too many inputs ({len(inputs)}); the limit is {limit}")
+    return inputs
+
+
 def public_object(
     portal: Portal,
     obj: CrmObject,
@@ -227,11 +237,7 @@ class HubSpotRoutes(Backend):
         otype = resolve_type(object_type)
         started = self.clock()
         data = body_object(self.read_json(request))
-        inputs = data.get("inputs")
-        if not isinstance(inputs, list):
-            raise errors.invalid("Invalid input JSON: inputs is required")
-        if len(inputs) > BATCH_MAX_INPUTS:
-            raise errors.invalid(f"Too many inputs ({len(inputs)}); the limit is {BATCH_MAX_INPUTS}")
+        inputs = batch_inputs(data, BATCH_MAX_INPUTS)
         id_property = data.get("idProperty")
         properties = data.get("properties")
         history = data.get("propertiesWithHistory")
@@ -392,11 +398,7 @@ class HubSpotRoutes(Backend):
         started = self.clock()
         source, target = resolve_type(from_type), resolve_type(to_type)
         data = body_object(self.read_json(request))
-        inputs = data.get("inputs")
-        if not isinstance(inputs, list):
-            raise errors.invalid("Invalid input JSON: inputs is required")
-        if len(inputs) > ASSOCIATIONS_BATCH_MAX_INPUTS:
-            raise errors.invalid(f"Too many inputs ({len(inputs)}); the limit is {ASSOCIATIONS_BATCH_MAX_INPUTS}")
+        inputs = batch_inputs(data, ASSOCIATIONS_BATCH_MAX_INPUTS)
         results, problems = [], []
         for item in inputs:
             key = str(item.get("id", "")) if isinstance(item, Mapping) else ""

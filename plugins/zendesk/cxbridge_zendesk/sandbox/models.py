@@ -8,6 +8,7 @@ backend's clock; the wire format (ISO-8601 ``Z``, whole seconds) is applied when
 from __future__ import annotations
 
 import base64
+import bisect
 import calendar
 import html
 import json
@@ -157,7 +158,10 @@ class Comment:
 
 @dataclass
 class Ticket:
-    """A ticket with its comments; ``updated_ts`` is the precise change time (orders the incremental export)."""
+    """A ticket with its comments; ``updated_ts`` is the precise change time (orders the incremental export).
+
+    Change ``updated_ts`` only through ``ZendeskModel`` (it caches the export order until a ticket changes).
+    """
 
     id: int
     subject: str
@@ -262,6 +266,7 @@ class ZendeskModel:
         self.users: dict[int, User] = {}
         self.organizations: dict[int, Organization] = {}
         self.tickets: dict[int, Ticket] = {}
+        self._export_order: list[tuple[float, int, Ticket]] | None = None  # all tickets by (updated_ts, id)
         self.ticket_fields: dict[int, TicketField] = {}
         self.webhooks: dict[str, Webhook] = {}
         self.idempotency: dict[str, IdempotentAnswer] = {}
@@ -406,6 +411,7 @@ class ZendeskModel:
     def _touch(self, ticket: Ticket, at: float) -> None:
         # Every change moves the ticket strictly forward, so the export cursor sees it again.
         ticket.updated_ts = max(at, ticket.updated_ts + 1e-6)
+        self._export_order = None
 
     def _resolve_requester(self, data: dict[str, Any], actor: User) -> User:
         if data.get("requester_id") is not None:
@@ -549,6 +555,7 @@ class ZendeskModel:
         )
         ticket.comments.append(comment)
         self.tickets[ticket.id] = ticket
+        self._export_order = None
         events: list[dict[str, Any]] = [self._comment_event(comment)]
         for name in ("subject", "status", "priority", "type"):
             if getattr(ticket, name) is not None:
@@ -753,10 +760,11 @@ class ZendeskModel:
     # -- incremental export -------------------------------------------------------------------------------
     def export_keys(self, delay: float) -> list[tuple[float, int, Ticket]]:
         """Tickets in export order (change time, id), leaving out the last ``delay`` seconds like Zendesk."""
-        horizon = self.now() - delay
-        rows = [(t.updated_ts, t.id, t) for t in self.tickets.values() if t.updated_ts <= horizon]
-        rows.sort(key=lambda r: (r[0], r[1]))
-        return rows
+        if self._export_order is None:
+            # (updated_ts, id) is unique, so the tuples sort without ever comparing tickets
+            self._export_order = sorted((t.updated_ts, t.id, t) for t in self.tickets.values())
+        rows = self._export_order
+        return rows[: bisect.bisect_right(rows, self.now() - delay, key=lambda r: r[0])]
 
 
 class Search:

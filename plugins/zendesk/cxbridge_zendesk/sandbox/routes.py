@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import hmac
 import json
@@ -109,6 +110,10 @@ def decode_cursor(text: str) -> Any:
 
 def _key(value: Any) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
+def _export_key(row: tuple[float, int, Ticket]) -> tuple[float, int]:
+    return row[0], row[1]
 
 
 # -- vendor-shaped records ---------------------------------------------------------------------------------
@@ -634,12 +639,11 @@ class ZendeskRoutes(_Base):
         else:
             raise errors.bad_request("start_time or cursor is required")
         if forward:
-            rest = [r for r in rows if (r[0], r[1]) > mark]
-            page = rest[:per_page]
+            start = bisect.bisect_right(rows, mark, key=_export_key)
+            page, more = rows[start : start + per_page], len(rows) - start > per_page
         else:
-            rest = [r for r in rows if (r[0], r[1]) < mark]
-            page = rest[-per_page:]
-        more = len(rest) > per_page
+            end = bisect.bisect_left(rows, mark, key=_export_key)
+            page, more = rows[max(0, end - per_page) : end], end > per_page
         after_cursor = encode_cursor({"a": [page[-1][0], page[-1][1]] if page else list(mark)})
         before_cursor = encode_cursor({"b": [page[0][0], page[0][1]]}) if page else None
         keep = {"per_page": request.args["per_page"]} if request.args.get("per_page") else {}
