@@ -12,7 +12,6 @@ emulators' own state.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import tempfile
 import time
@@ -67,13 +66,6 @@ class DemoReport:
     cxbridge_calls: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
     config_path: Path | None = None
-
-
-def _short(text: str, lines: int = 12) -> str:
-    """The first lines of a rendered Markdown handoff, shown without its escaping backslashes."""
-    plain = re.sub(r"\\(.)", r"\1", text)
-    kept = [line for line in plain.strip().splitlines() if line.strip()][:lines]
-    return "\n".join("    " + line for line in kept)
 
 
 def _agent_session(vendors: ServedVendors, email: str) -> tuple[requests.Session, str]:
@@ -142,10 +134,6 @@ def summarize(state: dict[str, Any]) -> dict[str, Any]:
         "sync_notes": synced,
         "hubspot_notes": len(notes),
     }
-
-
-def _print_result(out: Callable[[str], None], result: EscalationResult) -> None:
-    out(f"   writes: {json.dumps(result.writes)}; calls: {json.dumps(result.calls)}")
 
 
 def run_demo(

@@ -872,7 +872,7 @@ def unlink(rt: Runtime, ticket: Ref, issue_key: str, *, actor: str = "cli") -> U
     """
     from .errors import CxbridgeError
 
-    before = dict(rt.counter.by_system())
+    before = rt.calls()
     tracker = rt.tracker()
     _prepare(rt)
     issue = tracker.get_issue(issue_key)
@@ -899,6 +899,5 @@ def unlink(rt: Runtime, ticket: Ref, issue_key: str, *, actor: str = "cli") -> U
         issue_key=issue.key,
         details={"remote_link": result.remote_link, "impact": result.impact},
     )
-    now = rt.counter.by_system()
-    result.calls = {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
+    result.calls = rt.calls_since(before)
     return result

@@ -62,8 +62,9 @@ import jinja2.visitor
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import AmbiguousOutcome, ConfigError, CxbridgeError, VendorError
+from .errors import ConfigError, CxbridgeError
 from .models import Customer, Person, Ref, Ticket
+from .workflows.once import crm_note_once, marker_for, op_id, write_once
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -81,7 +82,6 @@ SKIP_TRIAGE_LABEL = "cxb-skip-triage"
 RESERVED_AGENT_KEYS = ("email", "known")
 MAX_REPEAT = 10_000
 MAX_EXPONENT = 64
-NAMESPACE = uuid.UUID("0c6b7f0e-3f5d-5a52-9b1c-7d4e2a61c0de")
 
 _SWITCH_WORDS = {
     "skip_triage": "Skip triage",
@@ -765,12 +765,7 @@ def explain(
 
 def act_op_id(ticket: Ref, request: ActionRequest, agent: str, request_id: str, step: str) -> str:
     """The deterministic id of one step of one ``act`` request (ticket, action, value, agent, request id)."""
-    return str(uuid.uuid5(NAMESPACE, f"{ticket}|{request.action}|{request.value}|{agent.lower()}|{request_id}|{step}"))
-
-
-def _calls_since(rt: Runtime, before: Mapping[str, int]) -> dict[str, int]:
-    now = rt.counter.by_system()
-    return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
+    return op_id(f"{ticket}|{request.action}|{request.value}|{agent.lower()}|{request_id}", step)
 
 
 def act_on_ticket(
@@ -790,7 +785,7 @@ def act_on_ticket(
     raised as ``PolicyRefused``.
     """
     store = rt.store
-    before = dict(rt.counter.by_system())
+    before = rt.calls()
     rid = request_id or uuid.uuid4().hex
     who = agent.email or agent.name or ""
     ticket, customer = read_subject(rt, ticket_id, helpdesk)
@@ -815,35 +810,35 @@ def act_on_ticket(
         store.begin_intent(decide_id, "policy.decide", business_key=str(ticket.ref), payload={"request_id": rid})
         store.mark_intent(decide_id, "done", result=decision.as_dict() | {"raw_value": _raw(decision.value)})
     result = ActResult(ticket.ref, decision, explanation, rid)
-    marker = "cxb-" + act_op_id(ticket.ref, request, who, rid, "note")[:13].replace("-", "")
+    note_id = act_op_id(ticket.ref, request, who, rid, "note")
+    marker = marker_for(note_id)
     helpdesk_conn = rt.helpdesk(helpdesk)
     text = f"{decision.summary} granted by {decision.agent} under rule {decision.rule}."
     if note:
         text += f"\n{note}"
-    result.writes["ticket_note"] = _once_with_search(
-        rt,
-        act_op_id(ticket.ref, request, who, rid, "note"),
-        "helpdesk.note",
-        str(ticket.ref),
-        write=lambda: helpdesk_conn.add_internal_note(ticket.ref.id, f"{text}\n\ncxbridge: {marker}"),
-        find=lambda: any(marker in c.body for c in helpdesk_conn.list_comments(ticket.ref.id)),
+
+    def write_note() -> dict[str, Any]:
+        helpdesk_conn.add_internal_note(ticket.ref.id, f"{text}\n\ncxbridge: {marker}")
+        return {}
+
+    def find_note() -> dict[str, Any] | None:
+        found = any(marker in c.body for c in helpdesk_conn.list_comments(ticket.ref.id))
+        return {"found": True} if found else None
+
+    result.writes["ticket_note"] = write_once(
+        store, note_id, "helpdesk.note", str(ticket.ref), write_note, find=find_note
     )
     crm = rt.crm()
     if crm is not None and customer.known:
-        crm_marker = "cxb-" + act_op_id(ticket.ref, request, who, rid, "crm")[:13].replace("-", "")
+        crm_id = act_op_id(ticket.ref, request, who, rid, "crm")
         body = (
             f"<p><strong>{html.escape(decision.summary)}</strong> granted by {html.escape(str(decision.agent))} "
             f"under rule {html.escape(str(decision.rule))}, on ticket "
             f'<a href="{html.escape(ticket.url)}">{html.escape(ticket.ref.system)} #{html.escape(ticket.ref.id)}</a>.'
             "</p>" + (f"<p>{html.escape(note)}</p>" if note else "")
         )
-        result.writes["crm_note"] = _once_with_search(
-            rt,
-            act_op_id(ticket.ref, request, who, rid, "crm"),
-            "crm.note",
-            str(ticket.ref),
-            write=lambda: crm.add_note(customer, body, marker=crm_marker, ticket=ticket.ref),
-            find=lambda: crm.find_note(customer, crm_marker) is not None,
+        result.writes["crm_note"] = crm_note_once(
+            store, crm, customer, crm_id, str(ticket.ref), lambda: body, ticket=ticket.ref
         )
     else:
         result.writes["crm_note"] = "skipped: customer unknown to the CRM" if crm else "skipped: no CRM"
@@ -863,7 +858,7 @@ def act_on_ticket(
         result.writes["audit"] = "written"
     else:
         result.writes["audit"] = "unchanged"
-    result.calls = _calls_since(rt, before)
+    result.calls = rt.calls_since(before)
     return result
 
 
@@ -879,30 +874,6 @@ def _decision_from(data: Mapping[str, Any]) -> Decision:
     return Decision(
         str(data["action"]), value, bool(data["granted"]), data.get("rule"), data.get("agent"), str(data["reason"])
     )
-
-
-def _once_with_search(
-    rt: Runtime, oid: str, kind: str, business_key: str, *, write: Callable[[], Any], find: Callable[[], bool]
-) -> str:
-    """One write under an intent: skipped when done, searched for by its marker when an attempt was unconfirmed."""
-    store = rt.store
-    intent = store.begin_intent(oid, kind, business_key=business_key, payload={})
-    if intent.state == "done":
-        return "unchanged"
-    if intent.state in ("sending", "ambiguous") and find():
-        store.mark_intent(oid, "done", result={"found": True})
-        return "unchanged"
-    store.mark_intent(oid, "sending")
-    try:
-        write()
-    except AmbiguousOutcome:
-        store.mark_intent(oid, "ambiguous", error="write not confirmed")
-        raise
-    except VendorError as exc:
-        store.mark_intent(oid, "failed", error=str(exc))
-        raise
-    store.mark_intent(oid, "done", result={})
-    return "written"
 
 
 def audit_rows(entries: Sequence[Any]) -> Iterator[dict[str, Any]]:

@@ -41,9 +41,9 @@ def check(ctx: click.Context, ticket_id: str, action: str, value: str | None, ag
     request = parse_action(action, value)
     runtime = load_runtime(ctx)
     try:
-        before = dict(runtime.counter.by_system())
+        before = runtime.calls()
         explanation = explain(runtime, ticket_id, request, Person(email=agent))
-        calls = {k: v - before.get(k, 0) for k, v in runtime.counter.by_system().items() if v - before.get(k, 0)}
+        calls = runtime.calls_since(before)
     finally:
         runtime.close()
     if as_json:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .connectors import CRM, CRM_ROLE, HELPDESK, TRACKER, Connector, Helpdesk, Tracker
 from .errors import ConfigError
@@ -115,9 +116,14 @@ class Runtime:
         assert isinstance(connector, CRM)
         return connector
 
-    def calls(self) -> dict[str, Any]:
+    def calls(self) -> dict[str, int]:
         """API calls made so far, per system."""
         return self.counter.by_system()
+
+    def calls_since(self, before: Mapping[str, int]) -> dict[str, int]:
+        """API calls made since ``before`` (an earlier ``calls()``), per system; systems not called are left out."""
+        now = self.counter.by_system()
+        return {k: n - before.get(k, 0) for k, n in now.items() if n - before.get(k, 0)}
 
     def close(self) -> None:
         if self._store is not None:

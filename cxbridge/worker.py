@@ -84,23 +84,11 @@ class JobResult:
 # --- classification -----------------------------------------------------------------------------------------
 
 
-def _escalation_pending() -> tuple[type[BaseException], ...]:
-    try:
-        from .workflows.escalate import EscalationPending
-    except ImportError:  # pragma: no cover - the escalation module is part of the package
-        return ()
-    return (EscalationPending,)
-
-
 def is_transient(exc: BaseException) -> bool:
     """True for an error worth retrying after a backoff (the remote may recover; nothing says otherwise)."""
-    transient: tuple[type[BaseException], ...] = (
-        Unavailable,
-        AmbiguousOutcome,
-        requests.ConnectionError,
-        requests.Timeout,
-        *_escalation_pending(),
-    )
+    from .workflows.escalate import EscalationPending
+
+    transient = (Unavailable, AmbiguousOutcome, requests.ConnectionError, requests.Timeout, EscalationPending)
     return isinstance(exc, transient)
 
 

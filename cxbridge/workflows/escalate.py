@@ -21,8 +21,8 @@ from ..connectors import CRM, IssueSpec
 from ..errors import AmbiguousOutcome, CxbridgeError, VendorError
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..runtime import Runtime
-from ..store import Store
-from .once import crm_note_once, op_id
+from ..store import Intent, Store
+from .once import crm_note_once, op_id, write_once
 from .priority import Priority, choose_priority
 
 log = logging.getLogger(__name__)
@@ -93,17 +93,18 @@ def issue_label(business_key: str) -> str:
 ESCALATION_ACTIONS = ("escalate.create", "escalate.link")
 
 
-def escalation_complete(store: Store, ticket: Ref) -> bool:
-    """Whether the ticket's escalation ran to its end: linked, and audited (the last step) since it was linked.
+def completed_escalation(store: Store, ticket: Ref) -> Link | None:
+    """The ticket's (first) link when its escalation ran to its end: linked, and audited (the last step) since.
 
     A link alone is not enough: a job re-queued after the link was stored (a rate limit on the ticket update)
-    still has the ticket note, the CRM note and the audit row to write, and must run again.
+    still has the ticket note, the CRM note and the audit row to write, and must run again (None then).
     """
     links = store.links_for_ticket(ticket)
     if not links:
-        return False
+        return None
     since = max((link.linked_at.timestamp() for link in links if link.linked_at is not None), default=0.0)
-    return any(e.action in ESCALATION_ACTIONS and e.at >= since for e in store.audit_entries(ticket=ticket))
+    audited = any(e.action in ESCALATION_ACTIONS and e.at >= since for e in store.audit_entries(ticket=ticket))
+    return links[0] if audited else None
 
 
 def _age(created: datetime | None, now: datetime) -> str:
@@ -242,17 +243,19 @@ class Escalation:
         helpdesk = self.rt.helpdesk(req.helpdesk)
         tracker = self.rt.tracker()
         crm = self.rt.crm()
-        before = dict(self.rt.counter.by_system())
+        before = self.rt.calls()
 
         # 1. the ticket, with its requester and organization
         ticket = helpdesk.get_ticket(req.ticket_id)
         business_key = str(ticket.ref)
         label = issue_label(business_key)
-        if not req.link_key and self.rt.store.get_intent(op_id(business_key, "tracker.create")) is None:
+        store = self.rt.store
+        # read once here, used again by the create: an earlier create's intent, else the ticket's links
+        create_intent = None if req.link_key else store.get_intent(op_id(business_key, "tracker.create"))
+        linked = store.links_for_ticket(ticket.ref) if not req.link_key and create_intent is None else []
+        if not req.link_key and create_intent is None and not linked:
             # an agent may name an existing issue in the ticket's issue-key field: join it instead of creating
-            requested = helpdesk.requested_issue_key(ticket)
-            if requested and not self.rt.store.links_for_ticket(ticket.ref):
-                req.link_key = requested
+            req.link_key = helpdesk.requested_issue_key(ticket) or None
         comments = self._history(req, ticket)
         # 2. the customer
         customer = self._customer(ticket)
@@ -286,10 +289,9 @@ class Escalation:
         if dry_run:
             result.dry_run = True
             result.planned = self._plan(req, ticket, customer, crm is not None, project, label)
-            result.calls = self._calls_since(before)
+            result.calls = self.rt.calls_since(before)
             return result
 
-        store = self.rt.store
         impact.save_customer(self.rt, customer)
         impact.save_ticket(self.rt, ticket, customer)
         # 5. the issue: join, or create exactly once (a new issue carries its impact from birth)
@@ -301,6 +303,8 @@ class Escalation:
             issue, created = self._create_issue(
                 tracker,
                 business_key,
+                create_intent,
+                linked,
                 label,
                 project,
                 handoff,
@@ -334,27 +338,31 @@ class Escalation:
             self._point("impact")
             if issue.status_category == "done" and any(d.action == "reopen" and d.granted for d in decisions):
                 # the agent holds the right to reopen a done issue: the customer's ticket says the bug is back
-                result.writes["reopen"] = self._once(
+                result.writes["reopen"] = write_once(
+                    store,
                     op_id(f"{business_key}|{issue.ref}", "tracker.reopen"),
                     "tracker.reopen",
                     business_key,
                     lambda: {"status": tracker.reopen(issue.key)},
+                    point=self._point,
                 )
 
         # 6. the remote link from the issue to the ticket
-        result.writes["remote_link"] = self._once(
+        result.writes["remote_link"] = write_once(
+            store,
             op_id(f"{business_key}|{issue.ref}", "tracker.remotelink"),
             "tracker.remotelink",
             business_key,
             lambda: {
                 "id": tracker.upsert_remote_link(
                     issue.key,
-                    global_id=f"system={helpdesk.config.base_url}&id={ticket.ref.id}",
+                    global_id=impact.remote_link_global_id(self.rt, ticket.ref),
                     url=ticket.url,
                     title=f"{ticket.ref.system} #{ticket.ref.id}: {ticket.subject}"[:255],
                     summary=customer.name if customer.known else None,
                 )
             },
+            point=self._point,
         )
         self._point("remote_link")
 
@@ -417,33 +425,15 @@ class Escalation:
                 issue_key=issue.key,
                 details=decision.as_dict(),
             )
-        result.calls = self._calls_since(before)
+        result.calls = self.rt.calls_since(before)
         return result
-
-    def _calls_since(self, before: dict[str, int]) -> dict[str, int]:
-        now = self.rt.counter.by_system()
-        return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
-
-    def _once(self, oid: str, kind: str, business_key: str, write: Callable[[], dict[str, Any]]) -> str:
-        """Run an idempotent write once per operation id (a rerun after it is done makes no call)."""
-        store = self.rt.store
-        intent = store.begin_intent(oid, kind, business_key=business_key, payload={})
-        if intent.state == "done":
-            return "unchanged"
-        store.mark_intent(oid, "sending")
-        try:
-            outcome = write()
-        except VendorError as exc:
-            store.mark_intent(oid, "failed", error=str(exc))
-            raise
-        self._point(f"{kind}.sent")
-        store.mark_intent(oid, "done", result=outcome)
-        return "written"
 
     def _create_issue(
         self,
         tracker: Any,
         business_key: str,
+        intent: Intent | None,
+        existing: list[Link],
         label: str,
         project: str,
         handoff: dict[str, str],
@@ -455,8 +445,6 @@ class Escalation:
     ) -> tuple[Issue, bool]:
         store = self.rt.store
         oid = op_id(business_key, "tracker.create")
-        existing = store.links_for_ticket(ticket.ref)
-        intent = store.get_intent(oid)
         if intent is not None and intent.state == "done" and intent.result:
             return self._issue_from(tracker, intent.result), False
         if intent is None and existing:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..models import Person, Ref, event_to_dict
 from . import syncback
-from .escalate import Escalation, EscalationRequest, escalation_complete
+from .escalate import Escalation, EscalationRequest, completed_escalation
 
 if TYPE_CHECKING:
     from ..models import Event
@@ -176,9 +176,9 @@ def _escalate(rt: Runtime, name: str, ticket: Ref, event: Event, agent: Person |
     A ticket linked by an escalation that did not finish (re-queued after a rate limit on the ticket update) runs
     the escalation again: it is idempotent, so it writes only what is missing.
     """
-    if escalation_complete(rt.store, ticket):
-        links = rt.store.links_for_ticket(ticket)
-        return f"unchanged: {ticket} is linked to {links[0].issue_key} already"
+    done = completed_escalation(rt.store, ticket)
+    if done is not None:
+        return f"unchanged: {ticket} is linked to {done.issue_key} already"
     result = Escalation(rt).run(
         EscalationRequest(ticket_id=ticket.id, origin_event=event.id, helpdesk=name, agent=agent)
     )

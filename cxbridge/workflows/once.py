@@ -16,7 +16,7 @@ from ..errors import AmbiguousOutcome, VendorError
 
 if TYPE_CHECKING:
     from ..connectors import CRM
-    from ..models import Customer
+    from ..models import Customer, Ref
     from ..store import Store
 
 NAMESPACE = uuid.UUID("6f1c2d7e-9a4b-5c3d-8e2f-0a1b2c3d4e5f")
@@ -82,16 +82,17 @@ def crm_note_once(
     business_key: str,
     render: Callable[[], str],
     *,
+    ticket: Ref | None = None,
     point: Callable[[str], None] | None = None,
 ) -> str:
-    """One note on the customer's CRM timeline per ``oid``, found again by its marker after a crash.
+    """One note on the customer's CRM timeline (and ``ticket``'s, when given) per ``oid``, found again by its marker.
 
     ``render`` is called only when the note is about to be written.
     """
     marker = marker_for(oid)
 
     def write() -> dict[str, Any]:
-        return {"ref": str(crm.add_note(customer, render(), marker=marker))}
+        return {"ref": str(crm.add_note(customer, render(), marker=marker, ticket=ticket))}
 
     def find() -> dict[str, Any] | None:
         ref = crm.find_note(customer, marker)

@@ -32,7 +32,7 @@ import click
 from ..connectors import HELPDESK, TRACKER, Connector, Helpdesk, Page, Tracker
 from ..errors import ConfigError, CxbridgeError, VendorError
 from ..models import Event, Issue, Ref, Ticket
-from .escalate import escalation_complete
+from .escalate import completed_escalation
 from .events import enqueue_event
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ def _event_for(rt: Runtime, name: str, connector: Connector, item: Any) -> Event
             return None
         if not escalation_requested(rt, connector, item):
             return None
-        if escalation_complete(rt.store, connector.ticket_ref(item.ref.id)):
+        if completed_escalation(rt.store, connector.ticket_ref(item.ref.id)) is not None:
             return None
         if connector.system == "hubspot":
             return hubspot_ticket_event(connector, item)
