@@ -67,3 +67,7 @@ def test_an_agent_without_the_right_is_refused_and_nothing_is_written(vendors: V
     assert {name: vendors[name].state() for name in ("zendesk", "jira", "hubspot")} == before
     assert runtime.store.links_for_ticket(Ref("zendesk", "ticket", "2")) == []
     assert status(vendors, key)["statusCategory"]["key"] == "done"
+    # the refusal is in the audit trail, with the rule that would have allowed it
+    rows = [e for e in runtime.store.audit_entries(ticket=Ref("zendesk", "ticket", "2")) if e.result == "refused"]
+    assert [(e.action, e.actor) for e in rows] == [("decision.reopen", "sam@cxbridge.example")]
+    assert "leads-reopen" in rows[0].details["reason"]

@@ -266,7 +266,23 @@ class Escalation:
             table=self.settings["priority"],
             default_tier=self.settings["default_tier"],
         )
-        priority, decisions = policy.decide_for_escalation(self.rt, req, ticket, customer, priority)
+        try:
+            priority, decisions = policy.decide_for_escalation(self.rt, req, ticket, customer, priority)
+        except policy.PolicyRefused as exc:
+            if not dry_run:  # a refusal is a decision too: the trail shows it, as it does for ``act``
+                refused = exc.decision
+                self.rt.store.audit(
+                    actor=refused.agent or "agent",
+                    action=f"decision.{refused.action}",
+                    target=str(ticket.ref),
+                    result="refused",
+                    policy=refused.rule,
+                    origin_event=req.origin_event,
+                    ticket=ticket.ref,
+                    issue_key=req.link_key,
+                    details=refused.as_dict(),
+                )
+            raise
         project = req.project or tracker.config.get("project")
         # 4. render everything before any write: a broken template stops here
         provisional: dict[str, Any] = {
