@@ -3,7 +3,8 @@
 Plugin authors use this to prove that their connector's requests and their emulator's responses match what
 the vendor publishes. The descriptions are test data and are never shipped: they are read from the folder
 named by ``CXBRIDGE_SPECS``, else ``../shared/specs`` beside the checkout. ``SandboxRuntimes`` builds
-Runtimes on the in-process emulators, the way the end-to-end tests do.
+Runtimes on the in-process emulators, the way the end-to-end tests do; ``Receiver`` catches an emulator's webhook
+deliveries on a loopback port; ``Clock`` and ``Sleeps`` stand in for time.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import functools
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 if TYPE_CHECKING:
     import requests
     import responses
+    from werkzeug.datastructures import Headers
 
     from .config import SystemConfig
     from .connectors import Connector
@@ -242,18 +246,71 @@ class CannedVendor:
                 )
 
 
+def spec_by_prefix(prefixes: Mapping[str, str]) -> Callable[[str], Spec]:
+    """A ``spec_for(path)`` for ``CannedVendor.check_sent``: the description (by ``SPEC_FILES`` name) of the first
+    prefix that the path starts with; a path under none fails the test."""
+    specs = {prefix: Spec(name) for prefix, name in prefixes.items()}
+
+    def spec_for(path: str) -> Spec:
+        for prefix, spec in specs.items():
+            if path.startswith(prefix):
+                return spec
+        raise AssertionError(f"no spec for {path}")
+
+    return spec_for
+
+
+HUBSPOT_CRM_PREFIXES = {
+    "/crm/v3/objects/tickets": "hubspot-tickets",
+    "/crm/v3/objects/contacts": "hubspot-contacts",
+    "/crm/v3/objects/companies": "hubspot-companies",
+    "/crm/v3/objects/deals": "hubspot-objects",  # the deals file spells the type "0-3"
+    "/crm/v3/objects/notes": "hubspot-notes",
+    "/crm/v4/objects": "hubspot-associations",
+}
+"""The HubSpot CRM paths the connector calls (as CRM and as helpdesk), by prefix, and the description holding
+each: ``spec_by_prefix(HUBSPOT_CRM_PREFIXES)``."""
+
+
+class Sleeps(list[float]):
+    """A ``sleep=`` for an HTTP client that records the seconds it was asked to wait instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+class Clock:
+    """A clock the test sets (``clock.now = ...``) and moves (``advance``) by hand, for emulators and stores."""
+
+    def __init__(self, now: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``."""
+        self.now += seconds
+
+
 C = TypeVar("C", bound="Connector")
 
 
 def build_connector(cls: type[C], config: SystemConfig, **http_options: Any) -> C:
     """A connector on an HTTP client for canned answers: the vendor's auth, error parser and cloud domains.
 
-    It never sleeps and counts into its own ``CallCounter`` unless ``sleep=`` or ``counter=`` say otherwise;
-    other ``HttpClient`` options (``session=``, ``allow_any_https_host=``...) are passed on.
+    It never sleeps and counts into its own ``CallCounter`` unless ``sleep=`` or ``counter=`` say otherwise, and
+    accepts any https host exactly when the connector's ``allows_any_https_host(config)`` does (a self-hosted
+    deployment); other ``HttpClient`` options (``session=``...) are passed on.
     """
     from .http import CallCounter, HttpClient
 
-    options: dict[str, Any] = {"counter": CallCounter(), "sleep": lambda seconds: None, **http_options}
+    options: dict[str, Any] = {
+        "counter": CallCounter(),
+        "sleep": lambda seconds: None,
+        "allow_any_https_host": cls.allows_any_https_host(config),
+        **http_options,
+    }
     http = HttpClient(
         config,
         auth=cls.make_auth(config),
@@ -262,6 +319,66 @@ def build_connector(cls: type[C], config: SystemConfig, **http_options: Any) -> 
         **options,
     )
     return cls(config, http)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One request a ``Receiver`` got: its method, full URL, path, headers (names case-insensitive) and raw body."""
+
+    method: str
+    url: str
+    path: str
+    headers: Headers
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as UTF-8 text."""
+        return self.body.decode("utf-8")
+
+
+class Receiver:
+    """A loopback webhook receiver: an HTTP server on 127.0.0.1 (a free port) that records every request it gets.
+
+    ``url`` is its address ending in ``path``; each request is answered ``status`` with an empty body and appended
+    to ``deliveries``. Use it as a context manager (or call ``stop()``), so the server always stops.
+    """
+
+    def __init__(self, path: str = "/hook", *, status: int = 204) -> None:
+        from werkzeug.serving import make_server
+
+        self.status = status
+        self.deliveries: list[Delivery] = []
+        self.server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}{path}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        from werkzeug.datastructures import Headers
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        self.deliveries.append(
+            Delivery(request.method, request.url, request.path, Headers(request.headers), request.get_data())
+        )
+        return Response(status=self.status)(environ, start_response)
+
+    def payloads(self) -> list[Any]:
+        """The JSON bodies of the deliveries that had a body, in order."""
+        return [json.loads(d.body) for d in self.deliveries if d.body]
+
+    def stop(self) -> None:
+        """Stop the server and wait for its thread."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def verify_deliveries(verify: Verifier, deliveries: Iterable[Mapping[str, Any]], secret: str) -> list[Event]:

@@ -11,7 +11,6 @@ import hmac
 import json
 import os
 import stat
-import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any, ClassVar
 import pytest
 import requests
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from cxbridge.sandbox import (
@@ -34,6 +32,7 @@ from cxbridge.sandbox import (
     serve_vendors,
     write_config,
 )
+from cxbridge.testing import Clock, Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PACKAGES = {"zendesk": "cxbridge_zendesk", "jira": "cxbridge_jira", "hubspot": "cxbridge_hubspot"}
@@ -191,17 +190,9 @@ class ToyBackend(Backend):
         return self.json(self.items[item_id])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def toy() -> Iterator[ToyBackend]:
-    backend = ToyBackend(clock=Clock())
+    backend = ToyBackend(clock=Clock(1000.0))
     with mock_vendors(backends={"toy": backend}, seed="demo"):
         yield backend
 
@@ -215,34 +206,10 @@ def admin(path: str, body: Any = None, method: str = "POST") -> requests.Respons
     return requests.request(method, f"{ToyBackend.default_base_url}/_sandbox/{path}", json=body, timeout=5)
 
 
-class Receiver:
-    """A loopback webhook receiver."""
-
-    def __init__(self) -> None:
-        self.bodies: list[tuple[dict[str, str], bytes]] = []
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def app(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        self.bodies.append(({k.lower(): v for k, v in request.headers.items()}, request.get_data()))
-        return Response("ok")(environ, start_response)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    try:
+    with Receiver(status=200) as r:
         yield r
-    finally:
-        r.stop()
 
 
 # -- framework behaviour ------------------------------------------------------------------------------------
@@ -340,8 +307,9 @@ def test_webhook_targets_added_while_mocked_are_delivered(toy: ToyBackend, recei
     assert toy.webhook_targets == [WebhookTarget(url=receiver.url, secret="shh")]
     call("POST", "/items", json={"name": "hooked"})
     assert toy.wait_for_webhooks(timeout=10)
-    assert len(receiver.bodies) == 1
-    headers, body = receiver.bodies[0]
+    assert len(receiver.deliveries) == 1
+    first = receiver.deliveries[0]
+    headers, body = first.headers, first.body
     assert json.loads(body) == {"id": 2, "name": "hooked"}
     assert headers["x-sig"] == hmac.new(b"shh", body, hashlib.sha256).hexdigest()
     assert toy.webhooks_sent[0]["url"] == receiver.url

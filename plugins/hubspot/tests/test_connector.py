@@ -22,25 +22,12 @@ from cxbridge.config import SystemConfig
 from cxbridge.errors import AmbiguousOutcome, AuthError, ConfigError, RateLimited, Unavailable, VendorError
 from cxbridge.models import Customer, Ref
 from cxbridge.secrets import Secret
-from cxbridge.testing import CannedVendor, Spec, build_connector
+from cxbridge.testing import HUBSPOT_CRM_PREFIXES, CannedVendor, Sleeps, Spec, build_connector, spec_by_prefix
 
 BASE = "https://api.hubapi.com"
 TOKEN = "pat-eu1-11111111-2222-3333-4444-555555555555"
 
-SPECS = {
-    "/crm/v3/objects/contacts": Spec("hubspot-contacts"),
-    "/crm/v3/objects/companies": Spec("hubspot-companies"),
-    "/crm/v3/objects/deals": Spec("hubspot-objects"),  # the deals file spells the type "0-3"
-    "/crm/v3/objects/notes": Spec("hubspot-notes"),
-    "/crm/v4/objects": Spec("hubspot-associations"),
-}
-
-
-def spec_for(path: str) -> Spec:
-    for prefix, spec in SPECS.items():
-        if path.startswith(prefix):
-            return spec
-    raise AssertionError(f"no spec for {path}")
+spec_for = spec_by_prefix(HUBSPOT_CRM_PREFIXES)
 
 
 # -- realistic HubSpot bodies ---------------------------------------------------------------------------------
@@ -184,11 +171,6 @@ def make_config(**options: Any) -> SystemConfig:
     opts: dict[str, Any] = {"access_token": Secret(TOKEN)}
     opts.update(options)
     return SystemConfig(name="hubspot", plugin="hubspot", base_url=BASE, max_retries=2, options=opts)
-
-
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from cxbridge.connectors import CRM, CRM_ROLE, HELPDESK, Helpdesk
 from cxbridge.errors import ConfigError
 from cxbridge.models import Ref, Ticket
 from cxbridge.secrets import Secret
-from cxbridge.testing import CannedVendor, Spec, build_connector
+from cxbridge.testing import HUBSPOT_CRM_PREFIXES, CannedVendor, build_connector, spec_by_prefix
 
 BASE = "https://api.hubapi.com"
 TOKEN = "pat-na1-66666666-7777-8888-9999-000000000000"
@@ -40,21 +40,7 @@ TICKET_READ = [
 ]
 """The ticket properties a read asks for, in order (written out here, not taken from the connector)."""
 
-SPECS = {
-    "/crm/v3/objects/tickets": Spec("hubspot-tickets"),
-    "/crm/v3/objects/contacts": Spec("hubspot-contacts"),
-    "/crm/v3/objects/companies": Spec("hubspot-companies"),
-    "/crm/v3/objects/deals": Spec("hubspot-objects"),
-    "/crm/v3/objects/notes": Spec("hubspot-notes"),
-    "/crm/v4/objects": Spec("hubspot-associations"),
-}
-
-
-def spec_for(path: str) -> Spec:
-    for prefix, spec in SPECS.items():
-        if path.startswith(prefix):
-            return spec
-    raise AssertionError(f"no spec for {path}")
+spec_for = spec_by_prefix(HUBSPOT_CRM_PREFIXES)
 
 
 def record(oid: str, properties: dict[str, str], *, modified: str = "2026-03-02T10:00:00.000Z") -> dict[str, Any]:

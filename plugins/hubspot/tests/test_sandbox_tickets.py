@@ -28,7 +28,7 @@ from cxbridge.runtime import Runtime
 from cxbridge.sandbox import mock_vendors, serve_vendors
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.secrets import Secret
-from cxbridge.testing import SandboxRuntimes, Spec, verify_deliveries
+from cxbridge.testing import Clock, SandboxRuntimes, Spec, verify_deliveries
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -182,19 +182,9 @@ def test_get_customer_on_the_emulator(hub: HubSpotBackend) -> None:
     assert dataclasses.replace(via_contact, contact_ref=None, lifecycle_stage=None) == customer
 
 
-class Clock:
-    """A settable clock for the emulator (modification times under the test's control)."""
-
-    def __init__(self) -> None:
-        self.now = 1_772_445_600.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_changed_tickets_on_the_emulator() -> None:
     """A scan from before the seed sees the ticket; a resumed scan sees only what changed after its cursor."""
-    clock = Clock()
+    clock = Clock(1_772_445_600.0)
     hub = HubSpotBackend(clock=clock)
     with mock_vendors(backends={"hubspot": hub}, seed="demo"):
         _scan(hub, clock)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 import requests
@@ -14,11 +11,9 @@ from cxbridge_hubspot.sandbox.backend import HubSpotBackend
 from cxbridge_hubspot.sandbox.models import OBJECT_TYPES, Change
 from cxbridge_hubspot.sandbox.webhooks import sign_v3
 from hubspot.utils.signature import Signature
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from cxbridge.sandbox import mock_vendors
-from cxbridge.testing import Spec
+from cxbridge.testing import Delivery, Receiver, Spec
 
 BASE = "https://api.hubapi.com"
 SECRET = "client-secret-for-tests"
@@ -42,41 +37,10 @@ def test_sign_v3_matches_hubspots_published_vector() -> None:
     )
 
 
-@dataclass
-class Received:
-    """One delivery the receiver got."""
-
-    url: str
-    headers: dict[str, str]
-    body: str
-
-
-@dataclass
-class Receiver:
-    """A loopback webhook receiver that records every POST."""
-
-    url: str
-    deliveries: list[Received] = field(default_factory=list)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    got: list[Received] = []
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        got.append(Received(request.url, dict(request.headers), request.get_data(as_text=True)))
-        return Response(status=204)(environ, start_response)
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Receiver(f"http://127.0.0.1:{server.server_port}/webhooks/hubspot", got)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with Receiver("/webhooks/hubspot") as r:
+        yield r
 
 
 @pytest.fixture
@@ -96,18 +60,18 @@ def ticket_id(backend: HubSpotBackend) -> str:
     return next(iter(backend.portal.objects["tickets"]))
 
 
-def delivered(backend: HubSpotBackend, receiver: Receiver) -> list[Received]:
+def delivered(backend: HubSpotBackend, receiver: Receiver) -> list[Delivery]:
     assert backend.wait_for_webhooks(10)
     return list(receiver.deliveries)
 
 
-def assert_signed(delivery: Received, secret: str) -> None:
+def assert_signed(delivery: Delivery, secret: str) -> None:
     """The delivery verifies with the official SDK's v3 check (which also checks the timestamp is fresh)."""
     assert delivery.headers["X-Hubspot-Signature-Version"] == "v3"
     assert Signature.is_valid(
         signature=delivery.headers["X-Hubspot-Signature-V3"],
         client_secret=secret,
-        request_body=delivery.body,
+        request_body=delivery.text,
         http_uri=delivery.url,
         http_method="POST",
         signature_version="v3",

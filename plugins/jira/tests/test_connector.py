@@ -64,7 +64,7 @@ def config(deployment: str = "cloud", **options: Any) -> SystemConfig:
 def connector(deployment: str = "cloud", **options: Any) -> JiraConnector:
     """The connector with an HTTP client that never sleeps and counts into its own counter."""
     cfg = config(deployment, **options)
-    return build_connector(JiraConnector, cfg, allow_any_https_host=deployment == "datacenter")
+    return build_connector(JiraConnector, cfg)
 
 
 class JiraApi(CannedVendor):

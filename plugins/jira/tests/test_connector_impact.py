@@ -30,7 +30,7 @@ def connector(deployment: str) -> JiraConnector:
     cfg = SystemConfig(
         name="jira", plugin="jira", base_url=BASES[deployment], max_retries=0, options={**opts, "project": "SUP"}
     )
-    return build_connector(JiraConnector, cfg, allow_any_https_host=deployment == "datacenter")
+    return build_connector(JiraConnector, cfg)
 
 
 @pytest.fixture(params=["cloud", "datacenter"])

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import tomllib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,52 +19,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cxbridge.sandbox import SandboxSecret, Vendors, WebhookTarget, mock_vendors, write_config
-from cxbridge.testing import Spec, validate_adf
+from cxbridge.testing import Clock, Receiver, Spec, validate_adf
 
 SECRET = "It's a Secret to Everybody"
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
-
-
-class Clock:
-    """A settable clock for the emulator."""
-
-    def __init__(self, now: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Receiver:
-    """A loopback webhook receiver that records every delivery (raw body and headers)."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[tuple[dict[str, str], bytes]] = []
-        received = self.deliveries
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                received.append((dict(self.headers.items()), self.rfile.read(length)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def payloads(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, body in self.deliveries if body]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Site:
@@ -109,9 +67,8 @@ class Site:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    yield rec
-    rec.close()
+    with Receiver("/hooks") as rec:
+        yield rec
 
 
 @pytest.fixture
@@ -180,7 +137,8 @@ def test_transition_emits_a_signed_issue_updated_webhook(site: Site, receiver: R
     assert moved.status_code == 204
     assert site.backend.wait_for_webhooks(5)
     assert len(receiver.deliveries) == 1
-    headers, body = receiver.deliveries[0]
+    first = receiver.deliveries[0]
+    headers, body = first.headers, first.body
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert headers["X-Hub-Signature"] == expected
     assert headers["X-Atlassian-Webhook-Flow"] == "Primary"
@@ -247,7 +205,7 @@ def test_comment_emits_comment_created_and_issue_commented(site: Site, receiver:
     assert created["issue"]["key"] == key
     assert by_event["jira:issue_updated"]["issue_event_type_name"] == "issue_commented"
     assert by_event["jira:issue_updated"]["comment"]["id"] == created["comment"]["id"]
-    ids = {h["X-Atlassian-Webhook-Identifier"] for h, _ in receiver.deliveries}
+    ids = {d.headers["X-Atlassian-Webhook-Identifier"] for d in receiver.deliveries}
     assert len(ids) == 2
 
 
@@ -270,7 +228,8 @@ def test_webhook_filters_by_event_and_jql(site: Site, receiver: Receiver) -> Non
     site.create()
     assert site.backend.wait_for_webhooks(5)
     assert len(receiver.deliveries) == 1
-    headers, body = receiver.deliveries[0]
+    first = receiver.deliveries[0]
+    headers, body = first.headers, first.body
     assert body == b""
     assert headers["X-Hub-Signature"] == hub_signature("s3cret", b"")
 
@@ -291,14 +250,15 @@ def test_framework_targets_get_events_with_their_filters(site: Site, receiver: R
     site.call("PUT", f"/rest/api/2/issue/{key}", json={"fields": {"summary": "Renamed"}})
     assert site.backend.wait_for_webhooks(5)
     assert [p["webhookEvent"] for p in receiver.payloads()] == ["jira:issue_created"]
-    headers, body = receiver.deliveries[0]
+    first = receiver.deliveries[0]
+    headers, body = first.headers, first.body
     assert headers["X-Hub-Signature"] == hub_signature("framework-secret", body)
     site.backend.webhook_targets = [WebhookTarget(url=receiver.url, secret="")]
     receiver.deliveries.clear()
     site.call("PUT", f"/rest/api/2/issue/{key}", json={"fields": {"summary": "Renamed again"}})
     assert site.backend.wait_for_webhooks(5)
     assert len(receiver.deliveries) == 1
-    assert "X-Hub-Signature" not in receiver.deliveries[0][0]
+    assert "X-Hub-Signature" not in receiver.deliveries[0].headers
 
 
 def test_webhook_admin_needs_an_administrator_and_hides_secrets(site: Site, receiver: Receiver) -> None:

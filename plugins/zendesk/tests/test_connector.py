@@ -31,7 +31,7 @@ from cxbridge.errors import (
 )
 from cxbridge.http import CallCounter
 from cxbridge.secrets import Secret
-from cxbridge.testing import CannedVendor, Spec, build_connector
+from cxbridge.testing import CannedVendor, Sleeps, Spec, build_connector
 
 BASE = "https://acme.zendesk.com"
 FIELD_ID = 360001234567
@@ -216,11 +216,6 @@ def make_config(**options: Any) -> SystemConfig:
     }
     opts.update(options)
     return SystemConfig(name="zendesk", plugin="zendesk", base_url=BASE, max_retries=2, options=opts)
-
-
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 @pytest.fixture

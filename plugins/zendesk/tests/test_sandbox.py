@@ -11,22 +11,9 @@ from cxbridge_zendesk.sandbox.backend import ZendeskBackend
 from cxbridge_zendesk.sandbox.models import iso
 
 from cxbridge.sandbox import mock_vendors
-from cxbridge.testing import Spec
+from cxbridge.testing import Clock, Spec
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +23,7 @@ def spec() -> Spec:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture
@@ -44,14 +31,6 @@ def zd(clock: Clock) -> Iterator[ZendeskBackend]:
     backend = ZendeskBackend(clock=clock)
     with mock_vendors(backends={"zendesk": backend}, seed="demo"):
         yield backend
-
-
-@pytest.fixture
-def api(zd: ZendeskBackend) -> requests.Session:
-    creds = zd.credentials()
-    session = requests.Session()
-    session.auth = (f"{creds['email']}/token", creds["api_token"])
-    return session
 
 
 def url(zd: ZendeskBackend, path: str) -> str:

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,10 +15,9 @@ import pytest
 import requests
 from cxbridge_zendesk.sandbox.backend import ZendeskBackend
 from cxbridge_zendesk.sandbox.routes import sign
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from cxbridge.sandbox import mock_vendors
+from cxbridge.testing import Delivery, Receiver
 
 # RELIABILITY.md section 7 (the Zendesk docs' worked example).
 DOC_SECRET = "HRkRd4BeOAoUkfZr-mhauJT64rvBASlJRoIyPsd3zeA="
@@ -31,41 +29,10 @@ DOC_SIG_BODY_THEN_TS = "tRDSF7URY8BLCDlaBcQ7FHu051Zk+aAB0NKMP53teMw="
 TAG = "escalated_to_engineering"
 
 
-class Receiver:
-    """A loopback HTTP server that records what it receives; answers 200."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[dict[str, Any]] = []
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks/zendesk"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def app(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        self.deliveries.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "headers": dict(request.headers),
-                "body": request.get_data(),
-            }
-        )
-        return Response("ok")(environ, start_response)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    try:
+    with Receiver("/webhooks/zendesk", status=200) as r:
         yield r
-    finally:
-        r.stop()
 
 
 @pytest.fixture
@@ -73,14 +40,6 @@ def zd() -> Iterator[ZendeskBackend]:
     backend = ZendeskBackend()
     with mock_vendors(backends={"zendesk": backend}, seed="demo"):
         yield backend
-
-
-@pytest.fixture
-def api(zd: ZendeskBackend) -> requests.Session:
-    creds = zd.credentials()
-    session = requests.Session()
-    session.auth = (f"{creds['email']}/token", creds["api_token"])
-    return session
 
 
 def create_webhook(zd: ZendeskBackend, api: requests.Session, endpoint: str, **overrides: Any) -> dict[str, Any]:
@@ -108,20 +67,20 @@ def secret_of(zd: ZendeskBackend, api: requests.Session, webhook_id: str) -> str
     return secret
 
 
-def verify(delivery: dict[str, Any], secret: str) -> dict[str, Any]:
+def verify(delivery: Delivery, secret: str) -> dict[str, Any]:
     """Check a delivery's signature the way a receiver would, independently of the emulator's code."""
-    headers = {k.lower(): v for k, v in delivery["headers"].items()}
+    headers = {k.lower(): v for k, v in delivery.headers.items()}
     timestamp = headers["x-zendesk-webhook-signature-timestamp"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", timestamp)
     expected = base64.b64encode(
-        hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + delivery["body"], hashlib.sha256).digest()
+        hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + delivery.body, hashlib.sha256).digest()
     ).decode()
     assert hmac.compare_digest(headers["x-zendesk-webhook-signature"], expected)
-    body: dict[str, Any] = json.loads(delivery["body"])
+    body: dict[str, Any] = json.loads(delivery.body)
     return body
 
 
-def deliveries(zd: ZendeskBackend, receiver: Receiver) -> list[dict[str, Any]]:
+def deliveries(zd: ZendeskBackend, receiver: Receiver) -> list[Delivery]:
     assert zd.wait_for_webhooks(timeout=10)
     return receiver.deliveries
 
@@ -144,10 +103,10 @@ def test_tag_gain_sends_a_signed_trigger_webhook(zd: ZendeskBackend, api: reques
     got = deliveries(zd, receiver)
     assert len(got) == 1
     delivery = got[0]
-    assert delivery["method"] == "POST"
-    assert delivery["path"] == "/webhooks/zendesk"
+    assert delivery.method == "POST"
+    assert delivery.path == "/webhooks/zendesk"
     body = verify(delivery, secret)
-    headers = {k.lower(): v for k, v in delivery["headers"].items()}
+    headers = {k.lower(): v for k, v in delivery.headers.items()}
     assert headers["x-zendesk-webhook-id"] == hook["id"]
     assert headers["x-zendesk-webhook-invocation-id"].isdigit()
     assert headers["content-type"].startswith("application/json")
@@ -202,7 +161,7 @@ def test_trigger_tag_at_creation_and_configurable_tags(
     api.post(f"{zd.base_url}/api/v2/tickets", json={"ticket": {"comment": {"body": "x"}, "tags": [TAG, "a"]}})
     zd.trigger_tags = {"urgent_bug"}
     api.put(f"{zd.base_url}/api/v2/tickets/3", json={"ticket": {"tags": [TAG, "urgent_bug"]}})
-    got = [json.loads(d["body"]) for d in deliveries(zd, receiver)]
+    got = [json.loads(d.body) for d in deliveries(zd, receiver)]
     assert [(b["ticket"]["id"], b["tags_added"]) for b in got] == [(4, [TAG]), (3, ["urgent_bug"])]
 
 
@@ -219,9 +178,9 @@ def test_admin_targets_and_inactive_webhooks(zd: ZendeskBackend, api: requests.S
     assert r.status_code == 200
     api.put(f"{zd.base_url}/api/v2/tickets/2", json={"ticket": {"tags": [TAG]}})
     got = deliveries(zd, receiver)
-    assert [d["path"] for d in got] == ["/webhooks/zendesk/admin"]
+    assert [d.path for d in got] == ["/webhooks/zendesk/admin"]
     verify(got[0], "s3cret")
-    assert {k.lower(): v for k, v in got[0]["headers"].items()}["x-zendesk-webhook-id"] == "01HADMINTARGET"
+    assert {k.lower(): v for k, v in got[0].headers.items()}["x-zendesk-webhook-id"] == "01HADMINTARGET"
     assert zd.webhooks_sent[0]["url"] == receiver.url + "/admin"
 
 

@@ -6,23 +6,20 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from cxbridge_zendesk.sandbox.backend import ZendeskBackend
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment, Ticket, User, Webhook
 from zenpy.lib.exception import APIException, RecordNotFoundException
 
 from cxbridge.sandbox import serve_vendors
 from cxbridge.sandbox.modes import ServedVendors
+from cxbridge.testing import Receiver
 
 pytestmark = pytest.mark.sandbox
 
@@ -196,33 +193,9 @@ def test_enforced_rate_limit_answers_429_with_retry_after(zd: ZendeskBackend) ->
     assert answers[3].headers["ratelimit-remaining"] == "0"
 
 
-class Receiver:
-    """A loopback receiver for the emulator's webhooks."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[dict[str, Any]] = []
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks/zendesk"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def app(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        self.deliveries.append(
-            {"headers": {k.lower(): v for k, v in request.headers.items()}, "body": request.get_data()}
-        )
-        return Response("ok")(environ, start_response)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 def test_webhook_created_with_zenpy_receives_a_verifiable_delivery(zd: ZendeskBackend, zenpy: Zenpy) -> None:
     """A webhook made through zenpy gets a signed delivery when zenpy tags a ticket; the signature verifies."""
-    receiver = Receiver()
-    try:
+    with Receiver("/webhooks/zendesk", status=200) as receiver:
         hook = zenpy.webhooks.create(
             Webhook(
                 name="cxbridge",
@@ -245,13 +218,11 @@ def test_webhook_created_with_zenpy_receives_a_verifiable_delivery(zd: ZendeskBa
         assert zd.wait_for_webhooks(timeout=10)
         assert len(receiver.deliveries) == 1
         delivery = receiver.deliveries[0]
-        timestamp = delivery["headers"]["x-zendesk-webhook-signature-timestamp"]
+        timestamp = delivery.headers["x-zendesk-webhook-signature-timestamp"]
         expected = base64.b64encode(
-            hmac.new(secret.encode(), timestamp.encode() + delivery["body"], hashlib.sha256).digest()
+            hmac.new(secret.encode(), timestamp.encode() + delivery.body, hashlib.sha256).digest()
         ).decode()
-        assert delivery["headers"]["x-zendesk-webhook-signature"] == expected
-        assert delivery["headers"]["x-zendesk-webhook-id"] == hook.id
-        body = json.loads(delivery["body"])
+        assert delivery.headers["x-zendesk-webhook-signature"] == expected
+        assert delivery.headers["x-zendesk-webhook-id"] == hook.id
+        body = json.loads(delivery.body)
         assert (body["event"], body["ticket"]["id"], body["tags_added"]) == ("tag_added", 2, [TAG])
-    finally:
-        receiver.stop()
