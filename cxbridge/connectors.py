@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import requests
 import requests.auth
 
-from .models import Comment, Customer, Issue, Ref, Ticket
+from .models import Comment, Customer, Event, Issue, Ref, Ticket
+from .signals import Signal, Triggers
 
 if TYPE_CHECKING:
     from .config import SystemConfig
@@ -58,6 +59,35 @@ class IssueSpec:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TicketLink:
+    """A ticket as a tracker links to it: its reference, URL, title, a one-line summary (the customer), and the
+    base URL of the helpdesk holding it (trackers build a stable id for the link from it)."""
+
+    ticket: Ref
+    url: str
+    title: str
+    origin: str
+    summary: str | None = None
+
+
+@dataclass(frozen=True)
+class ManagedBlock:
+    """A section of an issue's description that cxbridge owns and replaces in place.
+
+    It opens with a heading ``title`` and closes with an italic paragraph ``end``; ``body`` is Markdown.
+    """
+
+    title: str
+    body: str
+    end: str
+
+    @property
+    def markdown(self) -> str:
+        """The whole block as Markdown: the heading, the body and the closing paragraph."""
+        return f"## {self.title}\n\n{self.body.strip()}\n\n_{self.end}_\n"
+
+
 @dataclass
 class Page:
     """One page of a polling scan: the records changed, the cursor to resume after them, and whether it was the last.
@@ -80,7 +110,6 @@ class Connector(ABC):
 
     system: ClassVar[str]
     roles: ClassVar[frozenset[str]] = frozenset()
-    capabilities: ClassVar[frozenset[str]] = frozenset()
     config_keys: ClassVar[Mapping[str, ConfigKey]] = {}
     cloud_domains: ClassVar[tuple[str, ...]] = ()
     """Host suffixes (``.zendesk.com``) or exact hosts (``api.hubapi.com``) a non-sandbox base URL must be on."""
@@ -88,6 +117,11 @@ class Connector(ABC):
     """True for self-hosted products (Jira Data Center): any https host the admin configured is accepted."""
 
     default_headers: ClassVar[Mapping[str, str]] = {}
+    primary_roles: ClassVar[frozenset[str]] = frozenset()
+    """The roles this system takes when ``[escalation]`` names none (HubSpot is a helpdesk too, but first a CRM)."""
+    template_aliases: ClassVar[Mapping[str, str]] = {}
+    """Template file names this plugin's admins may have overridden under an older name: role template file ->
+    the older file name (``{"helpdesk_note.txt.j2": "zendesk_note.txt.j2"}``). Found in the admin's folders only."""
 
     def __init__(self, config: SystemConfig, http: HttpClient) -> None:
         self.config = config
@@ -149,9 +183,28 @@ class Connector(ABC):
     def check(self) -> str:
         """Make one cheap authenticated call and say who we are there (``authenticated as ...``)."""
 
-    def should_sync(self, source_system: str) -> bool:
-        """False when a change came from this very system: it is never echoed back to where it came from."""
-        return source_system != self.name
+    @classmethod
+    def supports(cls, method: str) -> bool:
+        """Whether this connector implements an optional role method (overrides the role's default).
+
+        The core asks before it relies on an optional capability (polling, releases, open-issue filters...).
+        """
+        own = getattr(cls, method, None)
+        for base in (Helpdesk, CRM, Tracker, Connector):
+            if issubclass(cls, base) and method in vars(base):
+                return own is not None and own is not vars(base)[method]
+        return own is not None
+
+    def interpret(self, event: Event, triggers: Triggers) -> list[Signal]:
+        """The neutral signals one of this system's events carries (a webhook delivery's Event, or a job queued
+        by an earlier version); an empty list when the event means nothing to cxbridge. Refs name this
+        configured system (``self.name``). Never calls the vendor."""
+        return []
+
+    def integration_user_id(self) -> str | None:
+        """The id cxbridge's own credentials act as on this system, as its events name the actor (one call at
+        most per process; None when the system cannot tell). Changes made by this user are echoes."""
+        return None
 
     def unchanged(self, op: str, target: str) -> None:
         """Record that a write was skipped because the target already held the value."""
@@ -197,6 +250,14 @@ class Helpdesk(Connector):
     def set_status(self, ticket_id: str, status: str) -> bool:
         """Move the ticket to ``status``; False (nothing written) when it is there already."""
         raise NotImplementedError(f"{self.name}: this helpdesk cannot change a ticket's status")
+
+    def add_note_with_status(self, ticket_id: str, body: str, status: str) -> None:
+        """An internal note and a status change in ONE update (optional: sync back otherwise writes them apart)."""
+        raise NotImplementedError(f"{self.name}: this helpdesk cannot write a note and a status in one update")
+
+    def wants_escalation(self, ticket: Ticket, triggers: Triggers) -> bool:
+        """Whether a ticket, as read or polled, asks to be escalated: by default it carries the escalation tag."""
+        return bool(triggers.escalation_tag) and triggers.escalation_tag in ticket.tags
 
     def requested_issue_key(self, ticket: Ticket) -> str | None:
         """An issue key the agent typed into the ticket (to join that issue), or None; the ticket is as read."""
@@ -247,17 +308,9 @@ class Tracker(Connector):
         """Issues carrying a label (the marker an escalation puts on the issue it creates)."""
 
     @abstractmethod
-    def upsert_remote_link(
-        self,
-        issue_key: str,
-        *,
-        global_id: str,
-        url: str,
-        title: str,
-        summary: str | None = None,
-        resolved: bool = False,
-    ) -> str:
-        """A link from the issue to a ticket; posting the same ``global_id`` again updates it."""
+    def link_ticket(self, issue_key: str, link: TicketLink) -> str:
+        """A link from the issue to the ticket, as the tracker shows linked records; linking the same ticket again
+        updates that link instead of adding one. Returns the link's id."""
 
     @abstractmethod
     def add_comment(self, issue_key: str, body: str) -> str:
@@ -296,9 +349,42 @@ class Tracker(Connector):
         and remove labels. The customer impact rollup writes through it."""
         raise NotImplementedError(f"{self.name}: this tracker cannot write the customer impact")
 
-    def delete_remote_link(self, issue_key: str, global_id: str) -> bool:
-        """Remove the link from the issue to a ticket by its global id; False when the issue had no such link."""
-        raise NotImplementedError(f"{self.name}: this tracker cannot delete remote links")
+    def unlink_ticket(self, issue_key: str, link: TicketLink) -> bool:
+        """Remove the issue's link to the ticket (written by ``link_ticket``); False when the issue had none."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot remove a link to a ticket")
+
+    def issues_with_fix_version(self, version_id: str) -> list[Issue]:
+        """Every issue fixed in the version (for a release's "fix shipped" notes)."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot list the issues of a version")
+
+    def open_issues(self, refs: list[Ref]) -> dict[Ref, Issue]:
+        """The issues among ``refs`` whose status category is not done, by the fewest calls the tracker allows
+        (for ranking open issues by impact)."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot filter open issues")
+
+    def replace_block(self, description: Any, block: ManagedBlock) -> tuple[Any, bool]:
+        """The description (in the tracker's form, as ``get_issue`` read it) with the managed block replaced in
+        place, or appended when absent; and whether the block differed. The default treats the description as
+        Markdown text; a tracker with its own rich text overrides it."""
+        return splice_lines(description, block.markdown, start=f"## {block.title}", end=f"_{block.end}_")
+
+
+def splice_lines(text: Any, block: str, *, start: str, end: str) -> tuple[str, bool]:
+    """Text with the lines from ``start`` to ``end`` replaced by ``block`` (appended if absent); and whether the
+    block's lines differed from what was there."""
+    lines = (text if isinstance(text, str) else "").replace("\r\n", "\n").split("\n")
+    span = None
+    for i, line in enumerate(lines):
+        if line.strip() == start:
+            span = next(((i, j + 1) for j in range(i + 1, len(lines)) if lines[j].strip() == end), None)
+            break
+    block_lines = block.strip("\n").split("\n")
+    if span is None:
+        body = "\n".join(lines).rstrip("\n")
+        return (body + "\n\n" if body.strip() else "") + "\n".join(block_lines), True
+    changed = "\n".join(lines[span[0] : span[1]]).strip() != block.strip()
+    lines[span[0] : span[1]] = block_lines
+    return "\n".join(lines), changed
 
 
 def json_object(response: requests.Response) -> dict[str, Any] | None:

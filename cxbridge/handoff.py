@@ -32,11 +32,13 @@ MAX_OUTPUT_CHARS = 64 * 1024
 MAX_RENDER_SECONDS = 2.0
 
 TEMPLATES = {
-    "jira_summary": "jira_summary.txt.j2",
-    "jira_description": "jira_description.md.j2",
-    "zendesk_note": "zendesk_note.txt.j2",
-    "hubspot_note": "hubspot_note.html.j2",
+    "issue_summary": "issue_summary.txt.j2",
+    "issue_description": "issue_description.md.j2",
+    "helpdesk_note": "helpdesk_note.txt.j2",
+    "crm_note": "crm_note.html.j2",
 }
+"""The escalation's templates, named by the role they write to: the tracker's issue, the helpdesk's ticket
+note, the CRM's timeline note."""
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=&:\"'])")
 
@@ -58,7 +60,7 @@ def default_template_dir() -> Path:
     """The packaged default templates."""
     try:
         path = Path(str(resources.files("cxbridge.templates")))
-        if (path / TEMPLATES["jira_description"]).exists():
+        if (path / TEMPLATES["issue_description"]).exists():
             return path
     except (ModuleNotFoundError, TypeError):
         pass
@@ -112,7 +114,12 @@ class Handoff:
         *,
         max_output: int = MAX_OUTPUT_CHARS,
         max_seconds: float = MAX_RENDER_SECONDS,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
+        self.template_dirs = [Path(p) for p in template_dirs]
+        self.aliases = dict(aliases or {})
+        """Template file -> an older name admins may have overridden it under (the plugins' ``template_aliases``):
+        an admin's file with the older name is used when the admin's folders hold none with the new one."""
         search = [str(p) for p in template_dirs] + [str(default_template_dir())]
         loader = jinja2.FileSystemLoader(search)
         self.max_output = max_output
@@ -141,6 +148,13 @@ class Handoff:
         env.filters["quote"] = _quote
         return env
 
+    def _resolve(self, filename: str) -> str:
+        """The file to load: an admin's override under the older name, when there is no override under the new."""
+        old = self.aliases.get(filename)
+        if old is None or any((d / filename).is_file() for d in self.template_dirs):
+            return filename
+        return old if any((d / old).is_file() for d in self.template_dirs) else filename
+
     def _kind(self, name: str) -> str:
         for kind in ("md", "html", "txt"):
             if name.endswith(f".{kind}.j2"):
@@ -149,7 +163,7 @@ class Handoff:
 
     def render(self, name: str, context: Mapping[str, Any]) -> str:
         """Render one template; any failure is a TemplateError naming the template and the line."""
-        filename = TEMPLATES.get(name, name)
+        filename = self._resolve(TEMPLATES.get(name, name))
         env = self._envs[self._kind(filename)]
         try:
             template = env.get_template(filename)

@@ -42,12 +42,12 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from .connectors import ManagedBlock, TicketLink, Tracker
 from .errors import ConfigError
 from .models import Customer, Deal, Issue, Link, Ref, Ticket, to_jsonable
 from .workflows.once import op_id
 
 if TYPE_CHECKING:
-    from .connectors import Tracker
     from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -381,105 +381,19 @@ def same_value(a: Any, b: Any) -> bool:
 # -- the managed block --------------------------------------------------------------------------------------
 
 
+def managed_block(body: str) -> ManagedBlock:
+    """The managed block around a rendered ``impact_block.md.j2``: its heading and closing marker."""
+    return ManagedBlock(title=BLOCK_TITLE, body=body, end=BLOCK_END)
+
+
 def block_markdown(body: str) -> str:
-    """The whole managed block: the heading, the rendered template and the closing marker."""
-    return f"## {BLOCK_TITLE}\n\n{body.strip()}\n\n_{BLOCK_END}_\n"
+    """The whole managed block as Markdown: the heading, the rendered template and the closing marker."""
+    return managed_block(body).markdown
 
 
-def _plain(node: Any) -> str:
-    if isinstance(node, dict):
-        if node.get("type") == "text":
-            return str(node.get("text") or "")
-        return "".join(_plain(child) for child in node.get("content") or [])
-    return ""
-
-
-def _adf_span(content: Sequence[Any]) -> tuple[int, int] | None:
-    """The top-level node range [start, end) of the managed block in an ADF document's content."""
-    for i, node in enumerate(content):
-        if isinstance(node, dict) and node.get("type") == "heading" and _plain(node).strip() == BLOCK_TITLE:
-            for j in range(i + 1, len(content)):
-                nxt = content[j]
-                if isinstance(nxt, dict) and nxt.get("type") == "paragraph" and _plain(nxt).strip() == BLOCK_END:
-                    return i, j + 1
-            return None
-    return None
-
-
-def _normal(node: Any) -> Any:
-    """An ADF node without the attributes Jira adds on its own (``localId``), for comparisons."""
-    if isinstance(node, dict):
-        out = {k: _normal(v) for k, v in node.items() if k != "localId"}
-        if out.get("attrs") == {}:
-            out.pop("attrs")
-        return out
-    if isinstance(node, list):
-        return [_normal(v) for v in node]
-    return node
-
-
-def splice_adf(doc: Any, block: Mapping[str, Any]) -> dict[str, Any]:
-    """The ADF document with its managed block replaced by ``block``'s nodes (appended when it has none)."""
-    content = list(doc.get("content") or []) if isinstance(doc, dict) else []
-    nodes = list(block.get("content") or [])
-    span = _adf_span(content)
-    if span is None:
-        content.extend(nodes)
-    else:
-        content[span[0] : span[1]] = nodes
-    version = doc.get("version", 1) if isinstance(doc, dict) else 1
-    return {"type": "doc", "version": version, "content": content}
-
-
-def adf_block(doc: Any) -> list[Any] | None:
-    """The managed block's nodes in an ADF document, or None."""
-    content = list(doc.get("content") or []) if isinstance(doc, dict) else []
-    span = _adf_span(content)
-    return None if span is None else content[span[0] : span[1]]
-
-
-def splice_text(text: Any, block: str, *, start: str, end: str) -> str:
-    """Wiki (or Markdown) text with the lines from ``start`` to ``end`` replaced by ``block`` (appended if absent)."""
-    lines = (text if isinstance(text, str) else "").replace("\r\n", "\n").split("\n")
-    span = _text_span(lines, start, end)
-    block_lines = block.strip("\n").split("\n")
-    if span is None:
-        body = "\n".join(lines).rstrip("\n")
-        return (body + "\n\n" if body.strip() else "") + "\n".join(block_lines)
-    lines[span[0] : span[1]] = block_lines
-    return "\n".join(lines)
-
-
-def _text_span(lines: Sequence[str], start: str, end: str) -> tuple[int, int] | None:
-    for i, line in enumerate(lines):
-        if line.strip() == start:
-            for j in range(i + 1, len(lines)):
-                if lines[j].strip() == end:
-                    return i, j + 1
-            return None
-    return None
-
-
-def text_block(text: Any, *, start: str, end: str) -> str | None:
-    """The managed block's lines in wiki text, or None."""
-    lines = (text if isinstance(text, str) else "").replace("\r\n", "\n").split("\n")
-    span = _text_span(lines, start, end)
-    return None if span is None else "\n".join(lines[span[0] : span[1]])
-
-
-def splice(tracker: Tracker, description: Any, markdown_block: str) -> tuple[Any, bool]:
+def splice(tracker: Tracker, description: Any, block: ManagedBlock) -> tuple[Any, bool]:
     """The description with the block spliced in (the tracker's own form) and whether the block changed."""
-    rendered = tracker.rich_text(markdown_block)
-    if isinstance(rendered, dict):
-        current = adf_block(description)
-        changed = current is None or _normal(current) != _normal(list(rendered.get("content") or []))
-        return splice_adf(description, rendered), changed
-    start = str(tracker.rich_text(f"## {BLOCK_TITLE}")).strip()
-    end = str(tracker.rich_text(f"_{BLOCK_END}_")).strip()
-    text = str(rendered)
-    current_text = text_block(description, start=start, end=end)
-    changed = current_text is None or current_text.strip() != text.strip()
-    return splice_text(description, text, start=start, end=end), changed
+    return tracker.replace_block(description, block)
 
 
 # -- snapshots ----------------------------------------------------------------------------------------------
@@ -611,10 +525,10 @@ def _tier_order(rt: Runtime) -> tuple[str, ...]:
     return tuple(str(t).lower() for t in tiers)
 
 
-def render_block(rt: Runtime, rollup: Rollup) -> str:
-    """The managed block's Markdown (heading, ``impact_block.md.j2``, closing marker)."""
+def render_block(rt: Runtime, rollup: Rollup) -> ManagedBlock:
+    """The managed block (heading, ``impact_block.md.j2``, closing marker)."""
     body = rt.handoff.render(TEMPLATE, {"impact": template_context(rollup, arr_currency=_arr_currency(rt))})
-    return block_markdown(body)
+    return managed_block(body)
 
 
 def _arr_currency(rt: Runtime) -> str:
@@ -663,9 +577,9 @@ def template_context(rollup: Rollup, *, arr_currency: str = "") -> dict[str, Any
 
 @dataclass(frozen=True)
 class Desired:
-    """What the issue should carry: the block's Markdown, the field values, the tier labels."""
+    """What the issue should carry: the managed block, the field values, the tier labels."""
 
-    block: str
+    block: ManagedBlock
     fields: dict[str, Any]
     tiers: tuple[str, ...]
 
@@ -690,7 +604,7 @@ def for_new_issue(rt: Runtime, ticket: Ticket, customer: Customer) -> NewIssueIm
     customers = {str(customer.company_ref): customer} if customer.known and customer.company_ref else {}
     rollup = compute([link], customers, {str(ticket.ref): ticket_facts(ticket, customer)}, tier_order=_tier_order(rt))
     want = desired(rt, rollup)
-    return NewIssueImpact(block=want.block, fields=want.fields, labels=[tier_label(t) for t in want.tiers])
+    return NewIssueImpact(block=want.block.markdown, fields=want.fields, labels=[tier_label(t) for t in want.tiers])
 
 
 def refresh_issue(rt: Runtime, issue: Issue) -> bool:
@@ -794,19 +708,12 @@ def _by_issue(links: Iterable[Link]) -> dict[Ref, list[Link]]:
 
 
 def open_issues(rt: Runtime, refs: Sequence[Ref]) -> dict[Ref, Issue] | None:
-    """The issues among ``refs`` whose status category is not done, by one bounded JQL search (per 100 ids):
-    ``id in (...) AND statusCategory != Done``. None when the tracker cannot search (every issue is kept)."""
+    """The issues among ``refs`` whose status category is not done, as the tracker tells with the fewest calls
+    (``Tracker.open_issues``); None when the tracker cannot tell (every issue is kept)."""
     tracker = rt.tracker()
-    search = getattr(tracker, "search", None)
-    if search is None or not refs:
-        return None if search is None else {}
-    found: dict[Ref, Issue] = {}
-    ids = [r.id for r in refs if r.id.isdigit()]
-    for start in range(0, len(ids), 100):
-        chunk = ", ".join(ids[start : start + 100])
-        for issue in search(f"id in ({chunk}) AND statusCategory != Done ORDER BY id ASC"):
-            found[issue.ref] = issue
-    return found
+    if not tracker.supports("open_issues"):
+        return None
+    return tracker.open_issues(list(refs)) if refs else {}
 
 
 def ranking(rt: Runtime, *, top: int | None = None) -> list[dict[str, Any]]:
@@ -848,9 +755,11 @@ def refresh_by_key(rt: Runtime, key: str) -> bool:
     return refresh_issue(rt, rt.tracker().get_issue(key))
 
 
-def remote_link_global_id(rt: Runtime, ticket: Ref) -> str:
-    """The ``globalId`` the escalation gives the remote link to a ticket: ``system=<base_url>&id=<id>``."""
-    return f"system={rt.helpdesk(ticket.system).config.base_url}&id={ticket.id}"
+def ticket_link(rt: Runtime, ticket: Ref, *, url: str = "", title: str = "", summary: str | None = None) -> TicketLink:
+    """The ticket as the tracker links to it (the helpdesk's base URL names where it lives)."""
+    return TicketLink(
+        ticket=ticket, url=url, title=title, origin=rt.helpdesk(ticket.system).config.base_url, summary=summary
+    )
 
 
 @dataclass
@@ -867,7 +776,7 @@ class UnlinkResult:
 def unlink(rt: Runtime, ticket: Ref, issue_key: str, *, actor: str = "cli") -> UnlinkResult:
     """Unlink a ticket from an issue: the remote link (by globalId), the store's link, the impact, an audit row.
 
-    Three tracker calls: read the issue, delete the remote link, write the impact when it changed. Run again
+    Three tracker calls: read the issue, delete the link to the ticket, write the impact when it changed. Run again
     after a crash it finishes what is missing (a remote link already gone is fine).
     """
     from .errors import CxbridgeError
@@ -879,7 +788,7 @@ def unlink(rt: Runtime, ticket: Ref, issue_key: str, *, actor: str = "cli") -> U
     linked = [link for link in rt.store.links_for_ticket(ticket) if link.issue == issue.ref]
     if not linked:
         raise CxbridgeError(f"{ticket} is not linked to {issue_key}")
-    deleted = tracker.delete_remote_link(issue.key, remote_link_global_id(rt, ticket))
+    deleted = tracker.unlink_ticket(issue.key, ticket_link(rt, ticket))
     # the remote link is gone: forget its intent, so that linking the ticket again writes it again
     rt.store.forget_intent(op_id(f"{ticket}|{issue.ref}", "tracker.remotelink"))
     rt.store.remove_link(ticket, issue.ref)

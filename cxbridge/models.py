@@ -119,6 +119,8 @@ class Issue:
     labels: list[str] = field(default_factory=list)
     fix_versions: list[str] = field(default_factory=list)
     updated_at: datetime | None = None
+    status_category_changed_at: datetime | None = None
+    """When the issue last moved to another status category, when the tracker says."""
     description: Any = field(default=None, repr=False, compare=False)
     """The description in the tracker's own form (ADF on Jira Cloud, wiki text on Data Center), when read."""
     fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)

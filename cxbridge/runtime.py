@@ -57,8 +57,16 @@ class Runtime:
     def handoff(self) -> Handoff:
         with self._lock:
             if self._handoff is None:
-                self._handoff = Handoff(self.config.template_dirs())
+                self._handoff = Handoff(self.config.template_dirs(), aliases=self._template_aliases())
             return self._handoff
+
+    def _template_aliases(self) -> dict[str, str]:
+        """The older template names the configured systems' plugins declare (``Connector.template_aliases``)."""
+        aliases: dict[str, str] = {}
+        for system in self.config.systems.values():
+            if system.enabled and system.plugin in self.plugins.connectors():
+                aliases.update(self.plugins.connector(system.plugin).template_aliases)
+        return aliases
 
     def connector(self, name: str) -> Connector:
         """The connector of a configured system, built on first use."""
@@ -84,8 +92,35 @@ class Runtime:
             for connector in self._connectors.values():
                 connector.http.max_inline_wait = self._max_inline_wait
 
+    def role_system(self, key: str, role: str) -> str:
+        """The ``[systems.*]`` name that fills a role: ``[escalation] <key>`` when set, else the one enabled system
+        whose plugin fills the role (several: the one that takes it first, ``Connector.primary_roles``; still
+        several: the one whose table is named like its plugin). ``""`` when none fills it, or when the key is set
+        to ``""`` (a configuration without a CRM)."""
+        named = self.config.section("escalation").get(key)
+        if named is not None:
+            return str(named)
+        candidates = []
+        for name, system in self.config.systems.items():
+            if not system.enabled or system.plugin not in self.plugins.connectors():
+                continue
+            cls = self.plugins.connector(system.plugin)
+            if role in cls.roles:
+                candidates.append((name, system.plugin, role in cls.primary_roles))
+        for narrowed in (candidates, [c for c in candidates if c[2]], [c for c in candidates if c[2] and c[0] == c[1]]):
+            if len(narrowed) == 1:
+                return narrowed[0][0]
+        if candidates:
+            names = ", ".join(sorted(c[0] for c in candidates))
+            raise ConfigError(f"several systems can be the {role} ({names}): name one in [escalation] {key}")
+        return ""
+
     def _named(self, key: str, role: str) -> Connector:
-        name = self.config.section("escalation")[key]
+        name = self.role_system(key, role)
+        if not name:
+            raise ConfigError(
+                f"no enabled system is a {role}: add one under [systems.*] or name it in [escalation] {key}"
+            )
         connector = self.connector(name)
         if role not in connector.roles:
             raise ConfigError(f"escalation.{key} = {name!r}: that system is not a {role}")
@@ -110,7 +145,7 @@ class Runtime:
 
     def crm(self) -> CRM | None:
         """The CRM, or None when the configuration names none."""
-        if not self.config.section("escalation")["crm"]:
+        if not self.role_system("crm", CRM_ROLE):
             return None
         connector = self._named("crm", CRM_ROLE)
         assert isinstance(connector, CRM)

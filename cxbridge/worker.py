@@ -122,9 +122,17 @@ def _handle_event_job(rt: Runtime, payload: dict[str, Any]) -> str:
     return handle_event(rt, event_from_dict(payload["event"]), system=system if isinstance(system, str) else None)
 
 
+def _handle_signal_job(rt: Runtime, payload: dict[str, Any]) -> str:
+    """The handler of ``signal`` jobs: route a polled change's neutral signal."""
+    from .workflows.events import handle_signal_job
+
+    return handle_signal_job(rt, payload)
+
+
 def default_handlers() -> dict[str, Handler]:
-    """The job kinds a worker runs by default: ``event`` (webhooks and polled changes)."""
-    return {"event": _handle_event_job}
+    """The job kinds a worker runs by default: ``event`` (webhooks, and polled changes queued by earlier
+    versions) and ``signal`` (polled changes)."""
+    return {"event": _handle_event_job, "signal": _handle_signal_job}
 
 
 def _default_worker_id() -> str:

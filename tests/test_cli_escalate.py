@@ -55,7 +55,7 @@ def test_escalate_link_joins_and_links_lists_both(config: Path) -> None:
 def test_dry_run_prints_handoff_and_plan(config: Path) -> None:
     code, out, err = run("--config", str(config), "escalate", "1", "--dry-run")
     assert code == 0, err
-    assert "--- jira_description ---" in out
+    assert "--- issue_description ---" in out
     assert "calls it would make" in out
     code, out, _ = run("--config", str(config), "links", "1")
     assert code != 0

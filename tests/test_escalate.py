@@ -89,7 +89,7 @@ def test_without_a_note_the_history_costs_one_more_call(runtime: Runtime) -> Non
     """The latest internal note stands in for the agent's summary; reading it is the ninth call."""
     result = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
     assert result.calls == {"zendesk": 3, "hubspot": 4, "jira": 2}
-    assert "internal note" in result.handoff["jira_description"]
+    assert "internal note" in result.handoff["issue_description"]
 
 
 def test_running_twice_leaves_one_of_each(vendors: Vendors, runtime: Runtime) -> None:
@@ -244,7 +244,7 @@ def test_customer_unknown_to_the_crm_is_said_in_the_handoff(vendors: Vendors, ru
         stranger = next(u for u in session_ticket.model.users.values() if u.email == "linus@initech.example")
         stranger.email = "nobody@unknown.example"
     result = Escalation(runtime).run(EscalationRequest(ticket_id=str(ticket.id) if ticket.id != 1 else "3"))
-    assert "unknown to the CRM" in result.handoff["jira_description"]
+    assert "unknown to the CRM" in result.handoff["issue_description"]
     assert result.writes["crm_note"].startswith("skipped")
 
 

@@ -63,18 +63,18 @@ def test_every_default_template_renders() -> None:
     """The packaged templates render with a full context and carry the customer and the ticket."""
     out = Handoff().render_all(context())
     assert set(out) == set(TEMPLATES)
-    assert "Acme Corp" in out["jira_description"]
-    assert "480,000 USD" in out["jira_description"]
-    assert "Expansion" in out["jira_description"]
-    assert "ENG-1" in out["zendesk_note"]
-    assert out["jira_summary"].count("\n") == 1
+    assert "Acme Corp" in out["issue_description"]
+    assert "480,000 USD" in out["issue_description"]
+    assert "Expansion" in out["issue_description"]
+    assert "ENG-1" in out["helpdesk_note"]
+    assert out["issue_summary"].count("\n") == 1
 
 
 def test_customer_values_are_data_not_markdown() -> None:
     """A customer's words cannot become Markdown links, headings or emphasis in the Jira description."""
     evil = "# Heading [click](http://evil.example) **bold** <script>x</script>"
     out = Handoff().render(
-        "jira_description",
+        "issue_description",
         context(first_comment=evil, customer={**context()["customer"], "name": "[x](http://evil.example)"}),
     )  # type: ignore[dict-item]
     assert "[x](http" not in out
@@ -84,13 +84,13 @@ def test_customer_values_are_data_not_markdown() -> None:
 
 
 def test_html_note_is_autoescaped() -> None:
-    out = Handoff().render("hubspot_note", context(ticket={**context()["ticket"], "subject": "<b>hi</b>"}))  # type: ignore[dict-item]
+    out = Handoff().render("crm_note", context(ticket={**context()["ticket"], "subject": "<b>hi</b>"}))  # type: ignore[dict-item]
     assert "&lt;b&gt;hi&lt;/b&gt;" in out
     assert "<b>hi</b>" not in out
 
 
 def test_unknown_customer_is_said_plainly() -> None:
-    out = Handoff().render("jira_description", context(customer={**context()["customer"], "known": False}))  # type: ignore[dict-item]
+    out = Handoff().render("issue_description", context(customer={**context()["customer"], "known": False}))  # type: ignore[dict-item]
     assert "unknown to the CRM" in out
 
 
@@ -106,22 +106,33 @@ def test_unknown_customer_is_said_plainly() -> None:
 )
 def test_template_errors_name_template_and_line(tmp_path: Path, source: str, expected: str) -> None:
     """An undefined name, a syntax error or a sandbox escape is a TemplateError naming file and line."""
-    (tmp_path / "jira_description.md.j2").write_text(source)
+    (tmp_path / "issue_description.md.j2").write_text(source)
     with pytest.raises(TemplateError) as err:
-        Handoff([tmp_path]).render("jira_description", context())
-    assert "jira_description.md.j2" in str(err.value)
+        Handoff([tmp_path]).render("issue_description", context())
+    assert "issue_description.md.j2" in str(err.value)
     assert expected in str(err.value)
 
 
 def test_admin_template_overrides_default(tmp_path: Path) -> None:
-    (tmp_path / "zendesk_note.txt.j2").write_text("Custom note for {{ issue.key }}")
-    assert Handoff([tmp_path]).render("zendesk_note", context()) == "Custom note for ENG-1\n"
+    (tmp_path / "helpdesk_note.txt.j2").write_text("Custom note for {{ issue.key }}")
+    assert Handoff([tmp_path]).render("helpdesk_note", context()) == "Custom note for ENG-1\n"
+
+
+def test_an_override_under_a_plugins_older_name_is_still_found(tmp_path: Path) -> None:
+    """An admin's ``zendesk_note.txt.j2`` (the name before templates were named by role) still overrides the
+    helpdesk note when the plugin declares that alias; an override under the new name wins over it."""
+    aliases = {"helpdesk_note.txt.j2": "zendesk_note.txt.j2"}
+    (tmp_path / "zendesk_note.txt.j2").write_text("Old-name note for {{ issue.key }}")
+    assert Handoff([tmp_path], aliases=aliases).render("helpdesk_note", context()) == "Old-name note for ENG-1\n"
+    assert Handoff([tmp_path]).render("helpdesk_note", context()).startswith("Escalated to engineering")
+    (tmp_path / "helpdesk_note.txt.j2").write_text("New-name note")
+    assert Handoff([tmp_path], aliases=aliases).render("helpdesk_note", context()) == "New-name note\n"
 
 
 def test_output_size_is_capped(tmp_path: Path) -> None:
-    (tmp_path / "jira_description.md.j2").write_text("{% for i in range(100000) %}xxxxxxxxxx{% endfor %}")
+    (tmp_path / "issue_description.md.j2").write_text("{% for i in range(100000) %}xxxxxxxxxx{% endfor %}")
     with pytest.raises(TemplateError, match="larger than"):
-        Handoff([tmp_path]).render("jira_description", context())
+        Handoff([tmp_path]).render("issue_description", context())
 
 
 def test_escape_markdown_escapes_punctuation() -> None:

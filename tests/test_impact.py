@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from cxbridge_jira.adf import markdown_to_adf
-from cxbridge_jira.wiki import markdown_to_wiki
+from cxbridge_jira.signals import plain_text
 
 from cxbridge import impact
+from cxbridge.connectors import ManagedBlock, Tracker
 from cxbridge.demo import DEMO_SETTINGS
 from cxbridge.errors import ConfigError
 from cxbridge.handoff import Handoff
@@ -227,8 +226,8 @@ def test_numbers_compare_as_jira_returns_them() -> None:
 # -- the block ----------------------------------------------------------------------------------------------
 
 
-def rendered_block(rollup: impact.Rollup) -> str:
-    return impact.block_markdown(Handoff().render(impact.TEMPLATE, {"impact": impact.template_context(rollup)}))
+def rendered_block(rollup: impact.Rollup) -> ManagedBlock:
+    return impact.managed_block(Handoff().render(impact.TEMPLATE, {"impact": impact.template_context(rollup)}))
 
 
 def two_company_rollup(arr: str = "480000") -> impact.Rollup:
@@ -243,10 +242,10 @@ def two_company_rollup(arr: str = "480000") -> impact.Rollup:
 
 
 def test_the_block_renders_every_value_and_escapes_names() -> None:
-    text = rendered_block(two_company_rollup())
-    adf = markdown_to_adf(text)
+    """The block's Markdown holds every rollup value; customer names stay data, not markup."""
+    adf = markdown_to_adf(rendered_block(two_company_rollup()).markdown)
     validate_adf(adf)
-    plain = impact._plain(adf)
+    plain = plain_text(adf)
     assert "2 customers, 3 tickets" in plain
     assert "480,000 USD" in plain
     assert "100 EUR" in plain
@@ -255,62 +254,19 @@ def test_the_block_renders_every_value_and_escapes_names() -> None:
     assert plain.rstrip().endswith(impact.BLOCK_END)
 
 
-class FakeTracker:
-    """Stands for a tracker's rich text conversion (ADF or wiki) in splice tests."""
-
-    def __init__(self, form: str) -> None:
-        self.form = form
-
-    def rich_text(self, markdown: str) -> Any:
-        return markdown_to_adf(markdown) if self.form == "adf" else markdown_to_wiki(markdown)
-
-
-@pytest.mark.parametrize("form", ["adf", "wiki"])
-def test_splicing_replaces_the_block_in_place_and_is_idempotent(form: str) -> None:
-    """The block goes between its markers; text before and after it is kept; a second splice changes nothing."""
-    tracker: Any = FakeTracker(form)
-    before = "## Engineering notes\n\nSomething the engineer wrote."
-    after = "## Later\n\nA note added below the block."
-    original = tracker.rich_text(before + "\n\n" + rendered_block(two_company_rollup()) + "\n\n" + after)
-    new_block = rendered_block(two_company_rollup(arr="999"))
-    spliced, changed = impact.splice(tracker, original, new_block)
+def test_a_markdown_tracker_gets_the_block_spliced_in_place() -> None:
+    """The role's default splicing (Markdown descriptions): replaced between its markers, then idempotent."""
+    before, after = "## Engineering notes\n\nSomething the engineer wrote.", "## Later\n\nBelow the block."
+    old, new = rendered_block(two_company_rollup()), rendered_block(two_company_rollup(arr="999"))
+    original = before + "\n\n" + old.markdown + "\n" + after
+    spliced, changed = Tracker.replace_block(None, original, new)  # type: ignore[arg-type]
     assert changed
-    assert spliced == tracker.rich_text(before + "\n\n" + new_block + "\n\n" + after)
-    again, changed_again = impact.splice(tracker, spliced, new_block)
-    assert not changed_again
-    assert again == spliced
-    if form == "adf":
-        validate_adf(spliced)
-
-
-@pytest.mark.parametrize("form", ["adf", "wiki"])
-def test_a_description_without_the_block_gets_it_appended(form: str) -> None:
-    tracker: Any = FakeTracker(form)
-    block = rendered_block(two_company_rollup())
-    spliced, changed = impact.splice(tracker, tracker.rich_text("Just the report."), block)
+    assert spliced == before + "\n\n" + new.markdown + "\n" + after
+    again, changed_again = Tracker.replace_block(None, spliced, new)  # type: ignore[arg-type]
+    assert (again, changed_again) == (spliced, False)
+    appended, changed = Tracker.replace_block(None, "Just the report.", new)  # type: ignore[arg-type]
     assert changed
-    assert spliced == tracker.rich_text("Just the report.\n\n" + block)
-    empty, _ = impact.splice(tracker, None, block)
-    assert empty == tracker.rich_text(block)
-
-
-def test_attributes_jira_adds_do_not_count_as_a_change() -> None:
-    tracker: Any = FakeTracker("adf")
-    block = rendered_block(two_company_rollup())
-    doc = copy.deepcopy(tracker.rich_text(block))
-    for node in doc["content"]:
-        node.setdefault("attrs", {})["localId"] = "abc"
-    _, changed = impact.splice(tracker, doc, block)
-    assert not changed
-
-
-def test_wiki_with_windows_line_ends_is_still_found() -> None:
-    tracker: Any = FakeTracker("wiki")
-    block = rendered_block(two_company_rollup())
-    stored = tracker.rich_text("intro\n\n" + block).replace("\n", "\r\n")
-    spliced, changed = impact.splice(tracker, stored, block)
-    assert not changed
-    assert spliced.count("h2. Customer impact") == 1
+    assert appended == "Just the report.\n\n" + new.markdown.strip("\n")
 
 
 # -- snapshots ----------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
+from cxbridge_jira.signals import plain_text
 
 from cxbridge import impact
 from cxbridge.cli import cli
@@ -98,9 +99,9 @@ def test_three_tickets_from_two_companies_then_unlink(vendors: Vendors, runtime:
     # the block is in the description once, valid ADF as Jira Cloud returns it
     issue = runtime.tracker().get_issue(key)
     validate_adf(issue.description)
-    assert sum(1 for n in issue.description["content"] if impact._plain(n) == impact.BLOCK_TITLE) == 1
-    assert "2 customers, 3 tickets" in impact._plain(issue.description)
-    assert "Reproduced." in impact._plain(issue.description)  # the handoff above the block is kept
+    assert sum(1 for n in issue.description["content"] if plain_text(n) == impact.BLOCK_TITLE) == 1
+    assert "2 customers, 3 tickets" in plain_text(issue.description)
+    assert "Reproduced." in plain_text(issue.description)  # the handoff above the block is kept
 
     # a replay writes nothing
     before = len(vendors["jira"].calls)

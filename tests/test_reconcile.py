@@ -24,13 +24,15 @@ from cxbridge_zendesk.webhook import verify_zendesk
 
 from cxbridge.cli import cli
 from cxbridge.connectors import IssueSpec
-from cxbridge.models import Event, Link, Ref, event_from_dict
+from cxbridge.models import Event, Link, Ref
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.secrets import Secret
+from cxbridge.signals import EscalationRequested, IssueStateObserved, Signal, signal_from_dict
 from cxbridge.testing import SandboxRuntimes
 from cxbridge.workflows import reconcile as reconcile_module
+from cxbridge.workflows.events import subject_of, triggers
 from cxbridge.workflows.reconcile import StreamReport, parse_since, reconcile
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -101,11 +103,16 @@ def zendesk_delivery(body: bytes, secret: str) -> list[Event]:
     )
 
 
-def queued_events(rt: Runtime) -> list[Event]:
-    """The events of every job in the queue, oldest first."""
+def queued_signals(rt: Runtime) -> list[tuple[str, Signal]]:
+    """The delivery id and signal of every signal job in the queue, oldest first."""
     conn = rt.store._conn()  # type: ignore[attr-defined]
-    rows = conn.execute("SELECT payload FROM jobs WHERE kind = 'event' ORDER BY id").fetchall()
-    return [event_from_dict(json.loads(row[0])["event"]) for row in rows]
+    rows = conn.execute("SELECT payload FROM jobs WHERE kind = 'signal' ORDER BY id").fetchall()
+    return [(json.loads(r[0])["origin"], signal_from_dict(json.loads(r[0])["signal"])) for r in rows]
+
+
+def polled_at(delivery_id: str) -> datetime:
+    """The remote state's time a poll's delivery id names (``poll:<ref>:<time>``)."""
+    return datetime.fromisoformat(delivery_id.split(":", 4)[4])
 
 
 def stream(report: Any, system: str) -> StreamReport:
@@ -129,15 +136,11 @@ def test_only_tagged_unlinked_tickets_become_events(vendors: Vendors, rt: Runtim
     report = reconcile(rt, since=LONG_AGO)
     zd = stream(report, "zendesk")
     assert (zd.records, zd.enqueued, zd.duplicates, zd.pages, zd.calls) == (3, 1, 0, 1, 1)
-    [event] = queued_events(rt)
-    assert event.subject == Ref("zendesk", "ticket", "2")
-    assert event.kind == "ticket.tag_added"
+    [(origin, signal)] = queued_signals(rt)
+    assert signal == EscalationRequested(ticket=Ref("zendesk", "ticket", "2"))
     updated = vendors["zendesk"].state()["tickets"][1]["updated_at"]
-    assert event.id == f"poll:zendesk:ticket:2:{updated}"
-    assert TAG in event.payload["ticket"]["tags"]
-    assert event.payload["tags_added"] == [TAG]
-    assert event.payload["ticket"]["id"] == 2
-    assert event.payload["source"] == "poll"
+    assert origin.startswith("poll:zendesk:ticket:2:")
+    assert polled_at(origin) == datetime.fromisoformat(updated.replace("Z", "+00:00"))
 
 
 def test_a_second_run_enqueues_nothing_new(vendors: Vendors, rt: Runtime) -> None:
@@ -151,7 +154,7 @@ def test_a_second_run_enqueues_nothing_new(vendors: Vendors, rt: Runtime) -> Non
     assert stream(rescan, "zendesk").records == 3
     assert rescan.enqueued == 0
     assert stream(rescan, "zendesk").duplicates == 1
-    assert len(queued_events(rt)) == 1
+    assert len(queued_signals(rt)) == 1
 
 
 def test_since_overrides_the_checkpoint_and_bounds_the_scan(vendors: Vendors, rt: Runtime) -> None:
@@ -194,7 +197,7 @@ def test_checkpoint_resumes_after_the_last_page_handled(vendors: Vendors, rt: Ru
     saved = rt.store.get_checkpoint("zendesk", "tickets")
     assert saved is not None
     assert "cursor" in saved
-    first_batch = len(queued_events(rt))
+    first_batch = len(queued_signals(rt))
     resumed = reconcile(rt)
     zd = stream(resumed, "zendesk")
     assert zd.records == 7 - 2
@@ -202,7 +205,7 @@ def test_checkpoint_resumes_after_the_last_page_handled(vendors: Vendors, rt: Ru
     assert zd.calls == zd.pages
     assert zd.duplicates == 0
     assert first_batch + zd.enqueued == 4
-    assert sorted(int(e.subject.id) for e in queued_events(rt)) == [4, 5, 6, 7]
+    assert sorted(int(subject_of(sig).id) for _, sig in queued_signals(rt)) == [4, 5, 6, 7]
 
 
 def test_calls_are_one_per_page_of_the_export(vendors: Vendors, rt: Runtime, small_pages: None) -> None:
@@ -213,13 +216,14 @@ def test_calls_are_one_per_page_of_the_export(vendors: Vendors, rt: Runtime, sma
     assert [s.system for s in report.streams] == ["zendesk"]
 
 
-def test_polled_zendesk_events_read_like_the_webhook(vendors: Vendors, rt: Runtime) -> None:
-    """The polled payload, delivered as a signed webhook, verifies into an Event with the same kind and subject."""
+def test_a_polled_tag_means_what_the_webhook_means(vendors: Vendors, rt: Runtime) -> None:
+    """The tag seen by polling and the trigger's signed webhook for it become the same neutral signal."""
     tag_tickets(vendors, 2)
     reconcile(rt, since=LONG_AGO)
-    [polled] = queued_events(rt)
-    [delivered] = zendesk_delivery(json.dumps(polled.payload).encode(), "s3cret")
-    assert (delivered.id, delivered.kind, delivered.subject) == (polled.id, polled.kind, polled.subject)
+    [(_, polled)] = queued_signals(rt)
+    body = json.dumps({"event": "tag_added", "ticket": {"id": 2, "tags": [TAG]}}).encode()
+    [delivered] = zendesk_delivery(body, "s3cret")
+    assert rt.connector("zendesk").interpret(delivered, triggers(rt)) == [polled]
 
 
 # --- Jira: issues with linked tickets ------------------------------------------------------------------------
@@ -240,14 +244,12 @@ def test_a_linked_issue_is_enqueued_once_per_updated_time(vendors: Vendors, rt: 
     first = reconcile(rt, since=LONG_AGO, systems=["jira"])
     js = stream(first, "jira")
     assert (js.records, js.enqueued) == (2, 1)
-    [event] = queued_events(rt)
-    assert event.kind == "jira:issue_updated"
-    assert event.subject == Ref("jira", "issue", linked.ref.id)
-    issue = event.payload["issue"]
-    assert issue["key"] == linked.key
-    assert issue["fields"]["status"]["statusCategory"]["key"] == "new"
-    assert event.id == f"poll:jira:issue:{linked.ref.id}:{issue['fields']['updated']}"
-    assert "changelog" not in event.payload
+    [(origin, state)] = queued_signals(rt)
+    assert isinstance(state, IssueStateObserved)
+    assert state.issue == Ref("jira", "issue", linked.ref.id)
+    assert (state.key, state.category, state.summary) == (linked.key, "new", "linked")
+    assert state.updated is not None
+    assert origin == f"poll:jira:issue:{linked.ref.id}:{state.updated.isoformat()}"
     again = reconcile(rt, systems=["jira"])  # the re-read window holds the same state: a duplicate
     assert again.enqueued == 0
     assert stream(again, "jira").duplicates == 1
@@ -255,30 +257,38 @@ def test_a_linked_issue_is_enqueued_once_per_updated_time(vendors: Vendors, rt: 
     jira.transition_by_name(linked.key, "Done")
     moved = reconcile(rt, systems=["jira"])
     assert moved.enqueued == 1
-    latest = queued_events(rt)[-1]
-    assert latest.payload["issue"]["fields"]["status"]["statusCategory"]["key"] == "done"
-    assert latest.id != event.id
+    latest_origin, latest = queued_signals(rt)[-1]
+    assert isinstance(latest, IssueStateObserved)
+    assert latest.category == "done"
+    assert latest_origin != origin
 
 
-def test_polled_jira_events_read_like_the_webhook(vendors: Vendors, rt: Runtime) -> None:
+def test_a_polled_issue_means_what_the_webhook_means(vendors: Vendors, rt: Runtime) -> None:
+    """The issue's state seen by polling and Jira's signed issue_updated webhook become the same signal."""
     jira = jira_connector(rt)
     issue = jira.create_issue(IssueSpec("ENG", "Bug", "linked", "text"))
     link(rt, 1, issue.ref.id, issue.key)
     reconcile(rt, since=LONG_AGO, systems=["jira"])
-    [polled] = queued_events(rt)
-    body = json.dumps(polled.payload).encode()
+    [(_, polled)] = queued_signals(rt)
+    fields = vendors["jira"].state()["issues"][0]["fields"]
+    payload = {
+        "webhookEvent": "jira:issue_updated",
+        "issue": {
+            "id": issue.ref.id,
+            "key": issue.key,
+            "fields": {k: fields[k] for k in ("summary", "status", "updated")},
+        },
+    }
+    body = json.dumps(payload).encode()
     [delivered] = verify_jira(
         method="POST",
         url="https://cx.example/webhooks/jira",
-        headers={"X-Hub-Signature": jira_sign("s3cret", body), "X-Atlassian-Webhook-Identifier": polled.id},
+        headers={"X-Hub-Signature": jira_sign("s3cret", body), "X-Atlassian-Webhook-Identifier": "d-1"},
         body=body,
         secrets=[Secret("s3cret")],
         now=time.time(),
     )
-    assert (delivered.kind, delivered.subject) == (polled.kind, polled.subject)
-    assert polled.occurred_at is not None
-    assert delivered.occurred_at is not None
-    assert abs((delivered.occurred_at - polled.occurred_at).total_seconds()) < 0.001
+    assert jira.interpret(delivered, triggers(rt)) == [polled]
 
 
 def test_a_change_seen_by_the_webhook_and_the_poll_is_acted_on_once(vendors: Vendors, rt: Runtime) -> None:
@@ -314,7 +324,7 @@ def test_a_failing_system_is_reported_and_the_others_still_run(vendors: Vendors,
     assert stream(report, "jira").error is None
     assert stream(report, "jira").done
     assert rt.store.get_checkpoint("zendesk", "tickets") is None
-    assert queued_events(rt) == []  # the tagged ticket waits for the next run
+    assert queued_signals(rt) == []  # the tagged ticket waits for the next run
 
 
 def test_unknown_system_is_a_config_error(rt: Runtime) -> None:
@@ -359,11 +369,11 @@ def test_cli_sync_drains_the_queue(vendors: Vendors, config_path: Path, monkeypa
     """With --drain (the default) the queued events run through the worker once each."""
     handled: list[str] = []
 
-    def fake_handle(rt: Runtime, event: Event, **kw: Any) -> str:
-        handled.append(event.id)
+    def fake_handle(rt: Runtime, signal: Signal, *, system: str, origin: str | None = None) -> str:
+        handled.append(str(origin))
         return "ok"
 
-    monkeypatch.setattr("cxbridge.workflows.events.handle_event", fake_handle)
+    monkeypatch.setattr("cxbridge.workflows.events.handle_signal", fake_handle)
     tag_tickets(vendors, 1, 2)
     result = CliRunner().invoke(cli, ["--config", str(config_path), "sync", "--since", "2020-01-01", "--json"])
     assert result.exit_code == 0, result.output
@@ -454,12 +464,9 @@ def test_hubspot_tickets_with_the_escalation_property_become_property_change_eve
                 hub.portal.update(OBJECT_TYPES["tickets"], target, {"cxbridge_escalate": "true"}, source="CRM_UI")
             report = reconcile(runtime, since=LONG_AGO, systems=["hubspot"])
             assert stream(report, "hubspot").enqueued == 1
-            [event] = queued_events(runtime)
-            assert event.kind == "ticket.propertyChange"
-            assert event.subject == Ref("hubspot", "ticket", str(target))
-            assert event.payload["propertyName"] == "cxbridge_escalate"
-            assert event.payload["propertyValue"] == "true"
-            assert event.id.startswith(f"poll:hubspot:ticket:{target}:")
+            [(origin, signal)] = queued_signals(runtime)
+            assert signal == EscalationRequested(ticket=Ref("hubspot", "ticket", str(target)))
+            assert origin.startswith(f"poll:hubspot:ticket:{target}:")
             assert reconcile(runtime, systems=["hubspot"]).enqueued == 0
         finally:
             runtime.close()
@@ -467,13 +474,15 @@ def test_hubspot_tickets_with_the_escalation_property_become_property_change_eve
 
 def test_deleted_tickets_in_the_export_are_not_escalated(rt: Runtime) -> None:
     from cxbridge.models import Ticket
-    from cxbridge.workflows.reconcile import _event_for
+    from cxbridge.workflows.reconcile import _signal_for
 
     helpdesk = rt.helpdesk()
-    raw = {"id": 9, "updated_at": "2026-01-01T00:00:00Z", "tags": [TAG]}
-    open_ticket = Ticket(ref=Ref("zendesk", "ticket", "9"), url="", subject="", status="open", tags=[TAG], raw=raw)
-    deleted = Ticket(ref=Ref("zendesk", "ticket", "9"), url="", subject="", status="deleted", tags=[TAG], raw=raw)
-    event = _event_for(rt, "zendesk", helpdesk, open_ticket)
-    assert event is not None
-    assert event.id == "poll:zendesk:ticket:9:2026-01-01T00:00:00Z"
-    assert _event_for(rt, "zendesk", helpdesk, deleted) is None
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    ref = Ref("zendesk", "ticket", "9")
+    open_ticket = Ticket(ref=ref, url="", subject="", status="open", tags=[TAG], updated_at=when)
+    deleted = Ticket(ref=ref, url="", subject="", status="deleted", tags=[TAG], updated_at=when)
+    assert _signal_for(rt, "zendesk", helpdesk, open_ticket) == (
+        "poll:zendesk:ticket:9:2026-01-01T00:00:00+00:00",
+        EscalationRequested(ticket=ref),
+    )
+    assert _signal_for(rt, "zendesk", helpdesk, deleted) is None

@@ -26,10 +26,11 @@ from cxbridge.runtime import Runtime
 from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.base import Backend, WebhookTarget
 from cxbridge.sandbox.modes import Vendors
+from cxbridge.signals import Signal
 from cxbridge.store import open_store
 from cxbridge.testing import SandboxRuntimes, verify_deliveries
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
-from cxbridge.workflows.events import enqueue_event, handle_event
+from cxbridge.workflows.events import enqueue_event, handle_event, triggers
 from cxbridge.workflows.syncback import SyncBack
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -70,6 +71,11 @@ def as_eve(vendors: Vendors, method: str, path: str, body: Any = None, *, api: i
     )
     assert response.status_code < 300, response.text
     return response
+
+
+def interpreted(rt: Runtime, event: Event) -> list[Signal]:
+    """What the tracker's plugin makes of a delivery (the router's first step)."""
+    return rt.connector("jira").interpret(event, triggers(rt))
 
 
 def as_admin(vendors: Vendors, method: str, path: str, body: Any = None) -> requests.Response:
@@ -344,7 +350,7 @@ def test_crash_after_a_write_then_rerun_writes_nothing_twice(vendors: Vendors, r
             raise Crash(name)
 
     with pytest.raises(Crash):
-        SyncBack(runtime, crash_hook=crash).issue_changed("jira", event)
+        SyncBack(runtime, crash_hook=crash).issue_changed("jira", *interpreted(runtime, event), event.id)
     assert handle_event(runtime, event, system="jira").startswith("synced")
     done = notes(vendors, f"{key} moved to Done")
     assert len(done) == 3
@@ -422,7 +428,7 @@ def test_a_helpdesk_without_a_combined_update_gets_note_then_status_once(
             raise Crash(name)
 
     with pytest.raises(Crash):
-        SyncBack(runtime, crash_hook=crash).issue_changed("jira", event)
+        SyncBack(runtime, crash_hook=crash).issue_changed("jira", *interpreted(runtime, event), event.id)
     puts = sum(1 for c in vendors["zendesk"].calls if c.method == "PUT")
     assert handle_event(runtime, event, system="jira").startswith("synced")
     done = notes(vendors, f"{key} moved to Done")

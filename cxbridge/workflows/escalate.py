@@ -370,12 +370,15 @@ class Escalation:
             "tracker.remotelink",
             business_key,
             lambda: {
-                "id": tracker.upsert_remote_link(
+                "id": tracker.link_ticket(
                     issue.key,
-                    global_id=impact.remote_link_global_id(self.rt, ticket.ref),
-                    url=ticket.url,
-                    title=f"{ticket.ref.system} #{ticket.ref.id}: {ticket.subject}"[:255],
-                    summary=customer.name if customer.known else None,
+                    impact.ticket_link(
+                        self.rt,
+                        ticket.ref,
+                        url=ticket.url,
+                        title=f"{ticket.ref.system} #{ticket.ref.id}: {ticket.subject}"[:255],
+                        summary=customer.name if customer.known else None,
+                    ),
                 )
             },
             point=self._point,
@@ -385,7 +388,7 @@ class Escalation:
         # 7. note, tag and key on the ticket (re-rendered with the real issue)
         issue_ctx = {"key": issue.key, "url": issue.url, "created": created}
         ctx = self.context(req, ticket, comments, customer, priority, issue_ctx, decisions)
-        note = self.rt.handoff.render("zendesk_note", ctx)
+        note = self.rt.handoff.render("helpdesk_note", ctx)
         # the ticket may already carry the tag and the key because the agent typed them: only an earlier attempt of
         # this very write (an intent marked sending) makes "already there" mean "already written"
         record_oid = op_id(f"{business_key}|{issue.ref}", "helpdesk.record")
@@ -485,8 +488,8 @@ class Escalation:
         spec = IssueSpec(
             project=project,
             issue_type=tracker.config.get("issue_type") or "Bug",
-            summary=handoff["jira_summary"].strip(),
-            description=handoff["jira_description"] + (("\n\n" + born.block) if born.block else ""),
+            summary=handoff["issue_summary"].strip(),
+            description=handoff["issue_description"] + (("\n\n" + born.block) if born.block else ""),
             priority=priority.value,
             labels=[ESCALATED_LABEL, label, *born.labels, *(decision_labels or [])],
             fields=dict(born.fields),
@@ -528,7 +531,7 @@ class Escalation:
             customer,
             op_id(f"{business_key}|{issue.ref}", "crm.note"),
             business_key,
-            lambda: self.rt.handoff.render("hubspot_note", ctx),
+            lambda: self.rt.handoff.render("crm_note", ctx),
             point=self._point,
         )
 

@@ -1,28 +1,26 @@
-"""The one path every outside event takes once it is queued, from a webhook or from polling.
+"""The one path every outside change takes once it is queued, from a webhook or from polling.
+
+Two kinds of jobs reach it:
+
+- ``event``: a verified webhook delivery's ``Event``, as the receiver queued it (and as every earlier version
+  queued polled changes). When the job runs, the plugin of the system it came from interprets it
+  (``Connector.interpret``) into neutral signals; the inbox rows and the jobs keep the vendor's own payload,
+  so what was queued before an upgrade still runs and replays.
+- ``signal``: a neutral signal the reconciler made from a polled record (``enqueue_signal``).
 
 CONTRACT (the receiver, the reconciler and the workers rely on these):
-- ``lock_key_for(event)``: the entity an event's job acts on (``zendesk:ticket:4``, ``jira:issue:10001``), so that
-  the store runs one job per entity at a time; None when the event touches no single entity.
-- ``handle_event(rt, event, system=None)``: route the event (escalation trigger, sync back, echo dropped...) and
-  return a short outcome for logs and metrics. ``system`` is the ``[systems.<name>]`` table the event came from
+- ``lock_key_for(event)`` / a signal's subject: the entity the job acts on (``zendesk:ticket:4``), so that the
+  store runs one job per entity at a time.
+- ``handle_event(rt, event, system=None)`` and ``handle_signal(rt, signal, system=..., origin=...)``: route and
+  return a short outcome for logs and metrics. ``system`` is the ``[systems.<name>]`` table the change came from
   (the job payload's ``system``); without it, the one configured system of the event's plugin is used. Raises
   ``VendorError`` subclasses (and ``EscalationPending``) for the worker to retry or dead-letter.
 
-What the router reads, so that polled events can be shaped like webhook ones:
-- every event: ``actor`` (the user who made the change; cxbridge's own integration users are echoes);
-- Zendesk ``ticket.*``: ``payload.ticket.tags`` (or ``payload.detail.tags``, ``payload.tags_added``),
-  ``payload.current_user`` ``{name, email}`` for the agent, ``payload.comment.body`` on ``ticket.comment_added``;
-- HubSpot ``ticket.propertyChange``: ``payload.propertyName``, ``payload.propertyValue`` (escalates when the
-  connector's ``escalate_property`` takes its ``escalate_value``, or any non-empty value without one);
-- Jira ``jira:issue_updated``: ``payload.issue`` ``{id, key, fields: {status: {name, statusCategory: {key}},
-  updated, statuscategorychangedate?, summary}}``, ``payload.user.displayName`` (a polled event carries no
-  changelog: it is compared with the last applied state like any other); ``comment_created``: ``payload.issue``
-  and ``payload.comment`` ``{id, body, author, visibility}``; ``jira:version_released``: ``payload.version``.
-
-Echo suppression comes first: events whose actor is one of cxbridge's integration users (``[sync]
-integration_users``, system -> id or list of ids; otherwise learned once per process from the connector's
-``integration_user_id()``) are dropped, and so is a helpdesk comment whose text matches a note cxbridge wrote
-(fingerprints recorded by sync back before each write).
+Routing: ``EscalationRequested`` escalates the ticket unless its escalation is complete; ``IssueStateObserved``,
+``IssueCommentPosted`` and ``VersionReleased`` go to sync back. Echo suppression comes first: a change whose
+actor is one of cxbridge's integration users (``[sync] integration_users``, system -> id or list of ids;
+otherwise learned once per process from the connector's ``integration_user_id()``) is dropped, and so is a
+ticket comment whose text matches a note cxbridge wrote (fingerprints recorded by sync back before each write).
 """
 
 from __future__ import annotations
@@ -30,10 +28,21 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..models import Person, Ref, event_to_dict
+from ..models import Ref, event_to_dict
+from ..signals import (
+    EscalationRequested,
+    IssueCommentPosted,
+    IssueStateObserved,
+    Signal,
+    TicketCommentAdded,
+    Triggers,
+    VersionReleased,
+    signal_from_dict,
+    signal_to_dict,
+)
 from . import syncback
 from .escalate import Escalation, EscalationRequest, completed_escalation
 
@@ -44,9 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_KIND = "event"
-
-FALSE_VALUES = frozenset({"", "false", "0", "no", "off", "none", "null"})
-"""Property values that do not ask for an escalation (a HubSpot checkbox unticked, a cleared field)."""
+SIGNAL_JOB_KIND = "signal"
 
 _learned: weakref.WeakKeyDictionary[Runtime, dict[str, frozenset[str]]] = weakref.WeakKeyDictionary()
 _learned_lock = threading.Lock()
@@ -57,10 +64,21 @@ def lock_key_for(event: Event) -> str | None:
     return str(event.subject)
 
 
+def subject_of(signal: Signal) -> Ref:
+    """The record a signal is about (its job's lock key)."""
+    if isinstance(signal, EscalationRequested | TicketCommentAdded):
+        return signal.ticket
+    if isinstance(signal, IssueStateObserved | IssueCommentPosted):
+        return signal.issue
+    if isinstance(signal, VersionReleased):
+        return Ref(signal.tracker, "version", signal.version_id)
+    raise TypeError(f"not a routable signal: {signal!r}")
+
+
 def enqueue_event(rt: Runtime, system: str, event: Event) -> bool:
     """Commit an event to the inbox with its job, in one transaction; False when it was delivered before.
 
-    ``system`` is the ``[systems.<name>]`` table the event came from. The receiver and the reconciler both use this.
+    ``system`` is the ``[systems.<name>]`` table the event came from (the receiver queues through this).
     """
     record = event_to_dict(event)
     return rt.store.accept_delivery(
@@ -73,19 +91,76 @@ def enqueue_event(rt: Runtime, system: str, event: Event) -> bool:
     )
 
 
+def enqueue_signal(rt: Runtime, system: str, delivery_id: str, signal: Signal) -> bool:
+    """Commit a signal (a polled change) to the inbox under ``delivery_id`` with its job; False when seen before."""
+    record = signal_to_dict(signal)
+    return rt.store.accept_delivery(
+        system,
+        delivery_id,
+        payload={"id": delivery_id, "signal": record},
+        job_kind=SIGNAL_JOB_KIND,
+        job_payload={"signal": record, "system": system, "origin": delivery_id},
+        lock_key=str(subject_of(signal)),
+    )
+
+
+def triggers(rt: Runtime) -> Triggers:
+    """What the configuration says asks for an escalation, for the plugins' interpretation."""
+    return Triggers(escalation_tag=str(rt.config.section("escalation").get("tag") or ""))
+
+
 def handle_event(rt: Runtime, event: Event, *, system: str | None = None) -> str:
-    """Act on one event; returns what was done, in a few words."""
+    """Act on one event: its plugin says what it means, then the signals are routed; returns what was done."""
     name = system or system_name(rt, event)
     if is_integration_user(rt, name, event.actor):
         return f"echo: made by cxbridge's integration user on {name}"
-    plugin = event.system
-    if plugin == "zendesk":
-        return _zendesk(rt, name, event)
-    if plugin == "hubspot":
-        return _hubspot(rt, name, event)
-    if plugin == "jira":
-        return _jira(rt, name, event)
-    return f"ignored: no route for {plugin} events"
+    signals = rt.connector(name).interpret(event, triggers(rt))
+    if not signals:
+        return f"ignored: {event.kind}"
+    return route(rt, name, signals, origin=event.id)
+
+
+def handle_signal(rt: Runtime, signal: Signal, *, system: str, origin: str | None = None) -> str:
+    """Act on one queued signal (a polled change)."""
+    return route(rt, system, [signal], origin=origin)
+
+
+def handle_signal_job(rt: Runtime, payload: dict[str, object]) -> str:
+    """The handler of ``signal`` jobs."""
+    record = payload["signal"]
+    if not isinstance(record, dict):
+        raise ValueError("a signal job without its signal")
+    origin = payload.get("origin")
+    return handle_signal(
+        rt, signal_from_dict(record), system=str(payload["system"]), origin=origin if isinstance(origin, str) else None
+    )
+
+
+def route(rt: Runtime, system: str, signals: list[Signal], *, origin: str | None) -> str:
+    """Route the signals of one change; an echo of cxbridge's own change drops them all."""
+    for signal in signals:
+        if is_integration_user(rt, system, signal.actor):
+            return f"echo: made by cxbridge's integration user on {system}"
+        if isinstance(signal, TicketCommentAdded) and syncback.is_own_note(rt, signal.ticket, signal.text):
+            return f"echo: {signal.ticket} comment is a note cxbridge wrote"
+    outcomes = [_route_one(rt, system, signal, origin) for signal in signals]
+    acted = [o for o in outcomes if not o.startswith("ignored")]
+    return "; ".join(acted or outcomes)
+
+
+def _route_one(rt: Runtime, system: str, signal: Signal, origin: str | None) -> str:
+    if isinstance(signal, EscalationRequested):
+        return _escalate(rt, system, signal, origin)
+    if isinstance(signal, TicketCommentAdded):
+        return f"ignored: comment on {signal.ticket} (comments reach the tracker through the escalation)"
+    sync = syncback.SyncBack(rt)
+    if isinstance(signal, IssueStateObserved):
+        return sync.issue_changed(system, signal, origin)
+    if isinstance(signal, IssueCommentPosted):
+        return sync.comment_added(system, signal, origin)
+    if isinstance(signal, VersionReleased):
+        return sync.version_released(system, signal, origin)
+    return f"ignored: no route for {signal.kind}"
 
 
 # -- which system, and who is cxbridge there --------------------------------------------------------------------
@@ -116,13 +191,9 @@ def integration_user_ids(rt: Runtime, system: str) -> frozenset[str]:
         known = _learned.setdefault(rt, {})
         if system in known:
             return known[system]
-    learned: frozenset[str] = frozenset()
-    connector = rt.connector(system)
-    ask = getattr(connector, "integration_user_id", None)
-    if callable(ask):
-        ident = ask()  # one call per process and system; a failure raises and is retried, not cached
-        learned = frozenset({str(ident)}) if ident else frozenset()
-        log.info("%s: learned the integration user id (echo suppression)", system)
+    ident = rt.connector(system).integration_user_id()  # one call per process and system; a failure is retried
+    learned = frozenset({str(ident)}) if ident else frozenset()
+    log.info("%s: learned the integration user id (echo suppression)", system)
     with _learned_lock:
         _learned.setdefault(rt, {})[system] = learned
     return learned
@@ -135,81 +206,24 @@ def is_integration_user(rt: Runtime, system: str, actor: str | None) -> bool:
     return str(actor) in integration_user_ids(rt, system)
 
 
-# -- Zendesk: the escalation tag --------------------------------------------------------------------------------
-def _ticket_tags(payload: dict[str, Any]) -> set[str]:
-    tags: set[str] = set()
-    for node, key in ((payload.get("ticket"), "tags"), (payload.get("detail"), "tags"), (payload, "tags_added")):
-        values = node.get(key) if isinstance(node, dict) else None
-        if isinstance(values, str):
-            values = values.split()
-        if isinstance(values, list):
-            tags.update(str(v) for v in values if isinstance(v, str | int))
-    return tags
-
-
-def _agent(payload: dict[str, Any]) -> Person | None:
-    user = payload.get("current_user")
-    if not isinstance(user, dict):
-        return None
-    name, email = user.get("name"), user.get("email")
-    if not isinstance(name, str) and not isinstance(email, str):
-        return None
-    return Person(name=name if isinstance(name, str) else None, email=email if isinstance(email, str) else None)
-
-
-def _zendesk(rt: Runtime, name: str, event: Event) -> str:
-    if event.subject.kind != "ticket" or not event.kind.startswith("ticket."):
-        return f"ignored: {event.kind} is not a ticket event"
-    ticket = Ref(name, "ticket", event.subject.id)
-    comment = event.payload.get("comment")
-    if isinstance(comment, dict) and syncback.is_own_note(rt, ticket, comment.get("body")):
-        return f"echo: {ticket} comment is a note cxbridge wrote"
-    tag = rt.config.section("escalation")["tag"]
-    if tag not in _ticket_tags(event.payload):
-        return f"ignored: {event.kind} on {ticket} without the escalation tag"
-    return _escalate(rt, name, ticket, event, _agent(event.payload))
-
-
-def _escalate(rt: Runtime, name: str, ticket: Ref, event: Event, agent: Person | None) -> str:
+# -- escalation -------------------------------------------------------------------------------------------------
+def _escalate(rt: Runtime, system: str, signal: EscalationRequested, origin: str | None) -> str:
     """Escalate a ticket unless its escalation is complete (a replay, or an escalation done by other means).
 
     A ticket linked by an escalation that did not finish (re-queued after a rate limit on the ticket update) runs
     the escalation again: it is idempotent, so it writes only what is missing.
     """
+    ticket = Ref(system, "ticket", signal.ticket.id)
     done = completed_escalation(rt.store, ticket)
     if done is not None:
         return f"unchanged: {ticket} is linked to {done.issue_key} already"
     result = Escalation(rt).run(
-        EscalationRequest(ticket_id=ticket.id, origin_event=event.id, helpdesk=name, agent=agent)
+        EscalationRequest(
+            ticket_id=ticket.id,
+            origin_event=origin,
+            helpdesk=system,
+            agent=signal.agent,
+            link_key=signal.issue_key,
+        )
     )
     return f"escalated: {ticket} {'created' if result.created else 'joined'} {result.issue_key}"
-
-
-# -- HubSpot: the escalation property ---------------------------------------------------------------------------
-def _hubspot(rt: Runtime, name: str, event: Event) -> str:
-    if event.kind != "ticket.propertyChange" or event.subject.kind != "ticket":
-        return f"ignored: {event.kind} is not a ticket property change"
-    connector = rt.connector(name)
-    wanted = getattr(connector, "escalate_property", None) or connector.config.get("escalate_property")
-    if not wanted:
-        return f"ignored: systems.{name} names no escalate_property"
-    if event.payload.get("propertyName") != wanted:
-        return f"ignored: {event.payload.get('propertyName')!r} is not the escalation property"
-    value = event.payload.get("propertyValue")
-    expected = getattr(connector, "escalate_value", None) or connector.config.get("escalate_value")
-    text = "" if value is None else str(value).strip().lower()
-    if (expected and text != str(expected).strip().lower()) or (not expected and text in FALSE_VALUES):
-        return f"ignored: {wanted} is {value!r}, not the value that escalates"
-    return _escalate(rt, name, Ref(name, "ticket", event.subject.id), event, None)
-
-
-# -- Jira: sync back ----------------------------------------------------------------------------------------------
-def _jira(rt: Runtime, name: str, event: Event) -> str:
-    sync = syncback.SyncBack(rt)
-    if event.kind == "jira:issue_updated":
-        return sync.issue_changed(name, event)
-    if event.kind == "comment_created":
-        return sync.comment_added(name, event)
-    if event.kind == "jira:version_released":
-        return sync.version_released(name, event)
-    return f"ignored: {event.kind}"

@@ -1,18 +1,17 @@
 """Reconciliation by polling: catch what webhooks missed, through the same event path.
 
 ``cxbridge sync`` scans each configured system for records changed since its checkpoint (Zendesk's cursor-based
-incremental export, HubSpot's CRM search on ``hs_lastmodifieddate``, Jira's JQL on ``updated``) and turns only
-what matters into Events shaped like that system's webhook Events:
+incremental export, HubSpot's CRM search on ``hs_lastmodifieddate``, Jira's JQL on ``updated``: each plugin's
+``changed_tickets`` / ``changed_issues``) and turns only what matters into neutral signals:
 
-- a helpdesk ticket that asks for an escalation (the ``[escalation] tag`` on Zendesk, the escalation property on
-  HubSpot) and is not linked in the store yet: a Zendesk trigger-style ``ticket.tag_added`` event
-  (``{"ticket": {...}, "tags_added": [tag]}``) or a HubSpot ``ticket.propertyChange`` event;
-- a tracker issue that has linked tickets in the store: a Jira ``jira:issue_updated`` event carrying the issue's
-  current fields (state-based: no changelog), which the router compares with what it applied last.
+- a helpdesk ticket that asks for an escalation (``Helpdesk.wants_escalation``: the ``[escalation] tag`` by
+  default, a plugin's own trigger otherwise) and whose escalation is not complete: ``EscalationRequested``;
+- a tracker issue that has linked tickets in the store: ``IssueStateObserved`` with its current state (no
+  changelog), which sync back compares with what it applied last.
 
-Each Event's id names the remote state, ``poll:<system:kind:id>:<updated>``, and goes through
-``events.enqueue_event`` like a webhook delivery, so the same state polled twice is one job, and a change the
-webhook delivered too is dropped by the state-based router. The checkpoint of each (system, stream) is saved
+Each signal's delivery id names the remote state, ``poll:<system:kind:id>:<updated>``, and goes through
+``events.enqueue_signal`` into the inbox and the queue, so the same state polled twice is one job, and a change
+the webhook delivered too is dropped by the state-based router. The checkpoint of each (system, stream) is saved
 after each page's events are committed: a crash resumes after the last page handled. Running it from cron while
 ``cxbridge serve`` runs is safe: the store serialises writers, and jobs take per-entity locks.
 """
@@ -31,9 +30,10 @@ import click
 
 from ..connectors import HELPDESK, TRACKER, Connector, Helpdesk, Page, Tracker
 from ..errors import ConfigError, CxbridgeError, VendorError
-from ..models import Event, Issue, Ref, Ticket
+from ..models import Issue, Ref, Ticket
+from ..signals import EscalationRequested, IssueStateObserved, Signal
 from .escalate import completed_escalation
-from .events import enqueue_event
+from .events import enqueue_signal, triggers
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -110,25 +110,12 @@ class ReconcileReport:
 # --- which systems poll --------------------------------------------------------------------------------------
 
 
-def _overrides(connector: Connector, base: type, method: str) -> bool:
-    own = getattr(type(connector), method, None)
-    return own is not None and own is not getattr(base, method, None)
-
-
 def pollable_streams(connector: Connector) -> list[str]:
     """The streams a connector offers: ``tickets`` (helpdesk ``changed_tickets``), ``issues`` (tracker)."""
     streams: list[str] = []
-    if (
-        HELPDESK in connector.roles
-        and isinstance(connector, Helpdesk)
-        and _overrides(connector, Helpdesk, "changed_tickets")
-    ):
+    if HELPDESK in connector.roles and isinstance(connector, Helpdesk) and connector.supports("changed_tickets"):
         streams.append(TICKETS)
-    if (
-        TRACKER in connector.roles
-        and isinstance(connector, Tracker)
-        and _overrides(connector, Tracker, "changed_issues")
-    ):
+    if TRACKER in connector.roles and isinstance(connector, Tracker) and connector.supports("changed_issues"):
         streams.append(ISSUES)
     return streams
 
@@ -179,10 +166,10 @@ def reconcile(
                 figures.pages += 1
                 figures.records += len(page.items)
                 for item in page.items:
-                    event = _event_for(rt, name, connector, item)
-                    if event is None:
+                    found = _signal_for(rt, name, connector, item)
+                    if found is None:
                         continue
-                    if enqueue_event(rt, name, event):
+                    if enqueue_signal(rt, name, *found):
                         figures.enqueued += 1
                     else:
                         figures.duplicates += 1
@@ -207,47 +194,37 @@ def _pages(connector: Connector, stream: str, cursor: dict[str, Any] | None, sin
     return connector.changed_issues(cursor, since=since)
 
 
-def _event_for(rt: Runtime, name: str, connector: Connector, item: Any) -> Event | None:
+def _signal_for(rt: Runtime, name: str, connector: Connector, item: Any) -> tuple[str, Signal] | None:
+    """The delivery id and signal of a polled record that matters; None for one that does not."""
     if isinstance(item, Ticket) and isinstance(connector, Helpdesk):
-        if item.status == "deleted":  # the export lists deleted tickets too; they cannot be escalated
+        if item.status == "deleted":  # an export lists deleted tickets too; they cannot be escalated
             return None
-        if not escalation_requested(rt, connector, item):
+        if not connector.wants_escalation(item, triggers(rt)):
             return None
-        if completed_escalation(rt.store, connector.ticket_ref(item.ref.id)) is not None:
+        ticket = Ref(name, "ticket", item.ref.id)
+        if completed_escalation(rt.store, ticket) is not None:
             return None
-        if connector.system == "hubspot":
-            return hubspot_ticket_event(connector, item)
-        return zendesk_ticket_event(connector, item, tag=_escalation_tag(rt))
+        return poll_delivery_id(ticket, _iso(item.updated_at)), EscalationRequested(ticket=ticket)
     if isinstance(item, Issue) and isinstance(connector, Tracker):
         if not item.ref.id:
             return None
-        linked = rt.store.links_for_issue(Ref(name, "issue", item.ref.id))
+        ref = Ref(name, "issue", item.ref.id)
+        linked = rt.store.links_for_issue(ref)
         if not linked and item.key:
             linked = rt.store.links_for_issue_key(item.key)
         if not linked:
             return None
-        return jira_issue_event(connector, item)
+        signal = IssueStateObserved(
+            issue=ref,
+            key=item.key,
+            summary=item.summary,
+            status=item.status,
+            category=item.status_category,
+            updated=item.updated_at,
+            category_changed=item.status_category_changed_at,
+        )
+        return poll_delivery_id(ref, _iso(item.updated_at)), signal
     return None
-
-
-def _escalation_tag(rt: Runtime) -> str:
-    return str(rt.config.section("escalation").get("tag") or "")
-
-
-def escalation_requested(rt: Runtime, connector: Helpdesk, ticket: Ticket) -> bool:
-    """Whether a ticket, as polled, asks to be escalated.
-
-    A connector that knows its own trigger says so (``wants_escalation(ticket)``: HubSpot's escalation property
-    set to its value); any other ticket asks when it carries the ``[escalation] tag`` (Zendesk).
-    """
-    own = getattr(connector, "wants_escalation", None)
-    if callable(own):
-        return bool(own(ticket))
-    tag = _escalation_tag(rt)
-    return bool(tag) and tag in ticket.tags
-
-
-# --- events shaped like the webhooks -------------------------------------------------------------------------
 
 
 def poll_delivery_id(subject: Ref, updated: str) -> str:
@@ -260,154 +237,6 @@ def _iso(value: datetime | None) -> str:
         return ""
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return aware.isoformat()
-
-
-def _millis(value: datetime | None) -> int | None:
-    """Epoch milliseconds, as HubSpot's ``occurredAt`` and Jira's ``timestamp`` carry them."""
-    return int(value.timestamp() * 1000) if value else None
-
-
-def _object_id(ref: Ref) -> int | str:
-    """A record id as the vendor's payload spells it: a number when it is one."""
-    return int(ref.id) if ref.id.isdigit() else ref.id
-
-
-def _polled_event(
-    connector: Connector, kind: str, subject: Ref, delivery: str, payload: dict[str, Any], occurred: datetime | None
-) -> Event:
-    """The Event for a polled state: no actor, received now, ``delivery`` (``poll_delivery_id``) as its id."""
-    return Event(
-        id=delivery,
-        system=connector.system,
-        kind=kind,
-        subject=subject,
-        actor=None,
-        payload=payload,
-        received_at=datetime.now(UTC),
-        occurred_at=occurred,
-    )
-
-
-ZENDESK_TICKET_KEYS = (
-    "id",
-    "url",
-    "subject",
-    "status",
-    "priority",
-    "type",
-    "tags",
-    "requester_id",
-    "submitter_id",
-    "assignee_id",
-    "organization_id",
-    "external_id",
-    "custom_fields",
-    "created_at",
-    "updated_at",
-)
-"""The ticket fields a polled Zendesk event carries (what a trigger's JSON template renders)."""
-
-
-def zendesk_ticket_event(connector: Helpdesk, ticket: Ticket, *, tag: str) -> Event:
-    """A trigger-style Zendesk ``ticket.tag_added`` Event for a ticket that carries the escalation tag.
-
-    Shaped like the emulator's and an admin's trigger payload (``cxbridge_zendesk.webhook``):
-    ``{"id", "event": "tag_added", "time", "ticket": {...}, "tags_added": [tag], "source": "poll"}``.
-    """
-    raw = ticket.raw or {}
-    updated = raw.get("updated_at") if isinstance(raw.get("updated_at"), str) else _iso(ticket.updated_at)
-    subject = Ref(connector.system, "ticket", ticket.ref.id)
-    delivery = poll_delivery_id(subject, str(updated))
-    body = {k: raw[k] for k in ZENDESK_TICKET_KEYS if k in raw}
-    body.setdefault("id", _object_id(ticket.ref))
-    body.setdefault("tags", list(ticket.tags))
-    body.setdefault("updated_at", updated)
-    payload = {
-        "id": delivery,
-        "event": "tag_added",
-        "time": updated,
-        "ticket": body,
-        "tags_added": [tag],
-        "source": POLL_PREFIX,
-    }
-    return _polled_event(connector, "ticket.tag_added", subject, delivery, payload, ticket.updated_at)
-
-
-def _hubspot_property(connector: Connector) -> str:
-    """The ticket property that escalates (the connector's ``escalate_property``, the router's config key)."""
-    value = getattr(connector, "escalate_property", None)
-    if not isinstance(value, str) or not value:
-        value = connector.config.get("escalate_property")
-    return value if isinstance(value, str) else ""
-
-
-def _hubspot_properties(ticket: Ticket) -> dict[str, Any]:
-    raw = ticket.raw or {}
-    props = raw.get("properties")
-    merged: dict[str, Any] = dict(ticket.custom_fields)
-    if isinstance(props, dict):
-        merged.update(props)
-    return merged
-
-
-def hubspot_ticket_event(connector: Helpdesk, ticket: Ticket) -> Event:
-    """A HubSpot ``ticket.propertyChange`` Event for a ticket whose escalation property is set.
-
-    Shaped like one item of a HubSpot webhook batch (``cxbridge_hubspot.webhook``): ``eventId``,
-    ``subscriptionType``, ``objectId``, ``propertyName``, ``propertyValue``, ``occurredAt`` (ms).
-    """
-    prop = _hubspot_property(connector)
-    value = _hubspot_properties(ticket).get(prop)
-    raw = ticket.raw or {}
-    updated = raw.get("updatedAt") if isinstance(raw.get("updatedAt"), str) else _iso(ticket.updated_at)
-    subject = Ref(connector.system, "ticket", ticket.ref.id)
-    delivery = poll_delivery_id(subject, str(updated))
-    payload: dict[str, Any] = {
-        "eventId": delivery,
-        "subscriptionType": "ticket.propertyChange",
-        "objectId": _object_id(ticket.ref),
-        "propertyName": prop,
-        "propertyValue": None if value is None else str(value),
-        "occurredAt": _millis(ticket.updated_at),
-        "source": POLL_PREFIX,
-    }
-    return _polled_event(connector, "ticket.propertyChange", subject, delivery, payload, ticket.updated_at)
-
-
-def jira_issue_event(connector: Tracker, issue: Issue) -> Event:
-    """A Jira ``jira:issue_updated`` Event carrying the issue's current fields, without a changelog.
-
-    Shaped like an admin webhook's payload (``cxbridge_jira.webhook``): ``{"timestamp" (ms),
-    "webhookEvent", "issue_event_type_name", "issue": {"id", "key", "fields"}}``.
-    """
-    fields = dict(issue.fields) if issue.fields else _fields_of(issue)
-    raw_updated = fields.get("updated")
-    updated = raw_updated if isinstance(raw_updated, str) and raw_updated else _iso(issue.updated_at)
-    subject = Ref(connector.system, "issue", issue.ref.id)
-    delivery = poll_delivery_id(subject, updated)
-    payload: dict[str, Any] = {
-        "timestamp": _millis(issue.updated_at),
-        "webhookEvent": "jira:issue_updated",
-        "issue_event_type_name": "issue_generic",
-        "issue": {"id": issue.ref.id, "key": issue.key, "fields": fields},
-        "source": POLL_PREFIX,
-    }
-    return _polled_event(connector, "jira:issue_updated", subject, delivery, payload, issue.updated_at)
-
-
-def _fields_of(issue: Issue) -> dict[str, Any]:
-    """Jira-shaped fields rebuilt from an Issue (when the connector did not keep the raw ones)."""
-    status: dict[str, Any] = {"name": issue.status}
-    if issue.status_category:
-        status["statusCategory"] = {"key": issue.status_category}
-    return {
-        "summary": issue.summary,
-        "status": status,
-        "priority": {"name": issue.priority} if issue.priority else None,
-        "labels": list(issue.labels),
-        "fixVersions": [{"name": v} for v in issue.fix_versions],
-        "updated": _iso(issue.updated_at),
-    }
 
 
 # --- the command ---------------------------------------------------------------------------------------------

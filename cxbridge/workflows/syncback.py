@@ -1,6 +1,6 @@
 """Sync back (DESIGN section 7): what engineering does reaches every linked ticket and the CRM, once.
 
-- A status transition, by status CATEGORY (``new``, ``indeterminate``, ``done``: Jira's ``statusCategory.key``),
+- A status transition, by status CATEGORY (``new``, ``indeterminate``, ``done``: ``cxbridge.signals``),
   puts a templated internal note (``sync_status.txt.j2``) on every linked ticket; where ``[sync] status_map``
   maps the category, the ticket's status changes; where ``[sync] draft_reply_on`` lists it, a suggested public
   reply (``sync_reply.txt.j2``) is written for the agent AS AN INTERNAL NOTE (Zendesk has no draft API: the agent
@@ -25,25 +25,24 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..connectors import Helpdesk
+from ..connectors import Helpdesk, Tracker
 from ..errors import AmbiguousOutcome, AuthError, Conflict, RateLimited, Unavailable, VendorError
 from ..models import Customer, Link, Ref
+from ..signals import CATEGORY_NAMES, IssueCommentPosted, IssueStateObserved, VersionReleased
 from .once import crm_note_once, marker_for, op_id, write_once
 
 if TYPE_CHECKING:
-    from ..models import Event
     from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_KIND = "sync"
 ECHO_KIND = "echo"
-CATEGORIES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
-"""Jira's status categories (``statusCategory.key`` -> its name)."""
+CATEGORIES = CATEGORY_NAMES
+"""The neutral status categories -> how they read."""
 ACTOR = "cxbridge"
 
 TEMPLATE_STATUS = "sync_status.txt.j2"
@@ -65,40 +64,11 @@ def is_own_note(rt: Runtime, ticket: Ref, body: Any) -> bool:
     return rt.store.get_snapshot(ECHO_KIND, f"{ticket}|{fingerprint(body)}") is not None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+@dataclass(frozen=True)
+class Origin:
+    """The change a sync-back write answers (its ``id``: the delivery or poll that carried it), for the audit."""
 
-
-def _time(value: Any) -> float | None:
-    """Jira's ``2024-05-01T10:15:30.123+0000`` (or any ISO time) as epoch seconds."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
-
-
-def _text(body: Any) -> str:
-    """A comment body as text: wiki/plain strings as they are, ADF documents by their text nodes."""
-    if isinstance(body, str):
-        return body
-    parts: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "text" and isinstance(node.get("text"), str):
-                parts.append(node["text"])
-            for child in node.get("content") or []:
-                walk(child)
-            if node.get("type") in {"paragraph", "heading", "listItem", "codeBlock"}:
-                parts.append("\n")
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(body)
-    return "".join(parts).strip()
+    id: str | None
 
 
 @dataclass
@@ -135,39 +105,30 @@ class SyncBack:
         if self.crash_hook is not None:
             self.crash_hook(name)
 
-    # -- reading events -----------------------------------------------------------------------------------------
-    def _issue(self, system: str, event: Event) -> IssueState | None:
-        raw = event.payload.get("issue")
-        if not isinstance(raw, dict) or raw.get("id") is None:
-            return None
-        fields = _dict(raw.get("fields"))
-        status = _dict(fields.get("status"))
-        category = _dict(status.get("statusCategory"))
-        key = str(raw.get("key") or "")
+    # -- reading signals ----------------------------------------------------------------------------------------
+    def _state(self, system: str, signal: IssueStateObserved | IssueCommentPosted) -> IssueState:
         tracker = self.rt.connector(system)
-        issue_url = getattr(tracker, "issue_url", None)
-        updated = _time(fields.get("updated"))
-        if updated is None and event.occurred_at is not None:
-            updated = event.occurred_at.timestamp()
+        if isinstance(signal, IssueStateObserved):
+            return IssueState(
+                ref=Ref(system, "issue", signal.issue.id),
+                key=signal.key,
+                url=tracker.issue_url(signal.key) if isinstance(tracker, Tracker) and signal.key else "",
+                summary=signal.summary,
+                status=signal.status,
+                category=signal.category,
+                updated=signal.updated.timestamp() if signal.updated is not None else None,
+                category_changed=signal.category_changed.timestamp() if signal.category_changed else None,
+            )
         return IssueState(
-            ref=Ref(system, "issue", str(raw["id"])),
-            key=key,
-            url=issue_url(key) if callable(issue_url) and key else "",
-            summary=str(fields.get("summary") or ""),
-            status=status.get("name") if isinstance(status.get("name"), str) else None,
-            category=category.get("key") if isinstance(category.get("key"), str) else None,
-            updated=updated,
-            category_changed=_time(fields.get("statuscategorychangedate")),
+            ref=Ref(system, "issue", signal.issue.id),
+            key=signal.key,
+            url=tracker.issue_url(signal.key) if isinstance(tracker, Tracker) and signal.key else "",
+            summary=signal.summary,
+            status=None,
+            category=None,
+            updated=None,
+            category_changed=None,
         )
-
-    @staticmethod
-    def _actor_name(event: Event) -> str | None:
-        user = event.payload.get("user")
-        if isinstance(user, dict):
-            for key in ("displayName", "name", "accountId"):
-                if isinstance(user.get(key), str) and user[key]:
-                    return str(user[key])
-        return None
 
     def _status_for(self, ticket: Ref, category: str) -> str | None:
         """``[sync] status_map``: category -> status, or system name -> {category -> status}."""
@@ -177,11 +138,10 @@ class SyncBack:
         return value if isinstance(value, str) and value else None
 
     # -- status transitions -------------------------------------------------------------------------------------
-    def issue_changed(self, system: str, event: Event) -> str:
+    def issue_changed(self, system: str, signal: IssueStateObserved, origin: str | None = None) -> str:
         """A status transition (by category) reaches every linked ticket and the CRM; anything else is a no-op."""
-        state = self._issue(system, event)
-        if state is None:
-            return "ignored: the event names no issue"
+        state = self._state(system, signal)
+        event = Origin(origin)
         if state.category is None:
             return f"ignored: the event does not hold the status of {state.key or state.ref}"
         links = self.store.links_for_issue(state.ref)
@@ -203,8 +163,7 @@ class SyncBack:
                 )
             return f"unchanged: {state.key} is {CATEGORIES.get(state.category, state.category)} already"
         seq = int(snap.get("seq", 0)) + 1
-        actor = self._actor_name(event)
-        written = self._apply_transition(state, links, previous, seq, actor, event)
+        written = self._apply_transition(state, links, previous, seq, signal.actor_name, event)
         self.store.put_snapshot(
             SNAPSHOT_KIND,
             str(state.ref),
@@ -239,7 +198,7 @@ class SyncBack:
         previous: str | None,
         seq: int,
         actor: str | None,
-        event: Event,
+        event: Origin,
     ) -> int:
         assert state.category is not None
         step = f"sync.status.{seq}.{state.category}"
@@ -264,7 +223,7 @@ class SyncBack:
         return written
 
     def _transition_ticket(
-        self, state: IssueState, link: Link, base_ctx: dict[str, Any], step: str, event: Event
+        self, state: IssueState, link: Link, base_ctx: dict[str, Any], step: str, event: Origin
     ) -> int:
         """The note (and status, and drafted reply) of one transition on one ticket; returns the writes made."""
         assert state.category is not None
@@ -273,10 +232,11 @@ class SyncBack:
         ctx = {**base_ctx, "ticket": self._ticket_ctx(helpdesk, link.ticket), "ticket_status": mapped}
         business_key = f"{state.ref}|{link.ticket}"
         written = 0
-        combined = getattr(helpdesk, "add_note_with_status", None)
-        if mapped is not None and callable(combined):
-            # one update carries the note and the status (Zendesk): one call per ticket
-            send: Callable[[str], None] = lambda text: combined(link.ticket.id, text, mapped)  # noqa: E731
+        if mapped is not None and helpdesk.supports("add_note_with_status"):
+            # one update carries the note and the status: one call per ticket
+            send: Callable[[str], None] = lambda text: helpdesk.add_note_with_status(  # noqa: E731
+                link.ticket.id, text, mapped
+            )
             if self._note(
                 helpdesk, link, business_key, f"{step}.note", TEMPLATE_STATUS, ctx, event, "sync.status", send
             ):
@@ -303,7 +263,7 @@ class SyncBack:
             written += 1
         return written
 
-    def _for_ticket(self, link: Link, event: Event, work: Callable[[], int]) -> int:
+    def _for_ticket(self, link: Link, event: Origin, work: Callable[[], int]) -> int:
         """Run one ticket's writes; a ticket that refuses them for good (deleted, closed) does not stop the others.
 
         Rate limits, outages, unknown outcomes, conflicts and auth failures propagate: the job is retried (every
@@ -319,32 +279,27 @@ class SyncBack:
             return 0
 
     # -- comments -----------------------------------------------------------------------------------------------
-    def comment_added(self, system: str, event: Event) -> str:
-        """A tracker comment marked for support becomes an internal note on every linked ticket."""
-        state = self._issue(system, event)
-        comment = event.payload.get("comment")
-        if state is None or not isinstance(comment, dict) or comment.get("id") is None:
-            return "ignored: the event names no issue comment"
-        from .events import is_integration_user  # the router owns echo detection
+    def comment_added(self, system: str, signal: IssueCommentPosted, origin: str | None = None) -> str:
+        """A tracker comment marked for support becomes an internal note on every linked ticket.
 
-        author = _dict(comment.get("author"))
-        author_id = next((author[k] for k in ("accountId", "name") if isinstance(author.get(k), str)), None)
-        if is_integration_user(self.rt, system, author_id):
-            return f"echo: {state.key} comment by cxbridge's integration user"
-        text = _text(comment.get("body")).strip()
+        The router has dropped comments by cxbridge's own integration user (the signal's actor) already.
+        """
+        state = self._state(system, signal)
+        event = Origin(origin)
+        text = signal.text.strip()
         prefix = self.settings["comment_prefix"]
         # wiki markup escapes a leading bracket (``\[support]``) where the engineer typed ``[support]``
         marked = next((p for p in (prefix, "\\" + prefix) if prefix and text.startswith(p)), None)
         if marked is not None:
             text = text[len(marked) :].strip()
-        elif not self._visible_to_support(comment.get("visibility")):
+        elif not self._visible_to_support(signal.visibility_type, signal.visibility_value):
             return f"ignored: {state.key} comment is not marked for support"
         if not text:
             return f"ignored: {state.key} comment marked for support is empty"
         links = self.store.links_for_issue(state.ref)
         if not links:
             return f"ignored: no ticket is linked to {state.key}"
-        name = author.get("displayName") or author.get("name") or self._actor_name(event)
+        name = signal.author_name
         written = 0
         for link in links:
             helpdesk = self.rt.helpdesk(link.ticket.system)
@@ -354,7 +309,7 @@ class SyncBack:
                 "comment": text,
                 "ticket": self._ticket_ctx(helpdesk, link.ticket),
             }
-            step = f"sync.comment.{comment['id']}"
+            step = f"sync.comment.{signal.comment_id}"
             written += self._for_ticket(
                 link,
                 event,
@@ -362,31 +317,27 @@ class SyncBack:
                     self._note(h, x, f"{state.ref}|{x.ticket}", s, TEMPLATE_COMMENT, c, event, "sync.comment")
                 ),
             )
-        return f"synced: {state.key} comment {comment['id']}: {written} note(s)"
+        return f"synced: {state.key} comment {signal.comment_id}: {written} note(s)"
 
-    def _visible_to_support(self, visibility: Any) -> bool:
+    def _visible_to_support(self, kind: str | None, value: str | None) -> bool:
         wanted = {str(v) for v in self.settings["comment_visibility"]}
-        if not wanted or not isinstance(visibility, dict):
+        if not wanted or value is None:
             return False
-        value, kind = visibility.get("value"), visibility.get("type")
         return value in wanted or f"{kind}:{value}" in wanted
 
     # -- releases -----------------------------------------------------------------------------------------------
-    def version_released(self, system: str, event: Event) -> str:
+    def version_released(self, system: str, signal: VersionReleased, origin: str | None = None) -> str:
         """A released version: a "fix shipped" note on every linked ticket of every issue fixed in it."""
-        version = event.payload.get("version")
-        if not isinstance(version, dict) or version.get("id") is None:
-            return "ignored: the event names no version"
-        if version.get("released") is False:
-            return f"ignored: version {version.get('name')} is not released"
-        version_id = str(version["id"])
+        event = Origin(origin)
+        if not signal.released:
+            return f"ignored: version {signal.name} is not released"
+        version_id = signal.version_id
         tracker = self.rt.connector(system)
-        find = getattr(tracker, "issues_with_fix_version", None)
-        if not callable(find):
+        if not isinstance(tracker, Tracker) or not tracker.supports("issues_with_fix_version"):
             return f"ignored: {system} cannot list the issues of a version"
-        issues = find(version_id)
+        issues = tracker.issues_with_fix_version(version_id)
         written = 0
-        version_ctx = {"id": version_id, "name": version.get("name"), "release_date": version.get("releaseDate")}
+        version_ctx = {"id": version_id, "name": signal.name, "release_date": signal.release_date}
         for issue in issues:
             links = self.store.links_for_issue(issue.ref)
             if not links:
@@ -408,7 +359,7 @@ class SyncBack:
                 )
             state = IssueState(issue.ref, issue.key, issue.url, issue.summary, issue.status, None, None, None)
             written += self._crm_notes(state, links, f"{step}.crm", {**base_ctx, "kind": "release"}, event)
-        return f"synced: version {version.get('name')} released: {written} write(s) for {len(issues)} issue(s)"
+        return f"synced: version {signal.name} released: {written} write(s) for {len(issues)} issue(s)"
 
     # -- writes -------------------------------------------------------------------------------------------------
     @staticmethod
@@ -423,7 +374,7 @@ class SyncBack:
         step: str,
         template: str,
         ctx: dict[str, Any],
-        event: Event,
+        event: Origin,
         action: str,
         send: Callable[[str], None] | None = None,
     ) -> bool:
@@ -463,7 +414,7 @@ class SyncBack:
             return True
         return False
 
-    def _crm_notes(self, state: IssueState, links: list[Link], step: str, ctx: dict[str, Any], event: Event) -> int:
+    def _crm_notes(self, state: IssueState, links: list[Link], step: str, ctx: dict[str, Any], event: Origin) -> int:
         """One note per customer company of the linked tickets (deduplicated), when a CRM is configured."""
         if not self.settings["crm_notes"]:
             return 0
@@ -504,7 +455,7 @@ class SyncBack:
         return written
 
     def _audit(
-        self, action: str, link: Link, *, result: str, event: Event, details: dict[str, Any] | None = None
+        self, action: str, link: Link, *, result: str, event: Origin, details: dict[str, Any] | None = None
     ) -> None:
         self.store.audit(
             actor=ACTOR,

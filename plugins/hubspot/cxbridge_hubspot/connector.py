@@ -49,8 +49,9 @@ from cxbridge.config import SystemConfig
 from cxbridge.connectors import CRM, CRM_ROLE, HELPDESK, ConfigKey, Helpdesk, Page, json_object
 from cxbridge.errors import ConfigError, NotFound, VendorError
 from cxbridge.http.auth import BearerAuth
-from cxbridge.models import Comment, Customer, Deal, Person, Ref, Ticket
+from cxbridge.models import Comment, Customer, Deal, Event, Person, Ref, Ticket
 from cxbridge.secrets import Secret
+from cxbridge.signals import EscalationRequested, Signal, Triggers
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ MAX_SEARCH_PAGES = 10_000
 """A guard against a scan that makes no progress."""
 ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[1-9][0-9]*")
 DEFAULT_APP_URL = "https://app.hubspot.com"
+FALSE_VALUES = frozenset({"", "false", "0", "no", "off", "none", "null"})
+"""Property values that do not ask for an escalation (a checkbox unticked, a cleared field)."""
 
 
 class HubSpotConnector(CRM, Helpdesk):
@@ -105,7 +108,8 @@ class HubSpotConnector(CRM, Helpdesk):
     system: ClassVar[str] = "hubspot"
     roles: ClassVar[frozenset[str]] = frozenset({CRM_ROLE, HELPDESK})
     cloud_domains: ClassVar[tuple[str, ...]] = ("api.hubapi.com",)
-    capabilities: ClassVar[frozenset[str]] = frozenset({"notes", "deals", "associations_v4", "tickets"})
+    primary_roles: ClassVar[frozenset[str]] = frozenset({CRM_ROLE})
+    template_aliases: ClassVar[Mapping[str, str]] = {"crm_note.html.j2": "hubspot_note.html.j2"}
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
     config_keys: ClassVar[Mapping[str, ConfigKey]] = {
         "access_token": ConfigKey(Secret, required=True, help="a private app (or OAuth) access token"),
@@ -563,9 +567,23 @@ class HubSpotConnector(CRM, Helpdesk):
         key = value.upper()
         return key if ISSUE_KEY.fullmatch(key) else None
 
-    def wants_escalation(self, ticket: Ticket) -> bool:
+    def wants_escalation(self, ticket: Ticket, triggers: Triggers) -> bool:
         """Whether the ticket's escalation property holds the configured value (the trigger, as read)."""
         return _text(ticket.custom_fields.get(self.escalate_property)) == self.escalate_value
+
+    def interpret(self, event: Event, triggers: Triggers) -> list[Signal]:
+        """A ``ticket.propertyChange`` of ``escalate_property`` to ``escalate_value`` (any value that is not
+        false-like when ``escalate_value`` is empty) is an ``EscalationRequested``; anything else means nothing."""
+        if event.kind != "ticket.propertyChange" or event.subject.kind != "ticket":
+            return []
+        if event.payload.get("propertyName") != self.escalate_property:
+            return []
+        value = event.payload.get("propertyValue")
+        text = "" if value is None else str(value).strip().lower()
+        expected = self.escalate_value.strip().lower()
+        if (expected and text != expected) or (not expected and text in FALSE_VALUES):
+            return []
+        return [EscalationRequested(ticket=Ref(self.name, "ticket", event.subject.id), actor=event.actor)]
 
     def changed_tickets(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Tickets modified since ``since`` (epoch seconds), or after a saved ``cursor``, one Page per request.

@@ -22,6 +22,7 @@ from cxbridge.connectors import CRM, CRM_ROLE, HELPDESK, Helpdesk
 from cxbridge.errors import ConfigError
 from cxbridge.models import Ref, Ticket
 from cxbridge.secrets import Secret
+from cxbridge.signals import Triggers
 from cxbridge.testing import HUBSPOT_CRM_PREFIXES, CannedVendor, build_connector, spec_by_prefix
 
 BASE = "https://api.hubapi.com"
@@ -202,7 +203,7 @@ def test_get_ticket_reads_ticket_and_requester_in_two_calls(vendor: Vendor, hs: 
     assert ticket.organization == "Globex"
     assert ticket.custom_fields["cxbridge_issue_key"] == "ENG-7"
     assert hs.requested_issue_key(ticket) == "ENG-7"
-    assert hs.wants_escalation(ticket)
+    assert hs.wants_escalation(ticket, Triggers())
     assert ticket.created_at == datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
     assert ticket.updated_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -217,7 +218,7 @@ def test_ticket_without_contact_is_one_call(vendor: Vendor) -> None:
     assert ticket.requester is None
     assert ticket.priority == "normal"
     assert hs.requested_issue_key(ticket) == "ENG-9"
-    assert not hs.wants_escalation(ticket)
+    assert not hs.wants_escalation(ticket, Triggers())
     ticket.custom_fields["jira_key"] = "not a key"
     assert hs.requested_issue_key(ticket) is None
 

@@ -28,6 +28,7 @@ from cxbridge.runtime import Runtime
 from cxbridge.sandbox import mock_vendors, serve_vendors
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.secrets import Secret
+from cxbridge.signals import Triggers
 from cxbridge.testing import Clock, SandboxRuntimes, Spec, verify_deliveries
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
@@ -210,7 +211,7 @@ def _scan(hub: HubSpotBackend, clock: Clock) -> None:
     )
     later = [t for p in hs.changed_tickets(cursor, since=0) for t in p.items]
     assert {t.ref.id for t in later} == {tid, created["id"]}
-    assert hs.wants_escalation(next(t for t in later if t.ref.id == tid))
+    assert hs.wants_escalation(next(t for t in later if t.ref.id == tid), Triggers())
 
 
 # -- escalation end to end with HubSpot as the helpdesk ------------------------------------------------------------

@@ -32,14 +32,26 @@ import requests
 import requests.auth
 
 from cxbridge.config import SystemConfig
-from cxbridge.connectors import ConfigKey, IssueSpec, Page, Tracker, json_object, parse_datetime
+from cxbridge.connectors import (
+    ConfigKey,
+    IssueSpec,
+    ManagedBlock,
+    Page,
+    TicketLink,
+    Tracker,
+    json_object,
+    parse_datetime,
+)
 from cxbridge.errors import ConfigError, VendorError
 from cxbridge.http.auth import BasicAuth, BearerAuth
 from cxbridge.http.urls import check_base_url
-from cxbridge.models import Issue, Ref
+from cxbridge.models import Event, Issue, Ref
 from cxbridge.secrets import Secret
+from cxbridge.signals import Signal, Triggers
 
+from . import signals
 from .adf import clean_text, markdown_to_adf
+from .blocks import replace_adf, replace_wiki
 from .wiki import markdown_to_wiki
 
 if TYPE_CHECKING:
@@ -86,9 +98,11 @@ class JiraConnector(Tracker):
 
     system: ClassVar[str] = "jira"
     cloud_domains: ClassVar[tuple[str, ...]] = (".atlassian.net", "api.atlassian.com")
-    capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"adf", "wiki", "remote_links", "issue_properties", "transitions", "labels"}
-    )
+    primary_roles: ClassVar[frozenset[str]] = frozenset({"tracker"})
+    template_aliases: ClassVar[Mapping[str, str]] = {
+        "issue_summary.txt.j2": "jira_summary.txt.j2",
+        "issue_description.md.j2": "jira_description.md.j2",
+    }
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
     config_keys: ClassVar[Mapping[str, ConfigKey]] = {
         "deployment": ConfigKey(
@@ -557,6 +571,47 @@ class JiraConnector(Tracker):
             body["update"] = {"labels": operations}
         self.http.put(self._issue_path(issue_key), op="issue.impact", params={"notifyUsers": "false"}, json=body)
 
+    def replace_block(self, description: Any, block: ManagedBlock) -> tuple[Any, bool]:
+        """The description with the managed block spliced in: ADF nodes on Cloud, wiki lines on Data Center."""
+        if self.deployment == CLOUD:
+            return replace_adf(description, block)
+        return replace_wiki(description, block)
+
+    def open_issues(self, refs: list[Ref]) -> dict[Ref, Issue]:
+        """The issues among ``refs`` not in the done category: one JQL search per 100 ids,
+        ``id in (...) AND statusCategory != Done``."""
+        found: dict[Ref, Issue] = {}
+        ids = [r.id for r in refs if r.id.isdigit()]
+        for start in range(0, len(ids), 100):
+            chunk = ", ".join(ids[start : start + 100])
+            for issue in self.search(f"id in ({chunk}) AND statusCategory != Done ORDER BY id ASC"):
+                found[issue.ref] = issue
+        return found
+
+    @staticmethod
+    def remote_link_global_id(link: TicketLink) -> str:
+        """The ``globalId`` of the remote link to a ticket: ``system=<helpdesk base URL>&id=<ticket id>``."""
+        return f"system={link.origin}&id={link.ticket.id}"
+
+    def link_ticket(self, issue_key: str, link: TicketLink) -> str:
+        """A remote link from the issue to the ticket, keyed by ``remote_link_global_id`` (so a second post
+        updates it); returns the link id."""
+        return self.upsert_remote_link(
+            issue_key,
+            global_id=self.remote_link_global_id(link),
+            url=link.url,
+            title=link.title,
+            summary=link.summary,
+        )
+
+    def unlink_ticket(self, issue_key: str, link: TicketLink) -> bool:
+        """Delete the remote link to the ticket by its ``globalId``; False when the issue had none."""
+        return self.delete_remote_link(issue_key, self.remote_link_global_id(link))
+
+    def interpret(self, event: Event, triggers: Triggers) -> list[Signal]:
+        """Issue updates, comments and released versions as neutral signals (``cxbridge_jira.signals``)."""
+        return signals.interpret(self.name, event)
+
     def delete_remote_link(self, issue_key: str, global_id: str) -> bool:
         """``DELETE /issue/{key}/remotelink?globalId=`` (deleteRemoteIssueLinkByGlobalId, 204); False on 404
         (the issue has no link with that global id, e.g. deleted already)."""
@@ -664,6 +719,7 @@ class JiraConnector(Tracker):
             labels=[str(x) for x in fields.get("labels") or [] if isinstance(x, str)],
             fix_versions=[str(v["name"]) for v in versions or [] if isinstance(v, dict) and v.get("name")],
             updated_at=parse_datetime(fields.get("updated")),
+            status_category_changed_at=parse_datetime(fields.get("statuscategorychangedate")),
             description=fields.get("description"),
             fields=fields,
         )

@@ -27,8 +27,11 @@ from cxbridge.config import SystemConfig
 from cxbridge.connectors import ConfigKey, Helpdesk, Page, json_object, parse_datetime
 from cxbridge.errors import AuthError, ConfigError, Conflict, VendorError
 from cxbridge.http.auth import BasicAuth, BearerAuth
-from cxbridge.models import Comment, Person, Ref, Ticket
+from cxbridge.models import Comment, Event, Person, Ref, Ticket
 from cxbridge.secrets import Secret
+from cxbridge.signals import Signal, Triggers
+
+from . import signals
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +61,8 @@ class ZendeskConnector(Helpdesk):
 
     system: ClassVar[str] = "zendesk"
     cloud_domains: ClassVar[tuple[str, ...]] = (".zendesk.com",)
-    capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"sideloads", "internal_notes", "safe_update", "cursor_pagination"}
-    )
+    primary_roles: ClassVar[frozenset[str]] = frozenset({"helpdesk"})
+    template_aliases: ClassVar[Mapping[str, str]] = {"helpdesk_note.txt.j2": "zendesk_note.txt.j2"}
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
     config_keys: ClassVar[Mapping[str, ConfigKey]] = {
         "email": ConfigKey(str, help="the agent's email address, for API-token auth"),
@@ -416,6 +418,10 @@ class ZendeskConnector(Helpdesk):
             return None
         key = value.strip().upper()
         return key if ISSUE_KEY.fullmatch(key) else None
+
+    def interpret(self, event: Event, triggers: Triggers) -> list[Signal]:
+        """Ticket events: the escalation tag asks for an escalation, a comment is a comment (``signals``)."""
+        return signals.interpret(self.name, event, triggers)
 
     def integration_user_id(self) -> str | None:
         """The id of the user the credentials belong to (``GET /api/v2/users/me``), for echo suppression."""

@@ -1,0 +1,161 @@
+"""Vendor-neutral signals: what an outside event means, whichever system it came from.
+
+A plugin turns its own vendor events (a webhook delivery's ``Event``, a polled record) into these few types
+(``Connector.interpret``); the router, sync back and the reconciler act on signals only, so a new helpdesk or
+tracker needs no change in the core. Every reference names the ``[systems.<name>]`` table the record lives
+in (``Ref("zendesk", "ticket", "4")``), and every signal carries ``actor``: the id of the user who made the
+change as that system names it, so that changes made by cxbridge's own integration user are dropped as echoes.
+
+Issue states use the neutral status categories below (the three Jira popularised; a tracker maps its own
+workflow states onto them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+from .models import Person, Ref
+
+NEW = "new"
+IN_PROGRESS = "indeterminate"
+DONE = "done"
+STATUS_CATEGORIES = (NEW, IN_PROGRESS, DONE)
+"""The neutral status categories of a tracker issue, in workflow order."""
+CATEGORY_NAMES = {NEW: "To Do", IN_PROGRESS: "In Progress", DONE: "Done"}
+"""How the categories read in notes and reports."""
+
+
+@dataclass(frozen=True)
+class Triggers:
+    """What the admin configured that tells a plugin which changes ask for something (``[escalation] tag``)."""
+
+    escalation_tag: str = ""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Base of every signal; ``actor`` is the id of who made the change on its system (None when unknown)."""
+
+    kind: ClassVar[str] = "signal"
+    actor: str | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class EscalationRequested(Signal):
+    """A ticket asks to be escalated (the agent added the tag, ticked the property...).
+
+    ``agent`` is who asked, when the helpdesk says; ``issue_key`` an issue the agent named to join, when the
+    event carries it (the escalation also asks the helpdesk for it as it reads the ticket).
+    """
+
+    kind: ClassVar[str] = "escalation_requested"
+    ticket: Ref
+    agent: Person | None = None
+    issue_key: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketCommentAdded(Signal):
+    """A comment was added to a ticket: its plain text, whether the customer sees it, who wrote it."""
+
+    kind: ClassVar[str] = "ticket_comment_added"
+    ticket: Ref
+    text: str
+    public: bool = False
+    author: Person | None = None
+    attachments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IssueStateObserved(Signal):
+    """The state of a tracker issue as an event or a poll saw it (no changelog: sync back compares states).
+
+    ``category`` is one of ``STATUS_CATEGORIES`` (None when the event does not hold the status);
+    ``category_changed`` is when the issue last changed category, when the tracker says.
+    """
+
+    kind: ClassVar[str] = "issue_state_observed"
+    issue: Ref
+    key: str
+    summary: str = ""
+    status: str | None = None
+    category: str | None = None
+    updated: datetime | None = None
+    category_changed: datetime | None = None
+    actor_name: str | None = None
+
+
+@dataclass(frozen=True)
+class IssueCommentPosted(Signal):
+    """A comment on a tracker issue, as plain text, with its visibility (``visibility_type``: group, role...)."""
+
+    kind: ClassVar[str] = "issue_comment_posted"
+    issue: Ref
+    key: str
+    comment_id: str
+    text: str
+    summary: str = ""
+    author_name: str | None = None
+    visibility_type: str | None = None
+    visibility_value: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionReleased(Signal):
+    """A version (release) of the tracker was released: the issues fixed in it are asked from the tracker."""
+
+    kind: ClassVar[str] = "version_released"
+    tracker: str
+    version_id: str
+    name: str | None = None
+    release_date: str | None = None
+    released: bool = True
+
+
+SIGNAL_TYPES: dict[str, type[Signal]] = {
+    cls.kind: cls
+    for cls in (EscalationRequested, TicketCommentAdded, IssueStateObserved, IssueCommentPosted, VersionReleased)
+}
+
+
+def signal_to_dict(signal: Signal) -> dict[str, Any]:
+    """A signal as JSON-ready data (a queued job's payload): its ``kind`` and its fields."""
+    data: dict[str, Any] = {"kind": signal.kind}
+    for f in fields(signal):
+        value = getattr(signal, f.name)
+        if isinstance(value, Ref):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Person):
+            value = {"name": value.name, "email": value.email, "ref": str(value.ref) if value.ref else None}
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[f.name] = value
+    return data
+
+
+def signal_from_dict(data: dict[str, Any]) -> Signal:
+    """Read back what ``signal_to_dict`` wrote (``ValueError`` for an unknown kind)."""
+    cls = SIGNAL_TYPES.get(str(data.get("kind")))
+    if cls is None:
+        raise ValueError(f"unknown signal kind {data.get('kind')!r}")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        kind = str(f.type)
+        if value is not None and kind.startswith("Ref"):
+            value = Ref.parse(value)
+        elif value is not None and kind.startswith("datetime"):
+            value = datetime.fromisoformat(value)
+        elif value is not None and kind.startswith("Person"):
+            ref = value.get("ref")
+            value = Person(name=value.get("name"), email=value.get("email"), ref=Ref.parse(ref) if ref else None)
+        elif kind.startswith("tuple"):
+            value = tuple(value or ())
+        values[f.name] = value
+    return cls(**values)

@@ -1,0 +1,86 @@
+"""What Zendesk's webhook events mean, as cxbridge's neutral signals (``ZendeskConnector.interpret``).
+
+Zendesk sends two shapes (``cxbridge_zendesk.webhook`` turns both into Events of kind ``ticket.<event>``):
+
+- a trigger or automation's JSON body, which the admin writes (``cxbridge init`` suggests
+  ``{"ticket": {"id", "tags"}, "current_user": {"name", "email"}, "event": "tag_added"}``);
+- an event-subscription envelope ``{type: "zen:event-type:ticket.…", detail: {id, tags, …}, event: {…}}``,
+  e.g. ``ticket.tags_changed`` with ``event.tags_added``, or ``ticket.comment_added`` with ``event.comment``.
+
+A ticket event whose ticket carries the escalation tag (in ``ticket.tags``, ``detail.tags`` or the tags just
+added) is an ``EscalationRequested``, with the agent from ``current_user``; a comment (``comment.body`` of a
+trigger, ``event.comment`` of an envelope) is a ``TicketCommentAdded``. Events queued from polling by earlier
+versions (``{"ticket": {...}, "tags_added": [tag], "source": "poll"}``) read the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cxbridge.models import Event, Person, Ref
+from cxbridge.signals import EscalationRequested, Signal, TicketCommentAdded, Triggers
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def ticket_tags(payload: dict[str, Any]) -> set[str]:
+    """Every tag the payload says the ticket carries (or just gained)."""
+    tags: set[str] = set()
+    event = _dict(payload.get("event"))
+    for node, key in (
+        (payload.get("ticket"), "tags"),
+        (payload.get("detail"), "tags"),
+        (payload, "tags_added"),
+        (event, "tags_added"),
+    ):
+        values = node.get(key) if isinstance(node, dict) else None
+        if isinstance(values, str):
+            values = values.split()
+        if isinstance(values, list):
+            tags.update(str(v) for v in values if isinstance(v, str | int))
+    return tags
+
+
+def agent(payload: dict[str, Any]) -> Person | None:
+    """The agent who made the change (a trigger's ``current_user`` placeholder), when the payload names one."""
+    user = payload.get("current_user")
+    if not isinstance(user, dict):
+        return None
+    name, email = user.get("name"), user.get("email")
+    if not isinstance(name, str) and not isinstance(email, str):
+        return None
+    return Person(name=name if isinstance(name, str) else None, email=email if isinstance(email, str) else None)
+
+
+def comment(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The comment a payload carries: a trigger's ``comment`` or an envelope's ``event.comment``."""
+    for node in (payload.get("comment"), _dict(payload.get("event")).get("comment")):
+        if isinstance(node, dict) and isinstance(node.get("body"), str):
+            return node
+    return None
+
+
+def interpret(system: str, event: Event, triggers: Triggers) -> list[Signal]:
+    """The signals of one Zendesk ticket event (refs name the configured ``system``)."""
+    if event.subject.kind != "ticket" or not event.kind.startswith("ticket."):
+        return []
+    ticket = Ref(system, "ticket", event.subject.id)
+    out: list[Signal] = []
+    said = comment(event.payload)
+    if said is not None:
+        public = said.get("public")
+        author = _dict(said.get("author"))
+        out.append(
+            TicketCommentAdded(
+                ticket=ticket,
+                text=str(said["body"]),
+                public=public is True,
+                author=Person(name=author.get("name"), email=author.get("email")) if author else None,
+                actor=event.actor,
+            )
+        )
+    if triggers.escalation_tag and triggers.escalation_tag in ticket_tags(event.payload):
+        out.append(EscalationRequested(ticket=ticket, agent=agent(event.payload), actor=event.actor))
+    return out
