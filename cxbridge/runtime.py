@@ -50,7 +50,7 @@ class Runtime:
             if self._store is None:
                 from .store import open_store
 
-                self._store = open_store(self.config.store_path())
+                self._store = open_store(self.config.store_location())
             return self._store
 
     @property
