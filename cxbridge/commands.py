@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from .connectors import HELPDESK
 from .errors import CxbridgeError
 from .models import Person, Ref, to_jsonable
 from .runtime import Runtime
@@ -118,7 +119,7 @@ def links(ctx: click.Context, ticket_or_issue: str, as_json: bool) -> None:
         else:
             found = store.links_for_issue_key(ticket_or_issue)
             if not found:
-                helpdesk = runtime.config.section("escalation")["helpdesk"]
+                helpdesk = runtime.role_system("helpdesk", HELPDESK)
                 found = store.links_for_ticket(Ref(helpdesk, "ticket", ticket_or_issue))
     finally:
         runtime.close()

@@ -3,115 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .connectors import ConfigKey
 from .errors import ConfigError
+from .redact import redact_url
 from .secrets import Secret
+from .settings import COMMON_SYSTEM_KEYS as COMMON_SYSTEM_KEYS  # re-exported: the specs live in settings
+from .settings import CORE_SECTIONS as CORE_SECTIONS
+from .settings import SECRET_SCHEMA, Checker, Problems, table_schema
+from .settings import ConfigKey as ConfigKey
 
 if TYPE_CHECKING:
     from .plugins import Plugins
 
 CONFIG_ENV = "CXBRIDGE_CONFIG"
 DEFAULT_PATH = Path("cxbridge.toml")
-
-
-def _type_name(t: type | tuple[type, ...]) -> str:
-    if isinstance(t, tuple):
-        return " or ".join(_type_name(x) for x in t)
-    return {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        list: "a list",
-        dict: "a table",
-        Secret: 'a secret ({ env = "NAME" } or { file = "path" })',
-    }.get(t, t.__name__)
-
-
-# Keys of [systems.<name>] that the core reads for every system, whatever the plugin.
-COMMON_SYSTEM_KEYS: dict[str, ConfigKey] = {
-    "plugin": ConfigKey(str, help="the plugin's system key; defaults to the table's name"),
-    "base_url": ConfigKey(str, required=True, help="the vendor's base URL, https"),
-    "sandbox": ConfigKey(bool, default=False, help="true when base_url is a cxbridge sandbox (allows http loopback)"),
-    "timeout": ConfigKey((int, float), default=30, help="read timeout in seconds"),
-    "connect_timeout": ConfigKey((int, float), default=5, help="connect timeout in seconds"),
-    "max_retries": ConfigKey(int, default=4, help="retries for a request that may be retried"),
-    "enabled": ConfigKey(bool, default=True, help="false keeps the table but does not use the system"),
-}
-
-# The core's own sections: key -> ConfigKey. Nested tables are described by their own dicts below.
-CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
-    "cxbridge": {
-        "store": ConfigKey(str, default="cxbridge.db", help="path of the SQLite store, relative to the config file"),
-        "template_dirs": ConfigKey(list, default=[], help="folders searched for templates before the defaults"),
-        "log_level": ConfigKey(str, default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
-    },
-    "plugins": {
-        "disabled": ConfigKey(list, default=[], help="plugin names not to load"),
-    },
-    "escalation": {
-        "helpdesk": ConfigKey(str, default="zendesk", help="the [systems.*] name that holds the tickets"),
-        "crm": ConfigKey(str, default="hubspot", help="the [systems.*] name of the CRM; empty for none"),
-        "tracker": ConfigKey(str, default="jira", help="the [systems.*] name of the issue tracker"),
-        "tag": ConfigKey(str, default="escalated_to_engineering", help="tag an agent adds to escalate a ticket"),
-        "default_tier": ConfigKey(str, default="standard", help="tier assumed for a customer without one"),
-        "search_grace_seconds": ConfigKey(
-            int, default=300, help="how long an ambiguous issue create is searched for before creating again"
-        ),
-        "priority": ConfigKey(dict, default={}, help="tier -> ticket priority -> tracker priority"),
-    },
-    "webhooks": {
-        "host": ConfigKey(str, default="127.0.0.1"),
-        "port": ConfigKey(int, default=8787),
-        "workers": ConfigKey(int, default=2),
-        "public_url": ConfigKey(str, default="", help="the URL vendors call, for signatures over the URI"),
-        "public_urls": ConfigKey(
-            dict, default={}, help="system -> the full URL that vendor calls, when a proxy rewrites the path"
-        ),
-        "secrets": ConfigKey(dict, default={}, help="system -> list of active signing secrets"),
-        "tolerance_seconds": ConfigKey(int, default=300),
-    },
-    "sync": {
-        "status_map": ConfigKey(dict, default={}, help="tracker status category -> helpdesk status"),
-        "comment_prefix": ConfigKey(str, default="[support]", help="marks a tracker comment meant for support"),
-        "integration_users": ConfigKey(
-            dict, default={}, help="system -> the integration user's id, for echo suppression"
-        ),
-        "lookback_hours": ConfigKey(
-            int, default=24, help="how far back 'cxbridge sync' looks on its first run (no checkpoint, no --since)"
-        ),
-        "comment_visibility": ConfigKey(
-            list, default=[], help="tracker comment visibility groups/roles whose comments go to support"
-        ),
-        "draft_reply_on": ConfigKey(
-            list, default=[], help="status categories (new, indeterminate, done) that draft a reply for the agent"
-        ),
-        "crm_notes": ConfigKey(bool, default=True, help="false: sync back writes no CRM notes"),
-    },
-    "impact": {
-        "fields": ConfigKey(dict, default={}, help="rollup value -> tracker custom field id"),
-        "tiers": ConfigKey(
-            list,
-            default=["strategic", "enterprise", "growth", "standard"],
-            help="customer tiers, highest first (a tier not listed ranks below every listed one)",
-        ),
-        "arr_currency": ConfigKey(
-            str, default="", help="currency of the ARR number field; empty: the currency with the largest sum"
-        ),
-    },
-    "policies": {
-        "rules": ConfigKey(list, default=[], help="decision-rights rules: [[policies.rules]] name, when, grant"),
-        "agents": ConfigKey(
-            dict, default={}, help='agent email -> attributes rules read as agent.* ([policies.agents."<email>"])'
-        ),
-    },
-}
 
 
 @dataclass
@@ -154,12 +65,22 @@ class Config:
     def disabled_plugins(self) -> list[str]:
         return list(self.sections["plugins"]["disabled"])
 
+    def store_location(self) -> Path | str:
+        """Where the store lives: a SQLite file path (relative paths are relative to the config file), or a
+        database URL (``postgresql://...``) as a string. A ``sqlite:///path`` URL is returned as its path."""
+        try:
+            return store_location(self.sections["cxbridge"]["store"], self.path.parent if self.path else None)
+        except ConfigError as exc:
+            raise ConfigError(f"{self._where()}: {exc}") from None
+
     def store_path(self) -> Path:
-        """Where the SQLite store lives (relative paths are relative to the config file)."""
-        p = Path(self.sections["cxbridge"]["store"])
-        if not p.is_absolute() and self.path is not None:
-            p = self.path.parent / p
-        return p
+        """Where the SQLite store lives; a ConfigError when ``[cxbridge] store`` is a database URL."""
+        location = self.store_location()
+        if isinstance(location, str):
+            raise ConfigError(
+                f"{self._where()}: cxbridge.store: {redact_url(location)} is a database URL, not a SQLite file path"
+            )
+        return location
 
     def template_dirs(self) -> list[Path]:
         base = self.path.parent if self.path is not None else Path.cwd()
@@ -179,6 +100,29 @@ class Config:
 
     def _where(self) -> str:
         return str(self.path) if self.path else "<config>"
+
+
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def store_location(value: str, base: Path | None) -> Path | str:
+    """``[cxbridge] store`` as a file path (relative to ``base``) or, for ``scheme://...``, the URL itself.
+
+    ``sqlite:///relative.db`` and ``sqlite:////abs/path.db`` (the SQLAlchemy spellings) give the file's path.
+    """
+    match = _URL.match(value)
+    if match is None:
+        p = Path(value)
+    elif match["scheme"].lower() == "sqlite":
+        rest = value[match.end() :]
+        if not rest.startswith("/") or len(rest) < 2:
+            raise ConfigError(f"cxbridge.store: {redact_url(value)}: expected sqlite:///path/to/file.db")
+        p = Path(rest[1:])
+    else:
+        return value
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    return p
 
 
 def resolve_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Path:
@@ -216,18 +160,10 @@ def read_secret(value: Any, where: str, environ: Mapping[str, str], base: Path |
     return Secret(text, source=f"file:{path}")
 
 
-def _check_value(value: Any, spec: ConfigKey, where: str, environ: Mapping[str, str], base: Path | None) -> Any:
-    if spec.type is Secret:
-        return read_secret(value, where, environ, base)
-    expected = spec.type if isinstance(spec.type, tuple) else (spec.type,)
-    ok = isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected)
-    if not ok and float in expected and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        raise ConfigError(f"{where}: expected {_type_name(spec.type)}, got {type(value).__name__} {value!r}")
-    if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(f"{where}: expected one of {', '.join(map(str, spec.choices))}, got {value!r}")
-    return value
+def _where_split(where: str) -> tuple[str, str]:
+    """``"<file>: <key path>"`` as its two parts (the key path may be empty)."""
+    file, sep, path = where.rpartition(": ")
+    return (file, path) if sep else (where, "")
 
 
 def _check_table(
@@ -237,20 +173,34 @@ def _check_table(
     environ: Mapping[str, str],
     base: Path | None,
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in table:
-        if key not in keys:
-            known = ", ".join(sorted(keys))
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
-    for key, spec in keys.items():
-        if key in table:
-            out[key] = _check_value(table[key], spec, f"{where}.{key}", environ, base)
-        elif spec.required:
-            raise ConfigError(f"{where}: missing required key {key!r} ({_type_name(spec.type)}; {spec.help})")
-        else:
-            default = spec.default
-            out[key] = type(default)(default) if isinstance(default, list | dict) else default
-    return out
+    """One table checked against ``keys`` (``where`` is ``"<file>: <key path>"``); a ConfigError lists every problem."""
+    file, path = _where_split(where)
+    problems = Problems(file)
+    checked = Checker(problems, _secret_reader(environ, base)).table(table, keys, path)
+    problems.raise_if_any()
+    return checked
+
+
+def _secret_reader(environ: Mapping[str, str], base: Path | None) -> Callable[[Any, str], Secret]:
+    def read(value: Any, where: str) -> Secret:
+        return read_secret(value, where, environ, base)
+
+    return read
+
+
+def _read_text(cfg_path: Path | None, where: str, text: str | None) -> str:
+    if text is not None:
+        return text
+    assert cfg_path is not None
+    if not cfg_path.exists():
+        raise ConfigError(
+            f"{where}: no configuration file (run 'cxbridge init {cfg_path}' to write one, "
+            f"or pass --config / set {CONFIG_ENV})"
+        )
+    try:
+        return cfg_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read: {exc.strerror}") from None
 
 
 def load_config(
@@ -264,63 +214,71 @@ def load_config(
 
     With ``plugins``, each ``[systems.<name>]`` table is also checked against its connector's ``config_keys``;
     without, plugin keys are kept unchecked (``plugins list`` must work even when a plugin is broken).
+    Every problem found is reported at once: one ``ConfigError`` whose message lists them, one per line
+    (a single problem keeps its one-line message).
     """
     env = os.environ if environ is None else environ
     cfg_path: Path | None = resolve_path(path, env) if text is None else (Path(path) if path else None)
     where = str(cfg_path) if cfg_path else "<config>"
-    if text is None:
-        assert cfg_path is not None
-        if not cfg_path.exists():
-            raise ConfigError(
-                f"{where}: no configuration file (run 'cxbridge init {cfg_path}' to write one, "
-                f"or pass --config / set {CONFIG_ENV})"
-            )
-        try:
-            text = cfg_path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot read: {exc.strerror}") from None
+    text = _read_text(cfg_path, where, text)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     base = cfg_path.parent if cfg_path else None
+    problems = Problems(where)
+    checker = Checker(problems, _secret_reader(env, base))
 
     known_sections = {*CORE_SECTIONS, "systems"}
     for section in raw:
         if section not in known_sections:
-            raise ConfigError(f"{where}: unknown section [{section}] (known: {', '.join(sorted(known_sections))})")
+            problems.add("", f"unknown section [{section}] (known: {', '.join(sorted(known_sections))})")
     sections: dict[str, dict[str, Any]] = {}
+    policies_ok = True
     for name, keys in CORE_SECTIONS.items():
         table = raw.get(name, {})
+        before = len(problems)
         if not isinstance(table, dict):
-            raise ConfigError(f"{where}: [{name}] must be a table")
-        sections[name] = _check_table(table, keys, f"{where}: {name}", env, base)
+            problems.add("", f"[{name}] must be a table")
+            table = {}
+        sections[name] = checker.table(table, keys, name)
+        if name == "policies":
+            policies_ok = len(problems) == before
+    store = sections["cxbridge"]["store"]
+    if isinstance(store, str):
+        try:
+            store_location(store, base)
+        except ConfigError as exc:
+            problems.add("", str(exc))
     secrets_table = sections["webhooks"]["secrets"]
     for system, values in list(secrets_table.items()):
-        items = values if isinstance(values, list) else [values]
-        secrets_table[system] = [
-            read_secret(v, f"{where}: webhooks.secrets.{system}[{i}]", env, base) for i, v in enumerate(items)
-        ]
+        secrets_table[system] = values if isinstance(values, list) else [values]
 
     systems: dict[str, SystemConfig] = {}
     raw_systems = raw.get("systems", {})
     if not isinstance(raw_systems, dict):
-        raise ConfigError(f"{where}: [systems] must hold one table per system")
+        problems.add("", "[systems] must hold one table per system")
+        raw_systems = {}
     for name, table in raw_systems.items():
-        swhere = f"{where}: systems.{name}"
+        spath = f"systems.{name}"
         if not isinstance(table, dict):
-            raise ConfigError(f"{swhere}: expected a table")
+            problems.add(spath, "expected a table")
+            continue
         plugin_name = table.get("plugin", name)
         if not isinstance(plugin_name, str):
-            raise ConfigError(f"{swhere}.plugin: expected a string")
-        system_keys: dict[str, ConfigKey] = dict(COMMON_SYSTEM_KEYS)
+            problems.add(f"{spath}.plugin", "expected a string")
+            continue
+        before = len(problems)
         if plugins is not None:
+            system_keys: dict[str, ConfigKey] = dict(COMMON_SYSTEM_KEYS)
             system_keys.update(plugins.connector(plugin_name).config_keys)
-            checked = _check_table(table, system_keys, swhere, env, base)
+            checked = checker.table(table, system_keys, spath)
         else:
             common = {k: v for k, v in table.items() if k in COMMON_SYSTEM_KEYS}
-            checked = _check_table(common, COMMON_SYSTEM_KEYS, swhere, env, base)
+            checked = checker.table(common, COMMON_SYSTEM_KEYS, spath)
             checked.update({k: v for k, v in table.items() if k not in COMMON_SYSTEM_KEYS})
+        if len(problems) > before:
+            continue
         options = {k: v for k, v in checked.items() if k not in COMMON_SYSTEM_KEYS}
         systems[name] = SystemConfig(
             name=name,
@@ -338,8 +296,75 @@ def load_config(
             try:
                 plugins.connector(plugin_name).check_config_url(systems[name])
             except ConfigError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
-    from .policy import compile_policies
+                problems.add("", str(exc))
+    if policies_ok:
+        from .policy import compile_policies
 
-    compile_policies(sections["policies"], where)  # a broken rule fails here, at load, not at escalation
+        try:
+            compile_policies(sections["policies"], where)  # a broken rule fails here, at load, not at escalation
+        except ConfigError as exc:
+            problems.add_error(exc)
+    problems.raise_if_any()
     return Config(path=cfg_path, sections=sections, systems=systems, raw=raw)
+
+
+# -- JSON Schema ------------------------------------------------------------------------------------------------
+
+SCHEMA_ID = "https://cxbridge.invalid/schemas/cxbridge.toml.json"
+
+
+def _system_schema(keys: Mapping[str, ConfigKey], plugin: str | None, *, name_is_plugin: bool) -> dict[str, Any]:
+    """One ``[systems.<name>]`` table served by ``plugin`` (``plugin`` required unless the name says it)."""
+    schema = table_schema(keys, description=f"a system served by the plugin {plugin!r}" if plugin else "")
+    if plugin is not None:
+        schema["properties"]["plugin"] = {**schema["properties"]["plugin"], "const": plugin}
+        if not name_is_plugin:
+            schema["required"] = sorted({*schema.get("required", []), "plugin"})
+    return schema
+
+
+def json_schema(plugins: Plugins | None = None) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the whole configuration file, from the same specs ``load_config`` checks.
+
+    Core sections come from ``CORE_SECTIONS`` (descriptions, types, enums, ranges, defaults); every
+    ``[systems.<name>]`` table takes ``COMMON_SYSTEM_KEYS``. With ``plugins``, a system table must also match
+    the ``config_keys`` of the plugin it names with ``plugin`` (by default the plugin named like the table):
+    one ``oneOf`` branch per plugin, told apart by ``plugin``'s ``const``. Secrets are ``{env}`` / ``{file}``.
+    What the schema cannot say (secrets that exist, base URLs on a vendor's domain, policy conditions that
+    compile) is still checked by ``load_config``.
+    """
+    sections: dict[str, Any] = {
+        name: table_schema(keys, description=f"[{name}]") for name, keys in CORE_SECTIONS.items()
+    }
+    systems: dict[str, Any] = {"type": "object", "description": "one table per connected system"}
+    if plugins is None:
+        systems["additionalProperties"] = table_schema(
+            COMMON_SYSTEM_KEYS, allow_unknown=True, description="the keys every system takes, plus its plugin's"
+        )
+    else:
+        connectors = plugins.connectors()
+        per_plugin = {system: {**COMMON_SYSTEM_KEYS, **cls.config_keys} for system, cls in sorted(connectors.items())}
+        named = [_system_schema(keys, system, name_is_plugin=False) for system, keys in per_plugin.items()]
+        systems["properties"] = {
+            system: {
+                "oneOf": [
+                    _system_schema(per_plugin[system], system, name_is_plugin=True),
+                    *[
+                        _system_schema(keys, other, name_is_plugin=False)
+                        for other, keys in per_plugin.items()
+                        if other != system
+                    ],
+                ]
+            }
+            for system in per_plugin
+        }
+        systems["additionalProperties"] = {"oneOf": named} if named else False
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "cxbridge configuration (cxbridge.toml)",
+        "type": "object",
+        "properties": {**sections, "systems": systems},
+        "additionalProperties": False,
+        "$defs": {"secret": SECRET_SCHEMA},
+    }

@@ -17,6 +17,7 @@ import requests
 import requests.auth
 
 from .models import Comment, Customer, Event, Issue, Ref, Ticket
+from .settings import ConfigKey as ConfigKey  # re-exported: plugins declare their config_keys with it
 from .signals import Signal, Triggers
 
 if TYPE_CHECKING:
@@ -29,20 +30,6 @@ HELPDESK = "helpdesk"
 CRM_ROLE = "crm"
 TRACKER = "tracker"
 ROLES = (HELPDESK, CRM_ROLE, TRACKER)
-
-
-@dataclass(frozen=True)
-class ConfigKey:
-    """One key a connector reads from its ``[systems.<name>]`` table.
-
-    ``type`` is the Python type the TOML value must have (``Secret`` for ``{ env = ... }`` / ``{ file = ... }``).
-    """
-
-    type: type | tuple[type, ...]
-    required: bool = False
-    default: Any = None
-    help: str = ""
-    choices: tuple[Any, ...] | None = None
 
 
 @dataclass

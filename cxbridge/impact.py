@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from .connectors import ManagedBlock, TicketLink, Tracker
 from .errors import ConfigError
 from .models import Customer, Deal, Issue, Link, Ref, Ticket, to_jsonable
+from .settings import IMPACT_VALUES
 from .workflows.once import op_id
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ BLOCK_END = "Kept current by cxbridge: edits inside this section are replaced."
 """The closing marker paragraph of the managed block (the heading ``BLOCK_TITLE`` opens it)."""
 TIER_LABEL_PREFIX = "cxb-tier-"
 DEFAULT_TIERS = ("strategic", "enterprise", "growth", "standard")
-VALUES = ("arr", "customers", "tickets", "renewal", "tier", "oldest")
+VALUES = IMPACT_VALUES  # the keys [impact] fields may map (cxbridge.settings checks them at load)
 """The rollup values ``[impact] fields`` may map to custom fields."""
 CLOSED_STATUSES = frozenset({"solved", "closed"})
 """Ticket statuses that are not open (Zendesk's; other helpdesks' connectors map to these words)."""

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from .commands import load_runtime
+from .connectors import HELPDESK
 from .errors import CxbridgeError
 from .models import Ref
 
@@ -174,7 +175,7 @@ def unlink(ctx: click.Context, ticket: str, issue_key: str, agent: str | None, a
         if ticket.count(":") == 2:
             ref = Ref.parse(ticket)
         else:
-            ref = Ref(runtime.config.section("escalation")["helpdesk"], "ticket", ticket)
+            ref = Ref(runtime.role_system("helpdesk", HELPDESK), "ticket", ticket)
         result = rollup.unlink(runtime, ref, issue_key, actor=agent or "cli")
     finally:
         runtime.close()

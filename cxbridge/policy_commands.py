@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .commands import load_runtime
+from .connectors import HELPDESK
 from .errors import CxbridgeError
 from .models import Person, Ref
 from .policy import ActResult, Explanation, act_on_ticket, audit_rows, explain, parse_action
@@ -16,7 +17,7 @@ from .policy import ActResult, Explanation, act_on_ticket, audit_rows, explain, 
 def _ticket_ref(runtime: Any, ticket: str) -> Ref:
     if ticket.count(":") == 2:
         return Ref.parse(ticket)
-    return Ref(runtime.config.section("escalation")["helpdesk"], "ticket", ticket)
+    return Ref(runtime.role_system("helpdesk", HELPDESK), "ticket", ticket)
 
 
 @click.group()

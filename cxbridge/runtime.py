@@ -50,7 +50,7 @@ class Runtime:
             if self._store is None:
                 from .store import open_store
 
-                self._store = open_store(self.config.store_path())
+                self._store = open_store(self.config.store_location())
             return self._store
 
     @property
@@ -107,11 +107,12 @@ class Runtime:
             cls = self.plugins.connector(system.plugin)
             if role in cls.roles:
                 candidates.append((name, system.plugin, role in cls.primary_roles))
-        for narrowed in (candidates, [c for c in candidates if c[2]], [c for c in candidates if c[2] and c[0] == c[1]]):
+        primary = [c for c in candidates if c[2]]
+        for narrowed in (candidates, primary, [c for c in primary if c[0] == c[1]]):
             if len(narrowed) == 1:
                 return narrowed[0][0]
         if candidates:
-            names = ", ".join(sorted(c[0] for c in candidates))
+            names = ", ".join(sorted(c[0] for c in primary or candidates))
             raise ConfigError(f"several systems can be the {role} ({names}): name one in [escalation] {key}")
         return ""
 

@@ -645,16 +645,15 @@ def test_queue_depth_lists_every_state(store: SQLiteStore) -> None:
 # ---- redaction ---------------------------------------------------------------------------------------
 
 
-def test_stored_errors_use_the_http_redactor() -> None:
-    """Errors go through cxbridge.http.redact, so credential headers are scrubbed even without a Secret."""
+def test_stored_errors_use_the_one_redactor() -> None:
+    """Errors go through cxbridge.redact, so credential headers are scrubbed even without a Secret."""
     text = store_base.redact_text("request failed; Authorization: Bearer abcDEF123456ghiJKL789")
     assert "abcDEF123456ghiJKL789" not in text
     assert text.startswith("request failed; Authorization: ")
 
 
-def test_fallback_redaction_without_the_http_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without cxbridge.http.redact the store still scrubs every known secret value, however spelled."""
-    monkeypatch.setattr(store_base, "_http_redactor", lambda: None)
+def test_the_store_scrubs_every_known_secret_value_however_spelled() -> None:
+    """The store scrubs every known secret value, raw, URL-encoded and base64, in text and in JSON values."""
     secret = Secret("fallback/secret+value=1")
     raw = secret.reveal()
     text = store_base.redact_text(f"a {raw} b {quote(raw, safe='')} c {base64.b64encode(raw.encode()).decode()} d")

@@ -1,148 +1,27 @@
-"""The one redaction choke point: secret values (raw, base64, URL-encoded) and credential headers -> ``***``.
-
-``redact(text)`` is applied to every exception message the HTTP layer raises and, through ``RedactingFilter``,
-to log records. Secret values come from ``cxbridge.secrets`` (every ``Secret`` ever created, plus derived
-values such as a Basic credential registered with ``register_secret_values``).
-"""
+"""Redaction for the HTTP layer: the names of the one implementation, ``cxbridge.redact``, re-exported."""
 
 from __future__ import annotations
 
-import base64
-import logging
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any
-from urllib.parse import quote, quote_plus
-
-from ..secrets import REDACTED, known_secret_values
-
-# Values shorter than this are not scrubbed by value: replacing "a" everywhere would destroy every message.
-MIN_SECRET_LENGTH = 4
-
-_HEADER_NAMES = r"(?:proxy-)?authorization|cookie|set-cookie|x-api-key|api[-_]?key|private[-_]?token"
-# "Authorization: Basic abc", "'Authorization': 'Bearer abc'", "cookie=abc" (one header value, up to a quote,
-# comma-in-dict or line end)
-_HEADER_VALUE = re.compile(
-    rf"(?i)(?P<name>\b(?:{_HEADER_NAMES})\b)(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\"'\r\n]+)"
-)
-# "Bearer eyJ0eXAi..." anywhere; the value must look like a credential (a digit or base64 punctuation and at
-# least 12 characters) so that prose such as "Basic authentication failed" survives.
-_SCHEME_TOKEN = re.compile(
-    r"(?i)\b(?P<scheme>Bearer|Basic|Token)\s+(?P<value>(?=[A-Za-z._~-]*[0-9+/=])[A-Za-z0-9._~+/=-]{12,})"
+from ..redact import (
+    MIN_SECRET_LENGTH,
+    RedactingFilter,
+    escape_crlf,
+    install_redaction,
+    one_line,
+    redact,
+    redact_headers,
+    redact_url,
+    secret_forms,
 )
 
-
-def _forms(value: str) -> set[str]:
-    """The spellings a secret value may take on the wire or in a message."""
-    raw = value.encode("utf-8")
-    forms = {
-        value,
-        quote(value, safe=""),
-        quote_plus(value, safe=""),
-        base64.b64encode(raw).decode("ascii"),
-        base64.b64encode(raw).decode("ascii").rstrip("="),
-        base64.urlsafe_b64encode(raw).decode("ascii"),
-        base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
-    }
-    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
-
-
-_cache: dict[str, frozenset[str]] = {}
-
-
-def _all_forms(values: Iterable[str]) -> list[str]:
-    out: set[str] = set()
-    for value in values:
-        if len(value) < MIN_SECRET_LENGTH:
-            continue
-        forms = _cache.get(value)
-        if forms is None:
-            forms = frozenset(_forms(value))
-            _cache[value] = forms
-        out |= forms
-    # longest first, so a form that contains another is scrubbed whole
-    return sorted(out, key=len, reverse=True)
-
-
-def redact(text: str, extra: Iterable[str] = ()) -> str:
-    """``text`` with every known secret value (raw, base64, URL-encoded) and credential header value replaced.
-
-    ``extra`` adds values to scrub for this call only.
-    """
-    if not text:
-        return text
-    for form in _all_forms([*known_secret_values(), *extra]):
-        if form in text:
-            text = text.replace(form, REDACTED)
-    text = _HEADER_VALUE.sub(lambda m: f"{m['name']}{m['sep']}{REDACTED}", text)
-    return _SCHEME_TOKEN.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
-
-
-def escape_crlf(text: str) -> str:
-    """CR and LF shown as ``\\r`` and ``\\n`` so a value cannot forge a log line (CWE-117)."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
-def one_line(text: str, limit: int = 500) -> str:
-    """Whitespace runs (including CR/LF) collapsed to one space, trimmed to ``limit`` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy of the headers safe to show: credential headers replaced, other values redacted by value."""
-    sensitive = re.compile(rf"(?i)^(?:{_HEADER_NAMES})$")
-    return {k: REDACTED if sensitive.match(k) else redact(str(v)) for k, v in headers.items()}
-
-
-def _clean_arg(arg: Any) -> Any:
-    if isinstance(arg, str):
-        return escape_crlf(redact(arg))
-    if isinstance(arg, bytes):
-        return escape_crlf(redact(arg.decode("utf-8", "replace")))
-    return arg
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that redacts each record's message, arguments, exception and stack text.
-
-    String arguments also have CR/LF escaped (CWE-117). The record is rewritten in place and always passed on.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            args = record.args
-            if isinstance(args, Mapping):
-                record.args = {k: _clean_arg(v) for k, v in args.items()}
-            elif isinstance(args, tuple):
-                record.args = tuple(_clean_arg(a) for a in args)
-            message = record.getMessage()
-        except Exception:  # a broken format string: keep the record, show its parts redacted
-            message = f"{record.msg!s} {record.args!r}"
-        record.msg = redact(message)
-        record.args = None
-        # the formatter prints exc_text (set here, redacted) instead of formatting exc_info again
-        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
-        return True
-
-
-_FILTER = RedactingFilter()
-
-
-def install_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
-    """Add the redacting filter to ``logger`` (the root logger by default) and to each of its handlers.
-
-    A logger's own filters only see records logged on that very logger, and handlers see every record that
-    propagates to them, so both are covered. Handlers added later must add the filter themselves (the CLI
-    installs it once its handlers exist). Calling this twice adds nothing twice.
-    """
-    target = logger if logger is not None else logging.getLogger()
-    for filterer in (target, *target.handlers):
-        if not any(isinstance(f, RedactingFilter) for f in filterer.filters):
-            filterer.addFilter(_FILTER)
-    return _FILTER
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "RedactingFilter",
+    "escape_crlf",
+    "install_redaction",
+    "one_line",
+    "redact",
+    "redact_headers",
+    "redact_url",
+    "secret_forms",
+]

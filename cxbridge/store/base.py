@@ -8,19 +8,17 @@ epoch seconds and hands it back as a timezone-aware UTC ``datetime``.
 
 from __future__ import annotations
 
-import base64
-import functools
-import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, Self
-from urllib.parse import quote, quote_plus
 
 from ..errors import CxbridgeError
 from ..models import Link, Ref
-from ..secrets import REDACTED, known_secret_values
+from ..redact import MIN_SECRET_LENGTH as MIN_SECRET_LENGTH  # re-exported: the one redaction
+from ..redact import redact_text as redact_text
+from ..redact import redact_value as redact_value
 
 IntentState = Literal["pending", "sending", "done", "ambiguous", "failed"]
 JobState = Literal["ready", "leased", "done", "dead"]
@@ -28,7 +26,6 @@ JobState = Literal["ready", "leased", "done", "dead"]
 INTENT_STATES: Final[tuple[str, ...]] = ("pending", "sending", "done", "ambiguous", "failed")
 JOB_STATES: Final[tuple[str, ...]] = ("ready", "leased", "done", "dead")
 INBOX_RETENTION_SECONDS: Final[int] = 7 * 86400
-MIN_SECRET_LENGTH: Final[int] = 4  # as cxbridge.http.redact
 
 
 class StoreError(CxbridgeError):
@@ -138,67 +135,6 @@ class AuditEntry:
     ticket: Ref | None = None
     issue_key: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
-
-
-@functools.lru_cache(maxsize=8)
-def _secret_forms(values: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-    """Per secret value, the spellings scrubbed (raw, URL-encoded, base64), longest first; computed once per set."""
-    out: list[tuple[str, ...]] = []
-    for value in values:
-        if len(value) < MIN_SECRET_LENGTH:  # scrubbing "a" everywhere would destroy the message
-            continue
-        raw = value.encode("utf-8", "surrogatepass")
-        forms = {value, quote(raw, safe=""), quote_plus(raw), base64.b64encode(raw).decode("ascii")}
-        out.append(tuple(f for f in sorted(forms, key=len, reverse=True) if len(f) >= MIN_SECRET_LENGTH))
-    return tuple(out)
-
-
-def _fallback_scrub(text: str) -> str:
-    for forms in _secret_forms(tuple(known_secret_values())):
-        for form in forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
-    return text
-
-
-def _http_redactor() -> Callable[[str], str] | None:
-    try:
-        http = importlib.import_module("cxbridge.http")
-    except ImportError:
-        return None
-    fn = getattr(http, "redact", None)
-    if fn is not None and not callable(fn):  # a submodule named redact
-        fn = getattr(fn, "redact", None)
-    return fn if callable(fn) else None
-
-
-def redact_text(text: str) -> str:
-    """Scrub secrets from text before it is stored: ``cxbridge.http.redact`` when present, and known values.
-
-    The HTTP layer's redactor is the project's one choke point; the store also scrubs every known secret
-    value (raw, URL-encoded and base64) itself, so that nothing secret is stored even if that redactor is
-    missing or changes shape.
-    """
-    fn = _http_redactor()
-    if fn is not None:
-        try:
-            out = fn(text)
-        except Exception:  # a broken redactor must not stop an error from being recorded
-            out = None
-        if isinstance(out, str):
-            text = out
-    return _fallback_scrub(text)
-
-
-def redact_value(value: Any) -> Any:
-    """``redact_text`` applied to every string inside a JSON-like value (dict keys included)."""
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, dict):
-        return {redact_value(k): redact_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_value(v) for v in value]
-    return value
 
 
 class Store(ABC):

@@ -1,0 +1,496 @@
+"""What the configuration may hold: ``ConfigKey`` specs for the core's sections, their checker and JSON Schema.
+
+A leaf module (stdlib, ``cxbridge.errors``, ``cxbridge.secrets`` only): plugins describe their
+``[systems.<name>]`` keys with the same ``ConfigKey``, ``cxbridge.config`` reads the file and runs the checker
+below over it, and ``cxbridge.config.json_schema`` publishes the same specs as a JSON Schema.
+
+The checker never stops at the first problem: it collects every one (file, full key path, what was expected,
+what was found) in ``Problems``, which raises one ``ConfigError`` listing them all.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+from .secrets import Secret
+
+# The rollup values that ``[impact] fields`` maps to tracker custom fields (``cxbridge.impact`` reads them here).
+IMPACT_VALUES = ("arr", "customers", "tickets", "renewal", "tier", "oldest")
+# The tracker status categories sync back acts on (``[sync] status_map`` and ``draft_reply_on``).
+STATUS_CATEGORIES = ("new", "indeterminate", "done")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One key of the configuration: its type, default and purpose, and what its value may hold.
+
+    ``type`` is the Python type (or a tuple of types) the TOML value must have; ``Secret`` stands for
+    ``{ env = "NAME" }`` / ``{ file = "path" }``, read into a ``Secret``. ``required`` keys have no default.
+    ``choices`` lists the values allowed. ``min`` / ``max`` bound a number's value (inclusive), a string's
+    length, or a list's or table's number of entries; ``above`` is an exclusive lower bound for a number.
+    ``items`` describes each element of a list. For a table: ``keys`` maps each known key to its ``ConfigKey``,
+    ``values`` describes the value of every other key (or of every key, without ``keys``), and
+    ``allow_unknown`` lets keys that neither describes through unchecked. A table with neither ``keys`` nor
+    ``values`` is not looked into.
+    """
+
+    type: type | tuple[type, ...]
+    required: bool = False
+    default: Any = None
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    items: ConfigKey | None = None
+    values: ConfigKey | None = None
+    keys: Mapping[str, ConfigKey] | None = None
+    min: float | None = None
+    max: float | None = None
+    above: float | None = None
+    allow_unknown: bool = False
+
+    @property
+    def types(self) -> tuple[builtins.type, ...]:
+        return self.type if isinstance(self.type, tuple) else (self.type,)
+
+
+def type_name(t: type | tuple[type, ...]) -> str:
+    """How a type is named in messages (``an integer``, ``a string or a list``)."""
+    if isinstance(t, tuple):
+        return " or ".join(type_name(x) for x in t)
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+        Secret: 'a secret ({ env = "NAME" } or { file = "path" })',
+    }.get(t, t.__name__)
+
+
+def _str(strings: tuple[str, ...]) -> dict[str, ConfigKey]:
+    return {s: ConfigKey(str) for s in strings}
+
+
+# Keys of [systems.<name>] that the core reads for every system, whatever the plugin.
+COMMON_SYSTEM_KEYS: dict[str, ConfigKey] = {
+    "plugin": ConfigKey(str, help="the plugin's system key; defaults to the table's name"),
+    "base_url": ConfigKey(str, required=True, help="the vendor's base URL, https"),
+    "sandbox": ConfigKey(bool, default=False, help="true when base_url is a cxbridge sandbox (allows http loopback)"),
+    "timeout": ConfigKey((int, float), default=30, above=0, help="read timeout in seconds"),
+    "connect_timeout": ConfigKey((int, float), default=5, above=0, help="connect timeout in seconds"),
+    "max_retries": ConfigKey(int, default=4, min=0, help="retries for a request that may be retried"),
+    "enabled": ConfigKey(bool, default=True, help="false keeps the table but does not use the system"),
+}
+
+_CATEGORY_MAP = {c: ConfigKey(str, help=f"the helpdesk status for the category {c}") for c in STATUS_CATEGORIES}
+
+# What [[policies.rules]] hold (cxbridge.policy compiles them and checks the rest: conditions, priority names,
+# currencies, duplicate names; its RULE_KEYS and GRANT_KEYS must match these, a test holds them to it).
+POLICY_GRANT_KEYS: dict[str, ConfigKey] = {
+    "priority_max": ConfigKey(str, help="the highest tracker priority the rule grants"),
+    "credit_max": ConfigKey((int, float, str), min=0, help="the largest credit the rule grants (with currency)"),
+    "currency": ConfigKey(str, min=1, help="the currency of credit_max, e.g. USD"),
+    "skip_triage": ConfigKey(bool, help="the escalation may skip engineering triage"),
+    "reopen": ConfigKey(bool, help="the agent may reopen a closed issue"),
+    "public_reply": ConfigKey(bool, help="the agent may send the drafted public reply"),
+}
+POLICY_RULE_KEYS: dict[str, ConfigKey] = {
+    "name": ConfigKey(str, required=True, min=1, help="the rule's name, unique"),
+    "when": ConfigKey(str, required=True, min=1, help="a Jinja2 condition over ticket, customer and agent"),
+    "grant": ConfigKey(dict, required=True, min=1, keys=POLICY_GRANT_KEYS, help="the bounded actions granted"),
+    "description": ConfigKey(str, help="what the rule is for"),
+}
+
+# The core's own sections: section -> key -> ConfigKey (nested tables described by keys/values/items).
+CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
+    "cxbridge": {
+        "store": ConfigKey(
+            str,
+            default="cxbridge.db",
+            min=1,
+            help="path of the SQLite store, relative to the config file (or a database URL)",
+        ),
+        "template_dirs": ConfigKey(
+            list, default=[], items=ConfigKey(str, min=1), help="folders searched for templates before the defaults"
+        ),
+        "log_level": ConfigKey(str, default="INFO", choices=LOG_LEVELS, help="the log level"),
+    },
+    "plugins": {
+        "disabled": ConfigKey(list, default=[], items=ConfigKey(str), help="plugin names not to load"),
+    },
+    "escalation": {
+        "helpdesk": ConfigKey(
+            str, help="the [systems.*] name that holds the tickets; unset: the one system that is a helpdesk"
+        ),
+        "crm": ConfigKey(str, help='the [systems.*] name of the CRM; unset: the one system that is a CRM; "" for none'),
+        "tracker": ConfigKey(
+            str, help="the [systems.*] name of the issue tracker; unset: the one system that is a tracker"
+        ),
+        "tag": ConfigKey(str, default="escalated_to_engineering", help="tag an agent adds to escalate a ticket"),
+        "default_tier": ConfigKey(str, default="standard", help="tier assumed for a customer without one"),
+        "search_grace_seconds": ConfigKey(
+            int, default=300, min=0, help="how long an ambiguous issue create is searched for before creating again"
+        ),
+        "priority": ConfigKey(
+            dict,
+            default={},
+            values=ConfigKey(dict, values=ConfigKey(str), help="ticket priority -> tracker priority"),
+            help="tier -> ticket priority -> tracker priority",
+        ),
+    },
+    "webhooks": {
+        "host": ConfigKey(str, default="127.0.0.1", min=1, help="the address 'cxbridge serve' listens on"),
+        "port": ConfigKey(int, default=8787, min=1, max=65535, help="the port 'cxbridge serve' listens on"),
+        "workers": ConfigKey(int, default=2, min=1, help="worker threads of 'cxbridge serve'"),
+        "public_url": ConfigKey(str, default="", help="the URL vendors call, for signatures over the URI"),
+        "public_urls": ConfigKey(
+            dict,
+            default={},
+            values=ConfigKey(str),
+            help="system -> the full URL that vendor calls, when a proxy rewrites the path",
+        ),
+        "secrets": ConfigKey(
+            dict,
+            default={},
+            values=ConfigKey((list, Secret), items=ConfigKey(Secret), help="the active signing secrets"),
+            help="system -> list of active signing secrets",
+        ),
+        "tolerance_seconds": ConfigKey(
+            int, default=300, min=0, help="deliveries signed longer ago than this are refused"
+        ),
+    },
+    "sync": {
+        "status_map": ConfigKey(
+            dict,
+            default={},
+            keys=_CATEGORY_MAP,
+            values=ConfigKey(dict, keys=_CATEGORY_MAP, help="a system's own map: category -> status"),
+            help="tracker status category -> helpdesk status, or system name -> (category -> status)",
+        ),
+        "comment_prefix": ConfigKey(str, default="[support]", help="marks a tracker comment meant for support"),
+        "integration_users": ConfigKey(
+            dict,
+            default={},
+            values=ConfigKey((str, int, list), items=ConfigKey((str, int))),
+            help="system -> the integration user's id (or a list of ids), for echo suppression",
+        ),
+        "lookback_hours": ConfigKey(
+            int,
+            default=24,
+            min=0,
+            help="how far back 'cxbridge sync' looks on its first run (no checkpoint, no --since)",
+        ),
+        "comment_visibility": ConfigKey(
+            list,
+            default=[],
+            items=ConfigKey(str),
+            help="tracker comment visibility groups/roles whose comments go to support",
+        ),
+        "draft_reply_on": ConfigKey(
+            list,
+            default=[],
+            items=ConfigKey(str, choices=STATUS_CATEGORIES),
+            help="status categories (new, indeterminate, done) that draft a reply for the agent",
+        ),
+        "crm_notes": ConfigKey(bool, default=True, help="false: sync back writes no CRM notes"),
+    },
+    "impact": {
+        "fields": ConfigKey(
+            dict,
+            default={},
+            keys={v: ConfigKey(str, help=f"the tracker field that receives {v}") for v in IMPACT_VALUES},
+            help="rollup value -> tracker custom field id",
+        ),
+        "tiers": ConfigKey(
+            list,
+            default=["strategic", "enterprise", "growth", "standard"],
+            items=ConfigKey(str, min=1),
+            help="customer tiers, highest first (a tier not listed ranks below every listed one)",
+        ),
+        "arr_currency": ConfigKey(
+            str, default="", help="currency of the ARR number field; empty: the currency with the largest sum"
+        ),
+    },
+    "policies": {
+        "rules": ConfigKey(
+            list,
+            default=[],
+            items=ConfigKey(dict, keys=POLICY_RULE_KEYS),
+            help="decision-rights rules: [[policies.rules]] name, when, grant",
+        ),
+        "agents": ConfigKey(
+            dict,
+            default={},
+            values=ConfigKey(
+                dict,
+                values=ConfigKey((str, int, float, bool, list), items=ConfigKey(str)),
+                help="attributes rules read as agent.* (team, role...)",
+            ),
+            help='agent email -> attributes rules read as agent.* ([policies.agents."<email>"])',
+        ),
+    },
+}
+
+
+# -- checking ---------------------------------------------------------------------------------------------------
+
+
+class Problems:
+    """Every problem found in one file, each a line ``<file>: <key path>: <what was expected, what was found>``."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.lines: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        """A problem at ``path`` (``webhooks.port``); an empty path speaks of the whole file."""
+        self.lines.append(f"{self.where}: {path}: {message}" if path else f"{self.where}: {message}")
+
+    def add_error(self, exc: ConfigError) -> None:
+        """A ConfigError whose message already names the file and the key."""
+        self.lines.append(str(exc))
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def error(self) -> ConfigError | None:
+        """One ConfigError listing every problem (one alone keeps its one-line message), or None."""
+        if not self.lines:
+            return None
+        if len(self.lines) == 1:
+            return ConfigError(self.lines[0])
+        return ConfigError(f"{self.where}: {len(self.lines)} problems:\n" + "\n".join(self.lines))
+
+    def raise_if_any(self) -> None:
+        error = self.error()
+        if error is not None:
+            raise error
+
+
+SecretReader = Callable[[Any, str], Secret]
+"""Reads ``{ env = ... }`` / ``{ file = ... }`` at a place (``<file>: <key path>``); raises ConfigError."""
+
+
+def _refuse_secret(value: Any, where: str) -> Secret:
+    raise ConfigError(f"{where}: secrets cannot be read here")
+
+
+def _is_a(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int) and float in types:
+        return True
+    return isinstance(value, tuple(t for t in types if t is not Secret))
+
+
+def _size(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str | list | dict):
+        return len(value)
+    return None
+
+
+def _bounds_problem(value: Any, spec: ConfigKey) -> str | None:
+    size = _size(value)
+    if size is None or (spec.min is None and spec.max is None and spec.above is None):
+        return None
+    low_ok = (spec.min is None or size >= spec.min) and (spec.above is None or size > spec.above)
+    high_ok = spec.max is None or size <= spec.max
+    if low_ok and high_ok:
+        return None
+    if isinstance(value, int | float):
+        what = "an integer" if isinstance(value, int) and float not in spec.types else "a number"
+        if spec.above is not None:
+            bound = f"above {spec.above:g}"
+        elif spec.min is not None and spec.max is not None:
+            bound = f"from {spec.min:g} to {spec.max:g}"
+        elif spec.min is not None:
+            bound = f"of {spec.min:g} or more"
+        else:
+            bound = f"of {spec.max:g} or less"
+        return f"expected {what} {bound}, got {value!r}"
+    nouns: dict[type, str] = {str: "characters", list: "items", dict: "keys"}
+    noun = nouns[type(value)]
+    if isinstance(value, str) and spec.min == 1 and spec.max is None:
+        return f"expected a non-empty string, got {value!r}"
+    if spec.min is not None and size < spec.min:
+        return f"expected at least {spec.min:g} {noun}, got {len(value)}"
+    return f"expected at most {spec.max:g} {noun}, got {len(value)}"
+
+
+class Checker:
+    """Checks values against ``ConfigKey`` specs, adding every problem to ``problems`` (it never raises)."""
+
+    def __init__(self, problems: Problems, read_secret: SecretReader = _refuse_secret) -> None:
+        self.problems = problems
+        self.read_secret = read_secret
+
+    def value(self, value: Any, spec: ConfigKey, path: str) -> Any:
+        """The checked value (secrets read, nested tables checked); problems are added, never raised."""
+        types = spec.types
+        if Secret in types and not (isinstance(value, list) and list in types):
+            try:
+                return self.read_secret(value, f"{self.problems.where}: {path}")
+            except ConfigError as exc:
+                self.problems.add_error(exc)
+                return value
+        if not _is_a(value, types):
+            self.problems.add(path, f"expected {type_name(spec.type)}, got {type(value).__name__} {value!r}")
+            return value
+        if spec.choices is not None and value not in spec.choices:
+            self.problems.add(path, f"expected one of {', '.join(map(str, spec.choices))}, got {value!r}")
+            return value
+        bounds = _bounds_problem(value, spec)
+        if bounds is not None:
+            self.problems.add(path, bounds)
+            return value
+        if isinstance(value, list) and spec.items is not None:
+            return [self.value(item, spec.items, f"{path}[{i}]") for i, item in enumerate(value)]
+        if isinstance(value, dict) and (spec.keys is not None or spec.values is not None):
+            return self.table(
+                value, spec.keys or {}, path, values=spec.values, allow_unknown=spec.allow_unknown, fill=False
+            )
+        return value
+
+    def table(
+        self,
+        table: Mapping[str, Any],
+        keys: Mapping[str, ConfigKey],
+        path: str,
+        *,
+        values: ConfigKey | None = None,
+        allow_unknown: bool = False,
+        fill: bool = True,
+    ) -> dict[str, Any]:
+        """The checked table: known keys first (with their defaults, all of them with ``fill``, else only those
+        that have one), then the other keys, checked against ``values``."""
+        out: dict[str, Any] = {}
+        for key, spec in keys.items():
+            if key in table:
+                out[key] = self.value(table[key], spec, f"{path}.{key}")
+            elif spec.required:
+                purpose = f"; {spec.help}" if spec.help else ""
+                self.problems.add(path, f"missing required key {key!r} ({type_name(spec.type)}{purpose})")
+            elif fill or spec.default is not None:
+                out[key] = copy.deepcopy(spec.default)
+        for key, value in table.items():
+            if key in keys:
+                continue
+            if values is not None:
+                if keys and not _is_a(value, values.types) and Secret not in values.types:
+                    known = ", ".join(sorted(keys))
+                    self.problems.add(
+                        f"{path}.{key}",
+                        f"expected {type_name(values.type)} ({values.help}) or one of the keys {known}, "
+                        f"got {type(value).__name__} {value!r}",
+                    )
+                    out[key] = value
+                else:
+                    out[key] = self.value(value, values, f"{path}.{key}")
+            elif allow_unknown:
+                out[key] = value
+            else:
+                self.problems.add(path, f"unknown key {key!r} (known: {', '.join(sorted(keys))})")
+        return out
+
+
+# -- JSON Schema --------------------------------------------------------------------------------------------------
+
+SECRET_SCHEMA: dict[str, Any] = {
+    "description": 'a secret, never written inline: { env = "NAME" } or { file = "path" }',
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"env": {"type": "string", "minLength": 1, "description": "an environment variable"}},
+            "required": ["env"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"file": {"type": "string", "minLength": 1, "description": "a file holding the secret"}},
+            "required": ["file"],
+            "additionalProperties": False,
+        },
+    ],
+}
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
+SECRET_REF = "#/$defs/secret"  # noqa: S105 -- a JSON pointer to the schema of a secret, not one
+_BOUND_KINDS = {int: "number", float: "number", str: "string", list: "array", dict: "object"}
+
+
+def _number(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+def key_schema(spec: ConfigKey) -> dict[str, Any]:
+    """The JSON Schema of one key's value (secrets refer to ``#/$defs/secret``)."""
+    types = spec.types
+    plain = [t for t in types if t is not Secret]
+    schema: dict[str, Any] = {}
+    if spec.help:
+        schema["description"] = spec.help
+    json_types = sorted({_JSON_TYPES.get(t, "object") for t in plain} - ({"integer"} if float in plain else set()))
+    if plain:
+        schema["type"] = json_types[0] if len(json_types) == 1 else json_types
+    if spec.choices is not None:
+        schema["enum"] = list(spec.choices)
+    bounds = {
+        "number": ("minimum", "maximum"),
+        "string": ("minLength", "maxLength"),
+        "array": ("minItems", "maxItems"),
+        "object": ("minProperties", "maxProperties"),
+    }
+    kinds = {_BOUND_KINDS[t] for t in plain if t in _BOUND_KINDS}
+    for kind in sorted(kinds):
+        low, high = bounds[kind]
+        if spec.min is not None:
+            schema[low] = _number(spec.min)
+        if spec.max is not None:
+            schema[high] = _number(spec.max)
+    if spec.above is not None:
+        schema["exclusiveMinimum"] = _number(spec.above)
+    if list in plain and spec.items is not None:
+        schema["items"] = key_schema(spec.items)
+    if dict in plain:
+        if spec.keys is not None:
+            schema["properties"] = {k: key_schema(v) for k, v in spec.keys.items()}
+            required = [k for k, v in spec.keys.items() if v.required]
+            if required:
+                schema["required"] = required
+        if spec.values is not None:
+            schema["additionalProperties"] = key_schema(spec.values)
+        elif spec.keys is not None and not spec.allow_unknown:
+            schema["additionalProperties"] = False
+    if spec.default is not None:
+        schema["default"] = copy.deepcopy(spec.default)
+    if Secret in types:
+        if not plain:
+            return {**schema, "$ref": SECRET_REF}
+        return {"anyOf": [{k: v for k, v in schema.items() if k != "description"}, {"$ref": SECRET_REF}]} | (
+            {"description": spec.help} if spec.help else {}
+        )
+    return schema
+
+
+def table_schema(
+    keys: Mapping[str, ConfigKey], *, allow_unknown: bool = False, description: str = ""
+) -> dict[str, Any]:
+    """The JSON Schema of a table with these keys (``required`` ones listed)."""
+    schema: dict[str, Any] = {"type": "object"}
+    if description:
+        schema["description"] = description
+    schema["properties"] = {k: key_schema(v) for k, v in keys.items()}
+    required = [k for k, v in keys.items() if v.required]
+    if required:
+        schema["required"] = required
+    schema["additionalProperties"] = allow_unknown
+    return schema

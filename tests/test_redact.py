@@ -1,0 +1,113 @@
+"""One redaction: ``cxbridge.redact`` serves the HTTP layer and the store alike, with every secret spelling."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import importlib
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+import cxbridge.redact as redact_module
+import cxbridge.store.base as store_base
+from cxbridge.http import redact as http_redact_fn
+from cxbridge.redact import redact, redact_url, secret_forms
+from cxbridge.secrets import Secret
+
+# the package cxbridge.http exports the function redact, which hides its submodule of that name
+http_redact = importlib.import_module("cxbridge.http.redact")
+
+VALUE = "one/two+three=four&five six"
+
+
+def spellings(value: str) -> list[str]:
+    raw = value.encode()
+    return [
+        value,
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ]
+
+
+REDACTORS: list[tuple[str, Callable[[str], str]]] = [
+    ("cxbridge.http.redact", http_redact_fn),
+    ("cxbridge.store.base.redact_text", store_base.redact_text),
+    ("cxbridge.redact", redact),
+]
+
+
+@pytest.mark.parametrize(("name", "fn"), REDACTORS)
+def test_every_path_scrubs_all_seven_spellings(name: str, fn: Callable[[str], str]) -> None:
+    """Raw, both URL encodings and the four base64 forms are scrubbed by the HTTP layer and the store alike."""
+    Secret(VALUE)
+    for form in spellings(VALUE):
+        out = fn(f"before {form} after")
+        assert form not in out, (name, form)
+        assert out == "before *** after", (name, form)
+
+
+@pytest.mark.parametrize(("name", "fn"), REDACTORS)
+def test_every_path_scrubs_credential_headers_and_url_passwords(name: str, fn: Callable[[str], str]) -> None:
+    """Header values and a URL's password are scrubbed by every path, the user name and host kept."""
+    assert fn("Authorization: Bearer abcDEF123456ghiJKL789") == "Authorization: ***", name
+    assert fn("cannot reach postgresql://app:pa55word@db.internal:5432/cx") == (
+        "cannot reach postgresql://app:***@db.internal:5432/cx"
+    ), name
+
+
+def test_the_store_redacts_json_values_through_the_same_redactor() -> None:
+    """redact_value scrubs every string of a JSON-like value, keys included, with all spellings."""
+    Secret(VALUE)
+    encoded = base64.urlsafe_b64encode(VALUE.encode()).decode()
+    assert store_base.redact_value({encoded: [quote(VALUE, safe=""), 3]}) == {"***": ["***", 3]}
+
+
+def test_a_value_with_a_lone_surrogate_is_scrubbed_without_an_error() -> None:
+    """A secret that is not valid UTF-8 still gets its spellings (the store's stricter encoding won)."""
+    odd = "abc\udcffdef-123"
+    assert odd in secret_forms(odd)
+    Secret(odd)
+    assert redact(f"x {odd} y") == "x *** y"
+
+
+def test_short_values_are_not_scrubbed_by_value() -> None:
+    """A value shorter than four characters would destroy every message: it is left alone."""
+    Secret("ab")
+    assert redact("abc") == "abc"
+
+
+def test_redact_url_hides_only_the_password() -> None:
+    """A database URL stays readable: scheme, user, host and database shown, the password replaced."""
+    assert redact_url("postgresql://cx:s3cret@db/cxbridge") == "postgresql://cx:***@db/cxbridge"
+    assert redact_url("postgresql://db/cxbridge") == "postgresql://db/cxbridge"
+
+
+def test_the_http_and_store_names_are_the_one_implementation() -> None:
+    """cxbridge.http.redact and cxbridge.store.base re-export cxbridge.redact's functions, not copies."""
+    assert http_redact.redact is redact_module.redact
+    assert http_redact.RedactingFilter is redact_module.RedactingFilter
+    assert store_base.redact_text is redact_module.redact_text
+    assert store_base.redact_value is redact_module.redact_value
+    assert store_base.MIN_SECRET_LENGTH == http_redact.MIN_SECRET_LENGTH == redact_module.MIN_SECRET_LENGTH
+    assert "importlib" not in inspect.getsource(store_base)
+
+
+def test_the_redact_module_is_a_leaf() -> None:
+    """cxbridge.redact imports the standard library and cxbridge.secrets only."""
+    tree = ast.parse(Path(redact_module.__file__).read_text(encoding="utf-8"))
+    local = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            local.add(node.module)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            assert not any(str(n).startswith("cxbridge") for n in names), names
+    assert local <= {"secrets"}
