@@ -2,7 +2,7 @@
 
 - ``group``: the ``cxbridge`` group (global options, one-line errors, plugin commands) and ``main``
 - ``context``: ``CliContext`` (config path, environment, Config and Plugins loaded lazily), ``load_runtime``
-- ``admin``: init, doctor, plugins list|enable|disable
+- ``admin``: init, doctor, plugins list|enable|disable, config schema (once config.json_schema exists)
 - ``escalate``: escalate, links, unlink
 - ``impact``: impact
 - ``policy``: act, policy check|rules, audit

@@ -1,4 +1,4 @@
-"""Setting cxbridge up: ``init``, ``doctor``, ``plugins list|enable|disable``."""
+"""Setting cxbridge up: ``init``, ``doctor``, ``plugins list|enable|disable`` and ``config schema``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import tomlkit
 import tomlkit.exceptions
 import tomlkit.items
 
+from .. import config as config_module
 from ..config import SystemConfig
 from ..errors import (
     AuthError,
@@ -375,3 +376,37 @@ def _doctor_checks(obj: CliContext) -> list[Check]:
         else:
             checks.append(check_system(loaded, sc))
     return checks
+
+
+# ----------------------------------------------------------------------------------------------------------
+# config
+# ----------------------------------------------------------------------------------------------------------
+
+
+@click.group("config")
+def config_group() -> None:
+    """Describe the configuration file."""
+
+
+@config_group.command("schema")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the schema to this file instead of printing it.",
+)
+@pass_cli
+def config_schema(obj: CliContext, output: Path | None) -> None:
+    """Print the configuration file's JSON Schema, with the keys the enabled plugins add.
+
+    Editors and scripts can check a cxbridge.toml against it. Works without a configuration file.
+    """
+    schema = config_module.json_schema(obj.plugins())  # type: ignore[attr-defined, unused-ignore]
+    text = json.dumps(schema, indent=2)
+    if output is None:
+        obj.echo(text)
+        return
+    try:
+        _write_atomically(output, text + "\n")
+    except OSError as exc:
+        raise ConfigError(f"{output}: cannot write: {exc.strerror}") from None
+    obj.echo(f"Wrote {output}.")

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from .. import __version__
+from .. import config as config_module
 from ..config import CONFIG_ENV, DEFAULT_PATH
 from ..errors import CxbridgeError
 from ..http.redact import install_redaction, redact
@@ -27,7 +28,7 @@ from .context import CliContext, cli_context, scrub
 RESERVED_COMMANDS = frozenset(
     {
         "init", "doctor", "plugins", "escalate", "links", "impact", "serve", "worker", "sync", "dead-letters",
-        "sandbox", "demo", "unlink", "policy", "audit", "act",
+        "sandbox", "demo", "unlink", "policy", "audit", "act", "config",
     }
 )  # fmt: skip
 
@@ -162,6 +163,8 @@ def cli(config_path: Path | None, debug: bool) -> None:
 # ----------------------------------------------------------------------------------------------------------
 cli.add_command(policy.act)
 cli.add_command(policy.audit)
+if hasattr(config_module, "json_schema"):  # json_schema lands with the typed settings
+    cli.add_command(admin.config_group)
 cli.add_command(queue.dead_letters)
 cli.add_command(sandbox.demo)
 cli.add_command(admin.doctor)
