@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import cxbridge
-from cxbridge.cli import RESERVED_COMMANDS, CliContext, CxbridgeGroup, cli, main, pass_cli
+from cxbridge.cli import CliContext, cli, main, pass_cli
+from cxbridge.cli.group import RESERVED_COMMANDS, CxbridgeGroup
 from cxbridge.errors import ConfigError, CxbridgeError
 from cxbridge.hookspecs import hookimpl
 from cxbridge.plugins import build_plugins
@@ -207,24 +208,6 @@ def test_the_core_command_names_are_reserved() -> None:
     assert isinstance(cli, CxbridgeGroup)
     assert {"init", "doctor", "plugins", "serve", "escalate", "sandbox", "demo"} <= cli.reserved_names()
     assert cli.reserved_names() >= RESERVED_COMMANDS
-
-
-def test_a_lazy_command_is_imported_when_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Other modules register commands by 'module:attribute'; a broken one is one clear line."""
-    group = CxbridgeGroup(name="cxbridge")
-    group.add_lazy_command("tell", "cxbridge.cli:init")
-    group.add_lazy_command("gone", "cxbridge.no_such_module:command")
-    obj = context()
-    ok = CliRunner().invoke(group, ["tell", "--help"], obj=obj)
-    assert ok.exit_code == 0
-    assert "Write a commented starting configuration file" in ok.stdout
-    bad = CliRunner().invoke(group, ["gone"], obj=context())
-    assert bad.exit_code == 1
-    assert lines(bad.stderr) == [
-        "Error: the command 'gone' could not be loaded: ModuleNotFoundError: No module named 'cxbridge.no_such_module'"
-    ]
-    with pytest.raises(ValueError, match="module:attribute"):
-        group.add_lazy_command("x", "no_colon")
 
 
 def test_main_is_the_console_entry_point(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cxbridge.cli import CliContext, cli, template_env_vars
+from cxbridge.cli import CliContext, cli
+from cxbridge.cli.admin import template_env_vars
 from cxbridge.config import CORE_SECTIONS, load_config
 from cxbridge.init_template import TEMPLATE
 from cxbridge.plugins import build_plugins

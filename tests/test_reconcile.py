@@ -23,6 +23,7 @@ from cxbridge_zendesk.connector import ZendeskConnector
 from cxbridge_zendesk.webhook import verify_zendesk
 
 from cxbridge.cli import cli
+from cxbridge.cli.queue import sync
 from cxbridge.connectors import IssueSpec
 from cxbridge.models import Event, Link, Ref
 from cxbridge.runtime import Runtime
@@ -31,7 +32,6 @@ from cxbridge.sandbox.modes import Vendors
 from cxbridge.secrets import Secret
 from cxbridge.signals import EscalationRequested, IssueStateObserved, Signal, signal_from_dict
 from cxbridge.testing import SandboxRuntimes
-from cxbridge.workflows import reconcile as reconcile_module
 from cxbridge.workflows.events import subject_of, triggers
 from cxbridge.workflows.reconcile import StreamReport, parse_since, reconcile
 
@@ -389,8 +389,8 @@ def test_progress_reports_each_page(vendors: Vendors, rt: Runtime, small_pages: 
     assert seen == [("zendesk", 1), ("zendesk", 2), ("zendesk", 3)]
 
 
-def test_module_has_the_sync_command() -> None:
-    assert reconcile_module.sync.name == "sync"
+def test_the_command_line_has_the_sync_command() -> None:
+    assert cli.commands["sync"] is sync
 
 
 # --- catching up end to end (router, escalation and sync back through the worker) ---------------------------

@@ -328,3 +328,22 @@ def test_a_system_is_checked_against_its_plugin_keys(builtin_plugins: Plugins) -
     assert not validator.is_valid({"systems": {"zendesk": {**zendesk, "project": "SUP"}}})  # a Jira key
     assert not validator.is_valid({"systems": {"zendesk": {**zendesk, "api_token": "inline"}}})
     assert not validator.is_valid({"systems": {"zendesk": {**zendesk, "timeout": 0}}})
+
+
+def test_cli_config_schema_prints_and_writes_the_schema(tmp_path: Path) -> None:
+    """``cxbridge config schema`` prints the JSON Schema (with each plugin's system keys) or writes it to a file."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cxbridge.cli import cli
+
+    printed = CliRunner().invoke(cli, ["config", "schema"])
+    assert printed.exit_code == 0, printed.output
+    schema = json.loads(printed.stdout)
+    Draft202012Validator.check_schema(schema)
+    assert schema == json_schema(build_plugins())
+    target = tmp_path / "schema.json"
+    written = CliRunner().invoke(cli, ["config", "schema", "--output", str(target)])
+    assert written.exit_code == 0, written.output
+    assert json.loads(target.read_text(encoding="utf-8")) == schema

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import responses
 import tomlkit
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import EnvironBuilder
@@ -118,6 +117,8 @@ def mock_vendors(
     A request for any other URL fails loudly (``ConnectionError`` from responses), except prefixes in
     ``passthru`` (e.g. a loopback webhook receiver).
     """
+    import responses  # here, not at the top: with yaml and unittest.mock it would add ~0.1 s to every command
+
     instances = (
         dict(backends) if backends is not None else {name: cls() for name, cls in _backend_classes(systems).items()}
     )

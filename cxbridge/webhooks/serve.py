@@ -1,4 +1,4 @@
-"""``cxbridge serve``: the webhook receiver on waitress, with worker threads draining the queue.
+"""The webhook receiver on waitress, with worker threads draining the queue (``cxbridge serve`` runs it).
 
 ``start_server`` / ``serving`` run the same server in-process on a background thread (tests, the demo, the
 benchmarks); ``run_server`` blocks until a stop event (the command sets it on SIGINT/SIGTERM).
@@ -9,14 +9,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from types import FrameType
 from typing import TYPE_CHECKING, Any
-
-import click
 
 from ..errors import CxbridgeError
 from .metrics import Metrics
@@ -193,7 +189,7 @@ def run_server(
     stop_event: threading.Event,
     *,
     systems: Iterable[str] | None = None,
-    echo: Callable[[str], None] = click.echo,
+    echo: Callable[[str], None],
 ) -> None:
     """Serve until ``stop_event`` is set; print the listening URL and each system's webhook URL first."""
     running = start_server(
@@ -213,66 +209,3 @@ def run_server(
     finally:
         running.stop()
         atexit.unregister(running.stop)
-
-
-@click.command()
-@click.option("--host", default=None, help="Address to listen on (default: [webhooks] host, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default: [webhooks] port, 8787).")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Worker threads draining the queue (default: [webhooks] workers; 0 to run 'cxbridge worker' apart).",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=DEFAULT_THREADS,
-    show_default=True,
-    help="HTTP threads answering deliveries.",
-)
-@click.option(
-    "--system",
-    "systems",
-    multiple=True,
-    metavar="NAME",
-    help="Serve only this [systems.<name>]'s webhooks (repeatable; default: every system with a verifier).",
-)
-@click.pass_context
-def serve(
-    ctx: click.Context, host: str | None, port: int | None, workers: int | None, threads: int, systems: tuple[str, ...]
-) -> None:
-    """Receive the vendors' webhooks: verify, deduplicate, queue; worker threads act on the queue.
-
-    POST /webhooks/<system> for each configured system, GET /healthz and GET /metrics (Prometheus).
-    Every served system needs a signing secret in [webhooks] secrets.<system>; unsigned deliveries are refused.
-    Stops cleanly on Ctrl-C or SIGTERM.
-    """
-    from ..commands import load_runtime
-
-    rt = load_runtime(ctx)
-    section = rt.config.section("webhooks")
-    stop_event = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop_event.set()
-
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, on_signal)
-    try:
-        run_server(
-            rt,
-            host if host is not None else str(section["host"]),
-            port if port is not None else int(section["port"]),
-            workers if workers is not None else int(section["workers"]),
-            threads,
-            stop_event,
-            systems=list(systems) or None,
-        )
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        rt.close()
-        click.echo("Stopped.")

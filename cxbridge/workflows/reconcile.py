@@ -18,15 +18,11 @@ after each page's events are committed: a crash resumes after the last page hand
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import click
 
 from ..connectors import HELPDESK, TRACKER, Connector, Helpdesk, Page, Tracker
 from ..errors import ConfigError, CxbridgeError, VendorError
@@ -239,7 +235,7 @@ def _iso(value: datetime | None) -> str:
     return aware.isoformat()
 
 
-# --- the command ---------------------------------------------------------------------------------------------
+# --- the --since option ------------------------------------------------------------------------------------
 
 
 def parse_since(text: str) -> float:
@@ -254,67 +250,3 @@ def parse_since(text: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
-
-
-class _Counter:
-    """A one-line progress counter on stderr (only on a terminal)."""
-
-    def __init__(self) -> None:
-        self.shown = False
-
-    def __call__(self, figures: StreamReport) -> None:
-        line = (
-            f"{figures.system} {figures.stream}: {figures.pages} pages, {figures.records} records, "
-            f"{figures.enqueued} events"
-        )
-        click.echo(f"\r{line}\033[K", err=True, nl=False)
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            click.echo("", err=True)
-
-
-@click.command()
-@click.option("--since", metavar="ISO", help="Scan from this time (ISO-8601), not from the saved checkpoints.")
-@click.option("--system", "systems", multiple=True, metavar="NAME", help="Only this [systems.*] name (repeatable).")
-@click.option("--drain/--no-drain", default=True, show_default=True, help="Run the queued jobs afterwards.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.pass_context
-def sync(ctx: click.Context, since: str | None, systems: tuple[str, ...], drain: bool, as_json: bool) -> None:
-    """Catch up on changes the webhooks missed: poll each system since its checkpoint and queue what matters.
-
-    Safe to run from cron while 'cxbridge serve' runs. Exits 1 when a system could not be scanned (the others
-    are still scanned, and its checkpoint keeps the last page handled).
-    """
-    from ..commands import load_runtime
-
-    start = parse_since(since) if since else None
-    runtime = load_runtime(ctx)
-    counter = None if as_json or not sys.stderr.isatty() else _Counter()
-    try:
-        report = reconcile(runtime, systems=list(systems) or None, since=start, progress=counter)
-        if counter is not None:
-            counter.close()
-        if drain:
-            from ..worker import drain as run_queue
-
-            report.jobs = run_queue(runtime).as_dict()
-    finally:
-        runtime.close()
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        for s in report.streams:
-            state = f"error: {s.error}" if s.error else ("up to date" if s.done else "more to come")
-            click.echo(
-                f"{s.system} {s.stream}: {s.pages} pages, {s.records} records, {s.calls} calls, "
-                f"{s.enqueued} events queued, {s.duplicates} seen before ({state})"
-            )
-        if report.jobs is not None:
-            jobs = report.jobs
-            click.echo(
-                f"jobs: {jobs.get('done', 0)} done, {jobs.get('retried', 0)} retried, {jobs.get('dead', 0)} dead"
-            )
-    if report.failed:
-        ctx.exit(1)

@@ -1,9 +1,11 @@
-"""The queue commands: ``cxbridge worker`` drains the job queue; ``cxbridge dead-letters`` shows and replays."""
+"""The queue: ``serve`` receives webhooks and ``sync`` polls (both queue jobs), ``worker`` runs the jobs,
+``dead-letters`` shows and replays the jobs that failed for good."""
 
 from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from datetime import UTC, datetime
 from types import FrameType
@@ -11,8 +13,14 @@ from typing import Any
 
 import click
 
-from .errors import CxbridgeError
-from .http.redact import escape_crlf, one_line
+from ..errors import CxbridgeError
+from ..http.redact import escape_crlf, one_line
+from ..store import AlreadyReplayed, NotFoundInStore
+from ..webhooks.serve import DEFAULT_THREADS, run_server
+from ..worker import drain as drain_queue
+from ..worker import start_workers
+from ..workflows.reconcile import StreamReport, parse_since, reconcile
+from .context import load_runtime
 
 
 def _when(epoch: float | None) -> str:
@@ -64,10 +72,6 @@ def worker(
     Several worker processes may share one store: each job runs once at a time, one job per ticket or issue
     at a time, and a worker that dies leaves its job to be taken over when its lease lapses.
     """
-    from .commands import load_runtime
-    from .worker import drain as drain_queue
-    from .worker import start_workers
-
     runtime = load_runtime(ctx)
     try:
         if drain:
@@ -151,8 +155,6 @@ def _subject(payload: dict[str, Any]) -> str:
 @click.pass_context
 def list_letters(ctx: click.Context, as_json: bool) -> None:
     """Every dead letter, oldest first (replayed ones marked)."""
-    from .commands import load_runtime
-
     runtime = load_runtime(ctx)
     try:
         letters = runtime.store.dead_letters()
@@ -176,8 +178,6 @@ def list_letters(ctx: click.Context, as_json: bool) -> None:
 
 
 def _get_letter(ctx: click.Context, letter_id: int) -> dict[str, Any]:
-    from .commands import load_runtime
-
     runtime = load_runtime(ctx)
     try:
         letter = runtime.store.dead_letter(letter_id)
@@ -211,9 +211,6 @@ def show_letter(ctx: click.Context, letter_id: int, as_json: bool) -> None:
 @click.pass_context
 def replay_letter(ctx: click.Context, letter_id: int) -> None:
     """Queue a dead letter's job again (once); prints the new job's id."""
-    from .commands import load_runtime
-    from .store import AlreadyReplayed, NotFoundInStore
-
     runtime = load_runtime(ctx)
     try:
         try:
@@ -225,3 +222,130 @@ def replay_letter(ctx: click.Context, letter_id: int) -> None:
     finally:
         runtime.close()
     click.echo(f"dead letter {letter_id} queued again as job {job_id}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# serve and sync: what queues jobs
+# ----------------------------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on (default: [webhooks] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default: [webhooks] port, 8787).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Worker threads draining the queue (default: [webhooks] workers; 0 to run 'cxbridge worker' apart).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    help="HTTP threads answering deliveries.",
+)
+@click.option(
+    "--system",
+    "systems",
+    multiple=True,
+    metavar="NAME",
+    help="Serve only this [systems.<name>]'s webhooks (repeatable; default: every system with a verifier).",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, workers: int | None, threads: int, systems: tuple[str, ...]
+) -> None:
+    """Receive the vendors' webhooks: verify, deduplicate, queue; worker threads act on the queue.
+
+    POST /webhooks/<system> for each configured system, GET /healthz and GET /metrics (Prometheus).
+    Every served system needs a signing secret in [webhooks] secrets.<system>; unsigned deliveries are refused.
+    Stops cleanly on Ctrl-C or SIGTERM.
+    """
+    rt = load_runtime(ctx)
+    section = rt.config.section("webhooks")
+    stop_event = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_event.set()
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        run_server(
+            rt,
+            host if host is not None else str(section["host"]),
+            port if port is not None else int(section["port"]),
+            workers if workers is not None else int(section["workers"]),
+            threads,
+            stop_event,
+            systems=list(systems) or None,
+            echo=click.echo,
+        )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        rt.close()
+        click.echo("Stopped.")
+
+
+class _Counter:
+    """A one-line progress counter on stderr (only on a terminal)."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, figures: StreamReport) -> None:
+        line = (
+            f"{figures.system} {figures.stream}: {figures.pages} pages, {figures.records} records, "
+            f"{figures.enqueued} events"
+        )
+        click.echo(f"\r{line}\033[K", err=True, nl=False)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+
+
+@click.command()
+@click.option("--since", metavar="ISO", help="Scan from this time (ISO-8601), not from the saved checkpoints.")
+@click.option("--system", "systems", multiple=True, metavar="NAME", help="Only this [systems.*] name (repeatable).")
+@click.option("--drain/--no-drain", default=True, show_default=True, help="Run the queued jobs afterwards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def sync(ctx: click.Context, since: str | None, systems: tuple[str, ...], drain: bool, as_json: bool) -> None:
+    """Catch up on changes the webhooks missed: poll each system since its checkpoint and queue what matters.
+
+    Safe to run from cron while 'cxbridge serve' runs. Exits 1 when a system could not be scanned (the others
+    are still scanned, and its checkpoint keeps the last page handled).
+    """
+    start = parse_since(since) if since else None
+    runtime = load_runtime(ctx)
+    counter = None if as_json or not sys.stderr.isatty() else _Counter()
+    try:
+        report = reconcile(runtime, systems=list(systems) or None, since=start, progress=counter)
+        if counter is not None:
+            counter.close()
+        if drain:
+            report.jobs = drain_queue(runtime).as_dict()
+    finally:
+        runtime.close()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for s in report.streams:
+            state = f"error: {s.error}" if s.error else ("up to date" if s.done else "more to come")
+            click.echo(
+                f"{s.system} {s.stream}: {s.pages} pages, {s.records} records, {s.calls} calls, "
+                f"{s.enqueued} events queued, {s.duplicates} seen before ({state})"
+            )
+        if report.jobs is not None:
+            jobs = report.jobs
+            click.echo(
+                f"jobs: {jobs.get('done', 0)} done, {jobs.get('retried', 0)} retried, {jobs.get('dead', 0)} dead"
+            )
+    if report.failed:
+        ctx.exit(1)

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from .commands import load_runtime
-from .connectors import HELPDESK
-from .errors import CxbridgeError
-from .models import Person, Ref
-from .policy import ActResult, Explanation, act_on_ticket, audit_rows, explain, parse_action
+from ..connectors import HELPDESK
+from ..errors import CxbridgeError
+from ..models import Person, Ref
+from ..policy import ACTIONS, ActResult, Explanation, act_on_ticket, audit_rows, compile_policies, explain, parse_action
+from .context import cli_context, load_runtime
 
 
 def _ticket_ref(runtime: Any, ticket: str) -> Ref:
@@ -59,9 +59,6 @@ def check(ctx: click.Context, ticket_id: str, action: str, value: str | None, ag
 @click.pass_context
 def rules(ctx: click.Context, as_json: bool) -> None:
     """List the configured rules in the order they are tried, with what each grants (no vendor call)."""
-    from .cli import cli_context
-    from .policy import ACTIONS, compile_policies
-
     config = cli_context(ctx).config()
     compiled = compile_policies(config.section("policies"), str(config.path or "<config>"))
     listing: list[dict[str, Any]] = [

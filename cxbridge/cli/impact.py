@@ -1,4 +1,4 @@
-"""The ``impact`` and ``unlink`` commands: the customer impact report, and taking a ticket off an issue."""
+"""``cxbridge impact``: the customer impact report, per issue or ranked by ARR (table, JSON or CSV)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any
 
 import click
 
-from .commands import load_runtime
-from .connectors import HELPDESK
-from .errors import CxbridgeError
-from .models import Ref
+from .. import impact as rollup
+from ..errors import CxbridgeError
+from .context import load_runtime
 
 CSV_COLUMNS = (
     "rank",
@@ -121,8 +120,6 @@ def impact(
     Computed from cxbridge's store (links and the last CRM and helpdesk snapshots); which issues are open
     comes from one JQL search. ARR is summed exactly per currency and never across currencies.
     """
-    from . import impact as rollup
-
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")
     runtime = load_runtime(ctx)
@@ -158,41 +155,3 @@ def impact(
         click.echo("no open issue has linked tickets")
     else:
         click.echo(_table(rows))
-
-
-@click.command()
-@click.argument("ticket")
-@click.argument("issue_key")
-@click.option("--agent", metavar="EMAIL", help="Who unlinks (recorded in the audit).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def unlink(ctx: click.Context, ticket: str, issue_key: str, agent: str | None, as_json: bool) -> None:
-    """Take a ticket (an id, or system:ticket:id) off an issue: the remote link, the link, the impact, audited."""
-    from . import impact as rollup
-
-    runtime = load_runtime(ctx)
-    try:
-        if ticket.count(":") == 2:
-            ref = Ref.parse(ticket)
-        else:
-            ref = Ref(runtime.role_system("helpdesk", HELPDESK), "ticket", ticket)
-        result = rollup.unlink(runtime, ref, issue_key, actor=agent or "cli")
-    finally:
-        runtime.close()
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "ticket": str(result.ticket),
-                    "issue_key": result.issue_key,
-                    "remote_link": result.remote_link,
-                    "impact": result.impact,
-                    "calls": result.calls,
-                },
-                indent=2,
-            )
-        )
-        return
-    click.echo(
-        f"{result.ticket} unlinked from {result.issue_key}: remote link {result.remote_link}, impact {result.impact}"
-    )

@@ -1,27 +1,18 @@
-"""The workflow commands: escalate, links, sandbox serve, demo."""
+"""Escalation from the command line: ``escalate`` a ticket, show its ``links``, ``unlink`` it from an issue."""
 
 from __future__ import annotations
 
 import json
-import sys
-import time
-from pathlib import Path
-from typing import Any
 
 import click
 
-from .connectors import HELPDESK
-from .errors import CxbridgeError
-from .models import Person, Ref, to_jsonable
-from .runtime import Runtime
-
-
-def load_runtime(ctx: click.Context) -> Runtime:
-    """Config, plugins and connectors for a workflow command, from the CLI's context."""
-    from .cli import cli_context
-
-    cctx = cli_context(ctx)
-    return Runtime(cctx.config(), cctx.plugins())
+from .. import impact as rollup
+from ..connectors import HELPDESK
+from ..errors import CxbridgeError
+from ..models import Person, Ref, to_jsonable
+from ..policy import parse_action
+from ..workflows.escalate import Escalation, EscalationRequest
+from .context import load_runtime
 
 
 @click.command()
@@ -61,9 +52,6 @@ def escalate(
 
     Run it again, or after a crash, and it completes what is missing without a second issue or note.
     """
-    from .policy import parse_action
-    from .workflows.escalate import Escalation, EscalationRequest
-
     wanted = [parse_action(a) for a in actions]
     if priority:
         wanted.append(parse_action("priority", priority))
@@ -134,92 +122,37 @@ def links(ctx: click.Context, ticket_or_issue: str, as_json: bool) -> None:
         click.echo(f"{link.ticket} -> {link.issue_key} ({link.issue}){customer}{who}")
 
 
-@click.group()
-def sandbox() -> None:
-    """Run the vendor emulators (Zendesk, Jira, HubSpot) for demos, tests and plugin development."""
-
-
-@sandbox.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
-@click.option("--zendesk-port", type=int, default=0, help="Port for Zendesk (0: a free one).")
-@click.option("--jira-port", type=int, default=0, help="Port for Jira (0: a free one).")
-@click.option("--hubspot-port", type=int, default=0, help="Port for HubSpot (0: a free one).")
-@click.option("--seed", type=click.Choice(["demo", "empty"]), default="demo", show_default=True)
-@click.option("--webhook-target", metavar="URL", help="Deliver the emulators' webhooks to this URL.")
-@click.option(
-    "--rate-limit",
-    "rate_limits",
-    multiple=True,
-    metavar="SYSTEM=N/PERIOD",
-    help="Enforce a limit, e.g. zendesk=700/min (repeatable).",
-)
-@click.option(
-    "--write-config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a cxbridge config that points at the emulators.",
-)
-def sandbox_serve(
-    host: str,
-    zendesk_port: int,
-    jira_port: int,
-    hubspot_port: int,
-    seed: str,
-    webhook_target: str | None,
-    rate_limits: tuple[str, ...],
-    write_config: Path | None,
-) -> None:
-    """Serve the emulators on loopback ports until interrupted; print their URLs and credentials."""
-    import secrets as pysecrets
-
-    from .sandbox import RateLimit, WebhookTarget, serve_vendors
-    from .sandbox import write_config as write_sandbox_config
-
-    vendors = serve_vendors(
-        host=host,
-        ports={"zendesk": zendesk_port, "jira": jira_port, "hubspot": hubspot_port},
-        seed=seed,
-    )
-    try:
-        for spec in rate_limits:
-            system, _, limit = spec.partition("=")
-            if system not in vendors.backends:
-                raise CxbridgeError(f"--rate-limit {spec}: unknown system {system!r}")
-            try:
-                vendors[system].rate_limit = RateLimit.parse(limit)
-            except ValueError as exc:
-                raise CxbridgeError(f"--rate-limit {spec}: {exc}") from None
-        webhook_secrets: dict[str, str] = {}
-        if webhook_target:
-            for name, backend in vendors.backends.items():
-                webhook_secrets[name] = pysecrets.token_urlsafe(24)
-                backend.webhook_targets = [
-                    WebhookTarget(url=f"{webhook_target.rstrip('/')}/{name}", secret=webhook_secrets[name])
-                ]
-        for name, backend in vendors.backends.items():
-            click.echo(f"{name:8} {backend.base_url}")
-            for key, value in backend.credentials().items():
-                click.echo(f"         {key}: {value}")
-        if write_config:
-            extra: dict[str, Any] = {}
-            write_sandbox_config(vendors, write_config, extra=extra)
-            click.echo(f"config written to {write_config}")
-        click.echo("Serving; Ctrl-C to stop.")
-        sys.stdout.flush()
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        vendors.stop()
-
-
 @click.command()
-@click.option("--keep-running", is_flag=True, help="Leave the sandbox up after the story and print its URLs.")
-def demo(keep_running: bool) -> None:
-    """Play the whole story on the built-in sandbox: escalation, a second ticket joining, the summary."""
-    from .demo import run_demo
-
-    run_demo(click.echo, keep_running=keep_running)
-
-
-WORKFLOW_COMMANDS = [escalate, links, sandbox, demo]
+@click.argument("ticket")
+@click.argument("issue_key")
+@click.option("--agent", metavar="EMAIL", help="Who unlinks (recorded in the audit).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def unlink(ctx: click.Context, ticket: str, issue_key: str, agent: str | None, as_json: bool) -> None:
+    """Take a ticket (an id, or system:ticket:id) off an issue: the remote link, the link, the impact, audited."""
+    runtime = load_runtime(ctx)
+    try:
+        if ticket.count(":") == 2:
+            ref = Ref.parse(ticket)
+        else:
+            ref = Ref(runtime.role_system("helpdesk", HELPDESK), "ticket", ticket)
+        result = rollup.unlink(runtime, ref, issue_key, actor=agent or "cli")
+    finally:
+        runtime.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ticket": str(result.ticket),
+                    "issue_key": result.issue_key,
+                    "remote_link": result.remote_link,
+                    "impact": result.impact,
+                    "calls": result.calls,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(
+        f"{result.ticket} unlinked from {result.issue_key}: remote link {result.remote_link}, impact {result.impact}"
+    )
