@@ -4,7 +4,6 @@ runtimes (the emulators in process, a config pointing at them, a Runtime on it).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,12 +113,10 @@ def vendors() -> Iterator[Vendors]:
 
 
 @pytest.fixture
-def sandbox_runtime(tmp_path: Path) -> Iterator[SandboxRuntimes]:
-    """Build sandbox configs and Runtimes in this test's ``tmp_path``; they are closed when the test ends.
+def sandbox_runtime(sandbox_runtimes: SandboxRuntimes) -> SandboxRuntimes:
+    """The kit's ``sandbox_runtimes`` fixture (cxbridge.testing's pytest plugin) under the name these tests use.
 
-    ``sandbox_runtime(vendors, extra={"sync": {...}})`` is a Runtime on a fresh ``cxbridge.toml``; see
-    ``cxbridge.testing.SandboxRuntimes`` for ``systems=``, ``clock=``, ``.config()`` and ``.load()``.
+    ``sandbox_runtime(vendors, extra={"sync": {...}})`` is a Runtime on a fresh ``cxbridge.toml``, closed when the
+    test ends; see ``cxbridge.testing.SandboxRuntimes`` for ``systems=``, ``clock=``, ``.config()`` and ``.load()``.
     """
-    runtimes = SandboxRuntimes(tmp_path)
-    yield runtimes
-    runtimes.close()
+    return sandbox_runtimes

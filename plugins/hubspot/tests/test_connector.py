@@ -173,11 +173,6 @@ def make_config(**options: Any) -> SystemConfig:
     return SystemConfig(name="hubspot", plugin="hubspot", base_url=BASE, max_retries=2, options=opts)
 
 
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
 def build(config: SystemConfig, sleeps: Sleeps) -> HubSpotConnector:
     return build_connector(
         HubSpotConnector,

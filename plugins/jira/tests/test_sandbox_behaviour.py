@@ -71,11 +71,6 @@ def receiver() -> Iterator[Receiver]:
         yield rec
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def make_site(receiver: Receiver, clock: Clock, deployment: str = "cloud") -> Iterator[Site]:
     backend = JiraBackend(clock=clock, deployment=deployment)
     with mock_vendors(backends={"jira": backend}, seed="demo", passthru=[receiver.url]) as vendors:

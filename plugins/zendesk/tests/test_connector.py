@@ -219,11 +219,6 @@ def make_config(**options: Any) -> SystemConfig:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 def counter() -> CallCounter:
     return CallCounter()
 

@@ -1,0 +1,71 @@
+"""The public test kit for cxbridge and its plugins: ``pip install "cxbridge[testing]"``.
+
+- ``specs``: locate and load the vendors' API descriptions and validate bodies against them (``Spec``,
+  ``validate_adf``...). The descriptions are test data, never shipped: they are read from the folder named by
+  ``CXBRIDGE_SPECS``, else ``../shared/specs`` beside the checkout.
+- ``tools``: ``Clock`` and ``Sleeps`` stand in for time; ``Receiver`` catches webhook deliveries on a loopback
+  port; ``SandboxRuntimes`` builds Runtimes on the emulators, the way the end-to-end tests do.
+- ``canned``: ``CannedVendor``, ``build_connector`` and ``record_requests`` for connector tests on canned answers.
+- ``webhooks``: ``verify_deliveries`` and the mutations a webhook verifier must reject.
+- ``contracts``: suites a plugin's tests subclass (``VerifierContract``, ``SandboxBackendContract``).
+- ``pytest_plugin``: the fixtures (``clock``, ``sleeps``, ``receiver``, ``sandbox_runtimes``, ``specs``), loaded
+  by pytest through the ``pytest11`` entry point.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# The suites' asserts get pytest's explanations; registered before the module is first imported.
+pytest.register_assert_rewrite("cxbridge.testing.contracts")
+
+from .canned import CannedVendor, build_connector, record_requests  # noqa: E402
+from .contracts import (  # noqa: E402
+    SandboxBackendContract,
+    SignedDelivery,
+    TimestampedVerifierContract,
+    VerifierContract,
+)
+from .specs import (  # noqa: E402
+    HUBSPOT_CRM_PREFIXES,
+    SPEC_FILES,
+    SPECS_ENV,
+    Spec,
+    SpecError,
+    SpecsMissing,
+    load_spec,
+    spec_by_prefix,
+    specs_dir,
+    validate_adf,
+)
+from .tools import Clock, Delivery, Receiver, SandboxRuntimes, Sleeps  # noqa: E402
+from .webhooks import MALFORMED_SIGNATURE_HEADERS, byte_flips, character_changes, verify_deliveries  # noqa: E402
+
+__all__ = [
+    "HUBSPOT_CRM_PREFIXES",
+    "MALFORMED_SIGNATURE_HEADERS",
+    "SPECS_ENV",
+    "SPEC_FILES",
+    "CannedVendor",
+    "Clock",
+    "Delivery",
+    "Receiver",
+    "SandboxBackendContract",
+    "SandboxRuntimes",
+    "SignedDelivery",
+    "Sleeps",
+    "Spec",
+    "SpecError",
+    "SpecsMissing",
+    "TimestampedVerifierContract",
+    "VerifierContract",
+    "build_connector",
+    "byte_flips",
+    "character_changes",
+    "load_spec",
+    "record_requests",
+    "spec_by_prefix",
+    "specs_dir",
+    "validate_adf",
+    "verify_deliveries",
+]

@@ -1,0 +1,209 @@
+"""The vendors' API descriptions: where they are, loading them, and validating bodies against them.
+
+The descriptions are test data and are never shipped: they are read from the folder named by ``CXBRIDGE_SPECS``,
+else ``../shared/specs`` beside the checkout; ``SpecsMissing`` says so when neither holds them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+SPECS_ENV = "CXBRIDGE_SPECS"
+
+SPEC_FILES = {
+    "jira": "jira/jira-cloud-platform-v3.swagger-v3.v3.json",
+    "adf": "jira/adf-schema-v1-full.json",
+    "zendesk": "zendesk/zendesk-support-oas.yaml",
+    "hubspot-contacts": "hubspot/crm-contacts-v3.json",
+    "hubspot-companies": "hubspot/crm-companies-v3.json",
+    "hubspot-deals": "hubspot/crm-deals-v3.json",
+    "hubspot-notes": "hubspot/crm-notes-v3.json",
+    "hubspot-tickets": "hubspot/crm-tickets-v3.json",
+    "hubspot-objects": "hubspot/crm-objects-v3.json",
+    "hubspot-associations": "hubspot/crm-associations-v4.json",
+    "hubspot-associations-schema": "hubspot/crm-associations-schema-v4.json",
+    "hubspot-webhooks": "hubspot/webhooks-v3.json",
+}
+
+
+class SpecsMissing(RuntimeError):
+    """The vendors' API descriptions could not be found."""
+
+
+def specs_dir() -> Path:
+    """The folder holding the vendor specs: ``$CXBRIDGE_SPECS``, else ``shared/specs`` beside the checkout."""
+    env = os.environ.get(SPECS_ENV)
+    if env:
+        path = Path(env)
+        if not path.is_dir():
+            raise SpecsMissing(f"{SPECS_ENV}={env} is not a folder")
+        return path
+    starts = [Path.cwd(), Path(__file__).resolve().parent]
+    for start in starts:
+        for parent in [start, *start.parents]:
+            candidate = parent.parent / "shared" / "specs"
+            if (parent / "pyproject.toml").exists() and candidate.is_dir():
+                return candidate
+    raise SpecsMissing(f"vendor specs not found: set {SPECS_ENV} or put them at ../shared/specs")
+
+
+@functools.cache
+def load_spec(name: str) -> dict[str, Any]:
+    """One vendor description by short name (see ``SPEC_FILES``), parsed."""
+    path = specs_dir() / SPEC_FILES[name]
+    if path.suffix == ".json":
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return data
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    # The Zendesk description holds a plain "=" scalar, which PyYAML reads as the !!value tag.
+    def _scalar(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        assert isinstance(node, yaml.ScalarNode)
+        return loader.construct_scalar(node)
+
+    _Loader.add_constructor("tag:yaml.org,2002:value", _scalar)
+    loaded: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+    return loaded
+
+
+class SpecError(AssertionError):
+    """A body does not match the vendor's description."""
+
+
+class Spec:
+    """Validates request and response bodies against one OpenAPI description."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.doc = load_spec(name)
+        self._registry = None
+
+    def _validator(self, pointer: str) -> Any:
+        from openapi_schema_validator import OAS30Validator
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT4
+
+        if self._registry is None:
+            resource = Resource.from_contents(self.doc, default_specification=DRAFT4)
+            self._registry = Registry().with_resource(f"urn:cxbridge:{self.name}", resource)
+        return OAS30Validator({"$ref": f"urn:cxbridge:{self.name}#{pointer}"}, registry=self._registry)
+
+    def _operation_pointer(self, method: str, path: str) -> str:
+        paths = self.doc.get("paths", {})
+        if path not in paths:
+            raise SpecError(f"{self.name}: no path {path} in the description")
+        if method.lower() not in paths[path]:
+            raise SpecError(f"{self.name}: no {method.upper()} {path} in the description")
+        return "/paths/" + _escape(path) + "/" + method.lower()
+
+    def match_path(self, method: str, concrete: str) -> str:
+        """The templated path (``/api/v2/tickets/{ticket_id}``) that a concrete path matches."""
+        concrete = concrete.split("?", 1)[0]
+        best: str | None = None
+        for template, ops in self.doc.get("paths", {}).items():
+            if method.lower() not in ops:
+                continue
+            pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+            if re.match(pattern, concrete) and (best is None or template.count("{") < best.count("{")):
+                best = template
+        if best is None:
+            raise SpecError(f"{self.name}: no operation for {method.upper()} {concrete}")
+        return best
+
+    def validate_response(self, method: str, path: str, status: int, body: Any) -> None:
+        """Check a response body against the operation's schema for that status (or ``default``)."""
+        pointer = self._operation_pointer(method, path)
+        responses = self.doc["paths"][path][method.lower()].get("responses", {})
+        key = str(status) if str(status) in responses else ("default" if "default" in responses else None)
+        if key is None:
+            raise SpecError(f"{self.name}: {method.upper()} {path} documents no {status} answer")
+        content = _resolve(self.doc, responses[key]).get("content", {})
+        # HubSpot declares its error answers as "*/*"; they are JSON like the rest.
+        media = next((m for m in content if "json" in m or m == "*/*"), None)
+        if media is None:
+            if body not in (None, b"", ""):
+                raise SpecError(f"{self.name}: {method.upper()} {path} {status} documents no JSON body")
+            return
+        self._check(f"{pointer}/responses/{_escape(key)}/content/{_escape(media)}/schema", body, method, path)
+
+    def validate_request(self, method: str, path: str, body: Any) -> None:
+        """Check a request body against the operation's request schema."""
+        pointer = self._operation_pointer(method, path)
+        op = self.doc["paths"][path][method.lower()]
+        content = _resolve(self.doc, op.get("requestBody", {})).get("content", {})
+        media = next((m for m in content if "json" in m), None)
+        if media is None:
+            raise SpecError(f"{self.name}: {method.upper()} {path} takes no JSON body")
+        self._check(f"{pointer}/requestBody/content/{_escape(media)}/schema", body, method, path)
+
+    def validate_schema(self, schema: str, instance: Any) -> None:
+        """Check a value against a named component schema."""
+        self._check(f"/components/schemas/{_escape(schema)}", instance, "", schema)
+
+    def _check(self, pointer: str, instance: Any, method: str, path: str) -> None:
+        validator = self._validator(pointer)
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+        if errors:
+            lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:10]]
+            raise SpecError(f"{self.name}: {method.upper()} {path}: body does not match:\n  " + "\n  ".join(lines))
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def _resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        target: Any = doc
+        for part in ref.lstrip("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def validate_adf(document: Any) -> None:
+    """Check an Atlassian Document Format document against the published ADF JSON schema."""
+    import jsonschema
+
+    schema = load_spec("adf")
+    validator = jsonschema.Draft4Validator(schema)
+    errors = list(validator.iter_errors(document))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise SpecError(f"ADF document does not match the schema: {best.message[:300]} at {list(best.absolute_path)}")
+
+
+def spec_by_prefix(prefixes: Mapping[str, str]) -> Callable[[str], Spec]:
+    """A ``spec_for(path)`` for ``CannedVendor.check_sent``: the description (by ``SPEC_FILES`` name) of the first
+    prefix that the path starts with; a path under none fails the test."""
+    specs = {prefix: Spec(name) for prefix, name in prefixes.items()}
+
+    def spec_for(path: str) -> Spec:
+        for prefix, spec in specs.items():
+            if path.startswith(prefix):
+                return spec
+        raise AssertionError(f"no spec for {path}")
+
+    return spec_for
+
+
+HUBSPOT_CRM_PREFIXES = {
+    "/crm/v3/objects/tickets": "hubspot-tickets",
+    "/crm/v3/objects/contacts": "hubspot-contacts",
+    "/crm/v3/objects/companies": "hubspot-companies",
+    "/crm/v3/objects/deals": "hubspot-objects",  # the deals file spells the type "0-3"
+    "/crm/v3/objects/notes": "hubspot-notes",
+    "/crm/v4/objects": "hubspot-associations",
+}
+"""The HubSpot CRM paths the connector calls (as CRM and as helpdesk), by prefix, and the description holding
+each: ``spec_by_prefix(HUBSPOT_CRM_PREFIXES)``."""
