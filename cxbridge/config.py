@@ -3,126 +3,26 @@
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .redact import redact_url
 from .secrets import Secret
 from .settings import COMMON_SYSTEM_KEYS as COMMON_SYSTEM_KEYS  # re-exported: the specs live in settings
 from .settings import CORE_SECTIONS as CORE_SECTIONS
 from .settings import SECRET_SCHEMA, Checker, Problems, table_schema
+from .settings import Config as Config  # re-exported: the typed settings live in the leaf module
 from .settings import ConfigKey as ConfigKey
+from .settings import SystemConfig as SystemConfig
+from .settings import store_location as store_location
 
 if TYPE_CHECKING:
     from .plugins import Plugins
 
 CONFIG_ENV = "CXBRIDGE_CONFIG"
 DEFAULT_PATH = Path("cxbridge.toml")
-
-
-@dataclass
-class SystemConfig:
-    """One ``[systems.<name>]`` table: the common keys plus the plugin's own, validated."""
-
-    name: str
-    plugin: str
-    base_url: str
-    sandbox: bool = False
-    timeout: float = 30.0
-    connect_timeout: float = 5.0
-    max_retries: int = 4
-    enabled: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """A plugin-specific option."""
-        return self.options.get(key, default)
-
-    def secrets(self) -> list[Secret]:
-        """Every secret of this system (for redaction)."""
-        return [v for v in self.options.values() if isinstance(v, Secret)]
-
-
-@dataclass
-class Config:
-    """The whole validated configuration."""
-
-    path: Path | None
-    sections: dict[str, dict[str, Any]]
-    systems: dict[str, SystemConfig]
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def section(self, name: str) -> dict[str, Any]:
-        """A core section with its defaults filled in."""
-        return self.sections[name]
-
-    @property
-    def disabled_plugins(self) -> list[str]:
-        return list(self.sections["plugins"]["disabled"])
-
-    def store_location(self) -> Path | str:
-        """Where the store lives: a SQLite file path (relative paths are relative to the config file), or a
-        database URL (``postgresql://...``) as a string. A ``sqlite:///path`` URL is returned as its path."""
-        try:
-            return store_location(self.sections["cxbridge"]["store"], self.path.parent if self.path else None)
-        except ConfigError as exc:
-            raise ConfigError(f"{self._where()}: {exc}") from None
-
-    def store_path(self) -> Path:
-        """Where the SQLite store lives; a ConfigError when ``[cxbridge] store`` is a database URL."""
-        location = self.store_location()
-        if isinstance(location, str):
-            raise ConfigError(
-                f"{self._where()}: cxbridge.store: {redact_url(location)} is a database URL, not a SQLite file path"
-            )
-        return location
-
-    def template_dirs(self) -> list[Path]:
-        base = self.path.parent if self.path is not None else Path.cwd()
-        return [p if p.is_absolute() else base / p for p in map(Path, self.sections["cxbridge"]["template_dirs"])]
-
-    def system(self, name: str) -> SystemConfig:
-        if name not in self.systems:
-            known = ", ".join(sorted(self.systems)) or "none"
-            raise ConfigError(f"{self._where()}: no [systems.{name}] table (configured: {known})")
-        return self.systems[name]
-
-    def all_secrets(self) -> list[Secret]:
-        out = [s for sc in self.systems.values() for s in sc.secrets()]
-        for values in self.sections["webhooks"]["secrets"].values():
-            out.extend(v for v in values if isinstance(v, Secret))
-        return out
-
-    def _where(self) -> str:
-        return str(self.path) if self.path else "<config>"
-
-
-_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def store_location(value: str, base: Path | None) -> Path | str:
-    """``[cxbridge] store`` as a file path (relative to ``base``) or, for ``scheme://...``, the URL itself.
-
-    ``sqlite:///relative.db`` and ``sqlite:////abs/path.db`` (the SQLAlchemy spellings) give the file's path.
-    """
-    match = _URL.match(value)
-    if match is None:
-        p = Path(value)
-    elif match["scheme"].lower() == "sqlite":
-        rest = value[match.end() :]
-        if not rest.startswith("/") or len(rest) < 2:
-            raise ConfigError(f"cxbridge.store: {redact_url(value)}: expected sqlite:///path/to/file.db")
-        p = Path(rest[1:])
-    else:
-        return value
-    if not p.is_absolute() and base is not None:
-        p = base / p
-    return p
 
 
 def resolve_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Path:

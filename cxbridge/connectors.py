@@ -21,7 +21,7 @@ from .settings import ConfigKey as ConfigKey  # re-exported: plugins declare the
 from .signals import Signal, Triggers
 
 if TYPE_CHECKING:
-    from .config import SystemConfig
+    from .settings import SystemConfig
     from .http import CallCounter, HttpClient
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from .handoff import Handoff
 if TYPE_CHECKING:
     import requests
 
-    from .config import Config
+    from .settings import Config
     from .http import CallCounter
     from .plugins import Plugins
     from .store import Store

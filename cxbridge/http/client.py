@@ -39,7 +39,7 @@ from .retry import (
 from .urls import check_base_url, origin, same_origin
 
 if TYPE_CHECKING:
-    from ..config import SystemConfig
+    from ..settings import SystemConfig
 
 log = logging.getLogger("cxbridge.http")
 

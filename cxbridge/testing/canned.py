@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import requests
     import responses
 
-    from ..config import SystemConfig
+    from ..settings import SystemConfig
     from ..connectors import Connector
 
 

@@ -43,7 +43,7 @@ from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..settings import Config
     from ..runtime import Runtime
     from .verify import Verifier
 
