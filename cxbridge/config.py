@@ -17,6 +17,7 @@ from .settings import Config as Config  # re-exported: the typed settings live i
 from .settings import ConfigKey as ConfigKey
 from .settings import SystemConfig as SystemConfig
 from .settings import store_location as store_location
+from .workflows.policy import compile_policies
 
 if TYPE_CHECKING:
     from .plugins import Plugins
@@ -198,8 +199,6 @@ def load_config(
             except ConfigError as exc:
                 problems.add("", str(exc))
     if policies_ok:
-        from .policy import compile_policies
-
         try:
             compile_policies(sections["policies"], where)  # a broken rule fails here, at load, not at escalation
         except ConfigError as exc:

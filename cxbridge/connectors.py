@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import requests
 import requests.auth
 
+from .http import HttpClient
+from .http.urls import check_base_url
 from .models import Comment, Customer, Event, Issue, Ref, Ticket
 from .settings import ConfigKey as ConfigKey  # re-exported: plugins declare their config_keys with it
 from .signals import Signal, Triggers
 
 if TYPE_CHECKING:
-    from .settings import SystemConfig
     from .http import CallCounter, HttpClient
+    from .settings import SystemConfig
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,6 @@ class Connector(ABC):
         session: requests.Session | None = None,
     ) -> Self:
         """Build the connector with an HTTP client set up for this vendor (auth, error bodies, allowed hosts)."""
-        from .http import HttpClient
 
         http = HttpClient(
             config,
@@ -146,7 +147,6 @@ class Connector(ABC):
     @classmethod
     def check_config_url(cls, config: SystemConfig) -> str:
         """Check the configured base URL against this vendor's rules (DESIGN section 5); raises ``ConfigError``."""
-        from .http.urls import check_base_url
 
         return check_base_url(
             config.name,

@@ -30,7 +30,9 @@ from .runtime import Runtime
 from .sandbox import SandboxSecret, serve_vendors, write_config
 from .sandbox.base import WebhookTarget
 from .sandbox.modes import ServedVendors
+from .webhooks.serve import serving
 from .workflows.escalate import EscalationResult
+from .workflows.impact import load_rollup
 
 DEMO_SYSTEMS = ("zendesk", "hubspot", "jira")
 FIRST_TICKET = "1"
@@ -140,8 +142,6 @@ def run_demo(
     out: Callable[[str], None] = print, *, keep_running: bool = False, workdir: Path | None = None
 ) -> DemoReport:
     """Play the story; raises on any failed step (the CLI turns that into a non-zero exit)."""
-    from .impact import load_rollup
-    from .webhooks.serve import serving
 
     started = time.monotonic()
     report = DemoReport()

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .connectors import CRM, CRM_ROLE, HELPDESK, TRACKER, Connector, Helpdesk, Tracker
 from .errors import ConfigError
 from .handoff import Handoff
+from .http import CallCounter
+from .store import open_store
 
 if TYPE_CHECKING:
     import requests
 
-    from .settings import Config
     from .http import CallCounter
     from .plugins import Plugins
+    from .settings import Config
     from .store import Store
 
 
@@ -31,7 +33,6 @@ class Runtime:
         counter: CallCounter | None = None,
         session: requests.Session | None = None,
     ) -> None:
-        from .http import CallCounter
 
         self.config = config
         self.plugins = plugins
@@ -48,8 +49,6 @@ class Runtime:
         """The store named by the configuration, opened on first use."""
         with self._lock:
             if self._store is None:
-                from .store import open_store
-
                 self._store = open_store(self.config.store_location())
             return self._store
 
@@ -151,6 +150,10 @@ class Runtime:
         connector = self._named("crm", CRM_ROLE)
         assert isinstance(connector, CRM)
         return connector
+
+    def handoff_context(self, context: dict[str, Any]) -> dict[str, Any]:
+        """Values the plugins add to the templates' context (existing names are never overwritten)."""
+        return self.plugins.handoff_context(context)
 
     def calls(self) -> dict[str, int]:
         """API calls made so far, per system."""

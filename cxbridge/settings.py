@@ -21,11 +21,12 @@ from typing import Any
 from .errors import ConfigError
 from .redact import redact_url
 from .secrets import Secret
+from .signals import STATUS_CATEGORIES as SIGNAL_STATUS_CATEGORIES
 
-# The rollup values that ``[impact] fields`` maps to tracker custom fields (``cxbridge.impact`` reads them here).
+# The rollup values ``[impact] fields`` maps to tracker custom fields (``cxbridge.workflows.impact`` reads them).
 IMPACT_VALUES = ("arr", "customers", "tickets", "renewal", "tier", "oldest")
-# The tracker status categories sync back acts on (``[sync] status_map`` and ``draft_reply_on``).
-STATUS_CATEGORIES = ("new", "indeterminate", "done")
+# The tracker status categories sync back acts on (``[sync] status_map`` and ``draft_reply_on``): the signals'.
+STATUS_CATEGORIES = SIGNAL_STATUS_CATEGORIES
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -93,7 +94,7 @@ COMMON_SYSTEM_KEYS: dict[str, ConfigKey] = {
 
 _CATEGORY_MAP = {c: ConfigKey(str, help=f"the helpdesk status for the category {c}") for c in STATUS_CATEGORIES}
 
-# What [[policies.rules]] hold (cxbridge.policy compiles them and checks the rest: conditions, priority names,
+# What [[policies.rules]] hold (cxbridge.workflows.policy compiles them and checks the rest: conditions, priorities,
 # currencies, duplicate names; its RULE_KEYS and GRANT_KEYS must match these, a test holds them to it).
 POLICY_GRANT_KEYS: dict[str, ConfigKey] = {
     "priority_max": ConfigKey(str, help="the highest tracker priority the rule grants"),

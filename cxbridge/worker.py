@@ -40,9 +40,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import requests
 
-from .errors import AmbiguousOutcome, RateLimited, Unavailable
+from .errors import AmbiguousOutcome, CxbridgeError, RateLimited, Unavailable
 from .http.redact import escape_crlf, one_line, redact
 from .http.retry import RETRY_AFTER_CAP
+from .models import event_from_dict
+from .workflows import events
+from .workflows.escalate import EscalationPending
+from .workflows.syncback import ECHO_KIND
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -86,7 +90,6 @@ class JobResult:
 
 def is_transient(exc: BaseException) -> bool:
     """True for an error worth retrying after a backoff (the remote may recover; nothing says otherwise)."""
-    from .workflows.escalate import EscalationPending
 
     transient = (Unavailable, AmbiguousOutcome, requests.ConnectionError, requests.Timeout, EscalationPending)
     return isinstance(exc, transient)
@@ -115,18 +118,16 @@ def _shown(text: str) -> str:
 
 def _handle_event_job(rt: Runtime, payload: dict[str, Any]) -> str:
     """The handler of ``event`` jobs: route the queued Event through ``workflows.events.handle_event``."""
-    from .models import event_from_dict
-    from .workflows.events import handle_event
 
     system = payload.get("system")
-    return handle_event(rt, event_from_dict(payload["event"]), system=system if isinstance(system, str) else None)
+    event = event_from_dict(payload["event"])
+    return events.handle_event(rt, event, system=system if isinstance(system, str) else None)
 
 
 def _handle_signal_job(rt: Runtime, payload: dict[str, Any]) -> str:
     """The handler of ``signal`` jobs: route a polled change's neutral signal."""
-    from .workflows.events import handle_signal_job
 
-    return handle_signal_job(rt, payload)
+    return events.handle_signal_job(rt, payload)
 
 
 def default_handlers() -> dict[str, Handler]:
@@ -327,7 +328,6 @@ class Worker:
     def housekeeping(self) -> int:
         """Delete inbox rows past their retention (7 days, longer than any vendor's retry horizon) and echo
         fingerprints of cxbridge's own notes past a day (their webhooks arrive within minutes); returns how many."""
-        from .workflows.syncback import ECHO_KIND
 
         purged = self.rt.store.purge_inbox()
         echoes = self.rt.store.purge_snapshots(ECHO_KIND, ECHO_RETENTION_SECONDS)
@@ -523,8 +523,6 @@ def drain(
             thread.join()
     report = state.report
     if errors:
-        from .errors import CxbridgeError
-
         raise CxbridgeError(f"the queue could not be drained: {errors[0]}")
     store = rt.store
     depth = store.queue_depth()

@@ -9,13 +9,13 @@ import pytest
 from cxbridge_jira.adf import markdown_to_adf
 from cxbridge_jira.signals import plain_text
 
-from cxbridge import impact
 from cxbridge.connectors import ManagedBlock, Tracker
 from cxbridge.demo import DEMO_SETTINGS
 from cxbridge.errors import ConfigError
 from cxbridge.handoff import Handoff
 from cxbridge.models import Customer, Link, Ref, Ticket
 from cxbridge.testing import Spec, validate_adf
+from cxbridge.workflows import impact
 
 ISSUE = Ref("jira", "issue", "10000")
 ACME = Ref("hubspot", "company", "1")

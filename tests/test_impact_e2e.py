@@ -15,7 +15,6 @@ import requests
 from click.testing import CliRunner
 from cxbridge_jira.signals import plain_text
 
-from cxbridge import impact
 from cxbridge.cli import cli
 from cxbridge.demo import DEMO_SETTINGS
 from cxbridge.models import Ref
@@ -23,6 +22,7 @@ from cxbridge.runtime import Runtime
 from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.testing import SandboxRuntimes, validate_adf
+from cxbridge.workflows import impact
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

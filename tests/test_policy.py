@@ -10,7 +10,7 @@ import pytest
 from cxbridge.config import load_config
 from cxbridge.errors import ConfigError, CxbridgeError
 from cxbridge.models import Customer, Person, Ref, Ticket
-from cxbridge.policy import (
+from cxbridge.workflows.policy import (
     SKIP_TRIAGE_LABEL,
     ActionRequest,
     Decision,

@@ -8,12 +8,12 @@ import pytest
 
 from cxbridge.errors import AmbiguousOutcome
 from cxbridge.models import Person
-from cxbridge.policy import SKIP_TRIAGE_LABEL, PolicyRefused, act_on_ticket, parse_action
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox import Fault
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.testing import SandboxRuntimes
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
+from cxbridge.workflows.policy import SKIP_TRIAGE_LABEL, PolicyRefused, act_on_ticket, parse_action
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 

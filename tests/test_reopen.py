@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from cxbridge.models import Person, Ref
-from cxbridge.policy import PolicyRefused, parse_action
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.testing import SandboxRuntimes
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
+from cxbridge.workflows.policy import PolicyRefused, parse_action
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 

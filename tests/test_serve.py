@@ -89,7 +89,7 @@ def test_serving_binds_loopback_and_stops(rt: Runtime, monkeypatch: pytest.Monke
             thread.start()
         return threads
 
-    monkeypatch.setattr("cxbridge.worker.start_workers", fake_start_workers)
+    monkeypatch.setattr("cxbridge.webhooks.serve.start_workers", fake_start_workers)
     with serving(rt, workers=3, systems=["jira"]) as srv:
         assert srv.url.startswith("http://127.0.0.1:")
         assert srv.webhook_url("jira") == f"{srv.url}/webhooks/jira"

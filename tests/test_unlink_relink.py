@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cxbridge import impact
 from cxbridge.models import Ref
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.testing import SandboxRuntimes
+from cxbridge.workflows import impact
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

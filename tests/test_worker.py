@@ -32,13 +32,13 @@ from cxbridge.errors import (
     Unavailable,
     VendorError,
 )
-from cxbridge.policy import PolicyRefused
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox import mock_vendors
 from cxbridge.store import SQLiteStore
 from cxbridge.testing import SandboxRuntimes
 from cxbridge.worker import Worker, backoff_delay, drain, start_workers
 from cxbridge.workflows.escalate import EscalationPending
+from cxbridge.workflows.policy import PolicyRefused
 
 TESTS = Path(__file__).parent
 T0 = 1_800_000_000.0

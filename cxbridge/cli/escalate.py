@@ -6,12 +6,12 @@ import json
 
 import click
 
-from .. import impact as rollup
 from ..connectors import HELPDESK
 from ..errors import CxbridgeError
 from ..models import Person, Ref, to_jsonable
-from ..policy import parse_action
+from ..workflows import impact as rollup
 from ..workflows.escalate import Escalation, EscalationRequest
+from ..workflows.policy import parse_action
 from .context import load_runtime
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from .. import impact as rollup
 from ..errors import CxbridgeError
+from ..workflows import impact as rollup
 from .context import load_runtime
 
 CSV_COLUMNS = (

@@ -10,7 +10,16 @@ import click
 from ..connectors import HELPDESK
 from ..errors import CxbridgeError
 from ..models import Person, Ref
-from ..policy import ACTIONS, ActResult, Explanation, act_on_ticket, audit_rows, compile_policies, explain, parse_action
+from ..workflows.policy import (
+    ACTIONS,
+    ActResult,
+    Explanation,
+    act_on_ticket,
+    audit_rows,
+    compile_policies,
+    explain,
+    parse_action,
+)
 from .context import cli_context, load_runtime
 
 

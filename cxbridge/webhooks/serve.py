@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CxbridgeError
+from ..worker import start_workers
 from .metrics import Metrics
 from .receiver import MAX_BODY, WEBHOOK_PREFIX, Receiver
 
@@ -150,8 +151,6 @@ def start_server(
     worker_threads: list[threading.Thread] = []
     if workers > 0:
         try:
-            from ..worker import start_workers
-
             worker_threads = list(start_workers(rt, workers, stop_event, metrics=metrics))
         except BaseException:
             _close_all(server)

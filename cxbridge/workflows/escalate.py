@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import impact, policy
 from ..connectors import CRM, IssueSpec
 from ..errors import AmbiguousOutcome, CxbridgeError, VendorError
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
-from ..runtime import Runtime
 from ..store import Intent, Store
+from . import impact, policy
+from .context import Context
 from .once import crm_note_once, op_id, write_once
 from .priority import Priority, choose_priority
 
@@ -123,7 +123,7 @@ class Escalation:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Context,
         *,
         crash_hook: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
@@ -234,7 +234,7 @@ class Escalation:
             },
             "issue": issue,
         }
-        context.update(self.rt.plugins.handoff_context(context))
+        context.update(self.rt.handoff_context(context))
         return context
 
     # -- the workflow ----------------------------------------------------------------------------------------
@@ -267,7 +267,9 @@ class Escalation:
             default_tier=self.settings["default_tier"],
         )
         try:
-            priority, decisions = policy.decide_for_escalation(self.rt, req, ticket, customer, priority)
+            priority, decisions = policy.decide_for_escalation(
+                self.rt, req.actions, req.agent, ticket, customer, priority
+            )
         except policy.PolicyRefused as exc:
             if not dry_run:  # a refusal is a decision too: the trail shows it, as it does for ``act``
                 refused = exc.decision

@@ -48,14 +48,14 @@ from .escalate import Escalation, EscalationRequest, completed_escalation
 
 if TYPE_CHECKING:
     from ..models import Event
-    from ..runtime import Runtime
+    from .context import Context
 
 log = logging.getLogger(__name__)
 
 JOB_KIND = "event"
 SIGNAL_JOB_KIND = "signal"
 
-_learned: weakref.WeakKeyDictionary[Runtime, dict[str, frozenset[str]]] = weakref.WeakKeyDictionary()
+_learned: weakref.WeakKeyDictionary[Context, dict[str, frozenset[str]]] = weakref.WeakKeyDictionary()
 _learned_lock = threading.Lock()
 
 
@@ -75,7 +75,7 @@ def subject_of(signal: Signal) -> Ref:
     raise TypeError(f"not a routable signal: {signal!r}")
 
 
-def enqueue_event(rt: Runtime, system: str, event: Event) -> bool:
+def enqueue_event(rt: Context, system: str, event: Event) -> bool:
     """Commit an event to the inbox with its job, in one transaction; False when it was delivered before.
 
     ``system`` is the ``[systems.<name>]`` table the event came from (the receiver queues through this).
@@ -91,7 +91,7 @@ def enqueue_event(rt: Runtime, system: str, event: Event) -> bool:
     )
 
 
-def enqueue_signal(rt: Runtime, system: str, delivery_id: str, signal: Signal) -> bool:
+def enqueue_signal(rt: Context, system: str, delivery_id: str, signal: Signal) -> bool:
     """Commit a signal (a polled change) to the inbox under ``delivery_id`` with its job; False when seen before."""
     record = signal_to_dict(signal)
     return rt.store.accept_delivery(
@@ -104,12 +104,12 @@ def enqueue_signal(rt: Runtime, system: str, delivery_id: str, signal: Signal) -
     )
 
 
-def triggers(rt: Runtime) -> Triggers:
+def triggers(rt: Context) -> Triggers:
     """What the configuration says asks for an escalation, for the plugins' interpretation."""
     return Triggers(escalation_tag=str(rt.config.section("escalation").get("tag") or ""))
 
 
-def handle_event(rt: Runtime, event: Event, *, system: str | None = None) -> str:
+def handle_event(rt: Context, event: Event, *, system: str | None = None) -> str:
     """Act on one event: its plugin says what it means, then the signals are routed; returns what was done."""
     name = system or system_name(rt, event)
     if is_integration_user(rt, name, event.actor):
@@ -120,12 +120,12 @@ def handle_event(rt: Runtime, event: Event, *, system: str | None = None) -> str
     return route(rt, name, signals, origin=event.id)
 
 
-def handle_signal(rt: Runtime, signal: Signal, *, system: str, origin: str | None = None) -> str:
+def handle_signal(rt: Context, signal: Signal, *, system: str, origin: str | None = None) -> str:
     """Act on one queued signal (a polled change)."""
     return route(rt, system, [signal], origin=origin)
 
 
-def handle_signal_job(rt: Runtime, payload: dict[str, object]) -> str:
+def handle_signal_job(rt: Context, payload: dict[str, object]) -> str:
     """The handler of ``signal`` jobs."""
     record = payload["signal"]
     if not isinstance(record, dict):
@@ -136,7 +136,7 @@ def handle_signal_job(rt: Runtime, payload: dict[str, object]) -> str:
     )
 
 
-def route(rt: Runtime, system: str, signals: list[Signal], *, origin: str | None) -> str:
+def route(rt: Context, system: str, signals: list[Signal], *, origin: str | None) -> str:
     """Route the signals of one change; an echo of cxbridge's own change drops them all."""
     for signal in signals:
         if is_integration_user(rt, system, signal.actor):
@@ -148,7 +148,7 @@ def route(rt: Runtime, system: str, signals: list[Signal], *, origin: str | None
     return "; ".join(acted or outcomes)
 
 
-def _route_one(rt: Runtime, system: str, signal: Signal, origin: str | None) -> str:
+def _route_one(rt: Context, system: str, signal: Signal, origin: str | None) -> str:
     if isinstance(signal, EscalationRequested):
         return _escalate(rt, system, signal, origin)
     if isinstance(signal, TicketCommentAdded):
@@ -164,7 +164,7 @@ def _route_one(rt: Runtime, system: str, signal: Signal, origin: str | None) -> 
 
 
 # -- which system, and who is cxbridge there --------------------------------------------------------------------
-def system_name(rt: Runtime, event: Event) -> str:
+def system_name(rt: Context, event: Event) -> str:
     """The ``[systems.<name>]`` table of an event's plugin: the table named like the plugin, else the only one."""
     systems = rt.config.systems
     if event.system in systems and systems[event.system].plugin == event.system:
@@ -178,7 +178,7 @@ def system_name(rt: Runtime, event: Event) -> str:
     )
 
 
-def integration_user_ids(rt: Runtime, system: str) -> frozenset[str]:
+def integration_user_ids(rt: Context, system: str) -> frozenset[str]:
     """The ids cxbridge acts as on a system: ``[sync] integration_users``, else asked once per process."""
     configured = rt.config.section("sync")["integration_users"]
     plugin = rt.config.systems[system].plugin if system in rt.config.systems else system
@@ -199,7 +199,7 @@ def integration_user_ids(rt: Runtime, system: str) -> frozenset[str]:
     return learned
 
 
-def is_integration_user(rt: Runtime, system: str, actor: str | None) -> bool:
+def is_integration_user(rt: Context, system: str, actor: str | None) -> bool:
     """Whether ``actor`` is cxbridge itself on ``system`` (its changes are never synced back)."""
     if actor is None or system not in rt.config.systems:
         return False
@@ -207,7 +207,7 @@ def is_integration_user(rt: Runtime, system: str, actor: str | None) -> bool:
 
 
 # -- escalation -------------------------------------------------------------------------------------------------
-def _escalate(rt: Runtime, system: str, signal: EscalationRequested, origin: str | None) -> str:
+def _escalate(rt: Context, system: str, signal: EscalationRequested, origin: str | None) -> str:
     """Escalate a ticket unless its escalation is complete (a replay, or an escalation done by other means).
 
     A ticket linked by an escalation that did not finish (re-queued after a rate limit on the ticket update) runs

@@ -32,7 +32,7 @@ from .escalate import completed_escalation
 from .events import enqueue_signal, triggers
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from .context import Context
 
 TICKETS = "tickets"
 ISSUES = "issues"
@@ -116,7 +116,7 @@ def pollable_streams(connector: Connector) -> list[str]:
     return streams
 
 
-def _targets(rt: Runtime, systems: list[str] | None) -> list[tuple[str, Connector, str]]:
+def _targets(rt: Context, systems: list[str] | None) -> list[tuple[str, Connector, str]]:
     names = list(systems) if systems else [n for n, sc in rt.config.systems.items() if sc.enabled]
     targets: list[tuple[str, Connector, str]] = []
     for name in names:
@@ -135,7 +135,7 @@ def _targets(rt: Runtime, systems: list[str] | None) -> list[tuple[str, Connecto
 
 
 def reconcile(
-    rt: Runtime,
+    rt: Context,
     *,
     systems: list[str] | None = None,
     since: float | None = None,
@@ -190,7 +190,7 @@ def _pages(connector: Connector, stream: str, cursor: dict[str, Any] | None, sin
     return connector.changed_issues(cursor, since=since)
 
 
-def _signal_for(rt: Runtime, name: str, connector: Connector, item: Any) -> tuple[str, Signal] | None:
+def _signal_for(rt: Context, name: str, connector: Connector, item: Any) -> tuple[str, Signal] | None:
     """The delivery id and signal of a polled record that matters; None for one that does not."""
     if isinstance(item, Ticket) and isinstance(connector, Helpdesk):
         if item.status == "deleted":  # an export lists deleted tickets too; they cannot be escalated

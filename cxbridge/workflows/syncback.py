@@ -35,7 +35,7 @@ from ..signals import CATEGORY_NAMES, IssueCommentPosted, IssueStateObserved, Ve
 from .once import crm_note_once, marker_for, op_id, write_once
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from .context import Context
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def fingerprint(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
 
 
-def is_own_note(rt: Runtime, ticket: Ref, body: Any) -> bool:
+def is_own_note(rt: Context, ticket: Ref, body: Any) -> bool:
     """Whether a comment on the ticket is a note sync back wrote (its echo)."""
     if not isinstance(body, str) or not body.strip():
         return False
@@ -90,7 +90,7 @@ class SyncBack:
 
     def __init__(
         self,
-        rt: Runtime,
+        rt: Context,
         *,
         crash_hook: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,

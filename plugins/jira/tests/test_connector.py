@@ -775,8 +775,8 @@ def test_edit_fields_409_is_a_conflict(api: JiraApi, jira: JiraConnector) -> Non
 @pytest.mark.parametrize(("status", "created"), [(201, True), (200, False)])
 def test_set_property(api: JiraApi, jira: JiraConnector, status: int, created: bool) -> None:
     """set_property PUTs the JSON value; 201 is created, 200 updated."""
-    api.add("PUT", "/issue/SUP-7/properties/cxbridge.impact", status)
-    assert jira.set_property("SUP-7", "cxbridge.impact", {"customers": 3}) is created
+    api.add("PUT", "/issue/SUP-7/properties/cxbridge.workflows.impact", status)
+    assert jira.set_property("SUP-7", "cxbridge.workflows.impact", {"customers": 3}) is created
     assert api.json(0) == {"customers": 3}
 
 

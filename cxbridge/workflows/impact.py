@@ -42,14 +42,14 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from .connectors import ManagedBlock, TicketLink, Tracker
-from .errors import ConfigError
-from .models import Customer, Deal, Issue, Link, Ref, Ticket, to_jsonable
-from .settings import IMPACT_VALUES
-from .workflows.once import op_id
+from ..connectors import ManagedBlock, TicketLink, Tracker
+from ..errors import ConfigError, CxbridgeError, NotFound
+from ..models import Customer, Deal, Issue, Link, Ref, Ticket, to_jsonable
+from ..settings import IMPACT_VALUES
+from .once import op_id
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .context import Context
 
 log = logging.getLogger(__name__)
 
@@ -475,16 +475,16 @@ def _facts_from_dict(ref: Ref, data: Mapping[str, Any]) -> TicketFacts:
     )
 
 
-def _settings(rt: Runtime) -> dict[str, Any]:
+def _settings(rt: Context) -> dict[str, Any]:
     return rt.config.section("impact")
 
 
-def _field_map(rt: Runtime) -> dict[str, str]:
+def _field_map(rt: Context) -> dict[str, str]:
     mapping = _settings(rt).get("fields") or {}
     return {str(k): str(v) for k, v in mapping.items() if v}
 
 
-def _prepare(rt: Runtime) -> None:
+def _prepare(rt: Context) -> None:
     """Ask the tracker's ``get_issue`` for the description and the impact fields (no call is made)."""
     try:
         tracker = rt.tracker()
@@ -493,20 +493,20 @@ def _prepare(rt: Runtime) -> None:
     tracker.want_fields(["description", *_field_map(rt).values()])
 
 
-def save_customer(rt: Runtime, customer: Customer) -> None:
+def save_customer(rt: Context, customer: Customer) -> None:
     """Remember what the CRM said about a customer (the rollup reads these snapshots)."""
     _prepare(rt)
     if customer.known and customer.company_ref is not None:
         rt.store.put_snapshot(CUSTOMER, str(customer.company_ref), customer_to_dict(customer))
 
 
-def save_ticket(rt: Runtime, ticket: Ticket, customer: Customer | None = None) -> None:
+def save_ticket(rt: Context, ticket: Ticket, customer: Customer | None = None) -> None:
     """Remember a linked ticket's URL, subject, status and opening time (no API call)."""
     _prepare(rt)
     rt.store.put_snapshot(TICKET, str(ticket.ref), _facts_to_dict(ticket_facts(ticket, customer)))
 
 
-def load_rollup(rt: Runtime, links: Sequence[Link]) -> Rollup:
+def load_rollup(rt: Context, links: Sequence[Link]) -> Rollup:
     """The rollup of these links from the store's snapshots (no API call)."""
     customers: dict[str, Customer] = {}
     tickets: dict[str, TicketFacts] = {}
@@ -521,18 +521,18 @@ def load_rollup(rt: Runtime, links: Sequence[Link]) -> Rollup:
     return compute(links, customers, tickets, tier_order=_tier_order(rt))
 
 
-def _tier_order(rt: Runtime) -> tuple[str, ...]:
+def _tier_order(rt: Context) -> tuple[str, ...]:
     tiers = _settings(rt).get("tiers") or DEFAULT_TIERS
     return tuple(str(t).lower() for t in tiers)
 
 
-def render_block(rt: Runtime, rollup: Rollup) -> ManagedBlock:
+def render_block(rt: Context, rollup: Rollup) -> ManagedBlock:
     """The managed block (heading, ``impact_block.md.j2``, closing marker)."""
     body = rt.handoff.render(TEMPLATE, {"impact": template_context(rollup, arr_currency=_arr_currency(rt))})
     return managed_block(body)
 
 
-def _arr_currency(rt: Runtime) -> str:
+def _arr_currency(rt: Context) -> str:
     return str(_settings(rt).get("arr_currency") or "")
 
 
@@ -585,7 +585,7 @@ class Desired:
     tiers: tuple[str, ...]
 
 
-def desired(rt: Runtime, rollup: Rollup) -> Desired:
+def desired(rt: Context, rollup: Rollup) -> Desired:
     """The block, fields and tiers for a rollup under the configuration."""
     return Desired(
         block=render_block(rt, rollup),
@@ -594,7 +594,7 @@ def desired(rt: Runtime, rollup: Rollup) -> Desired:
     )
 
 
-def for_new_issue(rt: Runtime, ticket: Ticket, customer: Customer) -> NewIssueImpact:
+def for_new_issue(rt: Context, ticket: Ticket, customer: Customer) -> NewIssueImpact:
     """The impact block, fields and labels for an issue about to be created for this ticket."""
     link = Link(
         ticket=ticket.ref,
@@ -608,7 +608,7 @@ def for_new_issue(rt: Runtime, ticket: Ticket, customer: Customer) -> NewIssueIm
     return NewIssueImpact(block=want.block.markdown, fields=want.fields, labels=[tier_label(t) for t in want.tiers])
 
 
-def refresh_issue(rt: Runtime, issue: Issue) -> bool:
+def refresh_issue(rt: Context, issue: Issue) -> bool:
     """Write the current rollup of an existing issue's links to it; False when nothing changed.
 
     The issue should be as read by ``get_issue`` after ``_prepare`` (with its description and impact fields);
@@ -640,13 +640,12 @@ def refresh_issue(rt: Runtime, issue: Issue) -> bool:
 # -- refresh, reports and unlink (the ``impact`` and ``unlink`` commands) -------------------------------------
 
 
-def refresh_customers(rt: Runtime, links: Sequence[Link]) -> dict[str, str]:
+def refresh_customers(rt: Context, links: Sequence[Link]) -> dict[str, str]:
     """Re-read each linked company from the CRM and each linked ticket from its helpdesk; save the snapshots.
 
     One CRM call per distinct company and one helpdesk call per ticket. Returns what happened per record
     (``updated``, or why it was kept as it was: a record the vendor no longer has keeps its last snapshot).
     """
-    from .errors import NotFound
 
     outcome: dict[str, str] = {}
     crm = rt.crm()
@@ -683,7 +682,7 @@ def refresh_customers(rt: Runtime, links: Sequence[Link]) -> dict[str, str]:
 
 
 def issue_row(
-    rt: Runtime, links: Sequence[Link], *, key: str | None = None, status: str | None = None
+    rt: Context, links: Sequence[Link], *, key: str | None = None, status: str | None = None
 ) -> dict[str, Any]:
     """One issue's report: its rollup (exact money per currency), the field values, its customers and tickets."""
     rollup = load_rollup(rt, links)
@@ -708,7 +707,7 @@ def _by_issue(links: Iterable[Link]) -> dict[Ref, list[Link]]:
     return grouped
 
 
-def open_issues(rt: Runtime, refs: Sequence[Ref]) -> dict[Ref, Issue] | None:
+def open_issues(rt: Context, refs: Sequence[Ref]) -> dict[Ref, Issue] | None:
     """The issues among ``refs`` whose status category is not done, as the tracker tells with the fewest calls
     (``Tracker.open_issues``); None when the tracker cannot tell (every issue is kept)."""
     tracker = rt.tracker()
@@ -717,7 +716,7 @@ def open_issues(rt: Runtime, refs: Sequence[Ref]) -> dict[Ref, Issue] | None:
     return tracker.open_issues(list(refs)) if refs else {}
 
 
-def ranking(rt: Runtime, *, top: int | None = None) -> list[dict[str, Any]]:
+def ranking(rt: Context, *, top: int | None = None) -> list[dict[str, Any]]:
     """The open issues with links, ranked by ARR at stake (the ARR field's value), then customers, tickets.
 
     Linked issues come from the store; which are open comes from one JQL search (ids, status category).
@@ -750,13 +749,13 @@ def ranking(rt: Runtime, *, top: int | None = None) -> list[dict[str, Any]]:
     return rows[:top] if top else rows
 
 
-def refresh_by_key(rt: Runtime, key: str) -> bool:
+def refresh_by_key(rt: Context, key: str) -> bool:
     """Re-read the issue (with its description and impact fields) and write its rollup when it differs."""
     _prepare(rt)
     return refresh_issue(rt, rt.tracker().get_issue(key))
 
 
-def ticket_link(rt: Runtime, ticket: Ref, *, url: str = "", title: str = "", summary: str | None = None) -> TicketLink:
+def ticket_link(rt: Context, ticket: Ref, *, url: str = "", title: str = "", summary: str | None = None) -> TicketLink:
     """The ticket as the tracker links to it (the helpdesk's base URL names where it lives)."""
     return TicketLink(
         ticket=ticket, url=url, title=title, origin=rt.helpdesk(ticket.system).config.base_url, summary=summary
@@ -774,13 +773,12 @@ class UnlinkResult:
     calls: dict[str, int] = field(default_factory=dict)
 
 
-def unlink(rt: Runtime, ticket: Ref, issue_key: str, *, actor: str = "cli") -> UnlinkResult:
+def unlink(rt: Context, ticket: Ref, issue_key: str, *, actor: str = "cli") -> UnlinkResult:
     """Unlink a ticket from an issue: the remote link (by globalId), the store's link, the impact, an audit row.
 
     Three tracker calls: read the issue, delete the link to the ticket, write the impact when it changed. Run again
     after a crash it finishes what is missing (a remote link already gone is fine).
     """
-    from .errors import CxbridgeError
 
     before = rt.calls()
     tracker = rt.tracker()

@@ -4,8 +4,8 @@ CONTRACT (the escalation calls these; the policy engine fills them in):
 - ``ActionRequest(action, value)``: what an agent asks for (``priority`` "Highest", ``credit`` Decimal("80"),
   ``skip_triage`` True, ``reopen`` True, ``public_reply`` True).
 - ``Decision``: the outcome for one request, granted or refused, with the rule and the reason.
-- ``decide_for_escalation(rt, req, ticket, customer, priority)`` -> ``(priority, decisions)``: evaluates every
-  ``req.actions`` entry; raises ``PolicyRefused`` when one is beyond every grant (nothing is written then).
+- ``decide_for_escalation(rt, actions, agent, ticket, customer, priority)`` -> ``(priority, decisions)``: evaluates
+  every requested action; raises ``PolicyRefused`` when one is beyond every grant (nothing is written then).
 
 Rules live in the configuration, in order::
 
@@ -62,14 +62,13 @@ import jinja2.visitor
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import ConfigError, CxbridgeError
-from .models import Customer, Person, Ref, Ticket
-from .workflows.once import crm_note_once, marker_for, op_id, write_once
+from ..errors import ConfigError, CxbridgeError
+from ..models import Customer, Person, Ref, Ticket
+from .once import crm_note_once, marker_for, op_id, write_once
+from .priority import Priority
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
-    from .workflows.escalate import EscalationRequest
-    from .workflows.priority import Priority
+    from .context import Context
 
 PRIORITY_ORDER = ("Lowest", "Low", "Medium", "High", "Highest")
 ACTIONS = ("priority", "credit", "skip_triage", "reopen", "public_reply")
@@ -635,7 +634,7 @@ def compile_policies(section: Mapping[str, Any], where: str = "<config>") -> Pol
     return Policies(rules, agents)
 
 
-def policies_for(rt: Runtime) -> Policies:
+def policies_for(rt: Context) -> Policies:
     """The compiled policies of a runtime's configuration."""
     where = str(rt.config.path) if rt.config.path else "<config>"
     return compile_policies(rt.config.section("policies"), where)
@@ -681,8 +680,9 @@ def _agent_of(person: Person | None, request: ActionRequest, ticket: Ticket) -> 
 
 
 def decide_for_escalation(
-    rt: Runtime,
-    req: EscalationRequest,
+    rt: Context,
+    actions: Sequence[ActionRequest],
+    escalating_agent: Person | None,
     ticket: Ticket,
     customer: Customer,
     priority: Priority,
@@ -692,14 +692,12 @@ def decide_for_escalation(
     A granted ``priority`` replaces the table's priority, its reason saying who decided under which rule.
     The first refused request raises ``PolicyRefused`` before anything is written.
     """
-    if not req.actions:
+    if not actions:
         return priority, []
-    from .workflows.priority import Priority as PriorityType
-
     policies = policies_for(rt)
     decisions: list[Decision] = []
-    for request in req.actions:
-        agent = _agent_of(req.agent, request, ticket)
+    for request in actions:
+        agent = _agent_of(escalating_agent, request, ticket)
         decision = policies.decide(request, ticket, customer, agent).decision
         if not decision.granted:
             raise PolicyRefused(decision.reason, decision)
@@ -707,7 +705,7 @@ def decide_for_escalation(
     chosen = priority
     for decision in decisions:
         if decision.action == "priority":
-            chosen = PriorityType(
+            chosen = Priority(
                 value=str(decision.value),
                 reason=(
                     f"decided by {decision.agent} under rule {decision.rule}; the priority table gave {priority.value}"
@@ -746,7 +744,7 @@ class ActResult:
         }
 
 
-def read_subject(rt: Runtime, ticket_id: str, helpdesk: str | None = None) -> tuple[Ticket, Customer]:
+def read_subject(rt: Context, ticket_id: str, helpdesk: str | None = None) -> tuple[Ticket, Customer]:
     """The ticket (one call, with its requester and organization) and its customer from the CRM, if any."""
     ticket = rt.helpdesk(helpdesk).get_ticket(ticket_id)
     crm = rt.crm()
@@ -756,7 +754,7 @@ def read_subject(rt: Runtime, ticket_id: str, helpdesk: str | None = None) -> tu
 
 
 def explain(
-    rt: Runtime, ticket_id: str, request: ActionRequest, agent: Person, *, helpdesk: str | None = None
+    rt: Context, ticket_id: str, request: ActionRequest, agent: Person, *, helpdesk: str | None = None
 ) -> Explanation:
     """The decision for one request on one ticket, rule by rule (reads the ticket and the customer)."""
     ticket, customer = read_subject(rt, ticket_id, helpdesk)
@@ -769,7 +767,7 @@ def act_op_id(ticket: Ref, request: ActionRequest, agent: str, request_id: str, 
 
 
 def act_on_ticket(
-    rt: Runtime,
+    rt: Context,
     ticket_id: str,
     request: ActionRequest,
     agent: Person,
