@@ -1,0 +1,1 @@
+"""cxbridge plugin for AcmeDesk, an invented helpdesk (see ``connector`` for its REST API)."""
