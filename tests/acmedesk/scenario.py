@@ -20,7 +20,6 @@ import requests
 import tomlkit
 
 from cxbridge.config import load_config
-from cxbridge.impact import load_rollup
 from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox import WebhookTarget, mock_vendors, write_config
@@ -28,6 +27,7 @@ from cxbridge.sandbox.modes import Vendors
 from cxbridge.webhooks.serve import RunningServer, serving
 from cxbridge.worker import drain
 from cxbridge.workflows.events import integration_user_ids
+from cxbridge.workflows.impact import load_rollup
 from cxbridge.workflows.reconcile import reconcile
 
 ACME_SECRET = "whsec-acme-scenario"
