@@ -85,8 +85,11 @@ def test_the_runtime_builds_the_fakes_through_the_plugin_over_the_test_world(tmp
     try:
         helpdesk, crm, tracker = rt.helpdesk(), rt.crm(), rt.tracker()
         assert (helpdesk.name, getattr(crm, "name", None), tracker.name) == (FAKE_HELPDESK, FAKE_CRM, FAKE_TRACKER)
-        assert isinstance(helpdesk, FakeHelpdesk) and isinstance(crm, FakeCRM) and isinstance(tracker, FakeTracker)
-        assert helpdesk.world is world and tracker.world is world
+        assert isinstance(helpdesk, FakeHelpdesk)
+        assert isinstance(crm, FakeCRM)
+        assert isinstance(tracker, FakeTracker)
+        assert helpdesk.world is world
+        assert tracker.world is world
         assert rt.plugins.infos["fakes"].loaded
         tid = world.add_ticket("Seeded by the test", requester_email="ada@acme.example")
         assert helpdesk.get_ticket(tid).subject == "Seeded by the test"
@@ -100,7 +103,8 @@ def test_two_worlds_share_nothing() -> None:
     first, second = FakeWorld(), FakeWorld()
     first.add_issue("only in the first")
     assert FakeTracker.build(first).search_by_label("x") == []
-    assert len(first.issues) == 1 and not second.issues
+    assert len(first.issues) == 1
+    assert not second.issues
     assert first.bind(FakeTracker) is not second.bind(FakeTracker)
 
 
