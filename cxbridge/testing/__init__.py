@@ -7,8 +7,15 @@
   port; ``SandboxRuntimes`` builds Runtimes on the emulators, the way the end-to-end tests do.
 - ``canned``: ``CannedVendor``, ``build_connector`` and ``record_requests`` for connector tests on canned answers.
 - ``webhooks``: ``verify_deliveries`` and the mutations a webhook verifier must reject.
-- ``contracts``: suites a plugin's tests subclass (``VerifierContract``, ``SandboxBackendContract``).
-- ``pytest_plugin``: the fixtures (``clock``, ``sleeps``, ``receiver``, ``sandbox_runtimes``, ``specs``), loaded
+- ``contracts``: suites a plugin's tests subclass (``VerifierContract``, ``SandboxBackendContract``, and for
+  connectors ``ConnectorContract``, ``HelpdeskContract``, ``CRMContract``, ``TrackerContract``).
+- ``fakes``: in-memory ``FakeHelpdesk``, ``FakeCRM`` and ``FakeTracker`` (no HTTP) over one ``FakeWorld`` per test
+  (records, call log, ``fail_next`` fault injection); ``world.plugin()`` registers them through the real plugin
+  mechanism and ``fake_runtime(tmp_path, world)`` builds a Runtime on them.
+- ``mock_vendors`` (with ``Vendors``): the emulators in-process, re-exported from ``cxbridge.sandbox.modes`` for
+  plugin tests.
+- ``pytest_plugin``: the fixtures (``clock``, ``sleeps``, ``receiver``, ``sandbox_runtimes``, ``specs``,
+  ``fake_world``, ``fake_runtimes``), loaded
   by pytest through the ``pytest11`` entry point.
 """
 
@@ -19,12 +26,29 @@ import pytest
 # The suites' asserts get pytest's explanations; registered before the module is first imported.
 pytest.register_assert_rewrite("cxbridge.testing.contracts")
 
+from ..sandbox.modes import Vendors, mock_vendors  # noqa: E402
 from .canned import CannedVendor, build_connector, record_requests  # noqa: E402
 from .contracts import (  # noqa: E402
+    ConnectorContract,
+    CRMContract,
+    HelpdeskContract,
     SandboxBackendContract,
     SignedDelivery,
     TimestampedVerifierContract,
+    TrackerContract,
     VerifierContract,
+)
+from .fakes import (  # noqa: E402
+    FAKE_CRM,
+    FAKE_HELPDESK,
+    FAKE_TRACKER,
+    Call,
+    FakeCRM,
+    FakeHelpdesk,
+    FakePlugin,
+    FakeTracker,
+    FakeWorld,
+    fake_runtime,
 )
 from .specs import (  # noqa: E402
     HUBSPOT_CRM_PREFIXES,
@@ -42,13 +66,25 @@ from .tools import Clock, Delivery, Receiver, SandboxRuntimes, Sleeps  # noqa: E
 from .webhooks import MALFORMED_SIGNATURE_HEADERS, byte_flips, character_changes, verify_deliveries  # noqa: E402
 
 __all__ = [
+    "FAKE_CRM",
+    "FAKE_HELPDESK",
+    "FAKE_TRACKER",
     "HUBSPOT_CRM_PREFIXES",
     "MALFORMED_SIGNATURE_HEADERS",
     "SPECS_ENV",
     "SPEC_FILES",
+    "CRMContract",
+    "Call",
     "CannedVendor",
     "Clock",
+    "ConnectorContract",
     "Delivery",
+    "FakeCRM",
+    "FakeHelpdesk",
+    "FakePlugin",
+    "FakeTracker",
+    "FakeWorld",
+    "HelpdeskContract",
     "Receiver",
     "SandboxBackendContract",
     "SandboxRuntimes",
@@ -58,11 +94,15 @@ __all__ = [
     "SpecError",
     "SpecsMissing",
     "TimestampedVerifierContract",
+    "TrackerContract",
+    "Vendors",
     "VerifierContract",
     "build_connector",
     "byte_flips",
     "character_changes",
+    "fake_runtime",
     "load_spec",
+    "mock_vendors",
     "record_requests",
     "spec_by_prefix",
     "specs_dir",

@@ -6,6 +6,9 @@ Fixtures:
 - ``sleeps``: a ``Sleeps`` to pass as ``sleep=``; it records the waits instead of waiting;
 - ``receiver``: a loopback webhook ``Receiver`` (127.0.0.1, a free port), stopped when the test ends;
 - ``sandbox_runtimes``: ``SandboxRuntimes`` in the test's ``tmp_path``; every Runtime built is closed at the end;
+- ``fake_world``: a ``FakeWorld`` (the in-memory helpdesk, CRM and tracker records behind the fakes);
+- ``fake_runtimes``: ``fake_runtimes(world, extra=...)`` is a Runtime on the three fakes in ``tmp_path``
+  (``fake_runtime``); every Runtime built is closed at the end;
 - ``specs``: the vendors' API descriptions (``specs("zendesk")`` is a ``Spec``); the test fails with a message
   saying where they are looked for when they are missing.
 
@@ -14,14 +17,18 @@ A test module or conftest may define a fixture of the same name; pytest then use
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .fakes import FakeWorld, fake_runtime
 from .specs import SPEC_FILES, SPECS_ENV, Spec, SpecsMissing, load_spec, specs_dir
 from .tools import Clock, Receiver, SandboxRuntimes, Sleeps
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 class Specs:
@@ -88,3 +95,43 @@ def sandbox_runtimes(tmp_path: Path) -> Iterator[SandboxRuntimes]:
 def specs() -> Specs:
     """The vendors' API descriptions (``specs("zendesk").validate_response(...)``); fails clearly when missing."""
     return Specs()
+
+
+class FakeRuntimes:
+    """Runtimes on the fakes, each in its own folder under ``tmp_path``; ``close()`` closes every one built."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.made: list[Runtime] = []
+
+    def __call__(
+        self,
+        world: FakeWorld,
+        *,
+        extra: Mapping[str, Mapping[str, Any]] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Runtime:
+        """A Runtime on the fakes over ``world`` (``extra``: more config sections; ``clock``: the store's)."""
+        folder = self.folder / f"fakes-{len(self.made) + 1}"
+        folder.mkdir(parents=True, exist_ok=True)
+        runtime = fake_runtime(folder, world, extra=extra, clock=clock)
+        self.made.append(runtime)
+        return runtime
+
+    def close(self) -> None:
+        for runtime in self.made:
+            runtime.close()
+
+
+@pytest.fixture
+def fake_world() -> FakeWorld:
+    """A fresh ``FakeWorld``: the records, call log and faults of the in-memory fakes."""
+    return FakeWorld()
+
+
+@pytest.fixture
+def fake_runtimes(tmp_path: Path) -> Iterator[FakeRuntimes]:
+    """Runtimes on the fakes (``fake_runtimes(fake_world)``) in this test's ``tmp_path``; closed at the end."""
+    runtimes = FakeRuntimes(tmp_path)
+    yield runtimes
+    runtimes.close()

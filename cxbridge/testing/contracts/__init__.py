@@ -3,14 +3,24 @@
 - ``VerifierContract``: a webhook verifier (``cxbridge.webhooks.verify.Verifier``); ``TimestampedVerifierContract``
   adds the timestamp window for a scheme that signs one.
 - ``SandboxBackendContract``: an emulator (a ``cxbridge.sandbox.Backend`` subclass).
-
-The suites for the connector roles (``cxbridge/connectors.py``) belong here too; they are added once the role
-contract being rewritten now has settled.
+- ``ConnectorContract``: what every connector class declares (system, roles, config keys, ``supports()``) and how
+  its ``interpret`` reads events; the role suites ``HelpdeskContract``, ``CRMContract`` and ``TrackerContract``
+  extend it with the observable promises of ``cxbridge/connectors.py``, driven on a live connector.
 """
 
 from __future__ import annotations
 
+from .connectors import ConnectorContract, CRMContract, HelpdeskContract, TrackerContract
 from .sandbox import SandboxBackendContract
 from .verifier import SignedDelivery, TimestampedVerifierContract, VerifierContract
 
-__all__ = ["SandboxBackendContract", "SignedDelivery", "TimestampedVerifierContract", "VerifierContract"]
+__all__ = [
+    "CRMContract",
+    "ConnectorContract",
+    "HelpdeskContract",
+    "SandboxBackendContract",
+    "SignedDelivery",
+    "TimestampedVerifierContract",
+    "TrackerContract",
+    "VerifierContract",
+]
