@@ -21,8 +21,8 @@ from .settings import ConfigKey as ConfigKey  # re-exported: plugins declare the
 from .signals import Signal, Triggers
 
 if TYPE_CHECKING:
-    from .settings import SystemConfig
     from .http import CallCounter, HttpClient
+    from .settings import SystemConfig
 
 log = logging.getLogger(__name__)
 

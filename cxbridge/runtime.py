@@ -13,9 +13,9 @@ from .handoff import Handoff
 if TYPE_CHECKING:
     import requests
 
-    from .settings import Config
     from .http import CallCounter
     from .plugins import Plugins
+    from .settings import Config
     from .store import Store
 
 

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     import requests
     import responses
 
-    from ..settings import SystemConfig
     from ..connectors import Connector
+    from ..settings import SystemConfig
 
 
 class CannedVendor:

@@ -43,8 +43,8 @@ from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 
 if TYPE_CHECKING:
-    from ..settings import Config
     from ..runtime import Runtime
+    from ..settings import Config
     from .verify import Verifier
 
 log = logging.getLogger(__name__)
