@@ -7,6 +7,8 @@
   port; ``SandboxRuntimes`` builds Runtimes on the emulators, the way the end-to-end tests do.
 - ``canned``: ``CannedVendor``, ``build_connector`` and ``record_requests`` for connector tests on canned answers.
 - ``webhooks``: ``verify_deliveries`` and the mutations a webhook verifier must reject.
+- ``vendors``: ``mock_vendors`` and ``serve_vendors`` run the emulators in-process or on loopback ports
+  (``Vendors``, ``ServedVendors``); ``write_config`` points a config at them.
 - ``contracts``: suites a plugin's tests subclass (``VerifierContract``, ``SandboxBackendContract``).
 - ``pytest_plugin``: the fixtures (``clock``, ``sleeps``, ``receiver``, ``sandbox_runtimes``, ``specs``), loaded
   by pytest through the ``pytest11`` entry point.
@@ -39,6 +41,7 @@ from .specs import (  # noqa: E402
     validate_adf,
 )
 from .tools import Clock, Delivery, Receiver, SandboxRuntimes, Sleeps  # noqa: E402
+from .vendors import ServedVendors, Vendors, mock_vendors, serve_vendors, write_config  # noqa: E402
 from .webhooks import MALFORMED_SIGNATURE_HEADERS, byte_flips, character_changes, verify_deliveries  # noqa: E402
 
 __all__ = [
@@ -52,20 +55,25 @@ __all__ = [
     "Receiver",
     "SandboxBackendContract",
     "SandboxRuntimes",
+    "ServedVendors",
     "SignedDelivery",
     "Sleeps",
     "Spec",
     "SpecError",
     "SpecsMissing",
     "TimestampedVerifierContract",
+    "Vendors",
     "VerifierContract",
     "build_connector",
     "byte_flips",
     "character_changes",
     "load_spec",
+    "mock_vendors",
     "record_requests",
+    "serve_vendors",
     "spec_by_prefix",
     "specs_dir",
     "validate_adf",
     "verify_deliveries",
+    "write_config",
 ]
