@@ -11,7 +11,8 @@ exports is the contract between the core and its plugins; ``__all__`` is tested,
 - models: the vendor-neutral records (``Ref``, ``Ticket``, ``Customer``, ``Issue``, ``Event``...);
 - errors: what a connector or a verifier raises (the HTTP client raises the vendor ones itself);
 - settings: ``ConfigKey`` (a plugin's ``config_keys``), ``SystemConfig`` (a configured system), ``Secret``;
-- HTTP: ``HttpClient`` (built by ``Connector.from_config``), the auth helpers, ``check_base_url``;
+- HTTP: ``HttpClient`` (built by ``Connector.from_config``), the ``CallCounter`` it counts attempts into, the
+  auth helpers, ``check_base_url``;
 - webhooks: the ``Verifier`` protocol and the helpers that read headers and check HMAC signatures;
 - sandbox: ``Backend`` and what an emulator uses to answer, fail and send webhooks like its vendor.
 """
@@ -49,7 +50,7 @@ from .errors import (
     WebhookRejected,
 )
 from .hookspecs import hookimpl
-from .http import BasicAuth, BearerAuth, HttpClient, check_base_url
+from .http import BasicAuth, BearerAuth, CallCounter, HttpClient, check_base_url
 from .models import Comment, Customer, Deal, Event, Issue, Link, Person, Ref, Ticket
 from .sandbox import Backend, Fault, RateLimit, SandboxSecret, VendorFault, WebhookTarget
 from .sandbox.base import ADMIN_PREFIX
@@ -99,6 +100,7 @@ __all__ = [
     "Backend",
     "BasicAuth",
     "BearerAuth",
+    "CallCounter",
     "Comment",
     "ConfigError",
     "ConfigKey",

@@ -1,4 +1,7 @@
-"""docs/plugin-hooks.md documents every hook of cxbridge.hookspecs with every argument, and nothing else."""
+"""docs/plugin-hooks.md documents every hook of cxbridge.hookspecs with every argument, and no other hook.
+
+The hooks are its ``## hook_name(args)`` sections; its other ``## `` sections (the SDK, roles, signals...) are
+the rest of the plugin author's guide."""
 
 from __future__ import annotations
 
@@ -24,16 +27,24 @@ def hook_signatures() -> dict[str, list[str]]:
 
 
 def doc_sections() -> dict[str, str]:
-    """The doc's ``## hook_name(args)`` sections, by hook name, with their text."""
+    """The doc's ``## hook_name(args)`` sections (a heading shaped like a call), by hook name, with their text."""
     text = DOC.read_text(encoding="utf-8")
     parts = re.split(r"^## +", text, flags=re.M)[1:]
     sections: dict[str, str] = {}
     for part in parts:
         heading, _, body = part.partition("\n")
-        match = re.match(r"`?(\w+)", heading)
-        assert match, f"a section heading that names no hook: {heading!r}"
-        sections[match.group(1)] = heading + "\n" + body
+        match = re.match(r"`?(\w+)\(", heading)
+        if match:
+            sections[match.group(1)] = heading + "\n" + body
     return sections
+
+
+def test_the_doc_has_guide_sections_besides_the_hooks() -> None:
+    """Guards the parser: the guide's other sections are there and are not taken for hooks."""
+    headings = re.findall(r"^## +(.*)$", DOC.read_text(encoding="utf-8"), flags=re.M)
+    assert "The SDK: `cxbridge.sdk`" in headings
+    assert "Roles" in headings
+    assert len(doc_sections()) < len(headings)
 
 
 def test_the_hookspec_module_declares_hooks() -> None:

@@ -7,13 +7,13 @@
   port; ``SandboxRuntimes`` builds Runtimes on the emulators, the way the end-to-end tests do.
 - ``canned``: ``CannedVendor``, ``build_connector`` and ``record_requests`` for connector tests on canned answers.
 - ``webhooks``: ``verify_deliveries`` and the mutations a webhook verifier must reject.
+- ``vendors``: ``mock_vendors`` and ``serve_vendors`` run the emulators in-process or on loopback ports
+  (``Vendors``, ``ServedVendors``); ``write_config`` points a config at them.
 - ``contracts``: suites a plugin's tests subclass (``VerifierContract``, ``SandboxBackendContract``, and for
   connectors ``ConnectorContract``, ``HelpdeskContract``, ``CRMContract``, ``TrackerContract``).
 - ``fakes``: in-memory ``FakeHelpdesk``, ``FakeCRM`` and ``FakeTracker`` (no HTTP) over one ``FakeWorld`` per test
   (records, call log, ``fail_next`` fault injection); ``world.plugin()`` registers them through the real plugin
   mechanism and ``fake_runtime(tmp_path, world)`` builds a Runtime on them.
-- ``mock_vendors`` (with ``Vendors``): the emulators in-process, re-exported from ``cxbridge.sandbox.modes`` for
-  plugin tests.
 - ``pytest_plugin``: the fixtures (``clock``, ``sleeps``, ``receiver``, ``sandbox_runtimes``, ``specs``,
   ``fake_world``, ``fake_runtimes``), loaded
   by pytest through the ``pytest11`` entry point.
@@ -26,7 +26,6 @@ import pytest
 # The suites' asserts get pytest's explanations; registered before the module is first imported.
 pytest.register_assert_rewrite("cxbridge.testing.contracts")
 
-from ..sandbox.modes import Vendors, mock_vendors  # noqa: E402
 from .canned import CannedVendor, build_connector, record_requests  # noqa: E402
 from .contracts import (  # noqa: E402
     ConnectorContract,
@@ -63,6 +62,7 @@ from .specs import (  # noqa: E402
     validate_adf,
 )
 from .tools import Clock, Delivery, Receiver, SandboxRuntimes, Sleeps  # noqa: E402
+from .vendors import ServedVendors, Vendors, mock_vendors, serve_vendors, write_config  # noqa: E402
 from .webhooks import MALFORMED_SIGNATURE_HEADERS, byte_flips, character_changes, verify_deliveries  # noqa: E402
 
 __all__ = [
@@ -88,6 +88,7 @@ __all__ = [
     "Receiver",
     "SandboxBackendContract",
     "SandboxRuntimes",
+    "ServedVendors",
     "SignedDelivery",
     "Sleeps",
     "Spec",
@@ -104,8 +105,10 @@ __all__ = [
     "load_spec",
     "mock_vendors",
     "record_requests",
+    "serve_vendors",
     "spec_by_prefix",
     "specs_dir",
     "validate_adf",
     "verify_deliveries",
+    "write_config",
 ]

@@ -45,13 +45,31 @@ from urllib.parse import quote
 import requests
 import requests.auth
 
-from cxbridge.config import SystemConfig
-from cxbridge.connectors import CRM, CRM_ROLE, HELPDESK, ConfigKey, Helpdesk, Page, json_object
-from cxbridge.errors import ConfigError, NotFound, VendorError
-from cxbridge.http.auth import BearerAuth
-from cxbridge.models import Comment, Customer, Deal, Event, Person, Ref, Ticket
-from cxbridge.secrets import Secret
-from cxbridge.signals import EscalationRequested, Signal, Triggers
+from cxbridge.sdk import (
+    CRM,
+    CRM_ROLE,
+    HELPDESK,
+    BearerAuth,
+    Comment,
+    ConfigError,
+    ConfigKey,
+    Customer,
+    Deal,
+    EscalationRequested,
+    Event,
+    Helpdesk,
+    NotFound,
+    Page,
+    Person,
+    Ref,
+    Secret,
+    Signal,
+    SystemConfig,
+    Ticket,
+    Triggers,
+    VendorError,
+    json_object,
+)
 
 log = logging.getLogger(__name__)
 

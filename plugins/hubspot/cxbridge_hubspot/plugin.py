@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cxbridge.hookspecs import hookimpl
+from cxbridge.sdk import hookimpl
 
 if TYPE_CHECKING:
-    from cxbridge.connectors import Connector
-    from cxbridge.sandbox import Backend
-    from cxbridge.webhooks.verify import Verifier
+    from cxbridge.sdk import Backend, Connector, Verifier
 
 
 @hookimpl

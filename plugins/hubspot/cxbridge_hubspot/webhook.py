@@ -24,12 +24,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cxbridge.errors import WebhookRejected
-from cxbridge.models import Event, Ref
-from cxbridge.secrets import Secret
-from cxbridge.webhooks.verify import (
+from cxbridge.sdk import (
     MAX_HEADER_BYTES,
     MAX_SIGNATURES,
+    Event,
+    Ref,
+    Secret,
+    WebhookRejected,
     base64_sha256_signatures,
     check_hmac_sha256,
     header_text,

@@ -18,10 +18,18 @@ import requests
 import responses
 from cxbridge_hubspot.connector import HubSpotConnector
 
-from cxbridge.config import SystemConfig
-from cxbridge.errors import AmbiguousOutcome, AuthError, ConfigError, RateLimited, Unavailable, VendorError
-from cxbridge.models import Customer, Ref
-from cxbridge.secrets import Secret
+from cxbridge.sdk import (
+    AmbiguousOutcome,
+    AuthError,
+    ConfigError,
+    Customer,
+    RateLimited,
+    Ref,
+    Secret,
+    SystemConfig,
+    Unavailable,
+    VendorError,
+)
 from cxbridge.testing import HUBSPOT_CRM_PREFIXES, CannedVendor, Sleeps, Spec, build_connector, spec_by_prefix
 
 BASE = "https://api.hubapi.com"

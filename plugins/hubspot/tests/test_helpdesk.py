@@ -17,12 +17,7 @@ import requests
 import responses
 from cxbridge_hubspot.connector import HubSpotConnector, html_to_text, text_to_html
 
-from cxbridge.config import SystemConfig
-from cxbridge.connectors import CRM, CRM_ROLE, HELPDESK, Helpdesk
-from cxbridge.errors import ConfigError
-from cxbridge.models import Ref, Ticket
-from cxbridge.secrets import Secret
-from cxbridge.signals import Triggers
+from cxbridge.sdk import CRM, CRM_ROLE, HELPDESK, ConfigError, Helpdesk, Ref, Secret, SystemConfig, Ticket, Triggers
 from cxbridge.testing import HUBSPOT_CRM_PREFIXES, CannedVendor, build_connector, spec_by_prefix
 
 BASE = "https://api.hubapi.com"

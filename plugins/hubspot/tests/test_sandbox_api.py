@@ -11,8 +11,7 @@ import requests
 from cxbridge_hubspot.sandbox.backend import HubSpotBackend
 from cxbridge_hubspot.sandbox.models import OBJECT_TYPES
 
-from cxbridge.sandbox import mock_vendors
-from cxbridge.testing import Spec
+from cxbridge.testing import Spec, mock_vendors
 
 BASE = "https://api.hubapi.com"
 

@@ -32,8 +32,7 @@ from hubspot.crm.tickets import SimplePublicObjectInputForCreate as TicketInput
 from hubspot.webhooks import SettingsChangeRequest, SubscriptionCreateRequest, ThrottlingSettings
 from urllib3.util.retry import Retry
 
-from cxbridge.sandbox import serve_vendors
-from cxbridge.sandbox.modes import ServedVendors
+from cxbridge.testing import ServedVendors, serve_vendors
 
 pytestmark = pytest.mark.sandbox
 

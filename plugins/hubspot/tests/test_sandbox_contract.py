@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cxbridge_hubspot.sandbox.backend import HubSpotBackend
 
-from cxbridge.sandbox import Backend
+from cxbridge.sdk import Backend
 from cxbridge.testing import SandboxBackendContract
 
 

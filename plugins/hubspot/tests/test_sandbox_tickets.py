@@ -1,16 +1,14 @@
-"""HubSpot tickets on the emulator: cxbridge's ticket properties, the helpdesk connector, webhooks, escalation.
+"""HubSpot tickets on the emulator: cxbridge's ticket properties, the helpdesk connector, webhooks, its client.
 
 Covers the emulator's side (custom ticket properties, property-change webhooks), the connector's helpdesk
-methods against it, an end-to-end escalation with HubSpot as the helpdesk, and HubSpot's own client reading a
-seeded ticket.
+methods against it, and HubSpot's own client reading a seeded ticket. The end-to-end escalation with HubSpot as
+the helpdesk is a core test: ``tests/test_escalate_hubspot_helpdesk.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import hubspot
@@ -21,16 +19,8 @@ from cxbridge_hubspot.sandbox.backend import HubSpotBackend
 from cxbridge_hubspot.webhook import verify_hubspot
 from urllib3.util.retry import Retry
 
-from cxbridge.config import SystemConfig
-from cxbridge.http import CallCounter
-from cxbridge.models import Ref
-from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, serve_vendors
-from cxbridge.sandbox.modes import Vendors
-from cxbridge.secrets import Secret
-from cxbridge.signals import Triggers
-from cxbridge.testing import Clock, SandboxRuntimes, Spec, verify_deliveries
-from cxbridge.workflows.escalate import Escalation, EscalationRequest
+from cxbridge.sdk import CallCounter, Ref, Secret, SystemConfig, Triggers
+from cxbridge.testing import Clock, Spec, mock_vendors, serve_vendors, verify_deliveries
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -212,58 +202,6 @@ def _scan(hub: HubSpotBackend, clock: Clock) -> None:
     later = [t for p in hs.changed_tickets(cursor, since=0) for t in p.items]
     assert {t.ref.id for t in later} == {tid, created["id"]}
     assert hs.wants_escalation(next(t for t in later if t.ref.id == tid), Triggers())
-
-
-# -- escalation end to end with HubSpot as the helpdesk ------------------------------------------------------------
-
-
-@pytest.fixture
-def vendors() -> Iterator[Vendors]:
-    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:
-        yield v
-
-
-@pytest.fixture
-def runtime(vendors: Vendors, tmp_path: Path) -> Iterator[Runtime]:
-    runtimes = SandboxRuntimes(tmp_path)
-    yield runtimes(vendors)
-    runtimes.close()
-
-
-def test_escalation_with_hubspot_as_the_helpdesk(vendors: Vendors, runtime: Runtime) -> None:
-    """One Jira issue, the key in the ticket property, one note on the ticket; a rerun writes nothing."""
-    hub = vendors["hubspot"]
-    assert isinstance(hub, HubSpotBackend)
-    tid = grace_ticket(hub)
-    hub.ui_update("tickets", tid, {"cxbridge_escalate": "true"})  # the agent ticks the box
-    assert runtime.helpdesk("hubspot") is runtime.crm()
-    before = {name: len(b.calls) for name, b in vendors.backends.items()}
-    result = Escalation(runtime).run(EscalationRequest(ticket_id=tid, helpdesk="hubspot"))
-    calls = {name: len(b.calls) - before[name] for name, b in vendors.backends.items()}
-    assert result.created
-    assert result.ticket == Ref("hubspot", "ticket", tid)
-    issues = vendors["jira"].state()["issues"]
-    assert len(issues) == 1
-    assert issues[0]["key"] == result.issue_key
-    link = issues[0]["remoteLinks"][0]
-    assert link["object"]["url"] == f"https://app.hubspot.com/contacts/{hub.portal_id}/record/0-5/{tid}"
-    assert hub.portal.objects["tickets"][tid].properties["cxbridge_issue_key"] == result.issue_key
-    [note] = ticket_notes(hub, tid)
-    assert f"Escalated to engineering: {result.issue_key}" in note["properties"]["hs_note_body"]
-    notes = hub.state()["objects"]["notes"]
-    assert len(notes) == 2  # the ticket's note, and the CRM note on Grace's and Globex's timelines
-    assert result.writes["ticket_note"] == "written"
-    assert result.writes["crm_note"] == "written"
-    assert calls["zendesk"] == 0
-    print(f"\nHubSpot-helpdesk escalation calls: {calls}; hubspot by op: {runtime.counter.by_op('hubspot')}")
-    assert calls["hubspot"] == result.calls["hubspot"] <= 10
-
-    state = {name: json.dumps(b.state(), sort_keys=True) for name, b in vendors.backends.items()}
-    rerun = Escalation(runtime).run(EscalationRequest(ticket_id=tid, helpdesk="hubspot"))
-    assert rerun.issue_key == result.issue_key
-    assert rerun.writes["ticket_note"] == "unchanged"
-    assert rerun.writes["crm_note"] == "unchanged"
-    assert {name: json.dumps(b.state(), sort_keys=True) for name, b in vendors.backends.items()} == state
 
 
 # -- HubSpot's own client ------------------------------------------------------------------------------------------

@@ -12,8 +12,7 @@ from cxbridge_hubspot.sandbox.models import OBJECT_TYPES, Change
 from cxbridge_hubspot.sandbox.webhooks import sign_v3
 from hubspot.utils.signature import Signature
 
-from cxbridge.sandbox import mock_vendors
-from cxbridge.testing import Delivery, Receiver, Spec
+from cxbridge.testing import Delivery, Receiver, Spec, mock_vendors
 
 BASE = "https://api.hubapi.com"
 SECRET = "client-secret-for-tests"

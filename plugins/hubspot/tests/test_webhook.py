@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 from cxbridge_hubspot.webhook import MAX_SIGNATURES, decode_uri, verify_hubspot, verify_hubspot_signature
 
-from cxbridge.errors import WebhookRejected
-from cxbridge.models import Ref
-from cxbridge.secrets import Secret
+from cxbridge.sdk import Ref, Secret, WebhookRejected
 from cxbridge.testing import SignedDelivery, TimestampedVerifierContract
 
 # hubspot-api-python tests/spec/utils/test_signature.py (RELIABILITY.md section 7)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cxbridge.connectors import ManagedBlock, splice_lines
+from cxbridge.sdk import ManagedBlock, splice_lines
 
 from .adf import markdown_to_adf
 from .wiki import markdown_to_wiki

@@ -31,23 +31,28 @@ from urllib.parse import quote
 import requests
 import requests.auth
 
-from cxbridge.config import SystemConfig
-from cxbridge.connectors import (
+from cxbridge.sdk import (
+    BasicAuth,
+    BearerAuth,
+    ConfigError,
     ConfigKey,
+    Event,
+    Issue,
     IssueSpec,
     ManagedBlock,
     Page,
+    Ref,
+    Secret,
+    Signal,
+    SystemConfig,
     TicketLink,
     Tracker,
+    Triggers,
+    VendorError,
+    check_base_url,
     json_object,
     parse_datetime,
 )
-from cxbridge.errors import ConfigError, VendorError
-from cxbridge.http.auth import BasicAuth, BearerAuth
-from cxbridge.http.urls import check_base_url
-from cxbridge.models import Event, Issue, Ref
-from cxbridge.secrets import Secret
-from cxbridge.signals import Signal, Triggers
 
 from . import signals
 from .adf import clean_text, markdown_to_adf
@@ -55,7 +60,7 @@ from .blocks import replace_adf, replace_wiki
 from .wiki import markdown_to_wiki
 
 if TYPE_CHECKING:
-    from cxbridge.http import HttpClient
+    from cxbridge.sdk import HttpClient
 
 log = logging.getLogger(__name__)
 

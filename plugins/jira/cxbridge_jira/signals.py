@@ -17,9 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cxbridge.connectors import parse_datetime
-from cxbridge.models import Event, Ref
-from cxbridge.signals import IssueCommentPosted, IssueStateObserved, Signal, VersionReleased
+from cxbridge.sdk import Event, IssueCommentPosted, IssueStateObserved, Ref, Signal, VersionReleased, parse_datetime
 
 ISSUE_EVENTS = frozenset({"jira:issue_updated"})
 COMMENT_EVENTS = frozenset({"comment_created"})

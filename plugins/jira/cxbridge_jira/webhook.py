@@ -21,10 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cxbridge.errors import WebhookRejected
-from cxbridge.models import Event, Ref
-from cxbridge.secrets import Secret
-from cxbridge.webhooks.verify import check_hmac_sha256, only_rejections, signing_keys
+from cxbridge.sdk import Event, Ref, Secret, WebhookRejected, check_hmac_sha256, only_rejections, signing_keys
 
 __all__ = ["ID_HEADER", "SIGNATURE_HEADER", "sign", "verify_jira"]
 

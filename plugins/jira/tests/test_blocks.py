@@ -10,7 +10,7 @@ from cxbridge_jira.adf import markdown_to_adf
 from cxbridge_jira.blocks import replace_adf, replace_wiki
 from cxbridge_jira.wiki import markdown_to_wiki
 
-from cxbridge.connectors import ManagedBlock
+from cxbridge.sdk import ManagedBlock
 from cxbridge.testing import validate_adf
 
 TITLE, END = "Customer impact", "Kept current by cxbridge: edits inside this section are replaced."

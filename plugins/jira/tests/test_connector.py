@@ -22,20 +22,20 @@ import responses
 import urllib3.exceptions
 from cxbridge_jira.connector import JiraConnector, jql_string
 
-from cxbridge.config import SystemConfig
-from cxbridge.connectors import IssueSpec
-from cxbridge.errors import (
+from cxbridge.sdk import (
     AmbiguousOutcome,
     AuthError,
+    CallCounter,
     ConfigError,
     Conflict,
+    IssueSpec,
     NotFound,
     RateLimited,
+    Secret,
+    SystemConfig,
     Unavailable,
     VendorError,
 )
-from cxbridge.http import CallCounter
-from cxbridge.secrets import Secret
 from cxbridge.testing import CannedVendor, Spec, SpecError, build_connector, validate_adf
 
 SPEC = Spec("jira")

@@ -15,10 +15,8 @@ import requests
 from cxbridge_jira import connector as jira_module
 from cxbridge_jira.connector import CHANGED_OVERLAP, INDEX_LAG, WIDEST_UTC_OFFSET, JiraConnector
 
-from cxbridge.connectors import IssueSpec
-from cxbridge.sandbox import mock_vendors
-from cxbridge.sandbox.modes import Vendors
-from cxbridge.testing import SandboxRuntimes
+from cxbridge.sdk import IssueSpec
+from cxbridge.testing import SandboxRuntimes, Vendors, mock_vendors
 from cxbridge.testing import record_requests as sent
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

@@ -14,8 +14,7 @@ import responses
 from cxbridge_jira.adf import markdown_to_adf
 from cxbridge_jira.connector import JiraConnector
 
-from cxbridge.config import SystemConfig
-from cxbridge.secrets import Secret
+from cxbridge.sdk import Secret, SystemConfig
 from cxbridge.testing import Spec, build_connector, validate_adf
 
 SPEC = Spec("jira")

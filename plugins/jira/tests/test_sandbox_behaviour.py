@@ -18,8 +18,8 @@ from cxbridge_jira.sandbox.jql import And, Clause, Empty, JqlError, Or, parse, p
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cxbridge.sandbox import SandboxSecret, Vendors, WebhookTarget, mock_vendors, write_config
-from cxbridge.testing import Clock, Receiver, Spec, validate_adf
+from cxbridge.sdk import SandboxSecret, WebhookTarget
+from cxbridge.testing import Clock, Receiver, Spec, Vendors, mock_vendors, validate_adf, write_config
 
 SECRET = "It's a Secret to Everybody"
 

@@ -6,7 +6,7 @@ import base64
 
 from cxbridge_jira.sandbox.backend import JiraBackend
 
-from cxbridge.sandbox import Backend
+from cxbridge.sdk import Backend
 from cxbridge.testing import SandboxBackendContract
 
 

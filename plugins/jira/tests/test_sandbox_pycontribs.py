@@ -11,8 +11,7 @@ from cxbridge_jira.sandbox.backend import JiraBackend
 from jira import JIRA, JIRAError
 from jira.resources import Issue
 
-from cxbridge.sandbox import serve_vendors
-from cxbridge.sandbox.modes import ServedVendors
+from cxbridge.testing import ServedVendors, serve_vendors
 
 pytestmark = pytest.mark.sandbox
 

@@ -9,8 +9,7 @@ import pytest
 import requests
 from cxbridge_jira.sandbox.backend import JiraBackend
 
-from cxbridge.sandbox import mock_vendors
-from cxbridge.testing import Spec, validate_adf
+from cxbridge.testing import Spec, mock_vendors, validate_adf
 
 ADF = {
     "type": "doc",

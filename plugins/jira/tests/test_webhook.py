@@ -17,9 +17,7 @@ from cxbridge_jira.webhook import sign, verify_jira
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxbridge.errors import WebhookRejected
-from cxbridge.models import Ref
-from cxbridge.secrets import Secret
+from cxbridge.sdk import Ref, Secret, WebhookRejected
 from cxbridge.testing import SignedDelivery, VerifierContract
 
 SECRET = "jira-webhook-secret-3b1f"

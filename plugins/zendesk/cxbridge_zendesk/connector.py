@@ -23,13 +23,28 @@ from typing import Any, ClassVar
 import requests
 import requests.auth
 
-from cxbridge.config import SystemConfig
-from cxbridge.connectors import ConfigKey, Helpdesk, Page, json_object, parse_datetime
-from cxbridge.errors import AuthError, ConfigError, Conflict, VendorError
-from cxbridge.http.auth import BasicAuth, BearerAuth
-from cxbridge.models import Comment, Event, Person, Ref, Ticket
-from cxbridge.secrets import Secret
-from cxbridge.signals import Signal, Triggers
+from cxbridge.sdk import (
+    AuthError,
+    BasicAuth,
+    BearerAuth,
+    Comment,
+    ConfigError,
+    ConfigKey,
+    Conflict,
+    Event,
+    Helpdesk,
+    Page,
+    Person,
+    Ref,
+    Secret,
+    Signal,
+    SystemConfig,
+    Ticket,
+    Triggers,
+    VendorError,
+    json_object,
+    parse_datetime,
+)
 
 from . import signals
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxbridge.models import Event, Person, Ref
-from cxbridge.signals import EscalationRequested, Signal, TicketCommentAdded, Triggers
+from cxbridge.sdk import EscalationRequested, Event, Person, Ref, Signal, TicketCommentAdded, Triggers
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -18,19 +18,19 @@ import requests
 import responses
 from cxbridge_zendesk.connector import ESCALATION_ATTEMPTS, ZendeskConnector
 
-from cxbridge.config import SystemConfig
-from cxbridge.errors import (
+from cxbridge.sdk import (
     AmbiguousOutcome,
     AuthError,
+    CallCounter,
     ConfigError,
     Conflict,
     NotFound,
     RateLimited,
+    Secret,
+    SystemConfig,
     Unavailable,
     VendorError,
 )
-from cxbridge.http import CallCounter
-from cxbridge.secrets import Secret
 from cxbridge.testing import CannedVendor, Sleeps, Spec, build_connector
 
 BASE = "https://acme.zendesk.com"

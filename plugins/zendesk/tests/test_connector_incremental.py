@@ -14,13 +14,8 @@ import requests
 import responses
 from cxbridge_zendesk.connector import EXPORT_MIN_AGE, ZendeskConnector
 
-from cxbridge.config import SystemConfig
-from cxbridge.errors import VendorError
-from cxbridge.models import Ticket
-from cxbridge.sandbox import mock_vendors
-from cxbridge.sandbox.modes import Vendors
-from cxbridge.secrets import Secret
-from cxbridge.testing import SandboxRuntimes, Spec, build_connector
+from cxbridge.sdk import Secret, SystemConfig, Ticket, VendorError
+from cxbridge.testing import SandboxRuntimes, Spec, Vendors, build_connector, mock_vendors
 from cxbridge.testing import record_requests as sent
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

@@ -10,8 +10,7 @@ import requests
 from cxbridge_zendesk.sandbox.backend import ZendeskBackend
 from cxbridge_zendesk.sandbox.models import iso
 
-from cxbridge.sandbox import mock_vendors
-from cxbridge.testing import Clock, Spec
+from cxbridge.testing import Clock, Spec, mock_vendors
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

@@ -6,7 +6,7 @@ import base64
 
 from cxbridge_zendesk.sandbox.backend import ZendeskBackend
 
-from cxbridge.sandbox import Backend
+from cxbridge.sdk import Backend
 from cxbridge.testing import SandboxBackendContract
 
 

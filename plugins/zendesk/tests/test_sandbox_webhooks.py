@@ -16,8 +16,7 @@ import requests
 from cxbridge_zendesk.sandbox.backend import ZendeskBackend
 from cxbridge_zendesk.sandbox.routes import sign
 
-from cxbridge.sandbox import mock_vendors
-from cxbridge.testing import Delivery, Receiver
+from cxbridge.testing import Delivery, Receiver, mock_vendors
 
 # RELIABILITY.md section 7 (the Zendesk docs' worked example).
 DOC_SECRET = "HRkRd4BeOAoUkfZr-mhauJT64rvBASlJRoIyPsd3zeA="

@@ -17,9 +17,7 @@ from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment, Ticket, User, Webhook
 from zenpy.lib.exception import APIException, RecordNotFoundException
 
-from cxbridge.sandbox import serve_vendors
-from cxbridge.sandbox.modes import ServedVendors
-from cxbridge.testing import Receiver
+from cxbridge.testing import Receiver, ServedVendors, serve_vendors
 
 pytestmark = pytest.mark.sandbox
 

@@ -19,9 +19,7 @@ from typing import Any
 import pytest
 from cxbridge_zendesk.webhook import MAX_SIGNATURES, verify_zendesk, verify_zendesk_signature
 
-from cxbridge.errors import WebhookRejected
-from cxbridge.models import Ref
-from cxbridge.secrets import Secret
+from cxbridge.sdk import Ref, Secret, WebhookRejected
 from cxbridge.testing import SignedDelivery, TimestampedVerifierContract
 
 URL = "https://bridge.example.com/webhooks/zendesk"

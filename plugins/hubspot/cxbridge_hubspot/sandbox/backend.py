@@ -20,8 +20,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from cxbridge.sandbox import SandboxSecret, VendorFault, WebhookTarget
-from cxbridge.sandbox.base import ADMIN_PREFIX
+from cxbridge.sdk import ADMIN_PREFIX, SandboxSecret, VendorFault, WebhookTarget
 
 from . import errors, seeds
 from .models import CRM_UI, OBJECT_TYPES, Change, CrmObject, Portal, resolve_type

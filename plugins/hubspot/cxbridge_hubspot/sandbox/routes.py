@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from cxbridge.sandbox import Backend, VendorFault
+from cxbridge.sdk import Backend, VendorFault
 
 from . import errors
 from .models import (

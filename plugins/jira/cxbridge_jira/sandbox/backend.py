@@ -31,8 +31,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from cxbridge.sandbox import SandboxSecret, WebhookTarget
-from cxbridge.sandbox.base import ADMIN_PREFIX
+from cxbridge.sdk import ADMIN_PREFIX, SandboxSecret, WebhookTarget
 
 from . import errors
 from .errors import error_collection

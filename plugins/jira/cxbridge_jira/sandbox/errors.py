@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cxbridge.sandbox import VendorFault
+from cxbridge.sdk import VendorFault
 
 ISSUE_NOT_FOUND = "Issue does not exist or you do not have permission to see it."
 NOT_AUTHENTICATED = "You are not authenticated. Authentication required to perform this operation."

@@ -16,7 +16,7 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from cxbridge.sandbox import Backend
+from cxbridge.sdk import Backend
 
 from . import errors
 from .errors import JiraFault

@@ -51,7 +51,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
-from cxbridge.sandbox import Backend, RateLimit, SandboxSecret
+from cxbridge.sdk import Backend, RateLimit, SandboxSecret
 
 from . import errors, seeds
 from .models import User, ZendeskModel, iso

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxbridge.sandbox import VendorFault
+from cxbridge.sdk import VendorFault
 
 AUTH_FAILED = {"error": "Couldn't authenticate you"}
 # Zendesk asks for HTTP Basic credentials on a refused call.

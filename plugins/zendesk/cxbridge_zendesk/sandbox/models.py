@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cxbridge.sandbox import VendorFault
+from cxbridge.sdk import VendorFault
 
 from . import errors
 

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from cxbridge.sandbox import VendorFault, WebhookTarget
+from cxbridge.sdk import VendorFault, WebhookTarget
 
 from . import errors
 from .models import (
@@ -39,7 +39,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from cxbridge.sandbox import Backend
+    from cxbridge.sdk import Backend
 
     _Base = Backend
 else:
