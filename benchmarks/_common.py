@@ -132,7 +132,7 @@ def make_runtime(vendors: Any, where: Path, **extra: Any) -> Any:
     from cxbridge.config import load_config
     from cxbridge.plugins import build_plugins
     from cxbridge.runtime import Runtime
-    from cxbridge.sandbox import write_config
+    from cxbridge.sandbox.modes import write_config
 
     path = write_config(vendors, where / "cxbridge.toml", extra=extra)
     plugins = build_plugins()

@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--dir", type=Path, required=True)
     args = p.parse_args()
     _common.quiet()
-    from cxbridge.sandbox import serve_vendors, write_config
+    from cxbridge.sandbox.modes import serve_vendors, write_config
 
     with serve_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors:
         zd: Any = vendors["zendesk"]

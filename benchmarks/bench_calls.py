@@ -91,7 +91,7 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from cxbridge.sandbox import serve_vendors
+    from cxbridge.sandbox.modes import serve_vendors
     from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
     res = _common.result("calls", args.quick)

@@ -117,7 +117,7 @@ def profile(count: int) -> dict[str, Any]:
 
 def alone(count: int, profiler: Any = None) -> dict[str, Any]:
     """``Escalation.run`` for ``count`` fresh tickets, one after the other (no queue, no worker)."""
-    from cxbridge.sandbox import mock_vendors
+    from cxbridge.sandbox.modes import mock_vendors
     from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
     with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors, _common.workdir() as where:
@@ -149,7 +149,7 @@ def alone(count: int, profiler: Any = None) -> dict[str, Any]:
 
 def pipeline(count: int, workers: int) -> dict[str, Any]:
     """``count`` tag deliveries verified and enqueued, then drained by ``workers`` worker threads."""
-    from cxbridge.sandbox import mock_vendors
+    from cxbridge.sandbox.modes import mock_vendors
     from cxbridge.worker import drain
     from cxbridge.workflows import events
 

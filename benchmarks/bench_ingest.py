@@ -48,7 +48,7 @@ def deliveries(count: int, tickets: int = 50) -> list[tuple[bytes, dict[str, str
 
 def write_config(where: Path) -> Path:
     """A config whose systems point at the (unused) in-process emulators, with the Zendesk signing secret."""
-    from cxbridge.sandbox import mock_vendors, write_config
+    from cxbridge.sandbox.modes import mock_vendors, write_config
 
     (where / "zendesk.bench.secret").write_text(SECRET, encoding="utf-8")
     with mock_vendors(["zendesk", "hubspot", "jira"]) as vendors:

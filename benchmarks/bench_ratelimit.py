@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return res
     import requests
 
-    from cxbridge.sandbox import RateLimit, mock_vendors
+    from cxbridge.sandbox import RateLimit
+    from cxbridge.sandbox.modes import mock_vendors
     from cxbridge.worker import drain
     from cxbridge.workflows import events
 

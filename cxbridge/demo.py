@@ -27,9 +27,9 @@ from .errors import CxbridgeError
 from .models import Ref
 from .plugins import build_plugins
 from .runtime import Runtime
-from .sandbox import SandboxSecret, serve_vendors, write_config
+from .sandbox import SandboxSecret
 from .sandbox.base import WebhookTarget
-from .sandbox.modes import ServedVendors
+from .sandbox.modes import ServedVendors, serve_vendors, write_config
 from .webhooks.serve import serving
 from .workflows.escalate import EscalationResult
 from .workflows.impact import load_rollup

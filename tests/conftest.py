@@ -12,8 +12,7 @@ import requests.auth
 from cxbridge.connectors import ConfigKey, Connector
 from cxbridge.hookspecs import hookimpl
 from cxbridge.plugins import ALLOWLIST_ENV
-from cxbridge.sandbox import mock_vendors
-from cxbridge.sandbox.modes import Vendors
+from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.testing import SandboxRuntimes
 
 

@@ -240,7 +240,7 @@ def test_doctor_against_the_sandbox_servers(tmp_path: Path) -> None:
     systems = {"zendesk", "jira", "hubspot"}
     if not systems <= set(plugins.connectors()) or not systems <= set(plugins.sandbox_backends()):
         pytest.skip("the built-in connectors or emulators are not available yet")
-    from cxbridge.sandbox import serve_vendors, write_config
+    from cxbridge.sandbox.modes import serve_vendors, write_config
 
     with serve_vendors(seed="demo") as vendors:
         config = write_config(vendors, tmp_path / "cxbridge.toml")

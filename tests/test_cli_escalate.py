@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cxbridge.cli import cli
-from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox.modes import mock_vendors, write_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from cxbridge.cli import cli
 from cxbridge.errors import Unavailable, VendorError
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import Vendors, mock_vendors
+from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.secrets import Secret
 from cxbridge.store import AlreadyReplayed
 from cxbridge.testing import SandboxRuntimes

@@ -13,9 +13,8 @@ from cxbridge_zendesk.webhook import verify_zendesk
 from cxbridge.errors import ConfigError
 from cxbridge.models import Event, Link, Ref
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.base import WebhookTarget
-from cxbridge.sandbox.modes import Vendors
+from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.testing import SandboxRuntimes, verify_deliveries
 from cxbridge.workflows import events
 from cxbridge.workflows.escalate import EscalationRequest

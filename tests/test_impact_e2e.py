@@ -19,8 +19,7 @@ from cxbridge.cli import cli
 from cxbridge.demo import DEMO_SETTINGS
 from cxbridge.models import Ref
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors
-from cxbridge.sandbox.modes import Vendors
+from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.testing import SandboxRuntimes, validate_adf
 from cxbridge.workflows import impact
 from cxbridge.workflows.escalate import Escalation, EscalationRequest

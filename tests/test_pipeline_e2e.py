@@ -20,9 +20,8 @@ import requests
 from cxbridge.config import load_config
 from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import serve_vendors, write_config
 from cxbridge.sandbox.base import WebhookTarget
-from cxbridge.sandbox.modes import ServedVendors
+from cxbridge.sandbox.modes import ServedVendors, serve_vendors, write_config
 from cxbridge.webhooks.serve import RunningServer, serving
 from cxbridge.worker import drain
 from cxbridge.workflows.escalate import Escalation, EscalationRequest

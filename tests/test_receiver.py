@@ -26,7 +26,7 @@ from cxbridge.config import load_config
 from cxbridge.errors import ConfigError
 from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors, write_config
+from cxbridge.sandbox.modes import mock_vendors, write_config
 from cxbridge.store.sqlite import SQLiteStore
 from cxbridge.testing import MALFORMED_SIGNATURE_HEADERS, byte_flips
 from cxbridge.webhooks.metrics import Metrics, escape_label

@@ -27,8 +27,7 @@ from cxbridge.cli.queue import sync
 from cxbridge.connectors import IssueSpec
 from cxbridge.models import Event, Link, Ref
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors
-from cxbridge.sandbox.modes import Vendors
+from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.secrets import Secret
 from cxbridge.signals import EscalationRequested, IssueStateObserved, Signal, signal_from_dict
 from cxbridge.testing import SandboxRuntimes

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from cxbridge.errors import ConfigError
-from cxbridge.sandbox import mock_vendors
-from cxbridge.sandbox.modes import Vendors
+from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.testing import SandboxRuntimes
 
 

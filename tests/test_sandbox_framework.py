@@ -28,10 +28,8 @@ from cxbridge.sandbox import (
     SandboxSecret,
     VendorFault,
     WebhookTarget,
-    mock_vendors,
-    serve_vendors,
-    write_config,
 )
+from cxbridge.sandbox.modes import mock_vendors, serve_vendors, write_config
 from cxbridge.testing import Clock, Receiver
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,8 @@ from cxbridge.cli import cli
 from cxbridge.config import load_config
 from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import WebhookTarget, mock_vendors, serve_vendors, write_config
+from cxbridge.sandbox import WebhookTarget
+from cxbridge.sandbox.modes import mock_vendors, serve_vendors, write_config
 from cxbridge.webhooks.metrics import Metrics
 from cxbridge.webhooks.serve import serving
 

@@ -23,9 +23,8 @@ from cxbridge_zendesk.webhook import verify_zendesk
 
 from cxbridge.models import Event, Ref
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors
 from cxbridge.sandbox.base import Backend, WebhookTarget
-from cxbridge.sandbox.modes import Vendors
+from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.signals import Signal
 from cxbridge.store import open_store
 from cxbridge.testing import SandboxRuntimes, verify_deliveries

@@ -33,7 +33,7 @@ from cxbridge.errors import (
     VendorError,
 )
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import mock_vendors
+from cxbridge.sandbox.modes import mock_vendors
 from cxbridge.store import SQLiteStore
 from cxbridge.testing import SandboxRuntimes
 from cxbridge.worker import Worker, backoff_delay, drain, start_workers

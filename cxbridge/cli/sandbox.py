@@ -12,8 +12,9 @@ import click
 
 from ..demo import run_demo
 from ..errors import CxbridgeError
-from ..sandbox import RateLimit, WebhookTarget, serve_vendors
-from ..sandbox import write_config as write_sandbox_config
+from ..sandbox import RateLimit, WebhookTarget
+from ..sandbox.modes import serve_vendors
+from ..sandbox.modes import write_config as write_sandbox_config
 
 
 @click.group()

@@ -1,13 +1,14 @@
-"""Stateful emulators of the vendor APIs, in-process (through ``responses``) or as loopback servers.
+"""The emulator framework: the ``Backend`` base each plugin's stateful emulator subclasses, faults, rate limits
+and webhook targets. Running the installed plugins' emulators, in-process (through ``responses``) or as loopback
+servers, is ``cxbridge.sandbox.modes``:
 
-with cxbridge.sandbox.mock_vendors(seed="demo") as vendors:
+with cxbridge.sandbox.modes.mock_vendors(seed="demo") as vendors:
     ...  # requests to vendors.base_url("zendesk") reach the Zendesk emulator
 """
 
 from __future__ import annotations
 
 from .base import Backend, Fault, RateLimit, SandboxSecret, VendorFault, WebhookTarget
-from .modes import Vendors, mock_vendors, serve_vendors, write_config
 
 __all__ = [
     "Backend",
@@ -15,9 +16,5 @@ __all__ = [
     "RateLimit",
     "SandboxSecret",
     "VendorFault",
-    "Vendors",
     "WebhookTarget",
-    "mock_vendors",
-    "serve_vendors",
-    "write_config",
 ]

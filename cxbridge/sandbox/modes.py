@@ -18,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from ..plugins import build_plugins
 from .base import Backend, SandboxSecret
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -67,8 +68,6 @@ class Vendors:
 
 
 def _backend_classes(systems: Iterable[str] | None) -> dict[str, type[Backend]]:
-    from ..plugins import build_plugins
-
     found = build_plugins().sandbox_backends()
     if systems is None:
         return found

@@ -22,8 +22,8 @@ import tomlkit
 from cxbridge.config import load_config
 from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox import WebhookTarget, mock_vendors, write_config
-from cxbridge.sandbox.modes import Vendors
+from cxbridge.sandbox import WebhookTarget
+from cxbridge.sandbox.modes import Vendors, mock_vendors, write_config
 from cxbridge.webhooks.serve import RunningServer, serving
 from cxbridge.worker import drain
 from cxbridge.workflows.events import integration_user_ids
