@@ -122,6 +122,11 @@ class Backend(ABC):
 
     system: ClassVar[str]
     default_base_url: ClassVar[str]
+    spec_files: ClassVar[Mapping[str, str]] = {}
+    """The vendor's published API descriptions this emulator (and its plugin's connector) is checked against:
+    short name -> path under the specs folder (``cxbridge.testing`` loads them by that name)."""
+    spec_prefixes: ClassVar[Mapping[str, str]] = {}
+    """Which description covers which request paths, by path prefix (for ``cxbridge.testing.spec_by_prefix``)."""
 
     def __init__(self, base_url: str | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self.base_url = (base_url or self.default_base_url).rstrip("/")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .fakes import FakeWorld, fake_runtime
-from .specs import SPEC_FILES, SPECS_ENV, Spec, SpecsMissing, load_spec, specs_dir
+from .specs import SPECS_ENV, Spec, SpecsMissing, load_spec, spec_files, specs_dir
 from .tools import Clock, Receiver, SandboxRuntimes, Sleeps
 
 if TYPE_CHECKING:
@@ -35,26 +35,26 @@ class Specs:
     """The vendors' API descriptions for a test: ``specs("jira")`` is a ``Spec``, ``specs.load(name)`` the parsed
     document, ``specs.dir`` their folder. Missing descriptions fail the test with a clear message."""
 
-    names = tuple(SPEC_FILES)
-
     def __init__(self) -> None:
+        self.files = spec_files()
+        self.names = tuple(self.files)
         try:
             self.dir: Path = specs_dir()
         except SpecsMissing as exc:
             pytest.fail(
                 f"cxbridge: the vendors' API descriptions are missing ({exc}). Point {SPECS_ENV} at a folder "
-                f"holding {', '.join(sorted(set(SPEC_FILES.values())))}.",
+                f"holding {', '.join(sorted(set(self.files.values())))}.",
                 pytrace=False,
             )
 
     def _known(self, name: str) -> None:
-        if name not in SPEC_FILES:
+        if name not in self.files:
             pytest.fail(f"cxbridge: no vendor description named {name!r} (known: {', '.join(self.names)})")
-        if not (self.dir / SPEC_FILES[name]).is_file():
-            pytest.fail(f"cxbridge: {self.dir / SPEC_FILES[name]} is missing ({SPECS_ENV} names the folder)")
+        if not (self.dir / self.files[name]).is_file():
+            pytest.fail(f"cxbridge: {self.dir / self.files[name]} is missing ({SPECS_ENV} names the folder)")
 
     def __call__(self, name: str) -> Spec:
-        """The description ``name`` (a key of ``SPEC_FILES``) as a validating ``Spec``."""
+        """The description ``name`` (a key of ``spec_files()``) as a validating ``Spec``."""
         self._known(name)
         return Spec(name)
 

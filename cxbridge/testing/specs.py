@@ -16,20 +16,21 @@ from typing import Any
 
 SPECS_ENV = "CXBRIDGE_SPECS"
 
-SPEC_FILES = {
-    "jira": "jira/jira-cloud-platform-v3.swagger-v3.v3.json",
-    "adf": "jira/adf-schema-v1-full.json",
-    "zendesk": "zendesk/zendesk-support-oas.yaml",
-    "hubspot-contacts": "hubspot/crm-contacts-v3.json",
-    "hubspot-companies": "hubspot/crm-companies-v3.json",
-    "hubspot-deals": "hubspot/crm-deals-v3.json",
-    "hubspot-notes": "hubspot/crm-notes-v3.json",
-    "hubspot-tickets": "hubspot/crm-tickets-v3.json",
-    "hubspot-objects": "hubspot/crm-objects-v3.json",
-    "hubspot-associations": "hubspot/crm-associations-v4.json",
-    "hubspot-associations-schema": "hubspot/crm-associations-schema-v4.json",
-    "hubspot-webhooks": "hubspot/webhooks-v3.json",
-}
+
+def spec_files() -> dict[str, str]:
+    """Every description the installed plugins' emulators declare (``Backend.spec_files``): name -> path under
+    the specs folder. A plugin brings the names of its vendor's descriptions; the kit knows none of its own."""
+    return dict(_spec_files())
+
+
+@functools.cache
+def _spec_files() -> tuple[tuple[str, str], ...]:
+    from ..plugins import build_plugins
+
+    found: dict[str, str] = {}
+    for backend in build_plugins(use_env=False).sandbox_backends().values():
+        found.update(backend.spec_files)
+    return tuple(sorted(found.items()))
 
 
 class SpecsMissing(RuntimeError):
@@ -55,8 +56,11 @@ def specs_dir() -> Path:
 
 @functools.cache
 def load_spec(name: str) -> dict[str, Any]:
-    """One vendor description by short name (see ``SPEC_FILES``), parsed."""
-    path = specs_dir() / SPEC_FILES[name]
+    """One vendor description by short name (see ``spec_files()``), or by its path under the specs folder, parsed."""
+    known = spec_files()
+    if name not in known and "/" not in name:
+        raise SpecsMissing(f"no vendor description named {name!r} (known: {', '.join(sorted(known)) or 'none'})")
+    path = specs_dir() / known.get(name, name)
     if path.suffix == ".json":
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return data
@@ -184,8 +188,8 @@ def validate_adf(document: Any) -> None:
 
 
 def spec_by_prefix(prefixes: Mapping[str, str]) -> Callable[[str], Spec]:
-    """A ``spec_for(path)`` for ``CannedVendor.check_sent``: the description (by ``SPEC_FILES`` name) of the first
-    prefix that the path starts with; a path under none fails the test."""
+    """A ``spec_for(path)`` for ``CannedVendor.check_sent``: the description (by ``spec_files()`` name) of the first
+    prefix that the path starts with (an emulator's ``Backend.spec_prefixes``); a path under none fails the test."""
     specs = {prefix: Spec(name) for prefix, name in prefixes.items()}
 
     def spec_for(path: str) -> Spec:
@@ -195,15 +199,3 @@ def spec_by_prefix(prefixes: Mapping[str, str]) -> Callable[[str], Spec]:
         raise AssertionError(f"no spec for {path}")
 
     return spec_for
-
-
-HUBSPOT_CRM_PREFIXES = {
-    "/crm/v3/objects/tickets": "hubspot-tickets",
-    "/crm/v3/objects/contacts": "hubspot-contacts",
-    "/crm/v3/objects/companies": "hubspot-companies",
-    "/crm/v3/objects/deals": "hubspot-objects",  # the deals file spells the type "0-3"
-    "/crm/v3/objects/notes": "hubspot-notes",
-    "/crm/v4/objects": "hubspot-associations",
-}
-"""The HubSpot CRM paths the connector calls (as CRM and as helpdesk), by prefix, and the description holding
-each: ``spec_by_prefix(HUBSPOT_CRM_PREFIXES)``."""

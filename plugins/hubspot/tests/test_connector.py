@@ -17,6 +17,7 @@ import pytest
 import requests
 import responses
 from cxbridge_hubspot.connector import HubSpotConnector
+from cxbridge_hubspot.sandbox.backend import HubSpotBackend
 
 from cxbridge.sdk import (
     AmbiguousOutcome,
@@ -30,12 +31,12 @@ from cxbridge.sdk import (
     Unavailable,
     VendorError,
 )
-from cxbridge.testing import HUBSPOT_CRM_PREFIXES, CannedVendor, Sleeps, Spec, build_connector, spec_by_prefix
+from cxbridge.testing import CannedVendor, Sleeps, Spec, build_connector, spec_by_prefix
 
 BASE = "https://api.hubapi.com"
 TOKEN = "pat-eu1-11111111-2222-3333-4444-555555555555"
 
-spec_for = spec_by_prefix(HUBSPOT_CRM_PREFIXES)
+spec_for = spec_by_prefix(HubSpotBackend.spec_prefixes)
 
 
 # -- realistic HubSpot bodies ---------------------------------------------------------------------------------

@@ -16,9 +16,10 @@ import pytest
 import requests
 import responses
 from cxbridge_hubspot.connector import HubSpotConnector, html_to_text, text_to_html
+from cxbridge_hubspot.sandbox.backend import HubSpotBackend
 
 from cxbridge.sdk import CRM, CRM_ROLE, HELPDESK, ConfigError, Helpdesk, Ref, Secret, SystemConfig, Ticket, Triggers
-from cxbridge.testing import HUBSPOT_CRM_PREFIXES, CannedVendor, build_connector, spec_by_prefix
+from cxbridge.testing import CannedVendor, build_connector, spec_by_prefix
 
 BASE = "https://api.hubapi.com"
 TOKEN = "pat-na1-66666666-7777-8888-9999-000000000000"
@@ -36,7 +37,7 @@ TICKET_READ = [
 ]
 """The ticket properties a read asks for, in order (written out here, not taken from the connector)."""
 
-spec_for = spec_by_prefix(HUBSPOT_CRM_PREFIXES)
+spec_for = spec_by_prefix(HubSpotBackend.spec_prefixes)
 
 
 def record(oid: str, properties: dict[str, str], *, modified: str = "2026-03-02T10:00:00.000Z") -> dict[str, Any]:

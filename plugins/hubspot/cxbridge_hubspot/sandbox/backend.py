@@ -16,7 +16,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
@@ -38,6 +38,26 @@ class HubSpotBackend(HubSpotRoutes):
 
     system = "hubspot"
     default_base_url = "https://api.hubapi.com"
+    spec_files: ClassVar[Mapping[str, str]] = {
+        "hubspot-contacts": "hubspot/crm-contacts-v3.json",
+        "hubspot-companies": "hubspot/crm-companies-v3.json",
+        "hubspot-deals": "hubspot/crm-deals-v3.json",
+        "hubspot-notes": "hubspot/crm-notes-v3.json",
+        "hubspot-tickets": "hubspot/crm-tickets-v3.json",
+        "hubspot-objects": "hubspot/crm-objects-v3.json",
+        "hubspot-associations": "hubspot/crm-associations-v4.json",
+        "hubspot-associations-schema": "hubspot/crm-associations-schema-v4.json",
+        "hubspot-webhooks": "hubspot/webhooks-v3.json",
+    }
+    spec_prefixes: ClassVar[Mapping[str, str]] = {
+        "/crm/v3/objects/tickets": "hubspot-tickets",
+        "/crm/v3/objects/contacts": "hubspot-contacts",
+        "/crm/v3/objects/companies": "hubspot-companies",
+        "/crm/v3/objects/deals": "hubspot-objects",  # the deals file spells the type "0-3"
+        "/crm/v3/objects/notes": "hubspot-notes",
+        "/crm/v4/objects": "hubspot-associations",
+    }
+    """The CRM paths the connector calls (as CRM and as helpdesk), by prefix, and the description holding each."""
 
     portal_id = 62515001
     app_id = 3140001

@@ -25,9 +25,9 @@ import hmac
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
@@ -80,6 +80,10 @@ class JiraBackend(JiraRoutes):
 
     system = "jira"
     default_base_url = "https://cxbridge-sandbox.atlassian.net"
+    spec_files: ClassVar[Mapping[str, str]] = {
+        "jira": "jira/jira-cloud-platform-v3.swagger-v3.v3.json",
+        "adf": "jira/adf-schema-v1-full.json",
+    }
 
     def __init__(
         self,

@@ -44,7 +44,7 @@ import base64
 import binascii
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from werkzeug.exceptions import HTTPException
@@ -67,6 +67,7 @@ class ZendeskBackend(ZendeskRoutes, Backend):
 
     system: ClassVar[str] = "zendesk"
     default_base_url: ClassVar[str] = "https://cxbridge-sandbox.zendesk.com"
+    spec_files: ClassVar[Mapping[str, str]] = {"zendesk": "zendesk/zendesk-support-oas.yaml"}
 
     def __init__(self, base_url: str | None = None, *, clock: Callable[[], float] | None = None) -> None:
         # Credentials outlive resets (a written config keeps working); they are new for every instance.
