@@ -83,6 +83,21 @@ def test_every_problem_is_reported_in_one_error(tmp_path: Path) -> None:
     assert f"{path}: impact.tiers[1]: expected a string, got int 2" in body
 
 
+def test_the_command_line_shows_one_problem_a_line(tmp_path: Path) -> None:
+    """A command on a file with several mistakes exits 1 and prints the summary, then each problem on its line."""
+    from click.testing import CliRunner
+
+    from cxbridge.cli import cli
+
+    path = write(tmp_path, ALL_INVALID)
+    result = CliRunner().invoke(cli, ["--config", str(path), "links", "1"])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"Error: {path}: 7 problems:"
+    assert len(lines) == 8
+    assert f"  {path}: webhooks.port: expected an integer from 1 to 65535, got 99999" in lines
+
+
 @pytest.mark.parametrize(("text", "key", "words"), INVALID)
 def test_a_single_problem_keeps_one_line(tmp_path: Path, text: str, key: str, words: str) -> None:
     """One mistake alone gives one line: file, key path, what was expected and what was found."""

@@ -18,7 +18,7 @@ import click
 
 from .. import __version__
 from ..config import CONFIG_ENV, DEFAULT_PATH
-from ..errors import CxbridgeError
+from ..errors import ConfigError, CxbridgeError
 from ..http.redact import install_redaction, redact
 from . import admin, escalate, impact, policy, queue, sandbox
 from .context import CliContext, cli_context, scrub
@@ -118,7 +118,12 @@ class CxbridgeGroup(click.Group):
         except CxbridgeError as exc:
             if obj.debug:
                 obj.echo(scrub_traceback(), err=True)
-            obj.echo(f"Error: {scrub(str(exc))}", err=True)
+            if isinstance(exc, ConfigError) and "\n" in str(exc):
+                # a configuration with several problems: the summary, then one problem a line
+                head, *problems = (scrub(line) for line in str(exc).splitlines() if line.strip())
+                obj.echo("\n  ".join([f"Error: {head}", *problems]), err=True)
+            else:
+                obj.echo(f"Error: {scrub(str(exc))}", err=True)
             return 1
         except Exception as exc:
             if obj.debug:
