@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import pytest
@@ -39,6 +40,7 @@ from ...connectors import (
     Helpdesk,
     IssueSpec,
     ManagedBlock,
+    Page,
     TicketLink,
     Tracker,
 )
@@ -61,6 +63,24 @@ def _role_methods(cls: type[Connector]) -> set[str]:
         if issubclass(cls, base):
             names |= {n for n, v in vars(base).items() if inspect.isfunction(v) and not n.startswith("_")}
     return names
+
+
+def check_paging(scan: Callable[[dict[str, Any] | None], Iterable[Page]], system: str) -> None:
+    """A polling scan's pages carry a dict cursor and records of ``system``, end with ``done`` (only the last),
+    and a scan resumed from the last cursor ends with ``done`` too."""
+    pages: list[Page] = []
+    for page in scan(None):
+        pages.append(page)
+        assert isinstance(page.cursor, dict)
+        assert all(record.ref.system == system for record in page.items)
+        if page.done or len(pages) >= MAX_PAGES:
+            break
+    assert pages
+    assert pages[-1].done
+    assert not any(p.done for p in pages[:-1])
+    resumed = list(scan(pages[-1].cursor or None))
+    assert resumed
+    assert resumed[-1].done
 
 
 class ConnectorContract:
@@ -255,19 +275,7 @@ class HelpdeskContract(ConnectorContract):
         """``changed_tickets`` pages hold tickets of this system, carry a dict cursor, and end with ``done``."""
         if not connector.supports("changed_tickets"):
             pytest.skip("changed_tickets is not supported")
-        pages = []
-        for page in connector.changed_tickets(None, since=0.0):
-            pages.append(page)
-            assert isinstance(page.cursor, dict)
-            assert all(t.ref.system == connector.name for t in page.items)
-            if page.done or len(pages) >= MAX_PAGES:
-                break
-        assert pages
-        assert pages[-1].done
-        assert not any(p.done for p in pages[:-1])
-        resumed = list(connector.changed_tickets(pages[-1].cursor or None, since=0.0))
-        assert resumed
-        assert resumed[-1].done
+        check_paging(lambda cursor: connector.changed_tickets(cursor, since=0.0), connector.name)
 
 
 class CRMContract(ConnectorContract):
@@ -489,19 +497,7 @@ class TrackerContract(ConnectorContract):
         if not connector.supports("changed_issues"):
             pytest.skip("changed_issues is not supported")
         connector.create_issue(self.spec(_unique("cxb-")))
-        pages = []
-        for page in connector.changed_issues(None, since=0.0):
-            pages.append(page)
-            assert isinstance(page.cursor, dict)
-            assert all(i.ref.system == connector.name for i in page.items)
-            if page.done or len(pages) >= MAX_PAGES:
-                break
-        assert pages
-        assert pages[-1].done
-        assert not any(p.done for p in pages[:-1])
-        resumed = list(connector.changed_issues(pages[-1].cursor or None, since=0.0))
-        assert resumed
-        assert resumed[-1].done
+        check_paging(lambda cursor: connector.changed_issues(cursor, since=0.0), connector.name)
 
 
 __all__ = ["CRMContract", "ConnectorContract", "HelpdeskContract", "TrackerContract"]
