@@ -11,6 +11,11 @@ class ConfigError(CxbridgeError):
     """The configuration file is missing, unreadable or invalid (names the file, the key and the expectation)."""
 
 
+class BadReference(CxbridgeError, ValueError):
+    """A record id or key the system cannot hold (a ticket id that is not a number, a key with a slash): refused
+    before any request is sent, so that no value can change a request's path."""
+
+
 class PluginError(CxbridgeError):
     """A plugin is unknown, failed to load, or registered something invalid."""
 

@@ -39,6 +39,7 @@ from .connectors import (
 from .errors import (
     AmbiguousOutcome,
     AuthError,
+    BadReference,
     ConfigError,
     Conflict,
     CxbridgeError,
@@ -98,6 +99,7 @@ __all__ = [
     "AmbiguousOutcome",
     "AuthError",
     "Backend",
+    "BadReference",
     "BasicAuth",
     "BearerAuth",
     "CallCounter",

@@ -111,6 +111,16 @@ def test_version() -> None:
     assert result.stdout == f"cxbridge {cxbridge.__version__}\n"
 
 
+@pytest.mark.parametrize("args", [[], ["plugins"], ["policy"], ["dead-letters"], ["sandbox"], ["config"]])
+def test_a_bare_group_prints_its_help_and_exits_0(args: list[str]) -> None:
+    """``cxbridge`` and each command group without a subcommand print their help on stdout and exit 0, on every
+    click the package allows (click 8.2 and later raise NoArgsIsHelpError where 8.1 printed the help)."""
+    result = run(args)
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Usage: cxbridge{' ' if args else ''}{' '.join(args)} [OPTIONS] COMMAND")
+    assert result.stderr == ""
+
+
 def test_an_unknown_command_is_one_line_on_stderr() -> None:
     result = run(["nosuch"])
     assert result.exit_code == 2

@@ -68,3 +68,10 @@ def test_missing_ticket_is_one_line_on_stderr(config: Path) -> None:
     assert len(lines) == 1
     assert "zendesk: 404" in lines[0]
     assert "Traceback" not in err
+
+
+def test_a_ticket_id_the_helpdesk_cannot_hold_is_one_clear_line(config: Path) -> None:
+    """``escalate abc`` on a helpdesk whose ticket ids are numbers: exit 1 and one line naming the bad id."""
+    code, _out, err = run("--config", str(config), "escalate", "abc")
+    assert code == 1
+    assert [line for line in err.splitlines() if line.strip()] == ["Error: not a Zendesk ticket id: 'abc'"]

@@ -23,6 +23,9 @@ from ..http.redact import install_redaction, redact
 from . import admin, escalate, impact, policy, queue, sandbox
 from .context import CliContext, cli_context, scrub
 
+_NO_ARGS_IS_HELP: type[click.UsageError] | None = getattr(click.exceptions, "NoArgsIsHelpError", None)
+"""What click 8.2+ raises when a group is called with no command (absent from click 8.1, which exits 0 itself)."""
+
 # Every command name the core uses or has planned (DESIGN section 11): a plugin may not take one of them.
 RESERVED_COMMANDS = frozenset(
     {
@@ -106,6 +109,10 @@ class CxbridgeGroup(click.Group):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
+            if _NO_ARGS_IS_HELP is not None and isinstance(exc, _NO_ARGS_IS_HELP):
+                # click 8.2 and later raise this for a bare group; 8.1 printed the help and exited 0
+                obj.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+                return 0
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             obj.echo(f"Error: {scrub(exc.format_message()).rstrip('.')}{where}", err=True)
             return exc.exit_code

@@ -49,6 +49,7 @@ from cxbridge.sdk import (
     CRM,
     CRM_ROLE,
     HELPDESK,
+    BadReference,
     BearerAuth,
     Comment,
     ConfigError,
@@ -736,7 +737,7 @@ def _object_id(object_id: str | int) -> str:
     """A HubSpot record id as it goes into a path: digits only, so no value can change the path."""
     text = str(object_id).strip()
     if not text.isdigit() or not text.isascii():
-        raise ValueError(f"not a HubSpot record id: {object_id!r}")
+        raise BadReference(f"not a HubSpot record id: {object_id!r}")
     return text
 
 

@@ -32,6 +32,7 @@ import requests
 import requests.auth
 
 from cxbridge.sdk import (
+    BadReference,
     BasicAuth,
     BearerAuth,
     ConfigError,
@@ -502,7 +503,7 @@ class JiraConnector(Tracker):
     def issues_with_fix_version(self, version_id: str) -> list[Issue]:
         """Every issue whose ``fixVersions`` holds the version (JQL ``fixVersion = <id>``, oldest first)."""
         if not str(version_id).isdigit():
-            raise ValueError(f"not a Jira version id: {version_id!r}")
+            raise BadReference(f"not a Jira version id: {version_id!r}")
         return list(self.search(f"fixVersion = {version_id} ORDER BY created ASC"))
 
     def transition_by_name(self, issue_key: str, name: str) -> str:
@@ -679,7 +680,7 @@ class JiraConnector(Tracker):
         """One URL path segment (issue keys, ids, property keys), percent-encoded."""
         text = str(value)
         if not text or text in (".", ".."):
-            raise ValueError(f"not a valid path segment: {text!r}")
+            raise BadReference(f"not a valid path segment: {text!r}")
         return quote(text, safe="")
 
     def _json(self, response: requests.Response) -> dict[str, Any]:

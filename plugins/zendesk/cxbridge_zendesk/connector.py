@@ -25,6 +25,7 @@ import requests.auth
 
 from cxbridge.sdk import (
     AuthError,
+    BadReference,
     BasicAuth,
     BearerAuth,
     Comment,
@@ -453,7 +454,7 @@ def _ticket_id(ticket_id: str | int) -> str:
     """A ticket id as it goes into a path: digits only, so no value can change the path."""
     text = str(ticket_id).strip()
     if not text.isdigit() or not text.isascii():
-        raise ValueError(f"not a Zendesk ticket id: {ticket_id!r}")
+        raise BadReference(f"not a Zendesk ticket id: {ticket_id!r}")
     return text
 
 
