@@ -15,10 +15,11 @@ import click
 
 from ..errors import CxbridgeError
 from ..http.redact import escape_crlf, one_line
+from ..runtime import Runtime
 from ..store import AlreadyReplayed, NotFoundInStore
 from ..webhooks.serve import DEFAULT_THREADS, run_server
+from ..worker import Worker, start_workers
 from ..worker import drain as drain_queue
-from ..worker import start_workers
 from ..workflows.reconcile import StreamReport, parse_since, reconcile
 from .context import load_runtime
 
@@ -27,6 +28,18 @@ def _when(epoch: float | None) -> str:
     if epoch is None:
         return "-"
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def _housekeeping(runtime: Runtime) -> None:
+    """The long-running worker's retention, once: inbox rows past 7 days, echo fingerprints past a day.
+
+    A cron-only deployment (``worker --drain``, ``sync``) runs no long-lived worker, so without this its inbox
+    would grow without bound. A failure (a busy store) is a warning: the next run tries again.
+    """
+    try:
+        Worker(runtime).housekeeping()
+    except Exception as exc:
+        click.echo(f"warning: housekeeping failed (the next run tries again): {one_line(str(exc))}", err=True)
 
 
 @click.command()
@@ -75,6 +88,7 @@ def worker(
     runtime = load_runtime(ctx)
     try:
         if drain:
+            _housekeeping(runtime)
             report = drain_queue(
                 runtime,
                 workers=workers,
@@ -331,6 +345,7 @@ def sync(ctx: click.Context, since: str | None, systems: tuple[str, ...], drain:
             counter.close()
         if drain:
             report.jobs = drain_queue(runtime).as_dict()
+        _housekeeping(runtime)
     finally:
         runtime.close()
     if as_json:

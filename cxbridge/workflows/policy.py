@@ -38,6 +38,12 @@ sandbox violation while evaluating against a neutral sample context is a ``Confi
 evaluation, an undefined attribute or any error makes that one rule not apply (the explanation says why); it
 never stops the decision.
 
+Conditions are bounded like the templates (``cxbridge.handoff.BoundedSandbox``): ``MAX_RULE_SECONDS`` and
+``MAX_RULE_OPERATIONS`` per evaluation, no value over ``handoff.MAX_SIZE`` characters or items, no ``%`` width
+over it, no text or list repeated more than ``MAX_REPEAT`` times, no exponent over 64. Past a limit, the
+condition is a sandbox violation: a ``ConfigError`` naming the rule at load, a rule that does not apply at
+evaluation.
+
 For each request, the first rule in config order whose condition is true and whose grant covers the value
 grants it. Otherwise it is refused, naming a rule whose grant would cover the value and why it did not apply,
 or saying that no rule grants it. Nothing is queued for a manager.
@@ -46,7 +52,6 @@ or saying that no rule grants it. Nothing is queued for a manager.
 from __future__ import annotations
 
 import html
-import operator
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,9 +65,9 @@ import jinja2.nodes
 import jinja2.parser
 import jinja2.visitor
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import ConfigError, CxbridgeError
+from ..handoff import BoundedSandbox, LimitExceeded, bounded
 from ..models import Customer, Person, Ref, Ticket
 from .once import crm_note_once, marker_for, op_id, write_once
 from .priority import Priority
@@ -80,7 +85,11 @@ SKIP_TRIAGE_LABEL = "cxb-skip-triage"
 """The label an issue created under a granted ``skip_triage`` carries (a tracker board filters on it)."""
 RESERVED_AGENT_KEYS = ("email", "known")
 MAX_REPEAT = 10_000
-MAX_EXPONENT = 64
+"""The most times a condition may repeat a text or a list (``'x' * n``)."""
+MAX_RULE_SECONDS = 0.5
+"""How long one condition may run on one decision."""
+MAX_RULE_OPERATIONS = 100_000
+"""How many calls, attribute reads and operators one condition may take on one decision."""
 
 _SWITCH_WORDS = {
     "skip_triage": "Skip triage",
@@ -266,24 +275,26 @@ class Grant:
         return True, self.describe(action)
 
 
-class _RuleEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox for conditions, which also refuses repeating a string or list huge times and huge powers."""
-
-    intercepted_binops = frozenset({"*", "**"})
+class _RuleEnvironment(BoundedSandbox):
+    """The sandbox for conditions: the bounded sandbox of templates (time, operations and sizes, see
+    ``cxbridge.handoff.BoundedSandbox``), which here also refuses repeating a string or list more than
+    ``MAX_REPEAT`` times."""
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-        if operator_name == "**":
-            if isinstance(right, int | float | Decimal) and abs(float(right)) > MAX_EXPONENT:
-                raise SecurityError(f"exponent {right} is above the limit of {MAX_EXPONENT}")
-            return left**right
-        for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > MAX_REPEAT:
-                raise SecurityError(f"repeating a sequence {count} times is above the limit of {MAX_REPEAT}")
-        return operator.mul(left, right)
+        if operator_name == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > MAX_REPEAT:
+                    raise LimitExceeded(f"repeating a sequence {count} times is above the limit of {MAX_REPEAT}")
+        return super().call_binop(context, operator_name, left, right)
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(value)
 
 
 _ENV = _RuleEnvironment(undefined=jinja2.StrictUndefined)
-_ENV.filters["decimal"] = Decimal
+_ENV.filters["decimal"] = _decimal
+_ENV.bound_filters()
 
 
 def _static_check(expr: jinja2.nodes.Node) -> None:
@@ -368,7 +379,8 @@ class Rule:
     def evaluate(self, context: Mapping[str, Any]) -> Outcome:
         """The condition against one context; an undefined value or an error means the rule does not apply."""
         try:
-            return Outcome("true") if bool(self.condition(**context)) else Outcome("false")
+            with bounded(MAX_RULE_SECONDS, MAX_RULE_OPERATIONS):
+                return Outcome("true") if bool(self.condition(**context)) else Outcome("false")
         except SecurityError as exc:
             return Outcome("error", f"not allowed: {exc}")
         except jinja2.UndefinedError as exc:
