@@ -20,7 +20,7 @@ from cxbridge.store import SQLiteStore
 from cxbridge.testing import SandboxRuntimes
 from cxbridge.worker import Worker
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
-from cxbridge.workflows.once import write_once
+from cxbridge.workflows.once import IN_FLIGHT_SECONDS, write_once
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -135,6 +135,32 @@ def test_a_loser_never_writes_while_the_winner_is_sending(tmp_path: Path) -> Non
     assert sorted(outcomes) == ["in flight"] * 7 + ["written"]
     assert write_once(store, "op", "helpdesk.note", "t:1", write) == "unchanged"
     assert sent == ["winner"]
+    store.close()
+
+
+def test_a_runner_on_another_host_holds_its_write_only_within_the_in_flight_window(tmp_path: Path) -> None:
+    """A write another host is sending is left alone for IN_FLIGHT_SECONDS, then reconciled and taken over."""
+    clock = Clock()
+    store = SQLiteStore(tmp_path / "s.db", clock=clock)
+    store.begin_intent("op", "helpdesk.note", business_key="t:1", payload={})
+    won, _ = store.transition_intent("op", "sending", expect="pending", owner="elsewhere.example:4242:7")
+    assert won
+    sent: list[int] = []
+
+    def write() -> dict[str, Any]:
+        sent.append(1)
+        return {"ref": "n1"}
+
+    with pytest.raises(EffectInFlight, match="another runner"):
+        write_once(store, "op", "helpdesk.note", "t:1", write, find=lambda: None)
+    assert sent == []
+    clock.now += IN_FLIGHT_SECONDS
+    assert write_once(store, "op", "helpdesk.note", "t:1", write, find=lambda: None) == "written"
+    assert sent == [1]
+    intent = store.get_intent("op")
+    assert intent is not None
+    assert intent.state == "done"
+    assert intent.attempts == 2
     store.close()
 
 

@@ -410,14 +410,18 @@ class Escalation:
         if record.state == "done" or claim_send(store, record, what=f"the escalation note on {ticket.ref}") is None:
             changed = False
         else:
-            changed = helpdesk.record_escalation(
-                ticket,
-                note=note,
-                tag=self.settings["tag"],
-                issue_key=issue.key,
-                issue_url=issue.url,
-                first_attempt=record.state == "pending",
-            )
+            try:
+                changed = helpdesk.record_escalation(
+                    ticket,
+                    note=note,
+                    tag=self.settings["tag"],
+                    issue_key=issue.key,
+                    issue_url=issue.url,
+                    first_attempt=record.state == "pending",
+                )
+            except BaseException:  # unknown whether it landed: release it to the next runner, which reads back
+                store.mark_intent(record_oid, "ambiguous", error="ticket record not confirmed")
+                raise
             self._point("ticket.sent")
             store.mark_intent(record_oid, "done", result={"changed": changed})
         result.writes["ticket_note"] = "written" if changed else "unchanged"

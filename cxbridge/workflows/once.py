@@ -42,7 +42,10 @@ def op_id(business_key: str, operation: str) -> str:
 
 
 IN_FLIGHT_SECONDS: Final[float] = 300.0
-"""How long a ``sending`` intent of a runner that cannot be seen (another host) counts as in flight."""
+"""How long a ``sending`` intent counts as in flight while its runner lives (or cannot be seen: another host).
+
+Longer than any single write takes (HTTP timeouts and inline retries); past it the runner is taken to have
+stopped writing, and the effect is reconciled by its marker and taken over."""
 
 _HOST = socket.gethostname()
 _guard: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("cxbridge_lease_guard", default=None)
@@ -76,12 +79,11 @@ def _runner_alive(owner: str) -> bool | None:
 
 def in_flight_elsewhere(intent: Intent, now: float) -> bool:
     """True when ``intent`` is being sent by another runner that is still running (so this one must not send)."""
-    if intent.state != "sending" or not intent.owner:
+    if intent.state != "sending" or not intent.owner or intent.sent_at is None:
         return False
-    alive = _runner_alive(intent.owner)
-    if alive is None:  # another host: trust it within the window
-        return intent.sent_at is not None and now - intent.sent_at < IN_FLIGHT_SECONDS
-    return alive
+    if now - intent.sent_at >= IN_FLIGHT_SECONDS:
+        return False
+    return _runner_alive(intent.owner) is not False  # unknown (another host): trusted within the window
 
 
 @contextlib.contextmanager
