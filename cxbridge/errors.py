@@ -79,3 +79,11 @@ class WebhookRejected(CxbridgeError):
     def __init__(self, message: str, *, status: int = 401) -> None:
         super().__init__(message)
         self.status = status
+
+
+class EffectInFlight(CxbridgeError):
+    """Another live runner holds this write (its intent is ``sending``): nothing was written here."""
+
+
+class LeaseLost(CxbridgeError):
+    """The worker's lease on its job lapsed or was taken over: it must not write, and it does not retry the job."""

@@ -13,7 +13,11 @@ error                                                      what happens
 ``RateLimited``                                            ready again at now + Retry-After (capped); the
                                                            worker never sleeps for it; given up only when
                                                            the job is older than ``max_age``
-``Unavailable``, ``AmbiguousOutcome``, ``EscalationPending``,  ready again after a capped full-jitter
+``EscalationPending`` (with ``retry_at``)                  ready again when the create's search grace has
+                                                           passed; a wait, not a failure: it spends none of
+                                                           the ``max_attempts`` budget
+``LeaseLost``                                              nothing: another worker holds the job now (stale)
+``Unavailable``, ``AmbiguousOutcome``, ``EffectInFlight``,  ready again after a capped full-jitter
 ``requests.ConnectionError``, ``requests.Timeout``          exponential backoff; dead after ``max_attempts``
 ``AuthError``, ``NotFound``, ``ConfigError``,               dead letter at once (permanent)
 ``TemplateError``, ``PolicyRefused``, ``Conflict``,
@@ -21,8 +25,10 @@ any other exception
 =========================================================  ===============================================
 
 The error kept with a retried job or a dead letter is one redacted line (the store redacts again): never a
-traceback. ``start_workers`` runs worker threads inside ``cxbridge serve``; ``drain`` runs the queue empty for
-the demo, ``cxbridge sync``, ``cxbridge worker --drain`` and the benchmarks.
+traceback. While a handler runs, every external write checks first that the attempt still holds its lease
+(``workflows.once.lease_guard``), so a worker paused past its lease writes nothing. ``start_workers`` runs
+worker threads inside ``cxbridge serve``; ``drain`` runs the queue empty for the demo, ``cxbridge sync``,
+``cxbridge worker --drain`` and the benchmarks.
 """
 
 from __future__ import annotations
@@ -40,12 +46,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import requests
 
-from .errors import AmbiguousOutcome, CxbridgeError, RateLimited, Unavailable
+from .errors import AmbiguousOutcome, CxbridgeError, EffectInFlight, LeaseLost, RateLimited, Unavailable
 from .http.redact import escape_crlf, one_line, redact
 from .http.retry import RETRY_AFTER_CAP
 from .models import event_from_dict
 from .workflows import events
 from .workflows.escalate import EscalationPending
+from .workflows.once import lease_guard
 from .workflows.syncback import ECHO_KIND
 
 if TYPE_CHECKING:
@@ -91,7 +98,14 @@ class JobResult:
 def is_transient(exc: BaseException) -> bool:
     """True for an error worth retrying after a backoff (the remote may recover; nothing says otherwise)."""
 
-    transient = (Unavailable, AmbiguousOutcome, requests.ConnectionError, requests.Timeout, EscalationPending)
+    transient = (
+        Unavailable,
+        AmbiguousOutcome,
+        requests.ConnectionError,
+        requests.Timeout,
+        EscalationPending,
+        EffectInFlight,
+    )
     return isinstance(exc, transient)
 
 
@@ -259,7 +273,12 @@ class Worker:
         handler = self.handlers[job.kind]
         error: Exception | None = None
         detail = ""
-        with _Heartbeat(store, job, self.lease_seconds, self.heartbeat_every):
+
+        def still_held() -> None:
+            if not store.hold_lease(job.id, job.attempt, self.lease_seconds):
+                raise LeaseLost(f"job {job.id} attempt {job.attempt}: the lease was lost; not writing")
+
+        with _Heartbeat(store, job, self.lease_seconds, self.heartbeat_every), lease_guard(still_held):
             try:
                 detail = str(handler(self.rt, job.payload))
             except Exception as exc:  # classified below; BaseException (interrupts) ends the worker
@@ -278,6 +297,14 @@ class Worker:
         line = error_line(exc)
         now = self.now()
         run_at: float | None = None
+        if isinstance(exc, LeaseLost):  # another attempt owns the job: leave it alone, write nothing
+            return JobResult(job.id, job.kind, job.attempt, "stale", line)
+        if isinstance(exc, EscalationPending) and exc.retry_at is not None:
+            # waiting for the create's grace is not failing: due when it has passed, no retry budget spent
+            run_at = max(float(exc.retry_at), now)
+            if store.retry_later(job.id, job.attempt, run_at=run_at, error=line, waiting=True):
+                return JobResult(job.id, job.kind, job.attempt, "retried", line, run_at)
+            return JobResult(job.id, job.kind, job.attempt, "stale", f"failed after its lease lapsed: {line}")
         if isinstance(exc, RateLimited):
             if now - job.created_at >= self.max_age:
                 line = f"gave up after {job.attempt} attempts and {now - job.created_at:.0f}s: {line}"
@@ -287,8 +314,8 @@ class Worker:
                     wait = backoff_delay(job.attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)
                 run_at = now + min(max(float(wait), 0.0), self.retry_after_cap)
         elif is_transient(exc):
-            if job.attempt >= self.max_attempts:
-                line = f"gave up after {job.attempt} attempts: {line}"
+            if job.attempt - job.waits >= self.max_attempts:
+                line = f"gave up after {job.attempt - job.waits} attempts: {line}"
             else:
                 delay = backoff_delay(job.attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)
                 run_at = now + delay

@@ -7,7 +7,7 @@ import json
 import click
 
 from ..connectors import HELPDESK
-from ..errors import CxbridgeError
+from ..errors import CxbridgeError, EffectInFlight
 from ..models import Person, Ref, to_jsonable
 from ..workflows import impact as rollup
 from ..workflows.escalate import Escalation, EscalationRequest
@@ -69,6 +69,13 @@ def escalate(
             actions=wanted,
         )
         result = Escalation(runtime).run(request, dry_run=dry_run)
+    except EffectInFlight:
+        # another run (a worker, a second command) holds this escalation's write: it finishes it, nothing is wrong
+        if as_json:
+            click.echo(json.dumps({"ticket": ticket, "outcome": "already being escalated"}, indent=2))
+        else:
+            click.echo(f"ticket {ticket} is already being escalated by another run; nothing was written here")
+        return
     finally:
         runtime.close()
     if as_json:

@@ -63,6 +63,8 @@ class Intent:
     sent_at: float | None
     created_at: float
     updated_at: float
+    owner: str | None = None
+    """The runner that won the latest move to ``sending`` (``host:pid:thread``), None before any."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class Job:
     last_error: str | None
     created_at: float
     updated_at: float
+    waits: int = 0
+    """How many of ``attempt``'s claims ended waiting for a known time (not failures: they spend no retry budget)."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,25 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def transition_intent(
+        self,
+        op_id: str,
+        state: str,
+        *,
+        expect: str | Iterable[str],
+        attempts: int | None = None,
+        owner: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> tuple[bool, Intent]:
+        """Compare-and-set: move the intent to ``state`` only if it is in ``expect`` (and, when given, has made
+        exactly ``attempts`` attempts), in one transaction; returns whether this caller won, and the row as it is now.
+
+        Moving to ``sending`` counts an attempt, stamps ``sent_at`` and records ``owner``. A ``done`` intent
+        never moves. An unknown ``op_id`` raises ``NotFoundInStore``.
+        """
+
+    @abstractmethod
     def forget_intent(self, op_id: str) -> bool:
         """Delete an intent whose effect was undone (an unlinked ticket's remote link), so it can be redone.
 
@@ -268,12 +291,20 @@ class Store(ABC):
         """Extend the lease of the caller's attempt; False when that attempt is no longer current."""
 
     @abstractmethod
+    def hold_lease(self, job_id: int, attempt: int, lease_seconds: float) -> bool:
+        """True when the caller's attempt still holds a live lease (then extended by ``lease_seconds``); False when
+        the lease lapsed or another attempt took the job (nothing changes then)."""
+
+    @abstractmethod
     def complete(self, job_id: int, attempt: int) -> bool:
         """Mark the caller's attempt done; False (nothing changed) when the attempt is stale."""
 
     @abstractmethod
-    def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str) -> bool:
-        """Return the job to ready, due at ``run_at``, noting the (redacted) error; False when stale."""
+    def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str, waiting: bool = False) -> bool:
+        """Return the job to ready, due at ``run_at``, noting the (redacted) error; False when stale.
+
+        ``waiting`` says the attempt did not fail but must wait for a known time: it counts in ``Job.waits``.
+        """
 
     @abstractmethod
     def fail(self, job_id: int, attempt: int, *, error: str) -> bool:

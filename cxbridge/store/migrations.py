@@ -250,3 +250,10 @@ def m002_locks_and_snapshots(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (kind, ref)
         )"""
     )
+
+
+@migrations(3)
+def m003_intent_owner_and_job_waits(conn: sqlite3.Connection) -> None:
+    """The runner that holds a ``sending`` intent, and the re-queues of a job that waited without failing."""
+    conn.execute("ALTER TABLE intents ADD COLUMN owner TEXT")
+    conn.execute("ALTER TABLE jobs ADD COLUMN waits INTEGER NOT NULL DEFAULT 0")

@@ -54,9 +54,11 @@ from .migrations import migrations
 BUSY_TIMEOUT_MS = 5000
 
 _JOB_COLUMNS = (
-    "id, kind, payload, key, state, attempt, run_at, lease_until, worker_id, last_error, created_at, updated_at"
+    "id, kind, payload, key, state, attempt, run_at, lease_until, worker_id, last_error, created_at, updated_at, waits"
 )
-_INTENT_COLUMNS = "op_id, kind, business_key, state, payload, result, error, attempts, sent_at, created_at, updated_at"
+_INTENT_COLUMNS = (
+    "op_id, kind, business_key, state, payload, result, error, attempts, sent_at, created_at, updated_at, owner"
+)
 _LETTER_COLUMNS = "id, job_id, kind, payload, key, attempt, error, created_at, replayed_at, replay_job_id"
 _LINK_COLUMNS = "ticket, issue, issue_key, customer, linked_by, linked_at, origin_event"
 _AUDIT_COLUMNS = "id, at, actor, action, target, result, policy, origin_event, ticket, issue_key, details"
@@ -288,7 +290,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _intent(row: tuple[Any, ...]) -> Intent:
-        op_id, kind, business_key, state, payload, result, error, attempts, sent_at, created, updated = row
+        op_id, kind, business_key, state, payload, result, error, attempts, sent_at, created, updated, owner = row
         return Intent(
             op_id=op_id,
             kind=kind,
@@ -301,6 +303,7 @@ class SQLiteStore(Store):
             sent_at=sent_at,
             created_at=created,
             updated_at=updated,
+            owner=owner,
         )
 
     def _get_intent(self, conn: sqlite3.Connection, op_id: str) -> Intent | None:
@@ -366,6 +369,56 @@ class SQLiteStore(Store):
         if intent is None:  # pragma: no cover - updated inside this transaction
             raise StoreError(f"intent {op_id!r} vanished while it was being written")
         return intent
+
+    def transition_intent(
+        self,
+        op_id: str,
+        state: str,
+        *,
+        expect: str | Iterable[str],
+        attempts: int | None = None,
+        owner: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> tuple[bool, Intent]:
+        """Compare-and-set in one ``BEGIN IMMEDIATE`` transaction: move to ``state`` only from ``expect`` (and
+        ``attempts``); returns whether this caller won, with the row as it is now."""
+        if state not in INTENT_STATES:
+            raise ValueError(f"unknown intent state {state!r}; expected one of {', '.join(INTENT_STATES)}")
+        expected = {expect} if isinstance(expect, str) else set(expect)
+        now = self.clock()
+        with self._write() as conn:
+            current = self._get_intent(conn, op_id)
+            if current is None:
+                raise NotFoundInStore(f"no intent with op_id {op_id!r}")
+            if (
+                current.state == "done"
+                or current.state not in expected
+                or (attempts is not None and current.attempts != attempts)
+            ):
+                return False, current
+            sending = state == "sending"
+            conn.execute(
+                "UPDATE intents SET state = ?, result = COALESCE(?, result), error = ?,"
+                " attempts = attempts + ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
+                " owner = CASE WHEN ? THEN ? ELSE owner END, updated_at = ? WHERE op_id = ?",
+                (
+                    state,
+                    None if result is None else _dumps(result),
+                    None if error is None else redact_text(error),
+                    1 if sending else 0,
+                    sending,
+                    now,
+                    sending,
+                    owner,
+                    now,
+                    op_id,
+                ),
+            )
+            intent = self._get_intent(conn, op_id)
+        if intent is None:  # pragma: no cover - updated inside this transaction
+            raise StoreError(f"intent {op_id!r} vanished while it was being written")
+        return True, intent
 
     # ---- inbox and queue ---------------------------------------------------------------------------
 
@@ -465,7 +518,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _job(row: tuple[Any, ...]) -> Job:
-        jid, kind, payload, key, state, attempt, run_at, lease_until, worker, error, created, updated = row
+        jid, kind, payload, key, state, attempt, run_at, lease_until, worker, error, created, updated, waits = row
         return Job(
             id=jid,
             kind=kind,
@@ -479,6 +532,7 @@ class SQLiteStore(Store):
             last_error=error,
             created_at=created,
             updated_at=updated,
+            waits=waits,
         )
 
     def _bury(self, conn: sqlite3.Connection, job_id: int, error: str, now: float) -> None:
@@ -514,8 +568,8 @@ class SQLiteStore(Store):
         with self._write() as conn:
             if max_attempts is not None:
                 exhausted = conn.execute(
-                    "SELECT id, attempt FROM jobs"
-                    " WHERE state = 'leased' AND lease_until <= ? AND attempt >= ?" + kind_filter,
+                    "SELECT id, attempt FROM jobs"  # waits spend no budget: only failed attempts count
+                    " WHERE state = 'leased' AND lease_until <= ? AND attempt - waits >= ?" + kind_filter,
                     (now, max_attempts, *kind_args),
                 ).fetchall()
                 for job_id, attempt in exhausted:
@@ -546,6 +600,17 @@ class SQLiteStore(Store):
             )
             return cur.rowcount == 1
 
+    def hold_lease(self, job_id: int, attempt: int, lease_seconds: float) -> bool:
+        """True (and the lease extended) when the caller's attempt still holds a live lease; False otherwise."""
+        now = self.clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET lease_until = ?, updated_at = ?"
+                " WHERE id = ? AND attempt = ? AND state = 'leased' AND lease_until > ?",
+                (now + lease_seconds, now, job_id, attempt, now),
+            )
+            return cur.rowcount == 1
+
     def complete(self, job_id: int, attempt: int) -> bool:
         """Mark the caller's attempt done; False when it is stale."""
         now = self.clock()
@@ -557,14 +622,15 @@ class SQLiteStore(Store):
             )
             return cur.rowcount == 1
 
-    def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str) -> bool:
-        """Return the caller's attempt to ready, due at ``run_at``; False when it is stale."""
+    def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str, waiting: bool = False) -> bool:
+        """Return the caller's attempt to ready, due at ``run_at`` (``waiting``: counted in ``waits``, not as a
+        failure); False when it is stale."""
         now = self.clock()
         with self._write() as conn:
             cur = conn.execute(
                 "UPDATE jobs SET state = 'ready', run_at = ?, lease_until = NULL, worker_id = NULL,"
-                " last_error = ?, updated_at = ? WHERE id = ? AND attempt = ? AND state = 'leased'",
-                (run_at, redact_text(error), now, job_id, attempt),
+                " last_error = ?, updated_at = ?, waits = waits + ? WHERE id = ? AND attempt = ? AND state = 'leased'",
+                (run_at, redact_text(error), now, 1 if waiting else 0, job_id, attempt),
             )
             return cur.rowcount == 1
 

@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..connectors import CRM, IssueSpec
-from ..errors import AmbiguousOutcome, CxbridgeError, VendorError
+from ..errors import AmbiguousOutcome, CxbridgeError, EffectInFlight, VendorError
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..store import Intent, Store
 from . import impact, policy
 from .context import Context
-from .once import crm_note_once, op_id, write_once
+from .once import claim_send, crm_note_once, in_flight_elsewhere, op_id, write_once
 from .priority import Priority, choose_priority
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,15 @@ PROPERTY_KEY = "cxbridge"
 
 
 class EscalationPending(CxbridgeError):
-    """The tracker did not confirm an earlier create; cxbridge searches for it before creating again."""
+    """The tracker did not confirm an earlier create; cxbridge searches for it before creating again.
+
+    ``retry_at`` (the store's clock) is when the search grace has passed and the create may be made again: a
+    worker re-queues the job for then, waiting rather than failing.
+    """
+
+    def __init__(self, message: str, *, retry_at: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
 @dataclass
@@ -126,11 +134,13 @@ class Escalation:
         runtime: Context,
         *,
         crash_hook: Callable[[str], None] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.rt = runtime
         self.crash_hook = crash_hook
-        self.clock = clock
+        # the store stamps the intents' ``sent_at``: the grace is measured on the same clock by default
+        store_clock = getattr(runtime.store, "clock", None)
+        self.clock: Callable[[], float] = clock or (store_clock if callable(store_clock) else time.time)
         self.settings = runtime.config.section("escalation")
 
     def _point(self, name: str) -> None:
@@ -395,18 +405,23 @@ class Escalation:
         # this very write (an intent marked sending) makes "already there" mean "already written"
         record_oid = op_id(f"{business_key}|{issue.ref}", "helpdesk.record")
         record = store.begin_intent(record_oid, "helpdesk.record", business_key=business_key, payload={})
-        if record.state == "done":
+        if in_flight_elsewhere(record, self.clock()):
+            raise EffectInFlight(f"{ticket.ref} is already being escalated by another run; nothing was written here")
+        if record.state == "done" or claim_send(store, record, what=f"the escalation note on {ticket.ref}") is None:
             changed = False
         else:
-            store.mark_intent(record_oid, "sending")
-            changed = helpdesk.record_escalation(
-                ticket,
-                note=note,
-                tag=self.settings["tag"],
-                issue_key=issue.key,
-                issue_url=issue.url,
-                first_attempt=record.state == "pending",
-            )
+            try:
+                changed = helpdesk.record_escalation(
+                    ticket,
+                    note=note,
+                    tag=self.settings["tag"],
+                    issue_key=issue.key,
+                    issue_url=issue.url,
+                    first_attempt=record.state == "pending",
+                )
+            except BaseException:  # unknown whether it landed: release it to the next runner, which reads back
+                store.mark_intent(record_oid, "ambiguous", error="ticket record not confirmed")
+                raise
             self._point("ticket.sent")
             store.mark_intent(record_oid, "done", result={"changed": changed})
         result.writes["ticket_note"] = "written" if changed else "unchanged"
@@ -473,6 +488,10 @@ class Escalation:
             first = existing[0]
             return tracker.get_issue(first.issue_key), False
         intent = store.begin_intent(oid, "tracker.create", business_key=business_key, payload={"label": label})
+        if intent.state == "done" and intent.result:  # another runner created it since the first read
+            return self._issue_from(tracker, intent.result), False
+        if in_flight_elsewhere(intent, self.clock()):
+            raise EffectInFlight(f"{ticket.ref} is already being escalated by another run; nothing was written here")
         if intent.state in ("sending", "ambiguous"):
             # An earlier attempt may have created the issue: its label finds it.
             found = tracker.search_by_label(label)
@@ -485,7 +504,8 @@ class Escalation:
             if self.clock() - sent_at < grace:
                 raise EscalationPending(
                     f"{tracker.name}: an earlier create for {ticket.ref} is unconfirmed and not yet searchable; "
-                    f"not creating a second issue before {int(grace - (self.clock() - sent_at))} s have passed"
+                    f"not creating a second issue before {int(grace - (self.clock() - sent_at))} s have passed",
+                    retry_at=sent_at + grace,
                 )
         spec = IssueSpec(
             project=project,
@@ -503,7 +523,16 @@ class Escalation:
                 }
             },
         )
-        store.mark_intent(oid, "sending")
+        try:
+            claimed = claim_send(store, intent, what=f"the issue for {ticket.ref}")
+        except EffectInFlight:
+            raise EffectInFlight(
+                f"{ticket.ref} is already being escalated by another run; nothing was written here"
+            ) from None
+        if claimed is None:  # another runner finished the create between the read and the claim
+            done = store.get_intent(oid)
+            if done is not None and done.result:
+                return self._issue_from(tracker, done.result), False
         self._point("before_create")
         try:
             issue = tracker.create_issue(spec)
@@ -517,6 +546,9 @@ class Escalation:
             raise
         except VendorError as exc:
             store.mark_intent(oid, "failed", error=str(exc))
+            raise
+        except BaseException:  # unknown whether the tracker got it: reconciled by the label, after the grace
+            store.mark_intent(oid, "ambiguous", error="create interrupted")
             raise
         self._point("created")
         store.mark_intent(oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url})

@@ -4,20 +4,34 @@ An intent row keyed by a deterministic ``op_id`` is committed before the write a
 so a rerun after the write makes no call. When an earlier attempt may have written without being confirmed
 (state ``sending`` or ``ambiguous``: a crash, a timeout), a ``find`` callable looks for the effect by the
 marker it carries before anything is written again.
+
+Runners race for a write by compare-and-set: the move to ``sending`` succeeds for one runner only (the store
+checks the state and the attempt count it read, in one transaction), and only that runner writes. A loser
+writes nothing: the effect is done (``unchanged``), or another live runner is writing it (``EffectInFlight``).
+A ``sending`` intent whose runner is gone (a crash) is reconciled by ``find`` and then taken over.
+
+A worker hands the workflows a lease guard (``lease_guard``): every write checks it right before sending, so
+a worker that lost its job's lease raises ``LeaseLost`` and writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import os
+import socket
+import threading
+import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final
 
-from ..errors import AmbiguousOutcome, VendorError
+from ..errors import AmbiguousOutcome, EffectInFlight, VendorError
 
 if TYPE_CHECKING:
     from ..connectors import CRM
     from ..models import Customer, Ref
-    from ..store import Store
+    from ..store import Intent, Store
 
 NAMESPACE = uuid.UUID("6f1c2d7e-9a4b-5c3d-8e2f-0a1b2c3d4e5f")
 
@@ -25,6 +39,87 @@ NAMESPACE = uuid.UUID("6f1c2d7e-9a4b-5c3d-8e2f-0a1b2c3d4e5f")
 def op_id(business_key: str, operation: str) -> str:
     """The deterministic id of one external write (``business_key`` names what it is about)."""
     return str(uuid.uuid5(NAMESPACE, f"{business_key}|{operation}"))
+
+
+IN_FLIGHT_SECONDS: Final[float] = 300.0
+"""How long a ``sending`` intent counts as in flight while its runner lives (or cannot be seen: another host).
+
+Longer than any single write takes (HTTP timeouts and inline retries); past it the runner is taken to have
+stopped writing, and the effect is reconciled by its marker and taken over."""
+
+_HOST = socket.gethostname()
+_guard: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("cxbridge_lease_guard", default=None)
+
+
+def runner_id() -> str:
+    """Who is running this write: ``host:pid:thread``, recorded on the intent it moves to ``sending``."""
+    return f"{_HOST}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _runner_alive(owner: str) -> bool | None:
+    """Whether the runner ``owner`` is running now (not this very runner); None when this host cannot tell."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    host, pid, thread = parts[0], int(parts[1]), int(parts[2])
+    if host != _HOST:
+        return None
+    if pid == os.getpid():
+        if thread == threading.get_ident():
+            return False  # this thread's earlier run ended (it crashed or raised) before it finished
+        return any(t.ident == thread for t in threading.enumerate())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists under another user
+        return True
+    return True
+
+
+def in_flight_elsewhere(intent: Intent, now: float) -> bool:
+    """True when ``intent`` is being sent by another runner that is still running (so this one must not send)."""
+    if intent.state != "sending" or not intent.owner or intent.sent_at is None:
+        return False
+    if now - intent.sent_at >= IN_FLIGHT_SECONDS:
+        return False
+    return _runner_alive(intent.owner) is not False  # unknown (another host): trusted within the window
+
+
+@contextlib.contextmanager
+def lease_guard(check: Callable[[], None]) -> Iterator[None]:
+    """Run the block with ``check`` called right before every external write (it raises ``LeaseLost``)."""
+    token = _guard.set(check)
+    try:
+        yield
+    finally:
+        _guard.reset(token)
+
+
+def check_lease() -> None:
+    """Raise ``LeaseLost`` when the worker running this code no longer holds its job's lease (no-op outside one)."""
+    check = _guard.get()
+    if check is not None:
+        check()
+
+
+def claim_send(store: Store, intent: Intent, *, what: str) -> Intent | None:
+    """Win the move of ``intent`` to ``sending`` (compare-and-set), after checking the lease; the intent to send
+    under, or None when it turned out ``done``. Raises ``EffectInFlight`` when another runner won it."""
+    check_lease()
+    won, current = store.transition_intent(
+        intent.op_id, "sending", expect=intent.state, attempts=intent.attempts, owner=runner_id()
+    )
+    if won:
+        return current
+    if current.state == "done":
+        return None
+    raise EffectInFlight(f"{what} is being written by another runner; nothing was written here")
+
+
+def _now(store: Store) -> float:
+    clock = getattr(store, "clock", None)
+    return float(clock()) if callable(clock) else time.time()
 
 
 Write = Callable[[], dict[str, Any]]
@@ -54,12 +149,16 @@ def write_once(
     intent = store.begin_intent(oid, kind, business_key=business_key, payload=payload or {})
     if intent.state == "done":
         return "unchanged"
+    what = f"{kind} for {business_key}"
+    if in_flight_elsewhere(intent, _now(store)):
+        raise EffectInFlight(f"{what} is being written by another runner; nothing was written here")
     if intent.state in ("sending", "ambiguous") and find is not None:
         found = find()
         if found is not None:
             store.mark_intent(oid, "done", result=found)
             return "unchanged"
-    store.mark_intent(oid, "sending")
+    if claim_send(store, intent, what=what) is None:
+        return "unchanged"
     try:
         outcome = write()
     except AmbiguousOutcome:
@@ -67,6 +166,9 @@ def write_once(
         raise
     except VendorError as exc:
         store.mark_intent(oid, "failed", error=str(exc))
+        raise
+    except BaseException:  # unknown whether it was sent: the next runner reconciles by the marker
+        store.mark_intent(oid, "ambiguous", error=f"{kind} interrupted")
         raise
     if point is not None:
         point(f"{kind}.sent")

@@ -1,0 +1,341 @@
+"""Faults after the vendor acted: compare-and-set intents, no write after a lost lease, waiting is not failing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from cxbridge.errors import EffectInFlight
+from cxbridge.runtime import Runtime
+from cxbridge.sandbox.modes import ServedVendors, Vendors, serve_vendors, write_config
+from cxbridge.store import SQLiteStore
+from cxbridge.testing import SandboxRuntimes
+from cxbridge.worker import Worker
+from cxbridge.workflows.escalate import Escalation, EscalationRequest
+from cxbridge.workflows.once import IN_FLIGHT_SECONDS, write_once
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+ONE_OF_EACH = {"issues": 1, "remote_links": 1, "zendesk_notes": 1, "hubspot_notes": 1}
+GRACE = 30
+
+
+class Clock:
+    """A virtual clock the store and the workers read."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def effects(vendors: Vendors) -> dict[str, int]:
+    """The escalation's effects, counted in the emulators' own state."""
+    jira = vendors["jira"].state()
+    zendesk = vendors["zendesk"].state()
+    return {
+        "issues": len(jira["issues"]),
+        "remote_links": sum(len(i["remoteLinks"]) for i in jira["issues"]),
+        "zendesk_notes": sum(
+            1
+            for t in zendesk["tickets"]
+            for c in t["comments"]
+            if not c["public"] and "Escalated to engineering" in c["body"]
+        ),
+        "hubspot_notes": len(vendors["hubspot"].state()["objects"]["notes"]),
+    }
+
+
+def escalate_handler(rt: Runtime, payload: dict[str, Any]) -> str:
+    """A job handler that escalates the payload's ticket."""
+    return Escalation(rt).run(EscalationRequest(ticket_id=payload["ticket"])).issue_key
+
+
+# --- compare-and-set --------------------------------------------------------------------------------------
+
+
+def test_only_one_of_many_threads_wins_the_move_to_sending(tmp_path: Path) -> None:
+    """Sixteen threads race to mark one pending intent sending: the store lets exactly one win."""
+    store = SQLiteStore(tmp_path / "s.db")
+    store.begin_intent("op", "note", business_key="t:1", payload={})
+    barrier = threading.Barrier(16)
+    wins: list[bool] = []
+
+    def race() -> None:
+        barrier.wait()
+        won, _ = store.transition_intent("op", "sending", expect="pending", owner="x")
+        wins.append(won)
+
+    threads = [threading.Thread(target=race) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 15 + [True]
+    intent = store.get_intent("op")
+    assert intent is not None
+    assert intent.state == "sending"
+    assert intent.attempts == 1
+    store.close()
+
+
+def test_a_done_intent_never_moves_and_the_loser_is_told_so(tmp_path: Path) -> None:
+    """A compare-and-set on a done intent loses and returns the done row, instead of raising."""
+    store = SQLiteStore(tmp_path / "s.db")
+    store.begin_intent("op", "note", business_key="t:1", payload={})
+    store.mark_intent("op", "done", result={"ref": "n1"})
+    won, current = store.transition_intent("op", "sending", expect=("pending", "done"))
+    assert not won
+    assert current.state == "done"
+    assert current.result == {"ref": "n1"}
+    store.close()
+
+
+def test_a_loser_never_writes_while_the_winner_is_sending(tmp_path: Path) -> None:
+    """While one thread's write is in flight, seven others racing for the same write write nothing."""
+    store = SQLiteStore(tmp_path / "s.db")
+    sent: list[str] = []
+    in_write = threading.Event()
+    release = threading.Event()
+
+    def write() -> dict[str, Any]:
+        sent.append(threading.current_thread().name)
+        in_write.set()
+        release.wait(10)
+        return {"ref": "n1"}
+
+    outcomes: list[str] = []
+
+    def run() -> None:
+        try:
+            outcomes.append(write_once(store, "op", "helpdesk.note", "t:1", write, find=lambda: None))
+        except EffectInFlight:
+            outcomes.append("in flight")
+
+    winner = threading.Thread(target=run, name="winner")
+    winner.start()
+    assert in_write.wait(10)
+    losers = [threading.Thread(target=run, name=f"loser-{i}") for i in range(7)]
+    for t in losers:
+        t.start()
+    for t in losers:
+        t.join()
+    release.set()
+    winner.join()
+    assert sent == ["winner"]
+    assert sorted(outcomes) == ["in flight"] * 7 + ["written"]
+    assert write_once(store, "op", "helpdesk.note", "t:1", write) == "unchanged"
+    assert sent == ["winner"]
+    store.close()
+
+
+def test_a_runner_on_another_host_holds_its_write_only_within_the_in_flight_window(tmp_path: Path) -> None:
+    """A write another host is sending is left alone for IN_FLIGHT_SECONDS, then reconciled and taken over."""
+    clock = Clock()
+    store = SQLiteStore(tmp_path / "s.db", clock=clock)
+    store.begin_intent("op", "helpdesk.note", business_key="t:1", payload={})
+    won, _ = store.transition_intent("op", "sending", expect="pending", owner="elsewhere.example:4242:7")
+    assert won
+    sent: list[int] = []
+
+    def write() -> dict[str, Any]:
+        sent.append(1)
+        return {"ref": "n1"}
+
+    with pytest.raises(EffectInFlight, match="another runner"):
+        write_once(store, "op", "helpdesk.note", "t:1", write, find=lambda: None)
+    assert sent == []
+    clock.now += IN_FLIGHT_SECONDS
+    assert write_once(store, "op", "helpdesk.note", "t:1", write, find=lambda: None) == "written"
+    assert sent == [1]
+    intent = store.get_intent("op")
+    assert intent is not None
+    assert intent.state == "done"
+    assert intent.attempts == 2
+    store.close()
+
+
+def test_concurrent_escalations_in_threads_make_one_of_each(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+    """Four threads escalate one ticket at once: one issue, one link, one note each; losers say so."""
+    rt = sandbox_runtime(vendors)
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            result = Escalation(rt).run(EscalationRequest(ticket_id="1"))
+            outcomes.append(result.issue_key)
+        except EffectInFlight as exc:
+            outcomes.append("in flight" if "another run" in str(exc) else str(exc))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outcomes) == 4
+    assert set(outcomes) <= {"in flight", "ENG-1"}
+    assert effects(vendors) == ONE_OF_EACH
+    Escalation(rt).run(EscalationRequest(ticket_id="1"))  # whatever a loser skipped, a rerun leaves as is
+    assert effects(vendors) == ONE_OF_EACH
+
+
+@pytest.fixture
+def served() -> Iterator[ServedVendors]:
+    """The three emulators on loopback ports, so that separate processes share them."""
+    with serve_vendors(("zendesk", "hubspot", "jira"), seed="demo") as running:
+        yield running
+
+
+def test_concurrent_escalate_commands_make_one_of_each_and_exit_0(served: ServedVendors, tmp_path: Path) -> None:
+    """Four `cxbridge escalate` processes on one ticket: one issue and one note each; every one exits 0."""
+    config = write_config(served, tmp_path / "cxbridge.toml")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cxbridge", "--config", str(config), "escalate", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(120), *p.communicate()) for p in procs]
+    for code, out, err in results:
+        assert code == 0, (out, err)
+        assert "already being escalated" in out or "created" in out or "linked to" in out, out
+        assert "cannot become" not in out + err
+    assert effects(served) == ONE_OF_EACH
+
+
+# --- leases -----------------------------------------------------------------------------------------------
+
+
+def test_a_worker_paused_past_its_lease_writes_nothing_after_losing_it(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes
+) -> None:
+    """Worker A stalls after the create, B takes the job: A sends no write after that, and B finishes once."""
+    clock = Clock()
+    rt = sandbox_runtime(vendors, clock=clock)
+    rt.store.enqueue("escalate", {"ticket": "1"}, lock_key="ticket:1")
+    seen: dict[str, Any] = {}
+
+    def stalled(run_rt: Runtime, payload: dict[str, Any]) -> str:
+        def pause(point: str) -> None:
+            if point == "link" and "taken" not in seen:
+                clock.now += 61  # A's lease (60 s) lapses while it is stalled ...
+                seen["taken"] = run_rt.store.claim("worker-b", lease_seconds=60)  # ... and B takes the job
+                seen["calls"] = vendors.calls()
+
+        return Escalation(run_rt, crash_hook=pause).run(EscalationRequest(ticket_id=payload["ticket"])).issue_key
+
+    a = Worker(rt, worker_id="worker-a", lease_seconds=60, handlers={"escalate": stalled})
+    result = a.process_one()
+    assert result is not None
+    assert result.outcome == "stale"
+    assert "LeaseLost" in result.detail
+    assert seen["taken"] is not None
+    assert seen["taken"].attempt == 2
+    assert vendors.calls() == seen["calls"]  # A sent nothing after it lost the lease
+    assert effects(vendors) == {"issues": 1, "remote_links": 0, "zendesk_notes": 0, "hubspot_notes": 0}
+    clock.now += 61  # B's attempt lapses too; C runs the job to its end
+    c = Worker(rt, worker_id="worker-c", lease_seconds=60, handlers={"escalate": escalate_handler})
+    finished = c.process_one()
+    assert finished is not None
+    assert finished.outcome == "done"
+    assert effects(vendors) == ONE_OF_EACH
+
+
+# --- waiting is not failing -------------------------------------------------------------------------------
+
+
+def lose_first_create(vendors: Vendors) -> dict[str, int]:
+    """Make the tracker's first create time out before it reaches the tracker (nothing is created)."""
+    jira = vendors["jira"]
+    original = jira.handle
+    count = {"creates": 0}
+
+    def handle(request: Any) -> Any:
+        if request.method == "POST" and request.path.endswith("/issue"):
+            count["creates"] += 1
+            if count["creates"] == 1:
+                raise requests.exceptions.ReadTimeout("read timed out")
+        return original(request)
+
+    jira.handle = handle  # type: ignore[method-assign]
+    return count
+
+
+def run_until_settled(worker: Worker, rt: Runtime, clock: Clock, job_id: int, limit: int = 50) -> list[str]:
+    """Run the job on the virtual clock, jumping to each retry's due time; the outcomes in order."""
+    outcomes: list[str] = []
+    for _ in range(limit):
+        job = rt.store.job(job_id)
+        assert job is not None
+        if job.state in ("done", "dead"):
+            return outcomes
+        clock.now = max(clock.now, job.run_at)
+        result = worker.process_one()
+        assert result is not None
+        outcomes.append(result.outcome)
+    raise AssertionError(f"job {job_id} did not settle: {outcomes}")
+
+
+def test_an_unconfirmed_create_becomes_one_issue_after_the_grace_by_itself(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes
+) -> None:
+    """A create that never reached the tracker waits out the grace (no budget spent) and ends as one issue."""
+    clock = Clock()
+    rt = sandbox_runtime(vendors, clock=clock, extra={"escalation": {"search_grace_seconds": GRACE}})
+    count = lose_first_create(vendors)
+    job_id = rt.store.enqueue("escalate", {"ticket": "1"}, lock_key="ticket:1")
+    assert job_id is not None
+    started = clock.now
+    worker = Worker(rt, lease_seconds=60, max_attempts=2, backoff_cap=1.0, handlers={"escalate": escalate_handler})
+    outcomes = run_until_settled(worker, rt, clock, job_id)
+    assert outcomes[-1] == "done"
+    assert "dead" not in outcomes
+    assert count["creates"] == 2
+    assert effects(vendors) == ONE_OF_EACH
+    assert rt.store.dead_letters() == []
+    assert clock.now >= started + GRACE
+    job = rt.store.job(job_id)
+    assert job is not None
+    assert job.waits >= 1
+
+
+def test_a_dead_letter_replayed_within_the_grace_waits_instead_of_dying(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes
+) -> None:
+    """An escalation dead-lettered after an unconfirmed create, replayed at once, waits out the grace and ends."""
+    clock = Clock()
+    rt = sandbox_runtime(vendors, clock=clock, extra={"escalation": {"search_grace_seconds": GRACE}})
+    lose_first_create(vendors)
+    job_id = rt.store.enqueue("escalate", {"ticket": "1"}, lock_key="ticket:1")
+    assert job_id is not None
+    worker = Worker(rt, lease_seconds=60, max_attempts=1, handlers={"escalate": escalate_handler})
+    result = worker.process_one()
+    assert result is not None
+    assert result.outcome == "dead"
+    (letter,) = rt.store.dead_letters()
+    replayed = rt.store.replay_dead_letter(letter.id)
+    first = worker.process_one()
+    assert first is not None
+    assert first.outcome == "retried"
+    assert first.run_at is not None
+    assert first.run_at >= clock.now + GRACE - 1
+    assert run_until_settled(worker, rt, clock, replayed)[-1] == "done"
+    assert effects(vendors) == ONE_OF_EACH
+    assert len(rt.store.dead_letters()) == 1
