@@ -345,3 +345,78 @@ def test_unknown_systems_are_named() -> None:
     """Asking for an emulator nobody registered fails with the known names."""
     with pytest.raises(KeyError, match="no sandbox backend for nosuch"), mock_vendors(["nosuch"]):
         pass
+
+
+# -- faults after the vendor acted ----------------------------------------------------------------------------
+@pytest.fixture(params=["in-process", "loopback"])
+def toy_any(request: pytest.FixtureRequest) -> Iterator[ToyBackend]:
+    """The toy emulator in each mode; its ``base_url`` is where calls go."""
+    from werkzeug.serving import make_server
+
+    from cxbridge.sandbox.modes import ServedVendors
+
+    backend = ToyBackend(clock=Clock(1000.0))
+    if request.param == "in-process":
+        with mock_vendors(backends={"toy": backend}, seed="demo"):
+            yield backend
+        return
+    backend.seed("demo")
+    served = ServedVendors({"toy": backend}, {"toy": make_server("127.0.0.1", 0, backend, threaded=True)})
+    with served:
+        backend.base_url = f"http://127.0.0.1:{served.servers['toy'].server_port}"
+        served.start()
+        yield backend
+
+
+def toy_call(backend: ToyBackend, method: str, path: str, **kwargs: Any) -> requests.Response:
+    headers = {"X-Token": ToyBackend.TOKEN}
+    return requests.request(method, backend.base_url + path, headers=headers, **{"timeout": 5, **kwargs})
+
+
+def toy_admin(backend: ToyBackend, action: str, body: Any) -> requests.Response:
+    return requests.post(f"{backend.base_url}/_sandbox/{action}", json=body, timeout=5)
+
+
+@pytest.mark.parametrize("status", [500, 504])
+def test_an_after_fault_applies_the_write_then_answers_the_error(toy_any: ToyBackend, status: int) -> None:
+    """``after: true``: the item is created, yet the client gets the vendor's error answer; once only."""
+    assert toy_admin(toy_any, "fail-next", {"status": status, "after": True, "method": "POST"}).json() == {
+        "ok": True,
+        "pending": 1,
+    }
+    answer = toy_call(toy_any, "POST", "/items", json={"name": "applied"})
+    assert (answer.status_code, answer.json()) == (status, {"message": "injected fault"})
+    assert [i["name"] for i in toy_any.state()["items"]] == ["demo item", "applied"]
+    assert toy_call(toy_any, "POST", "/items", json={"name": "next"}).status_code == 201
+    assert len(toy_any.state()["items"]) == 3
+
+
+def test_a_reset_after_the_write_drops_the_connection(toy_any: ToyBackend) -> None:
+    """``reset: true``: the item is created and the client sees the connection drop, ``count`` times."""
+    toy_admin(toy_any, "fail-next", {"reset": True, "count": 2, "path": "^/items$", "method": "POST"})
+    for name in ("one", "two"):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            toy_call(toy_any, "POST", "/items", json={"name": name})
+    assert toy_call(toy_any, "GET", "/items").status_code == 200  # a GET does not match
+    assert [i["name"] for i in toy_any.state()["items"]] == ["demo item", "one", "two"]
+    assert toy_any.faults == []
+
+
+def test_a_delay_after_the_write_is_a_read_timeout(toy_any: ToyBackend) -> None:
+    """``delay`` past the client's timeout: the item is created and the client's read times out."""
+    toy_admin(toy_any, "fail-next", {"delay": 0.5, "method": "POST"})
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        toy_call(toy_any, "POST", "/items", json={"name": "late"}, timeout=(5, 0.2))
+    assert [i["name"] for i in toy_any.state()["items"]] == ["demo item", "late"]
+
+
+def test_after_faults_through_the_python_api(toy: ToyBackend) -> None:
+    """``Fault(after=True)`` on ``backend.faults``; reset and delay imply ``after``; a bad body is refused."""
+    assert [Fault(reset=True).after, Fault(delay=1).after, Fault(status=500).after] == [True, True, False]
+    toy.faults.append(Fault(status=500, after=True, method="POST"))
+    assert call("POST", "/items", json={"name": "kept"}).status_code == 500
+    assert toy.state()["items"][-1]["name"] == "kept"
+    toy.faults.append(Fault(status=500, method="POST"))  # before the vendor acts: nothing is applied
+    assert call("POST", "/items", json={"name": "dropped"}).status_code == 500
+    assert [i["name"] for i in toy.state()["items"]] == ["demo item", "kept"]
+    assert admin("fail-next", {"delay": "soon"}).status_code == 400

@@ -8,11 +8,13 @@ parsing and vendor-shaped responses, ``errors.py`` for the vendor's error bodies
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import queue
 import re
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -49,18 +51,64 @@ class SandboxSecret:
 
 @dataclass
 class Fault:
-    """Make the next ``count`` matching calls fail with ``status`` (and ``Retry-After`` when given)."""
+    """Make the next ``count`` matching calls fail (``method`` and a ``path`` regex narrow which calls match).
 
-    status: int
+    Before the vendor acts (the default): the call is answered ``status`` (with ``Retry-After`` when given) and
+    nothing is applied. After it (``after=True``): the vendor APPLIES the call, then its answer is spoiled or lost:
+    ``status`` is answered instead of the real answer (a 500 or 504 after the write), ``reset`` drops the
+    connection without an answer, ``delay`` holds the answer back that many seconds (past the client's read
+    timeout). ``reset`` and ``delay`` describe a lost answer, so they imply ``after``.
+    In-process (``mock_vendors``) a reset raises ``requests.exceptions.ConnectionError`` and a delay
+    ``requests.exceptions.ReadTimeout`` right away, with the call applied; served, a reset closes the socket
+    before a byte of the answer is sent and a delay sleeps, then answers.
+    """
+
+    status: int = 503
     count: int = 1
     retry_after: float | None = None
     path: str | None = None
     method: str | None = None
+    after: bool = False
+    reset: bool = False
+    delay: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.reset or self.delay is not None:
+            self.after = True
+
+    @property
+    def loses_answer(self) -> bool:
+        """True when the client gets no answer at all (a reset, or an answer later than its timeout)."""
+        return self.reset or self.delay is not None
 
     def matches(self, request: Request) -> bool:
         if self.method and request.method.upper() != self.method.upper():
             return False
         return not (self.path and not re.search(self.path, request.path))
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Fault:
+        """A fault from the ``POST /_sandbox/fail-next`` body (the same names as the fields)."""
+        delay = body.get("delay")
+        return cls(
+            status=int(body.get("status", 503)),
+            count=int(body.get("count", 1)),
+            retry_after=body.get("retry_after"),
+            path=body.get("path"),
+            method=body.get("method"),
+            after=bool(body.get("after", False)),
+            reset=bool(body.get("reset", False)),
+            delay=None if delay is None else float(delay),
+        )
+
+
+_LOST = "_sandbox_lost_answer"
+
+
+def lost_answer(response: Response) -> Fault | None:
+    """The after-fault that loses this (applied) answer: a reset or a delay the transport must act out."""
+    fault = getattr(response, _LOST, None)
+    return fault if isinstance(fault, Fault) else None
 
 
 @dataclass
@@ -254,6 +302,16 @@ class Backend(ABC):
     # -- the WSGI application ----------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         response = self.handle(Request(environ))
+        fault = lost_answer(response)
+        if fault is not None and fault.reset:
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                # the connection drops before a byte of the answer: the client sees the server hang up
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            return Response(b"", status=response.status_code)(environ, start_response)
+        if fault is not None and fault.delay is not None:
+            time.sleep(fault.delay)  # outside the backend's lock: other calls go on meanwhile
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
@@ -268,11 +326,29 @@ class Backend(ABC):
             return response
 
     def _handle_vendor(self, request: Request) -> Response:
+        fault = self._take_fault(request)
+        if fault is None:
+            return self._answer(request)
+        if not fault.after:
+            return self.error_response(fault.status, "injected fault", retry_after=fault.retry_after)
+        applied = self._answer(request)  # the vendor acts; only its answer is spoiled or lost
+        log.debug("sandbox %s: %s %s applied (%s), answer lost", self.system, request.method, request.path, applied)
+        if fault.loses_answer:
+            setattr(applied, _LOST, fault)
+            return applied
+        return self.error_response(fault.status, "injected fault", retry_after=fault.retry_after)
+
+    def _take_fault(self, request: Request) -> Fault | None:
+        """The first pending fault matching the request, counted down (None when none matches)."""
         for fault in self.faults:
             if fault.count > 0 and fault.matches(request):
                 fault.count -= 1
                 self.faults = [f for f in self.faults if f.count > 0]
-                return self.error_response(fault.status, "injected fault", retry_after=fault.retry_after)
+                return fault
+        return None
+
+    def _answer(self, request: Request) -> Response:
+        """Auth, rate limit, then the vendor route."""
         denied = self.authenticate(request)
         if denied is not None:
             return denied
@@ -323,15 +399,10 @@ class Backend(ABC):
             if action == "calls" and request.method == "GET":
                 return self.json([c.__dict__ for c in self.calls])
             if action == "fail-next" and request.method == "POST":
-                self.faults.append(
-                    Fault(
-                        status=int(body.get("status", 503)),
-                        count=int(body.get("count", 1)),
-                        retry_after=body.get("retry_after"),
-                        path=body.get("path"),
-                        method=body.get("method"),
-                    )
-                )
+                try:
+                    self.faults.append(Fault.from_json(body))
+                except (TypeError, ValueError) as exc:
+                    return self.json({"error": f"not a fault: {exc}"}, 400)
                 return self.json({"ok": True, "pending": sum(f.count for f in self.faults)})
             if action == "rate-limit" and request.method == "POST":
                 spec = body.get("limit")

@@ -19,7 +19,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from ..plugins import build_plugins
-from .base import Backend, SandboxSecret
+from .base import Backend, SandboxSecret, lost_answer
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
@@ -97,6 +97,18 @@ def _wsgi_callback(backend: Backend) -> Any:
             response = backend.handle(Request(builder.get_environ()))
         finally:
             builder.close()
+        fault = lost_answer(response)
+        if fault is not None:
+            # the emulator applied the call; the client never gets its answer
+            if fault.reset:
+                raise requests.exceptions.ConnectionError(
+                    ConnectionResetError(104, "Connection reset by peer (sandbox fault after the write)"),
+                    request=request,
+                )
+            raise requests.exceptions.ReadTimeout(
+                f"Read timed out (sandbox fault: the answer came {fault.delay} s late, after the write)",
+                request=request,
+            )
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
         return response.status_code, headers, response.get_data()
 

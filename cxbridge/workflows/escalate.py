@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..connectors import CRM, IssueSpec
+from ..connectors import CRM, Helpdesk, IssueSpec
 from ..errors import AmbiguousOutcome, CxbridgeError, EffectInFlight, VendorError
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..store import Intent, Store
 from . import impact, policy
 from .context import Context
-from .once import claim_send, crm_note_once, in_flight_elsewhere, op_id, write_once
+from .once import claim_send, crm_note_once, in_flight_elsewhere, marker_for, op_id, write_once
 from .priority import Priority, choose_priority
 
 log = logging.getLogger(__name__)
@@ -401,29 +401,7 @@ class Escalation:
         issue_ctx = {"key": issue.key, "url": issue.url, "created": created}
         ctx = self.context(req, ticket, comments, customer, priority, issue_ctx, decisions)
         note = self.rt.handoff.render("helpdesk_note", ctx)
-        # the ticket may already carry the tag and the key because the agent typed them: only an earlier attempt of
-        # this very write (an intent marked sending) makes "already there" mean "already written"
-        record_oid = op_id(f"{business_key}|{issue.ref}", "helpdesk.record")
-        record = store.begin_intent(record_oid, "helpdesk.record", business_key=business_key, payload={})
-        if in_flight_elsewhere(record, self.clock()):
-            raise EffectInFlight(f"{ticket.ref} is already being escalated by another run; nothing was written here")
-        if record.state == "done" or claim_send(store, record, what=f"the escalation note on {ticket.ref}") is None:
-            changed = False
-        else:
-            try:
-                changed = helpdesk.record_escalation(
-                    ticket,
-                    note=note,
-                    tag=self.settings["tag"],
-                    issue_key=issue.key,
-                    issue_url=issue.url,
-                    first_attempt=record.state == "pending",
-                )
-            except BaseException:  # unknown whether it landed: release it to the next runner, which reads back
-                store.mark_intent(record_oid, "ambiguous", error="ticket record not confirmed")
-                raise
-            self._point("ticket.sent")
-            store.mark_intent(record_oid, "done", result={"changed": changed})
+        changed = self._record_on_ticket(helpdesk, ticket, business_key, issue, note)
         result.writes["ticket_note"] = "written" if changed else "unchanged"
         self._point("ticket")
 
@@ -463,6 +441,52 @@ class Escalation:
             )
         result.calls = self.rt.calls_since(before)
         return result
+
+    def _record_on_ticket(self, helpdesk: Helpdesk, ticket: Ticket, business_key: str, issue: Issue, note: str) -> bool:
+        """Note, tag and key on the ticket once, whatever its answer was; True when written now.
+
+        The note carries the intent's marker (``(cxbridge cxb-...)``), so an attempt whose outcome is unknown
+        (the intent left ``sending`` or ``ambiguous``: a crash, a lost answer) is reconciled by reading the
+        ticket's comments for it before anything is sent again. The ticket may already carry the tag and the
+        key because the agent typed them: only the marker makes "already there" mean "already written".
+        """
+        store = self.rt.store
+        record_oid = op_id(f"{business_key}|{issue.ref}", "helpdesk.record")
+        marker = marker_for(record_oid)
+        record = store.begin_intent(
+            record_oid, "helpdesk.record", business_key=business_key, payload={"marker": marker}
+        )
+        if record.state == "done":
+            return False
+        if in_flight_elsewhere(record, self.clock()):
+            raise EffectInFlight(f"{ticket.ref} is already being escalated by another run; nothing was written here")
+        # an earlier attempt's note carries the marker (one recorded before notes had one is judged by the tag and
+        # the key, as it was written then); not on the ticket means not written: write it even if the tag is there
+        first_attempt = record.state == "pending" or (record.payload or {}).get("marker") == marker
+        if (
+            record.state in ("sending", "ambiguous")
+            and first_attempt
+            and any(marker in c.body for c in helpdesk.list_comments(ticket.ref.id))
+        ):
+            store.mark_intent(record_oid, "done", result={"changed": True, "found": marker})
+            return False
+        if claim_send(store, record, what=f"the escalation note on {ticket.ref}") is None:
+            return False  # another runner finished it meanwhile
+        try:
+            changed = helpdesk.record_escalation(
+                ticket,
+                note=f"{note.rstrip()}\n\n(cxbridge {marker})",
+                tag=self.settings["tag"],
+                issue_key=issue.key,
+                issue_url=issue.url,
+                first_attempt=first_attempt,
+            )
+        except BaseException:  # unknown whether it landed: release it to the next runner, which reads back
+            store.mark_intent(record_oid, "ambiguous", error="ticket update not confirmed")
+            raise
+        self._point("ticket.sent")
+        store.mark_intent(record_oid, "done", result={"changed": changed})
+        return bool(changed)
 
     def _create_issue(
         self,

@@ -90,6 +90,9 @@ class SandboxBackendContract:
     unauthenticated_body: ClassVar[Any]
     rate_limit_headers: ClassVar[tuple[str, ...]]
     seed_name: ClassVar[str] = "demo"
+    write_request: ClassVar[tuple[str, str, Any] | None] = None
+    """A write the vendor applies after ``seed_name`` (method, path, JSON body): its effect shows in
+    ``backend.state()``. Set it to check faults after the fact (the write applied, the answer lost)."""
 
     def auth_headers(self, backend: Backend) -> dict[str, str]:
         """Headers carrying credentials the backend accepts (from ``backend.credentials()``)."""
@@ -172,6 +175,32 @@ class SandboxBackendContract:
         assert emulator.admin("fail-next", {"status": 500, "method": "DELETE"}).json()["pending"] == 2
         assert emulator.call("GET", self.probe_path).status_code == 200
         assert len(emulator.backend.faults) == 2
+
+    def _after_fault_write(self, emulator: Emulator, fault: dict[str, Any], **kwargs: Any) -> requests.Response:
+        """The ``write_request`` (else the probe) under an after-fault."""
+        method, path, body = self.write_request or ("GET", self.probe_path, None)
+        emulator.admin("fail-next", {**fault, "method": method, "path": "^" + path.split("?")[0] + "$"})
+        return emulator.call(method, path, json=body, **kwargs)
+
+    def _assert_applied(self, emulator: Emulator) -> None:
+        """The write shows in the state (without a ``write_request``: the vendor answered the probe, logged)."""
+        if self.write_request is not None:
+            assert _json_ready(emulator.backend.state()) != emulator.seeded_state
+        else:
+            assert len(emulator.backend.calls) == 1
+
+    def test_an_after_fault_applies_the_write_and_answers_the_error(self, emulator: Emulator) -> None:
+        """``after: true``: the write shows in the state, the client gets the fault's status, once."""
+        answer = self._after_fault_write(emulator, {"status": 500, "after": True})
+        assert answer.status_code == 500
+        self._assert_applied(emulator)
+        assert emulator.backend.faults == []
+
+    def test_a_reset_after_the_write_loses_the_answer(self, emulator: Emulator) -> None:
+        """``reset: true``: the write shows in the state and the client sees the connection drop."""
+        with pytest.raises(requests.exceptions.ConnectionError):
+            self._after_fault_write(emulator, {"reset": True})
+        self._assert_applied(emulator)
 
     def test_reset_restores_a_fresh_account(self, emulator: Emulator) -> None:
         """``/_sandbox/reset`` gives the state of a new backend and drops calls, faults and the rate limit."""

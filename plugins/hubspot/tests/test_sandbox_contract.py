@@ -20,6 +20,11 @@ class TestHubSpotSandbox(SandboxBackendContract):
         ),
     }  # and a correlationId, new for every answer
     rate_limit_headers = ("X-HubSpot-RateLimit-Max", "X-HubSpot-RateLimit-Remaining")
+    write_request = (
+        "POST",
+        "/crm/v3/objects/notes",
+        {"properties": {"hs_timestamp": "2026-01-05T10:00:00Z", "hs_note_body": "applied"}},
+    )
 
     def auth_headers(self, backend: Backend) -> dict[str, str]:
         return {"Authorization": f"Bearer {backend.credentials()['access_token']}"}

@@ -18,6 +18,11 @@ class TestJiraSandbox(SandboxBackendContract):
         "errors": {},
     }
     rate_limit_headers = ("X-RateLimit-Limit", "X-RateLimit-Remaining")
+    write_request = (
+        "POST",
+        "/rest/api/3/issue",
+        {"fields": {"project": {"key": "ENG"}, "issuetype": {"name": "Bug"}, "summary": "Checkout fails"}},
+    )
 
     def auth_headers(self, backend: Backend) -> dict[str, str]:
         creds = backend.credentials()  # a Cloud site: Basic email:api_token

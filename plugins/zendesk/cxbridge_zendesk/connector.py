@@ -347,8 +347,10 @@ class ZendeskConnector(Helpdesk):
         a crash-and-rerun leave exactly one note; ``first_attempt`` (no earlier attempt can have written) turns
         it off, so a ticket whose agent typed the key and the tag still gets its note. The update carries
         ``safe_update`` and ``updated_stamp``; on a collision (409) the ticket is read again, keeping tags others
-        added meanwhile, the skip condition is checked again, and the update is retried, at most
-        ``ESCALATION_ATTEMPTS`` times in all.
+        added meanwhile; when it holds the tag, the key and this very note (in its comments) the update was
+        applied before and nothing is written, else the update is retried, at most ``ESCALATION_ATTEMPTS`` times in
+        all. The update is sent with ``creates=True``: a lost answer (reset, read timeout, 5xx) is
+        ``AmbiguousOutcome``, never retried into a second note; the caller reconciles by the note's marker.
         """
         field_id = self.issue_key_field_id
         current = ticket
@@ -375,11 +377,22 @@ class ZendeskConnector(Helpdesk):
                 }
             }
             try:
-                self.http.put(f"/api/v2/tickets/{_ticket_id(current.ref.id)}", op="tickets.escalate", json=payload)
+                # a note is a new record: an unknown outcome is AmbiguousOutcome, never a blind second PUT
+                self.http.put(
+                    f"/api/v2/tickets/{_ticket_id(current.ref.id)}", op="tickets.escalate", json=payload, creates=True
+                )
             except Conflict as exc:
                 last_error = exc
                 log.info("%s.record_escalation.collision ticket=%s attempt=%d", self.name, current.ref.id, attempt)
                 current = self.get_ticket(current.ref.id)
+                if (
+                    first_attempt  # (otherwise the check at the top of the loop holds)
+                    and _already_escalated(current, tag, field_id, issue_key)
+                    and self._has_note(current.ref.id, note)
+                ):
+                    # the collision was with this very update, applied before: nothing more to write
+                    self.unchanged("record_escalation", str(current.ref))
+                    return False
                 continue
             return True
         if _already_escalated(current, tag, field_id, issue_key):
@@ -393,6 +406,11 @@ class ZendeskConnector(Helpdesk):
             vendor_message=last_error.vendor_message if last_error else None,
             action="reconcile",
         )
+
+    def _has_note(self, ticket_id: str, note: str) -> bool:
+        """Whether an internal comment of the ticket holds ``note`` (read after a collision, before writing again)."""
+        text = note.strip()
+        return any(not c.public and text in c.body for c in self.list_comments(ticket_id))
 
     # -- sync back and triggers (issue 5) --------------------------------------------------------------------
     def set_status(self, ticket_id: str, status: str) -> bool:

@@ -607,6 +607,37 @@ def test_collision_after_our_own_update_landed_writes_nothing(vendor: Vendor, zd
     assert [c.request.method for c in vendor.calls] == ["GET", "PUT", "GET"]
 
 
+def test_first_attempt_collision_with_its_own_note_on_the_ticket_writes_nothing(
+    vendor: Vendor, zd: ZendeskConnector
+) -> None:
+    """Even on a first attempt, a re-read after a 409 that shows the tag, the key and this note writes nothing."""
+    note = "Escalated to ENG-42: https://acme.atlassian.net/browse/ENG-42"
+    vendor.reply("GET", "/api/v2/tickets/4211", ticket_body())
+    ticket = zd.get_ticket("4211")
+    vendor.reply("PUT", "/api/v2/tickets/4211", UPDATE_CONFLICT, status=409, schema="SavedSearchError")
+    vendor.reply(
+        "GET",
+        "/api/v2/tickets/4211",
+        ticket_body(tags=["enterprise", "exports", TAG], custom_fields=[{"id": FIELD_ID, "value": "ENG-42"}]),
+    )
+    vendor.reply(
+        "GET",
+        "/api/v2/tickets/4211/comments",
+        {
+            "comments": [comment(7, 80001, note, public=False, at="2024-05-03T08:00:00Z")],
+            "users": [AGENT],
+            "meta": {"has_more": False, "after_cursor": None, "before_cursor": None},
+            "links": {"next": None, "prev": None},
+        },
+        query={"page[size]": "100", "include": "users"},
+    )
+    changed = zd.record_escalation(
+        ticket, note=note, tag=TAG, issue_key="ENG-42", issue_url="https://x", first_attempt=True
+    )
+    assert changed is False
+    assert [c.request.method for c in vendor.calls] == ["GET", "PUT", "GET", "GET"]
+
+
 def test_collisions_are_bounded(vendor: Vendor, zd: ZendeskConnector) -> None:
     """After ESCALATION_ATTEMPTS collisions the connector raises Conflict instead of looping."""
     vendor.reply("GET", "/api/v2/tickets/4211", ticket_body())

@@ -15,6 +15,7 @@ class TestZendeskSandbox(SandboxBackendContract):
     probe_path = "/api/v2/users/me.json"
     unauthenticated_body = {"error": "Couldn't authenticate you"}
     rate_limit_headers = ("X-Rate-Limit", "X-Rate-Limit-Remaining")
+    write_request = ("PUT", "/api/v2/tickets/1.json", {"ticket": {"comment": {"body": "applied", "public": False}}})
 
     def auth_headers(self, backend: Backend) -> dict[str, str]:
         creds = backend.credentials()

@@ -1,0 +1,193 @@
+"""Faults after the vendor acted: every external write, its answer spoiled or lost, leaves exactly one effect.
+
+Each write of an escalation, of a join and of sync back is driven through an after-fault of the in-process
+emulators (``Fault(after=True)``: a 500 or 504 answered after the write was applied, the connection reset, the
+answer later than the read timeout); the work is then run again as the worker would, until it goes through,
+and the effects are counted in the emulators' state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from cxbridge.errors import CxbridgeError
+from cxbridge.models import Event
+from cxbridge.runtime import Runtime
+from cxbridge.sandbox.base import Fault, WebhookTarget
+from cxbridge.sandbox.modes import Vendors, mock_vendors
+from cxbridge.testing import SandboxRuntimes, verify_deliveries
+from cxbridge.workflows.escalate import Escalation, EscalationRequest
+from cxbridge.workflows.events import handle_event
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+HOOK_SECRET = "whsec-fault-tests"
+ATTEMPTS = 4
+"""Runs of the work before giving up: the first (faulted) one and the worker's retries."""
+
+FAULTS: dict[str, dict[str, Any]] = {
+    "500": {"status": 500, "after": True},
+    "504": {"status": 504, "after": True},
+    "reset": {"reset": True},
+    "timeout": {"delay": 60.0},
+}
+
+# the write under fault: (system, method, path regex)
+ESCALATION_WRITES: dict[str, tuple[str, str, str]] = {
+    "tracker create": ("jira", "POST", r"^/rest/api/3/issue$"),
+    "remote link": ("jira", "POST", r"/remotelink$"),
+    "ticket note+tag+key": ("zendesk", "PUT", r"^/api/v2/tickets/1(\.json)?$"),
+    "crm note": ("hubspot", "POST", r"^/crm/v3/objects/notes$"),
+}
+JOIN_WRITES: dict[str, tuple[str, str, str]] = {
+    "impact edit": ("jira", "PUT", r"^/rest/api/3/issue/[A-Z]+-\d+$"),
+    "remote link": ("jira", "POST", r"/remotelink$"),
+    "ticket note+tag+key": ("zendesk", "PUT", r"^/api/v2/tickets/2(\.json)?$"),
+    "crm note": ("hubspot", "POST", r"^/crm/v3/objects/notes$"),
+}
+SYNC_WRITES: dict[str, tuple[str, str, str]] = {
+    "ticket note+status": ("zendesk", "PUT", r"^/api/v2/tickets/1(\.json)?$"),
+    "crm note": ("hubspot", "POST", r"^/crm/v3/objects/notes$"),
+}
+
+
+@pytest.fixture
+def vendors() -> Iterator[Vendors]:
+    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as v:
+        # nothing listens there: the tracker's deliveries are read back from ``webhooks_sent``
+        v["jira"].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/webhooks/jira", secret=HOOK_SECRET)]
+        yield v
+
+
+@pytest.fixture
+def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Runtime:
+    rt = sandbox_runtime(
+        vendors,
+        extra={"escalation": {"search_grace_seconds": 0}, "sync": {"status_map": {"done": "solved"}}},
+    )
+    for name in ("zendesk", "hubspot", "jira"):
+        rt.connector(name).http._sleep = lambda seconds: None  # backoff without waiting
+    return rt
+
+
+def inject(vendors: Vendors, write: tuple[str, str, str], fault: str) -> None:
+    system, method, path = write
+    vendors[system].faults.append(Fault(method=method, path=path, **FAULTS[fault]))
+
+
+def until_done(work: Callable[[], Any]) -> list[str]:
+    """Run the work as the worker would: again after each failure; returns the failures seen."""
+    failures: list[str] = []
+    for _ in range(ATTEMPTS):
+        try:
+            work()
+        except CxbridgeError as exc:
+            failures.append(type(exc).__name__)
+            continue
+        return failures
+    raise AssertionError(f"still failing after {ATTEMPTS} runs: {failures}")
+
+
+def escalation_notes(vendors: Vendors, ticket_id: int) -> int:
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == ticket_id)
+    return sum(1 for c in ticket["comments"] if not c["public"] and "Escalated to engineering" in c["body"])
+
+
+def effects(vendors: Vendors, ticket_id: int) -> dict[str, Any]:
+    """What an escalation (or join) of ``ticket_id`` left, counted in the emulators' own state."""
+    jira = vendors["jira"].state()
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == ticket_id)
+    return {
+        "issues": len(jira["issues"]),
+        "remote_links": sum(len(i["remoteLinks"]) for i in jira["issues"]),
+        "ticket_notes": escalation_notes(vendors, ticket_id),
+        "tagged": "escalated_to_engineering" in ticket["tags"],
+        "hubspot_notes": len(vendors["hubspot"].state()["objects"]["notes"]),
+    }
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("write", sorted(ESCALATION_WRITES))
+def test_escalation_write_after_fault_has_one_effect(
+    vendors: Vendors, runtime: Runtime, write: str, fault: str
+) -> None:
+    """An escalation whose write was applied but not answered, run again, leaves one of each effect."""
+    inject(vendors, ESCALATION_WRITES[write], fault)
+    until_done(lambda: Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Exports fail.")))
+    assert vendors["jira"].faults == []  # the fault was met (and so for the others below)
+    assert vendors["zendesk"].faults == vendors["hubspot"].faults == []
+    assert effects(vendors, 1) == {
+        "issues": 1,
+        "remote_links": 1,
+        "ticket_notes": 1,
+        "tagged": True,
+        "hubspot_notes": 1,
+    }
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("write", sorted(JOIN_WRITES))
+def test_join_write_after_fault_has_one_effect(vendors: Vendors, runtime: Runtime, write: str, fault: str) -> None:
+    """A second ticket joining the issue, its write applied but not answered, run again: one of each effect."""
+    first = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Exports fail."))
+    notes_before = len(vendors["hubspot"].state()["objects"]["notes"])
+    inject(vendors, JOIN_WRITES[write], fault)
+    until_done(
+        lambda: Escalation(runtime).run(EscalationRequest(ticket_id="2", link_key=first.issue_key, note="Same bug."))
+    )
+    assert [vendors[s].faults for s in ("jira", "zendesk", "hubspot")] == [[], [], []]
+    found = effects(vendors, 2)
+    assert (found["issues"], found["remote_links"], found["ticket_notes"], found["tagged"]) == (1, 2, 1, True)
+    assert found["hubspot_notes"] == notes_before + 1
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("write", sorted(SYNC_WRITES))
+def test_sync_back_write_after_fault_has_one_effect(vendors: Vendors, runtime: Runtime, write: str, fault: str) -> None:
+    """The issue moving to Done, a sync-back write applied but not answered, handled again: one of each effect."""
+    key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
+    start = len(vendors["jira"].webhooks_sent)
+    done_by_eve(vendors, key)
+    event = next(
+        e
+        for e in verify_deliveries(_verify_jira(), vendors["jira"].webhooks_sent[start:], HOOK_SECRET)
+        if e.kind == "jira:issue_updated"
+    )
+    crm_before = crm_notes(vendors, f"{key}</a> moved to Done")
+    inject(vendors, SYNC_WRITES[write], fault)
+    until_done(lambda: _synced(runtime, event))
+    assert [vendors[s].faults for s in ("zendesk", "hubspot")] == [[], []]
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == 1)
+    moved = [c for c in ticket["comments"] if not c["public"] and f"{key} moved to Done" in c["body"]]
+    assert (len(moved), ticket["status"]) == (1, "solved")
+    assert crm_notes(vendors, f"{key}</a> moved to Done") == crm_before + 1
+
+
+def _synced(runtime: Runtime, event: Event) -> None:
+    outcome = handle_event(runtime, event, system="jira")
+    assert outcome.startswith("synced"), outcome
+
+
+def _verify_jira() -> Any:
+    from cxbridge_jira.webhook import verify_jira
+
+    return verify_jira
+
+
+def crm_notes(vendors: Vendors, text: str) -> int:
+    return sum(1 for n in vendors["hubspot"].state()["objects"]["notes"] if text in n["properties"]["hs_note_body"])
+
+
+def done_by_eve(vendors: Vendors, key: str) -> None:
+    """Eve, an engineer, moves the issue to Done through the Jira API."""
+    jira = vendors["jira"]
+    creds = jira.credentials()
+    auth = (creds["engineer_email"], creds["engineer_api_token"])
+    base = f"{jira.base_url}/rest/api/2/issue/{key}/transitions"
+    transitions = requests.get(base, auth=auth, timeout=5).json()["transitions"]
+    chosen = next(t for t in transitions if t["to"]["name"] == "Done")
+    assert requests.post(base, json={"transition": {"id": chosen["id"]}}, auth=auth, timeout=5).status_code < 300
