@@ -240,10 +240,9 @@ def replay_letter(ctx: click.Context, letter_id: int) -> None:
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
-    default=DEFAULT_THREADS,
-    show_default=True,
-    help="HTTP threads answering deliveries.",
+    type=click.IntRange(min=1, max=256),
+    default=None,
+    help=f"HTTP threads answering deliveries (default: [webhooks] threads, {DEFAULT_THREADS}).",
 )
 @click.option(
     "--system",
@@ -254,7 +253,12 @@ def replay_letter(ctx: click.Context, letter_id: int) -> None:
 )
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, workers: int | None, threads: int, systems: tuple[str, ...]
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    systems: tuple[str, ...],
 ) -> None:
     """Receive the vendors' webhooks: verify, deduplicate, queue; worker threads act on the queue.
 
@@ -279,7 +283,7 @@ def serve(
             host if host is not None else str(section["host"]),
             port if port is not None else int(section["port"]),
             workers if workers is not None else int(section["workers"]),
-            threads,
+            threads if threads is not None else int(section.get("threads", DEFAULT_THREADS)),
             stop_event,
             systems=list(systems) or None,
             echo=click.echo,
