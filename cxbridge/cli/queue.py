@@ -16,6 +16,7 @@ import click
 from ..errors import CxbridgeError
 from ..http.redact import escape_crlf, one_line
 from ..store import AlreadyReplayed, NotFoundInStore
+from ..store.preflight import check_store
 from ..webhooks.serve import DEFAULT_THREADS, run_server
 from ..worker import drain as drain_queue
 from ..worker import start_workers
@@ -73,6 +74,7 @@ def worker(
     at a time, and a worker that dies leaves its job to be taken over when its lease lapses.
     """
     runtime = load_runtime(ctx)
+    check_store(runtime.config.store_location())
     try:
         if drain:
             report = drain_queue(
@@ -267,6 +269,7 @@ def serve(
     Stops cleanly on Ctrl-C or SIGTERM.
     """
     rt = load_runtime(ctx)
+    check_store(rt.config.store_location())  # before "Listening": a store it cannot write is refused at start
     section = rt.config.section("webhooks")
     stop_event = threading.Event()
 
