@@ -149,5 +149,8 @@ def test_the_connection_limit_fits_the_open_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         pytest.skip("no hard limit on open files here")
-    assert connections_possible(hard + 10_000) < hard + 10_000
-    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= soft
+    try:
+        assert connections_possible(hard + 10_000) < hard + 10_000
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= soft
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))  # as it was for the rest of the run
