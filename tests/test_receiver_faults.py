@@ -84,9 +84,17 @@ def inbox_count(rt: Runtime) -> int:
 
 
 # -- poison: refused once, never a 503 ---------------------------------------------------------------------------
-@pytest.mark.parametrize("depth", [100, 600, 900, 5000])
+def test_a_signed_delivery_nested_100_levels_is_stored(server: RunningServer, rt: Runtime) -> None:
+    """100 levels is within MAX_NESTING and within what the store serialises: 200, stored once, never 503."""
+    response = post(server, nested_body(100), "deep-100")
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 1, "duplicates": 0}
+    assert inbox_count(rt) == 1
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 600, 900, 5000])
 def test_a_deeply_nested_signed_delivery_is_refused_400(server: RunningServer, rt: Runtime, depth: int) -> None:
-    """A signed body nested 100 to 5,000 levels gets 400 (the vendor stops retrying), never 503."""
+    """A signed body nested past MAX_NESTING, up to 5,000 levels, gets 400 (the vendor stops retrying), never 503."""
     response = post(server, nested_body(depth), f"deep-{depth}")
     assert response.status_code == 400
     assert response.json()["error"].startswith("jira: ")  # refused for its content: too deep, or JSON too deep

@@ -60,9 +60,10 @@ CLIENT_SECRET_KEY = "client_secret"  # noqa: S105 - a config key name, not a sec
 
 _READ_CHUNK = 64 * 1024
 
-MAX_NESTING = 64
-"""The deepest nesting of lists and objects a delivery may carry; deeper ones are refused once with 400 (a vendor's
-payloads nest a dozen levels; thousands would overflow the recursion that stores them: poison, never a 503)."""
+MAX_NESTING = 128
+"""The deepest nesting of lists and objects a delivery may carry; deeper ones are refused once with 400. A vendor's
+payloads nest a dozen levels (a rich-text comment with nested lists a few dozen); from about 600 the recursion that
+stores them overflows, which made such a poison delivery a 503 the vendor retried for days."""
 
 STORE_WAIT_SECONDS = 2.0
 """How long a delivery waits for a store another process has locked before it is answered 503 with Retry-After,
