@@ -59,6 +59,13 @@ workers = 2
 public_url = ""
 # Deliveries signed longer ago than this are refused (replay protection).
 tolerance_seconds = 300
+# Slow and idle clients: a request's headers and body must all arrive within request_timeout_seconds (else 408);
+# a connection with nothing arriving is closed after idle_timeout_seconds; beyond connection_limit connections
+# wait in the listen backlog. threads answer complete requests.
+request_timeout_seconds = 10
+idle_timeout_seconds = 10
+connection_limit = 2000
+threads = 8
 
 # The active signing secrets of each system's webhooks. A list, so that during a rotation the old and the
 # new secret are both accepted.

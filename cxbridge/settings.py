@@ -168,6 +168,26 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         "tolerance_seconds": ConfigKey(
             int, default=300, min=0, help="deliveries signed longer ago than this are refused"
         ),
+        "request_timeout_seconds": ConfigKey(
+            int,
+            default=10,
+            min=1,
+            max=300,
+            help="a request's headers and body must all arrive within this, else 408 and the connection is closed",
+        ),
+        "idle_timeout_seconds": ConfigKey(
+            int, default=10, min=1, max=3600, help="a connection with no request arriving is closed after this"
+        ),
+        "connection_limit": ConfigKey(
+            int,
+            default=2000,
+            min=10,
+            max=100_000,
+            help="connections served at once; more wait in the listen backlog until a deadline frees a slot",
+        ),
+        "threads": ConfigKey(
+            int, default=8, min=1, max=256, help="HTTP threads of 'cxbridge serve' answering complete requests"
+        ),
     },
     "sync": {
         "status_map": ConfigKey(

@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ..init_template import TEMPLATE
 from ..plugins import ALLOWLIST_ENV, PluginInfo, Plugins, allowlist_from_env
+from ..store.preflight import NEW_STORE, check_store
 from .context import CliContext, pass_cli, scrub
 
 # ----------------------------------------------------------------------------------------------------------
@@ -375,7 +376,19 @@ def _doctor_checks(obj: CliContext) -> list[Check]:
             checks.append(Check(sc.name, None, "skipped: enabled = false"))
         else:
             checks.append(check_system(loaded, sc))
+    store = _store_check(config.store_location())
+    if store is not None:
+        checks.append(store)
     return checks
+
+
+def _store_check(location: Path | str) -> Check | None:
+    """The store's line: refused (read-only, empty, corrupt, not cxbridge's, newer), present, or none when new."""
+    try:
+        detail = check_store(location)
+    except CxbridgeError as exc:
+        return Check("store", False, scrub(str(exc)))
+    return None if detail.endswith(NEW_STORE) else Check("store", True, detail)
 
 
 # ----------------------------------------------------------------------------------------------------------

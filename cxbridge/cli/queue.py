@@ -17,6 +17,7 @@ from ..errors import CxbridgeError
 from ..http.redact import escape_crlf, one_line
 from ..runtime import Runtime
 from ..store import AlreadyReplayed, NotFoundInStore
+from ..store.preflight import check_store
 from ..webhooks.serve import DEFAULT_THREADS, run_server
 from ..worker import Worker, start_workers
 from ..worker import drain as drain_queue
@@ -86,6 +87,7 @@ def worker(
     at a time, and a worker that dies leaves its job to be taken over when its lease lapses.
     """
     runtime = load_runtime(ctx)
+    check_store(runtime.config.store_location())
     try:
         if drain:
             _housekeeping(runtime)
@@ -254,10 +256,9 @@ def replay_letter(ctx: click.Context, letter_id: int) -> None:
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
-    default=DEFAULT_THREADS,
-    show_default=True,
-    help="HTTP threads answering deliveries.",
+    type=click.IntRange(min=1, max=256),
+    default=None,
+    help=f"HTTP threads answering deliveries (default: [webhooks] threads, {DEFAULT_THREADS}).",
 )
 @click.option(
     "--system",
@@ -268,7 +269,12 @@ def replay_letter(ctx: click.Context, letter_id: int) -> None:
 )
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, workers: int | None, threads: int, systems: tuple[str, ...]
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    systems: tuple[str, ...],
 ) -> None:
     """Receive the vendors' webhooks: verify, deduplicate, queue; worker threads act on the queue.
 
@@ -277,6 +283,7 @@ def serve(
     Stops cleanly on Ctrl-C or SIGTERM.
     """
     rt = load_runtime(ctx)
+    check_store(rt.config.store_location())  # before "Listening": a store it cannot write is refused at start
     section = rt.config.section("webhooks")
     stop_event = threading.Event()
 
@@ -293,7 +300,7 @@ def serve(
             host if host is not None else str(section["host"]),
             port if port is not None else int(section["port"]),
             workers if workers is not None else int(section["workers"]),
-            threads,
+            threads if threads is not None else int(section.get("threads", DEFAULT_THREADS)),
             stop_event,
             systems=list(systems) or None,
             echo=click.echo,

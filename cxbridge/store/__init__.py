@@ -22,6 +22,7 @@ from .base import (
     Job,
     NotFoundInStore,
     Store,
+    StoreBusy,
     StoreError,
 )
 from .sqlite import SQLiteStore
@@ -37,6 +38,7 @@ __all__ = [
     "NotFoundInStore",
     "SQLiteStore",
     "Store",
+    "StoreBusy",
     "StoreError",
     "open_store",
 ]

@@ -9,7 +9,8 @@ epoch seconds and hands it back as a timezone-aware UTC ``datetime``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -30,6 +31,10 @@ INBOX_RETENTION_SECONDS: Final[int] = 7 * 86400
 
 class StoreError(CxbridgeError):
     """The store refused an operation: unknown row, forbidden transition, closed store, newer schema."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock past the time a caller could wait (answer 503, retry)."""
 
 
 class NotFoundInStore(StoreError, LookupError):
@@ -147,6 +152,17 @@ class Store(ABC):
     SQLite implements it by default (``SQLiteStore``); a PostgreSQL store implements the same methods for
     multi-worker deployments. Every method is safe to call from several threads and several processes.
     """
+
+    # ---- health (not abstract: a store that cannot tell answers as if it could) ---------------------------
+
+    def check_writable(self) -> None:
+        """Raise when the store cannot take a write now (read-only, disk full, locked past the wait)."""
+        return
+
+    @contextmanager
+    def write_budget(self, seconds: float) -> Iterator[None]:
+        """Inside: a write waits at most ``seconds`` for locks, then raises ``StoreBusy`` (a webhook's budget)."""
+        yield
 
     # ---- links -------------------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from .base import (
     Job,
     NotFoundInStore,
     Store,
+    StoreBusy,
     StoreError,
     redact_text,
     redact_value,
@@ -52,6 +53,8 @@ from .base import (
 from .migrations import migrations
 
 BUSY_TIMEOUT_MS = 5000
+HEALTH_WRITE_WAIT_SECONDS = 1.0
+"""How long ``/healthz``'s write probe waits for another writer before it reports the store busy."""
 
 _JOB_COLUMNS = (
     "id, kind, payload, key, state, attempt, run_at, lease_until, worker_id, last_error, created_at, updated_at, waits"
@@ -195,11 +198,12 @@ class SQLiteStore(Store):
         ``BEGIN IMMEDIATE`` and the busy timeout.
         """
         conn = self._conn()
-        with _writer_lock(self.path):
+        deadline: float | None = getattr(self._local, "write_deadline", None)
+        with self._writer_lock_within(deadline):
             if durable:  # an acknowledgement depends on this commit: it must survive power loss
                 conn.execute("PRAGMA synchronous = FULL")
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                self._begin_immediate(conn, deadline)
                 try:
                     yield conn
                     conn.execute("COMMIT")
@@ -210,6 +214,59 @@ class SQLiteStore(Store):
             finally:
                 if durable:
                     conn.execute("PRAGMA synchronous = NORMAL")
+
+    # ---- bounded waits and the write probe (the receiver's budget and /healthz) ----------------------
+
+    @contextmanager
+    def write_budget(self, seconds: float) -> Iterator[None]:
+        """Inside (this thread only): a write waits at most ``seconds`` in all for the locks, else ``StoreBusy``.
+
+        A webhook delivery must be answered within the vendor's timeout: a store locked by another process
+        gets a 503 with Retry-After in time rather than a request that hangs until the client gives up.
+        """
+        local = self._local
+        previous = getattr(local, "write_deadline", None)
+        local.write_deadline = time.monotonic() + max(0.0, seconds)
+        try:
+            yield
+        finally:
+            local.write_deadline = previous
+
+    @contextmanager
+    def _writer_lock_within(self, deadline: float | None) -> Iterator[None]:
+        lock = _writer_lock(self.path)
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not lock.acquire(timeout=wait):
+            raise StoreBusy(f"the store {self.path} is busy: another writer held it past the wait")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _begin_immediate(self, conn: sqlite3.Connection, deadline: float | None) -> None:
+        if deadline is None:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        conn.execute(f"PRAGMA busy_timeout = {min(remaining_ms, BUSY_TIMEOUT_MS)}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreBusy(f"the store {self.path} is locked by another process") from None
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def check_writable(self) -> None:
+        """Commit one write that changes nothing (the schema cookie's user_version, rewritten as it was).
+
+        Raises ``sqlite3.OperationalError`` when the file, its folder or the disk cannot take it (read-only,
+        ``database or disk is full``) and ``StoreBusy`` when another process holds the lock past a short wait.
+        """
+        with self.write_budget(HEALTH_WRITE_WAIT_SECONDS), self._write() as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute(f"PRAGMA user_version = {version}")
 
     def schema_version(self) -> int:
         """The schema version of the database file."""

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Content-Type of the Prometheus text exposition format."""
 
-DELIVERY_RESULTS = ("accepted", "duplicate", "rejected_401", "rejected_400", "too_large", "error")
+DELIVERY_RESULTS = ("accepted", "duplicate", "rejected_401", "rejected_400", "rejected_408", "too_large", "error")
 """What the receiver did with a delivery: stored new events, only duplicates, refused, or could not store it."""
 
 JOB_OUTCOMES = ("done", "retried", "dead")

@@ -7,13 +7,15 @@ Routes:
   without one is read to at most the cap plus one byte); the plugin's verifier checks it against the system's active
   secrets (several during a rotation) and returns Events; each is committed with its job in one transaction
   (``cxbridge.workflows.events.enqueue_event``) before the answer. No vendor is called inside a request.
-- ``GET /healthz``: 200 with the queue depth when the store answers, else 503.
+- ``GET /healthz``: 200 with the queue depth when the store answers and takes a write, else 503 not-ready.
 - ``GET /metrics``: the Prometheus text format (``Metrics.render``).
 
 Answers: 200 ``{"accepted": n, "duplicates": m}`` (duplicates are acknowledged so the vendor stops retrying);
-401 bad or missing signature; 400 malformed delivery; 413 too large; 404 unknown system; 405 wrong method;
-503 when the store cannot commit (the vendor retries). Nothing a sender controls produces a 500, and error bodies
-never carry a secret.
+401 bad or missing signature; 400 malformed delivery, or one that parses but cannot be stored (nested deeper than
+``MAX_NESTING``: refused once, never a 503 the vendor would retry for days); 408 a body slower than the request
+deadline; 413 too large; 404 unknown system; 405 wrong method; 503 with Retry-After when the store cannot commit,
+including a store another process keeps locked past ``STORE_WAIT_SECONDS`` (the vendor retries). Nothing a sender
+controls produces a 500, and error bodies never carry a secret.
 
 Secrets (fail closed): ``[webhooks] secrets.<name>``, a list of ``{ env = "NAME" }`` / ``{ file = "path" }``;
 when absent, a ``client_secret`` secret of the system's own table (HubSpot signs with the app's client secret).
@@ -57,6 +59,20 @@ CLIENT_SECRET_KEY = "client_secret"  # noqa: S105 - a config key name, not a sec
 """A system option used as the webhook secret when ``[webhooks] secrets.<name>`` is absent (HubSpot's app secret)."""
 
 _READ_CHUNK = 64 * 1024
+
+MAX_NESTING = 128
+"""The deepest nesting of lists and objects a delivery may carry; deeper ones are refused once with 400. A vendor's
+payloads nest a dozen levels (a rich-text comment with nested lists a few dozen); from about 600 the recursion that
+stores them overflows, which made such a poison delivery a 503 the vendor retried for days."""
+
+STORE_WAIT_SECONDS = 2.0
+"""How long a delivery waits for a store another process has locked before it is answered 503 with Retry-After,
+well within the vendors' delivery timeouts (5 to 10 s)."""
+
+REQUEST_TIMEOUT_SECONDS = 10.0
+"""The whole request (headers and body) must arrive within this; a slower sender is answered 408."""
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 StartResponse = Callable[..., Any]
 
@@ -198,11 +214,35 @@ class BadContentLength(Exception):
     """The Content-Length header is not a number (400)."""
 
 
-def read_body(environ: Mapping[str, Any], cap: int = MAX_BODY) -> bytes:
+class RequestTimeout(Exception):
+    """The body did not arrive within the request's deadline (408)."""
+
+
+def nesting_problem(value: Any, limit: int = MAX_NESTING) -> str | None:
+    """Why ``value`` cannot be stored as JSON (nested deeper than ``limit``, a value of another type), or None.
+
+    Walks iteratively, so a payload nested thousands deep is measured without a ``RecursionError``.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= limit:
+                return f"nested deeper than {limit} levels"
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif not isinstance(item, _JSON_SCALARS):
+            return f"holds a value that is not JSON ({type(item).__name__})"
+    return None
+
+
+def read_body(environ: Mapping[str, Any], cap: int = MAX_BODY, *, deadline: float | None = None) -> bytes:
     """The request body, never more than ``cap`` bytes read past what the cap allows.
 
     Raises ``BodyTooLarge`` for a Content-Length above the cap (nothing read) or a body without one that runs past
-    the cap (at most ``cap + 1`` bytes read); ``BadContentLength`` for an unreadable Content-Length.
+    the cap (at most ``cap + 1`` bytes read); ``BadContentLength`` for an unreadable Content-Length;
+    ``RequestTimeout`` when the body is still arriving at ``deadline`` (``time.monotonic``; a server that streams
+    the body to the app, where waitress hands it over whole and enforces its own deadline, see ``serve``).
     """
     stream = environ.get("wsgi.input")
     length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
@@ -223,6 +263,8 @@ def read_body(environ: Mapping[str, Any], cap: int = MAX_BODY) -> bytes:
     parts: list[bytes] = []
     remaining = limit
     while remaining > 0:
+        if deadline is not None and time.monotonic() > deadline:
+            raise RequestTimeout
         chunk = stream.read(min(remaining, _READ_CHUNK))
         if not chunk:
             break
@@ -250,11 +292,15 @@ class Receiver:
         systems: Iterable[str] | None = None,
         require_secrets: bool = True,
         max_body: int = MAX_BODY,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+        store_wait: float = STORE_WAIT_SECONDS,
     ) -> None:
         self.rt = rt
         self.metrics = metrics
         self.clock = clock
         self.max_body = max_body
+        self.request_timeout = request_timeout
+        self.store_wait = store_wait
         self.endpoints = build_endpoints(rt, systems, require_secrets=require_secrets)
         self.public_url = str(rt.config.section("webhooks").get("public_url") or "")
         metrics.register_systems(self.endpoints)
@@ -286,12 +332,23 @@ class Receiver:
         return _json(404, {"error": "not found"})
 
     def healthz(self) -> Response:
-        """200 with the queue depth when the store answers, else 503."""
+        """200 with the queue depth when the store answers and takes a write, else 503 not-ready.
+
+        Ready means a delivery would be stored: a store that reads but cannot write (a read-only file or folder,
+        a full disk, a lock held by another process) is not ready, and says why.
+        """
         try:
-            depth = self.rt.store.queue_depth()
+            store = self.rt.store
+            depth = store.queue_depth()
         except Exception as exc:
             log.warning("healthz: the store does not answer: %s", redact_text(type(exc).__name__))
-            return _json(503, {"status": "unavailable"})
+            return _json(503, {"status": "unavailable", "reason": "the store does not answer"}, {"Retry-After": "5"})
+        try:
+            store.check_writable()
+        except Exception as exc:
+            reason = redact_text(f"the store cannot take a write: {exc}")
+            log.warning("healthz: %s", reason)
+            return _json(503, {"status": "not-ready", "reason": reason, "queue": depth}, {"Retry-After": "5"})
         return _json(200, {"status": "ok", "queue": depth, "webhooks": sorted(self.endpoints)})
 
     def render_metrics(self) -> Response:
@@ -303,7 +360,10 @@ class Receiver:
         """Read, verify and persist one delivery for ``endpoint``; the answer the vendor gets."""
         name = endpoint.name
         try:
-            body = read_body(environ, self.max_body)
+            body = read_body(environ, self.max_body, deadline=time.monotonic() + self.request_timeout)
+        except RequestTimeout:
+            self.metrics.delivery(name, "rejected_408")
+            return _json(408, {"error": "the request did not arrive in time"}, {"Connection": "close"})
         except BodyTooLarge:
             self.metrics.delivery(name, "too_large")
             return _json(413, {"error": f"the body is larger than {self.max_body} bytes"})
@@ -325,13 +385,24 @@ class Receiver:
             self.metrics.delivery(name, "rejected_400")
             log.info("webhook %s rejected (400): the verifier raised %s", name, type(exc).__name__)
             return _json(400, {"error": f"{name}: malformed delivery"})
+        for event in events:
+            problem = nesting_problem(getattr(event, "payload", None))
+            if problem is not None:  # poison: refused once, so the vendor does not retry it for days
+                self.metrics.delivery(name, "rejected_400")
+                log.info("webhook %s rejected (400): the delivery %s", name, problem)
+                return _json(400, {"error": f"{name}: the delivery cannot be stored: it {problem}"})
         accepted = duplicates = 0
         try:
-            for event in events:
-                if enqueue_event(self.rt, name, event):
-                    accepted += 1
-                else:
-                    duplicates += 1
+            with self.rt.store.write_budget(self.store_wait):
+                for event in events:
+                    if enqueue_event(self.rt, name, event):
+                        accepted += 1
+                    else:
+                        duplicates += 1
+        except RecursionError:  # the content, not the store: storing it again would fail the same way
+            self.metrics.delivery(name, "rejected_400")
+            log.info("webhook %s rejected (400): the delivery nests too deeply to be stored", name)
+            return _json(400, {"error": f"{name}: the delivery cannot be stored: it nests too deeply"})
         except Exception as exc:  # the store could not commit: the vendor must retry
             self.metrics.delivery(name, "error")
             log.error("webhook %s not stored: %s", name, redact_text(f"{type(exc).__name__}: {exc}"))

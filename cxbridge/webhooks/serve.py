@@ -26,7 +26,22 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 8
 READ_TIMEOUT_SECONDS = 10
-"""Connections idle this long are closed (a slow sender cannot hold a thread)."""
+"""Connections idle this long are closed (``[webhooks] idle_timeout_seconds``)."""
+REQUEST_TIMEOUT_SECONDS = 10
+"""A request's headers and body must all arrive within this (``[webhooks] request_timeout_seconds``), else 408."""
+CONNECTION_LIMIT = 2000
+"""Open connections served at once (``[webhooks] connection_limit``); more wait in the listen backlog."""
+CLEANUP_INTERVAL_SECONDS = 1
+"""How often idle and overdue connections are looked for (the deadlines' granularity)."""
+CROWDED_SHARE = 0.9
+"""Past this share of ``connection_limit`` open, idle connections are closed early (``CROWDED_IDLE_SECONDS``)."""
+CROWDED_IDLE_SECONDS = 1.0
+_FD_MARGIN = 64
+"""File descriptors kept for the store, the logs and the workers' HTTP clients beside the connections."""
+_TIMEOUT_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 46\r\n\r\n{"error":"the request did not arrive in time"}'
+)
 SERVER_BODY_LIMIT = MAX_BODY + 64 * 1024
 """waitress's own cap: bodies a little over ``MAX_BODY`` reach the app (answered 413 and counted); far larger
 ones are cut off by waitress while it reads them, so a 50 MB upload is never buffered."""
@@ -50,6 +65,7 @@ class RunningServer:
         host = str(server.effective_host)
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{server.effective_port}"
+        self.deadline: RequestDeadline | None = getattr(server, "maintenance", None)
         self._thread = threading.Thread(target=self._run, name="cxbridge-serve", daemon=True)
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -106,6 +122,86 @@ class RunningServer:
         self.stop()
 
 
+class RequestDeadline:
+    """Closes, with a 408, every connection whose request has not fully arrived within ``seconds`` of its start.
+
+    waitress closes only *idle* channels (``channel_timeout``): a client sending one byte a second is never idle,
+    so 120 of them held every connection slot and signed deliveries waited for a minute. This runs in waitress's
+    loop thread at each channel cleanup (``cleanup_interval``): a request first seen in progress is timed from
+    then; past the deadline its channel gets a 408 and is closed once that is flushed. Channels whose request is
+    complete (being answered by a thread) are left alone: the app answers them. When the connections fill
+    ``CROWDED_SHARE`` of ``connection_limit``, connections idle for ``CROWDED_IDLE_SECONDS`` are closed too, so
+    those waiting in the listen backlog (a vendor's delivery among them) get a slot within seconds.
+    """
+
+    def __init__(self, server: Any, seconds: float) -> None:
+        self.server = server
+        self.seconds = seconds
+        self.closed = 0
+        self.shed = 0
+        self._seen: dict[int, tuple[int, float]] = {}  # channel fileno -> (id of its request in progress, first seen)
+        self._maintenance = server.maintenance
+
+    def __call__(self, now: float) -> None:
+        self._maintenance(now)
+        crowded = len(self.server._map) >= self.server.adj.connection_limit * CROWDED_SHARE
+        seen: dict[int, tuple[int, float]] = {}
+        for fileno, channel in list(self.server.active_channels.items()):
+            if channel.requests or channel.will_close or channel.close_when_flushed:
+                continue
+            request = getattr(channel, "request", None)
+            if request is None:
+                if crowded and not channel.total_outbufs_len and now - channel.last_activity >= CROWDED_IDLE_SECONDS:
+                    channel.will_close = True  # an idle connection gives its slot to one waiting in the backlog
+                    self.shed += 1
+                continue
+            marker, started = self._seen.get(fileno, (id(request), now))
+            if marker != id(request):
+                marker, started = id(request), now
+            if now - started >= self.seconds:
+                self._expire(channel)
+                continue
+            seen[fileno] = (marker, started)
+        self._seen = seen
+
+    def _expire(self, channel: Any) -> None:
+        with channel.outbuf_lock:
+            channel.outbufs[-1].append(_TIMEOUT_408)
+            channel.current_outbuf_count += len(_TIMEOUT_408)
+            channel.total_outbufs_len += len(_TIMEOUT_408)
+        channel.request = None
+        channel.close_when_flushed = True
+        self.closed += 1
+
+
+def connections_possible(wanted: int) -> int:
+    """How many connections this process can hold open: ``wanted``, raising the soft file limit when needed.
+
+    Where the hard limit is lower, fewer (with a warning): a server out of file descriptors fails every accept
+    instead of leaving new connections waiting in the backlog.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX: the OS decides
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + _FD_MARGIN
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        possible = max(1, int(soft) - _FD_MARGIN)
+        log.warning(
+            "[webhooks] connection_limit %d is above what the open-file limit allows; serving %d", wanted, possible
+        )
+        return possible
+    return wanted
+
+
 def _close_all(server: Any) -> None:
     from waitress import wasyncore
 
@@ -124,15 +220,38 @@ def start_server(
     systems: Iterable[str] | None = None,
     clock: Callable[[], float] = time.time,
     require_secrets: bool = True,
+    request_timeout: float | None = None,
+    idle_timeout: float | None = None,
+    connection_limit: int | None = None,
 ) -> RunningServer:
     """Serve the receiver on ``host:port`` (0 picks a free port) from a background thread, with ``workers``.
 
-    The server stops on ``stop()`` and, at the latest, when the interpreter exits.
+    ``request_timeout``, ``idle_timeout`` and ``connection_limit`` default to ``[webhooks]``'s
+    ``request_timeout_seconds``, ``idle_timeout_seconds`` and ``connection_limit``. Slow and idle clients cannot
+    starve signed deliveries: waitress reads every connection in one loop (poll, not select, so past 1,024
+    sockets) and hands a request to a thread only once it has fully arrived; a request still arriving after
+    ``request_timeout`` is answered 408 and closed (``RequestDeadline``), an idle connection is closed after
+    ``idle_timeout``, and beyond ``connection_limit`` new connections wait in the listen backlog until those
+    deadlines free a slot. The server stops on ``stop()`` and, at the latest, when the interpreter exits.
     """
     import waitress
 
+    section = rt.config.section("webhooks")
+    if request_timeout is None:
+        request_timeout = float(section.get("request_timeout_seconds", REQUEST_TIMEOUT_SECONDS))
+    if idle_timeout is None:
+        idle_timeout = float(section.get("idle_timeout_seconds", READ_TIMEOUT_SECONDS))
+    if connection_limit is None:
+        connection_limit = int(section.get("connection_limit", CONNECTION_LIMIT))
     metrics = metrics if metrics is not None else Metrics()
-    receiver = Receiver(rt, metrics=metrics, clock=clock, systems=systems, require_secrets=require_secrets)
+    receiver = Receiver(
+        rt,
+        metrics=metrics,
+        clock=clock,
+        systems=systems,
+        require_secrets=require_secrets,
+        request_timeout=request_timeout,
+    )
     stop_event = stop_event if stop_event is not None else threading.Event()
     try:
         server = waitress.create_server(
@@ -142,12 +261,15 @@ def start_server(
             threads=threads,
             ident="cxbridge",
             max_request_body_size=SERVER_BODY_LIMIT,
-            channel_timeout=READ_TIMEOUT_SECONDS,
-            cleanup_interval=5,
+            channel_timeout=max(1, round(idle_timeout)),
+            cleanup_interval=CLEANUP_INTERVAL_SECONDS,
+            connection_limit=connections_possible(connection_limit),
+            asyncore_use_poll=True,
             clear_untrusted_proxy_headers=True,
         )
     except OSError as exc:
         raise CxbridgeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    server.maintenance = RequestDeadline(server, request_timeout)
     worker_threads: list[threading.Thread] = []
     if workers > 0:
         try:
