@@ -1,6 +1,7 @@
 """Faults after the vendor acted: every external write, its answer spoiled or lost, leaves exactly one effect.
 
-Each write of an escalation, of a join and of sync back is driven through an after-fault of the in-process
+Each write of an escalation (Zendesk or HubSpot as the helpdesk), of a join, of a decision (``act``) and of sync
+back (a status change, a ``[support]`` comment, a released version) is driven through an after-fault of the in-process
 emulators (``Fault(after=True)``: a 500 or 504 answered after the write was applied, the connection reset, the
 answer later than the read timeout); the work is then run again as the worker would, until it goes through,
 and the effects are counted in the emulators' state.
@@ -13,15 +14,17 @@ from typing import Any
 
 import pytest
 import requests
+from cxbridge_hubspot.sandbox.backend import HubSpotBackend
 
 from cxbridge.errors import CxbridgeError
-from cxbridge.models import Event
+from cxbridge.models import Event, Person
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.base import Fault, WebhookTarget
 from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.testing import SandboxRuntimes, verify_deliveries
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 from cxbridge.workflows.events import handle_event
+from cxbridge.workflows.policy import act_on_ticket, parse_action
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -51,8 +54,27 @@ JOIN_WRITES: dict[str, tuple[str, str, str]] = {
 }
 SYNC_WRITES: dict[str, tuple[str, str, str]] = {
     "ticket note+status": ("zendesk", "PUT", r"^/api/v2/tickets/1(\.json)?$"),
+    "ticket note": ("zendesk", "PUT", r"^/api/v2/tickets/1(\.json)?$"),
     "crm note": ("hubspot", "POST", r"^/crm/v3/objects/notes$"),
 }
+# what reaches the ticket and the CRM from the tracker: (the case, the write under fault)
+SYNC_CASES = [
+    ("done", "ticket note+status"),
+    ("done", "crm note"),
+    ("support comment", "ticket note"),  # a comment reaches the tickets only, no CRM note
+    ("release", "ticket note"),
+    ("release", "crm note"),
+]
+DECISION_WRITES: dict[str, tuple[str, str, str]] = {
+    "ticket note": ("zendesk", "PUT", r"^/api/v2/tickets/1(\.json)?$"),
+    "crm note": ("hubspot", "POST", r"^/crm/v3/objects/notes$"),
+}
+# HubSpot as the helpdesk: the key and escalation properties (one PATCH), then the note on the ticket (a create)
+HUBSPOT_HELPDESK_WRITES: dict[str, tuple[str, str, str]] = {
+    "ticket properties": ("hubspot", "PATCH", r"^/crm/v3/objects/tickets/\d+$"),
+    "ticket note": ("hubspot", "POST", r"^/crm/v3/objects/notes$"),
+}
+SAM = Person(email="sam@cxbridge.example")
 
 
 @pytest.fixture
@@ -64,10 +86,14 @@ def vendors() -> Iterator[Vendors]:
 
 
 @pytest.fixture
-def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Runtime:
+def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes, policies: dict[str, Any]) -> Runtime:
     rt = sandbox_runtime(
         vendors,
-        extra={"escalation": {"search_grace_seconds": 0}, "sync": {"status_map": {"done": "solved"}}},
+        extra={
+            "escalation": {"search_grace_seconds": 0},
+            "sync": {"status_map": {"done": "solved"}},
+            "policies": policies,
+        },
     )
     for name in ("zendesk", "hubspot", "jira"):
         rt.connector(name).http._sleep = lambda seconds: None  # backoff without waiting
@@ -146,25 +172,67 @@ def test_join_write_after_fault_has_one_effect(vendors: Vendors, runtime: Runtim
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-@pytest.mark.parametrize("write", sorted(SYNC_WRITES))
-def test_sync_back_write_after_fault_has_one_effect(vendors: Vendors, runtime: Runtime, write: str, fault: str) -> None:
-    """The issue moving to Done, a sync-back write applied but not answered, handled again: one of each effect."""
+@pytest.mark.parametrize(("case", "write"), SYNC_CASES)
+def test_sync_back_write_after_fault_has_one_effect(
+    vendors: Vendors, runtime: Runtime, case: str, write: str, fault: str
+) -> None:
+    """The issue moving to Done, a support comment or a release, a sync-back write lost, handled again: one each."""
     key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
-    start = len(vendors["jira"].webhooks_sent)
-    done_by_eve(vendors, key)
+    kind, ticket_text, crm_text = SYNC_TRIGGERS[case](vendors, key)
     event = next(
-        e
-        for e in verify_deliveries(_verify_jira(), vendors["jira"].webhooks_sent[start:], HOOK_SECRET)
-        if e.kind == "jira:issue_updated"
+        e for e in verify_deliveries(_verify_jira(), vendors["jira"].webhooks_sent, HOOK_SECRET) if e.kind == kind
     )
-    crm_before = crm_notes(vendors, f"{key}</a> moved to Done")
+    crm_before = crm_notes(vendors, crm_text) if crm_text else 0
     inject(vendors, SYNC_WRITES[write], fault)
     until_done(lambda: _synced(runtime, event))
     assert [vendors[s].faults for s in ("zendesk", "hubspot")] == [[], []]
     ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == 1)
-    moved = [c for c in ticket["comments"] if not c["public"] and f"{key} moved to Done" in c["body"]]
-    assert (len(moved), ticket["status"]) == (1, "solved")
-    assert crm_notes(vendors, f"{key}</a> moved to Done") == crm_before + 1
+    written = [c for c in ticket["comments"] if not c["public"] and ticket_text in c["body"]]
+    assert len(written) == 1
+    assert ticket["status"] == ("solved" if case == "done" else "open")
+    if crm_text:
+        assert crm_notes(vendors, crm_text) == crm_before + 1
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("write", sorted(DECISION_WRITES))
+def test_decision_write_after_fault_has_one_effect(vendors: Vendors, runtime: Runtime, write: str, fault: str) -> None:
+    """A granted credit (``cxbridge act``), its note lost after the vendor wrote it, run again: one note each."""
+    inject(vendors, DECISION_WRITES[write], fault)
+    until_done(
+        lambda: act_on_ticket(runtime, "1", parse_action("credit", "80"), SAM, note="Goodwill.", request_id="req-1")
+    )
+    assert [vendors[s].faults for s in ("zendesk", "hubspot")] == [[], []]
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == 1)
+    granted = [c for c in ticket["comments"] if not c["public"] and "granted by sam@cxbridge.example" in c["body"]]
+    assert len(granted) == 1
+    assert crm_notes(vendors, "granted by sam@cxbridge.example") == 1
+    assert [e.result for e in runtime.store.audit_entries() if e.action == "act.credit"] == ["granted"]
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("write", sorted(HUBSPOT_HELPDESK_WRITES))
+def test_hubspot_helpdesk_record_after_fault_has_one_effect(
+    vendors: Vendors, runtime: Runtime, write: str, fault: str
+) -> None:
+    """HubSpot as the helpdesk, the ticket's key or note lost after the write, run again: one note, the key set."""
+    hub = vendors["hubspot"]
+    assert isinstance(hub, HubSpotBackend)
+    [tid] = list(hub.portal.objects["tickets"])  # Grace Hopper's (Globex)
+    hub.ui_update("tickets", tid, {"cxbridge_escalate": "true"})  # the agent ticks the box
+    inject(vendors, HUBSPOT_HELPDESK_WRITES[write], fault)
+    until_done(lambda: Escalation(runtime).run(EscalationRequest(ticket_id=tid, helpdesk="hubspot", note="Broken.")))
+    assert hub.faults == []
+    jira = vendors["jira"].state()
+    assert (len(jira["issues"]), sum(len(i["remoteLinks"]) for i in jira["issues"])) == (1, 1)
+    assert hub.portal.objects["tickets"][tid].properties["cxbridge_issue_key"] == jira["issues"][0]["key"]
+    on_ticket = {to_id for to_id, _ in hub.portal.associated("tickets", tid, "notes")}
+    notes = hub.state()["objects"]["notes"]
+    escalated = [
+        n for n in notes if n["id"] in on_ticket and "Escalated to engineering" in n["properties"]["hs_note_body"]
+    ]
+    assert len(escalated) == 1
+    assert len(notes) == 2  # the ticket's note, and the CRM note on the customer's timeline
 
 
 def _synced(runtime: Runtime, event: Event) -> None:
@@ -180,6 +248,44 @@ def _verify_jira() -> Any:
 
 def crm_notes(vendors: Vendors, text: str) -> int:
     return sum(1 for n in vendors["hubspot"].state()["objects"]["notes"] if text in n["properties"]["hs_note_body"])
+
+
+def as_jira(vendors: Vendors, method: str, path: str, body: Any = None, *, admin: bool = False) -> Any:
+    """A call to the tracker's API as Eve (an engineer) or as its admin; the answer's JSON, if any."""
+    jira = vendors["jira"]
+    creds = jira.credentials()
+    auth = (creds["email"], creds["api_token"]) if admin else (creds["engineer_email"], creds["engineer_api_token"])
+    response = requests.request(method, f"{jira.base_url}/rest/api/2{path}", json=body, auth=auth, timeout=5)
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+def trigger_done(vendors: Vendors, key: str) -> tuple[str, str, str | None]:
+    """Eve moves the issue to Done; the delivery's kind and the texts its ticket and CRM notes carry."""
+    done_by_eve(vendors, key)
+    return "jira:issue_updated", f"{key} moved to Done", f"{key}</a> moved to Done"
+
+
+def trigger_support_comment(vendors: Vendors, key: str) -> tuple[str, str, str | None]:
+    """Eve comments for support (``[support]`` prefix)."""
+    as_jira(vendors, "POST", f"/issue/{key}/comment", {"body": "[support] Fix is in review; ETA Friday."})
+    return "comment_created", "Fix is in review; ETA Friday.", None
+
+
+def trigger_release(vendors: Vendors, key: str) -> tuple[str, str, str | None]:
+    """The issue's fix version is released."""
+    project = as_jira(vendors, "GET", "/project/ENG")
+    version = as_jira(vendors, "POST", "/version", {"name": "2.4.1", "projectId": int(project["id"])}, admin=True)
+    as_jira(vendors, "PUT", f"/issue/{key}", {"fields": {"fixVersions": [{"id": version["id"]}]}})
+    as_jira(vendors, "PUT", f"/version/{version['id']}", {"released": True}, admin=True)
+    return "jira:version_released", f"Fix shipped: {key} is in release 2.4.1", "is in release 2.4.1"
+
+
+SYNC_TRIGGERS: dict[str, Callable[[Vendors, str], tuple[str, str, str | None]]] = {
+    "done": trigger_done,
+    "support comment": trigger_support_comment,
+    "release": trigger_release,
+}
 
 
 def done_by_eve(vendors: Vendors, key: str) -> None:
