@@ -1,12 +1,15 @@
-"""Faults after the vendor acted: compare-and-set intents, no write after a lost lease, waiting is not failing."""
+"""Faults after the vendor acted: compare-and-set intents, no write after a lost lease (a worker paused before each
+write of an escalation and of sync back), waiting is not failing."""
 
 from __future__ import annotations
 
+import contextvars
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +18,14 @@ import requests
 
 from cxbridge.errors import EffectInFlight
 from cxbridge.runtime import Runtime
+from cxbridge.sandbox.base import WebhookTarget
 from cxbridge.sandbox.modes import ServedVendors, Vendors, serve_vendors, write_config
 from cxbridge.store import SQLiteStore
-from cxbridge.testing import SandboxRuntimes
-from cxbridge.worker import Worker
+from cxbridge.testing import SandboxRuntimes, verify_deliveries
+from cxbridge.worker import Handler, Worker, default_handlers
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
-from cxbridge.workflows.once import IN_FLIGHT_SECONDS, write_once
+from cxbridge.workflows.events import enqueue_event
+from cxbridge.workflows.once import IN_FLIGHT_SECONDS, check_lease, lease_guard, write_once
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -256,6 +261,110 @@ def test_a_worker_paused_past_its_lease_writes_nothing_after_losing_it(
     assert finished is not None
     assert finished.outcome == "done"
     assert effects(vendors) == ONE_OF_EACH
+
+
+ESCALATION_WRITES = ["tracker create", "remote link", "ticket note+tag+key", "crm note"]
+"""The escalation's writes in the order it makes them (each checks the lease right before it is sent)."""
+SYNC_WRITES = ["ticket note", "crm note"]
+"""Sync back of a move to Done: the note on the linked ticket, then the note on the customer's CRM timeline."""
+
+
+def paused_before(write: int, pause: Callable[[], None], work: Handler) -> Handler:
+    """A handler that runs ``work`` and pauses right before its ``write``-th write (at the lease check), then
+    checks the worker's own lease as it would have."""
+
+    def handler(rt: Runtime, payload: dict[str, Any]) -> str:
+        worker_guard = contextvars.copy_context()  # holds the worker's lease check
+        checks = {"n": 0}
+
+        def check() -> None:
+            checks["n"] += 1
+            if checks["n"] == write:
+                pause()
+            worker_guard.run(check_lease)
+
+        with lease_guard(check):
+            return str(work(rt, payload))
+
+    return handler
+
+
+def b_takes_over(
+    rt: Runtime, clock: Clock, vendors: Vendors, kind: str, handler: Handler, seen: dict[str, Any]
+) -> Callable[[], None]:
+    """While A is paused: its lease lapses, and worker B (another thread) takes the job and runs it to its end."""
+
+    def pause() -> None:
+        seen["at_pause"] = effects(vendors)
+        clock.now += 61
+        b = Worker(rt, worker_id="worker-b", lease_seconds=60, handlers={kind: handler})
+        thread = threading.Thread(target=lambda: seen.setdefault("b", b.process_one()))
+        thread.start()
+        thread.join(60)
+        seen["after_b"] = vendors.calls()
+
+    return pause
+
+
+def a_then_b(rt: Runtime, clock: Clock, vendors: Vendors, kind: str, write: int, work: Handler) -> dict[str, Any]:
+    """Worker A runs the job and pauses before its ``write``-th write while B finishes it; what was seen then."""
+    seen: dict[str, Any] = {}
+    pause = b_takes_over(rt, clock, vendors, kind, work, seen)
+    a = Worker(rt, worker_id="worker-a", lease_seconds=60, handlers={kind: paused_before(write, pause, work)})
+    result = a.process_one()
+    assert result is not None
+    assert "b" in seen, result
+    assert (seen["b"].outcome, seen["b"].attempt) == ("done", 2)
+    assert vendors.calls() == seen["after_b"]  # A sent nothing after it resumed without its lease
+    assert (result.outcome, "LeaseLost" in result.detail) == ("stale", True)
+    return seen
+
+
+@pytest.mark.parametrize("write", ESCALATION_WRITES)
+def test_a_worker_paused_before_each_escalation_write_leaves_one_effect(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, write: str
+) -> None:
+    """A pauses right before a write past its lease, B takes the job and finishes: one of each, A writes nothing."""
+    clock = Clock()
+    rt = sandbox_runtime(vendors, clock=clock)
+    rt.store.enqueue("escalate", {"ticket": "1"}, lock_key="ticket:1")
+    index = ESCALATION_WRITES.index(write)
+    seen = a_then_b(rt, clock, vendors, "escalate", index + 1, escalate_handler)
+    # A paused with the writes before this one made, and this one and the later ones not
+    assert seen["at_pause"] == {name: int(i < index) for i, name in enumerate(ONE_OF_EACH)}
+    assert effects(vendors) == ONE_OF_EACH
+
+
+@pytest.mark.parametrize("write", SYNC_WRITES)
+def test_a_worker_paused_before_each_sync_back_write_leaves_one_effect(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, write: str
+) -> None:
+    """The issue moves to Done; A pauses before a sync-back note past its lease, B finishes: one note each."""
+    from cxbridge_jira.webhook import verify_jira
+
+    clock = Clock(time.time())  # the tracker stamps its deliveries with the real time: the store's clock starts there
+    rt = sandbox_runtime(vendors, clock=clock)
+    vendors["jira"].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/webhooks/jira", secret="whsec-w")]
+    key = Escalation(rt).run(EscalationRequest(ticket_id="1")).issue_key
+    start = len(vendors["jira"].webhooks_sent)
+    jira = vendors["jira"]
+    creds = jira.credentials()
+    auth = (creds["engineer_email"], creds["engineer_api_token"])
+    url = f"{jira.base_url}/rest/api/2/issue/{key}/transitions"
+    done = next(t for t in requests.get(url, auth=auth, timeout=5).json()["transitions"] if t["to"]["name"] == "Done")
+    assert requests.post(url, json={"transition": {"id": done["id"]}}, auth=auth, timeout=5).status_code < 300
+    [event] = [
+        e
+        for e in verify_deliveries(verify_jira, jira.webhooks_sent[start:], "whsec-w")
+        if e.kind == "jira:issue_updated"
+    ]
+    assert enqueue_event(rt, "jira", event)
+    seen = a_then_b(rt, clock, vendors, "event", SYNC_WRITES.index(write) + 1, default_handlers()["event"])
+    assert seen["at_pause"] == ONE_OF_EACH  # (the escalation's own effects: no sync-back note counted there)
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == 1)
+    assert sum(1 for c in ticket["comments"] if not c["public"] and f"{key} moved to Done" in c["body"]) == 1
+    crm = vendors["hubspot"].state()["objects"]["notes"]
+    assert sum(1 for n in crm if f"{key}</a> moved to Done" in n["properties"]["hs_note_body"]) == 1
 
 
 # --- waiting is not failing -------------------------------------------------------------------------------
