@@ -335,6 +335,34 @@ def test_a_worker_paused_before_each_escalation_write_leaves_one_effect(
     assert effects(vendors) == ONE_OF_EACH
 
 
+JOIN_WRITES = ["remote link", "ticket note+tag+key", "crm note"]
+"""A join's writes under an intent, in order (its impact edit is a desired-state write: a replay changes nothing)."""
+
+
+def join_handler(rt: Runtime, payload: dict[str, Any]) -> str:
+    """A job handler that joins the payload's ticket to the payload's issue."""
+    return Escalation(rt).run(EscalationRequest(ticket_id=payload["ticket"], link_key=payload["link"])).issue_key
+
+
+@pytest.mark.parametrize("write", JOIN_WRITES)
+def test_a_worker_paused_before_each_join_write_leaves_one_effect(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, write: str
+) -> None:
+    """Ticket 2 joins ticket 1's issue; A pauses before a join write past its lease, B finishes: one of each."""
+    clock = Clock()
+    rt = sandbox_runtime(vendors, clock=clock)
+    key = Escalation(rt).run(EscalationRequest(ticket_id="1")).issue_key
+    rt.store.enqueue("join", {"ticket": "2", "link": key}, lock_key="ticket:2")
+    index = JOIN_WRITES.index(write)
+    seen = a_then_b(rt, clock, vendors, "join", index + 1, join_handler)
+    first = dict(ONE_OF_EACH)
+    joined = {"issues": 1, "remote_links": 2, "zendesk_notes": 2, "hubspot_notes": 2}
+    assert seen["at_pause"] == {
+        name: first[name] + int(name != "issues" and i - 1 < index) for i, name in enumerate(ONE_OF_EACH)
+    }
+    assert effects(vendors) == joined
+
+
 @pytest.mark.parametrize("write", SYNC_WRITES)
 def test_a_worker_paused_before_each_sync_back_write_leaves_one_effect(
     vendors: Vendors, sandbox_runtime: SandboxRuntimes, write: str
