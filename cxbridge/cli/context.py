@@ -21,6 +21,7 @@ from ..errors import ConfigError, CxbridgeError
 from ..http.redact import redact
 from ..plugins import Plugins, allowlist_from_env, build_plugins
 from ..runtime import Runtime
+from .logs import apply_level
 
 PluginsFactory = Callable[[Sequence[str]], Plugins]
 """Builds the Plugins given the names the config disables (tests pass ``build_plugins(..., extra=[...])``)."""
@@ -55,6 +56,7 @@ class CliContext:
         self.stdout = stdout
         self.stderr = stderr
         self.debug = debug
+        self.log_format = "text"
         self._reset()
 
     def _reset(self) -> None:
@@ -118,6 +120,12 @@ class CliContext:
                 load_config(self.path, environ=self.env)  # raises the "no configuration file" error
             self._config = load_config(self.path, plugins=self.plugins(), environ=self.env)
         return self._config
+
+    def apply_log_level(self) -> None:
+        """For a long-running command (serve, worker, sync): cxbridge logs at ``[cxbridge] log_level`` (one-shot
+        commands stay at WARNING, so their output is only what they print); ``--debug`` keeps DEBUG."""
+        if not self.debug:
+            apply_level(str(self.config().section("cxbridge")["log_level"]))
 
     def plugin_commands(self, group: click.Group, reserved: set[str]) -> dict[str, click.Command]:
         """The commands plugins add, by name (none while the plugins cannot be loaded)."""

@@ -7,7 +7,6 @@ imports; plugins add theirs through the ``register_commands`` hook and may not t
 
 from __future__ import annotations
 
-import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -19,9 +18,10 @@ import click
 from .. import __version__
 from ..config import CONFIG_ENV, DEFAULT_PATH
 from ..errors import ConfigError, CxbridgeError
-from ..http.redact import install_redaction, redact
+from ..http.redact import redact
 from . import admin, escalate, impact, policy, queue, sandbox
 from .context import CliContext, cli_context, scrub
+from .logs import FORMATS, setup_logging
 
 _NO_ARGS_IS_HELP: type[click.UsageError] | None = getattr(click.exceptions, "NoArgsIsHelpError", None)
 """What click 8.2+ raises when a group is called with no command (absent from click 8.1, which exits 0 itself)."""
@@ -33,20 +33,6 @@ RESERVED_COMMANDS = frozenset(
         "sandbox", "demo", "unlink", "policy", "audit", "act", "config",
     }
 )  # fmt: skip
-
-
-def setup_logging(debug: bool = False) -> None:
-    """Log to stderr (WARNING, or DEBUG with --debug) unless something already set up logging; redact always.
-
-    Long-running commands (serve, worker) may set their own level from the config's ``log_level``.
-    """
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("cxbridge: %(levelname)s: %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.DEBUG if debug else logging.WARNING)
-    install_redaction(root)
 
 
 class CxbridgeGroup(click.Group):
@@ -75,7 +61,8 @@ class CxbridgeGroup(click.Group):
         if ctx.params.get("config_path") is not None:
             obj.use_config(ctx.params["config_path"])
         obj.debug = obj.debug or bool(ctx.params.get("debug"))
-        setup_logging(obj.debug)  # before a subcommand is resolved: plugin load warnings are logged
+        obj.log_format = str(ctx.params.get("log_format") or obj.log_format)
+        setup_logging(obj.debug, obj.log_format)  # before a subcommand is resolved: plugin load warnings are logged
         return rest
 
     def invoke(self, ctx: click.Context) -> None:
@@ -155,9 +142,17 @@ def scrub_traceback() -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help=f"The configuration file [default: ${CONFIG_ENV}, else ./{DEFAULT_PATH}].",
 )
-@click.option("--debug", is_flag=True, help="Show the traceback when something fails.")
+@click.option("--debug", is_flag=True, help="Show the traceback when something fails, and log at DEBUG.")
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    envvar="CXBRIDGE_LOG_FORMAT",
+    help="Log lines on stderr: timestamped text, or one JSON object per line [env: CXBRIDGE_LOG_FORMAT].",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="cxbridge", message="%(prog)s %(version)s")
-def cli(config_path: Path | None, debug: bool) -> None:
+def cli(config_path: Path | None, debug: bool, log_format: str) -> None:
     """cxbridge: escalate helpdesk tickets to the tracker with the customer's context, and sync back.
 
     Start with 'cxbridge init' (writes a commented cxbridge.toml), then 'cxbridge doctor'.

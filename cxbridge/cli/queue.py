@@ -22,7 +22,7 @@ from ..webhooks.serve import DEFAULT_THREADS, run_server
 from ..worker import Worker, start_workers
 from ..worker import drain as drain_queue
 from ..workflows.reconcile import StreamReport, parse_since, reconcile
-from .context import load_runtime
+from .context import cli_context, load_runtime
 
 
 def _when(epoch: float | None) -> str:
@@ -87,6 +87,7 @@ def worker(
     at a time, and a worker that dies leaves its job to be taken over when its lease lapses.
     """
     runtime = load_runtime(ctx)
+    cli_context(ctx).apply_log_level()
     check_store(runtime.config.store_location())
     try:
         if drain:
@@ -283,6 +284,7 @@ def serve(
     Stops cleanly on Ctrl-C or SIGTERM.
     """
     rt = load_runtime(ctx)
+    cli_context(ctx).apply_log_level()
     check_store(rt.config.store_location())  # before "Listening": a store it cannot write is refused at start
     section = rt.config.section("webhooks")
     stop_event = threading.Event()
@@ -345,6 +347,7 @@ def sync(ctx: click.Context, since: str | None, systems: tuple[str, ...], drain:
     """
     start = parse_since(since) if since else None
     runtime = load_runtime(ctx)
+    cli_context(ctx).apply_log_level()
     counter = None if as_json or not sys.stderr.isatty() else _Counter()
     try:
         report = reconcile(runtime, systems=list(systems) or None, since=start, progress=counter)
