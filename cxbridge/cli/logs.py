@@ -54,25 +54,35 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(debug: bool = False, log_format: str = "text") -> None:
-    """Log to stderr (timestamped text, or JSON) unless something already set up logging; redact always.
+    """Log to stderr (timestamped text, or JSON), redacted, unless something already set up logging (an
+    application embedding cxbridge, a test runner): then its set-up is left as it is, and only redaction is added.
 
     cxbridge's loggers log at WARNING until the configuration's ``log_level`` applies (``apply_level``), or
     at DEBUG with ``--debug``.
     """
+    global _ours
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
-    apply_level("DEBUG" if debug else "WARNING")
-    for name in HTTP_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+        _ours = True
+        apply_level("DEBUG" if debug else "WARNING")
+        for name in HTTP_LOGGERS:
+            logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     install_redaction(root)
 
 
+_ours = False
+"""Whether this process's logging was set up here (levels are then ours to set)."""
+
+
 def apply_level(level: str) -> None:
-    """Set cxbridge's loggers (the core's and every loaded plugin's package) to ``level``."""
+    """Set cxbridge's loggers (the core's and every loaded plugin's package) to ``level``, when the logging set-up
+    is the command line's own."""
+    if not _ours:
+        return
     names = {"cxbridge"} | {n.split(".", 1)[0] for n in list(sys.modules) if n.startswith("cxbridge_")}
     for name in names:
         logging.getLogger(name).setLevel(level)
