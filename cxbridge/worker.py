@@ -250,8 +250,7 @@ class Worker:
         """The current time on the clock the store's ``run_at`` values use."""
         if self._clock is not None:
             return self._clock()
-        store_clock = getattr(self.rt.store, "clock", None)
-        return float(store_clock()) if callable(store_clock) else time.time()
+        return float(self.rt.store.clock())
 
     # --- one job ------------------------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ epoch seconds and hands it back as a timezone-aware UTC ``datetime``.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -152,6 +153,10 @@ class Store(ABC):
     SQLite implements it by default (``SQLiteStore``); a PostgreSQL store implements the same methods for
     multi-worker deployments. Every method is safe to call from several threads and several processes.
     """
+
+    clock: Callable[[], float] = staticmethod(time.time)
+    """The clock the store stamps times with (``sent_at``, ``run_at``...): workflows and workers that compare
+    against those times read the same clock (tests pass a virtual one)."""
 
     # ---- health (not abstract: a store that cannot tell answers as if it could) ---------------------------
 

@@ -406,26 +406,43 @@ class SQLiteStore(Store):
                 if state == "done":
                     return current
                 raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
-            sending = state == "sending"
-            conn.execute(
-                "UPDATE intents SET state = ?, result = COALESCE(?, result), error = ?,"
-                " attempts = attempts + ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END, updated_at = ?"
-                " WHERE op_id = ?",
-                (
-                    state,
-                    None if result is None else _dumps(result),
-                    None if error is None else redact_text(error),
-                    1 if sending else 0,
-                    sending,
-                    now,
-                    now,
-                    op_id,
-                ),
-            )
-            intent = self._get_intent(conn, op_id)
+            intent = self._set_intent(conn, op_id, state, now, result=result, error=error)
         if intent is None:  # pragma: no cover - updated inside this transaction
             raise StoreError(f"intent {op_id!r} vanished while it was being written")
         return intent
+
+    def _set_intent(
+        self,
+        conn: sqlite3.Connection,
+        op_id: str,
+        state: str,
+        now: float,
+        *,
+        result: dict[str, Any] | None,
+        error: str | None,
+        owner: str | None = None,
+    ) -> Intent | None:
+        """The one UPDATE of an intent (inside the caller's transaction): ``sending`` counts an attempt, stamps
+        ``sent_at`` and, when given, the ``owner`` that won it; returns the row as it is now."""
+        sending = state == "sending"
+        conn.execute(
+            "UPDATE intents SET state = ?, result = COALESCE(?, result), error = ?,"
+            " attempts = attempts + ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
+            " owner = CASE WHEN ? THEN ? ELSE owner END, updated_at = ? WHERE op_id = ?",
+            (
+                state,
+                None if result is None else _dumps(result),
+                None if error is None else redact_text(error),
+                1 if sending else 0,
+                sending,
+                now,
+                sending and owner is not None,
+                owner,
+                now,
+                op_id,
+            ),
+        )
+        return self._get_intent(conn, op_id)
 
     def transition_intent(
         self,
@@ -454,25 +471,7 @@ class SQLiteStore(Store):
                 or (attempts is not None and current.attempts != attempts)
             ):
                 return False, current
-            sending = state == "sending"
-            conn.execute(
-                "UPDATE intents SET state = ?, result = COALESCE(?, result), error = ?,"
-                " attempts = attempts + ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
-                " owner = CASE WHEN ? THEN ? ELSE owner END, updated_at = ? WHERE op_id = ?",
-                (
-                    state,
-                    None if result is None else _dumps(result),
-                    None if error is None else redact_text(error),
-                    1 if sending else 0,
-                    sending,
-                    now,
-                    sending,
-                    owner,
-                    now,
-                    op_id,
-                ),
-            )
-            intent = self._get_intent(conn, op_id)
+            intent = self._set_intent(conn, op_id, state, now, result=result, error=error, owner=owner)
         if intent is None:  # pragma: no cover - updated inside this transaction
             raise StoreError(f"intent {op_id!r} vanished while it was being written")
         return True, intent

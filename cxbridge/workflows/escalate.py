@@ -10,7 +10,6 @@ done and reconciles what is uncertain.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,8 +138,7 @@ class Escalation:
         self.rt = runtime
         self.crash_hook = crash_hook
         # the store stamps the intents' ``sent_at``: the grace is measured on the same clock by default
-        store_clock = getattr(runtime.store, "clock", None)
-        self.clock: Callable[[], float] = clock or (store_clock if callable(store_clock) else time.time)
+        self.clock: Callable[[], float] = clock or runtime.store.clock
         self.settings = runtime.config.section("escalation")
 
     def _point(self, name: str) -> None:

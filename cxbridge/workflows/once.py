@@ -21,7 +21,6 @@ import contextvars
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
@@ -118,8 +117,7 @@ def claim_send(store: Store, intent: Intent, *, what: str) -> Intent | None:
 
 
 def _now(store: Store) -> float:
-    clock = getattr(store, "clock", None)
-    return float(clock()) if callable(clock) else time.time()
+    return float(store.clock())
 
 
 Write = Callable[[], dict[str, Any]]
