@@ -88,6 +88,16 @@ def test_debug_opens_only_cxbridge_and_the_http_stack(config: Path) -> None:
         and not line.split(" ", 3)[2].startswith(("cxbridge", "urllib3"))
     ]
     assert third_party_debug == []
+    # and with a third-party library that does log at DEBUG (the Markdown parser logs every rule)
+    probe = (
+        "import logging; from cxbridge.cli.logs import setup_logging; setup_logging(debug=True); "
+        "logging.getLogger('markdown_it.rules').debug('parser-rule'); "
+        "logging.getLogger('cxbridge.probe').debug('own-debug'); logging.getLogger('urllib3.pool').debug('http-debug')"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert "own-debug" in done.stderr
+    assert "http-debug" in done.stderr
+    assert "parser-rule" not in done.stderr
 
 
 def test_log_level_warning_keeps_the_worker_quiet(config: Path) -> None:

@@ -108,26 +108,16 @@ class SyncBack:
     # -- reading signals ----------------------------------------------------------------------------------------
     def _state(self, system: str, signal: IssueStateObserved | IssueCommentPosted) -> IssueState:
         tracker = self.rt.connector(system)
-        if isinstance(signal, IssueStateObserved):
-            return IssueState(
-                ref=Ref(system, "issue", signal.issue.id),
-                key=signal.key,
-                url=tracker.issue_url(signal.key) if isinstance(tracker, Tracker) and signal.key else "",
-                summary=signal.summary,
-                status=signal.status,
-                category=signal.category,
-                updated=signal.updated.timestamp() if signal.updated is not None else None,
-                category_changed=signal.category_changed.timestamp() if signal.category_changed else None,
-            )
+        observed = signal if isinstance(signal, IssueStateObserved) else None
         return IssueState(
             ref=Ref(system, "issue", signal.issue.id),
             key=signal.key,
             url=tracker.issue_url(signal.key) if isinstance(tracker, Tracker) and signal.key else "",
             summary=signal.summary,
-            status=None,
-            category=None,
-            updated=None,
-            category_changed=None,
+            status=observed.status if observed else None,
+            category=observed.category if observed else None,
+            updated=observed.updated.timestamp() if observed and observed.updated else None,
+            category_changed=observed.category_changed.timestamp() if observed and observed.category_changed else None,
         )
 
     def _status_for(self, ticket: Ref, category: str) -> str | None:
