@@ -4,12 +4,14 @@ Zendesk sends two shapes (``cxbridge_zendesk.webhook`` turns both into Events of
 
 - a trigger or automation's JSON body, which the admin writes (``cxbridge init`` suggests
   ``{"ticket": {"id", "tags"}, "current_user": {"name", "email"}, "event": "tag_added"}``);
-- an event-subscription envelope ``{type: "zen:event-type:ticket.…", detail: {id, tags, …}, event: {…}}``,
-  e.g. ``ticket.tags_changed`` with ``event.tags_added``, or ``ticket.comment_added`` with ``event.comment``.
+- an event-subscription envelope ``{type: "zen:event-type:ticket.…", detail: {id, tags, …}, event: {…}}``
+  (VENDOR-APIS.md 2.1: ``detail`` holds the ticket's keys, ``tags`` among them).
 
 A ticket event whose ticket carries the escalation tag (in ``ticket.tags``, ``detail.tags`` or the tags just
-added) is an ``EscalationRequested``, with the agent from ``current_user``; a comment (``comment.body`` of a
-trigger, ``event.comment`` of an envelope) is a ``TicketCommentAdded``. Events queued from polling by earlier
+added) is an ``EscalationRequested``, with the agent from ``current_user``; a trigger's comment (``comment:
+{body, public, author_id}``, the body cxbridge's documented trigger template sends) is a ``TicketCommentAdded``.
+The envelope's ``event`` object is not read: its shape per event type is not in the references this plugin is
+checked against. Events queued from polling by earlier
 versions (``{"ticket": {...}, "tags_added": [tag], "source": "poll"}``) read the same way.
 """
 
@@ -27,13 +29,7 @@ def _dict(value: Any) -> dict[str, Any]:
 def ticket_tags(payload: dict[str, Any]) -> set[str]:
     """Every tag the payload says the ticket carries (or just gained)."""
     tags: set[str] = set()
-    event = _dict(payload.get("event"))
-    for node, key in (
-        (payload.get("ticket"), "tags"),
-        (payload.get("detail"), "tags"),
-        (payload, "tags_added"),
-        (event, "tags_added"),
-    ):
+    for node, key in ((payload.get("ticket"), "tags"), (payload.get("detail"), "tags"), (payload, "tags_added")):
         values = node.get(key) if isinstance(node, dict) else None
         if isinstance(values, str):
             values = values.split()
@@ -54,11 +50,9 @@ def agent(payload: dict[str, Any]) -> Person | None:
 
 
 def comment(payload: dict[str, Any]) -> dict[str, Any] | None:
-    """The comment a payload carries: a trigger's ``comment`` or an envelope's ``event.comment``."""
-    for node in (payload.get("comment"), _dict(payload.get("event")).get("comment")):
-        if isinstance(node, dict) and isinstance(node.get("body"), str):
-            return node
-    return None
+    """The comment a trigger's payload carries (``comment.body``), or None."""
+    node = payload.get("comment")
+    return node if isinstance(node, dict) and isinstance(node.get("body"), str) else None
 
 
 def interpret(system: str, event: Event, triggers: Triggers) -> list[Signal]:
@@ -69,15 +63,9 @@ def interpret(system: str, event: Event, triggers: Triggers) -> list[Signal]:
     out: list[Signal] = []
     said = comment(event.payload)
     if said is not None:
-        public = said.get("public")
-        author = _dict(said.get("author"))
         out.append(
             TicketCommentAdded(
-                ticket=ticket,
-                text=str(said["body"]),
-                public=public is True,
-                author=Person(name=author.get("name"), email=author.get("email")) if author else None,
-                actor=event.actor,
+                ticket=ticket, text=str(said["body"]), public=said.get("public") is True, actor=event.actor
             )
         )
     if triggers.escalation_tag and triggers.escalation_tag in ticket_tags(event.payload):

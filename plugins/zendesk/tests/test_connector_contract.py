@@ -44,8 +44,7 @@ class TestZendeskHelpdesk(HelpdeskContract):
     def sample_events(self, connector: Helpdesk) -> list[Event]:
         payload = {
             "type": "zen:event-type:ticket.tags_changed",
-            "detail": {"id": "4"},
-            "event": {"tags_added": ["escalated_to_engineering"], "tags_removed": []},
+            "detail": {"id": "4", "tags": ["billing", "escalated_to_engineering"]},
         }
         subject = Ref("zendesk", "ticket", "4")
         return [Event("z1", "zendesk", "ticket.tags_changed", subject, payload=payload)]
