@@ -196,7 +196,9 @@ def test_field_values_follow_the_configured_map_and_refuse_unknown_values() -> N
 def test_field_writes_are_a_valid_edit_issue_body() -> None:
     """The edit the rollup sends (fields + description + update.labels) matches Jira's editIssue schema."""
     rollup = impact.compute([link(1, ACME)], by_ref(customer(ACME, "Acme", arr="12.5", tier="growth")), {})
-    block = impact.block_markdown(Handoff().render(impact.TEMPLATE, {"impact": impact.template_context(rollup)}))
+    block = impact.managed_block(
+        Handoff().render(impact.TEMPLATE, {"impact": impact.template_context(rollup)})
+    ).markdown
     add, remove = impact.label_changes(["cxbridge", "cxb-tier-strategic"], rollup.tiers)
     body = {
         "fields": {**impact.field_values(rollup, FIELDS), "description": markdown_to_adf(block)},

@@ -42,7 +42,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from ..connectors import ManagedBlock, TicketLink, Tracker
+from ..connectors import ManagedBlock, TicketLink
 from ..errors import ConfigError, CxbridgeError, NotFound
 from ..models import Customer, Deal, Issue, Link, Ref, Ticket, to_jsonable
 from ..settings import IMPACT_VALUES
@@ -387,16 +387,6 @@ def managed_block(body: str) -> ManagedBlock:
     return ManagedBlock(title=BLOCK_TITLE, body=body, end=BLOCK_END)
 
 
-def block_markdown(body: str) -> str:
-    """The whole managed block as Markdown: the heading, the rendered template and the closing marker."""
-    return managed_block(body).markdown
-
-
-def splice(tracker: Tracker, description: Any, block: ManagedBlock) -> tuple[Any, bool]:
-    """The description with the block spliced in (the tracker's own form) and whether the block changed."""
-    return tracker.replace_block(description, block)
-
-
 # -- snapshots ----------------------------------------------------------------------------------------------
 
 
@@ -621,7 +611,7 @@ def refresh_issue(rt: Context, issue: Issue) -> bool:
         issue = tracker.get_issue(issue.key)
     rollup = load_rollup(rt, rt.store.links_for_issue(issue.ref))
     want = desired(rt, rollup)
-    description, block_changed = splice(tracker, issue.description, want.block)
+    description, block_changed = tracker.replace_block(issue.description, want.block)
     fields = {fid: value for fid, value in want.fields.items() if not same_value(value, issue.fields.get(fid))}
     add, remove = label_changes(issue.labels, want.tiers)
     if not (block_changed or fields or add or remove):
