@@ -242,6 +242,20 @@ class Helpdesk(Connector):
         """An internal note and a status change in ONE update (optional: sync back otherwise writes them apart)."""
         raise NotImplementedError(f"{self.name}: this helpdesk cannot write a note and a status in one update")
 
+    def add_public_reply(self, ticket_id: str, body: str, *, marker: str) -> None:
+        """A public reply (seen by the customer) on the ticket, carrying ``marker`` where only the helpdesk's own
+        records show it (never in the text the customer reads), so that ``has_public_reply`` finds it again."""
+        raise NotImplementedError(f"{self.name}: this helpdesk cannot post a public reply through its API")
+
+    def has_public_reply(self, ticket_id: str, marker: str) -> bool:
+        """Whether a public reply written by ``add_public_reply`` with ``marker`` is on the ticket (after a crash)."""
+        raise NotImplementedError(f"{self.name}: this helpdesk cannot post a public reply through its API")
+
+    def add_note_removing_tag(self, ticket_id: str, body: str, tag: str) -> None:
+        """An internal note and the removal of ``tag`` in one update (the outcome of a decision asked by a tag);
+        other tags, also ones added meanwhile, are kept."""
+        raise NotImplementedError(f"{self.name}: this helpdesk cannot remove a tag")
+
     def wants_escalation(self, ticket: Ticket, triggers: Triggers) -> bool:
         """Whether a ticket, as read or polled, asks to be escalated: by default it carries the escalation tag."""
         return bool(triggers.escalation_tag) and triggers.escalation_tag in ticket.tags
@@ -310,6 +324,15 @@ class Tracker(Connector):
     def reopen(self, issue_key: str) -> str:
         """Move a done issue back to work (a status outside the done category); returns the new status's name."""
         raise NotImplementedError(f"{self.name}: this tracker cannot reopen an issue")
+
+    def set_priority(self, issue_key: str, priority: str) -> bool:
+        """Set the issue's priority (a cxbridge priority name: Lowest..Highest, mapped by the tracker's own table);
+        False (nothing written) when the issue has it already."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot change an issue's priority")
+
+    def find_comment(self, issue_key: str, marker: str) -> str | None:
+        """The id of a comment on the issue whose text holds ``marker`` (for resuming after a crash), or None."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot read an issue's comments")
 
     def changed_issues(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Pages of issues (``Issue``) updated since ``since`` (epoch seconds), or after a saved ``cursor``."""

@@ -70,3 +70,17 @@ def handoff_context(context: dict[str, Any]) -> dict[str, Any] | None:
     templates use (read-only: do not change it). Return a dict of new top-level names, or None. A name that
     already exists is not overwritten, and a plugin that raises is reported and skipped.
     """
+
+
+@hookspec
+def decision_applied(decision: dict[str, Any]) -> None:
+    """Carry out a granted decision in a system cxbridge does not know (a billing system for a credit...).
+
+    Called after the decision is recorded (audit row, notes), once per decision: ``decision`` is JSON-ready
+    (read-only) with ``key`` (stable for this decision: use it as the idempotency key of your own write),
+    ``action`` (``credit``, ``priority``, ``reopen``, ``public_reply``), ``value`` (text, e.g. ``"50"``),
+    ``amount`` and ``currency`` (text, for a credit; else None), ``summary``, ``agent`` (email), ``rule``,
+    ``ticket`` (``system:ticket:id``), ``issue_keys``, ``customer`` (``name``, ``company``: the CRM reference, or
+    None) and ``request_id``. A plugin that raises is reported; the decision stays recorded and the call is
+    made again (same ``key``) when the same request is run again (``cxbridge act --request-id``, a re-run job).
+    """

@@ -75,8 +75,9 @@ class Plugins:
         self._connectors: dict[str, type[Connector]] | None = None
 
     # -- calling hooks, one implementation at a time -------------------------------------------------------
-    def _call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation of a hook in its own error handling; a failing plugin is recorded."""
+    def _call_each(self, hook_name: str, *, failures: list[str] | None = None, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation of a hook in its own error handling; a failing plugin is recorded (and its
+        message appended to ``failures`` when given)."""
         results: list[tuple[str, Any]] = []
         caller = getattr(self.pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
@@ -86,6 +87,8 @@ class Plugins:
             except Exception as exc:
                 message = f"{hook_name} failed: {type(exc).__name__}: {exc}"
                 log.warning("plugin %s: %s", name, message)
+                if failures is not None:
+                    failures.append(f"plugin {name}: {message}")
                 info = self.infos.get(name)
                 if info is not None and info.error is None:
                     info.error = message
@@ -153,6 +156,12 @@ class Plugins:
                 else:
                     del cli.commands[name]
                 log.warning("a plugin tried to take the core command name %r; refused", name)
+
+    def decision_applied(self, decision: dict[str, Any]) -> list[str]:
+        """Hand a recorded decision to every plugin that carries decisions out; the failures, one line each."""
+        failures: list[str] = []
+        self._call_each("decision_applied", failures=failures, decision=dict(decision))
+        return failures
 
     def handoff_context(self, context: dict[str, Any]) -> dict[str, Any]:
         """Extra template values from plugins; existing names are never overwritten."""

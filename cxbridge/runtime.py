@@ -155,6 +155,10 @@ class Runtime:
         """Values the plugins add to the templates' context (existing names are never overwritten)."""
         return self.plugins.handoff_context(context)
 
+    def decision_applied(self, decision: dict[str, Any]) -> list[str]:
+        """Hand a recorded decision to the plugins (the ``decision_applied`` hook); the failures, one line each."""
+        return self.plugins.decision_applied(decision)
+
     def calls(self) -> dict[str, int]:
         """API calls made so far, per system."""
         return self.counter.by_system()

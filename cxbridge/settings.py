@@ -224,6 +224,26 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         ),
         "crm_notes": ConfigKey(bool, default=True, help="false: sync back writes no CRM notes"),
     },
+    "decisions": {
+        "tag_prefix": ConfigKey(
+            str, default="cxb_decide_", help='tags starting with this ask for a decision (a macro adds one); "": off'
+        ),
+        "tag_actions": ConfigKey(
+            dict,
+            default={},
+            keys={
+                a: ConfigKey(str, help=f"what follows the prefix for {a} ({{value}} stands for the value); '': off")
+                for a in ("credit", "priority", "reopen", "public_reply")
+            },
+            help="action -> the rest of its tag, e.g. credit = 'credit_{value}' (unset actions keep the default)",
+        ),
+        "reply_words": ConfigKey(
+            str,
+            default="latest_note",
+            choices=("latest_note", "none"),
+            help="public_reply from a tag: the agent's own words are their latest internal note, or none",
+        ),
+    },
     "impact": {
         "fields": ConfigKey(
             dict,

@@ -32,6 +32,8 @@ class Triggers:
     """What the admin configured that tells a plugin which changes ask for something (``[escalation] tag``)."""
 
     escalation_tag: str = ""
+    decision_tag_prefix: str = ""
+    """Tags starting with this ask for a decision (``[decisions] tag_prefix``, e.g. ``cxb_decide_``); empty: none."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,21 @@ class EscalationRequested(Signal):
     ticket: Ref
     agent: Person | None = None
     issue_key: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionRequested(Signal):
+    """An agent asks for a decision on a ticket from inside the helpdesk (a macro added a decision tag).
+
+    ``tag`` is the whole tag (the core reads the action and its value from it, ``[decisions] tag_actions``);
+    ``agent`` is who applied it, as the helpdesk names them (the decision's actor; None when the event does
+    not say, and then the decision is refused for want of a named agent).
+    """
+
+    kind: ClassVar[str] = "decision_requested"
+    ticket: Ref
+    tag: str
+    agent: Person | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +133,14 @@ class VersionReleased(Signal):
 
 SIGNAL_TYPES: dict[str, type[Signal]] = {
     cls.kind: cls
-    for cls in (EscalationRequested, TicketCommentAdded, IssueStateObserved, IssueCommentPosted, VersionReleased)
+    for cls in (
+        EscalationRequested,
+        DecisionRequested,
+        TicketCommentAdded,
+        IssueStateObserved,
+        IssueCommentPosted,
+        VersionReleased,
+    )
 }
 
 

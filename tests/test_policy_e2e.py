@@ -85,6 +85,7 @@ def test_act_grants_80_and_refuses_150_in_the_emulators_state(vendors: Vendors, 
         "ticket_note": "written",
         "crm_note": "written",
         "audit": "written",
+        "plugins": "handed over",
     }
     assert any(
         n.startswith("Credit of 80 USD granted by sam@cxbridge.example under rule tier1-credits")

@@ -102,12 +102,46 @@ def _print_explanation(explanation: Explanation) -> None:
     click.echo(("GRANTED: " if decision.granted else "REFUSED: ") + decision.reason)
 
 
+def ticket_and_helpdesk(runtime: Any, ticket: str, helpdesk: str | None) -> tuple[str, str | None]:
+    """A ticket argument as (id, the ``[systems.*]`` table holding it): ``4211``, ``hubspot:1009`` or
+    ``hubspot:ticket:1009``; ``--helpdesk`` names the table for a bare id. Unknown tables are a CxbridgeError."""
+    text = ticket.strip()
+    named: str | None = None
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) == 3 and parts[1] == "ticket":
+            named, text = parts[0], parts[2]
+        elif len(parts) == 2:
+            named, text = parts
+        else:
+            raise CxbridgeError(f"not a ticket: {ticket!r} (an id, SYSTEM:ID or SYSTEM:ticket:ID)")
+    if named and helpdesk and named != helpdesk:
+        raise CxbridgeError(f"the ticket {ticket!r} names {named!r} but --helpdesk says {helpdesk!r}")
+    system = named or helpdesk
+    if system is not None and system not in runtime.config.systems:
+        known = ", ".join(sorted(runtime.config.systems)) or "none"
+        raise CxbridgeError(f"no system {system!r} is configured (known: {known})")
+    if not text:
+        raise CxbridgeError(f"not a ticket: {ticket!r}")
+    return text, system
+
+
 @click.command()
 @click.argument("ticket")
-@click.option("--action", required=True, metavar="ACTION", help="credit, priority, skip-triage, reopen, public-reply.")
+@click.option(
+    "--action", required=True, metavar="ACTION", help="credit, priority, reopen, public-reply (skip-triage: escalate)."
+)
 @click.option("--value", metavar="V", help="The action's value: an amount ('80' or '80 EUR') or a priority name.")
 @click.option("--agent", required=True, metavar="EMAIL", help="The agent deciding (rules read agent.*).")
-@click.option("--note", metavar="TEXT", help="A line added to the ticket's and the CRM's notes.")
+@click.option("--note", metavar="TEXT", help="A line added to the ticket's, the issue's and the CRM's notes.")
+@click.option(
+    "--reply", metavar="TEXT", help="public-reply: the agent's own words, placed in the public_reply template."
+)
+@click.option(
+    "--helpdesk",
+    metavar="NAME",
+    help="The [systems.*] table holding the ticket (default: the helpdesk); or write TICKET as NAME:ID.",
+)
 @click.option(
     "--request-id",
     metavar="ID",
@@ -122,29 +156,42 @@ def act(
     value: str | None,
     agent: str,
     note: str | None,
+    reply: str | None,
+    helpdesk: str | None,
     request_id: str | None,
     as_json: bool,
 ) -> None:
-    """Take a decision on a ticket under the policies, applied at once: audit row, ticket note, CRM note.
+    """Take a decision on a ticket under the policies, carried out at once and recorded.
 
-    What cxbridge applies is the authority and its record: the audit row, an internal note on the ticket
-    ("Credit of 80 USD granted by ... under rule ...") and a note on the CRM timeline; the agent then issues
-    the credit or sends the reply without waiting for anyone. Priority and skip-triage change the issue when
-    given to 'cxbridge escalate'. Refused (beyond every grant): exits non-zero with the reason and the rule that
-    would allow it, and the refusal is audited. Nothing is queued for a manager.
+    TICKET is an id of the helpdesk, or NAME:ID for a ticket of another system (hubspot:1009 while Zendesk is
+    the helpdesk). Carried out: reopen moves the linked issue(s) out of done through the workflow's own
+    transition; priority sets the linked issue(s)' priority, also after escalation; public-reply posts a public
+    reply from the public_reply template with --reply as the agent's words (not on HubSpot tickets: HubSpot has
+    no API for it); credit is recorded and handed to plugins (cxbridge has no billing system). Recorded: an
+    audit row, an internal note on the ticket, a comment on each issue changed, a note on the CRM timeline.
+    Refused (beyond every grant): exits non-zero naming the rule that would allow it and who holds it, and the
+    refusal is audited. Nothing is queued for a manager.
     """
     request = parse_action(action, value)
     runtime = load_runtime(ctx)
     try:
+        ticket_id, system = ticket_and_helpdesk(runtime, ticket, helpdesk)
         result: ActResult = act_on_ticket(
-            runtime, ticket, request, Person(email=agent), note=note, request_id=request_id
+            runtime,
+            ticket_id,
+            request,
+            Person(email=agent),
+            note=note,
+            request_id=request_id,
+            helpdesk=system,
+            reply=reply,
         )
     finally:
         runtime.close()
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
-    click.echo(result.decision.reason)
+    click.echo(result.outcome)
     click.echo("writes: " + ", ".join(f"{k} {v}" for k, v in result.writes.items()))
     click.echo(f"request id: {result.request_id} (pass --request-id to retry it without repeating a write)")
     click.echo("API calls: " + ", ".join(f"{k} {v}" for k, v in sorted(result.calls.items())))

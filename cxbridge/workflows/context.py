@@ -59,3 +59,7 @@ class Context(Protocol):
 
     def handoff_context(self, context: dict[str, Any]) -> dict[str, Any]:
         """Values plugins add to the templates' context (the ``handoff_context`` hook)."""
+
+    def decision_applied(self, decision: dict[str, Any]) -> list[str]:
+        """Hand a recorded decision to the plugins that carry it out (the ``decision_applied`` hook); returns the
+        plugins' failures, one line each (empty when every plugin took it)."""

@@ -66,9 +66,10 @@ import jinja2.parser
 import jinja2.visitor
 from jinja2.exceptions import SecurityError
 
+from ..connectors import Helpdesk
 from ..errors import ConfigError, CxbridgeError
 from ..handoff import BoundedSandbox, LimitExceeded, bounded
-from ..models import Customer, Person, Ref, Ticket
+from ..models import Customer, Link, Person, Ref, Ticket
 from .once import crm_note_once, marker_for, op_id, write_once
 from .priority import Priority
 
@@ -528,6 +529,17 @@ class Policies:
                 context["name"] = name
         return context
 
+    def holders(self, rule_name: str, ticket: Ticket, customer: Customer) -> list[str]:
+        """The agents of ``[policies.agents]`` for whom the rule's condition holds on this ticket (who to ask)."""
+        rule = next((r for r in self.rules if r.name == rule_name), None)
+        if rule is None:
+            return []
+        return sorted(
+            email
+            for email in self.agents
+            if rule.evaluate(rule_context(ticket, customer, self.agent_context(email))).applies
+        )
+
     def decide(
         self,
         request: ActionRequest,
@@ -579,6 +591,8 @@ class Policies:
                 "error": f"its condition failed ({candidate.condition.detail})",
             }[candidate.condition.state]
             reason = f"rule {candidate.rule} ({candidate.grant}) would allow it, but {why}: {candidate.when}"
+            holders = self.holders(candidate.rule, ticket, customer)
+            reason += f"; held by {', '.join(holders)}" if holders else "; no listed agent holds it on this ticket"
         decision = Decision(
             request.action, value, False, None, who, f"{words} refused for {who} on {ticket.ref}: {reason}"
         )
@@ -733,6 +747,11 @@ def issue_labels(decisions: Sequence[Decision]) -> list[str]:
 
 # ---- cxbridge act ---------------------------------------------------------------------------------------
 
+TRACKER_ACTIONS = ("reopen", "priority")
+"""Decisions carried out on the issue(s) the ticket is linked to (and announced there)."""
+PUBLIC_REPLY_TEMPLATE = "public_reply.txt.j2"
+"""The template (the admin's folders first) of the public reply a granted ``public_reply`` posts."""
+
 
 @dataclass
 class ActResult:
@@ -744,6 +763,9 @@ class ActResult:
     request_id: str
     writes: dict[str, str] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
+    issue_keys: list[str] = field(default_factory=list)
+    outcome: str = ""
+    """What was decided and done, in words (the text of the ticket's note, without its marker)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -751,6 +773,8 @@ class ActResult:
             "request_id": self.request_id,
             "decision": self.decision.as_dict(),
             "would_allow": self.explanation.would_allow if self.explanation else None,
+            "issue_keys": self.issue_keys,
+            "outcome": self.outcome,
             "writes": self.writes,
             "calls": self.calls,
         }
@@ -778,6 +802,51 @@ def act_op_id(ticket: Ref, request: ActionRequest, agent: str, request_id: str, 
     return op_id(f"{ticket}|{request.action}|{request.value}|{agent.lower()}|{request_id}", step)
 
 
+def _issues_for(rt: Context, ticket: Ticket, request: ActionRequest) -> list[Link]:
+    """The links of the ticket a tracker decision acts on (one per issue); CxbridgeError when it cannot act."""
+    if request.action not in TRACKER_ACTIONS:
+        return []
+    words = describe_action(request.action, request.value)
+    links = list({link.issue: link for link in rt.store.links_for_ticket(ticket.ref)}.values())
+    if not links:
+        raise CxbridgeError(
+            f"{words} on {ticket.ref}: the ticket is linked to no issue, so there is nothing to change; escalate it "
+            "first (a priority can also be given to the escalation). Nothing was decided."
+        )
+    tracker = rt.tracker()
+    method = "reopen" if request.action == "reopen" else "set_priority"
+    if not tracker.supports(method):
+        raise CxbridgeError(f"{words} on {ticket.ref}: the tracker {tracker.name} cannot do it. Nothing was decided.")
+    return links
+
+
+def _check_possible(rt: Context, helpdesk: Helpdesk, ticket: Ticket, request: ActionRequest) -> list[Link]:
+    """Refuse, before any policy check or write, a decision this ticket's systems cannot carry out."""
+    if request.action == "public_reply" and not helpdesk.supports("add_public_reply"):
+        raise CxbridgeError(
+            f"Public reply on {ticket.ref}: {helpdesk.name} offers no API that sends a reply the customer sees, so "
+            f"cxbridge cannot send it; reply in {helpdesk.name} itself. Nothing was decided."
+        )
+    return _issues_for(rt, ticket, request)
+
+
+def _once_audit(store: Any, oid: str, ticket: Ref, **row: Any) -> str:
+    """One audit row per operation id: a repeat of the same request writes none."""
+    intent = store.begin_intent(oid, "policy.audit", business_key=str(ticket), payload={})
+    if intent.state == "done":
+        return "unchanged"
+    written = store.audit(ticket=ticket, **row)
+    store.mark_intent(oid, "done", result={"audit_id": written})
+    return "written"
+
+
+def _result_of(store: Any, oid: str) -> dict[str, Any]:
+    """What a done write recorded on its intent (empty when nothing was recorded)."""
+    intent = store.get_intent(oid)
+    result = intent.result if intent is not None else None
+    return dict(result) if isinstance(result, dict) else {}
+
+
 def act_on_ticket(
     rt: Context,
     ticket_id: str,
@@ -787,20 +856,38 @@ def act_on_ticket(
     note: str | None = None,
     request_id: str | None = None,
     helpdesk: str | None = None,
+    reply: str | None = None,
+    announce_on_ticket: bool = True,
+    origin_event: str | None = None,
 ) -> ActResult:
-    """Decide one request and, when granted, apply it at once: audit row, ticket note, CRM note.
+    """Decide one request and, when granted, carry it out at once and record it.
+
+    Carried out: ``reopen`` moves every linked issue out of the done category (the tracker's own transition),
+    ``priority`` sets every linked issue's priority (also after escalation), ``public_reply`` posts a public reply
+    rendered from ``public_reply.txt.j2`` with the agent's own words (``reply``), ``credit`` is handed to the
+    plugins (the ``decision_applied`` hook; cxbridge has no billing system). Recorded: an internal note on the
+    ticket (unless ``announce_on_ticket`` is false: the caller writes the outcome itself, from ``outcome``), a
+    comment on each issue changed, a note on the CRM timeline, one audit row with the agent, the rule and the
+    ticket. ``helpdesk`` names the ``[systems.*]`` table holding the ticket (default: the helpdesk).
 
     Every write goes through an intent keyed by ticket, action, value, agent and ``request_id``: running the
-    same request again (same id) completes what is missing and repeats nothing. A refusal is audited and
-    raised as ``PolicyRefused``.
+    same request again (same id) completes what is missing and repeats nothing. A refusal is audited once and
+    raised as ``PolicyRefused``; a decision the systems cannot carry out (no linked issue, no public-reply API)
+    raises ``CxbridgeError`` before anything is decided or written.
     """
     store = rt.store
     before = rt.calls()
     rid = request_id or uuid.uuid4().hex
     who = agent.email or agent.name or ""
+    request = parse_action(request.action, request.value)
+    helpdesk_conn = rt.helpdesk(helpdesk)
     ticket, customer = read_subject(rt, ticket_id, helpdesk)
-    decide_id = act_op_id(ticket.ref, request, who, rid, "decide")
-    done = store.get_intent(decide_id)
+    links = _check_possible(rt, helpdesk_conn, ticket, request)
+
+    def step(name: str) -> str:
+        return act_op_id(ticket.ref, request, who, rid, name)
+
+    done = store.get_intent(step("decide"))
     explanation: Explanation | None = None
     if done is not None and done.state == "done" and done.result:
         decision = _decision_from(done.result)
@@ -808,68 +895,238 @@ def act_on_ticket(
         explanation = policies_for(rt).decide(request, ticket, customer, agent)
         decision = explanation.decision
         if not decision.granted:
-            store.audit(
+            _once_audit(
+                store,
+                step("refusal"),
+                ticket.ref,
                 actor=who or "agent",
                 action=f"act.{request.action}",
                 target=str(ticket.ref),
                 result="refused",
-                ticket=ticket.ref,
+                origin_event=origin_event,
+                issue_key=links[0].issue_key if links else None,
                 details={**decision.as_dict(), "would_allow": explanation.would_allow, "request_id": rid},
             )
             raise PolicyRefused(decision.reason, decision)
-        store.begin_intent(decide_id, "policy.decide", business_key=str(ticket.ref), payload={"request_id": rid})
-        store.mark_intent(decide_id, "done", result=decision.as_dict() | {"raw_value": _raw(decision.value)})
-    result = ActResult(ticket.ref, decision, explanation, rid)
-    note_id = act_op_id(ticket.ref, request, who, rid, "note")
-    marker = marker_for(note_id)
-    helpdesk_conn = rt.helpdesk(helpdesk)
-    text = f"{decision.summary} granted by {decision.agent} under rule {decision.rule}."
+        store.begin_intent(step("decide"), "policy.decide", business_key=str(ticket.ref), payload={"request_id": rid})
+        store.mark_intent(step("decide"), "done", result=decision.as_dict() | {"raw_value": _raw(decision.value)})
+    result = ActResult(ticket.ref, decision, explanation, rid, issue_keys=[link.issue_key for link in links])
+    lines = [f"{decision.summary} granted by {decision.agent} under rule {decision.rule}."]
+    lines += _carry_out(rt, result, ticket, customer, helpdesk_conn, links, step, reply)
     if note:
-        text += f"\n{note}"
-
-    def write_note() -> dict[str, Any]:
-        helpdesk_conn.add_internal_note(ticket.ref.id, f"{text}\n\ncxbridge: {marker}")
-        return {}
-
-    def find_note() -> dict[str, Any] | None:
-        found = any(marker in c.body for c in helpdesk_conn.list_comments(ticket.ref.id))
-        return {"found": True} if found else None
-
-    result.writes["ticket_note"] = write_once(
-        store, note_id, "helpdesk.note", str(ticket.ref), write_note, find=find_note
+        lines.append(note)
+    result.outcome = "\n".join(lines)
+    _announce(rt, result, ticket, customer, helpdesk_conn, links, step, announce_on_ticket)
+    result.writes["audit"] = _once_audit(
+        store,
+        step("audit"),
+        ticket.ref,
+        actor=who or "agent",
+        action=f"act.{request.action}",
+        target=str(ticket.ref),
+        result="granted",
+        policy=decision.rule,
+        origin_event=origin_event,
+        issue_key=links[0].issue_key if links else None,
+        details={
+            **decision.as_dict(),
+            "request_id": rid,
+            "note": note,
+            "issue_keys": result.issue_keys,
+            "outcome": result.outcome,
+            "writes": dict(result.writes),
+        },
     )
+    result.writes["plugins"] = _hand_over(rt, result, ticket, customer, step)
+    result.calls = rt.calls_since(before)
+    return result
+
+
+def _carry_out(
+    rt: Context,
+    result: ActResult,
+    ticket: Ticket,
+    customer: Customer,
+    helpdesk: Helpdesk,
+    links: Sequence[Link],
+    step: Callable[[str], str],
+    reply: str | None,
+) -> list[str]:
+    """Apply a granted decision where it lives (the issues, the ticket); returns what was done, a line each."""
+    store, decision, business_key = rt.store, result.decision, str(ticket.ref)
+    lines: list[str] = []
+    if decision.action in TRACKER_ACTIONS:
+        tracker = rt.tracker()
+        for link in links:
+            key, oid = link.issue_key, step(f"{decision.action}|{link.issue}")
+            if decision.action == "reopen":
+
+                def reopen(key: str = key) -> dict[str, Any]:
+                    issue = tracker.get_issue(key)
+                    if issue.status_category != "done":
+                        return {"moved": False, "status": issue.status}
+                    return {"moved": True, "status": tracker.reopen(key)}
+
+                def reopened(key: str = key) -> dict[str, Any] | None:
+                    issue = tracker.get_issue(key)
+                    return None if issue.status_category == "done" else {"moved": True, "status": issue.status}
+
+                result.writes[f"reopen {key}"] = write_once(
+                    store, oid, "tracker.reopen", business_key, reopen, find=reopened
+                )
+                done = _result_of(store, oid)
+                lines.append(
+                    f"{key} reopened: now {done.get('status')}."
+                    if done.get("moved")
+                    else f"{key} was not done ({done.get('status')}): left as it is."
+                )
+            else:
+                value = str(decision.value)
+
+                def prioritize(key: str = key, value: str = value) -> dict[str, Any]:
+                    return {"changed": tracker.set_priority(key, value)}
+
+                # compare-before-write: a rerun after an unconfirmed edit reads the issue again and writes at most once
+                result.writes[f"priority {key}"] = write_once(store, oid, "tracker.priority", business_key, prioritize)
+                done = _result_of(store, oid)
+                lines.append(
+                    f"{key} priority set to {value}." if done.get("changed") else f"{key} already had priority {value}."
+                )
+    elif decision.action == "public_reply":
+        oid = step("reply")
+        marker = marker_for(oid)
+        context = {
+            "ticket": {"id": ticket.ref.id, "system": ticket.ref.system, "subject": ticket.subject},
+            "customer": {"known": customer.known, "name": customer.name},
+            "agent": {"name": None, "email": decision.agent},
+            "words": (reply or "").strip() or None,
+            "decision": decision.as_dict(),
+        }
+        text = rt.handoff.render(PUBLIC_REPLY_TEMPLATE, context)
+
+        def send() -> dict[str, Any]:
+            helpdesk.add_public_reply(ticket.ref.id, text, marker=marker)
+            return {"marker": marker}
+
+        def sent() -> dict[str, Any] | None:
+            return {"marker": marker} if helpdesk.has_public_reply(ticket.ref.id, marker) else None
+
+        result.writes["public_reply"] = write_once(
+            store, oid, "helpdesk.reply", business_key, send, find=sent, payload={"marker": marker}
+        )
+        lines.append("Public reply sent to the customer" + (" with the agent's words." if reply else "."))
+    elif decision.action == "credit":
+        lines.append("cxbridge has no billing system: the credit is recorded here and handed to the plugins.")
+    return lines
+
+
+def _announce(
+    rt: Context,
+    result: ActResult,
+    ticket: Ticket,
+    customer: Customer,
+    helpdesk: Helpdesk,
+    links: Sequence[Link],
+    step: Callable[[str], str],
+    on_ticket: bool,
+) -> None:
+    """The decision on the ticket (an internal note), on each issue it changed (a comment), on the CRM timeline."""
+    store, decision, business_key = rt.store, result.decision, str(ticket.ref)
     crm = rt.crm()
+    # a CRM that is the ticket's own helpdesk puts its note on the ticket too: one note there, not two
+    one_timeline = crm is not None and customer.known and crm.name == helpdesk.name
+    if on_ticket and not one_timeline:
+        note_id = step("note")
+        marker = marker_for(note_id)
+
+        def write_note() -> dict[str, Any]:
+            helpdesk.add_internal_note(ticket.ref.id, f"{result.outcome}\n\ncxbridge: {marker}")
+            return {}
+
+        def find_note() -> dict[str, Any] | None:
+            found = any(marker in c.body for c in helpdesk.list_comments(ticket.ref.id))
+            return {"found": True} if found else None
+
+        result.writes["ticket_note"] = write_once(
+            store, note_id, "helpdesk.note", business_key, write_note, find=find_note
+        )
+    if links:
+        tracker = rt.tracker()
+        where = f"{ticket.ref.system} #{ticket.ref.id}" + (f" ({customer.name})" if customer.known else "")
+        for link in links:
+            oid = step(f"comment|{link.issue}")
+            marker = marker_for(oid)
+            body = f"{result.outcome}\n\nDecided on {where}: {ticket.url}\n\n(cxbridge {marker})"
+
+            def comment(key: str = link.issue_key, body: str = body) -> dict[str, Any]:
+                return {"id": tracker.add_comment(key, body)}
+
+            def commented(key: str = link.issue_key, marker: str = marker) -> dict[str, Any] | None:
+                found = tracker.find_comment(key, marker)
+                return None if found is None else {"id": found}
+
+            result.writes[f"issue_comment {link.issue_key}"] = write_once(
+                store,
+                oid,
+                "tracker.comment",
+                business_key,
+                comment,
+                find=commented if tracker.supports("find_comment") else None,
+            )
     if crm is not None and customer.known:
-        crm_id = act_op_id(ticket.ref, request, who, rid, "crm")
+        paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in result.outcome.splitlines()[1:] if line)
         body = (
             f"<p><strong>{html.escape(decision.summary)}</strong> granted by {html.escape(str(decision.agent))} "
             f"under rule {html.escape(str(decision.rule))}, on ticket "
             f'<a href="{html.escape(ticket.url)}">{html.escape(ticket.ref.system)} #{html.escape(ticket.ref.id)}</a>.'
-            "</p>" + (f"<p>{html.escape(note)}</p>" if note else "")
+            f"</p>{paragraphs}"
         )
         result.writes["crm_note"] = crm_note_once(
-            store, crm, customer, crm_id, str(ticket.ref), lambda: body, ticket=ticket.ref
+            store, crm, customer, step("crm"), business_key, lambda: body, ticket=ticket.ref
         )
     else:
         result.writes["crm_note"] = "skipped: customer unknown to the CRM" if crm else "skipped: no CRM"
-    audit_id = act_op_id(ticket.ref, request, who, rid, "audit")
-    intent = store.begin_intent(audit_id, "policy.audit", business_key=str(ticket.ref), payload={})
-    if intent.state != "done":
-        row = store.audit(
-            actor=who or "agent",
-            action=f"act.{request.action}",
-            target=str(ticket.ref),
-            result="granted",
-            policy=decision.rule,
-            ticket=ticket.ref,
-            details={**decision.as_dict(), "request_id": rid, "note": note, "writes": dict(result.writes)},
-        )
-        store.mark_intent(audit_id, "done", result={"audit_id": row})
-        result.writes["audit"] = "written"
-    else:
-        result.writes["audit"] = "unchanged"
-    result.calls = rt.calls_since(before)
-    return result
+
+
+def decision_payload(result: ActResult, ticket: Ticket, customer: Customer, key: str) -> dict[str, Any]:
+    """What the ``decision_applied`` hook receives for a recorded decision (JSON-ready)."""
+    decision = result.decision
+    money = decision.value if isinstance(decision.value, Money) else None
+    return {
+        "key": key,
+        "action": decision.action,
+        "value": decision.as_dict()["value"],
+        "amount": str(money.amount) if money else None,
+        "currency": money.currency if money else None,
+        "summary": decision.summary,
+        "agent": decision.agent,
+        "rule": decision.rule,
+        "ticket": str(ticket.ref),
+        "issue_keys": list(result.issue_keys),
+        "customer": {
+            "name": customer.name if customer.known else None,
+            "company": str(customer.company_ref) if customer.company_ref else None,
+        },
+        "request_id": result.request_id,
+    }
+
+
+def _hand_over(rt: Context, result: ActResult, ticket: Ticket, customer: Customer, step: Callable[[str], str]) -> str:
+    """The ``decision_applied`` hook, once per decision; a plugin's failure is reported and retried on a rerun."""
+    oid = step("plugins")
+    payload = decision_payload(result, ticket, customer, oid)
+
+    def hand() -> dict[str, Any]:
+        failures = rt.decision_applied(payload)
+        if failures:
+            raise CxbridgeError("; ".join(failures))
+        return {}
+
+    try:
+        done = write_once(rt.store, oid, "plugins.decision", str(ticket.ref), hand)
+        return "handed over" if done == "written" else done
+    except CxbridgeError as exc:
+        return f"failed: {exc} (run the same request again to retry)"
 
 
 def _raw(value: Any) -> Any:

@@ -550,6 +550,44 @@ class JiraConnector(Tracker):
         self.http.post(path, op="issue.transition", json={"transition": {"id": str(chosen["id"])}})
         return str((chosen.get("to") or {}).get("name") or chosen.get("name"))
 
+    def set_priority(self, issue_key: str, priority: str) -> bool:
+        """Set the issue's priority by name (through the ``priorities`` table); False when it has it already.
+
+        Two calls: ``GET /issue/{key}?fields=priority`` (compare before write), then ``PUT /issue/{key}``
+        (editIssue, 204) with ``fields.priority.name``. Jira refuses a name its priority scheme does not hold (400).
+        """
+        wanted = self.jira_priority(priority)
+        current = self._json(
+            self.http.get(self._issue_path(issue_key), op="issue.get", params={"fields": "priority"})
+        ).get("fields")
+        held = (current or {}).get("priority") if isinstance(current, dict) else None
+        if isinstance(held, dict) and str(held.get("name") or "").casefold() == wanted.casefold():
+            self.unchanged("set_priority", issue_key)
+            return False
+        self.http.put(self._issue_path(issue_key), op="issue.priority", json={"fields": {"priority": {"name": wanted}}})
+        return True
+
+    def find_comment(self, issue_key: str, marker: str) -> str | None:
+        """A comment holding ``marker``, newest first (``GET /issue/{key}/comment?orderBy=-created``, startAt
+        paging, 100 a page; at most ``MAX_SEARCH_PAGES`` pages); None when none holds it."""
+        path = f"{self._issue_path(issue_key)}/comment"
+        start = 0
+        for _ in range(MAX_SEARCH_PAGES):
+            params = {"startAt": start, "maxResults": SEARCH_PAGE_SIZE, "orderBy": "-created"}
+            page = self._json(self.http.get(path, op="issue.comments", params=params))
+            comments = [c for c in page.get("comments") or [] if isinstance(c, dict)]
+            for comment in comments:
+                body = comment.get("body")
+                # wiki markup (Data Center) escapes punctuation with backslashes; ADF holds the text as written
+                text = body.replace("\\", "") if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+                if marker in text:
+                    return str(comment.get("id"))
+            start += len(comments)
+            total = page.get("total")
+            if not comments or (isinstance(total, int) and start >= total):
+                return None
+        return None
+
     def edit_fields(self, issue_key: str, fields: dict[str, Any]) -> None:
         """Set fields on the issue (``PUT /issue/{key}``, 204); a concurrent update raises ``Conflict``."""
         self.http.put(self._issue_path(issue_key), op="issue.edit", json={"fields": fields})

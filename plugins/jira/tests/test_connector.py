@@ -848,3 +848,76 @@ def test_connector_does_not_import_the_sandbox() -> None:
 
     source = Path(module.__file__).read_text(encoding="utf-8")
     assert "sandbox" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
+
+
+def _to(tid: str, name: str, status: str, category: str) -> dict[str, Any]:
+    key_ids = {"new": 2, "indeterminate": 4, "done": 3}
+    return {
+        "id": tid,
+        "name": name,
+        "hasScreen": False,
+        "isAvailable": True,
+        "to": {"id": tid + "0", "name": status, "statusCategory": {"id": key_ids[category], "key": category}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("offered", "chosen", "status"),
+    [
+        # the workflow's own reopen transition first, whatever its target category
+        ([_to("11", "Back to do", "To Do", "new"), _to("41", "Reopen issue", "Reopened", "new")], "41", "Reopened"),
+        # then one to an in-progress status, then one to a new status
+        (
+            [_to("11", "Back to do", "To Do", "new"), _to("21", "Work", "In Progress", "indeterminate")],
+            "21",
+            "In Progress",
+        ),
+        ([_to("31", "Close", "Closed", "done"), _to("11", "Back to do", "To Do", "new")], "11", "To Do"),
+    ],
+)
+def test_reopen_takes_the_transition_out_of_done_by_category(
+    api: JiraApi, jira: JiraConnector, offered: list[dict[str, Any]], chosen: str, status: str
+) -> None:
+    """Reopen posts the offered transition whose target is not in the done category, by the documented rule."""
+    api.add("GET", "/issue/SUP-7/transitions", 200, {"transitions": offered})
+    api.add("POST", "/issue/SUP-7/transitions", 204)
+    assert jira.reopen("SUP-7") == status
+    assert api.json(1) == {"transition": {"id": chosen}}
+
+
+def test_reopen_without_a_way_out_of_done_posts_nothing(api: JiraApi, jira: JiraConnector) -> None:
+    api.add("GET", "/issue/SUP-7/transitions", 200, {"transitions": [_to("31", "Close", "Closed", "done")]})
+    with pytest.raises(VendorError, match="no transition reopens SUP-7"):
+        jira.reopen("SUP-7")
+    assert jira.http.counter.total() == 1
+
+
+def test_set_priority_compares_before_it_writes(api: JiraApi, jira: JiraConnector) -> None:
+    """One read; an edit of the priority by name only when it differs (204), nothing when it is there already."""
+    api.add("GET", "/issue/SUP-7", 200, issue_bean(priority={"id": "3", "name": "Medium"}))
+    api.add("PUT", "/issue/SUP-7", 204)
+    assert jira.set_priority("SUP-7", "High") is True
+    assert api.json(1) == {"fields": {"priority": {"name": "High"}}}
+    api.add("GET", "/issue/SUP-7", 200, issue_bean(priority={"id": "2", "name": "High"}))
+    assert jira.set_priority("SUP-7", "High") is False
+    assert jira.http.counter.total() == 3
+
+
+def test_find_comment_reads_pages_newest_first(api: JiraApi, jira: JiraConnector) -> None:
+    body = jira.rich_text("Priority High granted.\n\n(cxbridge cxb-0123456789ab)")
+    other = jira.rich_text("Unrelated.")
+
+    def page(start: int, comments: list[tuple[str, Any]], total: int) -> dict[str, Any]:
+        return {
+            "startAt": start,
+            "maxResults": 100,
+            "total": total,
+            "comments": [{"id": cid, "body": b} for cid, b in comments],
+        }
+
+    api.add("GET", "/issue/SUP-7/comment", 200, page(0, [("10", other)], 2))
+    api.add("GET", "/issue/SUP-7/comment", 200, page(1, [("9", body)], 2))
+    assert jira.find_comment("SUP-7", "cxb-0123456789ab") == "9"
+    assert "orderBy=-created" in (api.rsps.calls[0].request.url or "")
+    api.add("GET", "/issue/SUP-7/comment", 200, page(0, [("10", other)], 1))
+    assert jira.find_comment("SUP-7", "cxb-0123456789ab") is None

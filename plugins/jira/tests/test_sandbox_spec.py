@@ -262,6 +262,21 @@ def test_transitions_match_the_spec(site: Site, spec: Spec) -> None:
     assert site.call("GET", f"/rest/api/3/issue/{key}").json()["fields"]["resolution"] is None
 
 
+def test_the_workflow_offers_reopen_only_from_done(site: Site, spec: Spec) -> None:
+    """The site's workflow has a transition that is not global: Reopen leaves Done (only) for To Do."""
+    key = site.create()["key"]
+    path = f"/rest/api/3/issue/{key}/transitions"
+    assert "Reopen" not in {t["name"] for t in site.call("GET", path).json()["transitions"]}
+    assert site.call("POST", path, json={"transition": {"id": "41"}}).status_code == 400  # not from To Do
+    site.call("POST", path, json={"transition": {"id": "31"}})
+    listed = check(spec, site.call("GET", path), "GET", "/rest/api/3/issue/{issueIdOrKey}/transitions")
+    reopen = next(t for t in listed["transitions"] if t["name"] == "Reopen")
+    assert (reopen["isGlobal"], reopen["to"]["name"], reopen["to"]["statusCategory"]["key"]) == (False, "To Do", "new")
+    assert all(t["isGlobal"] for t in listed["transitions"] if t["name"] != "Reopen")
+    assert site.call("POST", path, json={"transition": {"id": "41"}}).status_code == 204
+    assert site.call("GET", f"/rest/api/3/issue/{key}").json()["fields"]["status"]["name"] == "To Do"
+
+
 def test_comments_match_the_spec(site: Site, spec: Spec) -> None:
     """addComment 201, getComments PageOfComments (offset paging), updateComment edits in place."""
     key = site.create()["key"]

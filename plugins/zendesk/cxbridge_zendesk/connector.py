@@ -70,6 +70,8 @@ _MESSAGE_CAP = 500
 TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 """The ``status`` values UpdateTicket accepts (spec enum)."""
 ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[1-9][0-9]*")
+AUDIT_MARKER = "cxbridge_marker"
+"""The key of the update metadata (the audit's ``metadata.custom``) that carries a public reply's marker."""
 
 
 class ZendeskConnector(Helpdesk):
@@ -336,6 +338,82 @@ class ZendeskConnector(Helpdesk):
             op="tickets.note",
             json={"ticket": {"comment": {"body": body, "public": False}}},
             creates=True,
+        )
+
+    def add_public_reply(self, ticket_id: str, body: str, *, marker: str) -> None:
+        """A public reply (``comment.public = true``), the customer emailed as for any agent reply.
+
+        The marker goes into the update's write-only ``metadata`` (kept on the ticket audit as
+        ``metadata.custom``, never shown to the customer), so ``has_public_reply`` finds the reply again. A create:
+        an unknown outcome is ``AmbiguousOutcome``, never retried into a second reply.
+        """
+        tid = _ticket_id(ticket_id)
+        self.http.put(
+            f"/api/v2/tickets/{tid}",
+            op="tickets.reply",
+            json={"ticket": {"comment": {"body": body, "public": True}, "metadata": {AUDIT_MARKER: marker}}},
+            creates=True,
+        )
+
+    def has_public_reply(self, ticket_id: str, marker: str) -> bool:
+        """Whether an audit of the ticket carries ``marker`` in ``metadata.custom`` with a public comment.
+
+        ListAuditsForTicket, cursor pagination (``page[size]=100``, newest first with ``sort=-created_at``).
+        """
+        tid = _ticket_id(ticket_id)
+        url: str = f"/api/v2/tickets/{tid}/audits"
+        params: dict[str, Any] | None = {"page[size]": COMMENTS_PAGE_SIZE, "sort": "-created_at"}
+        seen: set[str] = set()
+        for _ in range(MAX_COMMENT_PAGES):
+            body = self.http.get(url, op="tickets.audits", params=params).json()
+            for audit in body.get("audits") or []:
+                if not isinstance(audit, dict):
+                    continue
+                custom = (audit.get("metadata") or {}).get("custom") or {}
+                if isinstance(custom, dict) and custom.get(AUDIT_MARKER) == marker:
+                    events = audit.get("events") or []
+                    return any(
+                        isinstance(e, dict) and e.get("type") == "Comment" and e.get("public") is True for e in events
+                    )
+            next_url = (body.get("links") or {}).get("next")
+            if not (body.get("meta") or {}).get("has_more") or not isinstance(next_url, str) or next_url in seen:
+                return False
+            seen.add(next_url)
+            url, params = next_url, None
+        return False
+
+    def add_note_removing_tag(self, ticket_id: str, body: str, tag: str) -> None:
+        """One safe update: an internal note and the ticket's tags without ``tag`` (tags added meanwhile kept).
+
+        Reads the ticket for its tags and ``updated_at``, then ``PUT`` with ``safe_update`` and ``updated_stamp``;
+        on a collision (409) reads and tries again, at most ``ESCALATION_ATTEMPTS`` times. A create (the note): an
+        unknown outcome is ``AmbiguousOutcome``.
+        """
+        tid = _ticket_id(ticket_id)
+        last_error: Conflict | None = None
+        for attempt in range(1, ESCALATION_ATTEMPTS + 1):
+            current = self.get_ticket(tid)
+            payload = {
+                "ticket": {
+                    "comment": {"body": body, "public": False},
+                    "tags": [t for t in current.tags if t != tag],
+                    "safe_update": True,
+                    "updated_stamp": current.raw.get("updated_at"),
+                }
+            }
+            try:
+                self.http.put(f"/api/v2/tickets/{tid}", op="tickets.note", json=payload, creates=True)
+                return
+            except Conflict as exc:
+                last_error = exc
+                log.info("%s.add_note_removing_tag.collision ticket=%s attempt=%d", self.name, tid, attempt)
+        raise Conflict(
+            self.name,
+            f"{self.name}: ticket {tid} kept changing while cxbridge removed the tag {tag!r} "
+            f"({ESCALATION_ATTEMPTS} safe updates collided)",
+            status=409,
+            vendor_message=last_error.vendor_message if last_error else None,
+            action="retry",
         )
 
     def record_escalation(

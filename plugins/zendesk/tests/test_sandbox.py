@@ -97,6 +97,33 @@ def test_update_ticket_replaces_tags_adds_internal_note_and_custom_field(
     assert api.get(url(zd, "/api/v2/tickets/1")).json()["ticket"]["description"] == comments[0]["body"]
 
 
+def test_update_metadata_is_kept_on_the_audit_and_audits_list_by_cursor(
+    zd: ZendeskBackend, api: requests.Session, spec: Spec
+) -> None:
+    """An update's write-only ``metadata`` is the audit's ``metadata.custom``; List Audits pages by cursor."""
+    request = {
+        "ticket": {"comment": {"body": "Thanks, fixed.", "public": True}, "metadata": {"cxbridge_marker": "cxb-1"}}
+    }
+    spec.validate_request("put", "/api/v2/tickets/{ticket_id}", request)
+    r = api.put(url(zd, "/api/v2/tickets/1.json"), json=request)
+    assert r.status_code == 200
+    assert r.json()["audit"]["metadata"]["custom"] == {"cxbridge_marker": "cxb-1"}
+    too_big = {"ticket": {"comment": {"body": "x"}, "metadata": {"k": "v" * 2000}}}
+    assert api.put(url(zd, "/api/v2/tickets/1.json"), json=too_big).status_code == 422
+    listed = api.get(url(zd, "/api/v2/tickets/1/audits"), params={"page[size]": 1, "sort": "-created_at"})
+    assert listed.status_code == 200
+    body = listed.json()
+    spec.validate_response("get", "/api/v2/tickets/{ticket_id}/audits", 200, {"audits": body["audits"]})
+    [newest] = body["audits"]
+    assert newest["metadata"]["custom"] == {"cxbridge_marker": "cxb-1"}
+    assert [e["public"] for e in newest["events"] if e["type"] == "Comment"] == [True]
+    assert body["meta"]["has_more"] is True
+    rest = api.get(body["links"]["next"]).json()["audits"]
+    assert rest
+    assert all(a["metadata"]["custom"] == {} for a in rest)
+    assert api.get(url(zd, "/api/v2/tickets/999/audits")).status_code == 404
+
+
 def test_update_with_html_body_and_string_tags(zd: ZendeskBackend, api: requests.Session) -> None:
     """``html_body`` comments keep their HTML and get a plain ``body``; a tag string is split like Zendesk."""
     r = api.put(

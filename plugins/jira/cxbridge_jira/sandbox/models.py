@@ -64,11 +64,17 @@ class Status:
 
 @dataclass
 class Transition:
-    """A global workflow transition into ``to_status``."""
+    """A workflow transition into ``to_status``: global (from any other status) unless ``from_statuses`` names
+    the statuses it leaves from."""
 
     id: str
     name: str
     to_status: str
+    from_statuses: tuple[str, ...] = ()
+
+    @property
+    def is_global(self) -> bool:
+        return not self.from_statuses
 
 
 @dataclass
@@ -370,8 +376,13 @@ class JiraModel:
         return self.statuses[issue.status_id]
 
     def transitions_for(self, issue: Issue) -> list[Transition]:
-        """The transitions available from the issue's status (every global one that goes somewhere else)."""
-        return [t for t in self.transitions if t.to_status != issue.status_id]
+        """The transitions available from the issue's status: every global one that goes somewhere else, and every
+        one that leaves from this very status."""
+        return [
+            t
+            for t in self.transitions
+            if (t.is_global and t.to_status != issue.status_id) or issue.status_id in t.from_statuses
+        ]
 
     def custom_fields(self) -> list[FieldDef]:
         """Every custom field of the site."""

@@ -205,7 +205,7 @@ class Renderer:
             "name": t.name,
             "to": self.status(self.model.statuses[t.to_status]),
             "hasScreen": False,
-            "isGlobal": True,
+            "isGlobal": t.is_global,
             "isInitial": False,
             "isAvailable": True,
             "isConditional": False,

@@ -67,6 +67,8 @@ def new_site(model: JiraModel) -> None:
         Transition("11", "To Do", "10000"),
         Transition("21", "In Progress", "10001"),
         Transition("31", "Done", "10002"),
+        # the workflow's own way back from Done (not global): what a reopen decision takes
+        Transition("41", "Reopen", "10000", from_statuses=("10002",)),
     ]
     for priority in (
         Priority("1", "Highest", "This problem will block progress.", "#d04437", "highest"),

@@ -245,6 +245,8 @@ class Audit:
     author_id: int
     created_at: float
     events: list[dict[str, Any]]
+    custom: dict[str, Any] = field(default_factory=dict)
+    """The update's write-only ``ticket.metadata``, shown as the audit's ``metadata.custom``."""
 
 
 @dataclass
@@ -270,6 +272,8 @@ class ZendeskModel:
         self.ticket_fields: dict[int, TicketField] = {}
         self.webhooks: dict[str, Webhook] = {}
         self.idempotency: dict[str, IdempotentAnswer] = {}
+        self.audits: dict[int, list[Audit]] = {}
+        """Every audit of a ticket, oldest first (List Audits for a Ticket)."""
         self._next = {
             "ticket": 1,
             "org": ORG_IDS,
@@ -563,6 +567,7 @@ class ZendeskModel:
         if ticket.tags:
             events.append(self._field_event("Create", "tags", " ".join(ticket.tags)))
         audit = Audit(id=audit_id, ticket_id=ticket.id, author_id=actor.id, created_at=now, events=events)
+        self.audits.setdefault(ticket.id, []).append(audit)
         changes = [Change("tag_added", ticket.id, actor.id, tags_added=list(ticket.tags))] if ticket.tags else []
         return ticket, audit, changes
 
@@ -646,9 +651,11 @@ class ZendeskModel:
             ticket.comments.append(comment)
             events.insert(0, self._comment_event(comment))
             changes.append(Change("comment_added", ticket.id, actor.id, comment=comment))
+        audit = Audit(audit_id, ticket.id, actor.id, now, events, custom=_metadata(data.get("metadata")))
         if events:
             self._touch(ticket, now)
-        return ticket, Audit(audit_id, ticket.id, actor.id, now, events), changes
+            self.audits.setdefault(ticket.id, []).append(audit)
+        return ticket, audit, changes
 
     def change_tags(
         self, ticket_id: int, op: str, tags: Any, actor: User, body: dict[str, Any] | None = None
@@ -972,6 +979,21 @@ def _as_text(value: Any) -> str:
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
     return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+METADATA_MAX = 1024
+"""Zendesk keeps up to 1 kilobyte of custom metadata per audit."""
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    """An update's ``ticket.metadata`` (an object, at most ``METADATA_MAX`` bytes of JSON), for the audit."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise errors.record_invalid("metadata", "Metadata: is invalid")
+    if len(json.dumps(value).encode("utf-8")) > METADATA_MAX:
+        raise errors.record_invalid("metadata", "Metadata: is too large (1 KB at most)")
+    return dict(value)
 
 
 def _ticket_body(body: Any) -> dict[str, Any]:

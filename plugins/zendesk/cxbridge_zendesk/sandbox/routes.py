@@ -56,6 +56,7 @@ RULES: list[tuple[str, str, tuple[str, ...]]] = [
     ("/api/v2/tickets/show_many", "tickets_show_many", ("GET",)),
     ("/api/v2/tickets/<int:ticket_id>", "ticket", ("GET", "PUT")),
     ("/api/v2/tickets/<int:ticket_id>/comments", "ticket_comments", ("GET",)),
+    ("/api/v2/tickets/<int:ticket_id>/audits", "ticket_audits", ("GET",)),
     ("/api/v2/tickets/<int:ticket_id>/tags", "ticket_tags", ("GET", "POST", "PUT", "DELETE")),
     ("/api/v2/users/me", "users_me", ("GET",)),
     ("/api/v2/users/show_many", "users_show_many", ("GET",)),
@@ -191,7 +192,7 @@ def audit_json(a: Audit) -> dict[str, Any]:
         "ticket_id": a.ticket_id,
         "created_at": iso(a.created_at),
         "author_id": a.author_id,
-        "metadata": {"system": {}, "custom": {}},
+        "metadata": {"system": {}, "custom": dict(a.custom)},
         "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
         "events": a.events,
     }
@@ -513,6 +514,23 @@ class ZendeskRoutes(_Base):
                 user_json(self.model.users[a], self.base(request)) for a in authors if a in self.model.users
             ]
         return self.json(body)
+
+    def route_ticket_audits(self, request: Request, ticket_id: int) -> Response:
+        """List Audits for a Ticket: cursor (``page[size]``/``page[after]``) or offset paging, 100 at most a page;
+        ``sort_order=desc`` (offset) or ``sort=-created_at`` (cursor) lists the newest first."""
+        self.model.ticket(ticket_id)
+        audits = list(self.model.audits.get(ticket_id, []))
+        if self.uses_cursor(request):
+            descending = request.args.get("sort", "created_at") == "-created_at"
+            if descending:
+                audits.reverse()
+            sign_ = -1 if descending else 1
+            page, extra = self.cursor_page(request, audits, lambda a: [sign_ * a.created_at, sign_ * a.id])
+        else:
+            if request.args.get("sort_order", "asc") == "desc":
+                audits.reverse()
+            page, extra = self.offset_page(request, audits)
+        return self.json({"audits": [audit_json(a) for a in page], **extra})
 
     def route_ticket_tags(self, request: Request, ticket_id: int) -> Response:
         if request.method == "GET":
