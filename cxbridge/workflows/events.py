@@ -16,7 +16,8 @@ CONTRACT (the receiver, the reconciler and the workers rely on these):
   (the job payload's ``system``); without it, the one configured system of the event's plugin is used. Raises
   ``VendorError`` subclasses (and ``EscalationPending``) for the worker to retry or dead-letter.
 
-Routing: ``EscalationRequested`` escalates the ticket unless its escalation is complete; ``IssueStateObserved``,
+Routing: ``EscalationRequested`` escalates the ticket unless its escalation is complete; ``DecisionRequested``
+applies or refuses the decision a tag asks for (``tagdecisions``); ``IssueStateObserved``,
 ``IssueCommentPosted`` and ``VersionReleased`` go to sync back. Echo suppression comes first: a change whose
 actor is one of cxbridge's integration users (``[sync] integration_users``, system -> id or list of ids;
 otherwise learned once per process from the connector's ``integration_user_id()``) is dropped, and so is a
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ..models import Ref, event_to_dict
 from ..signals import (
+    DecisionRequested,
     EscalationRequested,
     IssueCommentPosted,
     IssueStateObserved,
@@ -45,6 +47,7 @@ from ..signals import (
 )
 from . import syncback
 from .escalate import Escalation, EscalationRequest, completed_escalation
+from .tagdecisions import decide_from_tag
 
 if TYPE_CHECKING:
     from ..models import Event
@@ -66,7 +69,7 @@ def lock_key_for(event: Event) -> str | None:
 
 def subject_of(signal: Signal) -> Ref:
     """The record a signal is about (its job's lock key)."""
-    if isinstance(signal, EscalationRequested | TicketCommentAdded):
+    if isinstance(signal, EscalationRequested | DecisionRequested | TicketCommentAdded):
         return signal.ticket
     if isinstance(signal, IssueStateObserved | IssueCommentPosted):
         return signal.issue
@@ -106,7 +109,10 @@ def enqueue_signal(rt: Context, system: str, delivery_id: str, signal: Signal) -
 
 def triggers(rt: Context) -> Triggers:
     """What the configuration says asks for an escalation, for the plugins' interpretation."""
-    return Triggers(escalation_tag=str(rt.config.section("escalation").get("tag") or ""))
+    return Triggers(
+        escalation_tag=str(rt.config.section("escalation").get("tag") or ""),
+        decision_tag_prefix=str(rt.config.section("decisions").get("tag_prefix") or ""),
+    )
 
 
 def handle_event(rt: Context, event: Event, *, system: str | None = None) -> str:
@@ -151,6 +157,8 @@ def route(rt: Context, system: str, signals: list[Signal], *, origin: str | None
 def _route_one(rt: Context, system: str, signal: Signal, origin: str | None) -> str:
     if isinstance(signal, EscalationRequested):
         return _escalate(rt, system, signal, origin)
+    if isinstance(signal, DecisionRequested):
+        return decide_from_tag(rt, system, signal, origin)
     if isinstance(signal, TicketCommentAdded):
         return f"ignored: comment on {signal.ticket} (comments reach the tracker through the escalation)"
     sync = syncback.SyncBack(rt)

@@ -159,6 +159,11 @@ class PolicyRefused(CxbridgeError):
         self.decision = decision
 
 
+class DecisionImpossible(CxbridgeError):
+    """A decision the ticket's systems cannot carry out (no linked issue, no public-reply API); nothing was
+    decided or written."""
+
+
 def describe_action(action: str, value: Any) -> str:
     """An action request in words, for notes, the handoff and refusals."""
     if action == "credit":
@@ -809,21 +814,23 @@ def _issues_for(rt: Context, ticket: Ticket, request: ActionRequest) -> list[Lin
     words = describe_action(request.action, request.value)
     links = list({link.issue: link for link in rt.store.links_for_ticket(ticket.ref)}.values())
     if not links:
-        raise CxbridgeError(
+        raise DecisionImpossible(
             f"{words} on {ticket.ref}: the ticket is linked to no issue, so there is nothing to change; escalate it "
             "first (a priority can also be given to the escalation). Nothing was decided."
         )
     tracker = rt.tracker()
     method = "reopen" if request.action == "reopen" else "set_priority"
     if not tracker.supports(method):
-        raise CxbridgeError(f"{words} on {ticket.ref}: the tracker {tracker.name} cannot do it. Nothing was decided.")
+        raise DecisionImpossible(
+            f"{words} on {ticket.ref}: the tracker {tracker.name} cannot do it. Nothing was decided."
+        )
     return links
 
 
 def _check_possible(rt: Context, helpdesk: Helpdesk, ticket: Ticket, request: ActionRequest) -> list[Link]:
     """Refuse, before any policy check or write, a decision this ticket's systems cannot carry out."""
     if request.action == "public_reply" and not helpdesk.supports("add_public_reply"):
-        raise CxbridgeError(
+        raise DecisionImpossible(
             f"Public reply on {ticket.ref}: {helpdesk.name} offers no API that sends a reply the customer sees, so "
             f"cxbridge cannot send it; reply in {helpdesk.name} itself. Nothing was decided."
         )

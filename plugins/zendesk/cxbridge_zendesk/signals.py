@@ -8,8 +8,10 @@ Zendesk sends two shapes (``cxbridge_zendesk.webhook`` turns both into Events of
   (VENDOR-APIS.md 2.1: ``detail`` holds the ticket's keys, ``tags`` among them).
 
 A ticket event whose ticket carries the escalation tag (in ``ticket.tags``, ``detail.tags`` or the tags just
-added) is an ``EscalationRequested``, with the agent from ``current_user``; a trigger's comment (``comment:
-{body, public, author_id}``, the body cxbridge's documented trigger template sends) is a ``TicketCommentAdded``.
+added) is an ``EscalationRequested``, with the agent from ``current_user``; each tag starting with the decision
+prefix (``triggers.decision_tag_prefix``, a macro added it) is a ``DecisionRequested`` with that agent; a
+trigger's comment (``comment: {body, public, author_id}``, the body cxbridge's documented trigger template sends)
+is a ``TicketCommentAdded``.
 The envelope's ``event`` object is not read: its shape per event type is not in the references this plugin is
 checked against. Events queued from polling by earlier
 versions (``{"ticket": {...}, "tags_added": [tag], "source": "poll"}``) read the same way.
@@ -19,7 +21,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxbridge.sdk import EscalationRequested, Event, Person, Ref, Signal, TicketCommentAdded, Triggers
+from cxbridge.sdk import (
+    DecisionRequested,
+    EscalationRequested,
+    Event,
+    Person,
+    Ref,
+    Signal,
+    TicketCommentAdded,
+    Triggers,
+)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -70,4 +81,8 @@ def interpret(system: str, event: Event, triggers: Triggers) -> list[Signal]:
         )
     if triggers.escalation_tag and triggers.escalation_tag in ticket_tags(event.payload):
         out.append(EscalationRequested(ticket=ticket, agent=agent(event.payload), actor=event.actor))
+    prefix = triggers.decision_tag_prefix
+    if prefix:
+        for tag in sorted(t for t in ticket_tags(event.payload) if t.startswith(prefix)):
+            out.append(DecisionRequested(ticket=ticket, tag=tag, agent=agent(event.payload), actor=event.actor))
     return out
