@@ -69,12 +69,23 @@ DECISION_WRITES: dict[str, tuple[str, str, str]] = {
     "ticket note": ("zendesk", "PUT", r"^/api/v2/tickets/1(\.json)?$"),
     "crm note": ("hubspot", "POST", r"^/crm/v3/objects/notes$"),
 }
+# a granted decision carried out: (the action, the write under fault)
+DECISION_EFFECT_WRITES: dict[str, tuple[str, tuple[str, str, str]]] = {
+    "reopen transition": ("reopen", ("jira", "POST", r"^/rest/api/3/issue/[A-Z]+-\d+/transitions$")),
+    "priority edit": ("priority", ("jira", "PUT", r"^/rest/api/3/issue/[A-Z]+-\d+$")),
+    "issue comment": ("priority", ("jira", "POST", r"^/rest/api/3/issue/[A-Z]+-\d+/comment$")),
+    "public reply": ("public_reply", ("zendesk", "PUT", r"^/api/v2/tickets/1(\.json)?$")),
+}
+# a decision asked by a macro's tag: the outcome note and the tag's removal, one safe update
+TAG_OUTCOME_WRITE = ("zendesk", "PUT", r"^/api/v2/tickets/1(\.json)?$")
 # HubSpot as the helpdesk: the key and escalation properties (one PATCH), then the note on the ticket (a create)
 HUBSPOT_HELPDESK_WRITES: dict[str, tuple[str, str, str]] = {
     "ticket properties": ("hubspot", "PATCH", r"^/crm/v3/objects/tickets/\d+$"),
     "ticket note": ("hubspot", "POST", r"^/crm/v3/objects/notes$"),
 }
 SAM = Person(email="sam@cxbridge.example")
+LEE = Person(email="lee@cxbridge.example")
+ALEX = "alex@cxbridge.example"  # an agent of the Zendesk emulator (not cxbridge's integration user)
 
 
 @pytest.fixture
@@ -87,6 +98,8 @@ def vendors() -> Iterator[Vendors]:
 
 @pytest.fixture
 def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes, policies: dict[str, Any]) -> Runtime:
+    policies["rules"][1]["grant"]["public_reply"] = True
+    policies["agents"][ALEX] = {"team": "tier1", "role": "agent"}
     rt = sandbox_runtime(
         vendors,
         extra={
@@ -297,3 +310,66 @@ def done_by_eve(vendors: Vendors, key: str) -> None:
     transitions = requests.get(base, auth=auth, timeout=5).json()["transitions"]
     chosen = next(t for t in transitions if t["to"]["name"] == "Done")
     assert requests.post(base, json={"transition": {"id": chosen["id"]}}, auth=auth, timeout=5).status_code < 300
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("write", sorted(DECISION_EFFECT_WRITES))
+def test_decision_effect_after_fault_has_one_effect(vendors: Vendors, runtime: Runtime, write: str, fault: str) -> None:
+    """A reopen, a priority change, its issue comment or a public reply lost after the vendor applied it, run again
+    with the same request id: the issue moved or changed once, one comment, one public reply, one audit row."""
+    action, target = DECISION_EFFECT_WRITES[write]
+    if action == "public_reply":
+        request, words = parse_action("public_reply"), "A fix ships this week."
+    else:
+        key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
+        if action == "reopen":
+            done_by_eve(vendors, key)
+            request, words = parse_action("reopen"), None
+        else:
+            runtime.tracker().set_priority(key, "Low")
+            request, words = parse_action("priority", "Highest"), None
+    inject(vendors, target, fault)
+    until_done(lambda: act_on_ticket(runtime, "1", request, LEE, reply=words, request_id="eff-1"))
+    assert [vendors[s].faults for s in ("zendesk", "jira")] == [[], []]
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == 1)
+    if action == "public_reply":
+        assert sum(1 for c in ticket["comments"] if c["public"] and words in c["body"]) == 1
+    else:
+        issue = vendors["jira"].state()["issues"][0]
+        if action == "reopen":
+            assert issue["fields"]["status"]["statusCategory"]["key"] != "done"
+        else:
+            assert issue["fields"]["priority"]["name"] == "Highest"
+        summary = "Reopen the done issue" if action == "reopen" else "Priority Highest"
+        comments = issue["fields"]["comment"]["comments"]
+        assert sum(1 for c in comments if f"{summary} granted by lee" in str(c["body"])) == 1
+    assert sum(1 for c in ticket["comments"] if not c["public"] and "granted by lee" in c["body"]) == 1
+    assert [e.result for e in runtime.store.audit_entries() if e.action == f"act.{action}"] == ["granted"]
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_tag_outcome_after_fault_has_one_note_and_no_tag(vendors: Vendors, runtime: Runtime, fault: str) -> None:
+    """A macro's credit tag, the outcome update (note + tag removal) lost after Zendesk applied it, run again as the
+    worker would: one outcome note, the tag gone, one audit row, one CRM note."""
+    from cxbridge_zendesk.webhook import verify_zendesk
+
+    zd = vendors["zendesk"]
+    zd.trigger_tags.add("cxb_decide_credit_50")  # type: ignore[attr-defined]
+    zd.webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/webhooks/zendesk", secret=HOOK_SECRET)]
+    url = f"{zd.base_url}/api/v2/tickets/1"
+    auth = (f"{ALEX}/token", zd.credentials()["api_token"])
+    tags = requests.get(url, auth=auth, timeout=5).json()["ticket"]["tags"]
+    applied = requests.put(url, json={"ticket": {"tags": [*tags, "cxb_decide_credit_50"]}}, auth=auth, timeout=5)
+    assert applied.status_code == 200
+    [event] = verify_deliveries(verify_zendesk, zd.webhooks_sent[-1:], HOOK_SECRET)
+    inject(vendors, TAG_OUTCOME_WRITE, fault)
+    until_done(lambda: handle_event(runtime, event, system="zendesk"))
+    assert zd.faults == []
+    assert handle_event(runtime, event, system="zendesk").startswith("unchanged")  # a late duplicate
+    ticket = next(t for t in zd.state()["tickets"] if t["id"] == 1)
+    outcome = [c for c in ticket["comments"] if not c["public"] and "cxb_decide_credit_50" in c["body"]]
+    assert len(outcome) == 1
+    assert "Credit of 50 USD granted by alex@cxbridge.example" in outcome[0]["body"]
+    assert "cxb_decide_credit_50" not in ticket["tags"]
+    assert [e.result for e in runtime.store.audit_entries() if e.action == "act.credit"] == ["granted"]
+    assert crm_notes(vendors, "granted by alex@cxbridge.example") == 1
