@@ -134,6 +134,19 @@ rules = []
 # What rules read as agent.*, by agent email: [policies.agents."sam@example.com"] team = "tier1"
 agents = {}
 
+[decisions]
+# Decisions from a macro: a tag starting with tag_prefix (a macro's "Add tags" action adds it) asks for a
+# decision, taken under the policies with the agent who applied the macro as the actor; cxbridge removes the
+# tag and writes the outcome as one internal note. "" turns it off. The trigger must send the tag and
+# current_user.email (see docs/decisions.md).
+tag_prefix = "cxb_decide_"
+# What follows the prefix, per action ({value} stands for the value); unset actions keep these, "" turns one off:
+#   credit = "credit_{value}"  (cxb_decide_credit_50, cxb_decide_credit_50_eur), priority = "priority_{value}",
+#   reopen = "reopen", public_reply = "public_reply"
+tag_actions = {}
+# A public reply from a tag: the agent's own words are their latest internal note ("latest_note"), or "none".
+reply_words = "latest_note"
+
 # ----------------------------------------------------------------------------------------------------------
 # Systems. The table name is how cxbridge refers to a system; 'plugin' names the connector that serves it
 # (the table name when left out). Besides its own keys, every system takes:
