@@ -227,3 +227,15 @@ def test_act_addresses_a_hubspot_ticket_by_its_system(
     mismatch = runner.invoke(cli, [*args, "--agent", LEE.email or "", "--helpdesk", "zendesk"])
     assert mismatch.exit_code != 0
     assert "names 'hubspot' but --helpdesk says 'zendesk'" in mismatch.stderr
+
+
+def test_policy_check_explains_a_hubspot_ticket(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, grants: dict[str, Any]
+) -> None:
+    config: Path = sandbox_runtime.config(vendors, extra={"policies": grants})
+    _, tid = hubspot_ticket(vendors)
+    args = ["--config", str(config), "policy", "check", "--ticket", tid, "--helpdesk", "hubspot"]
+    result = CliRunner().invoke(cli, [*args, "--action", "reopen", "--agent", SAM.email or ""])
+    assert result.exit_code == 0, result.stderr
+    assert f"REFUSED: Reopen the done issue refused for sam@cxbridge.example on hubspot:ticket:{tid}" in result.stdout
+    assert "held by lee@cxbridge.example" in result.stdout

@@ -39,9 +39,18 @@ def policy() -> None:
 @click.option("--action", required=True, metavar="ACTION", help="priority, credit, skip-triage, reopen, public-reply.")
 @click.option("--value", metavar="V", help="The action's value: a priority name, or an amount ('80' or '80 EUR').")
 @click.option("--agent", metavar="EMAIL", help="The agent asking (rules read agent.*); default: nobody in particular.")
+@click.option("--helpdesk", metavar="NAME", help="The [systems.*] table holding the ticket (or give --ticket NAME:ID).")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @click.pass_context
-def check(ctx: click.Context, ticket_id: str, action: str, value: str | None, agent: str | None, as_json: bool) -> None:
+def check(
+    ctx: click.Context,
+    ticket_id: str,
+    action: str,
+    value: str | None,
+    agent: str | None,
+    helpdesk: str | None,
+    as_json: bool,
+) -> None:
     """Explain, rule by rule, whether an agent may take an action on a ticket. Writes nothing.
 
     Reads the ticket (one helpdesk call, requester and organization sideloaded) and its customer from the CRM
@@ -51,8 +60,9 @@ def check(ctx: click.Context, ticket_id: str, action: str, value: str | None, ag
     request = parse_action(action, value)
     runtime = load_runtime(ctx)
     try:
+        ticket, system = ticket_and_helpdesk(runtime, ticket_id, helpdesk)
         before = runtime.calls()
-        explanation = explain(runtime, ticket_id, request, Person(email=agent))
+        explanation = explain(runtime, ticket, request, Person(email=agent), helpdesk=system)
         calls = runtime.calls_since(before)
     finally:
         runtime.close()
