@@ -982,6 +982,8 @@ def _carry_out(
                     store, oid, "tracker.reopen", business_key, reopen, find=reopened
                 )
                 done = _result_of(store, oid)
+                if not done.get("moved"):
+                    result.writes[f"reopen {key}"] = "unchanged: not done"
                 lines.append(
                     f"{key} reopened: now {done.get('status')}."
                     if done.get("moved")
@@ -996,6 +998,8 @@ def _carry_out(
                 # compare-before-write: a rerun after an unconfirmed edit reads the issue again and writes at most once
                 result.writes[f"priority {key}"] = write_once(store, oid, "tracker.priority", business_key, prioritize)
                 done = _result_of(store, oid)
+                if not done.get("changed"):
+                    result.writes[f"priority {key}"] = "unchanged: had it already"
                 lines.append(
                     f"{key} priority set to {value}." if done.get("changed") else f"{key} already had priority {value}."
                 )
