@@ -775,3 +775,94 @@ def test_query_of_get_ticket(vendor: Vendor, zd: ZendeskConnector) -> None:
     vendor.reply("GET", "/api/v2/tickets/4211", ticket_body())
     zd.get_ticket("4211")
     assert parse_qs(urlsplit(vendor.calls[0].request.url).query) == {"include": ["users,organizations"]}
+
+
+# -- decisions: public replies and a decision tag's outcome -----------------------------------------------------
+
+
+def audit(aid: int, *, marker: str | None, public: bool = True) -> dict[str, Any]:
+    return {
+        "id": aid,
+        "ticket_id": 4211,
+        "created_at": "2024-05-03T16:40:11Z",
+        "author_id": 80001,
+        "metadata": {"system": {}, "custom": {"cxbridge_marker": marker} if marker else {}},
+        "events": [{"id": aid + 1, "type": "Comment", "body": "Hello", "public": public}],
+    }
+
+
+def test_public_reply_is_a_public_comment_marked_in_the_audit_metadata(vendor: Vendor, zd: ZendeskConnector) -> None:
+    """One update: a public comment, the marker in the write-only ``metadata`` (never in the customer's text)."""
+    vendor.reply("PUT", "/api/v2/tickets/4211", update_answer())
+    zd.add_public_reply("4211", "The fix is live.", marker="cxb-0123456789ab")
+    assert vendor.sent(0) == {
+        "ticket": {
+            "comment": {"body": "The fix is live.", "public": True},
+            "metadata": {"cxbridge_marker": "cxb-0123456789ab"},
+        }
+    }
+
+
+def test_public_reply_unknown_outcome_is_ambiguous_and_never_retried(vendor: Vendor, zd: ZendeskConnector) -> None:
+    vendor.rsps.add("PUT", BASE + "/api/v2/tickets/4211", body=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(AmbiguousOutcome):
+        zd.add_public_reply("4211", "The fix is live.", marker="cxb-0123456789ab")
+    assert len(vendor.calls) == 1
+
+
+def test_has_public_reply_reads_the_audits_newest_first_by_cursor(vendor: Vendor, zd: ZendeskConnector) -> None:
+    first = {
+        "audits": [audit(9, marker=None), audit(7, marker="cxb-other")],
+        "meta": {"has_more": True, "after_cursor": "abc", "before_cursor": "xyz"},
+        "links": {"next": f"{BASE}/api/v2/tickets/4211/audits?page%5Bafter%5D=abc&page%5Bsize%5D=100", "prev": None},
+    }
+    second = {
+        "audits": [audit(5, marker="cxb-0123456789ab")],
+        "meta": {"has_more": False, "after_cursor": None, "before_cursor": "def"},
+        "links": {"next": None, "prev": None},
+    }
+    vendor.rsps.add("GET", BASE + "/api/v2/tickets/4211/audits", json=first)
+    vendor.rsps.add("GET", BASE + "/api/v2/tickets/4211/audits", json=second)
+    assert zd.has_public_reply("4211", "cxb-0123456789ab") is True
+    query = parse_qs(urlsplit(vendor.calls[0].request.url or "").query)
+    assert query == {"page[size]": ["100"], "sort": ["-created_at"]}
+    vendor.rsps.add("GET", BASE + "/api/v2/tickets/4211/audits", json=second)
+    assert zd.has_public_reply("4211", "cxb-missing") is False
+    # a marked audit whose comment is not public is not the reply
+    vendor.rsps.add(
+        "GET",
+        BASE + "/api/v2/tickets/4211/audits",
+        json={"audits": [audit(3, marker="cxb-0123456789ab", public=False)], "meta": {"has_more": False}, "links": {}},
+    )
+    assert zd.has_public_reply("4211", "cxb-0123456789ab") is False
+
+
+def test_note_removing_tag_is_one_safe_update_keeping_tags_added_meanwhile(
+    vendor: Vendor, zd: ZendeskConnector
+) -> None:
+    """The outcome note and the tag's removal in one safe update; a collision re-reads and keeps others' tags."""
+    tag = "cxb_decide_credit_50"
+    vendor.reply("GET", "/api/v2/tickets/4211", ticket_body(tags=["enterprise", tag]))
+    vendor.reply("PUT", "/api/v2/tickets/4211", UPDATE_CONFLICT, status=409, schema="SavedSearchError")
+    vendor.reply(
+        "GET", "/api/v2/tickets/4211", ticket_body(tags=["enterprise", tag, "vip"], updated_at="2024-05-03T16:41:00Z")
+    )
+    vendor.reply("PUT", "/api/v2/tickets/4211", update_answer())
+    zd.add_note_removing_tag("4211", "Credit of 50 USD granted.", tag)
+    assert [c.request.method for c in vendor.calls] == ["GET", "PUT", "GET", "PUT"]
+    assert vendor.sent(3) == {
+        "ticket": {
+            "comment": {"body": "Credit of 50 USD granted.", "public": False},
+            "tags": ["enterprise", "vip"],
+            "safe_update": True,
+            "updated_stamp": "2024-05-03T16:41:00Z",
+        }
+    }
+
+
+def test_note_removing_tag_gives_up_after_repeated_collisions(vendor: Vendor, zd: ZendeskConnector) -> None:
+    for _ in range(ESCALATION_ATTEMPTS):
+        vendor.reply("GET", "/api/v2/tickets/4211", ticket_body(tags=["cxb_decide_reopen"]))
+        vendor.reply("PUT", "/api/v2/tickets/4211", UPDATE_CONFLICT, status=409, schema="SavedSearchError")
+    with pytest.raises(Conflict, match="kept changing while cxbridge removed the tag 'cxb_decide_reopen'"):
+        zd.add_note_removing_tag("4211", "Reopened.", "cxb_decide_reopen")
