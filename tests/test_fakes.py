@@ -139,3 +139,31 @@ def test_changed_tickets_resume_after_the_cursor(fake_world: FakeWorld) -> None:
     second = fake_world.add_ticket("two")
     again = list(helpdesk.changed_tickets(pages[-1].cursor, since=0.0))
     assert [t.ref.id for p in again for t in p.items] == [first, second]
+
+
+def test_decisions_are_carried_out_on_the_fakes(tmp_path: Path) -> None:
+    """A plugin author's world: a granted priority and public reply land once in the fakes, also on a rerun."""
+    from cxbridge.models import Person
+    from cxbridge.workflows.escalate import Escalation, EscalationRequest
+    from cxbridge.workflows.policy import act_on_ticket, parse_action
+
+    world = FakeWorld()
+    policies = {
+        "rules": [{"name": "all", "when": "true", "grant": {"priority_max": "Highest", "public_reply": True}}],
+        "agents": {"sam@acme.example": {"team": "t1"}},
+    }
+    rt = fake_runtime(tmp_path, world, extra={"policies": policies})
+    try:
+        tid = world.add_ticket("Exports fail", requester_email="ada@acme.example")
+        key = Escalation(rt).run(EscalationRequest(ticket_id=tid, note="Reproduced.")).issue_key
+        sam = Person(email="sam@acme.example")
+        for _ in range(2):
+            act_on_ticket(rt, tid, parse_action("priority", "Highest"), sam, request_id="p")
+            act_on_ticket(rt, tid, parse_action("public_reply"), sam, reply="Fixed.", request_id="r")
+        assert world.issue(key).priority == "Highest"
+        assert sum("Priority Highest granted" in body for _, body in world.issue(key).comments) == 1
+        public = [c.body for c in world.tickets[tid].comments if c.public and "Fixed." in c.body]
+        assert len(public) == 1
+        assert [c.method for c in world.calls].count("set_priority") == 1
+    finally:
+        rt.close()

@@ -134,6 +134,8 @@ class FakeTicket:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     seq: int = 0
+    reply_markers: set[str] = field(default_factory=set)
+    """The markers of the public replies cxbridge posted (kept where the customer does not see them)."""
 
 
 @dataclass
@@ -550,6 +552,24 @@ class FakeHelpdesk(FakeConnector, Helpdesk):
         with self._call("add_internal_note", ticket_id, body):
             self._add_comment(self._ticket(ticket_id), body)
 
+    def add_public_reply(self, ticket_id: str, body: str, *, marker: str) -> None:
+        """A public comment; the marker is kept beside it (``FakeTicket.reply_markers``), not in its text."""
+        with self._call("add_public_reply", ticket_id, body):
+            t = self._ticket(ticket_id)
+            self._add_comment(t, body, public=True)
+            t.reply_markers.add(marker)
+
+    def has_public_reply(self, ticket_id: str, marker: str) -> bool:
+        with self._call("has_public_reply", ticket_id, marker):
+            return marker in self._ticket(ticket_id).reply_markers
+
+    def add_note_removing_tag(self, ticket_id: str, body: str, tag: str) -> None:
+        """An internal note and the tag's removal in one update."""
+        with self._call("add_note_removing_tag", ticket_id, body, tag):
+            t = self._ticket(ticket_id)
+            self._add_comment(t, body)
+            t.tags = [x for x in t.tags if x != tag]
+
     def changed_tickets(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Tickets by change order after the cursor's ``seq`` (else changed at or after ``since``)."""
         with self._call("changed_tickets", cursor, since):
@@ -754,6 +774,21 @@ class FakeTracker(FakeConnector, Tracker):
             issue = self._issue(issue_key)
             self.world.move_issue(issue.key, CATEGORY_NAMES[IN_PROGRESS], IN_PROGRESS)
             return issue.status
+
+    def set_priority(self, issue_key: str, priority: str) -> bool:
+        """The priority by name; False when the issue has it already."""
+        with self._call("set_priority", issue_key, priority):
+            issue = self._issue(issue_key)
+            if issue.priority == priority:
+                self.unchanged("set_priority", issue_key)
+                return False
+            issue.priority = priority
+            self._changed(issue)
+            return True
+
+    def find_comment(self, issue_key: str, marker: str) -> str | None:
+        with self._call("find_comment", issue_key, marker):
+            return next((cid for cid, body in self._issue(issue_key).comments if marker in body), None)
 
     def changed_issues(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Issues by change order after the cursor's ``seq`` (else updated at or after ``since``)."""
