@@ -317,3 +317,18 @@ team = "tier1"
     bad = good.replace("agent.team == 'tier1'", "agent.team.__class__")
     with pytest.raises(ConfigError, match="tier1-credits"):
         load_config(text=bad)
+
+
+def test_a_refusal_names_who_holds_the_rule_that_would_allow_it() -> None:
+    """The refusal says which listed agents the rule's condition holds for on this ticket (at most five)."""
+    rules = [{"name": "leads", "when": "agent.role == 'lead'", "grant": {"reopen": True}}]
+    leads = {f"lead{n}@example.com": {"role": "lead"} for n in range(7)}
+    compiled = compile_policies({"rules": rules, "agents": {**leads, "sam@example.com": {"role": "agent"}}})
+    reason = compiled.decide(parse_action("reopen"), ticket(), customer(), SAM).decision.reason
+    assert reason.endswith(
+        "held by lead0@example.com, lead1@example.com, lead2@example.com, lead3@example.com, "
+        "lead4@example.com and 2 more"
+    )
+    alone = compile_policies({"rules": rules, "agents": {"sam@example.com": {"role": "agent"}}})
+    reason = alone.decide(parse_action("reopen"), ticket(), customer(), SAM).decision.reason
+    assert reason.endswith("; no listed agent holds it on this ticket")

@@ -91,6 +91,8 @@ MAX_RULE_SECONDS = 0.5
 """How long one condition may run on one decision."""
 MAX_RULE_OPERATIONS = 100_000
 """How many calls, attribute reads and operators one condition may take on one decision."""
+MAX_HOLDERS_SHOWN = 5
+"""How many of the agents holding the rule that would allow a refused request the refusal names."""
 
 _SWITCH_WORDS = {
     "skip_triage": "Skip triage",
@@ -597,7 +599,10 @@ class Policies:
             }[candidate.condition.state]
             reason = f"rule {candidate.rule} ({candidate.grant}) would allow it, but {why}: {candidate.when}"
             holders = self.holders(candidate.rule, ticket, customer)
-            reason += f"; held by {', '.join(holders)}" if holders else "; no listed agent holds it on this ticket"
+            shown = ", ".join(holders[:MAX_HOLDERS_SHOWN]) + (
+                f" and {len(holders) - MAX_HOLDERS_SHOWN} more" if len(holders) > MAX_HOLDERS_SHOWN else ""
+            )
+            reason += f"; held by {shown}" if holders else "; no listed agent holds it on this ticket"
         decision = Decision(
             request.action, value, False, None, who, f"{words} refused for {who} on {ticket.ref}: {reason}"
         )
