@@ -137,7 +137,7 @@ def decide_from_tag(rt: Context, system: str, signal: DecisionRequested, origin:
     generation = _generation(rt, ticket.ref, tag)
     agent = signal.agent or Person()
     who = agent.email or agent.name
-    granted = False
+    granted, verdict = False, "not applied"
     try:
         request = parse_decision_tag(tag, str(settings.get("tag_prefix") or ""), tag_actions(settings))
         words = describe_action(request.action, request.value)
@@ -160,9 +160,9 @@ def decide_from_tag(rt: Context, system: str, signal: DecisionRequested, origin:
             announce_on_ticket=False,
             origin_event=origin,
         )
-        outcome, granted = result.outcome, True
+        outcome, granted, verdict = result.outcome, True, "granted"
     except PolicyRefused as exc:
-        outcome = f"REFUSED: {exc}. Nothing was applied."
+        outcome, verdict = f"REFUSED: {exc}. Nothing was applied.", "refused"
     except (BadDecisionTag, DecisionImpossible) as exc:
         outcome = f"NOT APPLIED: {exc}"
     text = f"{outcome}\n\n(Asked by {who or 'an unnamed user'} with the tag {tag}; cxbridge removed the tag.)"
@@ -178,6 +178,5 @@ def decide_from_tag(rt: Context, system: str, signal: DecisionRequested, origin:
         return {"granted": granted} if found else None
 
     write_once(rt.store, oid, "helpdesk.tag_outcome", str(ticket.ref), write, find=find, payload={"marker": marker})
-    verdict = "granted" if granted else "refused"
     log.info("%s: decision tag %s by %s: %s", ticket.ref, tag, who, verdict)
     return f"decided: {tag} on {ticket.ref} {verdict}"
