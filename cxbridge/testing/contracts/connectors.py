@@ -271,6 +271,33 @@ class HelpdeskContract(ConnectorContract):
         assert len(notes) == 1
         assert notes[0].public is False
 
+    def test_public_reply_is_public_and_found_by_its_marker(self, connector: Helpdesk, ticket_id: str) -> None:
+        """``add_public_reply`` adds one public comment without its marker in the text; ``has_public_reply``
+        finds it by the marker (and not by another)."""
+        if not connector.supports("add_public_reply"):
+            pytest.skip("add_public_reply is not supported")
+        connector.add_public_reply(ticket_id, "The fix is live.", marker="cxb-c0ffee000001")
+        replies = [c for c in connector.list_comments(ticket_id) if "The fix is live." in c.body]
+        assert [c.public for c in replies] == [True]
+        assert "cxb-c0ffee000001" not in replies[0].body
+        assert connector.has_public_reply(ticket_id, "cxb-c0ffee000001") is True
+        assert connector.has_public_reply(ticket_id, "cxb-c0ffee000002") is False
+
+    def test_note_removing_tag_keeps_the_other_tags(self, connector: Helpdesk, ticket_id: str) -> None:
+        """``add_note_removing_tag`` writes one internal note and removes that tag only."""
+        if not connector.supports("add_note_removing_tag"):
+            pytest.skip("add_note_removing_tag is not supported")
+        ticket = connector.get_ticket(ticket_id)
+        connector.record_escalation(
+            ticket, note="tagged", tag=self.escalation_tag, issue_key=self.issue_key, issue_url="https://t.example/1"
+        )
+        before = set(connector.get_ticket(ticket_id).tags)
+        assert self.escalation_tag in before
+        connector.add_note_removing_tag(ticket_id, "Decision taken.", self.escalation_tag)
+        assert set(connector.get_ticket(ticket_id).tags) == before - {self.escalation_tag}
+        notes = [c for c in connector.list_comments(ticket_id) if "Decision taken." in c.body]
+        assert [c.public for c in notes] == [False]
+
     def test_changed_tickets_pages_end_and_carry_a_cursor(self, connector: Helpdesk, ticket_id: str) -> None:
         """``changed_tickets`` pages hold tickets of this system, carry a dict cursor, and end with ``done``."""
         if not connector.supports("changed_tickets"):
@@ -470,6 +497,25 @@ class TrackerContract(ConnectorContract):
         found = connector.open_issues([open_one.ref, done_one.ref])
         assert set(found) == {open_one.ref}
         assert found[open_one.ref].key == open_one.key
+
+    def test_set_priority_is_false_when_already_there(self, connector: Tracker) -> None:
+        """``set_priority`` sets the priority (read back) and returns False the second time."""
+        if not connector.supports("set_priority"):
+            pytest.skip("set_priority is not supported")
+        issue = connector.create_issue(self.spec(_unique("cxb-")))
+        assert connector.set_priority(issue.key, "Highest") is True
+        assert connector.set_priority(issue.key, "Highest") is False
+        assert connector.get_issue(issue.key).priority == "Highest"
+
+    def test_find_comment_finds_a_marker(self, connector: Tracker) -> None:
+        """``find_comment`` returns the id of the comment holding a marker, None for another marker."""
+        if not connector.supports("find_comment"):
+            pytest.skip("find_comment is not supported")
+        issue = connector.create_issue(self.spec(_unique("cxb-")))
+        connector.add_comment(issue.key, "Unrelated.")
+        cid = connector.add_comment(issue.key, "Priority High granted.\n\n(cxbridge cxb-c0ffee000003)")
+        assert connector.find_comment(issue.key, "cxb-c0ffee000003") == cid
+        assert connector.find_comment(issue.key, "cxb-c0ffee000004") is None
 
     def test_reopen_moves_a_done_issue_out_of_done(self, connector: Tracker) -> None:
         """``reopen`` moves a done issue to a status outside the done category and names it."""
