@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import requests
 import requests.auth
 
+from .errors import VendorError
 from .http import HttpClient
 from .http.urls import check_base_url
 from .models import Comment, Customer, Event, Issue, Ref, Ticket
@@ -87,6 +88,76 @@ class Page:
     items: list[Any]
     cursor: dict[str, Any]
     done: bool
+
+
+FINDING_OK = "ok"
+FINDING_FAILED = "failed"
+FINDING_SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of a connector's deep check (``Connector.diagnose``): an object the configuration names, whether
+    it is usable, in the vendor's own words where it answered, and what the admin should do about it.
+
+    ``subject`` names the object as an admin finds it (``project SUP``, ``ticket field 360001``); ``state`` is
+    ``"ok"``, ``"failed"`` or ``"skipped"`` (could not be checked, with the reason in ``message``); ``fix`` says
+    what to change or click (empty when ok). ``cxbridge doctor`` prints one line per finding.
+    """
+
+    subject: str
+    state: str
+    message: str
+    fix: str = ""
+
+    @classmethod
+    def ok(cls, subject: str, message: str) -> Finding:
+        """The object exists and is usable."""
+        return cls(subject, FINDING_OK, message)
+
+    @classmethod
+    def failed(cls, subject: str, message: str, fix: str) -> Finding:
+        """The object is missing or unusable: ``message`` in the vendor's words where it answered, and the fix."""
+        return cls(subject, FINDING_FAILED, message, fix)
+
+    @classmethod
+    def from_error(cls, subject: str, exc: Exception, fix: str) -> Finding:
+        """A failed finding for a read that failed: the HTTP status and the vendor's own words when it answered
+        (``404 No project could be found with key 'SUP'.``), else the error's text."""
+        if isinstance(exc, VendorError) and exc.vendor_message:
+            status = f"{exc.status} " if exc.status else ""
+            return cls.failed(subject, f"{status}{exc.vendor_message}", fix)
+        return cls.failed(subject, str(exc), fix)
+
+    @classmethod
+    def skipped(cls, subject: str, message: str, fix: str = "") -> Finding:
+        """The object could not be checked (an earlier check failed, nothing to read it from yet...)."""
+        return cls(subject, FINDING_SKIPPED, message, fix)
+
+
+@dataclass(frozen=True)
+class FieldNeed:
+    """A tracker field the core writes on the issues escalations create and on later edits.
+
+    ``field_id`` is as configured (``customfield_10100``); ``purpose`` names the configuration key that set it
+    (``impact.fields.arr``); ``kind`` is the value the core writes: ``"number"``, ``"date"`` or ``"text"``.
+    """
+
+    field_id: str
+    purpose: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the core will ask of one configured system, for its ``Connector.diagnose`` to check the objects
+    behind it: the roles the system fills in ``[escalation]``, and for a tracker the fields escalations fill on
+    create (beyond project, type, summary, description and labels) and edit afterwards."""
+
+    roles: frozenset[str] = frozenset()
+    issue_fields: tuple[FieldNeed, ...] = ()
+    sets_priority: bool = False
+    """Escalations set the issue's priority (``[escalation.priority]`` maps some tier)."""
 
 
 class Connector(ABC):
@@ -181,6 +252,16 @@ class Connector(ABC):
             if issubclass(cls, base) and method in vars(base):
                 return own is not None and own is not vars(base)[method]
         return own is not None
+
+    def diagnose(self, needs: Needs) -> list[Finding]:
+        """Check, after ``check()`` passed, that every object the configuration names exists at the vendor and is
+        usable for what the core needs (``needs``): projects, issue types, required and custom fields, ticket
+        fields, properties... One ``Finding`` per object, failures with the vendor's words and the fix.
+
+        Reads only, never writes. The default checks nothing (an empty list); ``cxbridge doctor`` prints what a
+        plugin returns and fails on any failed finding.
+        """
+        return []
 
     def interpret(self, event: Event, triggers: Triggers) -> list[Signal]:
         """The neutral signals one of this system's events carries (a webhook delivery's Event, or a job queued

@@ -7,6 +7,12 @@ tests hold it to that and load it with ``load_config``.
 
 from __future__ import annotations
 
+PLACEHOLDER_MARKER = "yourcompany"
+"""Text in the template's values that an admin must replace (``https://YOURCOMPANY.zendesk.com``); case-insensitive."""
+
+PLACEHOLDER_VALUES: dict[str, object] = {"systems.zendesk.issue_key_field_id": 0}
+"""Values the template writes that are placeholders themselves, by key path: ``cxbridge doctor`` flags them."""
+
 TEMPLATE = """\
 # cxbridge configuration, written by 'cxbridge init'.
 #

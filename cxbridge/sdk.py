@@ -6,7 +6,8 @@ exports is the contract between the core and its plugins; ``__all__`` is tested,
 
 - hooks: ``hookimpl`` marks a plugin's hook implementations (the hooks are in ``cxbridge.hookspecs``);
 - roles: ``Connector`` and the three roles ``Helpdesk``, ``CRM``, ``Tracker`` a connector class fills, with the
-  records they exchange (``IssueSpec``, ``Page``, ``TicketLink``, ``ManagedBlock``) and the role names;
+  records they exchange (``IssueSpec``, ``Page``, ``TicketLink``, ``ManagedBlock``), the deep checks'
+  ``Needs``, ``FieldNeed`` and ``Finding``, and the role names;
 - signals: what a plugin's events mean to the core (``interpret`` returns these);
 - models: the vendor-neutral records (``Ref``, ``Ticket``, ``Customer``, ``Issue``, ``Event``...);
 - errors: what a connector or a verifier raises (the HTTP client raises the vendor ones itself);
@@ -26,9 +27,12 @@ from .connectors import (
     ROLES,
     TRACKER,
     Connector,
+    FieldNeed,
+    Finding,
     Helpdesk,
     IssueSpec,
     ManagedBlock,
+    Needs,
     Page,
     TicketLink,
     Tracker,
@@ -116,6 +120,8 @@ __all__ = [
     "EscalationRequested",
     "Event",
     "Fault",
+    "FieldNeed",
+    "Finding",
     "Helpdesk",
     "HttpClient",
     "Issue",
@@ -124,6 +130,7 @@ __all__ = [
     "IssueStateObserved",
     "Link",
     "ManagedBlock",
+    "Needs",
     "NotFound",
     "Page",
     "Person",

@@ -25,6 +25,15 @@ from .signals import STATUS_CATEGORIES as SIGNAL_STATUS_CATEGORIES
 
 # The rollup values ``[impact] fields`` maps to tracker custom fields (``cxbridge.workflows.impact`` reads them).
 IMPACT_VALUES = ("arr", "customers", "tickets", "renewal", "tier", "oldest")
+# What each rollup value is, for the tracker field that receives it (``cxbridge doctor`` checks the field's type).
+IMPACT_KINDS = {
+    "arr": "number",
+    "customers": "number",
+    "tickets": "number",
+    "renewal": "date",
+    "tier": "text",
+    "oldest": "date",
+}
 # The tracker status categories sync back acts on (``[sync] status_map`` and ``draft_reply_on``): the signals'.
 STATUS_CATEGORIES = SIGNAL_STATUS_CATEGORIES
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -197,7 +197,7 @@ def test_a_broken_plugin_is_a_cross(doctor: Callable[..., Result]) -> None:
     assert result.exit_code == 1
     assert result.stdout.splitlines()[1:] == [
         "✗ plugin broken: register_connectors failed: ImportError: No module named 'broken_connector' "
-        "(fix it, or 'cxbridge plugins disable broken')",
+        "— fix: fix the plugin, or 'cxbridge plugins disable broken'",
         "✓ a: authenticated to https://a.example.com",
     ]
     assert result.stderr == ""
@@ -215,9 +215,21 @@ def test_json(doctor: Callable[..., Result], tmp_path: Path) -> None:
     result = doctor({"a": raising(AuthError("a", "x", status=401)), "b": None}, args=("--json",))
     assert result.exit_code == 1
     assert json.loads(result.stdout) == [
-        {"item": "config", "ok": True, "detail": f"{tmp_path / 'cxbridge.toml'} (2 systems)"},
-        {"item": "a", "ok": False, "detail": "401 Unauthorized: check the token in A_TOKEN"},
-        {"item": "b", "ok": True, "detail": "authenticated to https://b.example.com"},
+        {
+            "item": "config",
+            "ok": True,
+            "state": "ok",
+            "detail": f"{tmp_path / 'cxbridge.toml'} (2 systems)",
+            "fix": "",
+        },
+        {
+            "item": "a",
+            "ok": False,
+            "state": "failed",
+            "detail": "401 Unauthorized: check the token in A_TOKEN",
+            "fix": "",
+        },
+        {"item": "b", "ok": True, "state": "ok", "detail": "authenticated to https://b.example.com", "fix": ""},
     ]
 
 
@@ -241,13 +253,19 @@ def test_doctor_against_the_sandbox_servers(tmp_path: Path) -> None:
     if not systems <= set(plugins.connectors()) or not systems <= set(plugins.sandbox_backends()):
         pytest.skip("the built-in connectors or emulators are not available yet")
     from cxbridge.sandbox.modes import serve_vendors, write_config
+    from cxbridge.sdk import WebhookTarget
 
     with serve_vendors(seed="demo") as vendors:
-        config = write_config(vendors, tmp_path / "cxbridge.toml")
+        for name in ("zendesk", "jira"):
+            vendors[name].webhook_targets = [WebhookTarget(f"http://127.0.0.1:9/webhooks/{name}", f"{name}-secret")]
+        extra = {"webhooks": {"public_url": "http://127.0.0.1:9"}}
+        config = write_config(vendors, tmp_path / "cxbridge.toml", extra=extra)
         ok = CliRunner().invoke(cli, ["--config", str(config), "doctor"], obj=CliContext(environ={}))
         assert ok.exit_code == 0, ok.output
-        assert [line[:2] for line in ok.stdout.splitlines()] == ["✓ "] * 4
-        token_file = next(tmp_path.glob("jira.*.secret"))
+        marks = {line[:2] for line in ok.stdout.splitlines()}
+        assert marks <= {"✓ ", "- "}, ok.output
+        assert "✓ jira project ENG: Engineering" in ok.stdout.splitlines()
+        token_file = tmp_path / "jira.api_token.secret"
         token_file.write_text("not-the-token-0000", encoding="utf-8")
         bad = CliRunner().invoke(cli, ["--config", str(config), "doctor"], obj=CliContext(environ={}))
     assert bad.exit_code == 1

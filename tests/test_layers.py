@@ -49,6 +49,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cxbridge.webhooks.metrics",
             "cxbridge.sandbox.modes",
             "cxbridge.demo",
+            "cxbridge.doctor",
             "cxbridge.init_template",
         ),
     ),

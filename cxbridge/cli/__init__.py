@@ -2,7 +2,8 @@
 
 - ``group``: the ``cxbridge`` group (global options, one-line errors, plugin commands) and ``main``
 - ``context``: ``CliContext`` (config path, environment, Config and Plugins loaded lazily), ``load_runtime``
-- ``admin``: init, doctor, plugins list|enable|disable, config schema (once config.json_schema exists)
+- ``admin``: init, plugins list|enable|disable, config schema
+- ``doctor``: doctor (the checks themselves are ``cxbridge.doctor``)
 - ``escalate``: escalate, links, unlink
 - ``impact``: impact
 - ``policy``: act, policy check|rules, audit

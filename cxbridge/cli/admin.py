@@ -1,4 +1,4 @@
-"""Setting cxbridge up: ``init``, ``doctor``, ``plugins list|enable|disable`` and ``config schema``."""
+"""Setting cxbridge up: ``init``, ``plugins list|enable|disable`` and ``config schema`` (``doctor`` is apart)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import os
 import tempfile
 import tomllib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
-from typing import Any
 
 import click
 import tomlkit
@@ -20,20 +17,12 @@ import tomlkit.exceptions
 import tomlkit.items
 
 from .. import config as config_module
-from ..config import SystemConfig
 from ..errors import (
-    AuthError,
     ConfigError,
-    CxbridgeError,
-    NotFound,
     PluginError,
-    RateLimited,
-    Unavailable,
-    VendorError,
 )
 from ..init_template import TEMPLATE
 from ..plugins import ALLOWLIST_ENV, PluginInfo, Plugins, allowlist_from_env
-from ..store.preflight import NEW_STORE, check_store
 from .context import CliContext, pass_cli, scrub
 
 # ----------------------------------------------------------------------------------------------------------
@@ -259,136 +248,6 @@ def plugins_disable(obj: CliContext, name: str) -> None:
     A disabled plugin is not even imported.
     """
     _edit_disabled(obj, name, disable=True)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# doctor
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Check:
-    """One line of ``cxbridge doctor``: what was checked, whether it passed (None: skipped), and why."""
-
-    item: str
-    ok: bool | None
-    detail: str
-
-    def line(self) -> str:
-        """``✓ item: detail``, ``✗ item: detail`` or ``- item: detail`` (skipped)."""
-        mark = {True: "✓", False: "✗", None: "-"}[self.ok]
-        return f"{mark} {self.item}: {self.detail}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """The check for ``doctor --json``."""
-        return {"item": self.item, "ok": self.ok, "detail": self.detail}
-
-
-def _secret_places(sc: SystemConfig) -> str:
-    """Where the system's secrets come from, for a person: ``JIRA_API_TOKEN`` or ``the file /etc/x``."""
-    places = []
-    for secret in sc.secrets():
-        kind, _, where = secret.source.partition(":")
-        places.append(where if kind == "env" else f"the file {where}" if kind == "file" else secret.source)
-    return " / ".join(places)
-
-
-def _status_text(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"HTTP {status}"
-
-
-def describe_failure(exc: Exception, sc: SystemConfig) -> str:
-    """Why a system's check failed and what to do about it, in one line."""
-    if not isinstance(exc, CxbridgeError):
-        return f"unexpected {type(exc).__name__}: {exc}"
-    if not isinstance(exc, VendorError):
-        return str(exc)
-    head = _status_text(exc.status) if exc.status is not None else str(exc)
-    if exc.vendor_message and exc.vendor_message not in head:
-        head = f"{head} ({exc.vendor_message.rstrip('.')})"
-    places = _secret_places(sc)
-    hint = ""
-    if isinstance(exc, AuthError):
-        if exc.status == 403:
-            where = f" in {places}" if places else ""
-            hint = f"the credentials{where} are valid but lack a permission cxbridge needs"
-        else:
-            hint = f"check the token in {places}" if places else f"check the credentials in [systems.{sc.name}]"
-    elif isinstance(exc, NotFound):
-        hint = f"check base_url {sc.base_url}"
-    elif isinstance(exc, RateLimited):
-        hint = f"rate limited; try again in {exc.retry_after:g}s" if exc.retry_after else "rate limited; try again"
-    elif isinstance(exc, Unavailable):
-        hint = f"is {sc.base_url} reachable from here?"
-    return f"{head}: {hint}" if hint else head
-
-
-def check_system(plugins: Plugins, sc: SystemConfig) -> Check:
-    """Build the system's connector and make its one cheap authenticated call."""
-    try:
-        connector = plugins.connector(sc.plugin).from_config(sc)
-        detail = connector.check()
-    except Exception as exc:
-        return Check(sc.name, False, scrub(describe_failure(exc, sc)))
-    return Check(sc.name, True, scrub(detail or "ok"))
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as a JSON list (item, ok, detail).")
-@pass_cli
-@click.pass_context
-def doctor(ctx: click.Context, obj: CliContext, as_json: bool) -> None:
-    """Check the configuration, the plugins and every enabled system's connection and credentials.
-
-    One line per check, ✓ or ✗ with the reason; exits non-zero when any check fails.
-    """
-    with reporting_plugin_errors():
-        checks = _doctor_checks(obj)
-    if as_json:
-        obj.echo(json.dumps([c.as_dict() for c in checks], indent=2))
-    else:
-        for check in checks:
-            obj.echo(check.line())
-    if any(c.ok is False for c in checks):
-        ctx.exit(1)
-
-
-def _doctor_checks(obj: CliContext) -> list[Check]:
-    checks: list[Check] = []
-    try:
-        config = obj.config()
-    except CxbridgeError as exc:
-        checks.append(Check("config", False, scrub(str(exc))))
-        return checks
-    count = len(config.systems)
-    checks.append(Check("config", True, f"{config.path} ({count} system{'s' if count != 1 else ''})"))
-    loaded = obj.plugins()
-    loaded.connectors()
-    for info in sorted(loaded.infos.values(), key=lambda i: i.name):
-        if info.enabled and info.error:
-            fix = f" (fix it, or 'cxbridge plugins disable {info.name}')"
-            checks.append(Check(f"plugin {info.name}", False, scrub(info.error) + fix))
-    for sc in config.systems.values():
-        if not sc.enabled:
-            checks.append(Check(sc.name, None, "skipped: enabled = false"))
-        else:
-            checks.append(check_system(loaded, sc))
-    store = _store_check(config.store_location())
-    if store is not None:
-        checks.append(store)
-    return checks
-
-
-def _store_check(location: Path | str) -> Check | None:
-    """The store's line: refused (read-only, empty, corrupt, not cxbridge's, newer), present, or none when new."""
-    try:
-        detail = check_store(location)
-    except CxbridgeError as exc:
-        return Check("store", False, scrub(str(exc)))
-    return None if detail.endswith(NEW_STORE) else Check("store", True, detail)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from .. import __version__
 from ..config import CONFIG_ENV, DEFAULT_PATH
 from ..errors import ConfigError, CxbridgeError
 from ..http.redact import redact
-from . import admin, escalate, impact, policy, queue, sandbox
+from . import admin, doctor, escalate, impact, policy, queue, sandbox
 from .context import CliContext, cli_context, scrub
 from .logs import FORMATS, setup_logging
 
@@ -172,7 +172,7 @@ cli.add_command(policy.audit)
 cli.add_command(admin.config_group)
 cli.add_command(queue.dead_letters)
 cli.add_command(sandbox.demo)
-cli.add_command(admin.doctor)
+cli.add_command(doctor.doctor)
 cli.add_command(escalate.escalate)
 cli.add_command(impact.impact)
 cli.add_command(admin.init)

@@ -55,10 +55,13 @@ from cxbridge.sdk import (
     ConfigError,
     ConfigKey,
     Customer,
+    CxbridgeError,
     Deal,
     EscalationRequested,
     Event,
+    Finding,
     Helpdesk,
+    Needs,
     NotFound,
     Page,
     Person,
@@ -75,6 +78,15 @@ from cxbridge.sdk import (
 log = logging.getLogger(__name__)
 
 CONTACT_PROPERTIES = ("email", "firstname", "lastname", "lifecyclestage")
+COMPANY_PROPERTY_KEYS: dict[str, tuple[str, ...]] = {
+    "tier_property": (),
+    "arr_property": ("number",),
+    "renewal_date_property": ("date", "datetime"),
+    "owner_property": (),
+}
+"""The config keys naming company properties cxbridge reads, with the property types that hold what it reads."""
+TICKET_PROPERTY_KEYS = ("escalate_property", "issue_key_property")
+"""The config keys naming ticket properties, when HubSpot tickets are the helpdesk."""
 DEAL_PROPERTIES = ("dealname", "dealstage", "amount", "closedate", "deal_currency_code")
 
 # HubSpot-defined association type ids (developers.hubspot.com associations overview; VENDOR-APIS.md 2.3).
@@ -203,6 +215,40 @@ class HubSpotConnector(CRM, Helpdesk):
         """One cheap authenticated read (the first contact)."""
         self.http.get("/crm/v3/objects/contacts", op="contacts.list", params={"limit": 1})
         return "authenticated (private app token)"
+
+    def diagnose(self, needs: Needs) -> list[Finding]:
+        """Every property the configuration names exists (``GET /crm/v3/properties/{objectType}/{propertyName}``,
+        Read a property) and holds the kind of value read: the company properties when this is the CRM, the ticket
+        properties when it is the helpdesk."""
+        findings: list[Finding] = []
+        wanted: list[tuple[str, str, tuple[str, ...]]] = []
+        if CRM_ROLE in needs.roles:
+            wanted += [(key, "companies", kinds) for key, kinds in COMPANY_PROPERTY_KEYS.items()]
+        if HELPDESK in needs.roles:
+            wanted += [(key, "tickets", ()) for key in TICKET_PROPERTY_KEYS]
+        for key, object_type, kinds in wanted:
+            name = self.config.get(key)
+            if not isinstance(name, str) or not name:
+                continue
+            singular = object_type.removesuffix("s").removesuffix("ie") + ("y" if object_type == "companies" else "")
+            subject = f"{singular} property {name} ({key})"
+            fix = (
+                f"set systems.{self.name}.{key} to an existing {singular} property's internal name (Settings > "
+                "Properties), or run 'cxbridge setup --apply' to create it"
+            )
+            try:
+                path = f"/crm/v3/properties/{object_type}/{quote(name, safe='')}"
+                prop = self.http.get(path, op="properties.get").json()
+            except CxbridgeError as exc:
+                findings.append(Finding.from_error(subject, exc, fix))
+                continue
+            kind = str(prop.get("type") or "") if isinstance(prop, dict) else ""
+            if kinds and kind not in kinds:
+                message = f"it is a {kind or 'untyped'} property; cxbridge reads a {' or '.join(kinds)}"
+                findings.append(Finding.failed(subject, message, fix))
+            else:
+                findings.append(Finding.ok(subject, f"{prop.get('label') or name} ({kind})"))
+        return findings
 
     # -- CRM ----------------------------------------------------------------------------------------------
     def find_customer(self, email: str) -> Customer:

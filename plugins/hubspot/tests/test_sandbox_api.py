@@ -62,6 +62,8 @@ def spec_for(path: str) -> tuple[Spec, str]:
         if type_name in ("deals", "0-3"):
             return Spec("hubspot-deals"), path.replace("/objects/deals", "/objects/0-3", 1)
         return Spec(SPEC_FOR_TYPE.get(type_name, "hubspot-objects")), path
+    if path.startswith("/crm/v3/properties/"):
+        return Spec("hubspot-properties"), path
     if path.startswith("/crm/v4/"):
         if path.endswith("/labels"):
             parts = path.split("/")
@@ -801,3 +803,22 @@ def test_the_emulator_never_imports_the_connector() -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed_roots, f"{path.name} imports {name}"
+
+
+# -- properties v3 ------------------------------------------------------------------------------------------------
+
+
+def test_properties_read_and_list_match_the_spec(api: Api, backend: HubSpotBackend) -> None:
+    """One property by name, the list of a type, and a misspelled name answered 404 OBJECT_NOT_FOUND."""
+    tier = api.call("GET", "/crm/v3/properties/companies/tier").json()
+    assert (tier["name"], tier["type"], tier["fieldType"], tier["hubspotDefined"]) == ("tier", "string", "text", False)
+    revenue = api.call("GET", "/crm/v3/properties/0-2/annualrevenue").json()
+    assert (revenue["type"], revenue["hubspotDefined"]) == ("number", True)
+    listed = api.call("GET", "/crm/v3/properties/tickets").json()["results"]
+    assert {"cxbridge_escalate", "cxbridge_issue_key", "subject"} <= {p["name"] for p in listed}
+    missing = api.call("GET", "/crm/v3/properties/companies/teir")
+    assert missing.status_code == 404
+    assert missing.json()["category"] == "OBJECT_NOT_FOUND"
+    assert "teir" in missing.json()["message"]
+    backend.portal.define_property("companies", "teir", "string")
+    assert api.call("GET", "/crm/v3/properties/companies/teir").status_code == 200

@@ -38,9 +38,11 @@ from cxbridge.sdk import (
     ConfigError,
     ConfigKey,
     Event,
+    Finding,
     Issue,
     IssueSpec,
     ManagedBlock,
+    Needs,
     Page,
     Ref,
     Secret,
@@ -240,6 +242,13 @@ class JiraConnector(Tracker):
         body = self._json(self.http.get(f"{self.api}/myself", op="myself"))
         name = body.get("displayName") or body.get("name") or body.get("accountId") or "unknown user"
         return f"authenticated as {name}"
+
+    def diagnose(self, needs: Needs) -> list[Finding]:
+        """The project and issue type exist, every required create field is filled, the impact fields exist with
+        the right type and are on the create and edit screens (``diagnose.py`` has the calls)."""
+        from .diagnose import JiraDiagnosis  # it imports this module
+
+        return JiraDiagnosis(self, needs).run()
 
     def create_issue(self, spec: IssueSpec) -> Issue:
         """One ``POST /issue`` with fields, labels, priority and entity properties; no read-back (call budget).

@@ -469,3 +469,55 @@ def test_data_center_search_has_total_and_offsets(spec: Spec) -> None:
         assert http.get(base + "/rest/api/2/search/jql", params={"jql": "project = ENG"}, timeout=5).status_code == 404
         basic = requests.get(base + "/rest/api/2/myself", auth=("cxbridge@cxbridge.example", "x"), timeout=5)
         assert basic.status_code == 401
+
+
+def test_create_and_edit_meta_match_the_spec_and_follow_the_project_screens(site: Site, spec: Spec) -> None:
+    """createmeta (issue types, fields of one type) and editmeta validate; a required field, and fields taken off the
+    create or edit screen, change what they list and what create and edit accept, with Jira's words."""
+    project = site.backend.model.project("ENG")
+    assert project is not None
+    types = check(
+        spec,
+        site.call("GET", "/rest/api/3/issue/createmeta/ENG/issuetypes"),
+        "GET",
+        "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes",
+    )
+    bug = next(t for t in types["issueTypes"] if t["name"] == "Bug")
+    path = f"/rest/api/3/issue/createmeta/ENG/issuetypes/{bug['id']}"
+    template = "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}"
+    fields = {f["fieldId"]: f for f in check(spec, site.call("GET", path), "GET", template)["fields"]}
+    assert fields["summary"]["required"] is True
+    assert fields["reporter"]["hasDefaultValue"] is True
+    assert fields["customfield_10100"]["required"] is False
+
+    project.required_fields.add("customfield_10104")
+    project.off_create_screen.add("customfield_10100")
+    project.off_edit_screen.add("customfield_10101")
+    page = check(spec, site.call("GET", path, params={"maxResults": 5}), "GET", template)
+    assert (page["maxResults"], page["startAt"], len(page["fields"])) == (5, 0, 5)
+    fields = {f["fieldId"]: f for f in check(spec, site.call("GET", path), "GET", template)["fields"]}
+    assert fields["customfield_10104"]["required"] is True
+    assert "customfield_10100" not in fields
+    body = {"project": {"key": "ENG"}, "issuetype": {"name": "Bug"}, "summary": "s", "customfield_10100": 5}
+    refused = site.call("POST", "/rest/api/3/issue", json={"fields": body})
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {
+        "customfield_10100": "Field 'customfield_10100' cannot be set. It is not on the appropriate screen, or "
+        "unknown.",
+        "customfield_10104": "Highest tier is required.",
+    }
+    created = site.create(customfield_10104="gold")
+    edit = check(
+        spec,
+        site.call("GET", f"/rest/api/3/issue/{created['key']}/editmeta"),
+        "GET",
+        "/rest/api/3/issue/{issueIdOrKey}/editmeta",
+    )
+    assert "customfield_10101" not in edit["fields"]
+    assert "customfield_10102" in edit["fields"]
+    refused = site.call("PUT", f"/rest/api/3/issue/{created['key']}", json={"fields": {"customfield_10101": 2}})
+    assert refused.status_code == 400
+    assert "customfield_10101" in refused.json()["errors"]
+    missing = site.call("GET", "/rest/api/3/issue/createmeta/NOPE/issuetypes")
+    assert missing.status_code == 404
+    assert missing.json()["errorMessages"] == ["No project could be found with key 'NOPE'."]

@@ -32,8 +32,11 @@ from cxbridge.sdk import (
     ConfigError,
     ConfigKey,
     Conflict,
+    CxbridgeError,
     Event,
+    Finding,
     Helpdesk,
+    Needs,
     Page,
     Person,
     Ref,
@@ -51,6 +54,8 @@ from . import signals
 
 log = logging.getLogger(__name__)
 
+ISSUE_KEY_FIELD_TYPES = ("text", "regexp")
+"""Ticket field types that can hold an issue key (``ENG-12``): a text field, or a regex-checked text field."""
 COMMENTS_PAGE_SIZE = 100
 """Zendesk's maximum page size for List Comments."""
 
@@ -177,6 +182,38 @@ class ZendeskConnector(Helpdesk):
                 f"{self.name}: Zendesk answered as an anonymous user: the credentials were not accepted",
             )
         return f"authenticated as {user.get('name') or '?'} <{user.get('email') or '?'}>"
+
+    def diagnose(self, needs: Needs) -> list[Finding]:
+        """The issue-key ticket field (``GET /api/v2/ticket_fields/{id}``, Show Ticket Field) exists, is active and
+        holds text: escalations write the issue key there, and agents type a key there to join an issue."""
+        field_id = self.config.get("issue_key_field_id")
+        subject = f"ticket field {field_id} (issue_key_field_id)"
+        where = f"systems.{self.name}.issue_key_field_id"
+        create = (
+            f"set {where} to the id of an active text ticket field (Admin Center > Objects and rules > Tickets > "
+            "Fields), or run 'cxbridge setup --apply' to create one"
+        )
+        if not isinstance(field_id, int) or isinstance(field_id, bool) or field_id <= 0:
+            return [Finding.failed(subject, "not set (0 is the placeholder 'cxbridge init' writes)", create)]
+        try:
+            body = self.http.get(f"/api/v2/ticket_fields/{field_id}", op="ticket_fields.show").json()
+        except CxbridgeError as exc:
+            return [Finding.from_error(subject, exc, create)]
+        field = body.get("ticket_field") if isinstance(body, dict) else None
+        if not isinstance(field, dict):
+            return [Finding.failed(subject, "Zendesk answered without a ticket_field", create)]
+        title = field.get("title") or field_id
+        if field.get("active") is not True:
+            return [
+                Finding.failed(
+                    subject,
+                    f"{title!r} is inactive",
+                    "activate it in Admin Center > Objects and rules > Tickets > Fields",
+                )
+            ]
+        if field.get("type") not in ISSUE_KEY_FIELD_TYPES:
+            return [Finding.failed(subject, f"{title!r} is a {field.get('type')} field, not a text field", create)]
+        return [Finding.ok(subject, f"{title!r} ({field.get('type')}, active)")]
 
     # -- Helpdesk ------------------------------------------------------------------------------------------
     def ticket_url(self, ticket_id: str) -> str:

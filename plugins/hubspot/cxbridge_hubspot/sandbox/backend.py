@@ -45,6 +45,7 @@ class HubSpotBackend(HubSpotRoutes):
         "hubspot-notes": "hubspot/crm-notes-v3.json",
         "hubspot-tickets": "hubspot/crm-tickets-v3.json",
         "hubspot-objects": "hubspot/crm-objects-v3.json",
+        "hubspot-properties": "hubspot/crm-properties-v3.json",
         "hubspot-associations": "hubspot/crm-associations-v4.json",
         "hubspot-associations-schema": "hubspot/crm-associations-schema-v4.json",
         "hubspot-webhooks": "hubspot/webhooks-v3.json",

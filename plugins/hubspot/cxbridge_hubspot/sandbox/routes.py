@@ -23,6 +23,7 @@ from .models import (
     CrmObject,
     ObjectType,
     Portal,
+    PropertyDef,
     Subscription,
     association_types,
     default_association,
@@ -33,6 +34,48 @@ from .models import (
 ASSOCIATIONS_BATCH_MAX_INPUTS = 1000
 ALL_PROPERTIES: frozenset[str] = frozenset({"*"})
 """Pass (this object itself) as ``properties`` to ``public_object`` for every value a record holds."""
+
+
+FIELD_TYPES = {
+    "string": "text",
+    "number": "number",
+    "date": "date",
+    "datetime": "date",
+    "bool": "booleancheckbox",
+    "enumeration": "select",
+}
+"""The form field HubSpot shows for each property type."""
+
+
+def property_json(otype: ObjectType, prop: PropertyDef) -> dict[str, Any]:
+    """A property definition as the properties API answers it (``Property``)."""
+    values = ("true", "false") if prop.kind == "bool" else prop.options
+    options = [
+        {"label": v.replace("_", " ").capitalize(), "value": v, "displayOrder": i, "hidden": False}
+        for i, v in enumerate(values)
+    ]
+    return {
+        "name": prop.name,
+        "label": prop.name.replace("_", " ").capitalize(),
+        "type": prop.kind,
+        "fieldType": FIELD_TYPES.get(prop.kind, "text"),
+        "description": "",
+        "groupName": f"{otype.singular}information",
+        "options": options,
+        "displayOrder": -1,
+        "calculated": False,
+        "externalOptions": False,
+        "hasUniqueValue": prop.name in otype.unique,
+        "hidden": False,
+        "hubspotDefined": not prop.custom,
+        "formField": not prop.read_only,
+        "archived": False,
+        "modificationMetadata": {
+            "archivable": prop.custom,
+            "readOnlyDefinition": not prop.custom,
+            "readOnlyValue": prop.read_only,
+        },
+    }
 
 
 def hubspot_url_map() -> Map:
@@ -58,6 +101,8 @@ def hubspot_url_map() -> Map:
         ),
         Rule("/crm/v4/associations/<from_type>/<to_type>/labels", methods=["GET"], endpoint="association_labels"),
         Rule("/crm/associations/v4/<from_type>/<to_type>/labels", methods=["GET"], endpoint="association_labels"),
+        Rule("/crm/v3/properties/<object_type>", methods=["GET"], endpoint="list_properties"),
+        Rule("/crm/v3/properties/<object_type>/<property_name>", methods=["GET"], endpoint="get_property"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["GET"], endpoint="get_settings"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["PUT"], endpoint="put_settings"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["DELETE"], endpoint="delete_settings"),
@@ -186,6 +231,21 @@ class HubSpotRoutes(Backend):
     def url_map(self) -> Map:
         """HubSpot's routes."""
         return hubspot_url_map()
+
+    # -- CRM properties v3 ------------------------------------------------------------------------------------
+    def route_list_properties(self, request: Request, object_type: str) -> Response:
+        """GET /crm/v3/properties/{objectType}: every property of the type (``CollectionResponseProperty...``)."""
+        otype = resolve_type(object_type)
+        schema = self.portal.schema[otype.name]
+        return self.json({"results": [property_json(otype, p) for p in schema.values()]})
+
+    def route_get_property(self, request: Request, object_type: str, property_name: str) -> Response:
+        """GET /crm/v3/properties/{objectType}/{propertyName}: one property, or 404 ``OBJECT_NOT_FOUND``."""
+        otype = resolve_type(object_type)
+        found = self.portal.schema[otype.name].get(property_name)
+        if found is None:
+            raise errors.not_found(f"Unable to find property {property_name} for object type {otype.type_id}")
+        return self.json(property_json(otype, found))
 
     # -- CRM objects v3 ---------------------------------------------------------------------------------------
     def route_get_object(self, request: Request, object_type: str, object_id: str) -> Response:

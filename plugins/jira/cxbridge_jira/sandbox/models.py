@@ -31,6 +31,20 @@ MAX_PROPERTY_CHARS = 32_768
 MAX_PROPERTY_KEY = 255
 MAX_GLOBAL_ID = 255
 MAX_SUMMARY = 255
+SCREEN_SYSTEM_FIELDS = (
+    "issuetype",
+    "summary",
+    "description",
+    "priority",
+    "labels",
+    "fixVersions",
+    "assignee",
+    "reporter",
+)
+"""The system fields on every screen of the emulator (the create screen has ``project`` too)."""
+REQUIRED_SYSTEM_FIELDS = ("project", "issuetype", "summary", "reporter")
+DEFAULTED_SYSTEM_FIELDS = ("reporter", "priority")
+"""Fields Jira fills when a create leaves them out (the caller; the default priority)."""
 
 
 # -- records ------------------------------------------------------------------------------------------------
@@ -126,6 +140,12 @@ class Project:
     lead_id: str
     issue_type_ids: list[str]
     next_number: int = 1
+    required_fields: set[str] = field(default_factory=set)
+    """Fields its field configuration makes required on create (beyond summary, issue type and project)."""
+    off_create_screen: set[str] = field(default_factory=set)
+    """Fields its create screen lacks: a create that sets one is refused."""
+    off_edit_screen: set[str] = field(default_factory=set)
+    """Fields its edit screen lacks: an edit that sets one is refused."""
 
 
 @dataclass
@@ -384,6 +404,29 @@ class JiraModel:
             if (t.is_global and t.to_status != issue.status_id) or issue.status_id in t.from_statuses
         ]
 
+    def screen_fields(self, project: Project, *, create: bool) -> list[FieldDef]:
+        """The fields on the project's create (or edit) screen: the settable system fields and every custom field
+        the screen has not left out (one screen for all of the project's issue types)."""
+        names = [*SCREEN_SYSTEM_FIELDS, *(("project",) if create else ())]
+        off = project.off_create_screen if create else project.off_edit_screen
+        fields = [self.fields[n] for n in names if n in self.fields]
+        fields.extend(f for f in self.custom_fields())
+        return [f for f in fields if f.id not in off]
+
+    def screen_problems(self, project: Project, names: Any, *, create: bool) -> dict[str, str]:
+        """What Jira answers for fields set that are not on the screen, and, on create, required fields left out."""
+        on_screen = {f.id for f in self.screen_fields(project, create=create)}
+        problems = {
+            n: errors.NOT_ON_SCREEN.format(field=n)
+            for n in names
+            if n in self.fields and n not in on_screen and n not in ("project", "issuetype")
+        }
+        if create:
+            for fid in sorted(project.required_fields - set(names)):
+                if fid in self.fields and fid in on_screen:
+                    problems[fid] = f"{self.fields[fid].name} is required."
+        return problems
+
     def custom_fields(self) -> list[FieldDef]:
         """Every custom field of the site."""
         return [f for f in self.fields.values() if f.custom]
@@ -432,6 +475,9 @@ class JiraModel:
         elif len(summary) > MAX_SUMMARY:
             problems["summary"] = "Summary must be less than 255 characters."
         values = self._validate_fields(fields, api, deployment, problems)
+        if project is not None:
+            named = {*fields, *(("summary",) if summary is not None else ())}
+            problems.update(self.screen_problems(project, named, create=True))
         properties = body.get("properties") or []
         if not isinstance(properties, list) or not all(isinstance(p, dict) and "key" in p for p in properties):
             problems["properties"] = "Properties must be a list of objects with a key and a value."
@@ -611,6 +657,7 @@ class JiraModel:
                 sets["_issuetype"] = found
         new_type = sets.pop("_issuetype", None)
         values = self._validate_fields(sets, api, deployment, problems)
+        problems.update(self.screen_problems(self.projects[issue.project_id], sets, create=False))
         if problems:
             raise errors.field_errors(problems)
         items: list[ChangeItem] = []

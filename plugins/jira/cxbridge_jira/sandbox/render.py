@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import quote
 
 from .models import (
+    DEFAULTED_SYSTEM_FIELDS,
+    REQUIRED_SYSTEM_FIELDS,
     STATUS_CATEGORIES,
     AdminWebhook,
     Comment,
@@ -196,6 +198,23 @@ class Renderer:
         }
         if fdef.schema is not None:
             body["schema"] = dict(fdef.schema)
+        return body
+
+    def field_meta(self, fdef: FieldDef, project: Project, *, create: bool) -> dict[str, Any]:
+        """A field of a create screen (``FieldCreateMetadata``, with ``fieldId``) or of an edit screen
+        (``FieldMetadata``): whether it is required, whether Jira fills it when left out, the operations."""
+        required = fdef.id in REQUIRED_SYSTEM_FIELDS or (create and fdef.id in project.required_fields)
+        operations = ["add", "set", "remove"] if fdef.id in ("labels", "fixVersions") else ["set"]
+        body: dict[str, Any] = {
+            "required": required,
+            "schema": dict(fdef.schema or {"type": "any"}),
+            "name": fdef.name,
+            "key": fdef.id,
+            "hasDefaultValue": create and fdef.id in DEFAULTED_SYSTEM_FIELDS,
+            "operations": operations,
+        }
+        if create:
+            body["fieldId"] = fdef.id
         return body
 
     def transition(self, t: Transition) -> dict[str, Any]:

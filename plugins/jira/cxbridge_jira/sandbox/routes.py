@@ -21,7 +21,7 @@ from cxbridge.sdk import Backend
 from . import errors
 from .errors import JiraFault
 from .jql import JqlError, Query, parse
-from .models import Deployment, Issue, JiraModel, RemoteLink, User
+from .models import Deployment, Issue, JiraModel, Project, RemoteLink, User
 from .render import Renderer, jira_time
 
 API = "/rest/api/<any('2', '3', 'latest'):ver>"
@@ -52,6 +52,9 @@ def url_map() -> Map:
             _rule(f"{API}/priority/<priority_id>", "priority", "GET"),
             _rule(f"{API}/field", "fields", "GET"),
             _rule(f"{API}/issue", "create_issue", "POST"),
+            _rule(f"{API}/issue/createmeta/<project_key>/issuetypes", "create_meta_types", "GET"),
+            _rule(f"{API}/issue/createmeta/<project_key>/issuetypes/<type_id>", "create_meta_fields", "GET"),
+            _rule(f"{issue}/editmeta", "edit_meta", "GET"),
             _rule(issue, "issue", "GET", "PUT"),
             _rule(f"{issue}/transitions", "transitions", "GET", "POST"),
             _rule(f"{issue}/comment", "comments", "GET", "POST"),
@@ -203,6 +206,45 @@ class JiraRoutes(Backend):
         if isinstance(body, dict) and isinstance(body.get("transition"), dict):
             self.model.do_transition(actor, issue, {"transition": body["transition"]}, view.api, self.deployment)
         return self.json({"id": issue.id, "key": issue.key, "self": f"{view.rest}/issue/{issue.id}"}, 201)
+
+    def _meta_project(self, project_key: str) -> Project:
+        self.caller()
+        project = self.model.project(project_key)
+        if project is None:
+            raise errors.not_found(f"No project could be found with key '{project_key}'.")
+        return project
+
+    @staticmethod
+    def _page(request: Request, items: list[Any], key: str) -> dict[str, Any]:
+        """One offset page (``startAt``, ``maxResults`` up to 200) of ``items`` under ``key``."""
+        start = max(0, _int(request.args.get("startAt"), 0, "startAt"))
+        size = min(200, max(1, _int(request.args.get("maxResults"), 50, "maxResults")))
+        return {key: items[start : start + size], "maxResults": size, "startAt": start, "total": len(items)}
+
+    def route_create_meta_types(self, request: Request, ver: str, project_key: str) -> Response:
+        """getCreateIssueMetaIssueTypes: the issue types a create in the project may use (a page)."""
+        view = self.view(request, ver)
+        project = self._meta_project(project_key)
+        types = [view.issue_type(self.model.issue_types[i]) for i in project.issue_type_ids]
+        return self.json(self._page(request, types, "issueTypes"))
+
+    def route_create_meta_fields(self, request: Request, ver: str, project_key: str, type_id: str) -> Response:
+        """getCreateIssueMetaIssueTypeId: the fields of the create screen for the project and issue type."""
+        view = self.view(request, ver)
+        project = self._meta_project(project_key)
+        if type_id not in project.issue_type_ids:
+            raise errors.not_found(f"Issue type with id '{type_id}' does not exist in project '{project.key}'.")
+        fields = [view.field_meta(f, project, create=True) for f in self.model.screen_fields(project, create=True)]
+        return self.json(self._page(request, fields, "fields" if self.deployment == "cloud" else "values"))
+
+    def route_edit_meta(self, request: Request, ver: str, issue_key: str) -> Response:
+        """getEditIssueMeta: the fields of the issue's edit screen, by id."""
+        view = self.view(request, ver)
+        self.caller()
+        issue = self.model.issue(issue_key)
+        project = self.model.projects[issue.project_id]
+        screen = self.model.screen_fields(project, create=False)
+        return self.json({"fields": {f.id: view.field_meta(f, project, create=False) for f in screen}})
 
     def route_issue(self, request: Request, ver: str, issue_key: str) -> Response:
         """getIssue (fields, properties, expand) and editIssue (204, or 200 with returnIssue)."""

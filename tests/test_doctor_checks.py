@@ -1,0 +1,244 @@
+"""``cxbridge doctor`` checks what escalations need, against the emulators: every problem in one run, each line naming
+the object, the vendor's words and the fix; a correct sandbox configuration is all green."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomlkit
+from click.testing import CliRunner, Result
+from cxbridge_jira.sandbox.models import FieldDef
+
+from cxbridge.cli import CliContext, cli
+from cxbridge.sandbox.modes import Vendors, mock_vendors, write_config
+from cxbridge.sdk import WebhookTarget
+
+PUBLIC_URL = "https://cxbridge.example.com"
+IMPACT_FIELDS = {
+    "arr": "customfield_10100",
+    "customers": "customfield_10101",
+    "tickets": "customfield_10102",
+    "renewal": "customfield_10103",
+    "tier": "customfield_10104",
+    "oldest": "customfield_10105",
+}
+
+
+@pytest.fixture
+def vendors() -> Iterator[Vendors]:
+    with mock_vendors(seed="demo") as running:
+        yield running
+
+
+def configure(vendors: Vendors, path: Path, *, fields: dict[str, str] | None = None) -> Path:
+    """The sandbox configuration as an admin finishes it: webhook secrets, public URL, impact fields, priorities."""
+    for name in ("zendesk", "jira"):
+        vendors[name].webhook_targets = [WebhookTarget(f"{PUBLIC_URL}/webhooks/{name}", f"{name}-hook-secret-1")]
+    extra = {
+        "webhooks": {"public_url": PUBLIC_URL},
+        "impact": {"fields": fields if fields is not None else IMPACT_FIELDS},
+        "escalation": {"helpdesk": "zendesk", "crm": "hubspot", "tracker": "jira", "priority": {"enterprise": {}}},
+    }
+    return write_config(vendors, path, extra=extra)
+
+
+def edit(path: Path, change: Any) -> None:
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    change(doc)
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+
+
+def doctor(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), "doctor", *args], obj=CliContext(environ={}))
+
+
+def key_field(vendors: Vendors) -> Any:
+    """The sandbox's issue-key ticket field."""
+    fields = vendors["zendesk"].model.ticket_fields.values()  # type: ignore[attr-defined]
+    return next(f for f in fields if f.title == "Jira issue key")
+
+
+def create_issue(vendors: Vendors) -> None:
+    """One Bug in ENG, so the edit screen can be read (doctor reads it from an existing issue)."""
+    backend = vendors["jira"]
+    model = backend.model  # type: ignore[attr-defined]
+    body = {"fields": {"project": {"key": "ENG"}, "issuetype": {"name": "Bug"}, "summary": "first"}}
+    model.create_issue(backend.integration_user, body, 3, "cloud")  # type: ignore[attr-defined]
+
+
+def test_a_correct_sandbox_config_is_all_green(vendors: Vendors, tmp_path: Path) -> None:
+    create_issue(vendors)
+    config = configure(vendors, tmp_path / "cxbridge.toml")
+    result = doctor(config)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(line.startswith("✓ ") for line in lines), result.output
+    for expected in (
+        "✓ jira project ENG: Engineering",
+        "✓ jira issue type Bug in ENG: id 10002",
+        "✓ jira field customfield_10100 (impact.fields.arr): 'ARR at stake' (number)",
+        "✓ jira create screen of ENG Bug: every required field is filled, every field set is on it",
+        "✓ jira edit screen of ENG Bug: the impact fields are on it (read from ENG-1)",
+        f"✓ zendesk ticket field {key_field(vendors).id} (issue_key_field_id): 'Jira issue key' (text, active)",
+        "✓ hubspot company property tier (tier_property): Tier (string)",
+        "✓ hubspot company property annualrevenue (arr_property): Annualrevenue (number)",
+        "✓ hubspot company property renewal_date (renewal_date_property): Renewal date (date)",
+        "✓ webhooks zendesk: signing secret from [webhooks] secrets.zendesk",
+        f"✓ webhooks public_url: {PUBLIC_URL}",
+    ):
+        assert expected in lines, result.output
+
+
+def test_the_edit_screen_waits_for_a_first_issue(vendors: Vendors, tmp_path: Path) -> None:
+    """With no issue to read the edit screen from, that one check is skipped (not failed) and says when it runs."""
+    result = doctor(configure(vendors, tmp_path / "cxbridge.toml"))
+    assert result.exit_code == 0, result.output
+    assert (
+        "- jira edit screen of ENG Bug: no Bug in ENG yet to read it from; run doctor again after the first "
+        "escalation" in result.stdout.splitlines()
+    )
+
+
+def test_every_problem_in_one_run(vendors: Vendors, tmp_path: Path) -> None:
+    """The issue's list: missing project, missing issue type, a required field nobody fills, a missing custom field,
+    a wrong Zendesk field id, a misspelled HubSpot property, a missing webhook secret, an init placeholder."""
+    model = vendors["jira"].model  # type: ignore[attr-defined]
+    model.fields["customfield_10200"] = FieldDef(
+        "customfield_10200", "Team", True, "string", {"type": "string", "customId": 10200}, ["cf[10200]", "Team"]
+    )
+    model.project("ENG").required_fields.add("customfield_10200")
+    config = configure(vendors, tmp_path / "cxbridge.toml", fields={**IMPACT_FIELDS, "arr": "customfield_19999"})
+
+    def break_it(doc: Any) -> None:
+        systems = doc["systems"]
+        for name, change in (("jira_gone", {"project": "GONE"}), ("jira_notype", {"issue_type": "Epic"})):
+            table = tomlkit.table()
+            table.update({**systems["jira"], "plugin": "jira", **change})
+            systems[name] = table
+        systems["jira"]["site_url"] = "https://YOURCOMPANY.atlassian.net"
+        systems["zendesk"]["issue_key_field_id"] = 999999
+        systems["hubspot"]["tier_property"] = "teir"
+        del doc["webhooks"]["secrets"]["zendesk"]
+
+    edit(config, break_it)
+    result = doctor(config)
+    assert result.exit_code == 1
+    failed = [line for line in result.stdout.splitlines() if line.startswith("✗ ")]
+    expected = [
+        "✗ config systems.jira.site_url: 'https://YOURCOMPANY.atlassian.net' is the placeholder 'cxbridge init' wrote"
+        " — fix: replace it with your account's own value",
+        "✗ jira required field Team (customfield_10200) of ENG Bug: Team is required. — fix: escalations do not fill "
+        "it: make it optional or give it a default value in the field configuration of ENG (Jira settings > Issues > "
+        "Field configurations), or choose another issue_type",
+        "✗ jira field customfield_19999 (impact.fields.arr): Jira has no field customfield_19999 — fix: run 'cxbridge "
+        "setup --apply' to create it, or set impact.fields.arr to the id of an existing number field "
+        "(GET /rest/api/3/field lists them)",
+        "✗ zendesk ticket field 999999 (issue_key_field_id): 404 RecordNotFound: Not found — fix: set "
+        "systems.zendesk.issue_key_field_id to the id of an active text ticket field (Admin Center > Objects and rules "
+        "> Tickets > Fields), or run 'cxbridge setup --apply' to create one",
+        "✗ hubspot company property teir (tier_property): 404 Unable to find property teir for object type 0-2 "
+        "(OBJECT_NOT_FOUND) — fix: set systems.hubspot.tier_property to an existing company property's internal name "
+        "(Settings > Properties), or run 'cxbridge setup --apply' to create it",
+        "✗ jira_gone project GONE: 404 No project could be found with key 'GONE'. — fix: set systems.jira_gone.project "
+        "to the key of an existing project, or give the integration user the Browse projects and Create issues "
+        "permissions in it",
+        "✗ jira_notype issue type Epic in ENG: ENG has no issue type 'Epic' (it has: Task, Bug) — fix: set "
+        "systems.jira_notype.issue_type to one of them, or add Epic to the project's issue type scheme",
+        "✗ webhooks zendesk: no signing secret: 'cxbridge serve' refuses to start without [webhooks] secrets.zendesk "
+        '— fix: set [webhooks] secrets.zendesk = [{ env = "ZENDESK_WEBHOOK_SECRET" }] to the secret the vendor signs '
+        "its deliveries with ('cxbridge setup --apply' writes it when it registers the webhook)",
+    ]
+    for line in expected:
+        assert line in failed, result.output
+    assert "✓ jira project ENG: Engineering" in result.stdout.splitlines()
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("- ")]
+    assert "- jira_gone create screen of GONE Bug: not checked: the project or issue type is missing" in skipped
+
+    as_json = json.loads(doctor(config, "--json").stdout)
+    by_item = {c["item"]: c for c in as_json}
+    assert by_item["hubspot company property teir (tier_property)"]["state"] == "failed"
+    assert by_item["hubspot company property teir (tier_property)"]["fix"].startswith(
+        "set systems.hubspot.tier_property"
+    )
+    assert by_item["jira project ENG"] == {
+        "item": "jira project ENG",
+        "ok": True,
+        "state": "ok",
+        "detail": "Engineering",
+        "fix": "",
+    }
+
+
+def test_fields_off_the_screens_or_of_the_wrong_type(vendors: Vendors, tmp_path: Path) -> None:
+    """An impact field off the create or edit screen fails with Jira's own words; a text field for ARR fails."""
+    model = vendors["jira"].model  # type: ignore[attr-defined]
+    project = model.project("ENG")
+    project.off_create_screen.add("customfield_10101")
+    project.off_edit_screen.add("customfield_10102")
+    create_issue(vendors)
+    config = configure(vendors, tmp_path / "cxbridge.toml", fields={**IMPACT_FIELDS, "arr": "customfield_10104"})
+    result = doctor(config)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert (
+        "✗ jira field customfield_10101 on the create screen of ENG Bug: Field 'customfield_10101' cannot be set. It "
+        "is not on the appropriate screen, or unknown. — fix: add it to the create screen of ENG for Bug (Project "
+        "settings > Issues > Screens)"
+    ) in lines
+    assert any(
+        line.startswith("✗ jira field customfield_10102 on the edit screen of ENG Bug: Field ") for line in lines
+    )
+    assert (
+        "✗ jira field customfield_10104 (impact.fields.arr): 'Highest tier' is a string field; impact.fields.arr "
+        "writes a number — fix: set impact.fields.arr to a number field, or run 'cxbridge setup --apply' to create one"
+    ) in lines
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        (
+            {"active": False},
+            "'Jira issue key' is inactive — fix: activate it in Admin Center > Objects and rules > Tickets > Fields",
+        ),
+        (
+            {"type": "integer"},
+            "'Jira issue key' is a integer field, not a text field — fix: set systems.zendesk.issue_key_field_id",
+        ),
+    ],
+)
+def test_an_unusable_ticket_field(vendors: Vendors, tmp_path: Path, change: dict[str, Any], line: str) -> None:
+    field = key_field(vendors)
+    for key, value in change.items():
+        setattr(field, key, value)
+    result = doctor(configure(vendors, tmp_path / "cxbridge.toml"))
+    assert result.exit_code == 1
+    prefix = f"✗ zendesk ticket field {field.id} (issue_key_field_id): "
+    assert any(out.startswith(prefix + line) for out in result.stdout.splitlines()), result.output
+
+
+def test_every_invalid_key_is_its_own_line(tmp_path: Path) -> None:
+    """A configuration with several problems: one line each, and the placeholders in the file still reported."""
+    config = tmp_path / "cxbridge.toml"
+    config.write_text(
+        '[webhooks]\nport = 0\nthreads = "x"\n[cxbridge]\nlog_level = "LOUD"\n'
+        '[systems.jira]\nbase_url = "https://YOURCOMPANY.atlassian.net"\n',
+        encoding="utf-8",
+    )
+    result = doctor(config)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        f"✗ config: {config}: cxbridge.log_level: expected one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'",
+        f"✗ config: {config}: webhooks.port: expected an integer from 1 to 65535, got 0",
+        f"✗ config: {config}: webhooks.threads: expected an integer, got str 'x'",
+    ]
+    assert any(line.startswith("✗ config: ") and "systems.jira" in line for line in lines[3:])
+    assert lines[-1] == (
+        "✗ config systems.jira.base_url: 'https://YOURCOMPANY.atlassian.net' is the placeholder 'cxbridge init' wrote "
+        "— fix: replace it with your account's own value"
+    )
