@@ -285,15 +285,19 @@ def webhook_checks(doctor: Doctor) -> list[Check]:
             )
         )
     elif public_url:
-        problem = _url_problem(public_url)
-        if problem:
-            checks.append(Check("webhooks public_url", False, f"{public_url}: {problem}", _URL_FIX))
-        else:
-            checks.append(Check("webhooks public_url", True, public_url))
+        checks.append(_url_check("webhooks public_url", public_url))
+    for name in served:
+        if per_system.get(name):
+            checks.append(_url_check(f"webhooks public_urls.{name}", str(per_system[name])))
     return checks
 
 
-_URL_FIX = "set [webhooks] public_url to the https URL the vendors call, without a query or fragment"
+def _url_check(item: str, url: str) -> Check:
+    problem = _url_problem(url)
+    return Check(item, False, f"{url}: {problem}", _URL_FIX) if problem else Check(item, True, url)
+
+
+_URL_FIX = "use the https URL the vendors call (your TLS proxy), without a query or fragment"
 
 
 def _url_problem(url: str) -> str | None:

@@ -79,6 +79,9 @@ def sandbox_serve(
                 click.echo(f"         {key}: {value}")
         if write_config:
             extra: dict[str, Any] = {}
+            if webhook_target:  # the URL each emulator calls, as the vendors' webhooks are told in production
+                urls = {name: target.url for name, b in vendors.backends.items() for target in b.webhook_targets[:1]}
+                extra["webhooks"] = {"public_urls": urls}
             write_sandbox_config(vendors, write_config, extra=extra)
             click.echo(f"config written to {write_config}")
         click.echo("Serving; Ctrl-C to stop.")
