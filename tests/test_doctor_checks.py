@@ -242,3 +242,60 @@ def test_every_invalid_key_is_its_own_line(tmp_path: Path) -> None:
         "✗ config systems.jira.base_url: 'https://YOURCOMPANY.atlassian.net' is the placeholder 'cxbridge init' wrote "
         "— fix: replace it with your account's own value"
     )
+
+
+def test_a_priority_mapping_needs_the_priority_on_the_create_screen(vendors: Vendors, tmp_path: Path) -> None:
+    """Escalations set the priority only when [escalation.priority] maps a tier; then it must be on the screen."""
+    vendors["jira"].model.project("ENG").off_create_screen.add("priority")  # type: ignore[attr-defined]
+    unmapped = doctor(configure(vendors, tmp_path / "a" / "cxbridge.toml"))
+    assert unmapped.exit_code == 0, unmapped.output
+
+    config = configure(vendors, tmp_path / "b" / "cxbridge.toml")
+    edit(config, lambda doc: doc["escalation"]["priority"].update({"enterprise": {"urgent": "Highest"}}))
+    mapped = doctor(config)
+    assert mapped.exit_code == 1
+    assert (
+        "✗ jira field priority on the create screen of ENG Bug: Field 'priority' cannot be set. It is not on the "
+        "appropriate screen, or unknown. — fix: add it to the create screen of ENG for Bug (Project settings > "
+        "Issues > Screens)"
+    ) in mapped.stdout.splitlines()
+
+
+def test_jira_data_center_reads_the_same_objects_through_rest_v2(vendors: Vendors, tmp_path: Path) -> None:
+    """On Data Center the create screen's page lists its fields under ``values``; the checks read the same."""
+    jira = vendors["jira"]
+    jira.set_deployment("datacenter")  # type: ignore[attr-defined]
+    jira.model.project("ENG").required_fields.add("customfield_10104")  # type: ignore[attr-defined]
+    config = configure(vendors, tmp_path / "cxbridge.toml", fields={"arr": "customfield_10100"})
+    result = doctor(config)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert "✓ jira project ENG: Engineering" in lines
+    assert "✓ jira field customfield_10100 (impact.fields.arr): 'ARR at stake' (number)" in lines
+    assert any(line.startswith("✗ jira required field Highest tier (customfield_10104) of ENG Bug") for line in lines)
+    assert any("/rest/api/2/" in call.path for call in jira.calls)
+
+
+def test_hubspot_as_the_helpdesk_checks_its_ticket_properties(vendors: Vendors, tmp_path: Path) -> None:
+    config = configure(vendors, tmp_path / "cxbridge.toml")
+
+    def hubspot_helpdesk(doc: Any) -> None:
+        doc["escalation"]["helpdesk"] = "hubspot"
+        doc["systems"]["hubspot"]["issue_key_property"] = "cxbridge_issue_kye"
+
+    edit(config, hubspot_helpdesk)
+    lines = doctor(config).stdout.splitlines()
+    assert "✓ hubspot ticket property cxbridge_escalate (escalate_property): Cxbridge escalate (bool)" in lines
+    assert any(
+        line.startswith("✗ hubspot ticket property cxbridge_issue_kye (issue_key_property): 404 ") for line in lines
+    )
+    assert "✓ hubspot company property tier (tier_property): Tier (string)" in lines
+
+
+def test_objects_are_not_checked_when_the_login_fails(vendors: Vendors, tmp_path: Path) -> None:
+    config = configure(vendors, tmp_path / "cxbridge.toml")
+    (tmp_path / "jira.api_token.secret").write_text("not-the-token", encoding="utf-8")
+    lines = doctor(config).stdout.splitlines()
+    assert any(line.startswith("✗ jira: 401 Unauthorized") for line in lines)
+    assert "- jira objects: not checked: the login failed" in lines
+    assert not any(line.startswith(("✓ jira project", "✗ jira project")) for line in lines)

@@ -22,6 +22,8 @@ from .connector import JiraConnector, jql_string
 
 FILLED_ALWAYS = ("project", "issuetype", "summary", "description", "labels")
 """The fields every escalation's create sets."""
+FILLED_BY_JIRA = ("reporter",)
+"""Required fields Jira fills itself when a create leaves them out (the reporter is the caller)."""
 META_PAGE = 50
 MAX_META_PAGES = 20
 NOT_ON_SCREEN = "Field '{field}' cannot be set. It is not on the appropriate screen, or unknown."
@@ -186,7 +188,10 @@ class JiraDiagnosis:
         missing = [
             f
             for fid, f in on_screen.items()
-            if f.get("required") is True and not f.get("hasDefaultValue") and fid not in filled
+            if f.get("required") is True
+            and not f.get("hasDefaultValue")
+            and fid not in filled
+            and fid not in FILLED_BY_JIRA
         ]
         for field in missing:
             fid = str(field.get("fieldId") or field.get("key"))
