@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 from .config import SystemConfig
 from .connectors import CRM_ROLE, FINDING_FAILED, FINDING_OK, HELPDESK, TRACKER, FieldNeed, Finding, Needs
 from .errors import AuthError, ConfigError, CxbridgeError, NotFound, RateLimited, Unavailable, VendorError
-from .http.redact import redact
 from .init_template import PLACEHOLDER_MARKER, PLACEHOLDER_VALUES
 from .plugins import Plugins
+from .redact import redact_line as scrub
 from .runtime import Runtime
 from .settings import IMPACT_KINDS, Config
 from .store.preflight import NEW_STORE, check_store
@@ -38,11 +38,6 @@ EXIT_FAILED = 1
 
 _MARKS = {True: "✓", False: "✗", None: "-"}
 _STATES = {True: FINDING_OK, False: FINDING_FAILED, None: "skipped"}
-
-
-def scrub(text: str) -> str:
-    """``text`` with every secret value this process loaded replaced, on one line."""
-    return " ".join(redact(text).split())
 
 
 @dataclass

@@ -121,6 +121,11 @@ def one_line(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def redact_line(text: str) -> str:
+    """``text`` with every secret value this process loaded replaced, on one line (for terminal output)."""
+    return " ".join(redact(text).split())
+
+
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of the headers safe to show: credential headers replaced, other values redacted by value."""
     sensitive = re.compile(rf"(?i)^(?:{_HEADER_NAMES})$")

@@ -18,8 +18,8 @@ import click
 from ..config import CORE_SECTIONS, Config, _check_table, load_config
 from ..config import resolve_path as resolve_config_path
 from ..errors import ConfigError, CxbridgeError
-from ..http.redact import redact
 from ..plugins import Plugins, allowlist_from_env, build_plugins
+from ..redact import redact_line
 from ..runtime import Runtime
 from .logs import apply_level
 
@@ -27,9 +27,8 @@ PluginsFactory = Callable[[Sequence[str]], Plugins]
 """Builds the Plugins given the names the config disables (tests pass ``build_plugins(..., extra=[...])``)."""
 
 
-def scrub(text: str) -> str:
-    """``text`` with every secret value this process loaded replaced, on one line (for terminal output)."""
-    return " ".join(redact(text).split())
+scrub = redact_line
+"""``text`` with every secret value this process loaded replaced, on one line (for terminal output)."""
 
 
 class CliContext:
