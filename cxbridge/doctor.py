@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -61,13 +61,11 @@ class Check:
 
 @dataclass
 class Doctor:
-    """What the steps read: the loaded configuration and plugins, a runtime over them, and what ran before."""
+    """What the steps read: the loaded configuration and plugins, and a runtime over them."""
 
     config: Config
     plugins: Plugins
     runtime: Runtime
-    logged_in: set[str] = field(default_factory=set)
-    """The systems whose login (``Connector.check``) passed."""
 
 
 Step = Callable[[Doctor], list[Check]]
@@ -229,7 +227,6 @@ def system_checks(doctor: Doctor) -> list[Check]:
             if doctor.plugins.connector(sc.plugin).supports("diagnose"):
                 checks.append(Check(f"{sc.name} objects", None, "not checked: the login failed"))
             continue
-        doctor.logged_in.add(sc.name)
         checks.append(Check(sc.name, True, scrub(detail or "ok")))
         try:
             findings = connector.diagnose(needs_of(doctor, sc.name))

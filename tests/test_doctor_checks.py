@@ -14,8 +14,12 @@ from click.testing import CliRunner, Result
 from cxbridge_jira.sandbox.models import FieldDef
 
 from cxbridge.cli import CliContext, cli
+from cxbridge.connectors import Finding, Needs
+from cxbridge.plugins import build_plugins
 from cxbridge.sandbox.modes import Vendors, mock_vendors, write_config
 from cxbridge.sdk import WebhookTarget
+from cxbridge.secrets import Secret
+from cxbridge.settings import ConfigKey
 
 PUBLIC_URL = "https://cxbridge.example.com"
 IMPACT_FIELDS = {
@@ -299,3 +303,54 @@ def test_objects_are_not_checked_when_the_login_fails(vendors: Vendors, tmp_path
     assert any(line.startswith("✗ jira: 401 Unauthorized") for line in lines)
     assert "- jira objects: not checked: the login failed" in lines
     assert not any(line.startswith(("✓ jira project", "✗ jira project")) for line in lines)
+
+
+def test_a_plugins_findings_become_lines_and_a_failing_diagnose_is_one(
+    tmp_path: Path, make_connector: Any, connectors_plugin: Any
+) -> None:
+    """The core prints what any plugin's ``diagnose`` returns (vendor-neutral), secrets scrubbed; a diagnose that
+    raises is one failed line and does not hide the other systems."""
+    token = "acme-secret-token-31337"
+    keys = {"token": ConfigKey(Secret, required=True)}
+    seen: list[Needs] = []
+
+    class Acme(make_connector("acme", config_keys=keys)):  # type: ignore[misc]
+        def diagnose(self, needs: Needs) -> list[Finding]:
+            seen.append(needs)
+            return [
+                Finding.ok("widget 1", "fine"),
+                Finding.failed("widget 2", f"Gone (token {token}).", "recreate it"),
+                Finding.skipped("widget 3", "nothing to read it from yet"),
+            ]
+
+    class Broken(make_connector("broken", config_keys=keys)):  # type: ignore[misc]
+        def diagnose(self, needs: Needs) -> list[Finding]:
+            raise RuntimeError("boom")
+
+    assert Acme.supports("diagnose")
+    assert not make_connector("plain").supports("diagnose")
+    config = tmp_path / "cxbridge.toml"
+    config.write_text(
+        "".join(
+            f'[systems.{n}]\nbase_url = "https://{n}.example.com"\ntoken = {{ env = "TOKEN" }}\n'
+            for n in ("acme", "broken")
+        ),
+        encoding="utf-8",
+    )
+    plugins = [("fakes", connectors_plugin(Acme, Broken))]
+    obj = CliContext(
+        config,
+        environ={"TOKEN": token},
+        plugins_factory=lambda d: build_plugins(d, use_env=False, entry_points=list, extra=plugins),
+    )
+    result = CliRunner().invoke(cli, ["doctor"], obj=obj)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[1:] == [
+        "✓ acme: authenticated to https://acme.example.com",
+        "✓ acme widget 1: fine",
+        "✗ acme widget 2: Gone (token ***). — fix: recreate it",
+        "- acme widget 3: nothing to read it from yet",
+        "✓ broken: authenticated to https://broken.example.com",
+        "✗ broken objects: unexpected RuntimeError: boom",
+    ]
+    assert seen == [Needs(roles=frozenset())]
