@@ -90,9 +90,12 @@ threads = 8
 comment_prefix = "[support]"
 # Also copied: comments whose visibility is one of these roles or groups ("Support" or "role:Support").
 comment_visibility = []
-# Status categories (new, indeterminate, done) that also get a suggested public reply for the agent, written
-# as an internal note (Zendesk has no drafts): the agent copies it into a reply.
+# Status categories (new, indeterminate, done) or resolution names ("Done", "Fixed") that also get a suggested
+# public reply for the agent, written as an internal note (Zendesk has no drafts): the agent copies it into a
+# reply. A category is matched exactly (lower case), a resolution in any case.
 draft_reply_on = []
+# Resolutions that close an issue without a fix: the notes and the drafted reply do not say "resolved".
+not_fixed_resolutions = ["Won't Do", "Won't Fix", "Duplicate", "Cannot Reproduce", "Incomplete", "Declined"]
 # false: sync back writes no notes on the customer's CRM company.
 crm_notes = true
 # How far back `cxbridge sync` looks on its first run (no checkpoint yet and no --since).

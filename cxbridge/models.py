@@ -121,6 +121,8 @@ class Issue:
     updated_at: datetime | None = None
     status_category_changed_at: datetime | None = None
     """When the issue last moved to another status category, when the tracker says."""
+    resolution: str | None = None
+    """How the issue was resolved (``Done``, ``Won't Do``, ``Duplicate``...); None while it is unresolved."""
     description: Any = field(default=None, repr=False, compare=False)
     """The description in the tracker's own form (ADF on Jira Cloud, wiki text on Data Center), when read."""
     fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)

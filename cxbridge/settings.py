@@ -37,6 +37,9 @@ IMPACT_KINDS = {
 # The tracker status categories sync back acts on (``[sync] status_map`` and ``draft_reply_on``): the signals'.
 STATUS_CATEGORIES = SIGNAL_STATUS_CATEGORIES
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Resolutions that close a tracker issue without a fix (``[sync] not_fixed_resolutions``): Jira's defaults and
+# the common additions of Jira Software and Service Management projects.
+NOT_FIXED_RESOLUTIONS = ("Won't Do", "Won't Fix", "Duplicate", "Cannot Reproduce", "Incomplete", "Declined")
 
 
 @dataclass(frozen=True)
@@ -228,8 +231,15 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         "draft_reply_on": ConfigKey(
             list,
             default=[],
-            items=ConfigKey(str, choices=STATUS_CATEGORIES),
-            help="status categories (new, indeterminate, done) that draft a reply for the agent",
+            items=ConfigKey(str, min=1),
+            help="status categories (new, indeterminate, done) or resolution names (Done, Fixed...) that draft "
+            "a reply for the agent",
+        ),
+        "not_fixed_resolutions": ConfigKey(
+            list,
+            default=list(NOT_FIXED_RESOLUTIONS),
+            items=ConfigKey(str, min=1),
+            help="resolutions that close an issue without a fix (templates read issue.fixed as false)",
         ),
         "crm_notes": ConfigKey(bool, default=True, help="false: sync back writes no CRM notes"),
     },

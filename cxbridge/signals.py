@@ -90,7 +90,8 @@ class IssueStateObserved(Signal):
     """The state of a tracker issue as an event or a poll saw it (no changelog: sync back compares states).
 
     ``category`` is one of ``STATUS_CATEGORIES`` (None when the event does not hold the status);
-    ``category_changed`` is when the issue last changed category, when the tracker says.
+    ``category_changed`` is when the issue last changed category, when the tracker says; ``resolution`` is how
+    the issue was resolved as the tracker names it (``Done``, ``Won't Do``, ``Duplicate``), None when unresolved.
     """
 
     kind: ClassVar[str] = "issue_state_observed"
@@ -102,6 +103,7 @@ class IssueStateObserved(Signal):
     updated: datetime | None = None
     category_changed: datetime | None = None
     actor_name: str | None = None
+    resolution: str | None = None
 
 
 @dataclass(frozen=True)

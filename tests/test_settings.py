@@ -24,7 +24,7 @@ from cxbridge.workflows import impact, policy
 INVALID = [
     ("[webhooks]\nport = 99999\n", "webhooks.port", "expected an integer from 1 to 65535, got 99999"),
     ('[impact]\ntiers = [1, "gold"]\n', "impact.tiers[0]", "expected a string, got int 1"),
-    ('[sync]\ndraft_reply_on = ["finished"]\n', "sync.draft_reply_on[0]", "expected one of new, indeterminate, done"),
+    ("[sync]\ndraft_reply_on = [5]\n", "sync.draft_reply_on[0]", "expected a string, got int 5"),
     ("[sync.status_map]\ndone = 5\n", "sync.status_map.done", "expected a string, got int 5"),
     ("[cxbridge]\ntemplate_dirs = [3]\n", "cxbridge.template_dirs[0]", "expected a string, got int 3"),
     ('[impact.fields]\narrr = "customfield_1"\n', "impact.fields", "unknown key 'arrr' (known: arr, customers,"),
@@ -43,7 +43,7 @@ tiers = [1, 2]
 arrr = "customfield_1"
 
 [sync]
-draft_reply_on = ["finished"]
+draft_reply_on = [5]
 
 [sync.status_map]
 done = 5
@@ -308,7 +308,8 @@ def test_the_schema_describes_the_core_keys() -> None:
         "default": 8787,
     }
     sync = json_schema()["properties"]["sync"]["properties"]
-    assert sync["draft_reply_on"]["items"]["enum"] == ["new", "indeterminate", "done"]
+    assert sync["draft_reply_on"]["items"] == {"type": "string", "minLength": 1}
+    assert sync["not_fixed_resolutions"]["default"][:3] == ["Won't Do", "Won't Fix", "Duplicate"]
     assert webhooks["secrets"]["additionalProperties"]["anyOf"][1] == {"$ref": "#/$defs/secret"}
 
 

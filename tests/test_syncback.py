@@ -21,11 +21,12 @@ from cxbridge_jira.webhook import verify_jira
 from cxbridge_zendesk.connector import ZendeskConnector
 from cxbridge_zendesk.webhook import verify_zendesk
 
+from cxbridge.handoff import Handoff
 from cxbridge.models import Event, Ref
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.base import Backend, WebhookTarget
 from cxbridge.sandbox.modes import Vendors, mock_vendors
-from cxbridge.signals import Signal
+from cxbridge.signals import IssueStateObserved, Signal
 from cxbridge.store import open_store
 from cxbridge.testing import SandboxRuntimes, verify_deliveries
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
@@ -437,3 +438,146 @@ def test_a_helpdesk_without_a_combined_update_gets_note_then_status_once(
     assert {tickets[t]["status"] for t in done} == {"solved"}
     # the rerun wrote the two tickets left (note and status each), nothing for the first one again
     assert sum(1 for c in vendors["zendesk"].calls if c.method == "PUT") - puts == 4
+
+
+# -- resolution-aware sync back: "done" is not always "fixed" ----------------------------------------------------
+FIXED = "Good news: our engineering team has resolved the problem"
+
+
+def close_as(vendors: Vendors, key: str, resolution: str | None) -> None:
+    """Eve moves the issue to Done, naming the resolution in the transition (Jira's resolution screen)."""
+    transitions = as_eve(vendors, "GET", f"/issue/{key}/transitions").json()["transitions"]
+    chosen = next(t for t in transitions if t["to"]["name"] == "Done")
+    body: dict[str, Any] = {"transition": {"id": chosen["id"]}}
+    if resolution is not None:
+        body["fields"] = {"resolution": {"name": resolution}}
+    as_eve(vendors, "POST", f"/issue/{key}/transitions", body)
+
+
+def escalated(rt: Runtime) -> str:
+    return Escalation(rt).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
+
+
+def render_reply(category: str, resolution: str | None, fixed: bool) -> str:
+    ctx = {
+        "issue": {"key": "ENG-1", "category": category, "resolution": resolution, "fixed": fixed, "url": "u"},
+        "previous": {},
+        "ticket": {},
+    }
+    return Handoff().render("sync_reply.txt.j2", ctx)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "fixed", "says", "never"),
+    [
+        ("Done", True, FIXED, "decided not to change"),
+        ("Fixed", True, FIXED, "decided not to change"),
+        (None, True, FIXED, "decided not to change"),
+        ("Won't Do", False, "decided not to change the product for it at this time (Won't Do)", "resolved"),
+        ("Won't Fix", False, "decided not to change the product", "resolved"),
+        ("Duplicate", False, "already known and tracked elsewhere", "resolved"),
+        ("Cannot Reproduce", False, "could not reproduce the problem", "resolved"),
+    ],
+)
+def test_default_reply_wording_per_resolution(resolution: str | None, fixed: bool, says: str, never: str) -> None:
+    text = render_reply("done", resolution, fixed)
+    assert says in text
+    assert never not in text
+
+
+def test_the_status_note_names_a_resolution_without_a_fix() -> None:
+    ctx = {
+        "issue": {
+            "key": "ENG-1",
+            "status": "Done",
+            "category": "done",
+            "resolution": "Won't Do",
+            "fixed": False,
+            "url": "u",
+        },
+        "actor": "Eve",
+        "ticket_status": None,
+    }
+    text = Handoff().render("sync_status.txt.j2", ctx)
+    assert "Resolution: Won't Do (closed without a fix" in text
+    fixed = Handoff().render(
+        "sync_status.txt.j2", {**ctx, "issue": {**ctx["issue"], "resolution": "Done", "fixed": True}}
+    )
+    assert "Resolution: Done." in fixed
+    assert "without a fix" not in fixed
+
+
+def test_the_webhook_carries_the_resolution(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+    rt = sandbox_runtime(vendors, extra={"sync": {"draft_reply_on": ["done"]}})
+    key = escalated(rt)
+    start = len(vendors["jira"].webhooks_sent)
+    close_as(vendors, key, "Duplicate")
+    signals = [s for e in webhook_events(vendors["jira"], start) for s in interpreted(rt, e)]
+    observed = [s for s in signals if isinstance(s, IssueStateObserved)]
+    assert [s.resolution for s in observed] == ["Duplicate"]
+    assert rt.tracker().get_issue(key).resolution == "Duplicate"
+    rt.close()
+
+
+@pytest.mark.parametrize(
+    ("resolution", "wording"),
+    [
+        ("Done", FIXED),
+        ("Won't Do", "decided not to change the product"),
+        ("Duplicate", "already known and tracked elsewhere"),
+        ("Cannot Reproduce", "could not reproduce"),
+    ],
+)
+def test_won_t_do_produces_no_resolved_draft_end_to_end(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, resolution: str, wording: str
+) -> None:
+    rt = sandbox_runtime(vendors, extra={"sync": {"draft_reply_on": ["done"], "status_map": {}}})
+    key = escalated(rt)
+    start = len(vendors["jira"].webhooks_sent)
+    close_as(vendors, key, resolution)
+    deliver(rt, vendors["jira"], start, twice=True)
+    assert notes(vendors, "Suggested reply (not sent") == {1: 1}
+    assert notes(vendors, wording) == {1: 1}
+    if resolution != "Done":
+        assert notes(vendors, "has resolved the problem") == {}
+        assert notes(vendors, f"Resolution: {resolution} (closed without a fix") == {1: 1}
+    rt.close()
+
+
+def test_draft_reply_on_can_name_resolutions(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+    """``draft_reply_on = ["Done"]`` (a resolution, not the category ``done``): Won't Do drafts nothing."""
+    rt = sandbox_runtime(vendors, extra={"sync": {"draft_reply_on": ["Done", "fixed"], "status_map": {}}})
+    won_t = escalated(rt)
+    start = len(vendors["jira"].webhooks_sent)
+    close_as(vendors, won_t, "Won't Do")
+    deliver(rt, vendors["jira"], start)
+    assert notes(vendors, f"{won_t} moved to Done") == {1: 1}
+    assert notes(vendors, "Suggested reply (not sent") == {}
+    start = len(vendors["jira"].webhooks_sent)
+    as_eve(vendors, "POST", f"/issue/{won_t}/transitions", {"transition": {"id": _to(vendors, won_t, "In Progress")}})
+    close_as(vendors, won_t, "Done")
+    deliver(rt, vendors["jira"], start)
+    assert notes(vendors, "Suggested reply (not sent") == {1: 1}
+    assert notes(vendors, FIXED) == {1: 1}
+    rt.close()
+
+
+def _to(vendors: Vendors, key: str, status: str) -> str:
+    transitions = as_eve(vendors, "GET", f"/issue/{key}/transitions").json()["transitions"]
+    return str(next(t for t in transitions if t["to"]["name"] == status)["id"])
+
+
+def test_an_unknown_resolution_is_refused_by_the_emulator(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+    rt = sandbox_runtime(vendors)
+    key = escalated(rt)
+    jira = vendors["jira"]
+    creds = jira.credentials()
+    response = requests.post(
+        f"{jira.base_url}/rest/api/3/issue/{key}/transitions",
+        json={"transition": {"id": _to(vendors, key, "Done")}, "fields": {"resolution": {"name": "Nope"}}},
+        auth=(creds["engineer_email"], creds["engineer_api_token"]),
+        timeout=5,
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"resolution": "Resolution is not valid."}
+    rt.close()

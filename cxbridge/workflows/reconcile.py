@@ -218,6 +218,7 @@ def _signal_for(rt: Context, name: str, connector: Connector, item: Any) -> tupl
             category=item.status_category,
             updated=item.updated_at,
             category_changed=item.status_category_changed_at,
+            resolution=item.resolution,
         )
         return poll_delivery_id(ref, _iso(item.updated_at)), signal
     return None

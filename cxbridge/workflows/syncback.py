@@ -2,9 +2,11 @@
 
 - A status transition, by status CATEGORY (``new``, ``indeterminate``, ``done``: ``cxbridge.signals``),
   puts a templated internal note (``sync_status.txt.j2``) on every linked ticket; where ``[sync] status_map``
-  maps the category, the ticket's status changes; where ``[sync] draft_reply_on`` lists it, a suggested public
-  reply (``sync_reply.txt.j2``) is written for the agent AS AN INTERNAL NOTE (Zendesk has no draft API: the agent
-  copies it into a public reply). The customer's CRM company gets one note per transition (``sync_crm.html.j2``).
+  maps the category, the ticket's status changes; where ``[sync] draft_reply_on`` lists it (or the issue's
+  resolution, ``"Done"``), a suggested public reply (``sync_reply.txt.j2``) is written for the agent AS AN
+  INTERNAL NOTE (Zendesk has no draft API: the agent copies it into a public reply). The templates see the
+  resolution and ``issue.fixed`` (false for ``[sync] not_fixed_resolutions``: Won't Do, Duplicate...). The
+  customer's CRM company gets one note per transition (``sync_crm.html.j2``).
 - A tracker comment that starts with ``[sync] comment_prefix`` or whose visibility group/role is listed in
   ``[sync] comment_visibility`` becomes an internal note (``sync_comment.txt.j2``), the prefix stripped.
 - A released fix version gives a "fix shipped" note (``sync_release.txt.j2``) on every linked ticket of every
@@ -83,6 +85,7 @@ class IssueState:
     category: str | None
     updated: float | None
     category_changed: float | None
+    resolution: str | None = None
 
 
 class SyncBack:
@@ -118,6 +121,7 @@ class SyncBack:
             category=observed.category if observed else None,
             updated=observed.updated.timestamp() if observed and observed.updated else None,
             category_changed=observed.category_changed.timestamp() if observed and observed.category_changed else None,
+            resolution=observed.resolution if observed else None,
         )
 
     def _status_for(self, ticket: Ref, category: str) -> str | None:
@@ -201,6 +205,8 @@ class SyncBack:
                 "status": state.status,
                 "category": state.category,
                 "category_name": CATEGORIES.get(state.category, state.category),
+                "resolution": state.resolution,
+                "fixed": self._fixed(state),
             },
             "previous": {"category": previous, "category_name": CATEGORIES.get(str(previous), previous)},
             "actor": actor,
@@ -247,11 +253,26 @@ class SyncBack:
                 if outcome == "written":
                     written += 1
                     self._audit("sync.ticket_status", link, result=mapped, event=event)
-        if state.category in self.settings["draft_reply_on"] and self._note(
+        if self._drafts_reply(state) and self._note(
             helpdesk, link, business_key, f"{step}.reply", TEMPLATE_REPLY, ctx, event, "sync.reply_draft"
         ):
             written += 1
         return written
+
+    def _fixed(self, state: IssueState) -> bool:
+        """Whether the issue is done with a fix: done, and not closed under a ``[sync] not_fixed_resolutions`` one."""
+        if state.category != "done":
+            return False
+        not_fixed = {str(r).casefold() for r in self.settings["not_fixed_resolutions"]}
+        return state.resolution is None or state.resolution.casefold() not in not_fixed
+
+    def _drafts_reply(self, state: IssueState) -> bool:
+        """``[sync] draft_reply_on`` names the new category (exactly: ``done``) or the issue's resolution (any case)."""
+        wanted = [str(x) for x in self.settings["draft_reply_on"]]
+        if state.category in wanted:
+            return True
+        resolution = (state.resolution or "").casefold()
+        return bool(resolution) and any(x.casefold() == resolution for x in wanted if x not in CATEGORIES)
 
     def _for_ticket(self, link: Link, event: Origin, work: Callable[[], int]) -> int:
         """Run one ticket's writes; a ticket that refuses them for good (deleted, closed) does not stop the others.

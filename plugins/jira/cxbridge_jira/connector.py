@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 CLOUD = "cloud"
 DATACENTER = "datacenter"
 
-ISSUE_FIELDS = ("summary", "status", "priority", "labels", "fixVersions", "updated", "assignee")
+ISSUE_FIELDS = ("summary", "status", "resolution", "priority", "labels", "fixVersions", "updated", "assignee")
 """The fields ``get_issue`` and the searches ask for (search/jql returns only ``id`` unless told)."""
 
 SUMMARY_MAX = 255
@@ -759,6 +759,7 @@ class JiraConnector(Tracker):
         category = status.get("statusCategory")
         priority = fields.get("priority")
         assignee = fields.get("assignee")
+        resolution = fields.get("resolution")
         versions = fields.get("fixVersions") if isinstance(fields.get("fixVersions"), list) else []
         return Issue(
             ref=self.issue_ref(str(raw.get("id") or "")),
@@ -773,6 +774,7 @@ class JiraConnector(Tracker):
             fix_versions=[str(v["name"]) for v in versions or [] if isinstance(v, dict) and v.get("name")],
             updated_at=parse_datetime(fields.get("updated")),
             status_category_changed_at=parse_datetime(fields.get("statuscategorychangedate")),
+            resolution=_str(resolution.get("name")) if isinstance(resolution, dict) else None,
             description=fields.get("description"),
             fields=fields,
         )

@@ -2,9 +2,9 @@
 
 Admin-webhook payloads (https://developer.atlassian.com/server/jira/platform/webhooks/, VENDOR-APIS.md):
 
-- ``jira:issue_updated``: ``issue {id, key, fields {status {name,
-  statusCategory {key}}, updated, statuscategorychangedate?, summary}}`` and ``user {accountId | name,
-  displayName}``: an ``IssueStateObserved`` (no changelog is needed: sync back compares states);
+- ``jira:issue_updated``: ``issue {id, key, fields {status {name, statusCategory {key}}, resolution {name} |
+  null, updated, statuscategorychangedate?, summary}}`` and ``user {accountId | name, displayName}``: an
+  ``IssueStateObserved`` (no changelog is needed: sync back compares states);
 - ``comment_created``: ``issue`` and ``comment {id, body (ADF on Cloud, wiki text on
   Data Center), author, visibility {type, value}}``: an ``IssueCommentPosted`` with the body as plain text;
 - ``jira:version_released``: ``version {id, name, releaseDate, released}``: a ``VersionReleased``.
@@ -104,6 +104,7 @@ def interpret(system: str, event: Event) -> list[Signal]:
                 updated=updated,
                 category_changed=parse_datetime(fields.get("statuscategorychangedate")),
                 actor_name=user_name(payload.get("user")),
+                resolution=_str(_dict(fields.get("resolution")).get("name")),
                 actor=event.actor,
             )
         ]

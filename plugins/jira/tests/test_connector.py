@@ -473,7 +473,7 @@ def test_get_issue_reads_status_category_and_friends(api: JiraApi, jira: JiraCon
     """get_issue asks for exactly the fields it maps and reads status, category, versions and dates."""
     api.add("GET", "/issue/SUP-7", 200, issue_bean(base=api.base))
     issue = jira.get_issue("SUP-7")
-    assert api.query(0)["fields"] == ["summary,status,priority,labels,fixVersions,updated,assignee"]
+    assert api.query(0)["fields"] == ["summary,status,resolution,priority,labels,fixVersions,updated,assignee"]
     assert str(issue.ref) == "jira:issue:10002"
     assert issue.key == "SUP-7"
     assert issue.url == f"{api.base}/browse/SUP-7"
@@ -546,13 +546,22 @@ def test_search_by_label_follows_pagination(mock: responses.RequestsMock, deploy
     if deployment == "cloud":
         first, second = api.json(0), api.json(1)
         assert first["jql"] == jql
-        assert first["fields"] == ["summary", "status", "priority", "labels", "fixVersions", "updated", "assignee"]
+        assert first["fields"] == [
+            "summary",
+            "status",
+            "resolution",
+            "priority",
+            "labels",
+            "fixVersions",
+            "updated",
+            "assignee",
+        ]
         assert "nextPageToken" not in first
         assert second["nextPageToken"] == "page-2"
     else:
         assert api.query(0)["jql"] == [jql]
         assert [api.query(n)["startAt"] for n in (0, 1)] == [["0"], ["2"]]
-        assert api.query(0)["fields"] == ["summary,status,priority,labels,fixVersions,updated,assignee"]
+        assert api.query(0)["fields"] == ["summary,status,resolution,priority,labels,fixVersions,updated,assignee"]
 
 
 def test_search_with_no_hits(api: JiraApi, jira: JiraConnector) -> None:

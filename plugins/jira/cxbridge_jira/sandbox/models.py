@@ -27,6 +27,13 @@ STATUS_CATEGORIES: dict[str, dict[str, Any]] = {
     "done": {"id": 3, "key": "done", "colorName": "green", "name": "Done"},
 }
 DONE_RESOLUTION = {"id": "10000", "name": "Done", "description": "Work has been completed on this issue."}
+RESOLUTIONS: tuple[dict[str, str], ...] = (
+    DONE_RESOLUTION,
+    {"id": "10001", "name": "Won't Do", "description": "This issue won't be actioned."},
+    {"id": "10002", "name": "Duplicate", "description": "The problem is a duplicate of an existing issue."},
+    {"id": "10003", "name": "Cannot Reproduce", "description": "This issue could not be reproduced at this time."},
+)
+"""A new Jira Cloud site's resolutions (Settings > Issues > Resolutions); ``Done`` is the default."""
 MAX_PROPERTY_CHARS = 32_768
 MAX_PROPERTY_KEY = 255
 MAX_GLOBAL_ID = 255
@@ -770,6 +777,7 @@ class JiraModel:
         update = body.get("update") or {}
         if not isinstance(fields, dict) or not isinstance(update, dict):
             raise errors.bad_request("Can not deserialize the request body.")
+        resolution = self._resolution_of(fields.get("resolution"))
         fields = {k: v for k, v in fields.items() if k != "resolution"}
         comments = [
             op["add"] for op in update.get("comment", []) if isinstance(op, dict) and isinstance(op.get("add"), dict)
@@ -778,14 +786,12 @@ class JiraModel:
         new = self.statuses[transition.to_status]
         now = self.clock()
         items = [ChangeItem("status", "jira", "status", old.id, old.name, new.id, new.name)]
-        if new.category == "done" and issue.resolution is None:
-            issue.resolution = dict(DONE_RESOLUTION)
+        if new.category == "done" and (issue.resolution is None or resolution is not None):
+            chosen = resolution or DONE_RESOLUTION
+            old_id, old_name = (issue.resolution or {}).get("id"), (issue.resolution or {}).get("name")
+            issue.resolution = dict(chosen)
             issue.resolution_date = now
-            items.append(
-                ChangeItem(
-                    "resolution", "jira", "resolution", None, None, DONE_RESOLUTION["id"], DONE_RESOLUTION["name"]
-                )
-            )
+            items.append(ChangeItem("resolution", "jira", "resolution", old_id, old_name, chosen["id"], chosen["name"]))
         elif new.category != "done" and issue.resolution is not None:
             items.append(
                 ChangeItem(
@@ -809,6 +815,17 @@ class JiraModel:
         self.events.append(Event("jira:issue_updated", "issue_generic", issue.id, actor.account_id, now, history))
         for comment in comments:
             self.add_comment(actor, issue, comment, api)
+
+    @staticmethod
+    def _resolution_of(ref: Any) -> dict[str, str] | None:
+        """The resolution a transition's ``fields.resolution`` names (``{"name"}`` or ``{"id"}``), else Jira's 400."""
+        if ref is None:
+            return None
+        if isinstance(ref, dict):
+            for known in RESOLUTIONS:
+                if (ref.get("id") is not None and str(ref["id"]) == known["id"]) or ref.get("name") == known["name"]:
+                    return known
+        raise errors.field_errors({"resolution": "Resolution is not valid."})
 
     # -- comments ------------------------------------------------------------------------------------------
     def add_comment(self, actor: User, issue: Issue, body: Any, api: int) -> Comment:
@@ -1192,8 +1209,9 @@ class JiraModel:
         text = _plain(value)
         if text.lower() == "unresolved":
             return set()
-        if text.lower() in {DONE_RESOLUTION["name"].lower(), DONE_RESOLUTION["id"]}:
-            return {DONE_RESOLUTION["id"]}
+        found = {r["id"] for r in RESOLUTIONS if text.lower() in {r["name"].lower(), r["id"]}}
+        if found:
+            return found
         raise JqlError(f"The value '{text}' does not exist for the field 'resolution'.")
 
     def _resolve_version(self, value: Value) -> set[str]:
