@@ -395,8 +395,17 @@ class Tracker(Connector):
         updates that link instead of adding one. Returns the link's id."""
 
     @abstractmethod
-    def add_comment(self, issue_key: str, body: str) -> str:
-        """A comment (Markdown) on the issue; returns its id."""
+    def add_comment(self, issue_key: str, body: str, *, internal: bool = False) -> str:
+        """A comment (Markdown) on the issue; returns its id. ``internal``: visible to the team only, where the
+        tracker can restrict a comment (a relayed support note is never shown to a portal customer)."""
+
+    def update_comment(self, issue_key: str, comment_id: str, body: str, *, internal: bool = False) -> None:
+        """Replace the body (Markdown) of a comment cxbridge wrote (an edit of the support note it relays)."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot edit a comment")
+
+    def find_comment(self, issue_key: str, marker: str) -> str | None:
+        """The id of the issue's comment whose text holds ``marker`` (a write whose answer was lost), or None."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot look for a comment")
 
     @abstractmethod
     def issue_url(self, key: str) -> str:

@@ -100,6 +100,16 @@ not_fixed_resolutions = ["Won't Do", "Won't Fix", "Duplicate", "Cannot Reproduce
 crm_notes = true
 # How far back `cxbridge sync` looks on its first run (no checkpoint yet and no --since).
 lookback_hours = 24
+# Per direction: support -> engineering (notes and replies of linked tickets become comments on the issues) and
+# engineering -> support (status changes, [support] comments and releases reach the tickets).
+to_tracker = true
+to_helpdesk = true
+# An internal note starting with this is relayed to every linked issue (attributed, internal where Jira can say so).
+engineering_prefix = "[engineering]"
+# A ticket carrying this tag (a macro can add it with the note) has every internal note relayed. Empty: prefix only.
+engineering_tag = ""
+# Also relay public replies (the agent's and the customer's) of linked tickets.
+relay_public_replies = false
 
 # The helpdesk status linked tickets get when their issue enters a tracker status category (new,
 # indeterminate, done). Empty: statuses are left alone and only notes are written.
@@ -197,6 +207,11 @@ issue_type = "Bug"
 # Behind the api.atlassian.com gateway (base_url = "https://api.atlassian.com/ex/jira/<cloudId>"), the site
 # that browse links point at:
 # site_url = "https://YOURCOMPANY.atlassian.net"
+# Comments relayed from support are restricted to this project role or group ("role:Developers",
+# "group:jira-software-users"); empty: visible to whoever sees the issue.
+# internal_visibility = "role:Developers"
+# A Jira Service Management project: relayed comments are internal notes, never shown on the customer portal.
+# service_desk = false
 
 [systems.hubspot]
 plugin = "hubspot"

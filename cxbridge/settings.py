@@ -242,6 +242,25 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
             help="resolutions that close an issue without a fix (templates read issue.fixed as false)",
         ),
         "crm_notes": ConfigKey(bool, default=True, help="false: sync back writes no CRM notes"),
+        "to_tracker": ConfigKey(
+            bool, default=True, help="support -> engineering: notes (and replies) on linked tickets reach the issues"
+        ),
+        "to_helpdesk": ConfigKey(
+            bool,
+            default=True,
+            help="engineering -> support: status changes, comments and releases reach the linked tickets",
+        ),
+        "engineering_prefix": ConfigKey(
+            str, default="[engineering]", help="an internal note starting with this is relayed to the linked issues"
+        ),
+        "engineering_tag": ConfigKey(
+            str,
+            default="",
+            help="a ticket carrying this tag (a macro adds it) has every internal note relayed; empty: prefix only",
+        ),
+        "relay_public_replies": ConfigKey(
+            bool, default=False, help="also relay the public replies (agent's and customer's) of linked tickets"
+        ),
     },
     "decisions": {
         "tag_prefix": ConfigKey(

@@ -75,7 +75,12 @@ class DecisionRequested(Signal):
 
 @dataclass(frozen=True)
 class TicketCommentAdded(Signal):
-    """A comment was added to a ticket: its plain text, whether the customer sees it, who wrote it."""
+    """A comment on a ticket, as it reads now: its plain text, whether the customer sees it, who wrote it.
+
+    ``comment_id`` is the helpdesk's id of the comment (the same comment seen again with another text is an
+    edit: a redaction, an edited note); ``tags`` the ticket's tags as the event saw them (a macro's tag can
+    mark a ticket's notes for engineering). ``attachments`` are the helpdesk's attachment ids.
+    """
 
     kind: ClassVar[str] = "ticket_comment_added"
     ticket: Ref
@@ -83,6 +88,8 @@ class TicketCommentAdded(Signal):
     public: bool = False
     author: Person | None = None
     attachments: tuple[str, ...] = ()
+    comment_id: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -760,13 +760,26 @@ class FakeTracker(FakeConnector, Tracker):
                 self._changed(issue)
             return removed
 
-    def add_comment(self, issue_key: str, body: str) -> str:
+    def add_comment(self, issue_key: str, body: str, *, internal: bool = False) -> str:
         with self._call("add_comment", issue_key, body):
             issue = self._issue(issue_key)
             cid = self.world.new_id()
             issue.comments.append((cid, body))
             self._changed(issue)
             return cid
+
+    def update_comment(self, issue_key: str, comment_id: str, body: str, *, internal: bool = False) -> None:
+        with self._call("update_comment", issue_key, comment_id):
+            issue = self._issue(issue_key)
+            at = next((n for n, (cid, _) in enumerate(issue.comments) if cid == comment_id), None)
+            if at is None:
+                raise self._not_found(f"comment {comment_id}")
+            issue.comments[at] = (comment_id, body)
+            self._changed(issue)
+
+    def find_comment(self, issue_key: str, marker: str) -> str | None:
+        with self._call("find_comment", issue_key, marker):
+            return next((cid for cid, body in self._issue(issue_key).comments if marker in body), None)
 
     def reopen(self, issue_key: str) -> str:
         """To In Progress (from any status)."""

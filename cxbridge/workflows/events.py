@@ -17,8 +17,9 @@ CONTRACT (the receiver, the reconciler and the workers rely on these):
   ``VendorError`` subclasses (and ``EscalationPending``) for the worker to retry or dead-letter.
 
 Routing: ``EscalationRequested`` escalates the ticket unless its escalation is complete; ``DecisionRequested``
-applies or refuses the decision a tag asks for (``tagdecisions``); ``IssueStateObserved``,
-``IssueCommentPosted`` and ``VersionReleased`` go to sync back. Echo suppression comes first: a change whose
+applies or refuses the decision a tag asks for (``tagdecisions``); ``TicketCommentAdded`` goes to the relay
+(support to engineering, ``relay.py``); ``IssueStateObserved``, ``IssueCommentPosted`` and ``VersionReleased`` go
+to sync back (unless ``[sync] to_helpdesk`` is off). Echo suppression comes first: a change whose
 actor is one of cxbridge's integration users (``[sync] integration_users``, system -> id or list of ids;
 otherwise learned once per process from the connector's ``integration_user_id()``) is dropped, and so is a
 ticket comment whose text matches a note cxbridge wrote (fingerprints recorded by sync back before each write).
@@ -45,7 +46,7 @@ from ..signals import (
     signal_from_dict,
     signal_to_dict,
 )
-from . import syncback
+from . import relay, syncback
 from .escalate import Escalation, EscalationRequest, completed_escalation
 from .tagdecisions import decide_from_tag
 
@@ -160,7 +161,9 @@ def _route_one(rt: Context, system: str, signal: Signal, origin: str | None) -> 
     if isinstance(signal, DecisionRequested):
         return decide_from_tag(rt, system, signal, origin)
     if isinstance(signal, TicketCommentAdded):
-        return f"ignored: comment on {signal.ticket} (comments reach the tracker through the escalation)"
+        return relay.Relay(rt).comment_added(system, signal, origin)
+    if not rt.config.section("sync")["to_helpdesk"]:
+        return f"ignored: {signal.kind} ([sync] to_helpdesk is off)"
     sync = syncback.SyncBack(rt)
     if isinstance(signal, IssueStateObserved):
         return sync.issue_changed(system, signal, origin)

@@ -127,6 +127,17 @@ class JiraConnector(Tracker):
         "priorities": ConfigKey(
             dict, default={}, help="cxbridge priority name -> Jira priority name (unlisted names are sent as-is)"
         ),
+        "internal_visibility": ConfigKey(
+            str,
+            default="",
+            help='comments cxbridge relays from support are restricted to this role or group ("role:Developers", '
+            '"group:jira-software-users"); empty: no restriction',
+        ),
+        "service_desk": ConfigKey(
+            bool,
+            default=False,
+            help="a Jira Service Management project: relayed comments are internal (sd.public.comment property)",
+        ),
         "site_url": ConfigKey(
             str,
             help="Cloud behind the api.atlassian.com gateway: https://<site>.atlassian.net, for browse links",
@@ -473,23 +484,60 @@ class JiraConnector(Tracker):
             raise VendorError(self.name, f"{self.name}: remote link answered without an id")
         return str(link_id)
 
-    def add_comment(self, issue_key: str, body: str) -> str:
-        """A comment (Markdown -> ADF / wiki) on the issue; returns its id. Not retried on an unknown outcome."""
+    def add_comment(self, issue_key: str, body: str, *, internal: bool = False) -> str:
+        """A comment (Markdown -> ADF / wiki) on the issue; returns its id. Not retried on an unknown outcome.
+
+        ``internal``: restricted by ``internal_visibility`` (the comment's ``visibility``) and, with
+        ``service_desk``, marked internal for Jira Service Management (the ``sd.public.comment`` property).
+        """
         response = self.http.post(
             f"{self._issue_path(issue_key)}/comment",
             op="issue.comment.add",
-            json={"body": self.rich_text(body)},
+            json=self._comment_body(body, internal),
             creates=True,
         )
         return self._id(response, "comment")
 
-    def update_comment(self, issue_key: str, comment_id: str, body: str) -> None:
-        """Replace a comment's body (Markdown -> ADF / wiki)."""
+    def update_comment(self, issue_key: str, comment_id: str, body: str, *, internal: bool = False) -> None:
+        """Replace a comment's body (Markdown -> ADF / wiki), keeping it internal when it was."""
         self.http.put(
             f"{self._issue_path(issue_key)}/comment/{self._seg(comment_id)}",
             op="issue.comment.update",
-            json={"body": self.rich_text(body)},
+            json=self._comment_body(body, internal),
         )
+
+    def _comment_body(self, body: str, internal: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"body": self.rich_text(body)}
+        if not internal:
+            return out
+        kind, _, value = str(self.config.get("internal_visibility") or "").partition(":")
+        if kind in ("role", "group") and value:
+            out["visibility"] = {"type": kind, "value": value}
+        if self.config.get("service_desk"):
+            out["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
+        return out
+
+    def comments(self, issue_key: str) -> Iterator[dict[str, Any]]:
+        """The issue's comments (raw ``Comment`` beans), newest first, page by page (``startAt`` / ``total``)."""
+        start = 0
+        for _ in range(MAX_SEARCH_PAGES):
+            params = {"startAt": start, "maxResults": SEARCH_PAGE_SIZE, "orderBy": "-created"}
+            page = self._json(
+                self.http.get(f"{self._issue_path(issue_key)}/comment", op="issue.comment.list", params=params)
+            )
+            raws = [c for c in page.get("comments") or [] if isinstance(c, dict)]
+            yield from raws
+            start += len(raws)
+            total = page.get("total")
+            if not raws or not isinstance(total, int) or start >= total:
+                return
+
+    def find_comment(self, issue_key: str, marker: str) -> str | None:
+        """The newest comment whose text holds ``marker`` (``GET .../comment``, newest first), or None."""
+        for raw in self.comments(issue_key):
+            if marker in signals.plain_text(raw.get("body")) and raw.get("id") is not None:
+                return str(raw["id"])
+        return None
 
     def issue_url(self, key: str) -> str:
         """``{site}/browse/KEY``."""

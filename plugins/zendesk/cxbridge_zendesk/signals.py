@@ -10,8 +10,10 @@ Zendesk sends two shapes (``cxbridge_zendesk.webhook`` turns both into Events of
 A ticket event whose ticket carries the escalation tag (in ``ticket.tags``, ``detail.tags`` or the tags just
 added) is an ``EscalationRequested``, with the agent from ``current_user``; each tag starting with the decision
 prefix (``triggers.decision_tag_prefix``, a macro added it) is a ``DecisionRequested`` with that agent; a
-trigger's comment (``comment: {body, public, author_id}``, the body cxbridge's documented trigger template sends)
-is a ``TicketCommentAdded``.
+trigger's comment (``comment: {id, body, public, author_id, attachments?}``, the body cxbridge's documented
+trigger template sends) is a ``TicketCommentAdded`` with the ticket's tags (the relay to engineering reads the
+prefix, the public flag and a macro's tag); its author is ``current_user`` when that is the comment's
+``author_id``.
 The envelope's ``event`` object is not read: its shape per event type is not in the references this plugin is
 checked against. Events queued from polling by earlier
 versions (``{"ticket": {...}, "tags_added": [tag], "source": "poll"}``) read the same way.
@@ -66,6 +68,27 @@ def comment(payload: dict[str, Any]) -> dict[str, Any] | None:
     return node if isinstance(node, dict) and isinstance(node.get("body"), str) else None
 
 
+def comment_author(system: str, payload: dict[str, Any], said: dict[str, Any]) -> Person | None:
+    """Who wrote the comment: the trigger's ``current_user`` when it is the comment's ``author_id`` (or none is
+    given), else the author by id only."""
+    author_id = said.get("author_id")
+    user = _dict(payload.get("current_user"))
+    if author_id is None or str(user.get("id")) == str(author_id):
+        return agent(payload)
+    if isinstance(author_id, int | str) and not isinstance(author_id, bool):
+        return Person(ref=Ref(system, "user", str(author_id)))
+    return None
+
+
+def attachment_ids(said: dict[str, Any]) -> tuple[str, ...]:
+    """The ids of the comment's attachments (``comment.attachments``: ids, or objects with an ``id``)."""
+    values = said.get("attachments")
+    if not isinstance(values, list):
+        return ()
+    ids = [v.get("id") if isinstance(v, dict) else v for v in values]
+    return tuple(str(i) for i in ids if isinstance(i, int | str) and not isinstance(i, bool))
+
+
 def interpret(system: str, event: Event, triggers: Triggers) -> list[Signal]:
     """The signals of one Zendesk ticket event (refs name the configured ``system``)."""
     if event.subject.kind != "ticket" or not event.kind.startswith("ticket."):
@@ -74,9 +97,19 @@ def interpret(system: str, event: Event, triggers: Triggers) -> list[Signal]:
     out: list[Signal] = []
     said = comment(event.payload)
     if said is not None:
+        comment_id = said.get("id")
         out.append(
             TicketCommentAdded(
-                ticket=ticket, text=str(said["body"]), public=said.get("public") is True, actor=event.actor
+                ticket=ticket,
+                text=str(said["body"]),
+                public=said.get("public") is True,
+                author=comment_author(system, event.payload, said),
+                comment_id=None
+                if comment_id is None or isinstance(comment_id, bool | dict | list)
+                else str(comment_id),
+                tags=tuple(sorted(ticket_tags(event.payload))),
+                attachments=attachment_ids(said),
+                actor=event.actor,
             )
         )
     if triggers.escalation_tag and triggers.escalation_tag in ticket_tags(event.payload):

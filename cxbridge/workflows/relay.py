@@ -1,0 +1,213 @@
+"""Support to engineering: what support (and, when enabled, the customer) says on a linked ticket reaches the issues.
+
+A ``TicketCommentAdded`` (a webhook, or ``cxbridge sync`` reading a linked ticket's comments) is relayed when
+``[sync] to_tracker`` is on and the comment is marked for engineering:
+
+- an internal note that starts with ``[sync] engineering_prefix`` (default ``[engineering]``; the prefix is
+  stripped), or any internal note of a ticket carrying ``[sync] engineering_tag`` (a macro adds it);
+- with ``[sync] relay_public_replies``, every public reply (the agent's and the customer's).
+
+Each linked issue gets one comment (``relay_comment.md.j2``, Markdown: the tracker turns it into its own rich text),
+attributed (who wrote it, on which ticket, for which customer) and internal where the tracker can restrict it
+(``Tracker.add_comment(internal=True)``). Exactly once: the comment is an intent keyed by (ticket comment, issue),
+carrying a marker so that a write whose answer was lost is found on the issue (``Tracker.find_comment``) instead
+of written twice. A snapshot per (ticket comment, issue) records the tracker's comment id and the fingerprints of
+the texts relayed: the same comment seen again with a new text is an edit (a redaction, an edited note) and
+updates the relayed copy (``Tracker.update_comment``, one intent per text); a text seen before is a duplicate or
+an older delivery and writes nothing. The tracker's webhook for the relayed comment names cxbridge's integration
+user as its author, so the router drops it: nothing echoes back to the ticket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..connectors import Helpdesk, Tracker
+from ..models import Link, Person, Ref, Ticket
+from ..signals import TicketCommentAdded
+from .once import marker_for, op_id, write_once
+from .syncback import fingerprint
+
+if TYPE_CHECKING:
+    from .context import Context
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_KIND = "relay"
+TEMPLATE = "relay_comment.md.j2"
+ACTOR = "cxbridge"
+
+
+class Relay:
+    """Relays ticket comments marked for engineering to every linked issue (see the module docstring)."""
+
+    def __init__(self, rt: Context, *, crash_hook: Callable[[str], None] | None = None) -> None:
+        self.rt = rt
+        self.store = rt.store
+        self.settings = rt.config.section("sync")
+        self.crash_hook = crash_hook
+
+    def _point(self, name: str) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook(name)
+
+    def marked_text(self, signal: TicketCommentAdded) -> str | None:
+        """The text to relay (the prefix stripped), or None when the comment is not for engineering."""
+        text = signal.text.strip()
+        if signal.public:
+            return text if self.settings["relay_public_replies"] and text else None
+        prefix = str(self.settings["engineering_prefix"] or "")
+        if prefix and text.casefold().startswith(prefix.casefold()):
+            return text[len(prefix) :].strip() or None
+        tag = str(self.settings["engineering_tag"] or "")
+        if tag and tag in signal.tags:
+            return text or None
+        return None
+
+    def comment_added(self, system: str, signal: TicketCommentAdded, origin: str | None = None) -> str:
+        """Relay one ticket comment to the linked issues; returns what was done."""
+        ticket = Ref(system, "ticket", signal.ticket.id)
+        if not self.settings["to_tracker"]:
+            return f"ignored: comment on {ticket} ([sync] to_tracker is off)"
+        text = self.marked_text(signal)
+        if text is None:
+            kind = "public reply" if signal.public else "internal note"
+            return f"ignored: {kind} on {ticket} is not marked for engineering"
+        links = self.store.links_for_ticket(ticket)
+        if not links:
+            return f"ignored: {ticket} is linked to no issue"
+        comment_id = signal.comment_id or f"text-{fingerprint(text)[:16]}"
+        helpdesk = self.rt.helpdesk(system)
+        read: dict[str, Ticket] = {}
+
+        def context() -> dict[str, Any]:
+            if "ticket" not in read:  # one read of the ticket, only when something is written
+                read["ticket"] = helpdesk.get_ticket(ticket.id)
+            return _context(helpdesk, read["ticket"], signal, text)
+
+        outcomes = [self._relay_one(link, ticket, comment_id, text, context, origin) for link in links]
+        written = sum(1 for o in outcomes if o != "unchanged")
+        return f"relayed: {ticket} comment {comment_id} to {len(links)} issue(s): {written} write(s)"
+
+    def _relay_one(
+        self,
+        link: Link,
+        ticket: Ref,
+        comment_id: str,
+        text: str,
+        context: Callable[[], dict[str, Any]],
+        origin: str | None,
+    ) -> str:
+        tracker = self.rt.connector(link.issue.system)
+        if not isinstance(tracker, Tracker):
+            return "unchanged"
+        business_key = f"{ticket}|comment:{comment_id}|{link.issue}"
+        snap = self.store.get_snapshot(SNAPSHOT_KIND, business_key) or {}
+        fp = fingerprint(text)
+        seen = [str(x) for x in snap.get("seen") or []]
+        create = op_id(business_key, "relay.comment")
+        marker = marker_for(create)
+        cache: dict[str, str] = {}
+
+        def body() -> str:
+            if "text" not in cache:
+                rendered = self.rt.handoff.render(TEMPLATE, {**context(), "issue": {"key": link.issue_key}})
+                cache["text"] = rendered.rstrip() + f"\n\n(cxbridge {marker})"
+            return cache["text"]
+
+        tracker_comment = snap.get("comment_id")
+        if not tracker_comment:
+            outcome = write_once(
+                self.store,
+                create,
+                "tracker.comment",
+                business_key,
+                lambda: {"comment_id": tracker.add_comment(link.issue_key, body(), internal=True)},
+                find=self._finder(tracker, link.issue_key, marker),
+                point=self._point,
+                payload={"marker": marker},
+            )
+            intent = self.store.get_intent(create)
+            tracker_comment = (intent.result or {}).get("comment_id") if intent is not None else None
+            self.store.put_snapshot(
+                SNAPSHOT_KIND, business_key, {"comment_id": tracker_comment, "fp": fp, "seen": [*seen, fp]}
+            )
+            if outcome == "written":
+                self._audit("relay.comment", link, ticket, origin, {"op_id": create, "comment": comment_id})
+            return outcome
+        if fp == snap.get("fp") or fp in seen:
+            return "unchanged"  # a duplicate, or an older text delivered late: the copy holds a newer one
+        if not tracker.supports("update_comment"):
+            log.info("%s cannot edit comments: the edit of %s is not relayed", tracker.name, business_key)
+            return "unchanged"
+        edit = op_id(business_key, f"relay.edit.{fp}")
+        outcome = write_once(
+            self.store,
+            edit,
+            "tracker.comment_edit",
+            business_key,
+            lambda: _updated(tracker, link.issue_key, str(tracker_comment), body()),
+            point=self._point,
+        )
+        self.store.put_snapshot(SNAPSHOT_KIND, business_key, {**snap, "fp": fp, "seen": [*seen, fp]})
+        if outcome == "written":
+            self._audit("relay.comment_edit", link, ticket, origin, {"op_id": edit, "comment": comment_id})
+        return outcome
+
+    @staticmethod
+    def _finder(tracker: Tracker, issue_key: str, marker: str) -> Callable[[], dict[str, Any] | None] | None:
+        if not tracker.supports("find_comment"):
+            return None
+
+        def find() -> dict[str, Any] | None:
+            found = tracker.find_comment(issue_key, marker)
+            return None if found is None else {"comment_id": found}
+
+        return find
+
+    def _audit(self, action: str, link: Link, ticket: Ref, origin: str | None, details: dict[str, Any]) -> None:
+        self.store.audit(
+            actor=ACTOR,
+            action=action,
+            target=str(link.issue),
+            result="written",
+            origin_event=origin,
+            ticket=ticket,
+            issue_key=link.issue_key,
+            details=details,
+        )
+
+
+def _updated(tracker: Tracker, issue_key: str, comment_id: str, body: str) -> dict[str, Any]:
+    tracker.update_comment(issue_key, comment_id, body, internal=True)
+    return {"comment_id": comment_id}
+
+
+def _person(person: Person | None) -> dict[str, Any]:
+    return {"name": person.name if person else None, "email": person.email if person else None}
+
+
+def _context(helpdesk: Helpdesk, ticket: Ticket, signal: TicketCommentAdded, text: str) -> dict[str, Any]:
+    """What ``relay_comment.md.j2`` sees: the comment, its author, the ticket and the customer."""
+    author = signal.author
+    requester = ticket.requester
+    if (author is None or not (author.name or author.email)) and requester is not None:
+        # an author known by id only: the requester when the ids agree (a customer's reply), or when a public
+        # comment names nobody
+        same = author is not None and author.ref is not None and requester.ref is not None
+        if (same and author is not None and author.ref == requester.ref) or (author is None and signal.public):
+            author = requester
+    return {
+        "comment": text,
+        "public": signal.public,
+        "author": _person(author),
+        "ticket": {
+            "system": ticket.ref.system,
+            "id": ticket.ref.id,
+            "url": helpdesk.ticket_url(ticket.ref.id),
+            "subject": ticket.subject,
+        },
+        "customer": {"requester": _person(ticket.requester), "organization": ticket.organization},
+    }
