@@ -21,7 +21,7 @@ from .http import HttpClient
 from .http.urls import check_base_url
 from .models import Comment, Customer, Event, Issue, Ref, Ticket
 from .settings import ConfigKey as ConfigKey  # re-exported: plugins declare their config_keys with it
-from .signals import Signal, Triggers
+from .signals import Signal, Triggers, VersionReleased
 
 if TYPE_CHECKING:
     from .http import CallCounter, HttpClient
@@ -410,6 +410,16 @@ class Tracker(Connector):
     @abstractmethod
     def issue_url(self, key: str) -> str:
         """The browse URL of an issue."""
+
+    def list_comments(self, issue_key: str) -> list[Comment]:
+        """The issue's comments as plain text with author (``ref``: the id webhooks name), visibility and times
+        (for ``cxbridge sync`` to recover comments for support that no webhook delivered)."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot list an issue's comments")
+
+    def released_versions(self, *, since: float, issue_keys: Iterable[str] = ()) -> list[VersionReleased]:
+        """Versions released on or after the day of ``since`` (epoch seconds) in the default project and the
+        projects of ``issue_keys`` (the linked issues), as the signals their webhooks would carry."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot list released versions")
 
     def reopen(self, issue_key: str) -> str:
         """Move a done issue back to work (a status outside the done category); returns the new status's name."""

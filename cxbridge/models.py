@@ -47,6 +47,12 @@ class Comment:
     public: bool
     author: Person | None = None
     created_at: datetime | None = None
+    updated_at: datetime | None = None
+    """When the comment was last edited (trackers say; None when never or unknown)."""
+    visibility: str | None = None
+    """A tracker comment restricted to a role or group, as ``type:value`` (``role:Support``); None: unrestricted."""
+    attachments: list[str] = field(default_factory=list)
+    """The ids of the comment's attachments on its system."""
 
 
 @dataclass

@@ -134,7 +134,8 @@ def test_only_tagged_unlinked_tickets_become_events(vendors: Vendors, rt: Runtim
     link(rt, 3, "10999", "ENG-99")  # escalated before: tagged but linked
     report = reconcile(rt, since=LONG_AGO)
     zd = stream(report, "zendesk")
-    assert (zd.records, zd.enqueued, zd.duplicates, zd.pages, zd.calls) == (3, 1, 0, 1, 1)
+    # one page of the export, and one read of the linked ticket's comments (none is marked for engineering)
+    assert (zd.records, zd.enqueued, zd.duplicates, zd.pages, zd.calls) == (3, 1, 0, 1, 2)
     [(origin, signal)] = queued_signals(rt)
     assert signal == EscalationRequested(ticket=Ref("zendesk", "ticket", "2"))
     updated = vendors["zendesk"].state()["tickets"][1]["updated_at"]
@@ -485,3 +486,97 @@ def test_deleted_tickets_in_the_export_are_not_escalated(rt: Runtime) -> None:
         EscalationRequested(ticket=ref),
     )
     assert _signal_for(rt, "zendesk", helpdesk, deleted) is None
+
+
+# --- comments both ways and releases, while the receiver was down -----------------------------------------------
+
+
+def as_eve(vendors: Vendors, method: str, path: str, body: Any = None) -> Any:
+    """Eve the engineer, through the Jira emulator's REST API (v3)."""
+    import requests
+
+    jira = vendors["jira"]
+    creds = jira.credentials()
+    response = requests.request(
+        method,
+        f"{jira.base_url}/rest/api/3{path}",
+        json=body,
+        auth=(creds["engineer_email"], creds["engineer_api_token"]),
+        timeout=5,
+    )
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+def adf(text: str) -> dict[str, Any]:
+    return {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}],
+    }
+
+
+def alex_comments(vendors: Vendors, ticket_id: int, body: str, *, public: bool = False) -> None:
+    z = vendors["zendesk"]
+    with z.lock:
+        alex = z.model.user_by_email("alex@cxbridge.example")
+        z.model.update_ticket(ticket_id, {"ticket": {"comment": {"body": body, "public": public}}}, alex)
+
+
+def issue_comments(vendors: Vendors, key: str) -> list[str]:
+    issue = next(i for i in vendors["jira"].state()["issues"] if i["key"] == key)
+    return [json.dumps(c["body"]) for c in issue["fields"]["comment"]["comments"]]
+
+
+def test_comments_both_ways_and_a_release_missed_by_the_receiver_are_delivered_once(
+    vendors: Vendors, rt: Runtime
+) -> None:
+    """Receiver down: a support note, an engineering [support] comment and a released version; sync delivers each
+    exactly once, and a second sync delivers nothing more."""
+    from cxbridge.worker import drain
+    from cxbridge.workflows.escalate import Escalation, EscalationRequest
+
+    key = Escalation(rt).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
+    reconcile(rt, since=LONG_AGO)
+    drain(rt)
+    time.sleep(0.01)
+    alex_comments(vendors, 1, "[engineering] Customer says it started after the 4.2 upgrade.")
+    alex_comments(vendors, 1, "Internal chatter, not for engineering.")
+    as_eve(vendors, "POST", f"/issue/{key}/comment", {"body": adf("[support] Workaround: export as XLSX.")})
+    as_eve(vendors, "POST", f"/issue/{key}/comment", {"body": adf("Engineering-only musing.")})
+    project = as_eve(vendors, "GET", f"/issue/{key}?fields=project")["fields"]["project"]["id"]
+    version = as_eve(vendors, "POST", "/version", {"name": "4.3.1", "projectId": int(project)})
+    as_eve(vendors, "PUT", f"/issue/{key}", {"fields": {"fixVersions": [{"id": version["id"]}]}})
+    as_eve(vendors, "PUT", f"/version/{version['id']}", {"released": True})
+    assert vendors["jira"].webhooks_sent == []
+    assert vendors["zendesk"].webhooks_sent == []
+
+    report = reconcile(rt)
+    assert report.failed == []
+    kinds = sorted(type(signal).__name__ for _, signal in queued_signals(rt)[-4:])
+    assert kinds == ["IssueCommentPosted", "IssueStateObserved", "TicketCommentAdded", "VersionReleased"]
+    jobs = drain(rt)
+    assert jobs.dead == 0
+
+    def counts() -> tuple[int, int, int, int]:
+        relayed = [c for c in issue_comments(vendors, key) if "started after the 4.2 upgrade" in c]
+        notes = zendesk_notes(vendors, 1)
+        return (
+            len(relayed),
+            sum("Workaround: export as XLSX." in n for n in notes),
+            sum("4.3.1" in n for n in notes),
+            sum("Internal chatter" in c for c in issue_comments(vendors, key))
+            + sum("Engineering-only musing" in n for n in notes),
+        )
+
+    assert counts() == (1, 1, 1, 0)
+    before = len(queued_signals(rt))
+    reconcile(rt)
+    # only the issue's new state (cxbridge's relayed comment touched it), which changes nothing
+    assert [type(s).__name__ for _, s in queued_signals(rt)[before:]] == ["IssueStateObserved"]
+    drain(rt)
+    assert counts() == (1, 1, 1, 0)
+    # a third pass over the whole window (--since): the same states are duplicates, nothing is written
+    reconcile(rt, since=LONG_AGO)
+    drain(rt)
+    assert counts() == (1, 1, 1, 0)

@@ -7,7 +7,13 @@ incremental export, HubSpot's CRM search on ``hs_lastmodifieddate``, Jira's JQL 
 - a helpdesk ticket that asks for an escalation (``Helpdesk.wants_escalation``: the ``[escalation] tag`` by
   default, a plugin's own trigger otherwise) and whose escalation is not complete: ``EscalationRequested``;
 - a tracker issue that has linked tickets in the store: ``IssueStateObserved`` with its current state (no
-  changelog), which sync back compares with what it applied last.
+  changelog), which sync back compares with what it applied last;
+- the comments of a changed ticket or issue that is linked, made since it was first linked: on a ticket, those
+  the relay would send to engineering (``TicketCommentAdded``, delivery id ``poll:<ticket>:comment:<id>:<text
+  fingerprint>``, so an edit is a new delivery); on an issue, those marked for support (``IssueCommentPosted``,
+  ``poll:<issue>:comment:<id>:<updated>``);
+- the ``versions`` stream of a tracker (``Tracker.released_versions``): every version released since the
+  checkpoint's day, ``VersionReleased`` with ``poll:<tracker>:version:<id>:released``.
 
 Each signal's delivery id names the remote state, ``poll:<system:kind:id>:<updated>``, and goes through
 ``events.enqueue_signal`` into the inbox and the queue, so the same state polled twice is one job, and a change
@@ -26,19 +32,31 @@ from typing import TYPE_CHECKING, Any
 
 from ..connectors import HELPDESK, TRACKER, Connector, Helpdesk, Page, Tracker
 from ..errors import ConfigError, CxbridgeError, VendorError
-from ..models import Issue, Ref, Ticket
-from ..signals import EscalationRequested, IssueStateObserved, Signal
+from ..models import Comment, Issue, Link, Ref, Ticket
+from ..signals import (
+    EscalationRequested,
+    IssueCommentPosted,
+    IssueStateObserved,
+    Signal,
+    TicketCommentAdded,
+    VersionReleased,
+)
 from .escalate import completed_escalation
 from .events import enqueue_signal, triggers
+from .relay import Relay
+from .syncback import SyncBack, fingerprint
 
 if TYPE_CHECKING:
     from .context import Context
 
 TICKETS = "tickets"
 ISSUES = "issues"
+VERSIONS = "versions"
 POLL_PREFIX = "poll"
 
 Progress = Callable[["StreamReport"], None]
+LINK_SKEW_SECONDS = 5.0
+"""A comment made within this many seconds before the link still counts as after it (clocks of two systems)."""
 
 
 @dataclass
@@ -113,6 +131,8 @@ def pollable_streams(connector: Connector) -> list[str]:
         streams.append(TICKETS)
     if TRACKER in connector.roles and isinstance(connector, Tracker) and connector.supports("changed_issues"):
         streams.append(ISSUES)
+    if TRACKER in connector.roles and isinstance(connector, Tracker) and connector.supports("released_versions"):
+        streams.append(VERSIONS)
     return streams
 
 
@@ -158,17 +178,15 @@ def reconcile(
         start = float(since) if since is not None else clock - lookback
         calls_before = rt.counter.total(name)
         try:
-            for page in _pages(connector, stream, cursor, start):
+            for page in _pages(rt, connector, stream, cursor, start, clock):
                 figures.pages += 1
                 figures.records += len(page.items)
                 for item in page.items:
-                    found = _signal_for(rt, name, connector, item)
-                    if found is None:
-                        continue
-                    if enqueue_signal(rt, name, *found):
-                        figures.enqueued += 1
-                    else:
-                        figures.duplicates += 1
+                    for found in _signals_for(rt, name, connector, item):
+                        if enqueue_signal(rt, name, *found):
+                            figures.enqueued += 1
+                        else:
+                            figures.duplicates += 1
                 if page.cursor:
                     rt.store.set_checkpoint(name, stream, page.cursor)
                     figures.cursor = page.cursor
@@ -182,7 +200,15 @@ def reconcile(
     return report
 
 
-def _pages(connector: Connector, stream: str, cursor: dict[str, Any] | None, since: float) -> Iterator[Page]:
+def _pages(
+    rt: Context, connector: Connector, stream: str, cursor: dict[str, Any] | None, since: float, now: float
+) -> Iterator[Page]:
+    if stream == VERSIONS:
+        assert isinstance(connector, Tracker)
+        saved = (cursor or {}).get("since")
+        start = float(saved) if isinstance(saved, int | float) and not isinstance(saved, bool) else since
+        keys = sorted({link.issue_key for link in rt.store.all_links() if link.issue.system == connector.name})
+        return iter([Page(list(connector.released_versions(since=start, issue_keys=keys)), {"since": now}, True)])
     if stream == TICKETS:
         assert isinstance(connector, Helpdesk)
         return connector.changed_tickets(cursor, since=since)
@@ -222,6 +248,95 @@ def _signal_for(rt: Context, name: str, connector: Connector, item: Any) -> tupl
         )
         return poll_delivery_id(ref, _iso(item.updated_at)), signal
     return None
+
+
+def _signals_for(rt: Context, name: str, connector: Connector, item: Any) -> list[tuple[str, Signal]]:
+    """Every signal a polled record carries: its state or escalation, the comments of a linked one, a release."""
+    if isinstance(item, VersionReleased):
+        ref = Ref(name, "version", item.version_id)
+        return [(poll_delivery_id(ref, "released"), VersionReleased(**{**vars(item), "tracker": name}))]
+    found = _signal_for(rt, name, connector, item)
+    out = [found] if found is not None else []
+    if isinstance(item, Ticket) and isinstance(connector, Helpdesk) and item.status != "deleted":
+        out.extend(_ticket_comments(rt, name, connector, item))
+    elif isinstance(item, Issue) and isinstance(connector, Tracker) and item.ref.id:
+        out.extend(_issue_comments(rt, name, connector, item))
+    return out
+
+
+def _since_linked(links: list[Link]) -> float | None:
+    """When the record was first linked (comments before it are the handoff's, or nobody's business)."""
+    times = [link.linked_at.timestamp() for link in links if link.linked_at is not None]
+    return min(times) if times else None
+
+
+def _after(comment: Comment, linked: float | None) -> bool:
+    created = comment.created_at
+    return linked is None or created is None or created.timestamp() >= linked - LINK_SKEW_SECONDS
+
+
+def _ticket_comments(rt: Context, name: str, helpdesk: Helpdesk, ticket: Ticket) -> list[tuple[str, Signal]]:
+    """The comments of a linked ticket that the relay sends to engineering (one call: the ticket's comments)."""
+    ref = Ref(name, "ticket", ticket.ref.id)
+    links = rt.store.links_for_ticket(ref)
+    if not links or not rt.config.section("sync")["to_tracker"]:
+        return []
+    linked = _since_linked(links)
+    relayer = Relay(rt)
+    out: list[tuple[str, Signal]] = []
+    for comment in helpdesk.list_comments(ticket.ref.id):
+        if not _after(comment, linked):
+            continue
+        author = comment.author
+        signal = TicketCommentAdded(
+            ticket=ref,
+            text=comment.body,
+            public=comment.public,
+            author=author,
+            attachments=tuple(comment.attachments),
+            comment_id=comment.ref.id,
+            tags=tuple(ticket.tags),
+            actor=author.ref.id if author is not None and author.ref is not None else None,
+        )
+        if relayer.marked_text(signal) is None:
+            continue
+        version = fingerprint(comment.body)[:16]
+        out.append((poll_delivery_id(ref, f"comment:{comment.ref.id}:{version}"), signal))
+    return out
+
+
+def _issue_comments(rt: Context, name: str, tracker: Tracker, issue: Issue) -> list[tuple[str, Signal]]:
+    """The comments of a linked issue marked for support (one call: the issue's comments)."""
+    if not tracker.supports("list_comments") or not rt.config.section("sync")["to_helpdesk"]:
+        return []
+    ref = Ref(name, "issue", issue.ref.id)
+    links = rt.store.links_for_issue(ref) or (rt.store.links_for_issue_key(issue.key) if issue.key else [])
+    if not links:
+        return []
+    linked = _since_linked(links)
+    sync = SyncBack(rt)
+    out: list[tuple[str, Signal]] = []
+    for comment in tracker.list_comments(issue.key or issue.ref.id):
+        if not _after(comment, linked):
+            continue
+        kind, _, value = (comment.visibility or "").partition(":")
+        author = comment.author
+        signal = IssueCommentPosted(
+            issue=ref,
+            key=issue.key,
+            comment_id=comment.ref.id,
+            text=comment.body,
+            summary=issue.summary,
+            author_name=(author.name or author.email) if author is not None else None,
+            visibility_type=kind or None,
+            visibility_value=value or None,
+            actor=author.ref.id if author is not None and author.ref is not None else None,
+        )
+        if not sync.for_support(signal):
+            continue
+        stamp = _iso(comment.updated_at or comment.created_at)
+        out.append((poll_delivery_id(ref, f"comment:{comment.ref.id}:{stamp}"), signal))
+    return out
 
 
 def poll_delivery_id(subject: Ref, updated: str) -> str:

@@ -290,6 +290,18 @@ class SyncBack:
             return 0
 
     # -- comments -----------------------------------------------------------------------------------------------
+    def for_support(self, signal: IssueCommentPosted) -> str | None:
+        """The text of a tracker comment marked for support (prefix stripped; may be empty), else None."""
+        text = signal.text.strip()
+        prefix = self.settings["comment_prefix"]
+        # wiki markup escapes a leading bracket (``\[support]``) where the engineer typed ``[support]``
+        marked = next((p for p in (prefix, "\\" + prefix) if prefix and text.startswith(p)), None)
+        if marked is not None:
+            return text[len(marked) :].strip()
+        if self._visible_to_support(signal.visibility_type, signal.visibility_value):
+            return text
+        return None
+
     def comment_added(self, system: str, signal: IssueCommentPosted, origin: str | None = None) -> str:
         """A tracker comment marked for support becomes an internal note on every linked ticket.
 
@@ -297,13 +309,8 @@ class SyncBack:
         """
         state = self._state(system, signal)
         event = Origin(origin)
-        text = signal.text.strip()
-        prefix = self.settings["comment_prefix"]
-        # wiki markup escapes a leading bracket (``\[support]``) where the engineer typed ``[support]``
-        marked = next((p for p in (prefix, "\\" + prefix) if prefix and text.startswith(p)), None)
-        if marked is not None:
-            text = text[len(marked) :].strip()
-        elif not self._visible_to_support(signal.visibility_type, signal.visibility_value):
+        text = self.for_support(signal)
+        if text is None:
             return f"ignored: {state.key} comment is not marked for support"
         if not text:
             return f"ignored: {state.key} comment marked for support is empty"

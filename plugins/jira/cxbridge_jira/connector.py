@@ -35,6 +35,7 @@ from cxbridge.sdk import (
     BadReference,
     BasicAuth,
     BearerAuth,
+    Comment,
     ConfigError,
     ConfigKey,
     Event,
@@ -44,6 +45,7 @@ from cxbridge.sdk import (
     ManagedBlock,
     Needs,
     Page,
+    Person,
     Ref,
     Secret,
     Signal,
@@ -52,6 +54,7 @@ from cxbridge.sdk import (
     Tracker,
     Triggers,
     VendorError,
+    VersionReleased,
     check_base_url,
     json_object,
     parse_datetime,
@@ -531,6 +534,60 @@ class JiraConnector(Tracker):
             total = page.get("total")
             if not raws or not isinstance(total, int) or start >= total:
                 return
+
+    def list_comments(self, issue_key: str) -> list[Comment]:
+        """Every comment of the issue, oldest first, as plain text with its author, visibility and times."""
+        out: list[Comment] = []
+        for raw in self.comments(issue_key):
+            author = raw.get("author")
+            ident = signals.user_id(author)
+            visibility: dict[str, Any] = raw["visibility"] if isinstance(raw.get("visibility"), dict) else {}
+            kind, value = _str(visibility.get("type")), _str(visibility.get("value"))
+            out.append(
+                Comment(
+                    ref=Ref(self.name, "comment", str(raw.get("id") or "")),
+                    body=signals.plain_text(raw.get("body")).strip(),
+                    public=not (kind and value),
+                    author=Person(
+                        name=signals.user_name(author),
+                        email=_str((author or {}).get("emailAddress")) if isinstance(author, dict) else None,
+                        ref=Ref(self.name, "user", ident) if ident else None,
+                    ),
+                    created_at=parse_datetime(raw.get("created")),
+                    updated_at=parse_datetime(raw.get("updated")),
+                    visibility=f"{kind}:{value}" if kind and value else None,
+                )
+            )
+        out.reverse()
+        return out
+
+    def released_versions(self, *, since: float, issue_keys: Iterable[str] = ()) -> list[VersionReleased]:
+        """``GET /project/{key}/versions`` (getProjectVersions) for the default project and those of
+        ``issue_keys``: the versions released with a ``releaseDate`` on or after the day of ``since`` (UTC, a day
+        earlier to cover every time zone), or released without one."""
+        projects = dict.fromkeys(
+            [p for p in (self.default_project, *(k.rsplit("-", 1)[0] for k in issue_keys if "-" in k)) if p]
+        )
+        first_day = (datetime.fromtimestamp(max(0.0, since), UTC) - timedelta(days=1)).date().isoformat()
+        found: list[VersionReleased] = []
+        for project in projects:
+            response = self.http.get(f"{self.api}/project/{self._seg(project)}/versions", op="project.versions")
+            try:
+                versions = response.json()
+            except ValueError:
+                raise VendorError(self.name, f"{self.name}: the versions of {project} are not JSON") from None
+            for raw in versions if isinstance(versions, list) else []:
+                if not isinstance(raw, dict) or raw.get("released") is not True or raw.get("id") is None:
+                    continue
+                day = _str(raw.get("releaseDate"))
+                if day is not None and day < first_day:
+                    continue
+                found.append(
+                    VersionReleased(
+                        tracker=self.name, version_id=str(raw["id"]), name=_str(raw.get("name")), release_date=day
+                    )
+                )
+        return found
 
     def find_comment(self, issue_key: str, marker: str) -> str | None:
         """The newest comment whose text holds ``marker`` (``GET .../comment``, newest first), or None."""
