@@ -19,7 +19,7 @@ import requests.auth
 from .errors import VendorError
 from .http import HttpClient
 from .http.urls import check_base_url
-from .models import Comment, Customer, Event, Issue, Ref, Ticket
+from .models import Attachment, Comment, Customer, Event, Issue, Ref, Ticket
 from .settings import ConfigKey as ConfigKey  # re-exported: plugins declare their config_keys with it
 from .signals import Signal, Triggers, VersionReleased
 
@@ -337,6 +337,15 @@ class Helpdesk(Connector):
         other tags, also ones added meanwhile, are kept."""
         raise NotImplementedError(f"{self.name}: this helpdesk cannot remove a tag")
 
+    def get_attachment(self, attachment_id: str) -> Attachment:
+        """An attachment of a ticket comment by id: name, content type, size and the URL the helpdesk serves it at."""
+        raise NotImplementedError(f"{self.name}: this helpdesk cannot read an attachment")
+
+    def download_attachment(self, attachment: Attachment, *, max_bytes: int) -> bytes:
+        """The attachment's bytes, fetched only from the helpdesk's own origin (never another host, never a
+        redirect); ``VendorError`` when it is elsewhere or larger than ``max_bytes``."""
+        raise NotImplementedError(f"{self.name}: this helpdesk cannot download an attachment")
+
     def wants_escalation(self, ticket: Ticket, triggers: Triggers) -> bool:
         """Whether a ticket, as read or polled, asks to be escalated: by default it carries the escalation tag."""
         return bool(triggers.escalation_tag) and triggers.escalation_tag in ticket.tags
@@ -403,13 +412,18 @@ class Tracker(Connector):
         """Replace the body (Markdown) of a comment cxbridge wrote (an edit of the support note it relays)."""
         raise NotImplementedError(f"{self.name}: this tracker cannot edit a comment")
 
-    def find_comment(self, issue_key: str, marker: str) -> str | None:
-        """The id of the issue's comment whose text holds ``marker`` (a write whose answer was lost), or None."""
-        raise NotImplementedError(f"{self.name}: this tracker cannot look for a comment")
-
     @abstractmethod
     def issue_url(self, key: str) -> str:
         """The browse URL of an issue."""
+
+    def add_attachment(self, issue_key: str, filename: str, content: bytes, content_type: str) -> Attachment:
+        """Upload one file to the issue; returns it as the tracker holds it. Not retried on an unknown outcome:
+        the caller looks for it with ``list_attachments`` (same filename and size) first."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot take attachments")
+
+    def list_attachments(self, issue_key: str) -> list[Attachment]:
+        """The issue's attachments (to find an upload whose answer was lost)."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot list attachments")
 
     def list_comments(self, issue_key: str) -> list[Comment]:
         """The issue's comments as plain text with author (``ref``: the id webhooks name), visibility and times

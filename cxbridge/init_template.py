@@ -110,6 +110,21 @@ engineering_prefix = "[engineering]"
 engineering_tag = ""
 # Also relay public replies (the agent's and the customer's) of linked tickets.
 relay_public_replies = false
+# Attachments of relayed comments (and of the ticket's first message, at escalation) are uploaded to the issue
+# up to this size and of these types, at most attachment_max_files per comment; the others are links to the
+# helpdesk's copy. Files are only ever fetched from the helpdesk's own domain. 0: links only.
+attachment_max_bytes = 10485760
+attachment_types = [
+    "image/*",
+    "text/plain",
+    "text/csv",
+    "application/pdf",
+    "application/json",
+    "application/zip",
+    "application/gzip",
+    "application/x-har+json",
+]
+attachment_max_files = 10
 
 # The helpdesk status linked tickets get when their issue enters a tracker status category (new,
 # indeterminate, done). Empty: statuses are left alone and only notes are written.

@@ -56,6 +56,17 @@ class Comment:
 
 
 @dataclass
+class Attachment:
+    """A file on a ticket's comment or on an issue: its name, type and size, and where its system serves it."""
+
+    ref: Ref
+    filename: str
+    content_type: str
+    size: int
+    url: str = ""
+
+
+@dataclass
 class Ticket:
     """A helpdesk ticket with what escalation needs to know about it."""
 

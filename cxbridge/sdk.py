@@ -56,7 +56,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .http import BasicAuth, BearerAuth, CallCounter, HttpClient, check_base_url
-from .models import Comment, Customer, Deal, Event, Issue, Link, Person, Ref, Ticket
+from .models import Attachment, Comment, Customer, Deal, Event, Issue, Link, Person, Ref, Ticket
 from .sandbox import Backend, Fault, RateLimit, SandboxSecret, VendorFault, WebhookTarget
 from .sandbox.base import ADMIN_PREFIX
 from .secrets import Secret
@@ -102,6 +102,7 @@ __all__ = [
     "STATUS_CATEGORIES",
     "TRACKER",
     "AmbiguousOutcome",
+    "Attachment",
     "AuthError",
     "Backend",
     "BadReference",

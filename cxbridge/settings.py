@@ -39,6 +39,18 @@ STATUS_CATEGORIES = SIGNAL_STATUS_CATEGORIES
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Resolutions that close a tracker issue without a fix (``[sync] not_fixed_resolutions``): Jira's defaults and
 # the common additions of Jira Software and Service Management projects.
+# Content types uploaded to the tracker by default (``[sync] attachment_types``): screenshots, logs, documents and
+# the archives support attaches; anything else becomes a link to the helpdesk's copy.
+ATTACHMENT_TYPES = (
+    "image/*",
+    "text/plain",
+    "text/csv",
+    "application/pdf",
+    "application/json",
+    "application/zip",
+    "application/gzip",
+    "application/x-har+json",
+)
 NOT_FIXED_RESOLUTIONS = ("Won't Do", "Won't Fix", "Duplicate", "Cannot Reproduce", "Incomplete", "Declined")
 
 
@@ -260,6 +272,21 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         ),
         "relay_public_replies": ConfigKey(
             bool, default=False, help="also relay the public replies (agent's and customer's) of linked tickets"
+        ),
+        "attachment_max_bytes": ConfigKey(
+            int,
+            default=10 * 1024 * 1024,
+            min=0,
+            help="attachments up to this size are uploaded to the issue; larger ones become links (0: links only)",
+        ),
+        "attachment_types": ConfigKey(
+            list,
+            default=list(ATTACHMENT_TYPES),
+            items=ConfigKey(str, min=1),
+            help="content types uploaded (type/subtype, or type/* for a family); others become links",
+        ),
+        "attachment_max_files": ConfigKey(
+            int, default=10, min=0, help="attachments handled per comment; more are listed by name only"
         ),
     },
     "decisions": {

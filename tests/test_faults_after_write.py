@@ -373,3 +373,78 @@ def test_tag_outcome_after_fault_has_one_note_and_no_tag(vendors: Vendors, runti
     assert "cxb_decide_credit_50" not in ticket["tags"]
     assert [e.result for e in runtime.store.audit_entries() if e.action == "act.credit"] == ["granted"]
     assert crm_notes(vendors, "granted by alex@cxbridge.example") == 1
+
+
+# -- support to engineering: the relayed comment, its edit and an attachment -----------------------------------
+RELAY_WRITES: dict[str, tuple[str, str, str]] = {
+    "relayed comment": ("jira", "POST", r"^/rest/api/3/issue/[A-Z]+-\d+/comment$"),
+    "attachment upload": ("jira", "POST", r"^/rest/api/3/issue/[A-Z]+-\d+/attachments$"),
+    "relayed edit": ("jira", "PUT", r"^/rest/api/3/issue/[A-Z]+-\d+/comment/\d+$"),
+}
+
+
+def _zendesk_note_with_file(vendors: Vendors, body: str) -> None:
+    zendesk = vendors["zendesk"]
+    auth = ("alex@cxbridge.example/token", zendesk.credentials()["api_token"])
+    up = requests.post(
+        f"{zendesk.base_url}/api/v2/uploads",
+        params={"filename": "error.png"},
+        data=b"\x89PNG" + bytes(64),
+        headers={"Content-Type": "image/png"},
+        auth=auth,
+        timeout=5,
+    )
+    token = up.json()["upload"]["token"]
+    comment = {"body": body, "public": False, "uploads": [token]}
+    answer = requests.put(
+        f"{zendesk.base_url}/api/v2/tickets/1", json={"ticket": {"comment": comment}}, auth=auth, timeout=5
+    )
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("write", sorted(RELAY_WRITES))
+def test_relay_write_after_fault_has_one_effect(vendors: Vendors, runtime: Runtime, write: str, fault: str) -> None:
+    """An [engineering] note with a file, its comment, upload or edit lost after Jira applied it: one of each."""
+    from cxbridge_zendesk.webhook import verify_zendesk
+
+    key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
+    vendors["zendesk"].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/webhooks/zendesk", secret=HOOK_SECRET)]
+    _zendesk_note_with_file(vendors, "[engineering] Card 4111 fails at checkout.")
+    [event] = [
+        e
+        for e in verify_deliveries(verify_zendesk, vendors["zendesk"].webhooks_sent, HOOK_SECRET)
+        if "comment" in e.payload
+    ]
+    text = "Card 4111 fails at checkout."
+    if write == "relayed edit":
+        handle_event(runtime, event, system="zendesk")
+        comment = {**event.payload["comment"], "body": "[engineering] Card ▇▇▇▇ fails at checkout."}
+        event = Event(
+            event.id + "-redacted",
+            event.system,
+            event.kind,
+            event.subject,
+            event.actor,
+            {**event.payload, "comment": comment},
+        )
+        text = "Card ▇▇▇▇ fails at checkout."
+    inject(vendors, RELAY_WRITES[write], fault)
+    until_done(lambda: _relayed(runtime, event))
+    assert vendors["jira"].faults == []
+    issue = next(i for i in vendors["jira"].state()["issues"] if i["key"] == key)
+    bodies = [json_text(c["body"]) for c in issue["fields"]["comment"]["comments"]]
+    assert sum(text in b for b in bodies) == 1
+    assert sum("fails at checkout" in b for b in bodies) == 1
+    assert [a["filename"] for a in issue["fields"]["attachment"]] == ["error.png"]
+
+
+def _relayed(runtime: Runtime, event: Event) -> None:
+    outcome = handle_event(runtime, event, system="zendesk")
+    assert "relayed" in outcome, outcome
+
+
+def json_text(body: Any) -> str:
+    import json
+
+    return body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)

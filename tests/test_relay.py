@@ -223,3 +223,115 @@ def test_relayed_comments_are_internal_where_the_tracker_can_say_so(
     assert found.get("visibility") == visibility
     assert found.get("properties") == properties
     rt.close()
+
+
+# -- attachments ----------------------------------------------------------------------------------------------------
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def upload(vendors: Vendors, filename: str, content: bytes, content_type: str) -> str:
+    """Alex uploads a file to Zendesk (Upload Files); returns the token a comment's ``uploads`` names."""
+    zendesk = vendors["zendesk"]
+    response = requests.post(
+        f"{zendesk.base_url}/api/v2/uploads",
+        params={"filename": filename},
+        data=content,
+        headers={"Content-Type": content_type},
+        auth=(f"{ALEX}/token", zendesk.credentials()["api_token"]),
+        timeout=5,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["upload"]["token"])
+
+
+def note_with_files(vendors: Vendors, body: str, tokens: list[str]) -> None:
+    zendesk_as_alex(
+        vendors, "PUT", "/tickets/1", {"ticket": {"comment": {"body": body, "public": False, "uploads": tokens}}}
+    )
+
+
+def issue_attachments(vendors: Vendors, key: str) -> list[dict[str, Any]]:
+    issue = next(i for i in vendors["jira"].state()["issues"] if i["key"] == key)
+    return list(issue["fields"]["attachment"])
+
+
+def test_an_attachment_on_the_note_reaches_both_issues_once(vendors: Vendors, runtime: Runtime) -> None:
+    first, second = two_issues(vendors, runtime)
+    start = len(vendors["zendesk"].webhooks_sent)
+    note_with_files(vendors, "[engineering] Screenshot of the error.", [upload(vendors, "error.png", PNG, "image/png")])
+    calls = len(vendors["zendesk"].calls)
+    deliver(runtime, vendors["zendesk"], start, twice=True)
+    # for both issues and both deliveries: one read of the attachment, one download, one read of the ticket
+    spent = sorted(c.path.split("?")[0] for c in vendors["zendesk"].calls[calls:] if c.path != "/api/v2/users/me")
+    assert len(spent) == 3, spent
+    assert spent[0].startswith("/api/v2/attachments/")
+    assert spent[1] == "/api/v2/tickets/1"
+    assert spent[2].startswith("/attachments/token/")
+    for key in (first, second):
+        [attached] = issue_attachments(vendors, key)
+        assert (attached["filename"], attached["size"], attached["mimeType"]) == ("error.png", len(PNG), "image/png")
+        [note] = relayed(vendors, key, "Screenshot of the error.")
+        assert "error.png (attached to this issue)" in note["body"]
+    runtime.close()
+
+
+def test_large_unlisted_types_and_unsafe_names(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+    rt = sandbox_runtime(vendors, extra={"sync": {"attachment_max_bytes": 2048}})
+    key = Escalation(rt).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
+    start = len(vendors["zendesk"].webhooks_sent)
+    tokens = [
+        upload(vendors, "big.png", PNG * 4, "image/png"),
+        upload(vendors, "setup.exe", b"MZ" + bytes(100), "application/x-msdownload"),
+        upload(vendors, "../../etc/pass\x07wd;rm -rf.log.txt", b"log line\n", "text/plain"),
+    ]
+    note_with_files(vendors, "[engineering] Three files.", tokens)
+    deliver(rt, vendors["zendesk"], start)
+    assert [a["filename"] for a in issue_attachments(vendors, key)] == ["passwd_rm -rf.log.txt"]
+    [note] = relayed(vendors, key, "Three files.")
+    assert "larger than 2048 bytes" in note["body"]
+    assert "application/x-msdownload is not uploaded" in note["body"]
+    assert "/attachments/token/" in note["body"]  # the links point at the helpdesk's copy
+    rt.close()
+
+
+def test_safe_filename() -> None:
+    from cxbridge.workflows.relay import safe_filename, type_allowed
+
+    assert safe_filename("C:\\Users\\eve\\report (1).pdf") == "report (1).pdf"
+    assert safe_filename("...hidden") == "hidden"
+    assert safe_filename("\x00\x1f") == "attachment"
+    long = safe_filename("a" * 300 + ".log")
+    assert len(long) == 180
+    assert long.endswith(".log")
+    assert type_allowed("image/png; name=x", ["image/*"])
+    assert not type_allowed("application/x-msdownload", ["image/*", "text/plain"])
+
+
+def test_no_attachment_is_fetched_from_another_origin(vendors: Vendors, runtime: Runtime) -> None:
+    from cxbridge.errors import VendorError
+    from cxbridge.models import Attachment, Ref
+
+    helpdesk = runtime.helpdesk()
+    elsewhere = Attachment(Ref("zendesk", "attachment", "1"), "x.png", "image/png", 10, "https://evil.example/x.png")
+    calls = len(vendors["zendesk"].calls)
+    with pytest.raises(VendorError, match="not on the configured origin"):
+        helpdesk.download_attachment(elsewhere, max_bytes=1000)
+    assert len(vendors["zendesk"].calls) == calls
+    runtime.close()
+
+
+def test_the_first_message_attachments_reach_the_issue_at_escalation(vendors: Vendors, runtime: Runtime) -> None:
+    token = upload(vendors, "trace.har", b'{"log": {}}', "application/x-har+json")
+    created = zendesk_as_alex(
+        vendors,
+        "POST",
+        "/tickets",
+        {"ticket": {"subject": "Export fails", "comment": {"body": "See the HAR.", "uploads": [token]}}},
+    )
+    ticket_id = str(created["ticket"]["id"])
+    for _ in range(2):
+        result = Escalation(runtime).run(EscalationRequest(ticket_id=ticket_id))
+    [attached] = issue_attachments(vendors, result.issue_key)
+    assert attached["filename"] == "trace.har"
+    assert result.writes["attachments"] == "1 uploaded, 0 linked"
+    runtime.close()

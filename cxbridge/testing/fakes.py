@@ -799,10 +799,6 @@ class FakeTracker(FakeConnector, Tracker):
             self._changed(issue)
             return True
 
-    def find_comment(self, issue_key: str, marker: str) -> str | None:
-        with self._call("find_comment", issue_key, marker):
-            return next((cid for cid, body in self._issue(issue_key).comments if marker in body), None)
-
     def changed_issues(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Issues by change order after the cursor's ``seq`` (else updated at or after ``since``)."""
         with self._call("changed_issues", cursor, since):

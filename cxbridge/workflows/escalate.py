@@ -23,6 +23,7 @@ from . import impact, policy
 from .context import Context
 from .once import claim_send, crm_note_once, in_flight_elsewhere, marker_for, op_id, write_once
 from .priority import Priority, choose_priority
+from .relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -394,6 +395,12 @@ class Escalation:
             point=self._point,
         )
         self._point("remote_link")
+
+        # 6b. the attachments of the ticket's first message, when the escalation read its comments
+        if comments and comments[0].attachments:
+            result.writes["attachments"] = Relay(self.rt, crash_hook=self._point).upload_first_message(
+                helpdesk, ticket.ref, comments[0], issue.ref, issue.key, req.origin_event
+            )
 
         # 7. note, tag and key on the ticket (re-rendered with the real issue)
         issue_ctx = {"key": issue.key, "url": issue.url, "created": created}

@@ -16,16 +16,28 @@ the texts relayed: the same comment seen again with a new text is an edit (a red
 updates the relayed copy (``Tracker.update_comment``, one intent per text); a text seen before is a duplicate or
 an older delivery and writes nothing. The tracker's webhook for the relayed comment names cxbridge's integration
 user as its author, so the router drops it: nothing echoes back to the ticket.
+
+Attachments (of a relayed comment, and of the ticket's first message at escalation: ``upload_first_message``)
+are uploaded to each issue (``Tracker.add_attachment``) when their type is one of ``[sync] attachment_types``
+and their size at most ``[sync] attachment_max_bytes``, at most ``attachment_max_files`` of them; the others,
+and any the helpdesk will not serve from its own origin, are listed in the comment as links to the helpdesk's
+copy. A file is read from the helpdesk once per job whatever the number of issues, its name is sanitised, and
+each upload is an intent keyed by (attachment, issue): an upload whose answer was lost is looked for on the
+issue (same name and size, ``Tracker.list_attachments``) before it is sent again.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
+import re
+import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..connectors import Helpdesk, Tracker
-from ..models import Link, Person, Ref, Ticket
+from ..errors import AmbiguousOutcome, AuthError, Conflict, RateLimited, Unavailable, VendorError
+from ..models import Attachment, Comment, Link, Person, Ref, Ticket
 from ..signals import TicketCommentAdded
 from .once import marker_for, op_id, write_once
 from .syncback import fingerprint
@@ -38,6 +50,81 @@ log = logging.getLogger(__name__)
 SNAPSHOT_KIND = "relay"
 TEMPLATE = "relay_comment.md.j2"
 ACTOR = "cxbridge"
+FILENAME_MAX = 180
+"""Longest attachment name sent to the tracker (characters, extension kept)."""
+_UNSAFE = re.compile(r"[^\w.()+ -]+")
+RETRYABLE = (RateLimited, Unavailable, AmbiguousOutcome, AuthError, Conflict)
+"""Errors that retry the job; any other refusal of a file makes it a link instead."""
+
+
+def safe_filename(name: str) -> str:
+    """An attachment's name as sent to the tracker: no folders, no control or shell-special characters, no
+    leading dots, at most ``FILENAME_MAX`` characters with the extension kept; ``attachment`` when nothing is left."""
+    base = unicodedata.normalize("NFC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    base = _UNSAFE.sub("_", base).strip(" ._")
+    if len(base) > FILENAME_MAX:
+        stem, dot, ext = base.rpartition(".")
+        ext = ext[:16] if dot and stem else ""
+        base = base[: FILENAME_MAX - len(ext) - (1 if ext else 0)].rstrip(" ._") + (f".{ext}" if ext else "")
+    return base or "attachment"
+
+
+def type_allowed(content_type: str, allowed: list[str]) -> bool:
+    """Whether a content type (parameters ignored) is one of ``allowed`` (``type/subtype`` or ``type/*``)."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return bool(kind) and any(fnmatch.fnmatchcase(kind, pattern.strip().lower()) for pattern in allowed)
+
+
+class Files:
+    """The attachments of one comment: read from the helpdesk (and downloaded) at most once per job."""
+
+    def __init__(self, helpdesk: Helpdesk, ids: tuple[str, ...] | list[str], settings: Any) -> None:
+        self.helpdesk = helpdesk
+        self.ids = list(ids)
+        self.settings = settings
+        self._items: list[Attachment] | None = None
+        self._content: dict[str, bytes | VendorError] = {}
+
+    def items(self) -> list[Attachment]:
+        """The attachments' metadata (one read each, only when a comment is written)."""
+        if self._items is None:
+            limit = int(self.settings["attachment_max_files"])
+            wanted = self.ids[:limit] if self.helpdesk.supports("get_attachment") else []
+            self._items = [self.helpdesk.get_attachment(i) for i in wanted]
+        return self._items
+
+    @property
+    def unlisted(self) -> int:
+        """Attachments beyond ``attachment_max_files`` (or not readable here): counted, not fetched."""
+        return len(self.ids) - len(self.items())
+
+    def uploadable(self, attachment: Attachment) -> str | None:
+        """Why the file is linked rather than uploaded, or None when it may be uploaded."""
+        limit = int(self.settings["attachment_max_bytes"])
+        if not type_allowed(attachment.content_type, list(self.settings["attachment_types"])):
+            return f"type {attachment.content_type} is not uploaded"
+        if attachment.size > limit or limit <= 0:
+            return f"larger than {limit} bytes"
+        if not self.helpdesk.supports("download_attachment"):
+            return f"{self.helpdesk.name} cannot serve it"
+        return None
+
+    def content(self, attachment: Attachment) -> bytes:
+        """The file's bytes, downloaded once (a refusal is remembered and raised again)."""
+        key = attachment.ref.id
+        if key not in self._content:
+            try:
+                limit = int(self.settings["attachment_max_bytes"])
+                self._content[key] = self.helpdesk.download_attachment(attachment, max_bytes=limit)
+            except RETRYABLE:
+                raise
+            except VendorError as exc:
+                self._content[key] = exc
+        found = self._content[key]
+        if isinstance(found, VendorError):
+            raise found
+        return found
 
 
 class Relay:
@@ -80,6 +167,7 @@ class Relay:
             return f"ignored: {ticket} is linked to no issue"
         comment_id = signal.comment_id or f"text-{fingerprint(text)[:16]}"
         helpdesk = self.rt.helpdesk(system)
+        files = Files(helpdesk, signal.attachments, self.settings)
         read: dict[str, Ticket] = {}
 
         def context() -> dict[str, Any]:
@@ -87,7 +175,7 @@ class Relay:
                 read["ticket"] = helpdesk.get_ticket(ticket.id)
             return _context(helpdesk, read["ticket"], signal, text)
 
-        outcomes = [self._relay_one(link, ticket, comment_id, text, context, origin) for link in links]
+        outcomes = [self._relay_one(link, ticket, comment_id, text, context, files, origin) for link in links]
         written = sum(1 for o in outcomes if o != "unchanged")
         return f"relayed: {ticket} comment {comment_id} to {len(links)} issue(s): {written} write(s)"
 
@@ -98,6 +186,7 @@ class Relay:
         comment_id: str,
         text: str,
         context: Callable[[], dict[str, Any]],
+        files: Files,
         origin: str | None,
     ) -> str:
         tracker = self.rt.connector(link.issue.system)
@@ -113,7 +202,9 @@ class Relay:
 
         def body() -> str:
             if "text" not in cache:
-                rendered = self.rt.handoff.render(TEMPLATE, {**context(), "issue": {"key": link.issue_key}})
+                sent = self.send_files(tracker, link.issue, link.issue_key, files, origin, ticket)
+                ctx = {**context(), "issue": {"key": link.issue_key}, "attachments": sent, "more": files.unlisted}
+                rendered = self.rt.handoff.render(TEMPLATE, ctx)
                 cache["text"] = rendered.rstrip() + f"\n\n(cxbridge {marker})"
             return cache["text"]
 
@@ -155,6 +246,68 @@ class Relay:
         if outcome == "written":
             self._audit("relay.comment_edit", link, ticket, origin, {"op_id": edit, "comment": comment_id})
         return outcome
+
+    def send_files(
+        self, tracker: Tracker, issue: Ref, issue_key: str, files: Files, origin: str | None, ticket: Ref
+    ) -> list[dict[str, Any]]:
+        """Upload each file to the issue once (or list it as a link); what the comment says about each."""
+        out: list[dict[str, Any]] = []
+        for attachment in files.items():
+            name = safe_filename(attachment.filename)
+            entry: dict[str, Any] = {"name": name, "size": attachment.size, "url": attachment.url, "uploaded": False}
+            reason = files.uploadable(attachment)
+            if reason is None and not tracker.supports("add_attachment"):
+                reason = f"{tracker.name} does not take attachments"
+            if reason is not None:
+                out.append({**entry, "reason": reason})
+                continue
+            business_key = f"{attachment.ref}|{issue}"
+            oid = op_id(business_key, "relay.attachment")
+
+            def write(a: Attachment = attachment, n: str = name) -> dict[str, Any]:
+                added = tracker.add_attachment(issue_key, n, files.content(a), a.content_type)
+                return {"id": added.ref.id, "size": added.size}
+
+            def find(a: Attachment = attachment, n: str = name) -> dict[str, Any] | None:
+                same = [x for x in tracker.list_attachments(issue_key) if x.filename == n and x.size == a.size]
+                return {"id": same[0].ref.id, "size": same[0].size} if same else None
+
+            try:
+                outcome = write_once(
+                    self.store, oid, "tracker.attachment", business_key, write, find=find, point=self._point
+                )
+            except RETRYABLE:
+                raise
+            except VendorError as exc:
+                log.info("%s: %s stays a link: %s", issue_key, name, exc)
+                out.append({**entry, "reason": str(exc)})
+                continue
+            if outcome == "written":
+                self.store.audit(
+                    actor=ACTOR,
+                    action="relay.attachment",
+                    target=str(issue),
+                    result="written",
+                    origin_event=origin,
+                    ticket=ticket,
+                    issue_key=issue_key,
+                    details={"op_id": oid, "file": name},
+                )
+            out.append({**entry, "uploaded": True})
+        return out
+
+    def upload_first_message(
+        self, helpdesk: Helpdesk, ticket: Ref, first: Comment, issue: Ref, issue_key: str, origin: str | None
+    ) -> str:
+        """At escalation: the attachments of the ticket's first message, uploaded to the issue once each."""
+        if not first.attachments:
+            return "none"
+        tracker = self.rt.connector(issue.system)
+        if not isinstance(tracker, Tracker):
+            return "none"
+        files = Files(helpdesk, first.attachments, self.settings)
+        sent = self.send_files(tracker, issue, issue_key, files, origin, ticket)
+        return f"{sum(1 for s in sent if s['uploaded'])} uploaded, {sum(1 for s in sent if not s['uploaded'])} linked"
 
     @staticmethod
     def _finder(tracker: Tracker, issue_key: str, marker: str) -> Callable[[], dict[str, Any] | None] | None:

@@ -30,8 +30,10 @@ from urllib.parse import quote
 
 import requests
 import requests.auth
+from urllib3 import encode_multipart_formdata
 
 from cxbridge.sdk import (
+    Attachment,
     BadReference,
     BasicAuth,
     BearerAuth,
@@ -526,14 +528,51 @@ class JiraConnector(Tracker):
         for _ in range(MAX_SEARCH_PAGES):
             params = {"startAt": start, "maxResults": SEARCH_PAGE_SIZE, "orderBy": "-created"}
             page = self._json(
-                self.http.get(f"{self._issue_path(issue_key)}/comment", op="issue.comment.list", params=params)
+                self.http.get(f"{self._issue_path(issue_key)}/comment", op="issue.comments", params=params)
             )
             raws = [c for c in page.get("comments") or [] if isinstance(c, dict)]
             yield from raws
             start += len(raws)
             total = page.get("total")
-            if not raws or not isinstance(total, int) or start >= total:
+            if not raws or (isinstance(total, int) and start >= total):
                 return
+
+    def add_attachment(self, issue_key: str, filename: str, content: bytes, content_type: str) -> Attachment:
+        """``POST .../attachments`` (addAttachment): multipart/form-data, the part named ``file``, with the header
+        ``X-Atlassian-Token: no-check`` Jira requires. Not retried on an unknown outcome."""
+        body, multipart_type = encode_multipart_formdata({"file": (filename, content, content_type)})
+        response = self.http.post(
+            f"{self._issue_path(issue_key)}/attachments",
+            op="issue.attachment.add",
+            data=body,
+            headers={"X-Atlassian-Token": "no-check", "Content-Type": multipart_type},
+            creates=True,
+        )
+        try:
+            added = response.json()
+        except ValueError:
+            added = None
+        first = added[0] if isinstance(added, list) and added and isinstance(added[0], dict) else None
+        if first is None:
+            raise VendorError(self.name, f"{self.name}: the upload of {filename} answered without the attachment")
+        return self._attachment(first)
+
+    def list_attachments(self, issue_key: str) -> list[Attachment]:
+        """The issue's ``attachment`` field (``GET /issue/{key}?fields=attachment``)."""
+        response = self.http.get(self._issue_path(issue_key), op="issue.get", params={"fields": "attachment"})
+        fields = self._json(response).get("fields")
+        raws = fields.get("attachment") if isinstance(fields, dict) else None
+        return [self._attachment(raw) for raw in raws or [] if isinstance(raw, dict)]
+
+    def _attachment(self, raw: dict[str, Any]) -> Attachment:
+        size = raw.get("size")
+        return Attachment(
+            ref=Ref(self.name, "attachment", str(raw.get("id") or "")),
+            filename=str(raw.get("filename") or ""),
+            content_type=str(raw.get("mimeType") or ""),
+            size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
+            url=str(raw.get("content") or ""),
+        )
 
     def list_comments(self, issue_key: str) -> list[Comment]:
         """Every comment of the issue, oldest first, as plain text with its author, visibility and times."""
@@ -588,13 +627,6 @@ class JiraConnector(Tracker):
                     )
                 )
         return found
-
-    def find_comment(self, issue_key: str, marker: str) -> str | None:
-        """The newest comment whose text holds ``marker`` (``GET .../comment``, newest first), or None."""
-        for raw in self.comments(issue_key):
-            if marker in signals.plain_text(raw.get("body")) and raw.get("id") is not None:
-                return str(raw["id"])
-        return None
 
     def issue_url(self, key: str) -> str:
         """``{site}/browse/KEY``."""
@@ -682,24 +714,14 @@ class JiraConnector(Tracker):
         return True
 
     def find_comment(self, issue_key: str, marker: str) -> str | None:
-        """A comment holding ``marker``, newest first (``GET /issue/{key}/comment?orderBy=-created``, startAt
-        paging, 100 a page; at most ``MAX_SEARCH_PAGES`` pages); None when none holds it."""
-        path = f"{self._issue_path(issue_key)}/comment"
-        start = 0
-        for _ in range(MAX_SEARCH_PAGES):
-            params = {"startAt": start, "maxResults": SEARCH_PAGE_SIZE, "orderBy": "-created"}
-            page = self._json(self.http.get(path, op="issue.comments", params=params))
-            comments = [c for c in page.get("comments") or [] if isinstance(c, dict)]
-            for comment in comments:
-                body = comment.get("body")
-                # wiki markup (Data Center) escapes punctuation with backslashes; ADF holds the text as written
-                text = body.replace("\\", "") if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-                if marker in text:
-                    return str(comment.get("id"))
-            start += len(comments)
-            total = page.get("total")
-            if not comments or (isinstance(total, int) and start >= total):
-                return None
+        """A comment holding ``marker``, newest first (``comments``: ``GET /issue/{key}/comment?orderBy=-created``,
+        startAt paging, 100 a page; at most ``MAX_SEARCH_PAGES`` pages); None when none holds it."""
+        for comment in self.comments(issue_key):
+            body = comment.get("body")
+            # wiki markup (Data Center) escapes punctuation with backslashes; ADF holds the text as written
+            text = body.replace("\\", "") if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+            if marker in text:
+                return str(comment.get("id"))
         return None
 
     def edit_fields(self, issue_key: str, fields: dict[str, Any]) -> None:

@@ -53,6 +53,9 @@ REQUIRED_SYSTEM_FIELDS = ("project", "issuetype", "summary", "reporter")
 DEFAULTED_SYSTEM_FIELDS = ("reporter", "priority")
 """Fields Jira fills when a create leaves them out (the caller; the default priority)."""
 
+ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+"""The site's attachment size limit (Jira's admin setting; 10 MB here, as a Data Center default)."""
+
 
 # -- records ------------------------------------------------------------------------------------------------
 
@@ -195,6 +198,23 @@ class Comment:
 
 
 @dataclass
+class Attachment:
+    """A file uploaded to an issue (``POST .../attachments``)."""
+
+    id: str
+    issue_id: str
+    author_id: str
+    filename: str
+    mime_type: str
+    content: bytes = field(repr=False)
+    created: float
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+
+@dataclass
 class RemoteLink:
     """A remote issue link (to a helpdesk ticket, say); ``global_id`` makes create-or-update idempotent."""
 
@@ -268,6 +288,7 @@ class Issue:
     remote_links: list[RemoteLink] = field(default_factory=list)
     history: list[History] = field(default_factory=list)
     fix_version_ids: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -345,6 +366,8 @@ class JiraModel:
         self._next_version_id = 10000
         self._next_issue_id = 10000
         self._next_comment_id = 10000
+        self._next_attachment_id = 10000
+        self.attachment_max_bytes = ATTACHMENT_MAX_BYTES
         self._next_link_id = 10000
         self._next_history_id = 10000
         self._next_webhook_id = 1
@@ -442,6 +465,29 @@ class JiraModel:
     def _issue_id(self) -> str:
         self._next_issue_id += 1
         return str(self._next_issue_id - 1)
+
+    def add_attachment(self, actor: User, issue: Issue, filename: str, mime_type: str, content: bytes) -> Attachment:
+        """One uploaded file on the issue; beyond ``attachment_max_bytes`` Jira's 413."""
+        if len(content) > self.attachment_max_bytes:
+            raise errors.JiraFault(413, [f"The file is too large: the maximum is {self.attachment_max_bytes} bytes."])
+        self._next_attachment_id += 1
+        now = self.clock()
+        attachment = Attachment(
+            str(self._next_attachment_id - 1), issue.id, actor.account_id, filename, mime_type, content, now
+        )
+        issue.attachments.append(attachment)
+        issue.updated = now
+        item = ChangeItem("Attachment", "jira", "attachment", None, None, attachment.id, filename)
+        issue.history.append(self._history(actor, [item]))
+        return attachment
+
+    def attachment(self, attachment_id: str) -> tuple[Issue, Attachment]:
+        """An attachment by id with its issue, else Jira's 404."""
+        for issue in self.issues.values():
+            for found in issue.attachments:
+                if found.id == attachment_id:
+                    return issue, found
+        raise errors.not_found(f"The attachment with id '{attachment_id}' does not exist")
 
     def _comment_id(self) -> str:
         self._next_comment_id += 1

@@ -15,6 +15,7 @@ from .models import (
     REQUIRED_SYSTEM_FIELDS,
     STATUS_CATEGORIES,
     AdminWebhook,
+    Attachment,
     Comment,
     FieldDef,
     History,
@@ -266,6 +267,8 @@ class Renderer:
         if name in {"reporter", "creator", "assignee"}:
             user_id = getattr(issue, f"{name}_id")
             return self.user(m.users.get(user_id)) if user_id else None
+        if name == "attachment":
+            return [self.attachment(a) for a in issue.attachments]
         if name == "comment":
             comments = [self.comment(issue, c) for c in issue.comments]
             return {
@@ -386,6 +389,19 @@ class Renderer:
         if comment.properties:
             body["properties"] = [dict(p) for p in comment.properties]
         return body
+
+    def attachment(self, attachment: Attachment) -> dict[str, Any]:
+        """An ``Attachment`` as the upload's answer and the issue's ``attachment`` field show it."""
+        return {
+            "self": f"{self.rest}/attachment/{attachment.id}",
+            "id": attachment.id,
+            "filename": attachment.filename,
+            "author": self.user(self.model.users.get(attachment.author_id)),
+            "created": jira_time(attachment.created),
+            "size": attachment.size,
+            "mimeType": attachment.mime_type,
+            "content": f"{self.rest}/attachment/content/{attachment.id}",
+        }
 
     def remote_link(self, issue: Issue, link: RemoteLink) -> dict[str, Any]:
         """A ``RemoteIssueLink``."""

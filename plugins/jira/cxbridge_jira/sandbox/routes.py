@@ -57,6 +57,9 @@ def url_map() -> Map:
             _rule(f"{issue}/editmeta", "edit_meta", "GET"),
             _rule(issue, "issue", "GET", "PUT"),
             _rule(f"{issue}/transitions", "transitions", "GET", "POST"),
+            _rule(f"{issue}/attachments", "attachments", "POST"),
+            _rule(f"{API}/attachment/<attachment_id>", "attachment", "GET", "DELETE"),
+            _rule(f"{API}/attachment/content/<attachment_id>", "attachment_content", "GET"),
             _rule(f"{issue}/comment", "comments", "GET", "POST"),
             _rule(f"{issue}/comment/<comment_id>", "comment", "GET", "PUT", "DELETE"),
             _rule(f"{issue}/remotelink", "remote_links", "GET", "POST", "DELETE"),
@@ -276,6 +279,45 @@ class JiraRoutes(Backend):
         if wanted:
             available = [t for t in available if t.id == wanted]
         return self.json({"expand": "transitions", "transitions": [view.transition(t) for t in available]})
+
+    # -- attachments ----------------------------------------------------------------------------------------
+    def route_attachments(self, request: Request, ver: str, issue_key: str) -> Response:
+        """addAttachment: multipart/form-data, every part named ``file``; 200 with the new attachments.
+
+        Without ``X-Atlassian-Token: no-check`` Jira blocks the request (XSRF check, 403)."""
+        view = self.view(request, ver)
+        actor = self.caller()
+        if request.headers.get("X-Atlassian-Token", "").lower() != "no-check":
+            raise errors.forbidden("XSRF check failed")
+        issue = self.model.issue(issue_key)
+        if request.mimetype != "multipart/form-data":
+            raise errors.JiraFault(415, ["The request must be multipart/form-data."])
+        files = request.files.getlist("file")
+        if not files:
+            raise errors.bad_request("No files were attached: the form field must be named 'file'.")
+        added = [
+            self.model.add_attachment(
+                actor, issue, f.filename or "attachment", f.mimetype or "application/octet-stream", f.read()
+            )
+            for f in files
+        ]
+        return self.json([view.attachment(a) for a in added])
+
+    def route_attachment(self, request: Request, ver: str, attachment_id: str) -> Response:
+        """getAttachment (and removeAttachment, 204)."""
+        view = self.view(request, ver)
+        self.caller()
+        issue, found = self.model.attachment(attachment_id)
+        if request.method == "DELETE":
+            issue.attachments.remove(found)
+            return Response(status=204)
+        return self.json(view.attachment(found))
+
+    def route_attachment_content(self, request: Request, ver: str, attachment_id: str) -> Response:
+        """getAttachmentContent: the file's bytes."""
+        self.caller()
+        _, found = self.model.attachment(attachment_id)
+        return Response(found.content, 200, content_type=found.mime_type)
 
     # -- comments -------------------------------------------------------------------------------------------
     def route_comments(self, request: Request, ver: str, issue_key: str) -> Response:

@@ -114,6 +114,9 @@ def new_site(model: JiraModel) -> None:
         ["statusCategoryChangedDate"],
         orderable=False,
     )
+    system(
+        "attachment", "Attachment", {"type": "array", "items": "attachment", "system": "attachment"}, ["attachments"]
+    )
     system("comment", "Comment", {"type": "comments-page", "system": "comment"}, ["comment"], navigable=False)
 
 

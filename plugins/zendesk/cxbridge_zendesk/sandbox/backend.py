@@ -115,7 +115,7 @@ class ZendeskBackend(ZendeskRoutes, Backend):
                         "custom_fields": {str(k): v for k, v in sorted(t.custom_fields.items())},
                         "created_at": iso(t.created_at),
                         "updated_at": iso(t.updated_ts),
-                        "comments": [comment_json(c) for c in t.comments],
+                        "comments": [comment_json(c, self.base_url, m.attachments) for c in t.comments],
                     }
                 )
             users = [

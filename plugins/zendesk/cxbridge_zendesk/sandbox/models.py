@@ -14,6 +14,7 @@ import html
 import json
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ COMMENT_IDS = 360_000_300_001
 AUDIT_IDS = 360_000_400_001
 FIELD_IDS = 360_000_500_001
 INVOCATION_IDS = 8_350_205_001
+ATTACHMENT_IDS = 360_000_600_001
+MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
+"""Zendesk's limit on one attachment (50 MB)."""
 
 IDEMPOTENCY_TTL = 2 * 3600.0
 
@@ -154,6 +158,23 @@ class Comment:
     created_at: float
     audit_id: int
     channel: str = "api"
+    attachment_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Attachment:
+    """A file uploaded through ``POST /api/v2/uploads``; its ``token`` attaches it to a comment."""
+
+    id: int
+    token: str
+    file_name: str
+    content_type: str
+    content: bytes = field(repr=False)
+    created_at: float
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
 
 
 @dataclass
@@ -274,6 +295,8 @@ class ZendeskModel:
         self.idempotency: dict[str, IdempotentAnswer] = {}
         self.audits: dict[int, list[Audit]] = {}
         """Every audit of a ticket, oldest first (List Audits for a Ticket)."""
+        self.attachments: dict[int, Attachment] = {}
+        self.uploads: dict[str, list[int]] = {}
         self._next = {
             "ticket": 1,
             "org": ORG_IDS,
@@ -283,6 +306,7 @@ class ZendeskModel:
             "field": FIELD_IDS,
             "webhook": 1,
             "invocation": INVOCATION_IDS,
+            "attachment": ATTACHMENT_IDS,
         }
 
     # -- ids and time --------------------------------------------------------------------------------------
@@ -556,6 +580,7 @@ class ZendeskModel:
             public=public,
             created_at=now,
             audit_id=audit_id,
+            attachment_ids=self._uploaded(comment_spec),
         )
         ticket.comments.append(comment)
         self.tickets[ticket.id] = ticket
@@ -647,6 +672,7 @@ class ZendeskModel:
                 public=truthy(spec.get("public", True)),
                 created_at=now,
                 audit_id=audit_id,
+                attachment_ids=self._uploaded(spec),
             )
             ticket.comments.append(comment)
             events.insert(0, self._comment_event(comment))
@@ -718,6 +744,43 @@ class ZendeskModel:
         if found.fingerprint != fingerprint:
             raise errors.idempotency_mismatch()
         return found
+
+    # -- attachments --------------------------------------------------------------------------------------
+    def upload(self, file_name: str, content: bytes, content_type: str, token: str | None = None) -> Attachment:
+        """``POST /api/v2/uploads``: a new attachment under a new token, or added to an upload's ``token``."""
+        name = file_name.strip()
+        if not name:
+            raise errors.bad_request("filename is required")
+        if len(content) > MAX_ATTACHMENT_BYTES:
+            raise VendorFault(413, {"error": "RecordInvalid", "description": "Attachment is too large"})
+        if token is not None and token not in self.uploads:
+            raise errors.not_found()
+        token = token or secrets.token_urlsafe(18)
+        attachment = Attachment(
+            self.next_id("attachment"), token, name, content_type or "application/octet-stream", content, self.now()
+        )
+        self.attachments[attachment.id] = attachment
+        self.uploads.setdefault(token, []).append(attachment.id)
+        return attachment
+
+    def attachment(self, attachment_id: int) -> Attachment:
+        """An attachment by id, or a 404."""
+        found = self.attachments.get(attachment_id)
+        if found is None:
+            raise errors.not_found()
+        return found
+
+    def _uploaded(self, spec: dict[str, Any]) -> list[int]:
+        """The attachments a comment's ``uploads`` tokens name (each token once: it is spent by the comment)."""
+        tokens = spec.get("uploads") or []
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise errors.record_invalid("comment", "Comment: uploads is invalid")
+        ids: list[int] = []
+        for token in tokens:
+            if token not in self.uploads:
+                raise errors.record_invalid("comment", "Comment: uploads is invalid")
+            ids.extend(self.uploads.pop(token))
+        return ids
 
     # -- webhooks -----------------------------------------------------------------------------------------
     def create_webhook(self, body: Any, actor: User) -> Webhook:

@@ -14,9 +14,9 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -25,6 +25,7 @@ from cxbridge.sdk import VendorFault, WebhookTarget
 
 from . import errors
 from .models import (
+    Attachment,
     Audit,
     Change,
     Comment,
@@ -69,6 +70,9 @@ RULES: list[tuple[str, str, tuple[str, ...]]] = [
     ("/api/v2/incremental/tickets/cursor", "incremental_tickets", ("GET",)),
     ("/api/v2/ticket_fields", "ticket_fields", ("GET",)),
     ("/api/v2/ticket_fields/<int:ticket_field_id>", "ticket_field", ("GET",)),
+    ("/api/v2/uploads", "uploads", ("POST",)),
+    ("/api/v2/attachments/<int:attachment_id>", "attachment", ("GET",)),
+    ("/attachments/token/<token>", "attachment_content", ("GET",)),
     ("/api/v2/webhooks", "webhooks", ("GET", "POST")),
     ("/api/v2/webhooks/<webhook_id>", "webhook", ("GET", "DELETE")),
     ("/api/v2/webhooks/<webhook_id>/signing_secret", "webhook_secret", ("GET", "POST")),
@@ -167,8 +171,31 @@ def ticket_json(t: Ticket, base: str) -> dict[str, Any]:
     return body
 
 
-def comment_json(c: Comment) -> dict[str, Any]:
-    """A ticket comment as List Comments returns it."""
+def attachment_json(a: Attachment, base: str) -> dict[str, Any]:
+    """An ``Attachment`` as Show Attachment and a comment's ``attachments`` return it.
+
+    ``content_url`` is on the account's own domain (``/attachments/token/<token>/?name=<file>``), as Zendesk's are.
+    """
+    content_url = f"{base}/attachments/token/{a.token}/?name={quote(a.file_name)}"
+    return {
+        "id": a.id,
+        "url": f"{base}/api/v2/attachments/{a.id}.json",
+        "file_name": a.file_name,
+        "content_url": content_url,
+        "mapped_content_url": content_url,
+        "content_type": a.content_type,
+        "size": a.size,
+        "inline": False,
+        "deleted": False,
+        "malware_access_override": False,
+        "malware_scan_result": "malware_not_found",
+        "thumbnails": [],
+    }
+
+
+def comment_json(c: Comment, base: str = "", attachments: Mapping[int, Attachment] | None = None) -> dict[str, Any]:
+    """A ticket comment as List Comments returns it (with its attachments when ``attachments`` is given)."""
+    found = [attachments[i] for i in c.attachment_ids if i in attachments] if attachments is not None else []
     return {
         "id": c.id,
         "type": "Comment",
@@ -177,7 +204,7 @@ def comment_json(c: Comment) -> dict[str, Any]:
         "html_body": c.html_body,
         "plain_body": c.body,
         "public": c.public,
-        "attachments": [],
+        "attachments": [attachment_json(a, base) for a in found],
         "audit_id": c.audit_id,
         "via": {"channel": c.channel, "source": {"from": {}, "to": {}, "rel": None}},
         "metadata": {"system": {}, "custom": {}},
@@ -507,7 +534,11 @@ class ZendeskRoutes(_Base):
             if request.args.get("sort_order", "asc") == "desc":
                 comments.reverse()
             page, extra = self.offset_page(request, comments)
-        body: dict[str, Any] = {"comments": [comment_json(c) for c in page], **extra}
+        base = self.base(request)
+        body: dict[str, Any] = {
+            "comments": [comment_json(c, base, self.model.attachments) for c in page],
+            **extra,
+        }
         if "users" in self.includes(request):
             authors = list(dict.fromkeys(c.author_id for c in page))
             body["users"] = [
@@ -531,6 +562,37 @@ class ZendeskRoutes(_Base):
                 audits.reverse()
             page, extra = self.offset_page(request, audits)
         return self.json({"audits": [audit_json(a) for a in page], **extra})
+
+    # -- attachments --------------------------------------------------------------------------------------
+    def route_uploads(self, request: Request) -> Response:
+        """Upload Files: the raw body under ``filename``; 201 with the token and the attachment."""
+        self.actor(request)
+        attachment = self.model.upload(
+            request.args.get("filename", ""),
+            request.get_data(),
+            request.mimetype or "application/octet-stream",
+            request.args.get("token") or None,
+        )
+        base = self.base(request)
+        shown = [attachment_json(self.model.attachments[i], base) for i in self.model.uploads[attachment.token]]
+        body = {
+            "upload": {"token": attachment.token, "attachment": attachment_json(attachment, base), "attachments": shown}
+        }
+        return self.json(body, 201)
+
+    def route_attachment(self, request: Request, attachment_id: int) -> Response:
+        """Show Attachment."""
+        return self.json({"attachment": attachment_json(self.model.attachment(attachment_id), self.base(request))})
+
+    def route_attachment_content(self, request: Request, token: str) -> Response:
+        """An attachment's ``content_url``: the file itself (``name`` picks it among the upload's files)."""
+        ids = [a.id for a in self.model.attachments.values() if a.token == token]
+        name = request.args.get("name")
+        chosen = [self.model.attachments[i] for i in ids if name is None or self.model.attachments[i].file_name == name]
+        if not chosen:
+            raise errors.not_found()
+        found = chosen[0]
+        return Response(found.content, 200, content_type=found.content_type)
 
     def route_ticket_tags(self, request: Request, ticket_id: int) -> Response:
         if request.method == "GET":
@@ -774,7 +836,13 @@ class ZendeskRoutes(_Base):
             body["tags_added"] = list(change.tags_added)
         if change.comment is not None:
             c = change.comment
-            body["comment"] = {"id": c.id, "author_id": c.author_id, "public": c.public, "body": c.body}
+            body["comment"] = {
+                "id": c.id,
+                "author_id": c.author_id,
+                "public": c.public,
+                "body": c.body,
+                "attachments": list(c.attachment_ids),
+            }
         return body
 
     def emit_changes(self, changes: list[Change], base: str) -> None:
