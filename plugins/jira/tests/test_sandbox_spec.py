@@ -521,3 +521,90 @@ def test_create_and_edit_meta_match_the_spec_and_follow_the_project_screens(site
     missing = site.call("GET", "/rest/api/3/issue/createmeta/NOPE/issuetypes")
     assert missing.status_code == 404
     assert missing.json()["errorMessages"] == ["No project could be found with key 'NOPE'."]
+
+
+def test_attachments_match_the_spec(site: Site, spec: Spec) -> None:
+    """addAttachment: multipart under ``file`` with the XSRF header, 200 with the attachments; the issue's
+    ``attachment`` field lists them; without the header 403; beyond the site's limit 413."""
+    key = site.create()["key"]
+    path = f"/rest/api/3/issue/{key}/attachments"
+    files = {"file": ("trace.har", b'{"log": {}}', "application/json")}
+    blocked = site.call("POST", path, files=files)
+    assert blocked.status_code == 403
+    assert blocked.json()["errorMessages"] == ["XSRF check failed"]
+    added = check(
+        spec,
+        site.call("POST", path, files=files, headers={"X-Atlassian-Token": "no-check"}),
+        "POST",
+        "/rest/api/3/issue/{issueIdOrKey}/attachments",
+    )
+    assert [(a["filename"], a["size"], a["mimeType"]) for a in added] == [("trace.har", 11, "application/json")]
+    issue = check(
+        spec,
+        site.call("GET", f"/rest/api/3/issue/{key}", params={"fields": "attachment"}),
+        "GET",
+        "/rest/api/3/issue/{issueIdOrKey}",
+    )
+    assert [a["id"] for a in issue["fields"]["attachment"]] == [added[0]["id"]]
+    shown = check(
+        spec,
+        site.call("GET", f"/rest/api/3/attachment/{added[0]['id']}"),
+        "GET",
+        "/rest/api/3/attachment/{id}",
+    )
+    assert shown["filename"] == "trace.har"
+    assert site.call("GET", f"/rest/api/3/attachment/content/{added[0]['id']}").content == b'{"log": {}}'
+    site.backend.model.attachment_max_bytes = 4
+    too_big = site.call("POST", path, files=files, headers={"X-Atlassian-Token": "no-check"})
+    assert too_big.status_code == 413
+
+
+def test_internal_comments_validate_as_requests(site: Site, spec: Spec) -> None:
+    """A comment restricted to a role and marked internal for Service Management: the request and the answer."""
+    key = site.create()["key"]
+    body = {
+        "body": ADF,
+        "visibility": {"type": "role", "value": "Developers"},
+        "properties": [{"key": "sd.public.comment", "value": {"internal": True}}],
+    }
+    spec.validate_request("POST", "/rest/api/3/issue/{issueIdOrKey}/comment", body)
+    made = check(
+        spec,
+        site.call("POST", f"/rest/api/3/issue/{key}/comment", json=body),
+        "POST",
+        "/rest/api/3/issue/{issueIdOrKey}/comment",
+    )
+    assert made["visibility"] == {"type": "role", "value": "Developers"}
+    assert made["properties"] == [{"key": "sd.public.comment", "value": {"internal": True}}]
+
+
+def test_project_versions_and_resolutions_match_the_spec(site: Site, spec: Spec) -> None:
+    """getProjectVersions lists released versions with their date; a transition may name the resolution."""
+    project = site.call("GET", "/rest/api/3/project/ENG").json()
+    made = site.call("POST", "/rest/api/3/version", json={"name": "9.9", "projectId": int(project["id"])}).json()
+    site.call("PUT", f"/rest/api/3/version/{made['id']}", json={"released": True})
+    versions = check(
+        spec,
+        site.call("GET", "/rest/api/3/project/ENG/versions"),
+        "GET",
+        "/rest/api/3/project/{projectIdOrKey}/versions",
+    )
+    [released] = [v for v in versions if v["id"] == made["id"]]
+    assert released["released"] is True
+    assert released["releaseDate"]
+    key = site.create()["key"]
+    done = next(
+        t
+        for t in site.call("GET", f"/rest/api/3/issue/{key}/transitions").json()["transitions"]
+        if t["to"]["name"] == "Done"
+    )
+    body = {"transition": {"id": done["id"]}, "fields": {"resolution": {"name": "Duplicate"}}}
+    spec.validate_request("POST", "/rest/api/3/issue/{issueIdOrKey}/transitions", body)
+    assert site.call("POST", f"/rest/api/3/issue/{key}/transitions", json=body).status_code == 204
+    issue = check(
+        spec,
+        site.call("GET", f"/rest/api/3/issue/{key}", params={"fields": "resolution"}),
+        "GET",
+        "/rest/api/3/issue/{issueIdOrKey}",
+    )
+    assert issue["fields"]["resolution"]["name"] == "Duplicate"

@@ -605,3 +605,37 @@ def test_registered_through_the_plugin_hook() -> None:
         )
         assert r.json()["ticket"]["subject"] == "CSV export times out on large reports"
         assert vendors.calls() == {"zendesk": 1}
+
+
+# -- attachments -----------------------------------------------------------------------------------------------
+def test_uploads_attach_to_a_comment_and_match_the_spec(zd: ZendeskBackend, api: requests.Session, spec: Spec) -> None:
+    """Upload Files (201, token), a comment naming the token carries the attachment, Show Attachment, and the
+    content URL on the account's own domain serves the bytes."""
+    r = api.post(
+        url(zd, "/api/v2/uploads.json"),
+        params={"filename": "screen shot.png"},
+        data=b"\x89PNG" + bytes(16),
+        headers={"Content-Type": "image/png"},
+    )
+    assert r.status_code == 201, r.text
+    spec.validate_response("post", "/api/v2/uploads", 201, r.json())
+    upload = r.json()["upload"]
+    attachment = upload["attachment"]
+    assert (attachment["file_name"], attachment["size"], attachment["content_type"]) == (
+        "screen shot.png",
+        20,
+        "image/png",
+    )
+    assert attachment["content_url"].startswith(zd.base_url + "/attachments/token/")
+    comment = {"body": "See the screenshot.", "public": False, "uploads": [upload["token"]]}
+    assert api.put(url(zd, "/api/v2/tickets/1.json"), json={"ticket": {"comment": comment}}).status_code == 200
+    listed = api.get(url(zd, "/api/v2/tickets/1/comments.json")).json()
+    spec.validate_response("get", "/api/v2/tickets/{ticket_id}/comments", 200, listed)
+    assert [a["id"] for a in listed["comments"][-1]["attachments"]] == [attachment["id"]]
+    shown = api.get(url(zd, f"/api/v2/attachments/{attachment['id']}.json"))
+    spec.validate_response("get", "/api/v2/attachments/{attachment_id}", 200, shown.json())
+    assert api.get(attachment["content_url"]).content == b"\x89PNG" + bytes(16)
+    # a token is spent by the comment that names it; an unknown token is refused
+    again = {"body": "Again.", "uploads": [upload["token"]]}
+    assert api.put(url(zd, "/api/v2/tickets/1.json"), json={"ticket": {"comment": again}}).status_code == 422
+    assert api.post(url(zd, "/api/v2/uploads.json"), data=b"x").status_code == 400

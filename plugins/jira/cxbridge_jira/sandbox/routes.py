@@ -293,14 +293,18 @@ class JiraRoutes(Backend):
         if request.mimetype != "multipart/form-data":
             raise errors.JiraFault(415, ["The request must be multipart/form-data."])
         files = request.files.getlist("file")
-        if not files:
-            raise errors.bad_request("No files were attached: the form field must be named 'file'.")
-        added = [
-            self.model.add_attachment(
-                actor, issue, f.filename or "attachment", f.mimetype or "application/octet-stream", f.read()
-            )
-            for f in files
-        ]
+        try:
+            if not files:
+                raise errors.bad_request("No files were attached: the form field must be named 'file'.")
+            added = [
+                self.model.add_attachment(
+                    actor, issue, f.filename or "attachment", f.mimetype or "application/octet-stream", f.read()
+                )
+                for f in files
+            ]
+        finally:
+            for f in request.files.values():
+                f.close()
         return self.json([view.attachment(a) for a in added])
 
     def route_attachment(self, request: Request, ver: str, attachment_id: str) -> Response:
@@ -311,7 +315,7 @@ class JiraRoutes(Backend):
         if request.method == "DELETE":
             issue.attachments.remove(found)
             return Response(status=204)
-        return self.json(view.attachment(found))
+        return self.json({**view.attachment(found), "id": int(found.id)})  # AttachmentMetadata: an integer id
 
     def route_attachment_content(self, request: Request, ver: str, attachment_id: str) -> Response:
         """getAttachmentContent: the file's bytes."""
