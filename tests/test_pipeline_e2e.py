@@ -1,11 +1,15 @@
 """The whole pipeline over loopback HTTP: emulators -> signed webhooks -> receiver -> queue -> workers -> effects.
 
+Both directions: engineering's moves reach the tickets, and support's ``[engineering]`` notes, public replies,
+their files and their redactions reach every linked issue once, without coming back.
+
 The emulators run as real servers, cxbridge serve's receiver listens on a free loopback port with worker threads,
 and every assertion reads the emulators' own state.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -31,6 +35,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 SYSTEMS = ("zendesk", "hubspot", "jira")
 AGENT = "alex@cxbridge.example"  # not cxbridge's integration user: the agent's changes are not echoes
+NOTE = "CSV export over 10 MB times out; screenshot attached."
+REPLY = "It happened again this morning at 9:40."
 
 
 @pytest.fixture
@@ -48,6 +54,8 @@ def vendors() -> Iterator[ServedVendors]:
 def runtime(vendors: ServedVendors, tmp_path: Path) -> Iterator[Runtime]:
     plugins = build_plugins()
     path = write_config(vendors, tmp_path / "cxbridge.toml")
+    with path.open("a", encoding="utf-8") as out:
+        out.write("\n[sync]\nrelay_public_replies = true\n")
     rt = Runtime(load_config(path, plugins=plugins), plugins)
     yield rt
     rt.close()
@@ -175,3 +183,96 @@ def test_done_reaches_three_tickets_once_through_webhooks_duplicates_and_polls(
     time.sleep(0.3)
     wait("the echoes to settle", lambda: settled(vendors, runtime))
     assert sum(len(t["comments"]) for t in vendors["zendesk"].state()["tickets"]) == comments
+
+
+# -- support to engineering ---------------------------------------------------------------------------------------
+def alex(vendors: ServedVendors) -> requests.Session:
+    session = requests.Session()
+    session.auth = (f"{AGENT}/token", vendors["zendesk"].credentials()["api_token"])
+    return session
+
+
+def issue(vendors: ServedVendors, key: str) -> dict[str, Any]:
+    return next(i for i in vendors["jira"].state()["issues"] if i["key"] == key)
+
+
+def comments_with(vendors: ServedVendors, key: str, text: str) -> list[str]:
+    bodies = [json.dumps(c["body"], ensure_ascii=False) for c in issue(vendors, key)["fields"]["comment"]["comments"]]
+    return [b for b in bodies if text in b]
+
+
+def test_notes_replies_edits_and_files_reach_both_issues_once_and_never_come_back(
+    vendors: ServedVendors, runtime: Runtime, server: RunningServer
+) -> None:
+    first = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
+    second = Escalation(runtime).run(EscalationRequest(ticket_id="2", note="Login loops.")).issue_key
+    Escalation(runtime).run(EscalationRequest(ticket_id="1", link_key=second, note="Both bugs."))
+    wait("the escalations' own webhooks", lambda: settled(vendors, runtime))
+    zendesk = vendors["zendesk"]
+    base = zendesk.base_url
+    session = alex(vendors)
+    up = session.post(
+        f"{base}/api/v2/uploads",
+        params={"filename": "export-error.png"},
+        data=b"\x89PNG\r\n\x1a\n" + bytes(2048),
+        headers={"Content-Type": "image/png"},
+        timeout=10,
+    )
+    assert up.status_code == 201, up.text
+    note = {"body": f"[engineering] {NOTE}", "public": False, "uploads": [up.json()["upload"]["token"]]}
+    session.put(f"{base}/api/v2/tickets/1", json={"ticket": {"comment": note}}, timeout=10).raise_for_status()
+    requester = session.get(f"{base}/api/v2/tickets/1", timeout=10).json()["ticket"]["requester_id"]
+    reply = {"body": REPLY, "public": True, "author_id": requester}
+    session.put(f"{base}/api/v2/tickets/1", json={"ticket": {"comment": reply}}, timeout=10).raise_for_status()
+    wait(
+        "the relay",
+        lambda: (
+            all(comments_with(vendors, k, NOTE) and comments_with(vendors, k, REPLY) for k in (first, second))
+            and settled(vendors, runtime)
+        ),
+    )
+    for key in (first, second):
+        [relayed_note] = comments_with(vendors, key, NOTE)
+        assert "Alex Support" in relayed_note
+        assert "wrote an internal note" in relayed_note
+        assert "Acme" in relayed_note  # the customer's organization
+        [relayed_reply] = comments_with(vendors, key, REPLY)
+        assert "replied publicly" in relayed_reply
+        assert [a["filename"] for a in issue(vendors, key)["fields"]["attachment"]] == ["export-error.png"]
+
+    # a duplicate delivery of the note writes nothing
+    note_delivery = next(d for d in zendesk.webhooks_sent if NOTE in d["body"])
+    again = requests.post(
+        note_delivery["url"], data=note_delivery["body"].encode(), headers=note_delivery["headers"], timeout=10
+    )
+    assert again.status_code == 200
+    assert again.json()["duplicates"] == 1
+
+    # the same comment delivered with another text (a redaction, re-signed as Zendesk would): both copies edited
+    body = json.loads(note_delivery["body"])
+    body["id"] = body["id"] + "-redacted"
+    body["comment"]["body"] = body["comment"]["body"].replace("10 MB", "▇▇ MB")
+    raw = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    from cxbridge_zendesk.sandbox.routes import sign
+
+    stamp = note_delivery["headers"]["X-Zendesk-Webhook-Signature-Timestamp"]
+    headers = {
+        **note_delivery["headers"],
+        "X-Zendesk-Webhook-Signature": sign(zendesk.webhook_targets[0].secret, stamp, raw),
+    }
+    assert requests.post(note_delivery["url"], data=raw, headers=headers, timeout=10).status_code == 200
+    wait(
+        "the edit",
+        lambda: all(comments_with(vendors, k, "▇▇ MB") for k in (first, second)) and settled(vendors, runtime),
+    )
+    for key in (first, second):
+        assert comments_with(vendors, key, NOTE) == []
+        assert len(comments_with(vendors, key, "times out; screenshot attached")) == 1
+        assert len(issue(vendors, key)["fields"]["attachment"]) == 1
+
+    # Jira delivered webhooks for every relayed comment: none came back to the ticket
+    time.sleep(0.3)
+    wait("the echoes to settle", lambda: settled(vendors, runtime))
+    ticket = next(t for t in zendesk.state()["tickets"] if t["id"] == 1)
+    assert sum(NOTE.split(";")[0] in c["body"] or "▇▇ MB" in c["body"] for c in ticket["comments"]) == 1
+    assert sum(REPLY in c["body"] for c in ticket["comments"]) == 1

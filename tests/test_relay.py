@@ -335,3 +335,23 @@ def test_the_first_message_attachments_reach_the_issue_at_escalation(vendors: Ve
     assert attached["filename"] == "trace.har"
     assert result.writes["attachments"] == "1 uploaded, 0 linked"
     runtime.close()
+
+
+def test_data_center_gets_the_relayed_note_as_wiki_text(sandbox_runtime: SandboxRuntimes) -> None:
+    """On Jira Data Center the relayed comment is wiki markup (REST v2); the customer's words stay data."""
+    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors:
+        vendors["jira"].set_deployment("datacenter")  # type: ignore[attr-defined]
+        vendors["zendesk"].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/webhooks/zendesk", secret=SECRET)]
+        rt = sandbox_runtime(vendors)
+        try:
+            key = Escalation(rt).run(EscalationRequest(ticket_id="1", note="x")).issue_key
+            start = len(vendors["zendesk"].webhooks_sent)
+            comment(vendors, "1", "[engineering] Fails with *stars* and {braces}.")
+            deliver(rt, vendors["zendesk"], start)
+            issue = next(i for i in vendors["jira"].state()["issues"] if i["key"] == key)
+            [found] = [c for c in issue["fields"]["comment"]["comments"] if "Fails with" in str(c["body"])]
+            assert isinstance(found["body"], str)
+            assert "*Alex Support*" in found["body"]  # bold in wiki markup
+            assert "\\*stars\\*" in found["body"]  # the note's own asterisks escaped
+        finally:
+            rt.close()
