@@ -29,6 +29,7 @@ issue (same name and size, ``Tracker.list_attachments``) before it is sent again
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import logging
 import re
 import unicodedata
@@ -215,7 +216,7 @@ class Relay:
                 create,
                 "tracker.comment",
                 business_key,
-                lambda: {"comment_id": tracker.add_comment(link.issue_key, body(), internal=True)},
+                lambda: {"comment_id": _add_internal(tracker, link.issue_key, body())},
                 find=self._finder(tracker, link.issue_key, marker),
                 point=self._point,
                 payload={"marker": marker},
@@ -331,6 +332,13 @@ class Relay:
             issue_key=link.issue_key,
             details=details,
         )
+
+
+def _add_internal(tracker: Tracker, issue_key: str, body: str) -> str:
+    """``add_comment(internal=True)``, or plain for a tracker plugin written before comments could be internal."""
+    if "internal" in inspect.signature(tracker.add_comment).parameters:
+        return tracker.add_comment(issue_key, body, internal=True)
+    return tracker.add_comment(issue_key, body)
 
 
 def _updated(tracker: Tracker, issue_key: str, comment_id: str, body: str) -> dict[str, Any]:
