@@ -355,3 +355,38 @@ def test_data_center_gets_the_relayed_note_as_wiki_text(sandbox_runtime: Sandbox
             assert "\\*stars\\*" in found["body"]  # the note's own asterisks escaped
         finally:
             rt.close()
+
+
+def test_a_redaction_in_zendesk_reaches_the_relayed_copies_through_sync(vendors: Vendors, runtime: Runtime) -> None:
+    """Zendesk comments are never edited, only redacted (Redact String in Comment, no trigger fires): ``cxbridge
+    sync`` reads the linked ticket's comments again and the copies on both issues are updated in place."""
+    from cxbridge.worker import drain
+    from cxbridge.workflows.reconcile import reconcile
+
+    vendors["zendesk"].incremental_delay = 0  # type: ignore[attr-defined]
+    first, second = two_issues(vendors, runtime)
+    start = len(vendors["zendesk"].webhooks_sent)
+    comment_id = comment(vendors, "1", "[engineering] The customer's card 4111 1111 1111 1111 is declined.")
+    deliver(runtime, vendors["zendesk"], start)
+    reconcile(runtime, since=0)
+    drain(runtime)
+    ids = {key: relayed(vendors, key, "4111 1111")[0]["id"] for key in (first, second)}
+    answer = zendesk_as_alex(
+        vendors, "PUT", f"/tickets/1/comments/{comment_id}/redact", {"text": "4111 1111 1111 1111"}
+    )
+    assert "4111" not in answer["comment"]["body"]
+    assert len(vendors["zendesk"].webhooks_sent) == start + 1  # no trigger fires on a redaction: only polling sees it
+    reconcile(runtime)
+    drain(runtime)
+    for key in (first, second):
+        assert relayed(vendors, key, "4111") == []
+        [copy] = relayed(vendors, key, "is declined.")
+        assert copy["id"] == ids[key]
+        assert "\u2587" * 19 in copy["body"]
+    calls = {name: len(vendors[name].calls) for name in ("zendesk", "jira")}
+    reconcile(runtime)
+    drain(runtime)  # the issues' own new states, the same comment text: nothing is written
+    writes = [c for name in calls for c in vendors[name].calls[calls[name] :] if c.method in ("POST", "PUT")]
+    assert [c.path for c in writes if "search" not in c.path] == []
+    assert all(len(relayed(vendors, key, "is declined.")) == 1 for key in (first, second))
+    runtime.close()

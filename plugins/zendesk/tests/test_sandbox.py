@@ -639,3 +639,19 @@ def test_uploads_attach_to_a_comment_and_match_the_spec(zd: ZendeskBackend, api:
     again = {"body": "Again.", "uploads": [upload["token"]]}
     assert api.put(url(zd, "/api/v2/tickets/1.json"), json={"ticket": {"comment": again}}).status_code == 422
     assert api.post(url(zd, "/api/v2/uploads.json"), data=b"x").status_code == 400
+
+
+def test_redact_string_in_comment_matches_the_spec(zd: ZendeskBackend, api: requests.Session, spec: Spec) -> None:
+    """Redact String in Comment replaces the text with ▇ for good, moves the ticket's updated_at, fires no trigger."""
+    comment = {"body": "My card is 4111 1111 1111 1111.", "public": False}
+    assert api.put(url(zd, "/api/v2/tickets/1.json"), json={"ticket": {"comment": comment}}).status_code == 200
+    before = api.get(url(zd, "/api/v2/tickets/1.json")).json()["ticket"]["updated_at"]
+    cid = api.get(url(zd, "/api/v2/tickets/1/comments.json")).json()["comments"][-1]["id"]
+    sent = len(zd.webhooks_sent)
+    r = api.put(url(zd, f"/api/v2/tickets/1/comments/{cid}/redact.json"), json={"text": "4111 1111 1111 1111"})
+    assert r.status_code == 200, r.text
+    spec.validate_response("put", "/api/v2/tickets/{ticket_id}/comments/{ticket_comment_id}/redact", 200, r.json())
+    assert r.json()["comment"]["body"] == "My card is " + "\u2587" * 19 + "."
+    assert api.get(url(zd, "/api/v2/tickets/1.json")).json()["ticket"]["updated_at"] >= before
+    assert len(zd.webhooks_sent) == sent
+    assert api.put(url(zd, f"/api/v2/tickets/1/comments/{cid}/redact.json"), json={}).status_code == 400

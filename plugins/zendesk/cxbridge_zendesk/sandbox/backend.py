@@ -33,6 +33,12 @@ render; its shape (ids are numbers, ``id`` is unique per event and the same for 
 ``updater_id`` / ``current_user`` is the authenticated user whose request made the change, so a receiver can
 ignore its own writes.
 
+Attachments: ``POST /api/v2/uploads?filename=`` stores the raw body under a token (201, ``AttachmentUploadResponse``);
+a comment's ``uploads: [token]`` attaches the files (a token is spent by the comment); ``GET /api/v2/attachments/{id}``
+shows one; its ``content_url`` (``/attachments/token/<token>/?name=<file>``, on the account's own domain) serves the
+bytes. ``PUT /api/v2/tickets/{id}/comments/{comment_id}/redact`` replaces a string with ``▇`` for good and moves the
+ticket's ``updated_at`` (no trigger fires on it).
+
 The incremental export leaves out changes of the last ``incremental_delay`` seconds (60, like Zendesk); tests
 and demos that need their own writes at once set it to 0. ``trigger_tags`` and ``incremental_delay`` are settings
 of the emulator, not account data: they survive ``reset()``, and so do the credentials.

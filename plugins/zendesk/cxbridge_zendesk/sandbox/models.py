@@ -745,6 +745,23 @@ class ZendeskModel:
             raise errors.idempotency_mismatch()
         return found
 
+    def redact(self, ticket_id: int, comment_id: int, text: Any) -> Comment:
+        """Redact String in Comment: every occurrence of ``text`` becomes ``▇`` characters, for good; the ticket
+        records the change (its ``updated_at`` moves, so the incremental export lists it). Closed: 422."""
+        ticket = self.ticket(ticket_id)
+        comment = next((c for c in ticket.comments if c.id == comment_id), None)
+        if comment is None:
+            raise errors.not_found()
+        if not isinstance(text, str) or not text:
+            raise errors.bad_request("text is required")
+        if ticket.status == "closed":
+            raise errors.record_invalid("comment", "Comment: a closed ticket's comments cannot be redacted")
+        if text in comment.body:
+            comment.body = comment.body.replace(text, "\u2587" * len(text))
+            comment.html_body = html_of(comment.body)
+            self._touch(ticket, self.now())
+        return comment
+
     # -- attachments --------------------------------------------------------------------------------------
     def upload(self, file_name: str, content: bytes, content_type: str, token: str | None = None) -> Attachment:
         """``POST /api/v2/uploads``: a new attachment under a new token, or added to an upload's ``token``."""

@@ -58,6 +58,7 @@ RULES: list[tuple[str, str, tuple[str, ...]]] = [
     ("/api/v2/tickets/<int:ticket_id>", "ticket", ("GET", "PUT")),
     ("/api/v2/tickets/<int:ticket_id>/comments", "ticket_comments", ("GET",)),
     ("/api/v2/tickets/<int:ticket_id>/audits", "ticket_audits", ("GET",)),
+    ("/api/v2/tickets/<int:ticket_id>/comments/<int:comment_id>/redact", "comment_redact", ("PUT",)),
     ("/api/v2/tickets/<int:ticket_id>/tags", "ticket_tags", ("GET", "POST", "PUT", "DELETE")),
     ("/api/v2/users/me", "users_me", ("GET",)),
     ("/api/v2/users/show_many", "users_show_many", ("GET",)),
@@ -562,6 +563,14 @@ class ZendeskRoutes(_Base):
                 audits.reverse()
             page, extra = self.offset_page(request, audits)
         return self.json({"audits": [audit_json(a) for a in page], **extra})
+
+    def route_comment_redact(self, request: Request, ticket_id: int, comment_id: int) -> Response:
+        """Redact String in Comment (``{"text": ...}``): the comment as it reads now."""
+        self.actor(request)
+        body = self.read_json(request) or {}
+        text = body.get("text") if isinstance(body, dict) else None
+        comment = self.model.redact(ticket_id, comment_id, text)
+        return self.json({"comment": comment_json(comment, self.base(request), self.model.attachments)})
 
     # -- attachments --------------------------------------------------------------------------------------
     def route_uploads(self, request: Request) -> Response:
