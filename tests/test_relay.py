@@ -390,3 +390,28 @@ def test_a_redaction_in_zendesk_reaches_the_relayed_copies_through_sync(vendors:
     assert [c.path for c in writes if "search" not in c.path] == []
     assert all(len(relayed(vendors, key, "is declined.")) == 1 for key in (first, second))
     runtime.close()
+
+
+def test_to_helpdesk_off_keeps_engineering_to_itself(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+    """``[sync] to_helpdesk = false``: a [support] comment and a status change reach no ticket; the relay still runs."""
+    rt = sandbox_runtime(vendors, extra={"sync": {"to_helpdesk": False}})
+    key = Escalation(rt).run(EscalationRequest(ticket_id="1", note="x")).issue_key
+    jira = vendors["jira"]
+    creds = jira.credentials()
+    start = len(jira.webhooks_sent)
+    requests.post(
+        f"{jira.base_url}/rest/api/2/issue/{key}/comment",
+        json={"body": "[support] Workaround: use XLSX."},
+        auth=(creds["engineer_email"], creds["engineer_api_token"]),
+        timeout=5,
+    ).raise_for_status()
+    outcomes = deliver(rt, jira, start)
+    assert outcomes
+    assert all(o.startswith("ignored") for o in outcomes), outcomes
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == 1)
+    assert not any("Workaround" in c["body"] for c in ticket["comments"])
+    zstart = len(vendors["zendesk"].webhooks_sent)
+    comment(vendors, "1", "[engineering] still relayed")
+    deliver(rt, vendors["zendesk"], zstart)
+    assert len(relayed(vendors, key, "still relayed")) == 1
+    rt.close()
