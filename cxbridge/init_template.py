@@ -85,6 +85,20 @@ threads = 8
 [webhooks.public_urls]
 # hubspot = "https://hooks.example.com/hubspot"
 
+# The agent API (/agent/... on 'cxbridge serve') that the Zendesk sidebar app calls (apps/zendesk; build it with
+# 'cxbridge zendesk-app build'). Requests carry a JWT the app signs with its shared secret (HS256): set the same
+# secret here and in the app's settings, e.g. secrets = [{ env = "CXBRIDGE_AGENT_APP_SECRET" }] (a list, for
+# rotation). Empty: the API is not served.
+[agent_api]
+secrets = []
+# The token's iss (your Zendesk account's URL) and aud (this cxbridge's URL, as set in the app).
+issuer = ""
+audience = ""
+# Browser origins allowed by CORS; empty: the issuer's origin only.
+origins = []
+# The largest action body, in bytes (413 beyond).
+max_body = 65536
+
 [sync]
 # An engineering comment that starts with this is copied to every linked ticket as an internal note.
 comment_prefix = "[support]"

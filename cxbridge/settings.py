@@ -213,6 +213,20 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
             int, default=8, min=1, max=256, help="HTTP threads of 'cxbridge serve' answering complete requests"
         ),
     },
+    "agent_api": {
+        "secrets": ConfigKey(
+            list,
+            default=[],
+            items=ConfigKey(Secret),
+            help="the helpdesk app's shared secrets (HS256) its signed requests use; unset: no /agent/ API",
+        ),
+        "issuer": ConfigKey(str, default="", help="the iss a token must carry: the helpdesk account's URL"),
+        "audience": ConfigKey(str, default="", help="the aud a token must carry: this cxbridge's URL"),
+        "origins": ConfigKey(
+            list, default=[], items=ConfigKey(str, min=1), help="browser origins CORS allows; default: the issuer's"
+        ),
+        "max_body": ConfigKey(int, default=65536, min=1024, max=1048576, help="largest action body in bytes (413)"),
+    },
     "sync": {
         "status_map": ConfigKey(
             dict,
@@ -679,6 +693,7 @@ class Config:
         out = [s for sc in self.systems.values() for s in sc.secrets()]
         for values in self.sections["webhooks"]["secrets"].values():
             out.extend(v for v in values if isinstance(v, Secret))
+        out.extend(v for v in self.sections["agent_api"]["secrets"] if isinstance(v, Secret))
         return out
 
     def _where(self) -> str:

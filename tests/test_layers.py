@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cxbridge.runtime",
             "cxbridge.worker",
             "cxbridge.webhooks.receiver",
+            "cxbridge.webhooks.agent_api",
             "cxbridge.webhooks.serve",
             "cxbridge.webhooks.metrics",
             "cxbridge.sandbox.modes",

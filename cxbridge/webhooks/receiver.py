@@ -41,6 +41,7 @@ from ..errors import ConfigError, WebhookRejected
 from ..secrets import Secret
 from ..store.base import redact_text
 from ..workflows.events import enqueue_event
+from .agent_api import AGENT_PREFIX, AgentApi
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 
@@ -303,6 +304,7 @@ class Receiver:
         self.store_wait = store_wait
         self.endpoints = build_endpoints(rt, systems, require_secrets=require_secrets)
         self.public_url = str(rt.config.section("webhooks").get("public_url") or "")
+        self.agent_api = AgentApi(rt, clock=clock)
         metrics.register_systems(self.endpoints)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -322,6 +324,8 @@ class Receiver:
             if method not in ("GET", "HEAD"):
                 return _json(405, {"error": "method not allowed"}, {"Allow": "GET, HEAD"})
             return self.healthz() if path == "/healthz" else self.render_metrics()
+        if path.startswith(AGENT_PREFIX):
+            return self.agent_api.dispatch(environ)
         if path.startswith(WEBHOOK_PREFIX):
             endpoint = self.endpoints.get(path[len(WEBHOOK_PREFIX) :])
             if endpoint is None:
