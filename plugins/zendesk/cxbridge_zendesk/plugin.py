@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from cxbridge.sdk import hookimpl
 
 if TYPE_CHECKING:
+    import click
+
     from cxbridge.sdk import Backend, Connector, Verifier
 
 
@@ -33,3 +35,11 @@ def register_webhook_verifiers(register: Callable[[str, Verifier], None]) -> Non
     from .webhook import verify_zendesk
 
     register("zendesk", verify_zendesk)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Registers ``cxbridge zendesk-app build`` (the ticket sidebar app as a zip to upload)."""
+    from .app_build import register
+
+    register(cli)
