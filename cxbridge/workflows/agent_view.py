@@ -8,7 +8,7 @@ why not and which rule would allow it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -132,9 +132,21 @@ def _issue_dict(issue: Issue | None, key: str, error: str | None) -> dict[str, A
     }
 
 
+def letter_subject(payload: Mapping[str, Any]) -> str | None:
+    """The record a dead job was about: its signal's ticket or issue, or its event's subject (``system:kind:id``)."""
+    signal = payload.get("signal")
+    if isinstance(signal, Mapping):
+        subject = signal.get("ticket") or signal.get("issue")
+        return str(subject) if subject else None
+    event = payload.get("event")
+    if isinstance(event, Mapping) and event.get("subject"):
+        return str(event["subject"])
+    return None
+
+
 def last_failure(rt: Context, ticket_key: str) -> dict[str, Any] | None:
     """The latest dead letter of a ticket's jobs not replayed since (an escalation that failed for good), or None."""
-    letters = [d for d in rt.store.dead_letters() if d.key == ticket_key and not d.replayed]
+    letters = [d for d in rt.store.dead_letters() if letter_subject(d.payload) == ticket_key and not d.replayed]
     if not letters:
         return None
     letter = letters[-1]

@@ -49,6 +49,8 @@
     return 'zaf-' + Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
   }
 
+  function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
+
   function money(amount, currency) {
     if (amount === null || amount === undefined) { return 'unknown'; }
     var n = Number(amount);
@@ -111,6 +113,7 @@
   function act(path, body, success) {
     if (busy) { return; }
     busy = true;
+    notice = null;
     body.request_id = newRequestId();
     say('Working…');
     render();
@@ -178,7 +181,7 @@
       var facts = [
         ['Assignee', issue.assignee || 'Unassigned'],
         ['Fix versions', (issue.fix_versions || []).join(', ') || 'none'],
-        ['Customers', String(impact.customers || 0) + ' (' + (impact.tickets || 0) + ' tickets)'],
+        ['Customers', plural(impact.customers || 0, 'customer') + ', ' + plural(impact.tickets || 0, 'ticket')],
         ['ARR at stake', arr || 'unknown'],
         ['Soonest renewal', impact.renewal ? impact.renewal + (impact.renewal_company ? ' (' + impact.renewal_company + ')' : '') : 'unknown'],
         ['Highest tier', impact.tier || 'unknown']
@@ -199,8 +202,7 @@
             return { kind: 'granted', title: 'Unlinked', text: data.message };
           });
         }) : el('button', { type: 'button', className: 'danger', disabled: busy, 'aria-label': 'Unlink from ' + issue.key, text: 'Unlink', onclick: function () {
-          pending = { kind: 'unlink', key: issue.key };
-          render();
+          ask({ kind: 'unlink', key: issue.key });
         } })
       ]);
       section.appendChild(box);
@@ -256,6 +258,12 @@
     return section;
   }
 
+  function ask(what) {
+    notice = null;
+    pending = what;
+    render();
+  }
+
   function confirmBox(question, label, onConfirm) {
     return el('div', { className: 'confirm', role: 'group', 'aria-label': 'Confirm' }, [
       el('p', { id: 'confirm-text', text: question }),
@@ -286,16 +294,21 @@
     if (!allowed.length) {
       section.appendChild(el('p', { className: 'muted', text: 'No decision is yours to take on this ticket.' }));
     }
+    var doneIssue = view.links.some(function (issue) { return issue.status_category === 'done'; });
+    var waiting = allowed.filter(function (g) {
+      return (g.action === 'priority' && !view.links.length) || (g.action === 'reopen' && !doneIssue);
+    });
+    allowed = allowed.filter(function (g) { return waiting.indexOf(g) < 0; });
     allowed.forEach(function (g) {
       var box = el('div', { className: 'decision', 'data-action': g.action });
-      var ask = pending && pending.kind === 'decide' && pending.action === g.action;
+      var asking = pending && pending.kind === 'decide' && pending.action === g.action;
       if (g.action === 'credit') {
         var amount = el('input', { id: 'credit-amount', type: 'number', min: '0.01', step: '0.01', inputmode: 'decimal',
-          'aria-describedby': 'credit-help', value: ask ? pending.value : null });
+          'aria-describedby': 'credit-help', value: asking ? pending.value : null });
         box.appendChild(el('label', { for: 'credit-amount', text: 'Credit (' + g.currency + ')' }));
         box.appendChild(amount);
         box.appendChild(el('div', { id: 'credit-help', className: 'muted', text: 'You may grant ' + g.summary + ' (rule ' + g.rule + ').' }));
-        box.appendChild(ask ? confirmBox('Grant a credit of ' + pending.value + ' ' + g.currency + '? It is recorded as decided by you.', 'Confirm credit', function () {
+        box.appendChild(asking ? confirmBox('Grant a credit of ' + pending.value + ' ' + g.currency + '? It is recorded as decided by you.', 'Confirm credit', function () {
           decide('credit', pending.value + ' ' + g.currency);
         }) : el('button', { id: 'credit-go', type: 'button', disabled: busy, text: 'Grant credit…', onclick: function () {
           if (!amount.value || Number(amount.value) <= 0) {
@@ -303,29 +316,26 @@
             render();
             return;
           }
-          pending = { kind: 'decide', action: 'credit', value: amount.value };
-          render();
+          ask({ kind: 'decide', action: 'credit', value: amount.value });
         } }));
       } else if (g.action === 'priority') {
         var select = el('select', { id: 'priority-value' }, g.priorities.slice().reverse().map(function (p) {
-          return el('option', { value: p, text: p, selected: ask && pending.value === p });
+          return el('option', { value: p, text: p, selected: asking && pending.value === p });
         }));
         box.appendChild(el('label', { for: 'priority-value', text: 'Issue priority' }));
         box.appendChild(select);
         box.appendChild(el('div', { className: 'muted', text: 'You may set ' + g.summary + ' (rule ' + g.rule + ').' }));
-        box.appendChild(ask ? confirmBox('Set the issue priority to ' + pending.value + '?', 'Confirm priority', function () {
+        box.appendChild(asking ? confirmBox('Set the issue priority to ' + pending.value + '?', 'Confirm priority', function () {
           decide('priority', pending.value);
         }) : el('button', { id: 'priority-go', type: 'button', disabled: busy, text: 'Set priority…', onclick: function () {
-          pending = { kind: 'decide', action: 'priority', value: select.value };
-          render();
+          ask({ kind: 'decide', action: 'priority', value: select.value });
         } }));
       } else {
         var words = g.summary.charAt(0).toUpperCase() + g.summary.slice(1);
-        box.appendChild(ask ? confirmBox(words + '? It is recorded as decided by you (rule ' + g.rule + ').', 'Confirm', function () {
+        box.appendChild(asking ? confirmBox(words + '? It is recorded as decided by you (rule ' + g.rule + ').', 'Confirm', function () {
           decide(g.action);
         }) : el('button', { id: g.action + '-go', type: 'button', disabled: busy, text: words + '…', onclick: function () {
-          pending = { kind: 'decide', action: g.action };
-          render();
+          ask({ kind: 'decide', action: g.action });
         } }));
       }
       section.appendChild(box);
@@ -334,6 +344,11 @@
       section.appendChild(el('label', { for: 'decision-note', text: 'Note with the decision (optional)' }));
       section.appendChild(el('textarea', { id: 'decision-note', maxlength: '10000' }));
     }
+    waiting.forEach(function (g) {
+      section.appendChild(el('p', { className: 'muted', 'data-action': g.action, text: g.action === 'priority'
+        ? 'You may set ' + g.summary + ' once the ticket is escalated.'
+        : 'You may reopen the issue once it is done.' }));
+    });
     if (refused.length) {
       section.appendChild(el('h2', { id: 'h-refused', text: 'Not yours to decide' }));
       section.appendChild(el('ul', { className: 'refusals', 'aria-labelledby': 'h-refused' }, refused.map(function (g) {
