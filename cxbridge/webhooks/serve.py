@@ -322,6 +322,8 @@ def run_server(
             echo(f"  {name:10} {running.webhook_url(name)}")
         echo(f"  {'health':10} {running.url}/healthz")
         echo(f"  {'metrics':10} {running.url}/metrics")
+        if running.receiver.agent_api.enabled:
+            echo(f"  {'agent API':10} {running.url}/agent/tickets/<id>")
         if not running.receiver.endpoints:
             echo("No system has a webhook verifier: only /healthz and /metrics are served.")
         echo("Ctrl-C to stop.")

@@ -8,7 +8,7 @@ why not and which rule would allow it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -218,8 +218,3 @@ def ticket_view(rt: Context, ticket_id: str, agent: Person, *, helpdesk: str | N
         "grants": [g.as_dict() for g in grants_for(policies, ticket, customer, agent)],
         "audit": list(audit_rows(entries[-RECENT_AUDIT:]))[::-1],
     }
-
-
-def by_action(grants: Sequence[ActionGrant]) -> dict[str, ActionGrant]:
-    """Grants keyed by action."""
-    return {g.action: g for g in grants}

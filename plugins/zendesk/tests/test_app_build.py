@@ -9,12 +9,13 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from cxbridge_zendesk.app_build import SDK_PACKAGE, build_app, bundle_sdk, check_app, default_source
+from cxbridge_zendesk.plugin import register_commands
 
-from cxbridge.cli import cli
-from cxbridge.errors import CxbridgeError
+from cxbridge.sdk import CxbridgeError
 
 URL = "https://cxbridge.acme.example"
 
@@ -108,6 +109,10 @@ def test_a_broken_app_is_refused_with_each_problem(tmp_path: Path) -> None:
 
 
 def test_the_command_builds_and_says_what_it_checked(tmp_path: Path) -> None:
+    """The plugin adds ``zendesk-app build`` to the command line; it builds and says what it checked."""
+    cli = click.Group("cxbridge")
+    register_commands(cli)
+    assert set(cli.commands) == {"zendesk-app"}
     result = CliRunner().invoke(
         cli,
         [
