@@ -4,6 +4,7 @@ the token, the ticket view in one request, actions once per request id, CORS for
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ ISSUER = "https://acme.zendesk.com"
 AUDIENCE = "https://cxbridge.acme.example"
 SAM = "sam@cxbridge.example"
 LEE = "lee@cxbridge.example"
+PATH = "/agent/tickets/1/decide"
 
 
 def token(email: str = SAM, *, secret: str = SECRET, **override: Any) -> str:
@@ -299,3 +301,35 @@ def test_without_secrets_the_agent_api_is_not_served(vendors: Vendors, sandbox_r
     response = get(client, "/agent/tickets/1", token())
     assert response.status_code == 404
     assert "[agent_api] secrets" in response.get_json()["error"]
+
+
+def test_a_repeat_while_the_first_request_still_runs_gets_409(
+    client: Client, vendors: Vendors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two clicks at once: the second finds the first's intent in flight (409) and writes nothing; once the first
+    is done, a repeat gets its answer again."""
+    import cxbridge.webhooks.agent_api as agent_api
+
+    started, release = threading.Event(), threading.Event()
+    real = agent_api.act_on_ticket
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(agent_api, "act_on_ticket", slow)
+    body = {"request_id": "req-in-flight", "action": "credit", "value": 5}
+    answers: dict[str, TestResponse] = {}
+    first = threading.Thread(target=lambda: answers.setdefault("first", post(Client(client.application), PATH, body)))
+    first.start()
+    assert started.wait(10)
+    second = post(client, PATH, body)
+    release.set()
+    first.join(10)
+    assert second.status_code == 409
+    assert second.get_json()["code"] == "in_progress"
+    assert answers["first"].status_code == 200
+    third = post(client, PATH, body)
+    assert third.get_json()["replayed"] is True
+    assert len([n for n in internal_notes(vendors, 1) if "Credit of 5 USD" in n]) == 1

@@ -183,6 +183,11 @@ def test_an_agent_escalates_then_decides_from_the_sidebar(
         assert "Renewal" in customer
         refusals = driver.find_element(By.CSS_SELECTOR, "li[data-action='reopen']").text
         assert "team-lead-credits" in refusals
+        unlabelled = driver.execute_script(
+            "return Array.from(document.querySelectorAll('input, select, textarea'))"
+            ".filter(function (e) { return !e.labels || e.labels.length === 0; }).map(function (e) { return e.id; })"
+        )
+        assert unlabelled == []  # every field has a label a screen reader announces
         driver.find_element(By.ID, "esc-note").send_keys("Exports fail for every CSV over 10 MB; reproduced.")
         shots.append(shoot(driver, "2-escalation-form"))
 
