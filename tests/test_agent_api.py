@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 from werkzeug.test import Client, TestResponse
 
 from cxbridge.runtime import Runtime
@@ -333,3 +334,22 @@ def test_a_repeat_while_the_first_request_still_runs_gets_409(
     third = post(client, PATH, body)
     assert third.get_json()["replayed"] is True
     assert len([n for n in internal_notes(vendors, 1) if "Credit of 5 USD" in n]) == 1
+
+
+def test_the_view_survives_a_crm_or_tracker_that_does_not_answer(client: Client, vendors: Vendors) -> None:
+    """The sidebar still shows the ticket, its links and the grants, each failed part with a readable error."""
+    key = post(client, "/agent/tickets/1/escalate", {"request_id": "req-esc-outage"}).get_json()["issue_key"]
+    for system in ("hubspot", "jira"):
+        fault = {"status": 400, "count": 1, "method": "GET"} if system == "jira" else {"status": 400, "count": 1}
+        assert requests.post(f"{vendors.base_url(system)}/_sandbox/fail-next", json=fault, timeout=5).ok
+    response = get(client, "/agent/tickets/1", token())
+    assert response.status_code == 200
+    view = response.get_json()
+    assert view["customer"]["known"] is False
+    assert view["customer"]["error"].startswith("the CRM did not answer")
+    [link] = view["links"]
+    assert link["key"] == key
+    assert link["status"] is None
+    assert link["error"].startswith(f"the tracker did not answer for {key}")
+    assert link["url"].endswith(f"/browse/{key}")
+    assert {g["action"] for g in view["grants"]} >= {"credit", "priority"}

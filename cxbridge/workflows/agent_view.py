@@ -17,7 +17,7 @@ from ..errors import CxbridgeError
 from ..models import Customer, Issue, Person, Ticket
 from .context import Context
 from .impact import load_rollup
-from .policy import ACTIONS, PRIORITY_ORDER, Policies, audit_rows, policies_for, read_subject, rule_context
+from .policy import ACTIONS, PRIORITY_ORDER, Policies, audit_rows, policies_for, rule_context
 
 RECENT_AUDIT = 20
 """How many of the ticket's latest audit rows the view carries."""
@@ -177,9 +177,18 @@ def ticket_view(rt: Context, ticket_id: str, agent: Person, *, helpdesk: str | N
     """Everything a helpdesk sidebar shows for one ticket and one agent, in one answer.
 
     Reads the ticket and its customer (as ``policy check`` does) and each linked issue from the tracker (one
-    call per link); links, impact, dead letters and audit come from the store.
+    call per link); links, impact, dead letters and audit come from the store. A CRM or tracker that does not
+    answer leaves its part empty with an ``error`` (the ticket's own helpdesk failing fails the view).
     """
-    ticket, customer = read_subject(rt, ticket_id, helpdesk)
+    ticket = rt.helpdesk(helpdesk).get_ticket(ticket_id)
+    customer, customer_error = Customer.unknown(), None
+    crm = rt.crm()
+    email = ticket.requester.email if ticket.requester else None
+    if crm is not None and email:
+        try:
+            customer = crm.find_customer(email)
+        except CxbridgeError as exc:  # the sidebar still shows the ticket, its links and the grants
+            customer_error = f"the CRM did not answer: {exc}"
     tracker = rt.tracker()
     issues: list[dict[str, Any]] = []
     for link in rt.store.links_for_ticket(ticket.ref):
@@ -212,7 +221,7 @@ def ticket_view(rt: Context, ticket_id: str, agent: Person, *, helpdesk: str | N
             "name": agent.name,
             "known": policies.agent_context(agent.email, agent.name)["known"],
         },
-        "customer": customer_dict(customer),
+        "customer": {**customer_dict(customer), "error": customer_error},
         "links": issues,
         "failure": last_failure(rt, str(ticket.ref)),
         "grants": [g.as_dict() for g in grants_for(policies, ticket, customer, agent)],

@@ -213,6 +213,10 @@
   function renderCustomer() {
     var c = view.customer;
     var section = el('section', { 'aria-labelledby': 'h-customer' }, [el('h2', { id: 'h-customer', text: 'Customer' })]);
+    if (c.error) {
+      section.appendChild(el('div', { className: 'alert info', text: c.error }));
+      return section;
+    }
     if (!c.known) {
       section.appendChild(el('p', { className: 'muted', text: 'The CRM does not know this requester.' }));
       return section;
