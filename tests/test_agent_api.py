@@ -353,3 +353,31 @@ def test_the_view_survives_a_crm_or_tracker_that_does_not_answer(client: Client,
     assert link["error"].startswith(f"the tracker did not answer for {key}")
     assert link["url"].endswith(f"/browse/{key}")
     assert {g["action"] for g in view["grants"]} >= {"credit", "priority"}
+
+
+def test_a_public_reply_is_posted_once_with_the_agents_words(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, policies: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a rule granting public replies, the decision posts one public comment holding the agent's words; the
+    same request again posts nothing more."""
+    monkeypatch.setenv("CXB_TEST_AGENT_SECRET", SECRET)
+    policies["rules"].append({"name": "replies", "when": "agent.team == 'tier1'", "grant": {"public_reply": True}})
+    agent_api = {"secrets": [{"env": "CXB_TEST_AGENT_SECRET"}], "issuer": ISSUER, "audience": AUDIENCE}
+    runtime = sandbox_runtime(vendors, extra={"policies": policies, "agent_api": agent_api})
+    client = Client(make_app(runtime, require_secrets=False))
+    body = {"request_id": "req-reply-1", "action": "public_reply", "reply": "We credited your account."}
+    for _ in range(2):
+        response = post(client, PATH, body)
+        assert response.status_code == 200, response.get_json()
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == 1)
+    replies = [c["body"] for c in ticket["comments"] if c["public"] and "We credited your account." in c["body"]]
+    assert len(replies) == 1
+    assert response.get_json()["replayed"] is True
+
+
+def test_a_decision_the_systems_cannot_carry_out_is_a_readable_422(client: Client) -> None:
+    """Lee may reopen, but ticket 1 has no linked issue: nothing to reopen, said in a sentence."""
+    response = post(client, PATH, {"request_id": "req-reopen-none", "action": "reopen"}, token(LEE))
+    assert response.status_code == 422
+    assert response.get_json()["code"] == "impossible"
+    assert response.get_json()["error"]

@@ -6,8 +6,10 @@ Routes (JSON in and out; every error is ``{"error": "<a sentence an agent can re
   links with each issue's status, assignee and fix versions, the customer and the impact, the last failure, the
   agent's grants per action, the recent audit.
 - ``POST /agent/tickets/<id>/escalate`` ``{"request_id", "note"?, "issue_key"?}``: escalate, or join ``issue_key``.
-- ``POST /agent/tickets/<id>/decide`` ``{"request_id", "action", "value"?, "note"?}``: a decision under the
-  policies (``act_on_ticket``); beyond every grant it is refused with 403, naming the rule that would allow it.
+- ``POST /agent/tickets/<id>/decide`` ``{"request_id", "action", "value"?, "note"?, "reply"?}``: a decision
+  under the policies, carried out (``act_on_ticket``; ``reply`` is the agent's words in a public reply); beyond
+  every grant it is refused with 403, naming the rule that would allow it; one the ticket's systems cannot carry
+  out (no linked issue to reopen) gets 422.
 - ``POST /agent/tickets/<id>/unlink`` ``{"request_id", "issue_key"}``: take the ticket off an issue.
 
 Authentication: ``Authorization: Bearer <JWT>``, HS256 with one of ``[agent_api] secrets`` (several during a
@@ -49,7 +51,7 @@ from ..workflows import impact as rollup
 from ..workflows.agent_view import ticket_view
 from ..workflows.escalate import Escalation, EscalationRequest
 from ..workflows.once import IN_FLIGHT_SECONDS, op_id
-from ..workflows.policy import PolicyRefused, act_on_ticket, parse_action
+from ..workflows.policy import DecisionImpossible, PolicyRefused, act_on_ticket, parse_action
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -70,7 +72,7 @@ _TICKET_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ISSUE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _ACTIONS_FIELDS = {
     "escalate": {"request_id", "note", "issue_key"},
-    "decide": {"request_id", "action", "value", "note"},
+    "decide": {"request_id", "action", "value", "note", "reply"},
     "unlink": {"request_id", "issue_key"},
 }
 _AGENT_FIELDS = {"agent", "agent_email", "email", "user", "user_id", "actor", "sub"}
@@ -303,9 +305,10 @@ class AgentApi:
         rid = data.get("request_id")
         if not isinstance(rid, str) or not _REQUEST_ID.match(rid):
             raise BadRequest(400, "request_id", "every action needs a request_id: 8 to 100 letters, digits or ._:-")
-        note = data.get("note")
-        if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
-            raise BadRequest(400, "note", f"the note must be text of at most {MAX_NOTE} characters")
+        for field in ("note", "reply"):
+            text = data.get(field)
+            if text is not None and (not isinstance(text, str) or len(text) > MAX_NOTE):
+                raise BadRequest(400, field, f"the {field} must be text of at most {MAX_NOTE} characters")
         key = data.get("issue_key")
         if key is not None and (not isinstance(key, str) or not _ISSUE_KEY.match(key)):
             raise BadRequest(400, "issue_key", "issue_key must be an issue key such as ENG-12")
@@ -376,9 +379,19 @@ class AgentApi:
         if action == "decide":
             wanted = parse_action(str(data["action"]), data.get("value"))
             try:
-                acted = act_on_ticket(self.rt, ticket_id, wanted, agent, note=note, request_id=str(data["request_id"]))
+                acted = act_on_ticket(
+                    self.rt,
+                    ticket_id,
+                    wanted,
+                    agent,
+                    note=note,
+                    request_id=str(data["request_id"]),
+                    reply=data.get("reply") or None,
+                )
             except PolicyRefused as exc:
                 return _error(403, "refused", str(exc), decision=exc.decision.as_dict())
+            except DecisionImpossible as exc:
+                return _error(422, "impossible", str(exc))
             return 200, {
                 "outcome": "granted",
                 "message": acted.decision.reason,

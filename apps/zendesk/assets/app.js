@@ -285,6 +285,8 @@
     var body = { action: action };
     if (value !== undefined) { body.value = value; }
     if (note && note.value.trim()) { body.note = note.value.trim(); }
+    var words = document.getElementById('reply-words');
+    if (action === 'public_reply' && words && words.value.trim()) { body.reply = words.value.trim(); }
     act('decide', body, function (data) {
       return { kind: 'granted', title: 'Granted', text: data.message };
     });
@@ -335,6 +337,10 @@
           ask({ kind: 'decide', action: 'priority', value: select.value });
         } }));
       } else {
+        if (g.action === 'public_reply') {
+          box.appendChild(el('label', { for: 'reply-words', text: 'Your words in the reply (optional)' }));
+          box.appendChild(el('textarea', { id: 'reply-words', maxlength: '10000' }));
+        }
         var words = g.summary.charAt(0).toUpperCase() + g.summary.slice(1);
         box.appendChild(asking ? confirmBox(words + '? It is recorded as decided by you (rule ' + g.rule + ').', 'Confirm', function () {
           decide(g.action);
