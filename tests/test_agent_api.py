@@ -13,6 +13,7 @@ import pytest
 import requests
 from werkzeug.test import Client, TestResponse
 
+from cxbridge.errors import ConfigError
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.testing import SandboxRuntimes
@@ -381,3 +382,12 @@ def test_a_decision_the_systems_cannot_carry_out_is_a_readable_422(client: Clien
     assert response.status_code == 422
     assert response.get_json()["code"] == "impossible"
     assert response.get_json()["error"]
+
+
+def test_secrets_without_issuer_or_audience_stop_the_server_from_starting(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CXB_TEST_AGENT_SECRET", SECRET)
+    runtime = sandbox_runtime(vendors, extra={"agent_api": {"secrets": [{"env": "CXB_TEST_AGENT_SECRET"}]}})
+    with pytest.raises(ConfigError, match=r"\[agent_api\] needs issuer"):
+        make_app(runtime, require_secrets=False)

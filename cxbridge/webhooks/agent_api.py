@@ -43,7 +43,7 @@ import jwt
 from werkzeug.wrappers import Response
 
 from ..connectors import HELPDESK
-from ..errors import AuthError, CxbridgeError, EffectInFlight, NotFound, VendorError
+from ..errors import AuthError, ConfigError, CxbridgeError, EffectInFlight, NotFound, VendorError
 from ..models import Person, Ref
 from ..secrets import Secret
 from ..store.base import redact_text
@@ -90,11 +90,17 @@ class AgentApiSettings:
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> AgentApiSettings | None:
-        """The settings, or None when no secret is configured (the API is then not served)."""
+        """The settings, or None when no secret is configured (the API is then not served); a ConfigError when
+        secrets are set without the issuer and the audience tokens are checked against."""
         secrets = tuple(s for s in section.get("secrets") or [] if isinstance(s, Secret) and s)
         if not secrets:
             return None
         issuer = str(section.get("issuer") or "")
+        if not issuer or not section.get("audience"):
+            raise ConfigError(
+                "[agent_api] needs issuer (your helpdesk account's URL) and audience (this cxbridge's URL as the app "
+                "knows it) beside secrets: without them no token could be checked"
+            )
         origins = tuple(str(o).rstrip("/") for o in section.get("origins") or [] if o)
         if not origins and issuer:
             parts = urlsplit(issuer)
