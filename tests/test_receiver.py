@@ -310,7 +310,7 @@ def test_each_system_accepts_a_signed_delivery(server: RunningServer, rt: Runtim
     assert row is not None
     assert row.payload["subject"] == "jira:issue:10001"
     assert rt.store.inbox_row("zendesk", "evt-9") is not None
-    assert rt.store.inbox_row("hubspot", "12") is not None
+    assert rt.store.inbox_row("hubspot", "12-1-7-1627207200000") is not None  # eventId-subscription-object-time
 
 
 def test_duplicates_answer_200_and_store_one_row(server: RunningServer, rt: Runtime) -> None:
@@ -331,6 +331,66 @@ def test_hubspot_batch_with_repeated_event_id(server: RunningServer, rt: Runtime
     assert post_hs(server, hs_body(3, 4), ts_ms=ts).json() == {"accepted": 1, "duplicates": 1}
     assert inbox_count(rt) == 4
     assert job_count(rt) == 4
+
+
+def test_hubspot_dedupe_uses_event_subscription_object_and_time(
+    server: RunningServer, rt: Runtime, clock: Clock
+) -> None:
+    """HubSpot documents eventId as not unique: two changes sharing one eventId (other object, other subscription,
+    other time) are both kept; a redelivery (a later attemptNumber) is a duplicate. Recorded shapes, nulls included:
+    a generic ``object.propertyChange`` (objectTypeId 0-5) with a null propertyValue and sourceId, an
+    ``object.associationChange`` (no objectId), a classic event without a subscriptionId."""
+    ts = int(clock.now * 1000)
+    base: dict[str, Any] = json.loads(hs_body(5))[0]
+    generic = {
+        **base,
+        "subscriptionType": "object.propertyChange",
+        "objectTypeId": "0-5",
+        "propertyName": "cxbridge_escalate",
+        "propertyValue": None,
+        "sourceId": None,
+    }
+    association = {
+        "eventId": 5,
+        "subscriptionId": 3,
+        "portalId": 62515001,
+        "appId": 3140001,
+        "occurredAt": 1627207200001,
+        "subscriptionType": "object.associationChange",
+        "attemptNumber": 0,
+        "changeSource": "USER",
+        "associationType": "TICKET_TO_COMPANY",
+        "fromObjectTypeId": "0-5",
+        "fromObjectId": 7,
+        "toObjectTypeId": "0-2",
+        "toObjectId": 901,
+        "associationRemoved": False,
+        "isPrimaryAssociation": False,
+    }
+    batch = [
+        base,
+        {**base, "objectId": 8},
+        {**base, "subscriptionId": 2},
+        {**base, "occurredAt": base["occurredAt"] + 1},
+        {**generic, "subscriptionId": 9},
+        association,
+        {**base, "subscriptionId": None, "objectId": 10},
+    ]
+    body = json.dumps(batch).encode()
+    assert post_hs(server, body, ts_ms=ts).json() == {"accepted": 7, "duplicates": 0}
+    again = json.dumps([{**item, "attemptNumber": 1} for item in batch]).encode()
+    assert post_hs(server, again, ts_ms=ts).json() == {"accepted": 0, "duplicates": 7}
+    assert rt.store.inbox_row("hubspot", "5-1-7-1627207200000") is not None
+    assert rt.store.inbox_row("hubspot", "5-1-8-1627207200000") is not None
+    assert rt.store.inbox_row("hubspot", "5--10-1627207200000") is not None
+    row = rt.store.inbox_row("hubspot", "5-9-7-1627207200000")
+    assert row is not None
+    assert row.payload["subject"] == "hubspot:ticket:7"
+    assert row.payload["kind"] == "object.propertyChange"
+    row = rt.store.inbox_row("hubspot", "5-3-7-1627207200001")
+    assert row is not None
+    assert row.payload["subject"] == "hubspot:ticket:7"
+    assert inbox_count(rt) == 7
 
 
 def test_redelivery_days_later_is_still_a_duplicate(tmp_path: Path, clock: Clock) -> None:

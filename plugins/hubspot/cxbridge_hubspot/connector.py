@@ -75,6 +75,8 @@ from cxbridge.sdk import (
     json_object,
 )
 
+from .webhook import classic_kind
+
 log = logging.getLogger(__name__)
 
 CONTACT_PROPERTIES = ("email", "firstname", "lastname", "lifecyclestage")
@@ -638,8 +640,10 @@ class HubSpotConnector(CRM, Helpdesk):
 
     def interpret(self, event: Event, triggers: Triggers) -> list[Signal]:
         """A ``ticket.propertyChange`` of ``escalate_property`` to ``escalate_value`` (any value that is not
-        false-like when ``escalate_value`` is empty) is an ``EscalationRequested``; anything else means nothing."""
-        if event.kind != "ticket.propertyChange" or event.subject.kind != "ticket":
+        false-like when ``escalate_value`` is empty) is an ``EscalationRequested``; anything else means nothing.
+
+        A generic ``object.propertyChange`` about a ticket (``objectTypeId`` ``0-5``) means the same."""
+        if classic_kind(event) != "ticket.propertyChange" or event.subject.kind != "ticket":
             return []
         if event.payload.get("propertyName") != self.escalate_property:
             return []

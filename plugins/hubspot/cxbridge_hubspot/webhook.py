@@ -9,8 +9,17 @@ with the legacy v1/v2 schemes (``X-HubSpot-Signature``: a plain SHA-256 with no 
 Choices: the timestamp must be within ``TOLERANCE_SECONDS`` (300 s) of now in the past (HubSpot's rule) and
 also in the future; a timestamp in seconds reads as a 1970 time in milliseconds and is rejected. Each
 header is at most ``MAX_HEADER_BYTES``; at most ``MAX_SIGNATURES`` signatures (space/comma separated) are
-tried against every active secret (rotation). The body is a JSON array of events; each becomes one Event
-whose id is the event's ``eventId``, and an ``eventId`` repeated within one batch yields one Event.
+tried against every active secret (rotation). The body is a JSON array of events; each becomes one Event.
+
+Deduplication: HubSpot documents ``eventId`` as "not guaranteed to be unique", so an Event's id (the inbox's
+deduplication key) is ``eventId``, ``subscriptionId``, the object's id and ``occurredAt`` joined by ``-``
+(``dedupe_id``): a redelivery (same four values, ``attemptNumber`` aside) is a duplicate, two different
+events that share an ``eventId`` are not. A repeated event within one batch yields one Event.
+
+Generic subscriptions (``object.creation``, ``object.propertyChange``, ``object.deletion``,
+``object.associationChange``, ...) name the object type in ``objectTypeId`` (``0-5`` tickets, ``0-2``
+companies; association changes in ``fromObjectTypeId``): the Event's subject is typed like the classic
+``ticket.*`` / ``company.*`` event's, and ``classic_kind`` gives the classic name the plugin interprets.
 
 Everything that goes wrong raises ``WebhookRejected``: 401 for a missing, legacy-only or wrong signature or
 a timestamp outside the window; 400 for a malformed delivery.
@@ -70,6 +79,33 @@ OBJECT_TYPE_IDS = {"0-1": "contact", "0-2": "company", "0-3": "deal", "0-5": "ti
 
 _URI_ESCAPE = re.compile("|".join(re.escape(k) for k in URI_DECODES), re.IGNORECASE)
 _WORD = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def classic_kind(event: Event) -> str:
+    """The classic subscription type an event stands for: ``object.propertyChange`` about a ticket (``0-5``) is
+    ``ticket.propertyChange``; a classic type, or a generic one about an object type without a classic name, is
+    returned as sent."""
+    family, _, action = event.kind.partition(".")
+    if family == "object" and action and event.subject.kind in OBJECT_TYPE_IDS.values():
+        return f"{event.subject.kind}.{action}"
+    return event.kind
+
+
+def dedupe_id(item: Mapping[str, Any], object_id: str) -> str:
+    """The deduplication key of one delivered event: ``eventId-subscriptionId-objectId-occurredAt``.
+
+    HubSpot: ``eventId`` "is not guaranteed to be unique"; together with the subscription, the object and the
+    time the change occurred it names one change. A missing (or null) part is left empty, never guessed.
+    """
+    event_id = _id_text(item.get("eventId"), "eventId")
+    parts = [event_id]
+    for key in ("subscriptionId", "objectId", "occurredAt"):
+        value = object_id if key == "objectId" else item.get(key)
+        if value is None or isinstance(value, bool | dict | list | float):
+            parts.append("")
+        else:
+            parts.append(_id_text(value, key))
+    return "-".join(parts)
 
 
 def decode_uri(uri: str) -> str:
@@ -178,7 +214,6 @@ def _events(body: bytes, now: float) -> list[Event]:
 def _event(item: Any, received: datetime) -> Event:
     if not isinstance(item, dict):
         raise WebhookRejected("hubspot: an event is not a JSON object", status=400)
-    event_id = _id_text(item.get("eventId"), "eventId")
     kind = item.get("subscriptionType")
     if not isinstance(kind, str) or not _WORD.match(kind):
         raise WebhookRejected("hubspot: an event has no readable subscriptionType", status=400)
@@ -192,6 +227,7 @@ def _event(item: Any, received: datetime) -> Event:
     if object_id is None:
         object_id = item.get("fromObjectId")
     subject = Ref(SYSTEM, _id_text(object_type, "object type"), _id_text(object_id, "objectId"))
+    event_id = dedupe_id(item, subject.id)
     source = item.get("sourceId")
     actor = source if isinstance(source, str | int) and not isinstance(source, bool) else None
     occurred = item.get("occurredAt")

@@ -228,3 +228,67 @@ def test_webhooks_api_settings_and_subscriptions(backend: HubSpotBackend, receiv
     assert missing.status_code == 404
     Spec("hubspot-webhooks").validate_schema("Error", missing.json())
     assert requests.get(f"{BASE}/webhooks/v3/999/subscriptions", params=key).status_code == 404
+
+
+def test_generic_object_subscription_is_sent_and_read_like_the_classic_one(
+    backend: HubSpotBackend, receiver: Receiver
+) -> None:
+    """An ``object.propertyChange`` subscription for tickets (``0-5``), created through the webhooks API, sends the
+    generic form (with ``objectTypeId``); the plugin reads it as the classic ``ticket.propertyChange`` and asks for
+    the escalation."""
+    from cxbridge_hubspot.connector import HubSpotConnector
+    from cxbridge_hubspot.webhook import classic_kind, verify_hubspot
+
+    from cxbridge.sdk import EscalationRequested, Secret, SystemConfig, Triggers
+    from cxbridge.testing import build_connector
+
+    app = backend.app_id
+    key = {"hapikey": backend.developer_api_key}
+    for sub in list(backend.portal.subscriptions.values()):
+        sub.active = False  # only the generic subscription reports the change
+    missing_type = requests.post(
+        f"{BASE}/webhooks/v3/{app}/subscriptions",
+        params=key,
+        json={"eventType": "object.propertyChange", "propertyName": "cxbridge_escalate", "active": True},
+    )
+    assert missing_type.status_code == 400
+    created = requests.post(
+        f"{BASE}/webhooks/v3/{app}/subscriptions",
+        params=key,
+        json={
+            "eventType": "object.propertyChange",
+            "objectTypeId": "0-5",
+            "propertyName": "cxbridge_escalate",
+            "active": True,
+        },
+    )
+    assert created.status_code == 201
+    Spec("hubspot-webhooks").validate_response("POST", "/webhooks/v3/{appId}/subscriptions", 201, created.json())
+    assert created.json()["objectTypeId"] == "0-5"
+    ticket = ticket_id(backend)
+    backend.ui_update("tickets", ticket, {"cxbridge_escalate": "true"})
+    [delivery] = delivered(backend, receiver)
+    assert_signed(delivery, SECRET)
+    [raw] = json.loads(delivery.body)
+    assert (raw["subscriptionType"], raw["objectTypeId"], raw["objectId"]) == (
+        "object.propertyChange",
+        "0-5",
+        int(ticket),
+    )
+    [event] = verify_hubspot(
+        method="POST",
+        url=delivery.url,
+        headers=delivery.headers,
+        body=delivery.body,
+        secrets=[Secret(SECRET)],
+        now=int(delivery.headers["X-Hubspot-Request-Timestamp"]) / 1000,
+    )
+    assert classic_kind(event) == "ticket.propertyChange"
+    assert event.id == f"{raw['eventId']}-{raw['subscriptionId']}-{ticket}-{raw['occurredAt']}"
+    options = {"access_token": Secret(backend.access_token), "portal_id": backend.portal_id}
+    hub = build_connector(
+        HubSpotConnector, SystemConfig(name="hubspot", plugin="hubspot", base_url=BASE, options=options)
+    )
+    [signal] = hub.interpret(event, Triggers(escalation_tag="escalated"))
+    assert isinstance(signal, EscalationRequested)
+    assert signal.ticket.id == ticket

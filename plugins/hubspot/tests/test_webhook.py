@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 import pytest
-from cxbridge_hubspot.webhook import MAX_SIGNATURES, decode_uri, verify_hubspot, verify_hubspot_signature
+from cxbridge_hubspot.webhook import MAX_SIGNATURES, classic_kind, decode_uri, verify_hubspot, verify_hubspot_signature
 
 from cxbridge.sdk import Ref, Secret, WebhookRejected
 from cxbridge.testing import SignedDelivery, TimestampedVerifierContract
@@ -194,7 +194,8 @@ def test_url_is_signed() -> None:
 
 
 def test_batch_becomes_one_event_per_event_id() -> None:
-    """Each array element is an Event (id = eventId); a repeated eventId in the batch yields one Event."""
+    """Each array element is an Event (id = eventId-subscriptionId-objectId-occurredAt); a repeated event in the
+    batch yields one Event."""
     items = [
         event(1001, "contact.propertyChange", 151),
         event(1002, "company.creation", 9001, changeFlag="NEW"),
@@ -203,7 +204,11 @@ def test_batch_becomes_one_event_per_event_id() -> None:
     ]
     body = delivery(items)
     events = verify(headers_for(body), body)
-    assert [e.id for e in events] == ["1001", "1002", "1003"]
+    assert [e.id for e in events] == [
+        "1001-2012345-151-1714754400000",
+        "1002-2012345-9001-1714754400000",
+        "1003-2012345-5001-1714754400000",
+    ]
     assert [e.kind for e in events] == ["contact.propertyChange", "company.creation", "deal.deletion"]
     assert [e.subject for e in events] == [
         Ref("hubspot", "contact", "151"),
@@ -227,6 +232,57 @@ def test_generic_object_events_use_the_object_type_id() -> None:
     )
     events = verify(headers_for(body), body)
     assert [e.subject for e in events] == [Ref("hubspot", "deal", "5001"), Ref("hubspot", "2-1234", "12")]
+    assert [classic_kind(e) for e in events] == ["deal.propertyChange", "object.creation"]
+
+
+def test_generic_ticket_property_change_escalates_like_the_classic_one() -> None:
+    """``object.propertyChange`` on a ticket (0-5) asks for the escalation exactly as ``ticket.propertyChange``
+    does; on a company (0-2) it is read as ``company.propertyChange`` (nothing to do, as for the classic one)."""
+    from cxbridge_hubspot.connector import HubSpotConnector
+
+    from cxbridge.sdk import EscalationRequested, SystemConfig, Triggers
+    from cxbridge.testing import build_connector
+
+    config = SystemConfig(
+        name="hubspot",
+        plugin="hubspot",
+        base_url="https://api.hubapi.com",
+        options={"access_token": Secret("t"), "portal_id": 1},
+    )
+    hub = build_connector(HubSpotConnector, config)
+    tag = Triggers(escalation_tag="x")
+    body = delivery(
+        [
+            event(1, "ticket.propertyChange", 5001, propertyName="cxbridge_escalate", propertyValue="true"),
+            event(
+                2,
+                "object.propertyChange",
+                5001,
+                objectTypeId="0-5",
+                propertyName="cxbridge_escalate",
+                propertyValue="true",
+            ),
+            event(
+                3,
+                "object.propertyChange",
+                5001,
+                objectTypeId="0-5",
+                propertyName="cxbridge_escalate",
+                propertyValue=None,
+                sourceId=None,
+            ),
+            event(
+                4, "object.propertyChange", 901, objectTypeId="0-2", propertyName="annualrevenue", propertyValue="1000"
+            ),
+        ]
+    )
+    classic, generic, cleared, company = verify(headers_for(body), body)
+    assert [type(s) for s in hub.interpret(classic, tag)] == [EscalationRequested]
+    assert hub.interpret(generic, tag) == hub.interpret(classic, tag)
+    assert hub.interpret(cleared, tag) == []
+    assert cleared.actor is None
+    assert classic_kind(company) == "company.propertyChange"
+    assert hub.interpret(company, tag) == []
 
 
 @pytest.mark.parametrize(

@@ -241,10 +241,13 @@ class HubSpotBackend(HubSpotRoutes):
         with self.lock:
             self.portal.define_property(object_type, name, kind, options)
 
-    def subscribe(self, event_type: str, property_name: str | None = None) -> int:
-        """Add an active webhook subscription (``contact.propertyChange`` + property, ``ticket.creation``)."""
+    def subscribe(self, event_type: str, property_name: str | None = None, *, object_type_id: str | None = None) -> int:
+        """Add an active webhook subscription (``contact.propertyChange`` + property, ``ticket.creation``, or a
+        generic ``object.propertyChange`` with ``object_type_id`` ``0-5``)."""
         with self.lock:
-            return self.portal.add_subscription(event_type, property_name, active=True).id
+            return self.portal.add_subscription(
+                event_type, property_name, active=True, object_type_id=object_type_id
+            ).id
 
     def delivery_targets(self) -> list[WebhookTarget]:
         """Where webhooks go: the framework's targets, then the app's ``targetUrl`` signed with its secret."""

@@ -384,10 +384,22 @@ class Subscription:
     active: bool
     created_at: float
     updated_at: float
+    object_type_id: str | None = None
+    """The object type of a generic ``object.*`` subscription (``0-5`` tickets, ``0-2`` companies)."""
+
+    @property
+    def generic(self) -> bool:
+        """Whether this is a generic ``object.*`` subscription (its events carry ``objectTypeId``)."""
+        return self.event_type.startswith("object.")
 
     def matches(self, change: Change) -> bool:
         """Whether this subscription reports a change."""
-        if not self.active or self.event_type != f"{change.object_type.singular}.{change.kind}":
+        if not self.active:
+            return False
+        if self.generic:
+            if self.event_type != f"object.{change.kind}" or self.object_type_id != change.object_type.type_id:
+                return False
+        elif self.event_type != f"{change.object_type.singular}.{change.kind}":
             return False
         return change.kind != "propertyChange" or self.property_name == change.property_name
 
@@ -439,15 +451,30 @@ class Portal:
 
     # -- webhook subscriptions --------------------------------------------------------------------------------
     def add_subscription(
-        self, event_type: str, property_name: str | None = None, *, active: bool = False
+        self,
+        event_type: str,
+        property_name: str | None = None,
+        *,
+        active: bool = False,
+        object_type_id: str | None = None,
     ) -> Subscription:
-        """Subscribe the app to an event type (``ticket.propertyChange`` with a property name, ``contact.creation``)."""
+        """Subscribe the app to an event type (``ticket.propertyChange`` with a property name, ``contact.creation``,
+        or a generic ``object.propertyChange`` with ``object_type_id`` such as ``0-5``)."""
         if not re.fullmatch(r"[a-z_]+\.[A-Za-z]+", event_type):
             raise errors.invalid(f"Invalid eventType: {event_type}")
         if event_type.endswith(".propertyChange") and not property_name:
             raise errors.invalid("propertyName is required for propertyChange subscriptions")
+        if event_type.startswith("object."):
+            known = {t.type_id for t in OBJECT_TYPES.values()} | {t.singular for t in OBJECT_TYPES.values()}
+            if object_type_id not in known:
+                raise errors.invalid(f"objectTypeId is required for {event_type} subscriptions (e.g. 0-5 for tickets)")
+            object_type_id = resolve_type(object_type_id).type_id
+        else:
+            object_type_id = None
         now = self.clock()
-        sub = Subscription(self._next_subscription_id, event_type, property_name, active, now, now)
+        sub = Subscription(
+            self._next_subscription_id, event_type, property_name, active, now, now, object_type_id=object_type_id
+        )
         self._next_subscription_id += 1
         self.subscriptions[sub.id] = sub
         return sub

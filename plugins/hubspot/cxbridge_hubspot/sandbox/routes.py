@@ -549,7 +549,13 @@ class HubSpotRoutes(Backend):
         event_type = data.get("eventType")
         if not isinstance(event_type, str):
             raise errors.invalid("eventType is required")
-        sub = self.portal.add_subscription(event_type, data.get("propertyName"), active=bool(data.get("active")))
+        object_type_id = data.get("objectTypeId")
+        sub = self.portal.add_subscription(
+            event_type,
+            data.get("propertyName"),
+            active=bool(data.get("active")),
+            object_type_id=object_type_id if isinstance(object_type_id, str) else None,
+        )
         return self.json(subscription_body(sub), 201)
 
     def route_get_subscription(self, request: Request, app_id: str, sub_id: str) -> Response:
@@ -586,4 +592,6 @@ def subscription_body(sub: Subscription) -> dict[str, Any]:
     }
     if sub.property_name:
         body["propertyName"] = sub.property_name
+    if sub.object_type_id:
+        body["objectTypeId"] = sub.object_type_id
     return body

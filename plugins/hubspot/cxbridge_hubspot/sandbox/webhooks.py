@@ -65,6 +65,8 @@ def events_for(
                 "changeSource": change.source,
                 "sourceId": str(app_id) if change.source == INTEGRATION else ui_source_id,
             }
+            if sub.generic:  # generic subscriptions name the object type by id
+                event["objectTypeId"] = change.object_type.type_id
             if change.kind == "propertyChange":
                 event["propertyName"] = change.property_name
                 event["propertyValue"] = change.value
