@@ -36,12 +36,13 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import requests
@@ -50,6 +51,7 @@ from .errors import AmbiguousOutcome, CxbridgeError, EffectInFlight, LeaseLost, 
 from .http.redact import escape_crlf, one_line, redact
 from .http.retry import RETRY_AFTER_CAP
 from .models import event_from_dict
+from .signals import signal_from_dict
 from .workflows import events
 from .workflows.escalate import EscalationPending
 from .workflows.once import lease_guard
@@ -76,13 +78,16 @@ ERROR_LIMIT: Final[int] = 500
 class JobMetrics(Protocol):
     """What a worker reports to (``cxbridge.webhooks.metrics``): one call per settled job."""
 
-    def job(self, outcome: str) -> None:
-        """Count a job that ended ``done``, was ``retried`` or went ``dead``."""
+    def job(self, outcome: str, *, kind: str = "event", seconds: float | None = None) -> None:
+        """Count a job that ended ``done``, was ``retried`` or went ``dead``; ``seconds`` its handler's run time."""
 
 
 @dataclass(frozen=True)
 class JobResult:
-    """How one claimed job ended: ``outcome``, the attempt, the next run time of a retry, and a short detail."""
+    """How one claimed job ended: ``outcome``, the attempt, the next run time of a retry, and a short detail.
+
+    ``seconds`` is how long the handler ran; ``system`` and ``subject`` name where the job came from and the
+    record it acts on (its lock key, ``zendesk:ticket:4``), when the job says so."""
 
     job_id: int
     kind: str
@@ -90,6 +95,9 @@ class JobResult:
     outcome: Outcome
     detail: str
     run_at: float | None = None
+    seconds: float = 0.0
+    system: str | None = None
+    subject: str | None = None
 
 
 # --- classification -----------------------------------------------------------------------------------------
@@ -125,6 +133,62 @@ def error_line(exc: BaseException) -> str:
 
 def _shown(text: str) -> str:
     return escape_crlf(redact(text))
+
+
+_DONE_WORDS = ("escalated", "ignored", "echo", "unchanged", "synced", "stale")
+_ISSUE_IN_DETAIL = re.compile(r"\b(?:created|joined|linked to) (\S+?)(?: already)?$")
+
+
+def outcome_word(result: JobResult) -> str:
+    """The outcome a log line and its ``outcome`` field name: for a job done, what the handler said it did
+    (``escalated``, ``joined``, ``synced``, ``unchanged``, ``ignored``, ``echo``...), else ``retried``,
+    ``dead-lettered`` or ``stale``."""
+    if result.outcome == "dead":
+        return "dead-lettered"
+    if result.outcome != "done":
+        return result.outcome
+    word = result.detail.split(":", 1)[0].strip()
+    if word == "escalated" and " joined " in result.detail:
+        return "joined"
+    return word if word in _DONE_WORDS else "done"
+
+
+def job_subject(payload: Mapping[str, Any]) -> str | None:
+    """The record a queued job acts on (``zendesk:ticket:4``), as its event or signal names it; None if neither."""
+    event = payload.get("event")
+    if isinstance(event, dict) and isinstance(event.get("subject"), str):
+        return str(event["subject"])
+    signal = payload.get("signal")
+    if isinstance(signal, dict):
+        try:
+            return str(events.subject_of(signal_from_dict(signal)))
+        except (TypeError, ValueError, KeyError):
+            return None
+    return None
+
+
+def log_fields(result: JobResult) -> dict[str, Any]:
+    """The ``extra=`` fields of a job's log line (``--log-format json`` writes them): job, kind, system, the
+    ticket or issue it is about, outcome, attempt, duration in seconds, and the reason (redacted, one line)."""
+    fields: dict[str, Any] = {
+        "job": result.job_id,
+        "kind": result.kind,
+        "system": result.system,
+        "outcome": outcome_word(result),
+        "attempt": result.attempt,
+        "duration": round(result.seconds, 3),
+        "detail": _shown(result.detail),
+    }
+    subject = result.subject or ""
+    parts = subject.split(":")
+    if len(parts) == 3 and parts[1] in ("ticket", "issue"):
+        fields[parts[1]] = subject
+    found = _ISSUE_IN_DETAIL.search(result.detail)
+    if found and result.outcome == "done":
+        fields["issue_key"] = found.group(1)
+    if result.run_at is not None:
+        fields["run_at"] = round(result.run_at, 3)
+    return fields
 
 
 # --- the worker ---------------------------------------------------------------------------------------------
@@ -272,6 +336,7 @@ class Worker:
         handler = self.handlers[job.kind]
         error: Exception | None = None
         detail = ""
+        started = time.monotonic()
 
         def still_held() -> None:
             if not store.hold_lease(job.id, job.attempt, self.lease_seconds):
@@ -283,6 +348,13 @@ class Worker:
             except Exception as exc:  # classified below; BaseException (interrupts) ends the worker
                 error = exc
         result = self._complete(job, detail) if error is None else self._settle_failure(job, error)
+        system = job.payload.get("system")
+        result = replace(
+            result,
+            seconds=time.monotonic() - started,
+            system=system if isinstance(system, str) else None,
+            subject=job_subject(job.payload),
+        )
         self._record(result)
         return result
 
@@ -328,24 +400,29 @@ class Worker:
     def _record(self, result: JobResult) -> None:
         self.last = result
         self.counts[result.outcome] += 1
-        where = f"job {result.job_id} ({result.kind}) attempt {result.attempt}"
+        fields = log_fields(result)
+        where = f"job {result.job_id} ({result.kind}"
+        where += f", {result.subject})" if result.subject else ")"
+        where += f" attempt {result.attempt}"
+        detail = _shown(result.detail)
         if result.outcome == "done":
-            log.info("%s done: %s", where, _shown(result.detail))
+            log.info("%s done: %s (%.2fs)", where, detail, result.seconds, extra=fields)
         elif result.outcome == "retried":
             log.warning(
                 "%s retried at %.3f (in %.2fs): %s",
                 where,
                 result.run_at or 0.0,
                 (result.run_at or 0.0) - self.now(),
-                _shown(result.detail),
+                detail,
+                extra=fields,
             )
         elif result.outcome == "dead":
-            log.error("%s dead-lettered: %s", where, _shown(result.detail))
+            log.error("%s dead-lettered: %s", where, detail, extra=fields)
         else:
-            log.info("%s is stale, nothing recorded: %s", where, _shown(result.detail))
+            log.info("%s is stale, nothing recorded: %s", where, detail, extra=fields)
         if self.metrics is not None and result.outcome != "stale":
             try:
-                self.metrics.job(result.outcome)
+                self.metrics.job(result.outcome, kind=result.kind, seconds=result.seconds)
             except Exception as exc:  # metrics must never break the queue
                 log.warning("metrics failed: %s", _shown(error_line(exc)))
 

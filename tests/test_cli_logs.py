@@ -24,8 +24,12 @@ STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 [A-Z]+ [\w.]+
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     """A sandbox configuration whose store holds one queued delivery that means nothing (no vendor is called)."""
+    secrets = {}
+    for name in ("zendesk", "jira", "hubspot"):
+        (tmp_path / f"{name}.secret").write_text(f"{name}-signing-secret-for-tests", encoding="utf-8")
+        secrets[name] = [{"file": f"{name}.secret"}]
     with mock_vendors(["zendesk", "jira", "hubspot"], seed="demo") as vendors:
-        path = write_config(vendors, tmp_path / "cxbridge.toml")
+        path = write_config(vendors, tmp_path / "cxbridge.toml", extra={"webhooks": {"secrets": secrets}})
     event = Event(
         id="delivery-1",
         system="zendesk",
@@ -70,7 +74,46 @@ def test_json_log_lines_parse(config: Path) -> None:
     records = [json.loads(line) for line in worker(config, "--log-format", "json")]
     assert records
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
-    assert sum(1 for r in records if r["level"] == "INFO" and "done: ignored" in r["message"]) == 1
+    [outcome] = [r for r in records if r["level"] == "INFO" and "done: ignored" in r["message"]]
+    assert outcome["logger"] == "cxbridge.worker"
+    assert outcome["job"] == 1
+    assert outcome["kind"] == "event"
+    assert outcome["system"] == "zendesk"
+    assert outcome["ticket"] == "zendesk:ticket:1"
+    assert outcome["outcome"] == "ignored"
+    assert outcome["attempt"] == 1
+    assert isinstance(outcome["duration"], float)
+    assert outcome["detail"] == "ignored: ticket.updated"
+
+
+def test_serve_with_the_default_config_logs_each_job_outcome(config: Path) -> None:
+    """``cxbridge serve`` (the default config: log_level INFO, one worker) writes the job's outcome as one
+    timestamped INFO line, and as a JSON object with its fields under ``--log-format json``."""
+    for options, check in (
+        ((), lambda line: bool(STAMP.match(line)) and " INFO cxbridge.worker: " in line),
+        (("--log-format", "json"), lambda line: json.loads(line)["outcome"] == "ignored"),
+    ):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CXBRIDGE_")}
+        command = [sys.executable, "-m", "cxbridge", "--config", str(config), *options, "serve", "--port", "0"]
+        with subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env) as proc:
+            try:
+                assert proc.stderr is not None
+                seen: list[str] = []
+                for line in proc.stderr:
+                    seen.append(line)
+                    if "done: ignored" in line:
+                        break
+                assert seen, "serve wrote nothing"
+                assert "done: ignored" in seen[-1], seen
+                assert check(seen[-1].strip()), seen[-1]
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        store = SQLiteStore(config.parent / "cxbridge.db")  # the next run has a job to log again
+        first = store.job(1)
+        assert first is not None
+        store.enqueue("event", first.payload, lock_key="zendesk:ticket:1")
+        store.close()
 
 
 def test_debug_opens_only_cxbridge_and_the_http_stack(config: Path) -> None:

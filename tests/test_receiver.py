@@ -664,7 +664,7 @@ def test_store_failure_is_503_so_the_vendor_retries(server: RunningServer, rt: R
     assert "Retry-After" in r.headers
     assert requests.get(f"{server.url}/healthz").status_code == 503
     assert server.metrics.deliveries() == {("jira", "error"): 1}
-    assert "cxbridge_store_up 0" in requests.get(f"{server.url}/metrics").text
+    assert "cxbridge_store_up 0.0" in requests.get(f"{server.url}/metrics").text
 
 
 # -- health and metrics ----------------------------------------------------------------------------------------
@@ -679,44 +679,93 @@ def test_healthz_reports_the_queue(server: RunningServer) -> None:
 
 
 def test_metrics_exposition(server: RunningServer, rt: Runtime) -> None:
-    """GET /metrics: Prometheus text with HELP/TYPE lines; deliveries, queue, jobs and API calls move."""
+    """GET /metrics parses with prometheus_client's own parser; deliveries (counts and latency), queue, jobs (counts
+    and durations), the oldest due job's age, API calls, 429s and the process move with real activity."""
     r = requests.get(f"{server.url}/metrics")
     assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    assert 'cxbridge_webhook_deliveries_total{system="jira",result="accepted"} 0' in r.text
+    assert samples(r.text)[("cxbridge_webhook_deliveries_total", (("result", "accepted"), ("system", "jira")))] == 0
     post_jira(server, jira_body(), delivery="m1")
     post_jira(server, jira_body(), delivery="m1")
     post_jira(server, b"{}", delivery="m2", secret="wrong")
-    server.metrics.job("done")
-    server.metrics.job("retried")
+    server.metrics.job("done", kind="event", seconds=0.3)
+    server.metrics.job("retried", kind="event", seconds=2.0)
     rt.counter.record("jira", "create_issue", 201)
     rt.counter.record("jira", "get_issue", 201)
+    rt.counter.record("jira", "get_issue", 429)
     rt.counter.record("zendesk", "get_ticket", "error")
     text = requests.get(f"{server.url}/metrics").text
     lines = set(text.splitlines())
     for family, kind in (
         ("cxbridge_webhook_deliveries_total", "counter"),
+        ("cxbridge_webhook_delivery_seconds", "histogram"),
         ("cxbridge_queue_jobs", "gauge"),
+        ("cxbridge_queue_oldest_ready_age_seconds", "gauge"),
         ("cxbridge_jobs_total", "counter"),
+        ("cxbridge_job_duration_seconds", "histogram"),
         ("cxbridge_api_calls_total", "counter"),
+        ("cxbridge_api_rate_limited_total", "counter"),
+        ("process_cpu_seconds_total", "counter"),
     ):
         assert f"# TYPE {family} {kind}" in lines
         assert any(line.startswith(f"# HELP {family} ") for line in lines)
+    found = samples(text)
     assert {
-        'cxbridge_webhook_deliveries_total{system="jira",result="accepted"} 1',
-        'cxbridge_webhook_deliveries_total{system="jira",result="duplicate"} 1',
-        'cxbridge_webhook_deliveries_total{system="jira",result="rejected_401"} 1',
-        'cxbridge_queue_jobs{state="ready"} 1',
-        'cxbridge_jobs_total{outcome="done"} 1',
-        'cxbridge_jobs_total{outcome="retried"} 1',
-        'cxbridge_jobs_total{outcome="dead"} 0',
-        'cxbridge_api_calls_total{system="jira",status="201"} 2',
-        'cxbridge_api_calls_total{system="zendesk",status="error"} 1',
-    } <= lines
-    for line in lines:
-        if line and not line.startswith("#"):
-            name_labels, _, value = line.rpartition(" ")
-            assert name_labels, line
-            assert value.isdigit(), line
+        ("cxbridge_webhook_deliveries_total", (("result", "accepted"), ("system", "jira"))): 1,
+        ("cxbridge_webhook_deliveries_total", (("result", "duplicate"), ("system", "jira"))): 1,
+        ("cxbridge_webhook_deliveries_total", (("result", "rejected_401"), ("system", "jira"))): 1,
+        ("cxbridge_webhook_delivery_seconds_count", (("system", "jira"),)): 3,
+        ("cxbridge_queue_jobs", (("state", "ready"),)): 1,
+        ("cxbridge_jobs_total", (("outcome", "done"),)): 1,
+        ("cxbridge_jobs_total", (("outcome", "retried"),)): 1,
+        ("cxbridge_jobs_total", (("outcome", "dead"),)): 0,
+        ("cxbridge_job_duration_seconds_count", (("kind", "event"), ("outcome", "done"))): 1,
+        ("cxbridge_job_duration_seconds_bucket", (("kind", "event"), ("le", "0.5"), ("outcome", "done"))): 1,
+        ("cxbridge_job_duration_seconds_bucket", (("kind", "event"), ("le", "1.0"), ("outcome", "retried"))): 0,
+        ("cxbridge_api_calls_total", (("status", "201"), ("system", "jira"))): 2,
+        ("cxbridge_api_calls_total", (("status", "429"), ("system", "jira"))): 1,
+        ("cxbridge_api_calls_total", (("status", "error"), ("system", "zendesk"))): 1,
+        ("cxbridge_api_rate_limited_total", (("system", "jira"),)): 1,
+        ("cxbridge_api_rate_limited_total", (("system", "zendesk"),)): 0,
+        ("cxbridge_store_up", ()): 1,
+    }.items() <= found.items()
+    assert found[("cxbridge_webhook_delivery_seconds_sum", (("system", "jira"),))] > 0
+    assert found[("process_resident_memory_bytes", ())] > 0
+    assert found[("cxbridge_queue_oldest_ready_age_seconds", ())] >= 0
+
+
+def test_metrics_oldest_due_job_and_last_poll(tmp_path: Path) -> None:
+    """The oldest due job's age follows the store's clock (a job due later does not count); a stream polled to
+    its end shows its time, one that failed keeps the earlier one."""
+    from cxbridge.workflows.reconcile import POLL_KIND
+
+    store_clock = Clock(1_000_000.0)
+    runtime = make_runtime(tmp_path, store_clock=store_clock)
+    try:
+        metrics = Metrics(process=False)
+        assert samples(metrics.render(runtime))[("cxbridge_queue_oldest_ready_age_seconds", ())] == 0
+        runtime.store.enqueue("event", {"n": 1})
+        runtime.store.enqueue("event", {"n": 2}, run_at=1_000_500.0)
+        store_clock.now += 90
+        found = samples(metrics.render(runtime))
+        assert found[("cxbridge_queue_oldest_ready_age_seconds", ())] == 90
+        assert not any(name == "cxbridge_last_successful_poll_timestamp_seconds" for name, _ in found)
+        runtime.store.put_snapshot(POLL_KIND, "zendesk/tickets", {"at": 1_000_050.0})
+        found = samples(metrics.render(runtime))
+        key = ("cxbridge_last_successful_poll_timestamp_seconds", (("stream", "tickets"), ("system", "zendesk")))
+        assert found[key] == 1_000_050.0
+    finally:
+        runtime.close()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, read by prometheus_client's parser: (name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def test_metrics_api_and_label_escaping() -> None:

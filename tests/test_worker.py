@@ -71,11 +71,13 @@ class FakeRuntime:
 class Metrics:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
+        self.seconds: list[tuple[str, float | None]] = []
         self.lock = threading.Lock()
 
-    def job(self, outcome: str) -> None:
+    def job(self, outcome: str, *, kind: str = "event", seconds: float | None = None) -> None:
         with self.lock:
             self.counts[outcome] = self.counts.get(outcome, 0) + 1
+            self.seconds.append((kind, seconds))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from ..http.redact import escape_crlf, one_line
 from ..runtime import Runtime
 from ..store import AlreadyReplayed, NotFoundInStore
 from ..store.preflight import check_store
+from ..webhooks.metrics import Metrics, MetricsServer
 from ..webhooks.serve import DEFAULT_THREADS, run_server
 from ..worker import Worker, start_workers
 from ..worker import drain as drain_queue
@@ -71,6 +72,19 @@ def _housekeeping(runtime: Runtime) -> None:
     help="With --drain: the longest to wait for retries that come due.",
 )
 @click.option("--json", "as_json", is_flag=True, help="With --drain: print the report as JSON.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve Prometheus /metrics of this process on PORT (0 picks a free one); off by default.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address /metrics listens on (loopback unless you open it).",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -80,6 +94,8 @@ def worker(
     max_attempts: int,
     timeout: float,
     as_json: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run the jobs queued by 'cxbridge serve' and 'cxbridge sync' (webhook and polled events).
 
@@ -89,6 +105,16 @@ def worker(
     runtime = load_runtime(ctx)
     cli_context(ctx).apply_log_level()
     check_store(runtime.config.store_location())
+    metrics: Metrics | None = None
+    exposed: MetricsServer | None = None
+    if metrics_port is not None:
+        metrics = Metrics(runtime.config.systems)
+        try:
+            exposed = MetricsServer(metrics, runtime, host=metrics_host, port=metrics_port)
+        except OSError as exc:
+            runtime.close()
+            raise click.ClickException(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}") from None
+        click.echo(f"metrics on {exposed.url}", err=True)
     try:
         if drain:
             _housekeeping(runtime)
@@ -98,6 +124,7 @@ def worker(
                 timeout=timeout,
                 lease_seconds=lease_seconds,
                 max_attempts=max_attempts,
+                metrics=metrics,
             )
             if as_json:
                 click.echo(json.dumps(report.as_dict(), indent=2))
@@ -123,7 +150,9 @@ def worker(
             previous: Any = signal.signal(signal.SIGTERM, on_signal)
         except ValueError:  # not the main thread (an embedding program): it stops us itself
             previous = None
-        threads = start_workers(runtime, workers, stop, lease_seconds=lease_seconds, max_attempts=max_attempts)
+        threads = start_workers(
+            runtime, workers, stop, lease_seconds=lease_seconds, max_attempts=max_attempts, metrics=metrics
+        )
         click.echo(f"{workers} worker(s) running; Ctrl-C to stop.", err=True)
         try:
             while not stop.wait(0.5):
@@ -137,6 +166,8 @@ def worker(
                 thread.join()
         click.echo("workers stopped.", err=True)
     finally:
+        if exposed is not None:
+            exposed.stop()
         runtime.close()
 
 

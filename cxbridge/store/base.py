@@ -342,6 +342,12 @@ class Store(ABC):
     # ---- dead letters ------------------------------------------------------------------------------
 
     @abstractmethod
+    def oldest_ready_at(self, now: float) -> float | None:
+        """The ``run_at`` of the job that has waited longest among those due at ``now`` (None when none is due).
+
+        For the metrics scrape: one indexed lookup, never a scan of the queue."""
+
+    @abstractmethod
     def dead_letters(self) -> list[DeadLetter]:
         """Every dead letter, oldest first (replayed ones included, marked as such)."""
 

@@ -306,6 +306,7 @@ class Receiver:
         self.public_url = str(rt.config.section("webhooks").get("public_url") or "")
         self.agent_api = AgentApi(rt, clock=clock)
         metrics.register_systems(self.endpoints)
+        metrics.bind(rt)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -332,7 +333,11 @@ class Receiver:
                 return _json(404, {"error": "no webhook endpoint at this path"})
             if method != "POST":
                 return _json(405, {"error": "method not allowed"}, {"Allow": "POST"})
-            return self.deliver(endpoint, environ)
+            started = time.monotonic()
+            try:
+                return self.deliver(endpoint, environ)
+            finally:
+                self.metrics.observe_delivery(endpoint.name, time.monotonic() - started)
         return _json(404, {"error": "not found"})
 
     def healthz(self) -> Response:

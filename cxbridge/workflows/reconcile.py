@@ -196,8 +196,33 @@ def reconcile(
                     progress(figures)
         except VendorError as exc:
             figures.error = str(exc)
+        else:
+            rt.store.put_snapshot(POLL_KIND, f"{name}/{stream}", {"at": time.time()})
         figures.calls = rt.counter.total(name) - calls_before
     return report
+
+
+POLL_KIND = "poll"
+"""Snapshot kind of a stream's last successful poll (``<system>/<stream>`` -> ``{"at": unix time}``)."""
+
+
+def last_successful_polls(rt: Context) -> dict[tuple[str, str], float]:
+    """When each configured stream was last read to its end without an error (Unix time); never-polled streams
+    are left out. One store read per stream (the metrics scrape calls this)."""
+    found: dict[tuple[str, str], float] = {}
+    for name, sc in rt.config.systems.items():
+        if not sc.enabled:
+            continue
+        try:
+            streams = pollable_streams(rt.connector(name))
+        except Exception:  # a system that cannot be built has no poll to report
+            streams = []
+        for stream in streams:
+            snap = rt.store.get_snapshot(POLL_KIND, f"{name}/{stream}")
+            at = (snap or {}).get("at")
+            if isinstance(at, int | float):
+                found[(name, stream)] = float(at)
+    return found
 
 
 def _pages(
