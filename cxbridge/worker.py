@@ -52,7 +52,7 @@ from .http.redact import escape_crlf, one_line, redact
 from .http.retry import RETRY_AFTER_CAP
 from .models import event_from_dict
 from .signals import signal_from_dict
-from .workflows import events
+from .workflows import events, notices
 from .workflows.escalate import EscalationPending
 from .workflows.once import lease_guard
 from .workflows.syncback import ECHO_KIND
@@ -135,8 +135,8 @@ def _shown(text: str) -> str:
     return escape_crlf(redact(text))
 
 
-_DONE_WORDS = ("escalated", "ignored", "echo", "unchanged", "synced", "stale")
-_ISSUE_IN_DETAIL = re.compile(r"\b(?:created|joined|linked to) (\S+?)(?: already)?$")
+_DONE_WORDS = ("escalated", "ignored", "echo", "unchanged", "synced", "stale", "told")
+_ISSUE_IN_DETAIL = re.compile(r"\b(?:created|joined|linked to) ([^\s;]+)")
 
 
 def outcome_word(result: JobResult) -> str:
@@ -208,10 +208,20 @@ def _handle_signal_job(rt: Runtime, payload: dict[str, Any]) -> str:
     return events.handle_signal_job(rt, payload)
 
 
+def _handle_notice_job(rt: Runtime, payload: dict[str, Any]) -> str:
+    """The handler of ``notice`` jobs: the note telling an agent their escalation failed for good."""
+
+    return notices.handle_notice_job(rt, payload)
+
+
 def default_handlers() -> dict[str, Handler]:
     """The job kinds a worker runs by default: ``event`` (webhooks, and polled changes queued by earlier
-    versions) and ``signal`` (polled changes)."""
-    return {"event": _handle_event_job, "signal": _handle_signal_job}
+    versions), ``signal`` (polled changes) and ``notice`` (an agent told of a failed escalation)."""
+    return {"event": _handle_event_job, "signal": _handle_signal_job, notices.JOB_KIND: _handle_notice_job}
+
+
+TOLD_KINDS: Final = ("event", "signal")
+"""Job kinds whose dead letter tells the agent, when the job asked for an escalation (``workflows.notices``)."""
 
 
 def _default_worker_id() -> str:
@@ -394,8 +404,23 @@ class Worker:
             if store.retry_later(job.id, job.attempt, run_at=run_at, error=line):
                 return JobResult(job.id, job.kind, job.attempt, "retried", line, run_at)
         elif store.fail(job.id, job.attempt, error=line):
+            self._tell_agent(job, exc)
             return JobResult(job.id, job.kind, job.attempt, "dead", line)
         return JobResult(job.id, job.kind, job.attempt, "stale", f"failed after its lease lapsed: {line}")
+
+    def _tell_agent(self, job: Job, exc: Exception) -> None:
+        """Queue the note that tells the agent their escalation failed for good (a ``notice`` job, written once by
+        the intent protocol; its key keeps a second copy of the same failure out of the queue)."""
+        if job.kind not in TOLD_KINDS or notices.JOB_KIND not in self.handlers:
+            return
+        try:
+            requested = events.escalation_requested_by(self.rt, job.payload)
+            if requested is not None:
+                system, signal = requested
+                payload = notices.failure_notice(system, signal, exc, job_id=job.id, transient=is_transient(exc))
+                self.rt.store.enqueue(notices.JOB_KIND, payload, key=payload["op_id"], lock_key=payload["ticket"])
+        except Exception as failure:  # the dead letter stands; the admin still sees it
+            log.warning("job %d: the agent could not be told: %s", job.id, _shown(error_line(failure)))
 
     def _record(self, result: JobResult) -> None:
         self.last = result

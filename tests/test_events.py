@@ -139,7 +139,9 @@ def test_hubspot_property_change_routes_to_an_escalation_with_hubspot_as_helpdes
             self.rt.store.audit(
                 actor="agent", action="escalate.create", target="jira:issue:10000", result="ok", ticket=ref
             )  # the escalation's last step: it ran to its end
-            return type("Result", (), {"created": True, "issue_key": "ENG-9"})()
+            return type(
+                "Result", (), {"created": True, "issue_key": "ENG-9", "issue_url": "https://jira.example/browse/ENG-9"}
+            )()
 
     monkeypatch.setattr(events, "Escalation", FakeEscalation)
     prop = runtime.connector("hubspot").config.get("escalate_property") or "cxbridge_escalate"

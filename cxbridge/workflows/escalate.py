@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from ..connectors import CRM, Helpdesk, IssueSpec
-from ..errors import AmbiguousOutcome, CxbridgeError, EffectInFlight, VendorError
+from ..errors import AmbiguousOutcome, BadReference, CxbridgeError, EffectInFlight, NotFound, VendorError
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..store import Intent, Store
 from . import impact, policy
@@ -42,6 +42,18 @@ class EscalationPending(CxbridgeError):
     def __init__(self, message: str, *, retry_at: float | None = None) -> None:
         super().__init__(message)
         self.retry_at = retry_at
+
+
+class IssueKeyRejected(CxbridgeError):
+    """The issue key an agent gave (typed into the ticket, or ``--link``) names no issue the tracker shows
+    cxbridge: it does not exist, or cxbridge's account cannot read it. Raised before anything is written;
+    permanent (the agent must correct the key)."""
+
+    def __init__(self, key: str, tracker: str, reason: str) -> None:
+        super().__init__(f"{key} {reason} in {tracker}")
+        self.key = key
+        self.tracker = tracker
+        self.reason = reason
 
 
 @dataclass
@@ -295,6 +307,8 @@ class Escalation:
                 )
             raise
         project = req.project or tracker.config.get("project")
+        # an issue key the agent gave must name an issue cxbridge can read, before anything is written
+        joined = self._issue_to_join(tracker, req.link_key) if req.link_key and not dry_run else None
         # 4. render everything before any write: a broken template stops here
         provisional: dict[str, Any] = {
             "key": req.link_key or f"{project}-?",
@@ -322,8 +336,8 @@ class Escalation:
         impact.save_customer(self.rt, customer)
         impact.save_ticket(self.rt, ticket, customer)
         # 5. the issue: join, or create exactly once (a new issue carries its impact from birth)
-        if req.link_key:
-            issue = tracker.get_issue(req.link_key)
+        if joined is not None:
+            issue = joined
             created = False
         else:
             born = impact.for_new_issue(self.rt, ticket, customer)
@@ -446,6 +460,16 @@ class Escalation:
             )
         result.calls = self.rt.calls_since(before)
         return result
+
+    @staticmethod
+    def _issue_to_join(tracker: Any, key: str) -> Issue:
+        """The issue an agent named, read; ``IssueKeyRejected`` when the tracker has none cxbridge can read."""
+        try:
+            return cast(Issue, tracker.get_issue(key))
+        except BadReference:
+            raise IssueKeyRejected(key, tracker.name, "is not an issue key") from None
+        except NotFound:
+            raise IssueKeyRejected(key, tracker.name, "does not exist or cannot be read by cxbridge") from None
 
     def _record_on_ticket(self, helpdesk: Helpdesk, ticket: Ticket, business_key: str, issue: Issue, note: str) -> bool:
         """Note, tag and key on the ticket once, whatever its answer was; True when written now.

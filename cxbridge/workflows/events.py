@@ -33,7 +33,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..models import Ref, event_to_dict
+from ..models import Ref, event_from_dict, event_to_dict
 from ..signals import (
     DecisionRequested,
     EscalationRequested,
@@ -46,7 +46,7 @@ from ..signals import (
     signal_from_dict,
     signal_to_dict,
 )
-from . import relay, syncback
+from . import notices, relay, syncback
 from .escalate import Escalation, EscalationRequest, completed_escalation
 from .tagdecisions import decide_from_tag
 
@@ -125,6 +125,25 @@ def handle_event(rt: Context, event: Event, *, system: str | None = None) -> str
     if not signals:
         return f"ignored: {event.kind}"
     return route(rt, name, signals, origin=event.id)
+
+
+def escalation_requested_by(rt: Context, payload: dict[str, object]) -> tuple[str, EscalationRequested] | None:
+    """The system and escalation request a queued ``event`` or ``signal`` job carries, if it asks for one (its
+    plugin interprets an event again: interpretation reads only the delivery)."""
+    system = payload.get("system")
+    record = payload.get("signal")
+    if isinstance(record, dict):
+        signal = signal_from_dict(record)
+        return (system, signal) if isinstance(signal, EscalationRequested) and isinstance(system, str) else None
+    record = payload.get("event")
+    if not isinstance(record, dict):
+        return None
+    event = event_from_dict(record)
+    name = system if isinstance(system, str) else system_name(rt, event)
+    for found in rt.connector(name).interpret(event, triggers(rt)):
+        if isinstance(found, EscalationRequested):
+            return name, found
+    return None
 
 
 def handle_signal(rt: Context, signal: Signal, *, system: str, origin: str | None = None) -> str:
@@ -237,4 +256,8 @@ def _escalate(rt: Context, system: str, signal: EscalationRequested, origin: str
             link_key=signal.issue_key,
         )
     )
-    return f"escalated: {ticket} {'created' if result.created else 'joined'} {result.issue_key}"
+    told = notices.recovered(
+        rt, system, ticket, issue_key=result.issue_key, issue_url=result.issue_url, created=result.created
+    )
+    after = "; the agent's earlier failure note is followed up" if told == "written" else ""
+    return f"escalated: {ticket} {'created' if result.created else 'joined'} {result.issue_key}{after}"
