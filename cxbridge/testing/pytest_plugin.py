@@ -9,8 +9,11 @@ Fixtures:
 - ``fake_world``: a ``FakeWorld`` (the in-memory helpdesk, CRM and tracker records behind the fakes);
 - ``fake_runtimes``: ``fake_runtimes(world, extra=...)`` is a Runtime on the three fakes in ``tmp_path``
   (``fake_runtime``); every Runtime built is closed at the end;
-- ``specs``: the vendors' API descriptions (``specs("zendesk")`` is a ``Spec``); the test fails with a message
-  saying where they are looked for when they are missing.
+- ``specs``: the vendors' API descriptions (``specs("zendesk")`` is a ``Spec``).
+
+When the descriptions cannot be found (``CXBRIDGE_SPECS``, ``../shared/specs``, ``.specs/``), every test that reads
+them (through ``specs``, ``Spec``, ``load_spec``, also at a module's import) is skipped instead of failing, the
+header says so, and the run ends with one summary line; every other test runs.
 
 A test module or conftest may define a fixture of the same name; pytest then uses that one for its tests.
 """
@@ -24,11 +27,105 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .fakes import FakeWorld, fake_runtime
-from .specs import SPECS_ENV, Spec, SpecsMissing, load_spec, spec_files, specs_dir
+from .specs import SPECS_ENV, Spec, SpecsMissing, load_spec, spec_files, specs_dir, specs_missing
 from .tools import Clock, Receiver, SandboxRuntimes, Sleeps
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
+
+
+SKIP_REASON = "the vendors' API descriptions are missing (spec-contract test)"
+
+
+class _SpecsSkips:
+    """Whether the descriptions are missing in this run, and how many tests and modules were skipped for it."""
+
+    def __init__(self) -> None:
+        self.why: str | None = None
+        self.tests = 0
+        self.modules = 0
+
+
+_skips = _SpecsSkips()
+
+
+def _raise_skip() -> None:
+    """Every skip for missing descriptions is raised from this one line: pytest's summary folds them into one."""
+    pytest.skip(SKIP_REASON)
+
+
+def _skip_for_specs() -> None:
+    """Skip the running test."""
+    _skips.tests += 1
+    _raise_skip()
+
+
+def _skip_location() -> tuple[str, int, str]:
+    """Where ``_raise_skip`` raises, as a skip report's ``longrepr`` (path, line, message)."""
+    try:
+        _raise_skip()
+    except pytest.skip.Exception as exc:
+        here = Path(__file__).resolve()
+        entry = [e for e in pytest.ExceptionInfo.from_exception(exc).traceback if Path(e.path).resolve() == here][-1]
+        return str(entry.path), entry.lineno + 1, f"Skipped: {SKIP_REASON}"
+    raise AssertionError("pytest.skip did not raise")  # pragma: no cover
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Look for the descriptions once per run."""
+    _skips.why = specs_missing()
+    _skips.tests = _skips.modules = 0
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Where the vendors' API descriptions come from, or that they are missing."""
+    if _skips.why is None:
+        return f"cxbridge vendor specs: {specs_dir()}"
+    return f"cxbridge vendor specs: MISSING, spec-contract tests will be skipped ({_skips.why})"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """A test module that reads a description at import is skipped, not an error, when they are missing."""
+    report = yield
+    if report.failed and _skips.why is not None and "SpecsMissing" in str(report.longrepr):
+        report.outcome = "skipped"
+        report.longrepr = _skip_location()
+        _skips.modules += 1
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    """A fixture that reads a missing description skips its test."""
+    try:
+        return (yield)
+    except SpecsMissing:
+        if _skips.why is None:
+            raise
+        _skip_for_specs()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """A test that reads a missing description is skipped."""
+    try:
+        return (yield)
+    except SpecsMissing:
+        if _skips.why is None:
+            raise
+        _skip_for_specs()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line when spec-contract tests were skipped, saying why and how to get the descriptions."""
+    if _skips.why is not None and (_skips.tests or _skips.modules):
+        terminalreporter.write_line(
+            f"cxbridge: {_skips.tests} spec-contract tests and {_skips.modules} test modules skipped: {_skips.why}; "
+            f"set {SPECS_ENV}, put them at ../shared/specs, or run scripts/fetch-specs "
+            "(CXBRIDGE_SPECS_MIRROR for a local mirror)",
+            yellow=True,
+        )
 
 
 class Specs:
@@ -38,20 +135,13 @@ class Specs:
     def __init__(self) -> None:
         self.files = spec_files()
         self.names = tuple(self.files)
-        try:
-            self.dir: Path = specs_dir()
-        except SpecsMissing as exc:
-            pytest.fail(
-                f"cxbridge: the vendors' API descriptions are missing ({exc}). Point {SPECS_ENV} at a folder "
-                f"holding {', '.join(sorted(set(self.files.values())))}.",
-                pytrace=False,
-            )
+        self.dir: Path = specs_dir()  # SpecsMissing: the test is skipped (see above)
 
     def _known(self, name: str) -> None:
         if name not in self.files:
             pytest.fail(f"cxbridge: no vendor description named {name!r} (known: {', '.join(self.names)})")
         if not (self.dir / self.files[name]).is_file():
-            pytest.fail(f"cxbridge: {self.dir / self.files[name]} is missing ({SPECS_ENV} names the folder)")
+            raise SpecsMissing(f"{self.dir / self.files[name]} is missing ({SPECS_ENV} names the folder)")
 
     def __call__(self, name: str) -> Spec:
         """The description ``name`` (a key of ``spec_files()``) as a validating ``Spec``."""
@@ -93,7 +183,7 @@ def sandbox_runtimes(tmp_path: Path) -> Iterator[SandboxRuntimes]:
 
 @pytest.fixture
 def specs() -> Specs:
-    """The vendors' API descriptions (``specs("zendesk").validate_response(...)``); fails clearly when missing."""
+    """The vendors' API descriptions (``specs("zendesk").validate_response(...)``); skips the test when missing."""
     return Specs()
 
 

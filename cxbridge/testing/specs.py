@@ -1,7 +1,9 @@
 """The vendors' API descriptions: where they are, loading them, and validating bodies against them.
 
 The descriptions are test data and are never shipped: they are read from the folder named by ``CXBRIDGE_SPECS``,
-else ``../shared/specs`` beside the checkout; ``SpecsMissing`` says so when neither holds them.
+else ``../shared/specs`` beside the checkout, else ``.specs/`` in the checkout (where ``scripts/fetch-specs`` puts
+them, verified against pinned SHA-256 sums); ``SpecsMissing`` says so when none holds them. The kit's pytest plugin
+then skips the tests that need them, with one summary line.
 """
 
 from __future__ import annotations
@@ -37,21 +39,46 @@ class SpecsMissing(RuntimeError):
     """The vendors' API descriptions could not be found."""
 
 
+FETCHED = ".specs"
+"""The folder in the checkout that ``scripts/fetch-specs`` downloads the descriptions into (ignored by git)."""
+
+
 def specs_dir() -> Path:
-    """The folder holding the vendor specs: ``$CXBRIDGE_SPECS``, else ``shared/specs`` beside the checkout."""
+    """The folder holding the vendor specs: ``$CXBRIDGE_SPECS``, else ``shared/specs`` beside the checkout, else
+    the checkout's ``.specs`` (fetched)."""
     env = os.environ.get(SPECS_ENV)
     if env:
         path = Path(env)
         if not path.is_dir():
             raise SpecsMissing(f"{SPECS_ENV}={env} is not a folder")
         return path
-    starts = [Path.cwd(), Path(__file__).resolve().parent]
-    for start in starts:
-        for parent in [start, *start.parents]:
-            candidate = parent.parent / "shared" / "specs"
-            if (parent / "pyproject.toml").exists() and candidate.is_dir():
-                return candidate
-    raise SpecsMissing(f"vendor specs not found: set {SPECS_ENV} or put them at ../shared/specs")
+    checkouts = [
+        parent
+        for start in (Path.cwd(), Path(__file__).resolve().parent)
+        for parent in (start, *start.parents)
+        if (parent / "pyproject.toml").exists()
+    ]
+    for checkout in checkouts:
+        if (checkout.parent / "shared" / "specs").is_dir():
+            return checkout.parent / "shared" / "specs"
+    for checkout in checkouts:
+        if (checkout / FETCHED).is_dir() and any((checkout / FETCHED).iterdir()):
+            return checkout / FETCHED
+    raise SpecsMissing(
+        f"vendor specs not found: set {SPECS_ENV}, put them at ../shared/specs, or run scripts/fetch-specs"
+    )
+
+
+def specs_missing() -> str | None:
+    """Why the descriptions the installed emulators declare cannot be read (None when every file is there)."""
+    try:
+        folder = specs_dir()
+    except SpecsMissing as exc:
+        return str(exc)
+    absent = sorted(path for path in set(spec_files().values()) if not (folder / path).is_file())
+    if absent:
+        return f"{len(absent)} of the vendor specs are missing in {folder} ({', '.join(absent[:3])}...)"
+    return None
 
 
 @functools.cache
@@ -61,6 +88,8 @@ def load_spec(name: str) -> dict[str, Any]:
     if name not in known and "/" not in name:
         raise SpecsMissing(f"no vendor description named {name!r} (known: {', '.join(sorted(known)) or 'none'})")
     path = specs_dir() / known.get(name, name)
+    if not path.is_file():
+        raise SpecsMissing(f"{path} is missing ({SPECS_ENV} names the specs folder)")
     if path.suffix == ".json":
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return data
