@@ -46,7 +46,14 @@ class _SpecsSkips:
         self.modules = 0
 
 
-_skips = _SpecsSkips()
+_SKIPS = pytest.StashKey[_SpecsSkips]()
+"""Per run (a pytester run inside a test has its own), on ``config.stash``."""
+
+
+def _skips_of(config: pytest.Config) -> _SpecsSkips:
+    if _SKIPS not in config.stash:
+        config.stash[_SKIPS] = _SpecsSkips()
+    return config.stash[_SKIPS]
 
 
 def _raise_skip() -> None:
@@ -54,9 +61,9 @@ def _raise_skip() -> None:
     pytest.skip(SKIP_REASON)
 
 
-def _skip_for_specs() -> None:
+def _skip_for_specs(skips: _SpecsSkips) -> None:
     """Skip the running test."""
-    _skips.tests += 1
+    skips.tests += 1
     _raise_skip()
 
 
@@ -73,25 +80,26 @@ def _skip_location() -> tuple[str, int, str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Look for the descriptions once per run."""
-    _skips.why = specs_missing()
-    _skips.tests = _skips.modules = 0
+    _skips_of(config).why = specs_missing()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     """Where the vendors' API descriptions come from, or that they are missing."""
-    if _skips.why is None:
+    why = _skips_of(config).why
+    if why is None:
         return f"cxbridge vendor specs: {specs_dir()}"
-    return f"cxbridge vendor specs: MISSING, spec-contract tests will be skipped ({_skips.why})"
+    return f"cxbridge vendor specs: MISSING, spec-contract tests will be skipped ({why})"
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     """A test module that reads a description at import is skipped, not an error, when they are missing."""
     report = yield
-    if report.failed and _skips.why is not None and "SpecsMissing" in str(report.longrepr):
+    skips = _skips_of(collector.config)
+    if report.failed and skips.why is not None and "SpecsMissing" in str(report.longrepr):
         report.outcome = "skipped"
         report.longrepr = _skip_location()
-        _skips.modules += 1
+        skips.modules += 1
     return report
 
 
@@ -101,9 +109,10 @@ def pytest_runtest_setup(item: pytest.Item) -> Any:
     try:
         return (yield)
     except SpecsMissing:
-        if _skips.why is None:
+        skips = _skips_of(item.config)
+        if skips.why is None:
             raise
-        _skip_for_specs()
+        _skip_for_specs(skips)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -112,16 +121,18 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     try:
         return (yield)
     except SpecsMissing:
-        if _skips.why is None:
+        skips = _skips_of(item.config)
+        if skips.why is None:
             raise
-        _skip_for_specs()
+        _skip_for_specs(skips)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """One line when spec-contract tests were skipped, saying why and how to get the descriptions."""
-    if _skips.why is not None and (_skips.tests or _skips.modules):
+    skips = _skips_of(config)
+    if skips.why is not None and (skips.tests or skips.modules):
         terminalreporter.write_line(
-            f"cxbridge: {_skips.tests} spec-contract tests and {_skips.modules} test modules skipped: {_skips.why}; "
+            f"cxbridge: {skips.tests} spec-contract tests and {skips.modules} test modules skipped: {skips.why}; "
             f"set {SPECS_ENV}, put them at ../shared/specs, or run scripts/fetch-specs "
             "(CXBRIDGE_SPECS_MIRROR for a local mirror)",
             yellow=True,

@@ -81,15 +81,20 @@ def specs_missing() -> str | None:
     return None
 
 
-@functools.cache
 def load_spec(name: str) -> dict[str, Any]:
-    """One vendor description by short name (see ``spec_files()``), or by its path under the specs folder, parsed."""
+    """One vendor description by short name (see ``spec_files()``), or by its path under the specs folder, parsed
+    (once per file: the specs folder is looked up at every call, so a missing one is always said)."""
     known = spec_files()
     if name not in known and "/" not in name:
         raise SpecsMissing(f"no vendor description named {name!r} (known: {', '.join(sorted(known)) or 'none'})")
     path = specs_dir() / known.get(name, name)
     if not path.is_file():
         raise SpecsMissing(f"{path} is missing ({SPECS_ENV} names the specs folder)")
+    return _parsed(path.resolve())
+
+
+@functools.cache
+def _parsed(path: Path) -> dict[str, Any]:
     if path.suffix == ".json":
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return data
