@@ -86,7 +86,7 @@ def test_a_mistyped_key_is_told_once_through_retries_duplicates_and_replays(vend
     [note] = internal_notes(vendors, 2, FAILED)
     print(f"\nthe agent's note:\n{note}")
     assert "ENG-999 does not exist in Jira" in note
-    assert f'remove and add the tag "{TAG}" again' in note
+    assert f'then escalate again (remove and add the tag "{TAG}"' in note
     assert "Traceback" not in note
     assert "token" not in note.lower()
     assert internal_notes(vendors, 2, "Escalated to engineering") == []  # nothing else was written
