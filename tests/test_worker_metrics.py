@@ -77,3 +77,37 @@ def test_worker_command_announces_its_metrics_on_loopback(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"metrics on http://127\.0\.0\.1:\d+/metrics", done.stderr), done.stderr
+
+
+def test_log_fields_name_the_outcome_and_the_records() -> None:
+    """What a job's log line carries: the handler's own outcome word, the ticket or issue, the issue key."""
+    from cxbridge.worker import JobResult, log_fields
+
+    joined = JobResult(
+        3,
+        "event",
+        2,
+        "done",
+        "escalated: zendesk:ticket:2 joined ENG-1",
+        seconds=0.25,
+        system="zendesk",
+        subject="zendesk:ticket:2",
+    )
+    fields = log_fields(joined)
+    assert (fields["outcome"], fields["ticket"], fields["issue_key"], fields["attempt"]) == (
+        "joined",
+        "zendesk:ticket:2",
+        "ENG-1",
+        2,
+    )
+    created = JobResult(4, "event", 1, "done", "escalated: zendesk:ticket:5 created ENG-9", subject="zendesk:ticket:5")
+    assert (log_fields(created)["outcome"], log_fields(created)["issue_key"]) == ("escalated", "ENG-9")
+    synced = JobResult(5, "signal", 1, "done", "synced: ENG-9 comment 7: 2 note(s)", subject="jira:issue:10009")
+    assert (log_fields(synced)["outcome"], log_fields(synced)["issue"]) == ("synced", "jira:issue:10009")
+    dead = JobResult(6, "event", 8, "dead", "NotFound: gone")
+    assert log_fields(dead)["outcome"] == "dead-lettered"
+    assert "issue_key" not in log_fields(dead)
+    retried = JobResult(7, "event", 1, "retried", "Unavailable: 503", run_at=12.5)
+    assert (log_fields(retried)["outcome"], log_fields(retried)["run_at"]) == ("retried", 12.5)
+    secret = JobResult(8, "event", 1, "dead", "AuthError: sent Authorization: Bearer abcdef0123456789abcdef")
+    assert "abcdef0123456789abcdef" not in log_fields(secret)["detail"]
