@@ -131,10 +131,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     """One line when spec-contract tests were skipped, saying why and how to get the descriptions."""
     skips = _skips_of(config)
     if skips.why is not None and (skips.tests or skips.modules):
+        advice = f"set {SPECS_ENV}, put them at ../shared/specs, or run scripts/fetch-specs"
+        why = skips.why if "fetch-specs" in skips.why else f"{skips.why}; {advice}"
         terminalreporter.write_line(
-            f"cxbridge: {skips.tests} spec-contract tests and {skips.modules} test modules skipped: {skips.why}; "
-            f"set {SPECS_ENV}, put them at ../shared/specs, or run scripts/fetch-specs "
-            "(CXBRIDGE_SPECS_MIRROR for a local mirror)",
+            f"cxbridge: {skips.tests} spec-contract tests and {skips.modules} test modules skipped: {why} "
+            "(CXBRIDGE_SPECS_MIRROR names a local mirror)",
             yellow=True,
         )
 
