@@ -135,7 +135,7 @@ def _shown(text: str) -> str:
     return escape_crlf(redact(text))
 
 
-_DONE_WORDS = ("escalated", "decided", "ignored", "echo", "unchanged", "synced", "stale", "told")
+_DONE_WORDS = ("escalated", "decided", "relayed", "ignored", "echo", "unchanged", "synced", "stale", "told")
 _ISSUE_IN_DETAIL = re.compile(r"\b(?:created|joined|linked to) ([^\s;]+)")
 
 
