@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import logging
 import os
@@ -227,6 +228,10 @@ def seed_tickets(
     return ids
 
 
+_INVOCATIONS = itertools.count(8_350_205_001)
+"""Zendesk's invocation ids, unique per delivery (the verifier deduplicates by them: the body has no id)."""
+
+
 def zendesk_deliveries(
     backend: Any, ticket_ids: list[int], secret: str = BENCH_SECRET
 ) -> list[tuple[bytes, dict[str, str]]]:
@@ -235,17 +240,15 @@ def zendesk_deliveries(
     The body is the emulator's own ``webhook_body`` for a ``tag_added`` change by the second sandbox agent (not
     cxbridge's integration user, so no echo suppression applies); headers as the emulator signs them.
     """
-    import json
-
     from cxbridge_zendesk.sandbox.models import Change, iso
     from cxbridge_zendesk.sandbox.routes import sign
 
     agent = backend.model.user_by_email("alex@cxbridge.example")
     out: list[tuple[bytes, dict[str, str]]] = []
     with backend.lock:
-        for n, tid in enumerate(ticket_ids):
+        for tid in ticket_ids:
             change = Change("tag_added", tid, agent.id, tags_added=[ESCALATION_TAG])
-            body = json.dumps(backend.webhook_body(change, backend.base_url), separators=(",", ":")).encode()
+            body = backend.webhook_body(change, backend.base_url).encode("utf-8")
             stamp = iso(time.time())
             out.append(
                 (
@@ -254,7 +257,7 @@ def zendesk_deliveries(
                         "Content-Type": "application/json; charset=utf-8",
                         "User-Agent": "Zendesk Webhook",
                         "X-Zendesk-Webhook-Id": "01JBENCH",
-                        "X-Zendesk-Webhook-Invocation-Id": str(8_350_205_001 + n),
+                        "X-Zendesk-Webhook-Invocation-Id": str(next(_INVOCATIONS)),
                         "X-Zendesk-Webhook-Signature-Timestamp": stamp,
                         "X-Zendesk-Webhook-Signature": sign(secret, stamp, body),
                     },

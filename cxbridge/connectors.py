@@ -20,6 +20,7 @@ from .errors import VendorError
 from .http import HttpClient
 from .http.urls import check_base_url
 from .models import Attachment, Comment, Customer, Event, Issue, Ref, Ticket
+from .secrets import Secret
 from .settings import ConfigKey as ConfigKey  # re-exported: plugins declare their config_keys with it
 from .signals import Signal, Triggers, VersionReleased
 
@@ -160,6 +161,81 @@ class Needs:
     """Escalations set the issue's priority (``[escalation.priority]`` maps some tier)."""
 
 
+CREATE = "create"
+UPDATE = "update"
+OK = "ok"
+MANUAL = "manual"
+PRUNE = "prune"
+PLAN_ACTIONS = (CREATE, UPDATE, OK, MANUAL, PRUNE)
+"""What ``cxbridge setup`` does with a plan item: create or update the vendor object (and learn its ids and
+secrets), nothing (``ok``: already right), tell the admin what to click (``manual``), or remove an object cxbridge
+created earlier and no longer needs (``prune``: listed always, applied only with ``--prune``)."""
+
+
+@dataclass(frozen=True)
+class ConfigUpdate:
+    """A value ``cxbridge setup`` writes back into the config file: ``path`` is the key path from the file's root
+    (``("systems", "helpdesk", "issue_key_field_id")``, ``("impact", "fields", "arr")``). A ``secret`` value is
+    written to a file readable by its owner only and referenced as ``{ file = ... }``; ``("webhooks", "secrets",
+    name)`` takes the list form the receiver reads. Its ``value`` never appears in a plan, a log or an error."""
+
+    path: tuple[str, ...]
+    value: Any
+    secret: bool = False
+
+    def __repr__(self) -> str:
+        shown = "***" if self.secret else repr(self.value)
+        return f"ConfigUpdate({'.'.join(self.path)} = {shown})"
+
+
+@dataclass(frozen=True)
+class SetupContext:
+    """What a connector's provisioning needs besides its own ``[systems.<name>]`` table.
+
+    ``webhook_url`` is the full URL the vendor must call for this system (``[webhooks] public_urls.<name>``, else
+    ``public_url`` + ``/webhooks/<name>``; empty when neither is set: webhook items are then ``manual``).
+    ``webhook_secrets`` are the active signing secrets configured for it. ``roles`` are the roles the system
+    plays in ``[escalation]``; ``escalation_tag`` is ``[escalation] tag``; ``impact_fields`` is ``[impact]
+    fields``.
+    """
+
+    webhook_url: str
+    webhook_secrets: tuple[Secret, ...] = ()
+    roles: frozenset[str] = frozenset()
+    escalation_tag: str = ""
+    impact_fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PlanItem:
+    """One vendor-side object ``cxbridge setup`` manages, compared with what exists.
+
+    ``kind`` and ``name`` say what it is for a person (``webhook``, ``cxbridge``); ``action`` is one of
+    ``PLAN_ACTIONS``; ``detail`` says what differs, or (``manual``) exactly what the admin must click. ``vendor_id``
+    is the existing object's id, when there is one. ``desired`` holds the plugin's own data for applying the item
+    (the request body); the core never reads it. ``learned`` are config updates already known when planning (the
+    id of an object that exists but the config does not name yet): an item whose only change is the config is an
+    ``update``. Secrets never go into ``detail`` or ``desired``'s text."""
+
+    system: str
+    kind: str
+    name: str
+    action: str
+    detail: str = ""
+    vendor_id: str | None = None
+    desired: dict[str, Any] = field(default_factory=dict, repr=False)
+    learned: list[ConfigUpdate] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.action not in PLAN_ACTIONS:
+            raise ValueError(f"unknown plan action {self.action!r} (known: {', '.join(PLAN_ACTIONS)})")
+
+    @property
+    def pending(self) -> bool:
+        """Whether ``setup --apply`` would change something (or the admin must act) for this item."""
+        return self.action != OK
+
+
 class Connector(ABC):
     """A configured connection to one system; subclasses fill one or more roles.
 
@@ -273,6 +349,16 @@ class Connector(ABC):
         """The id cxbridge's own credentials act as on this system, as its events name the actor (one call at
         most per process; None when the system cannot tell). Changes made by this user are echoes."""
         return None
+
+    def plan_setup(self, setup: SetupContext) -> list[PlanItem]:
+        """The vendor-side objects cxbridge needs on this system (fields, webhooks, triggers, properties...),
+        each compared with what exists (reads only; never writes). The default: nothing to provision."""
+        return []
+
+    def apply_setup(self, item: PlanItem, setup: SetupContext) -> list[ConfigUpdate]:
+        """Make one ``create``, ``update`` or ``prune`` item of ``plan_setup`` so, and return what was learned
+        (ids, signing secrets) as config updates. Applying an item twice must not create a second object."""
+        raise NotImplementedError(f"{self.name}: this system provisions nothing")
 
     def unchanged(self, op: str, target: str) -> None:
         """Record that a write was skipped because the target already held the value."""

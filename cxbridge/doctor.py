@@ -20,8 +20,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import provision
 from .config import SystemConfig
-from .connectors import CRM_ROLE, FINDING_FAILED, FINDING_OK, HELPDESK, TRACKER, FieldNeed, Finding, Needs
+from .connectors import (
+    CREATE,
+    CRM_ROLE,
+    FINDING_FAILED,
+    FINDING_OK,
+    HELPDESK,
+    MANUAL,
+    OK,
+    TRACKER,
+    UPDATE,
+    FieldNeed,
+    Finding,
+    Needs,
+)
 from .errors import AuthError, ConfigError, CxbridgeError, NotFound, RateLimited, Unavailable, VendorError
 from .init_template import PLACEHOLDER_MARKER, PLACEHOLDER_VALUES
 from .plugins import Plugins
@@ -309,6 +323,37 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+def setup_checks(doctor: Doctor) -> list[Check]:
+    """What ``cxbridge setup --plan`` shows, as checks (webhooks registered and pointing at the public URL,
+    triggers, fields, properties): a failed line per object not already right, with the fix ``run 'cxbridge
+    setup --apply'`` (or, for a manual item, the click the plan names); else one passing line per system. It is
+    the plan itself: the doctor compares nothing on its own."""
+    checks: list[Check] = []
+    rt = doctor.runtime
+    for name in provision.provisioned_systems(rt):
+        try:
+            items = provision.plan(rt, [name])
+        except (AuthError, Unavailable) as exc:
+            checks.append(Check(f"{name} setup", None, f"not checked: {scrub(str(exc))}"))
+            continue
+        except CxbridgeError as exc:
+            checks.append(Check(f"{name} setup", False, scrub(f"cannot compare with what cxbridge needs: {exc}")))
+            continue
+        wrong = [i for i in items if i.action in (CREATE, UPDATE, MANUAL)]
+        for item in wrong:
+            said = {CREATE: "missing", UPDATE: "not as cxbridge needs it", MANUAL: "needs the admin"}[item.action]
+            detail = f"{said}: {item.detail}" if item.detail else said
+            fix = "do that, then run 'cxbridge doctor' again" if item.action == MANUAL else _SETUP_FIX
+            checks.append(Check(f"{item.system} {item.kind} {item.name!r}", False, scrub(detail), fix))
+        if not wrong:
+            count = sum(1 for i in items if i.action == OK)
+            checks.append(Check(f"{name} setup", True, f"{count} objects as cxbridge needs them"))
+    return checks
+
+
+_SETUP_FIX = "run 'cxbridge setup --apply'"
+
+
 def store_checks(doctor: Doctor) -> list[Check]:
     """The store: refused (read-only, empty, corrupt, not cxbridge's, newer), present, or nothing when new."""
     try:
@@ -324,9 +369,7 @@ STEPS: list[Step] = [
     role_checks,
     system_checks,
     webhook_checks,
-    # Here goes the comparison of 'cxbridge setup's plan with what the vendors hold (webhooks registered and
-    # pointing at public_url, triggers, fields, properties): a failed line per plan item not already right, with
-    # the fix "run 'cxbridge setup --apply'". It is derived from that plan; the doctor compares nothing itself.
+    setup_checks,
     store_checks,
 ]
 """The checks run once the configuration loaded, in order."""

@@ -213,9 +213,11 @@ email = "integration@yourcompany.com"
 api_token = { env = "ZENDESK_API_TOKEN" }
 # Or, instead of email and api_token, an OAuth access token:
 # oauth_token = { env = "ZENDESK_OAUTH_TOKEN" }
-# The custom ticket field (text) that holds the tracker issue key on the ticket: REPLACE 0 with its numeric id
+# The custom ticket field (text) that holds the tracker issue key on the ticket. 'cxbridge setup --apply'
+# creates it (titled issue_key_field_title) and writes its id here; or REPLACE 0 with the id of your own field
 # (Admin Center > Objects and rules > Tickets > Fields).
 issue_key_field_id = 0
+# issue_key_field_title = "Jira issue key"
 
 [systems.jira]
 plugin = "jira"
@@ -264,6 +266,11 @@ closed_deal_stages = ["closedwon", "closedlost"]
 escalate_property = "cxbridge_escalate"
 escalate_value = "true"
 issue_key_property = "cxbridge_issue_key"
+# The app whose webhooks deliver HubSpot's ticket changes: 'cxbridge setup' registers its target URL and
+# subscription through HubSpot's webhooks API with the developer account's API key. Without them, setup says
+# what to click in the app's settings instead.
+# app_id = "1234567"
+# developer_api_key = { env = "HUBSPOT_DEVELOPER_API_KEY" }
 # portal_id = "12345678"
 app_url = "https://app.hubspot.com"
 """

@@ -8,6 +8,8 @@ exports is the contract between the core and its plugins; ``__all__`` is tested,
 - roles: ``Connector`` and the three roles ``Helpdesk``, ``CRM``, ``Tracker`` a connector class fills, with the
   records they exchange (``IssueSpec``, ``Page``, ``TicketLink``, ``ManagedBlock``), the deep checks'
   ``Needs``, ``FieldNeed`` and ``Finding``, and the role names;
+- provisioning: what ``cxbridge setup`` asks a connector (``PlanItem``, ``SetupContext``, ``ConfigUpdate`` and
+  the plan actions ``CREATE``, ``UPDATE``, ``OK``, ``MANUAL``, ``PRUNE``);
 - signals: what a plugin's events mean to the core (``interpret`` returns these);
 - models: the vendor-neutral records (``Ref``, ``Ticket``, ``Customer``, ``Issue``, ``Event``...);
 - errors: what a connector or a verifier raises (the HTTP client raises the vendor ones itself);
@@ -21,11 +23,18 @@ exports is the contract between the core and its plugins; ``__all__`` is tested,
 from __future__ import annotations
 
 from .connectors import (
+    CREATE,
     CRM,
     CRM_ROLE,
     HELPDESK,
+    MANUAL,
+    OK,
+    PLAN_ACTIONS,
+    PRUNE,
     ROLES,
     TRACKER,
+    UPDATE,
+    ConfigUpdate,
     Connector,
     FieldNeed,
     Finding,
@@ -34,6 +43,8 @@ from .connectors import (
     ManagedBlock,
     Needs,
     Page,
+    PlanItem,
+    SetupContext,
     TicketLink,
     Tracker,
     json_object,
@@ -90,17 +101,23 @@ from .webhooks.verify import (
 __all__ = [
     "ADMIN_PREFIX",
     "CATEGORY_NAMES",
+    "CREATE",
     "CRM",
     "CRM_ROLE",
     "DONE",
     "HELPDESK",
     "IN_PROGRESS",
+    "MANUAL",
     "MAX_HEADER_BYTES",
     "MAX_SIGNATURES",
     "NEW",
+    "OK",
+    "PLAN_ACTIONS",
+    "PRUNE",
     "ROLES",
     "STATUS_CATEGORIES",
     "TRACKER",
+    "UPDATE",
     "AmbiguousOutcome",
     "Attachment",
     "AuthError",
@@ -112,6 +129,7 @@ __all__ = [
     "Comment",
     "ConfigError",
     "ConfigKey",
+    "ConfigUpdate",
     "Conflict",
     "Connector",
     "Customer",
@@ -135,12 +153,14 @@ __all__ = [
     "NotFound",
     "Page",
     "Person",
+    "PlanItem",
     "PluginError",
     "RateLimit",
     "RateLimited",
     "Ref",
     "SandboxSecret",
     "Secret",
+    "SetupContext",
     "Signal",
     "SystemConfig",
     "Ticket",

@@ -260,6 +260,14 @@ def test_doctor_against_the_sandbox_servers(tmp_path: Path) -> None:
             vendors[name].webhook_targets = [WebhookTarget(f"http://127.0.0.1:9/webhooks/{name}", f"{name}-secret")]
         extra = {"webhooks": {"public_url": "http://127.0.0.1:9"}}
         config = write_config(vendors, tmp_path / "cxbridge.toml", extra=extra)
+        before = CliRunner().invoke(cli, ["--config", str(config), "doctor"], obj=CliContext(environ={}))
+        assert before.exit_code == 1
+        assert (
+            "✗ zendesk webhook 'cxbridge': missing: POST to http://127.0.0.1:9/webhooks/zendesk — fix: run "
+            "'cxbridge setup --apply'" in before.stdout.splitlines()
+        ), before.output
+        setup = CliRunner().invoke(cli, ["--config", str(config), "setup", "--apply"], obj=CliContext(environ={}))
+        assert setup.exit_code == 0, setup.output
         ok = CliRunner().invoke(cli, ["--config", str(config), "doctor"], obj=CliContext(environ={}))
         assert ok.exit_code == 0, ok.output
         marks = {line[:2] for line in ok.stdout.splitlines()}

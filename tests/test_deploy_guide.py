@@ -129,11 +129,11 @@ def shell(tmp_path: Path) -> Iterator[Shell]:
 @pytest.mark.sandbox
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the guide's rehearsal uses curl")
 def test_the_guides_rehearsal_runs_as_written(shell: Shell) -> None:
-    """The rehearsal: sandbox serve -> doctor all green -> serve -> an agent tags a ticket -> the worker
-    escalates it (links) -> sync; plus the Dockerfile's HEALTHCHECK against the running serve."""
+    """The rehearsal: sandbox serve -> setup --apply -> doctor all green -> serve -> an agent tags a ticket -> the
+    worker escalates it (links) -> sync; plus the Dockerfile's HEALTHCHECK against the running serve."""
     lines = rehearsal()
-    assert [line.split()[0] for line in lines] == ["cxbridge", "cxbridge", "cxbridge", "curl", "cxbridge", "cxbridge"]
-    sandbox_line, doctor_line, serve_line, curl_line, links_line, sync_line = lines
+    assert [line.split()[0] for line in lines] == ["cxbridge"] * 4 + ["curl", "cxbridge", "cxbridge"]
+    sandbox_line, setup_line, doctor_line, serve_line, curl_line, links_line, sync_line = lines
     assert sandbox_line.startswith("cxbridge sandbox serve ")
     assert sandbox_line.endswith("&")
     assert serve_line.endswith("&")
@@ -143,6 +143,9 @@ def test_the_guides_rehearsal_runs_as_written(shell: Shell) -> None:
     wait_for("the sandbox's config", lambda: config.exists() and sandbox.poll() is None)
     systems = tomllib.loads(config.read_text(encoding="utf-8"))["systems"]
 
+    setup = shell.run(setup_line)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert "nothing left to do" in setup.stdout, setup.stdout
     doctor = shell.run(doctor_line)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     marks = {line[:2] for line in doctor.stdout.splitlines()}

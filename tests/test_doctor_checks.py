@@ -47,7 +47,18 @@ def configure(vendors: Vendors, path: Path, *, fields: dict[str, str] | None = N
         "impact": {"fields": fields if fields is not None else IMPACT_FIELDS},
         "escalation": {"helpdesk": "zendesk", "crm": "hubspot", "tracker": "jira", "priority": {"enterprise": {}}},
     }
-    return write_config(vendors, path, extra=extra)
+    written = write_config(vendors, path, extra=extra)
+    before = tomlkit.parse(written.read_text(encoding="utf-8"))
+    # the webhooks and triggers 'cxbridge setup' registers; then the ids the test chose, right or wrong, are put back
+    setup = CliRunner().invoke(cli, ["--config", str(written), "setup", "--apply"], obj=CliContext(environ={}))
+    assert setup.exit_code == 0, setup.output
+
+    def restore(doc: Any) -> None:
+        doc["impact"]["fields"] = before["impact"]["fields"]
+        doc["systems"]["zendesk"]["issue_key_field_id"] = before["systems"]["zendesk"]["issue_key_field_id"]
+
+    edit(written, restore)
+    return written
 
 
 def edit(path: Path, change: Any) -> None:

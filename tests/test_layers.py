@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "cxbridge.config",
             "cxbridge.plugins",
+            "cxbridge.provision",
             "cxbridge.runtime",
             "cxbridge.worker",
             "cxbridge.webhooks.receiver",

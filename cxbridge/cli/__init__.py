@@ -9,6 +9,7 @@
 - ``policy``: act, policy check|rules, audit
 - ``queue``: serve, sync, worker, dead-letters list|show|replay
 - ``sandbox``: sandbox serve, demo
+- ``setup``: setup --plan | --apply (vendor-side provisioning)
 
 A plugin's command takes the core's context with ``pass_cli`` (``obj.config()``, ``obj.plugins()``,
 ``obj.echo()``). Nothing outside this package imports it, and nothing outside it imports click (the hook

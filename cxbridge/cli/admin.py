@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
 import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,26 +21,12 @@ from ..errors import (
 )
 from ..init_template import TEMPLATE
 from ..plugins import ALLOWLIST_ENV, PluginInfo, Plugins, allowlist_from_env
+from ..provision import write_text_atomically
 from .context import CliContext, pass_cli, scrub
 
 # ----------------------------------------------------------------------------------------------------------
 # init
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, keeping the file's mode."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def template_env_vars() -> list[str]:
@@ -80,7 +64,7 @@ def init(obj: CliContext, path: Path | None, force: bool) -> None:
         raise ConfigError(f"{target} already exists; pass --force to overwrite it")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(target, TEMPLATE)
+        write_text_atomically(target, TEMPLATE)
     except OSError as exc:
         raise ConfigError(f"{target}: cannot write: {exc.strerror}") from None
     doctor_cmd = "cxbridge doctor" if target == obj.path else f"cxbridge --config {target} doctor"
@@ -217,7 +201,7 @@ def _edit_disabled(obj: CliContext, name: str, *, disable: bool) -> None:
         while name in [str(n) for n in current]:
             del current[[str(n) for n in current].index(name)]
     try:
-        _write_atomically(path, tomlkit.dumps(doc))
+        write_text_atomically(path, tomlkit.dumps(doc))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write: {exc.strerror}") from None
     obj.echo(f"{'Disabled' if disable else 'Enabled'} {name} in {path}.")
@@ -278,7 +262,7 @@ def config_schema(obj: CliContext, output: Path | None) -> None:
         obj.echo(text)
         return
     try:
-        _write_atomically(output, text + "\n")
+        write_text_atomically(output, text + "\n")
     except OSError as exc:
         raise ConfigError(f"{output}: cannot write: {exc.strerror}") from None
     obj.echo(f"Wrote {output}.")

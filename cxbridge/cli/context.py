@@ -80,6 +80,10 @@ class CliContext:
             self.config_path = Path(path)
             self._reset()
 
+    def reload(self) -> None:
+        """Forget the loaded Config and Plugins: the next use reads the (rewritten) config file again."""
+        self._reset()
+
     # -- what is loaded ----------------------------------------------------------------------------------
     def disabled_plugins(self) -> list[str]:
         """The config's ``[plugins] disabled`` list (empty without a config file); reads nothing else."""

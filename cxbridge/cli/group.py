@@ -19,7 +19,7 @@ from .. import __version__
 from ..config import CONFIG_ENV, DEFAULT_PATH
 from ..errors import ConfigError, CxbridgeError
 from ..http.redact import redact
-from . import admin, doctor, escalate, impact, policy, queue, sandbox
+from . import admin, doctor, escalate, impact, policy, queue, sandbox, setup
 from .context import CliContext, cli_context, scrub
 from .logs import FORMATS, setup_logging
 
@@ -30,7 +30,7 @@ _NO_ARGS_IS_HELP: type[click.UsageError] | None = getattr(click.exceptions, "NoA
 RESERVED_COMMANDS = frozenset(
     {
         "init", "doctor", "plugins", "escalate", "links", "impact", "serve", "worker", "sync", "dead-letters",
-        "sandbox", "demo", "unlink", "policy", "audit", "act", "config",
+        "sandbox", "demo", "unlink", "policy", "audit", "act", "config", "setup",
     }
 )  # fmt: skip
 
@@ -181,6 +181,7 @@ cli.add_command(admin.plugins)
 cli.add_command(policy.policy)
 cli.add_command(sandbox.sandbox)
 cli.add_command(queue.serve)
+cli.add_command(setup.setup)
 cli.add_command(queue.sync)
 cli.add_command(escalate.unlink)
 cli.add_command(queue.worker)

@@ -28,6 +28,7 @@ issue (same name and size, ``Tracker.list_attachments``) before it is sent again
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import inspect
 import logging
@@ -166,8 +167,10 @@ class Relay:
         links = self.store.links_for_ticket(ticket)
         if not links:
             return f"ignored: {ticket} is linked to no issue"
-        comment_id = signal.comment_id or f"text-{fingerprint(text)[:16]}"
         helpdesk = self.rt.helpdesk(system)
+        if signal.comment_id is None:
+            signal = _identified(helpdesk, ticket.id, signal)
+        comment_id = signal.comment_id or f"text-{fingerprint(text)[:16]}"
         files = Files(helpdesk, signal.attachments, self.settings)
         read: dict[str, Ticket] = {}
 
@@ -372,3 +375,14 @@ def _context(helpdesk: Helpdesk, ticket: Ticket, signal: TicketCommentAdded, tex
         },
         "customer": {"requester": _person(ticket.requester), "organization": ticket.organization},
     }
+
+
+def _identified(helpdesk: Helpdesk, ticket_id: str, signal: TicketCommentAdded) -> TicketCommentAdded:
+    """The signal with the comment's id and attachments, read from the ticket when the delivery lacks them (a
+    trigger's body can carry the latest comment's text, but no placeholder gives its id or its files): the newest
+    comment with the same text and visibility, else the signal as it was."""
+    said = " ".join(signal.text.split())
+    for comment in reversed(helpdesk.list_comments(ticket_id)):
+        if comment.public == signal.public and " ".join(comment.body.split()) == said:
+            return dataclasses.replace(signal, comment_id=comment.ref.id, attachments=tuple(comment.attachments))
+    return signal

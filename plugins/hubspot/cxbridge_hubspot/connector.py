@@ -54,6 +54,7 @@ from cxbridge.sdk import (
     Comment,
     ConfigError,
     ConfigKey,
+    ConfigUpdate,
     Customer,
     CxbridgeError,
     Deal,
@@ -65,8 +66,10 @@ from cxbridge.sdk import (
     NotFound,
     Page,
     Person,
+    PlanItem,
     Ref,
     Secret,
+    SetupContext,
     Signal,
     SystemConfig,
     Ticket,
@@ -75,6 +78,7 @@ from cxbridge.sdk import (
     json_object,
 )
 
+from .setup import HubSpotSetup
 from .webhook import classic_kind
 
 log = logging.getLogger(__name__)
@@ -164,6 +168,10 @@ class HubSpotConnector(CRM, Helpdesk):
             str, default="cxbridge_issue_key", help="ticket property (text) that holds the tracker issue key"
         ),
         "portal_id": ConfigKey((str, int), help="the HubSpot account (portal) id, for ticket links in the HubSpot app"),
+        "app_id": ConfigKey((str, int), help="the public app's id, for 'cxbridge setup' to register its webhooks"),
+        "developer_api_key": ConfigKey(
+            Secret, help="the developer account's API key, for the app's webhooks API ('cxbridge setup')"
+        ),
         "app_url": ConfigKey(
             str, default=DEFAULT_APP_URL, help="the HubSpot app's origin (https://app-eu1.hubspot.com in the EU)"
         ),
@@ -206,6 +214,19 @@ class HubSpotConnector(CRM, Helpdesk):
     def _option(self, key: str) -> Any:
         value = self.config.get(key)
         return self.config_keys[key].default if value is None else value
+
+    def option(self, key: str) -> Any:
+        """A configured option of this system, or its default."""
+        return self._option(key)
+
+    # -- provisioning ------------------------------------------------------------------------------------
+    def plan_setup(self, setup: SetupContext) -> list[PlanItem]:
+        """The company properties (as the CRM), the ticket properties and the app's webhooks (as the helpdesk)."""
+        return HubSpotSetup(self).plan(setup)
+
+    def apply_setup(self, item: PlanItem, setup: SetupContext) -> list[ConfigUpdate]:
+        """Create a property (and its group) or set up the app's webhooks; nothing to write back."""
+        return HubSpotSetup(self).apply(item, setup)
 
     @property
     def closed_stages(self) -> frozenset[str]:

@@ -40,6 +40,7 @@ from cxbridge.sdk import (
     Comment,
     ConfigError,
     ConfigKey,
+    ConfigUpdate,
     Event,
     Finding,
     Issue,
@@ -48,8 +49,10 @@ from cxbridge.sdk import (
     Needs,
     Page,
     Person,
+    PlanItem,
     Ref,
     Secret,
+    SetupContext,
     Signal,
     SystemConfig,
     TicketLink,
@@ -65,6 +68,7 @@ from cxbridge.sdk import (
 from . import signals
 from .adf import clean_text, markdown_to_adf
 from .blocks import replace_adf, replace_wiki
+from .setup import JiraSetup
 from .wiki import markdown_to_wiki
 
 if TYPE_CHECKING:
@@ -246,6 +250,15 @@ class JiraConnector(Tracker):
         if not parts:
             return None
         return " ".join("; ".join(parts).split())
+
+    # -- provisioning ----------------------------------------------------------------------------------------
+    def plan_setup(self, setup: SetupContext) -> list[PlanItem]:
+        """As the tracker: the impact custom fields, their place on the create screen, the admin webhook."""
+        return JiraSetup(self).plan(setup)
+
+    def apply_setup(self, item: PlanItem, setup: SetupContext) -> list[ConfigUpdate]:
+        """Create a field (its id goes to ``[impact.fields]``) or the webhook (its new secret to a file)."""
+        return JiraSetup(self).apply(item, setup)
 
     # -- rich text ---------------------------------------------------------------------------------------
     def rich_text(self, markdown: str) -> Any:

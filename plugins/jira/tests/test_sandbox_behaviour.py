@@ -514,8 +514,9 @@ def test_engineer_credentials_act_as_eve(site: Site) -> None:
     assert comment["author"]["emailAddress"] == "eve@cxbridge.example"
 
 
-def test_empty_seed_has_only_the_integration_user() -> None:
-    """``empty`` is a fresh site: the integration user can sign in, but there is no project or engineer."""
+def test_empty_seed_has_the_project_and_nothing_cxbridge_provisions() -> None:
+    """``empty`` is a site before ``cxbridge setup``: the integration user and project ENG, no custom field,
+    no webhook, no engineer."""
     backend = JiraBackend()
     with mock_vendors(backends={"jira": backend}, seed="empty") as vendors:
         creds = backend.credentials()
@@ -527,7 +528,10 @@ def test_empty_seed_has_only_the_integration_user() -> None:
         project = requests.get(
             vendors.base_url("jira") + "/rest/api/3/project/ENG", auth=(creds["email"], creds["api_token"]), timeout=5
         )
-        assert project.status_code == 404
+        assert project.status_code == 200
+        state = backend.state()
+        assert [f for f in state["fields"] if f["custom"]] == []
+        assert state["webhooks"] == []
 
 
 def test_injected_faults_use_jira_error_bodies(site: Site) -> None:

@@ -32,6 +32,7 @@ from cxbridge.sdk import (
     Comment,
     ConfigError,
     ConfigKey,
+    ConfigUpdate,
     Conflict,
     CxbridgeError,
     Event,
@@ -40,8 +41,10 @@ from cxbridge.sdk import (
     Needs,
     Page,
     Person,
+    PlanItem,
     Ref,
     Secret,
+    SetupContext,
     Signal,
     SystemConfig,
     Ticket,
@@ -52,6 +55,7 @@ from cxbridge.sdk import (
 )
 
 from . import signals
+from .setup import ZendeskSetup
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +97,10 @@ class ZendeskConnector(Helpdesk):
         "api_token": ConfigKey(Secret, help="a Zendesk API token (with email); or set oauth_token"),
         "oauth_token": ConfigKey(Secret, help="an OAuth access token, instead of email + api_token"),
         "issue_key_field_id": ConfigKey(
-            int, required=True, help="id of the custom ticket field (text) that holds the tracker issue key"
+            int, help="id of the custom ticket field (text) that holds the tracker issue key ('cxbridge setup' sets it)"
+        ),
+        "issue_key_field_title": ConfigKey(
+            str, default="Jira issue key", min=1, help="title of that field when 'cxbridge setup' creates it"
         ),
     }
 
@@ -124,8 +131,11 @@ class ZendeskConnector(Helpdesk):
     def issue_key_field_id(self) -> int:
         """The custom ticket field that holds the tracker's issue key."""
         value = self.config.get("issue_key_field_id")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"systems.{self.name}.issue_key_field_id: expected the id of a custom ticket field")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(
+                f"systems.{self.name}.issue_key_field_id: expected the id of a custom ticket field "
+                "(run 'cxbridge setup --apply' to create the field and write its id)"
+            )
         return value
 
     @staticmethod
@@ -215,6 +225,15 @@ class ZendeskConnector(Helpdesk):
         if field.get("type") not in ISSUE_KEY_FIELD_TYPES:
             return [Finding.failed(subject, f"{title!r} is a {field.get('type')} field, not a text field", create)]
         return [Finding.ok(subject, f"{title!r} ({field.get('type')}, active)")]
+
+    # -- provisioning ----------------------------------------------------------------------------------------
+    def plan_setup(self, setup: SetupContext) -> list[PlanItem]:
+        """The issue-key ticket field; as the helpdesk, also the webhook and the triggers (see ``setup.py``)."""
+        return ZendeskSetup(self).plan(setup)
+
+    def apply_setup(self, item: PlanItem, setup: SetupContext) -> list[ConfigUpdate]:
+        """Create or correct one object; returns its field id or the webhook's signing secret."""
+        return ZendeskSetup(self).apply(item, setup)
 
     # -- Helpdesk ------------------------------------------------------------------------------------------
     def ticket_url(self, ticket_id: str) -> str:

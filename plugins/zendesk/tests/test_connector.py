@@ -765,7 +765,8 @@ def test_connector_declares_its_contract() -> None:
     assert ZendeskConnector.system == "zendesk"
     assert "helpdesk" in ZendeskConnector.roles
     assert ZendeskConnector.cloud_domains == (".zendesk.com",)
-    assert ZendeskConnector.config_keys["issue_key_field_id"].required
+    assert not ZendeskConnector.config_keys["issue_key_field_id"].required  # 'cxbridge setup' writes it
+    assert ZendeskConnector.supports("plan_setup")
     assert ZendeskConnector.config_keys["api_token"].type is Secret
     assert ZendeskConnector.config_keys["oauth_token"].type is Secret
 

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +14,10 @@ import pytest
 import requests
 from cxbridge_zendesk.sandbox.backend import ZendeskBackend
 from cxbridge_zendesk.sandbox.routes import sign
+from cxbridge_zendesk.sandbox.triggers import admin_target_body
+from cxbridge_zendesk.triggers import ESCALATION_BODY, comment_body, desired_triggers
 
-from cxbridge.testing import Delivery, Receiver, mock_vendors
+from cxbridge.testing import Delivery, Receiver, Spec, mock_vendors
 
 # RELIABILITY.md section 7 (the Zendesk docs' worked example).
 DOC_SECRET = "HRkRd4BeOAoUkfZr-mhauJT64rvBASlJRoIyPsd3zeA="
@@ -93,12 +94,28 @@ def test_signature_matches_the_documented_vectors() -> None:
     assert base64.b64encode(body_first).decode() == DOC_SIG_BODY_THEN_TS
 
 
-def test_tag_gain_sends_a_signed_trigger_webhook(zd: ZendeskBackend, api: requests.Session, receiver: Receiver) -> None:
-    """Gaining the trigger tag sends one signed delivery per webhook, naming the updater; keeping it does not."""
+def create_triggers(zd: ZendeskBackend, api: requests.Session, webhook_id: str) -> list[dict[str, Any]]:
+    """cxbridge's three triggers (what ``cxbridge setup`` creates), calling the webhook."""
+    made = []
+    for trigger in desired_triggers(TAG, webhook_id):
+        r = api.post(f"{zd.base_url}/api/v2/triggers", json={"trigger": trigger})
+        assert r.status_code == 201, r.text
+        Spec("zendesk").validate_response("POST", "/api/v2/triggers", 201, r.json())
+        made.append(r.json()["trigger"])
+    return made
+
+
+def test_a_trigger_calls_its_webhook_with_the_rendered_body(
+    zd: ZendeskBackend, api: requests.Session, receiver: Receiver
+) -> None:
+    """An API webhook is called only by a trigger: gaining the tag fires the escalation trigger once (it adds
+    its marker tag), the body is the documented template rendered, signed with the webhook's secret."""
     hook = create_webhook(zd, api, receiver.url)
     secret = secret_of(zd, api, hook["id"])
-    r = api.put(f"{zd.base_url}/api/v2/tickets/1.json", json={"ticket": {"tags": ["csv", "export", TAG]}})
-    assert r.status_code == 200
+    api.put(f"{zd.base_url}/api/v2/tickets/1.json", json={"ticket": {"tags": ["csv", "export", TAG]}})
+    assert deliveries(zd, receiver) == []  # no trigger names the webhook yet
+    create_triggers(zd, api, hook["id"])
+    api.put(f"{zd.base_url}/api/v2/tickets/2.json", json={"ticket": {"tags": [TAG]}})
     got = deliveries(zd, receiver)
     assert len(got) == 1
     delivery = got[0]
@@ -111,63 +128,69 @@ def test_tag_gain_sends_a_signed_trigger_webhook(zd: ZendeskBackend, api: reques
     assert headers["content-type"].startswith("application/json")
     agent = zd.model.user_by_email("agent@cxbridge.example")
     assert agent is not None
-    assert body["event"] == "tag_added"
-    assert body["tags_added"] == [TAG]
-    assert body["ticket"]["id"] == 1
-    assert body["ticket"]["tags"] == ["csv", "export", TAG]
-    assert body["ticket"]["updater_id"] == agent.id
-    assert body["current_user"] == {"id": agent.id, "email": "agent@cxbridge.example", "name": "Sam Agent"}
-    assert body["ticket"]["url"] == f"{zd.base_url}/api/v2/tickets/1.json"
-    uuid.UUID(body["id"])
-    # Same tags again, or another tag: no trigger.
-    api.put(f"{zd.base_url}/api/v2/tickets/1.json", json={"ticket": {"tags": ["csv", "export", TAG, "x"]}})
+    assert body == {
+        "event": "tag_added",
+        "ticket": {"id": 2, "tags": TAG},
+        "current_user": {"id": agent.id, "name": "Sam Agent", "email": "agent@cxbridge.example"},
+    }
+    assert zd.model.ticket(2).tags == [TAG, TAG + "_sent"]
+    # Later updates of the ticket do not fire it again; removing the marker with the tag re-arms it.
+    api.put(f"{zd.base_url}/api/v2/tickets/2.json", json={"ticket": {"priority": "urgent"}})
     assert len(deliveries(zd, receiver)) == 1
-    # Removing then adding it again is a new gain; the Tags API triggers too.
-    api.delete(f"{zd.base_url}/api/v2/tickets/1/tags.json", json={"tags": [TAG]})
-    api.put(f"{zd.base_url}/api/v2/tickets/1/tags.json", json={"tags": [TAG]})
-    got = deliveries(zd, receiver)
-    assert len(got) == 2
-    second = verify(got[1], secret)
-    assert second["event"] == "tag_added"
-    assert second["id"] != body["id"]
+    api.delete(f"{zd.base_url}/api/v2/tickets/2/tags.json", json={"tags": [TAG, TAG + "_sent"]})
+    api.put(f"{zd.base_url}/api/v2/tickets/2/tags.json", json={"tags": [TAG]})
+    assert len(deliveries(zd, receiver)) == 2
 
 
-def test_comment_sends_comment_added(zd: ZendeskBackend, api: requests.Session, receiver: Receiver) -> None:
-    """An update with a comment sends ``comment_added`` with the comment and its author."""
+def test_comment_triggers_send_the_comment(zd: ZendeskBackend, api: requests.Session, receiver: Receiver) -> None:
+    """A comment on an escalated ticket fires the public or the internal comment trigger, JSON-escaped."""
     hook = create_webhook(zd, api, receiver.url)
     secret = secret_of(zd, api, hook["id"])
+    create_triggers(zd, api, hook["id"])
     alex = requests.Session()
     alex.auth = ("alex@cxbridge.example/token", zd.credentials()["api_token"])
-    alex.put(f"{zd.base_url}/api/v2/tickets/2", json={"ticket": {"comment": {"body": "Looking", "public": False}}})
-    got = deliveries(zd, receiver)
-    assert len(got) == 1
-    body = verify(got[0], secret)
+    alex.put(f"{zd.base_url}/api/v2/tickets/3", json={"ticket": {"comment": {"body": "Not escalated"}}})
+    api.put(f"{zd.base_url}/api/v2/tickets/2", json={"ticket": {"tags": [TAG]}})
+    said = 'Looking "now"\nline 2'
+    alex.put(f"{zd.base_url}/api/v2/tickets/2", json={"ticket": {"comment": {"body": said, "public": False}}})
+    alex.put(f"{zd.base_url}/api/v2/tickets/2", json={"ticket": {"comment": {"body": "Hi", "public": True}}})
+    got = [verify(d, secret) for d in deliveries(zd, receiver)]
+    assert [b["event"] for b in got] == ["tag_added", "comment_added", "comment_added"]
     alex_user = zd.model.user_by_email("alex@cxbridge.example")
     assert alex_user is not None
-    assert body["event"] == "comment_added"
-    assert body["comment"]["body"] == "Looking"
-    assert body["comment"]["public"] is False
-    assert body["comment"]["author_id"] == alex_user.id
-    assert body["ticket"]["updater_id"] == alex_user.id
-    assert "tags_added" not in body
+    assert got[1]["comment"] == {"body": said, "public": False}
+    assert got[1]["current_user"]["id"] == alex_user.id
+    assert got[2]["comment"] == {"body": "Hi", "public": True}
 
 
-def test_trigger_tag_at_creation_and_configurable_tags(
-    zd: ZendeskBackend, api: requests.Session, receiver: Receiver
-) -> None:
-    """A ticket created with the trigger tag triggers; ``trigger_tags`` chooses the tags."""
-    create_webhook(zd, api, receiver.url)
-    api.post(f"{zd.base_url}/api/v2/tickets", json={"ticket": {"comment": {"body": "x"}, "tags": [TAG, "a"]}})
-    zd.trigger_tags = {"urgent_bug"}
-    api.put(f"{zd.base_url}/api/v2/tickets/3", json={"ticket": {"tags": [TAG, "urgent_bug"]}})
-    got = [json.loads(d.body) for d in deliveries(zd, receiver)]
-    assert [(b["ticket"]["id"], b["tags_added"]) for b in got] == [(4, [TAG]), (3, ["urgent_bug"])]
+def test_triggers_api_refuses_what_it_cannot_run(zd: ZendeskBackend, api: requests.Session) -> None:
+    """List, show, update, delete; a condition the sandbox does not evaluate or an unknown webhook is a 422."""
+    hook = create_webhook(zd, api, "https://example.com/hook")
+    made = create_triggers(zd, api, hook["id"])
+    listed = api.get(f"{zd.base_url}/api/v2/triggers").json()
+    Spec("zendesk").validate_response("GET", "/api/v2/triggers", 200, listed)
+    assert [t["title"] for t in listed["triggers"]] == [t["title"] for t in made]
+    first = made[0]["id"]
+    changed = api.put(f"{zd.base_url}/api/v2/triggers/{first}", json={"trigger": {"active": False}})
+    assert changed.json()["trigger"]["active"] is False
+    odd = {"title": "x", "conditions": {"all": [{"field": "via_id", "operator": "is", "value": "4"}]}, "actions": []}
+    assert api.post(f"{zd.base_url}/api/v2/triggers", json={"trigger": odd}).status_code == 422
+    ghost = desired_triggers(TAG, "01JNOSUCHWEBHOOK0000000000")[0]
+    assert api.post(f"{zd.base_url}/api/v2/triggers", json={"trigger": ghost}).status_code == 422
+    assert api.delete(f"{zd.base_url}/api/v2/triggers/{first}").status_code == 204
+    assert api.get(f"{zd.base_url}/api/v2/triggers/{first}").status_code == 404
 
 
-def test_admin_targets_and_inactive_webhooks(zd: ZendeskBackend, api: requests.Session, receiver: Receiver) -> None:
-    """Admin targets get deliveries signed with their own secret; inactive or event-subscribed webhooks none."""
-    create_webhook(zd, api, receiver.url + "/inactive", status="inactive")
-    create_webhook(zd, api, receiver.url + "/events", subscriptions=["zen:event-type:user.active_changed"])
+def test_admin_targets_get_the_bodies_setup_provisions() -> None:
+    """The emulator's own copy of the trigger bodies (it shares no code with the plugin) is what setup creates."""
+    assert admin_target_body("tag_added") == ESCALATION_BODY
+    assert admin_target_body("comment_added", True) == comment_body(True)
+    assert admin_target_body("comment_added", False) == comment_body(False)
+
+
+def test_admin_targets_get_the_trigger_bodies(zd: ZendeskBackend, api: requests.Session, receiver: Receiver) -> None:
+    """Admin targets need no trigger: a gained trigger tag (at creation too) and each comment send the same bodies
+    the provisioned triggers render, signed with the target's own secret; ``trigger_tags`` chooses the tags."""
     r = requests.post(
         f"{zd.base_url}/_sandbox/webhooks",
         json={
@@ -176,9 +199,13 @@ def test_admin_targets_and_inactive_webhooks(zd: ZendeskBackend, api: requests.S
     )
     assert r.status_code == 200
     api.put(f"{zd.base_url}/api/v2/tickets/2", json={"ticket": {"tags": [TAG]}})
+    api.post(f"{zd.base_url}/api/v2/tickets", json={"ticket": {"comment": {"body": "x"}, "tags": [TAG, "a"]}})
+    zd.trigger_tags = {"urgent_bug"}
+    api.put(f"{zd.base_url}/api/v2/tickets/3", json={"ticket": {"tags": [TAG, "urgent_bug"]}})
     got = deliveries(zd, receiver)
-    assert [d.path for d in got] == ["/webhooks/zendesk/admin"]
-    verify(got[0], "s3cret")
+    assert {d.path for d in got} == {"/webhooks/zendesk/admin"}
+    bodies = [verify(d, "s3cret") for d in got]
+    assert [(b["event"], b["ticket"]["id"]) for b in bodies] == [("tag_added", 2), ("tag_added", 4), ("tag_added", 3)]
     assert {k.lower(): v for k, v in got[0].headers.items()}["x-zendesk-webhook-id"] == "01HADMINTARGET"
     assert zd.webhooks_sent[0]["url"] == receiver.url + "/admin"
 
@@ -206,6 +233,10 @@ def test_webhooks_api(zd: ZendeskBackend, api: requests.Session) -> None:
     missing = api.post(f"{zd.base_url}/api/v2/webhooks", json={"webhook": {"name": "x"}})
     assert missing.status_code == 400
     assert missing.json()["errors"][0]["source"] == {"pointer": "/webhook/endpoint"}
+    moved = api.put(f"{zd.base_url}/api/v2/webhooks/{own['id']}", json={"webhook": {"endpoint": "https://e.example/3"}})
+    assert moved.status_code == 204
+    assert api.get(f"{zd.base_url}/api/v2/webhooks/{own['id']}").json()["webhook"]["endpoint"] == "https://e.example/3"
+    assert secret_of(zd, api, own["id"]) == "mine"
     agent = requests.get(
         f"{zd.base_url}/api/v2/webhooks", auth=("alex@cxbridge.example/token", zd.credentials()["api_token"])
     )

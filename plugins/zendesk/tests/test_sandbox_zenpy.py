@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from cxbridge_zendesk.sandbox.backend import ZendeskBackend
+from cxbridge_zendesk.triggers import desired_triggers
 from zenpy import Zenpy
-from zenpy.lib.api_objects import Comment, Ticket, User, Webhook
+from zenpy.lib.api_objects import Comment, Ticket, Trigger, User, Webhook
 from zenpy.lib.exception import APIException, RecordNotFoundException
 
 from cxbridge.testing import Receiver, ServedVendors, serve_vendors
@@ -210,6 +211,10 @@ def test_webhook_created_with_zenpy_receives_a_verifiable_delivery(zd: ZendeskBa
             auth=(f"{creds['email']}/token", creds["api_token"]),
             timeout=5,
         ).json()["signing_secret"]["secret"]
+        wanted = desired_triggers(TAG, hook.id)[0]
+        zenpy.triggers.create(
+            Trigger(title=wanted["title"], conditions=wanted["conditions"], actions=wanted["actions"])
+        )
         ticket = zenpy.tickets(id=2)
         ticket.tags.append(TAG)
         zenpy.tickets.update(ticket)
@@ -223,4 +228,8 @@ def test_webhook_created_with_zenpy_receives_a_verifiable_delivery(zd: ZendeskBa
         assert delivery.headers["x-zendesk-webhook-signature"] == expected
         assert delivery.headers["x-zendesk-webhook-id"] == hook.id
         body = json.loads(delivery.body)
-        assert (body["event"], body["ticket"]["id"], body["tags_added"]) == ("tag_added", 2, [TAG])
+        assert (body["event"], body["ticket"]["id"], body["ticket"]["tags"].split()) == (
+            "tag_added",
+            2,
+            ["csv", "export", TAG],
+        )

@@ -57,6 +57,8 @@ class HubSpotBackend(HubSpotRoutes):
         "/crm/v3/objects/deals": "hubspot-objects",  # the deals file spells the type "0-3"
         "/crm/v3/objects/notes": "hubspot-notes",
         "/crm/v4/objects": "hubspot-associations",
+        "/crm/v3/properties": "hubspot-properties",
+        "/webhooks/v3": "hubspot-webhooks",
     }
     """The CRM paths the connector calls (as CRM and as helpdesk), by prefix, and the description holding each."""
 

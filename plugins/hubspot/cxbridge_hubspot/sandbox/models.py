@@ -58,15 +58,20 @@ def parse_moment(value: str) -> float | None:
 PROPERTY_KINDS = frozenset({"string", "number", "date", "datetime", "bool", "enumeration"})
 
 
-@dataclass(frozen=True)
+@dataclass
 class PropertyDef:
-    """One property of an object type: its kind (string, number, date, datetime, bool, enumeration) and options."""
+    """One property of an object type: its kind (string, number, date, datetime, bool, enumeration) and options;
+    what the properties API shows besides (label, fieldType, group) when it was created through it."""
 
     name: str
     kind: str = "string"
     options: tuple[str, ...] = ()
     read_only: bool = False
     custom: bool = False
+    label: str = ""
+    field_type: str = ""
+    group: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -424,6 +429,7 @@ class Portal:
         self.changes: list[Change] = []
         self.subscriptions: dict[int, Subscription] = {}
         self.settings: dict[str, Any] | None = None
+        self.property_groups: dict[str, dict[str, dict[str, Any]]] = {}
         self._next_id = 1001
         self._next_subscription_id = 1
         for event_type, prop in DEFAULT_SUBSCRIPTIONS:
@@ -444,6 +450,15 @@ class Portal:
         if kind not in PROPERTY_KINDS:
             raise errors.invalid(f"Invalid property kind {kind!r}; use one of {sorted(PROPERTY_KINDS)}")
         self.schema[otype.name][name] = PropertyDef(name, kind, tuple(options), custom=True)
+
+    def remove_custom_properties(self) -> None:
+        """Forget every custom property and the app's subscriptions: a portal before ``cxbridge setup``."""
+        for props in self.schema.values():
+            for name in [n for n, p in props.items() if p.custom]:
+                del props[name]
+        self.property_groups.clear()
+        self.subscriptions.clear()
+        self.settings = None
 
     def add_owner(self, owner_id: str, first_name: str, last_name: str, email: str) -> None:
         """Register a user who can own records (``hubspot_owner_id`` values must name one)."""

@@ -1,6 +1,7 @@
 """HubSpot's routes: parse requests the way HubSpot does and answer in its shapes.
 
-CRM objects v3 (``/crm/v3/objects/{type}``: get, list, create, update, archive, batch read, search), associations
+CRM objects v3 (``/crm/v3/objects/{type}``: get, list, create, update, archive, batch read, search), properties v3
+(``/crm/v3/properties/{type}``, in ``properties.py``), associations
 v4 (``/crm/v4/objects/.../associations/...``, batch read, labels) and the webhooks v3 management API
 (``/webhooks/v3/{appId}/settings`` and ``/subscriptions``). State and rules live in ``models.Portal``.
 """
@@ -16,14 +17,13 @@ from werkzeug.wrappers import Request, Response
 
 from cxbridge.sdk import Backend, VendorFault
 
-from . import errors
+from . import errors, properties
 from .models import (
     ASSOCIATIONS_MAX_LIMIT,
     BATCH_MAX_INPUTS,
     CrmObject,
     ObjectType,
     Portal,
-    PropertyDef,
     Subscription,
     association_types,
     default_association,
@@ -36,53 +36,12 @@ ALL_PROPERTIES: frozenset[str] = frozenset({"*"})
 """Pass (this object itself) as ``properties`` to ``public_object`` for every value a record holds."""
 
 
-FIELD_TYPES = {
-    "string": "text",
-    "number": "number",
-    "date": "date",
-    "datetime": "date",
-    "bool": "booleancheckbox",
-    "enumeration": "select",
-}
-"""The form field HubSpot shows for each property type."""
-
-
-def property_json(otype: ObjectType, prop: PropertyDef) -> dict[str, Any]:
-    """A property definition as the properties API answers it (``Property``)."""
-    values = ("true", "false") if prop.kind == "bool" else prop.options
-    options = [
-        {"label": v.replace("_", " ").capitalize(), "value": v, "displayOrder": i, "hidden": False}
-        for i, v in enumerate(values)
-    ]
-    return {
-        "name": prop.name,
-        "label": prop.name.replace("_", " ").capitalize(),
-        "type": prop.kind,
-        "fieldType": FIELD_TYPES.get(prop.kind, "text"),
-        "description": "",
-        "groupName": f"{otype.singular}information",
-        "options": options,
-        "displayOrder": -1,
-        "calculated": False,
-        "externalOptions": False,
-        "hasUniqueValue": prop.name in otype.unique,
-        "hidden": False,
-        "hubspotDefined": not prop.custom,
-        "formField": not prop.read_only,
-        "archived": False,
-        "modificationMetadata": {
-            "archivable": prop.custom,
-            "readOnlyDefinition": not prop.custom,
-            "readOnlyValue": prop.read_only,
-        },
-    }
-
-
 def hubspot_url_map() -> Map:
     """The routes the emulator answers; endpoints name ``route_<endpoint>`` methods."""
     objects = "/crm/v3/objects/<object_type>"
     v4 = "/crm/v4/objects/<from_type>/<from_id>/associations"
     rules = [
+        *properties.rules(),
         Rule(objects, methods=["GET"], endpoint="list_objects"),
         Rule(objects, methods=["POST"], endpoint="create_object"),
         Rule(f"{objects}/search", methods=["POST"], endpoint="search_objects"),
@@ -101,8 +60,6 @@ def hubspot_url_map() -> Map:
         ),
         Rule("/crm/v4/associations/<from_type>/<to_type>/labels", methods=["GET"], endpoint="association_labels"),
         Rule("/crm/associations/v4/<from_type>/<to_type>/labels", methods=["GET"], endpoint="association_labels"),
-        Rule("/crm/v3/properties/<object_type>", methods=["GET"], endpoint="list_properties"),
-        Rule("/crm/v3/properties/<object_type>/<property_name>", methods=["GET"], endpoint="get_property"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["GET"], endpoint="get_settings"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["PUT"], endpoint="put_settings"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["DELETE"], endpoint="delete_settings"),
@@ -222,7 +179,7 @@ def association_spec_with_label(atype: Any) -> dict[str, Any]:
     return spec
 
 
-class HubSpotRoutes(Backend):
+class HubSpotRoutes(properties.PropertiesRoutes, Backend):
     """The route methods of the HubSpot emulator; ``HubSpotBackend`` adds auth, seeds and webhooks."""
 
     portal: Portal
@@ -231,21 +188,6 @@ class HubSpotRoutes(Backend):
     def url_map(self) -> Map:
         """HubSpot's routes."""
         return hubspot_url_map()
-
-    # -- CRM properties v3 ------------------------------------------------------------------------------------
-    def route_list_properties(self, request: Request, object_type: str) -> Response:
-        """GET /crm/v3/properties/{objectType}: every property of the type (``CollectionResponseProperty...``)."""
-        otype = resolve_type(object_type)
-        schema = self.portal.schema[otype.name]
-        return self.json({"results": [property_json(otype, p) for p in schema.values()]})
-
-    def route_get_property(self, request: Request, object_type: str, property_name: str) -> Response:
-        """GET /crm/v3/properties/{objectType}/{propertyName}: one property, or 404 ``OBJECT_NOT_FOUND``."""
-        otype = resolve_type(object_type)
-        found = self.portal.schema[otype.name].get(property_name)
-        if found is None:
-            raise errors.not_found(f"Unable to find property {property_name} for object type {otype.type_id}")
-        return self.json(property_json(otype, found))
 
     # -- CRM objects v3 ---------------------------------------------------------------------------------------
     def route_get_object(self, request: Request, object_type: str, object_id: str) -> Response:

@@ -135,7 +135,9 @@ def _ensure(portal: Portal, type_name: str, key: str, props: Mapping[str, str]) 
 
 
 def seed_empty(portal: Portal) -> None:
-    """Nothing: a fresh portal with its standard and custom properties only."""
+    """A portal before ``cxbridge setup``: HubSpot's standard properties only, no custom property, no app
+    webhook subscription or target URL."""
+    portal.remove_custom_properties()
 
 
 def seed_demo(portal: Portal) -> None:

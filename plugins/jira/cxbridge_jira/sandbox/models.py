@@ -1418,6 +1418,32 @@ class JiraModel:
         self.events.append(Event(name_, None, "", actor.account_id, now, version=version))
         return version
 
+    # -- custom fields (admin) -----------------------------------------------------------------------------
+    def create_field(self, body: Any) -> FieldDef:
+        """createCustomField: ``name``, ``type`` and an optional ``searcherKey`` valid for the type."""
+        if not isinstance(body, dict):
+            raise errors.bad_request("Can not deserialize the request body.")
+        name, type_key = body.get("name"), body.get("type")
+        if not isinstance(name, str) or not name.strip():
+            raise errors.field_errors({"name": "You must specify a name for the custom field."})
+        kind = FIELD_KINDS.get(str(type_key))
+        if kind is None:
+            raise errors.field_errors({"type": f"The custom field type '{type_key}' is not supported by the sandbox."})
+        searcher = body.get("searcherKey")
+        if searcher is not None and searcher not in FIELD_SEARCHERS[kind]:
+            raise errors.field_errors({"searcherKey": f"The searcher '{searcher}' cannot be used with '{type_key}'."})
+        numbers = [int(f.id.removeprefix("customfield_")) for f in self.fields.values() if f.custom]
+        number = max([9999, *numbers]) + 1
+        fid = f"customfield_{number}"
+        schema = {"type": kind, "custom": str(type_key), "customId": number}
+        created = FieldDef(fid, name.strip(), True, kind, schema, [f"cf[{number}]", name.strip()])
+        created.searchable = searcher is not None
+        self.fields[fid] = created
+        for project in self.projects.values():  # a field made through the API is on no screen until placed
+            project.off_create_screen.add(fid)
+            project.off_edit_screen.add(fid)
+        return created
+
     # -- admin webhooks ------------------------------------------------------------------------------------
     def register_webhook(self, actor: User, body: Any) -> AdminWebhook:
         """Register an admin webhook (name, url, events, filters, excludeBody, secret)."""
@@ -1462,6 +1488,17 @@ class JiraModel:
         self.webhooks[hook.id] = hook
         return hook
 
+    def update_webhook(self, actor: User, hook: AdminWebhook, body: Any) -> AdminWebhook:
+        """Update an admin webhook: the body replaces its definition (a new secret when one is given)."""
+        fresh = self.register_webhook(actor, body)
+        del self.webhooks[fresh.id]
+        self._next_webhook_id -= 1
+        fresh.id = hook.id
+        if not fresh.secret:
+            fresh.secret = hook.secret
+        self.webhooks[hook.id] = fresh
+        return fresh
+
     def webhook(self, hook_id: str) -> AdminWebhook:
         """An admin webhook by id, else 404."""
         try:
@@ -1469,6 +1506,24 @@ class JiraModel:
         except (ValueError, KeyError):
             raise errors.not_found(f"Webhook with id '{hook_id}' does not exist.") from None
 
+
+FIELD_KINDS = {
+    "com.atlassian.jira.plugin.system.customfieldtypes:float": "number",
+    "com.atlassian.jira.plugin.system.customfieldtypes:datepicker": "date",
+    "com.atlassian.jira.plugin.system.customfieldtypes:textfield": "string",
+}
+"""The custom field types the sandbox creates, by Jira type key, and the value kind each holds."""
+FIELD_SEARCHERS = {
+    "number": {
+        "com.atlassian.jira.plugin.system.customfieldtypes:exactnumber",
+        "com.atlassian.jira.plugin.system.customfieldtypes:numberrange",
+    },
+    "date": {"com.atlassian.jira.plugin.system.customfieldtypes:daterange"},
+    "string": {
+        "com.atlassian.jira.plugin.system.customfieldtypes:textsearcher",
+        "com.atlassian.jira.plugin.system.customfieldtypes:exacttextsearcher",
+    },
+}
 
 # -- helpers --------------------------------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ def url_map() -> Map:
             _rule(f"{API}/issuetype", "issue_types", "GET"),
             _rule(f"{API}/priority", "priorities", "GET"),
             _rule(f"{API}/priority/<priority_id>", "priority", "GET"),
-            _rule(f"{API}/field", "fields", "GET"),
+            _rule(f"{API}/field", "fields", "GET", "POST"),
             _rule(f"{API}/issue", "create_issue", "POST"),
             _rule(f"{API}/issue/createmeta/<project_key>/issuetypes", "create_meta_types", "GET"),
             _rule(f"{API}/issue/createmeta/<project_key>/issuetypes/<type_id>", "create_meta_fields", "GET"),
@@ -74,7 +74,7 @@ def url_map() -> Map:
             _rule(f"{API}/search", "search", "GET", "POST"),
             _rule("/rest/applinks/latest/listApplicationlinks", "application_links", "GET"),
             _rule("/rest/webhooks/1.0/webhook", "webhooks", "GET", "POST"),
-            _rule("/rest/webhooks/1.0/webhook/<hook_id>", "webhook", "GET", "DELETE"),
+            _rule("/rest/webhooks/1.0/webhook/<hook_id>", "webhook", "GET", "PUT", "DELETE"),
         ],
         strict_slashes=False,
     )
@@ -195,8 +195,12 @@ class JiraRoutes(Backend):
         return self.json(view.priority(priority))
 
     def route_fields(self, request: Request, ver: str) -> Response:
-        """getFields: system and custom fields."""
+        """getFields: system and custom fields; POST createCustomField (administrators only)."""
         view = self.view(request, ver)
+        if request.method == "POST":
+            if not self.caller().admin:
+                raise errors.forbidden("Only Jira administrators can create custom fields.")
+            return self.json(view.field(self.model.create_field(self.body(request))), 201)
         return self.json([view.field(f) for f in self.model.fields.values()])
 
     # -- issues ---------------------------------------------------------------------------------------------
@@ -585,6 +589,8 @@ class JiraRoutes(Backend):
         if request.method == "DELETE":
             del self.model.webhooks[hook.id]
             return Response(status=204)
+        if request.method == "PUT":
+            hook = self.model.update_webhook(actor, hook, self.body(request))
         return self.json(view.webhook(hook))
 
 

@@ -120,15 +120,19 @@ def new_site(model: JiraModel) -> None:
     system("comment", "Comment", {"type": "comments-page", "system": "comment"}, ["comment"], navigable=False)
 
 
-def seed_demo(model: JiraModel) -> None:
-    """The demo data set: project ENG (Bug, Task), the impact custom fields, and Eve Engineer."""
-    eve = make_user(ENGINEER_EMAIL, "Eve Engineer", "eve", 10001)
-    model.users.setdefault(eve.account_id, eve)
+def _issue_types(model: JiraModel) -> None:
     for it in (
         IssueType("10001", "Task", "A small, distinct piece of work.", avatar_id=10318),
         IssueType("10002", "Bug", "A problem or error.", avatar_id=10303),
     ):
         model.issue_types.setdefault(it.id, it)
+
+
+def seed_demo(model: JiraModel) -> None:
+    """The demo data set: project ENG (Bug, Task), the impact custom fields, and Eve Engineer."""
+    eve = make_user(ENGINEER_EMAIL, "Eve Engineer", "eve", 10001)
+    model.users.setdefault(eve.account_id, eve)
+    _issue_types(model)
     if model.project(DEFAULT_PROJECT) is None:
         project = Project(
             "10000",
@@ -145,4 +149,20 @@ def seed_demo(model: JiraModel) -> None:
         model.fields.setdefault(fid, FieldDef(fid, name, True, kind, schema, [f"cf[{number}]", name]))
 
 
-SEEDS = {"empty": lambda model: None, "demo": seed_demo}
+def seed_empty(model: JiraModel) -> None:
+    """A site as its admin has it before ``cxbridge setup``: the integration user and the Engineering project
+    (ENG) with Bug and Task, and nothing cxbridge provisions (no custom fields, no webhooks)."""
+    _issue_types(model)
+    integration = next(u for u in model.users.values() if u.email == INTEGRATION_EMAIL)
+    if model.project(DEFAULT_PROJECT) is None:
+        model.projects["10000"] = Project(
+            "10000",
+            DEFAULT_PROJECT,
+            "Engineering",
+            "Where engineering tracks escalated problems.",
+            integration.account_id,
+            ["10001", "10002"],
+        )
+
+
+SEEDS = {"empty": seed_empty, "demo": seed_demo}

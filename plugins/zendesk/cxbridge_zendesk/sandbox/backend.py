@@ -13,25 +13,15 @@ enforced unless a limit is set through ``/_sandbox/rate-limit``); the ticket lis
 ``ratelimit-limit``, ``ratelimit-remaining`` and ``ratelimit-reset``. An enforced limit answers 429 with
 ``Retry-After``.
 
-Webhooks. Like a trigger connected to a webhook, the emulator calls every active API webhook subscribed to
-``conditional_ticket_events``, and every admin target (``/_sandbox/webhooks``), when a ticket GAINS a trigger tag
-(``trigger_tags``, default ``escalated_to_engineering``; at creation too) and when an update adds a comment.
-Headers: ``X-Zendesk-Webhook-Signature`` = base64(HMAC-SHA256(secret as UTF-8, timestamp + body)),
-``X-Zendesk-Webhook-Signature-Timestamp`` (ISO-8601 ``Z``), ``X-Zendesk-Webhook-Id`` (the webhook's id, or the
-admin target's ``extra.webhook_id``, else ``sandbox``), ``X-Zendesk-Webhook-Invocation-Id``,
-``X-Zendesk-Account-Id``, ``User-Agent: Zendesk Webhook``. The body is the JSON a trigger's template would
-render; its shape (ids are numbers, ``id`` is unique per event and the same for every target)::
-
-    {"id": "<uuid>", "event": "tag_added" | "comment_added", "time": "2025-01-01T10:00:00Z",
-     "ticket": {"id": 1, "url": ".../api/v2/tickets/1.json", "subject": "...", "status": "open",
-                "priority": "urgent", "tags": ["..."], "requester_id": 1, "organization_id": 2,
-                "updated_at": "...", "updater_id": 3},
-     "current_user": {"id": 3, "email": "agent@cxbridge.example", "name": "Sam Agent"},
-     "tags_added": ["escalated_to_engineering"],                       # tag_added only
-     "comment": {"id": 4, "author_id": 3, "public": false, "body": "..."}}   # comment_added only
-
-``updater_id`` / ``current_user`` is the authenticated user whose request made the change, so a receiver can
-ignore its own writes.
+Webhooks, as Zendesk makes them: an API webhook (``/api/v2/webhooks``) is called only by a trigger
+(``/api/v2/triggers``) whose ``notification_webhook`` action names it, with the action's JSON template rendered
+(``sandbox/triggers.py`` runs the trigger cycle after every ticket change). The admin targets
+(``/_sandbox/webhooks``) are called, without any trigger, when a ticket GAINS a trigger tag (``trigger_tags``,
+default ``escalated_to_engineering``; at creation too) and when an update adds a comment, with the same bodies
+cxbridge's provisioned triggers render (``cxbridge_zendesk.triggers``). Headers: ``X-Zendesk-Webhook-Signature``
+= base64(HMAC-SHA256(secret as UTF-8, timestamp + body)), ``X-Zendesk-Webhook-Signature-Timestamp`` (ISO-8601
+``Z``), ``X-Zendesk-Webhook-Id`` (the webhook's id, or the admin target's ``extra.webhook_id``, else
+``sandbox``), ``X-Zendesk-Webhook-Invocation-Id``, ``X-Zendesk-Account-Id``, ``User-Agent: Zendesk Webhook``.
 
 Attachments: ``POST /api/v2/uploads?filename=`` stores the raw body under a token (201, ``AttachmentUploadResponse``);
 a comment's ``uploads: [token]`` attaches the files (a token is spent by the comment); ``GET /api/v2/attachments/{id}``
@@ -92,7 +82,7 @@ class ZendeskBackend(ZendeskRoutes, Backend):
         seeds.setup_account(self.model)
 
     def seed(self, name: str) -> None:
-        """Load ``empty`` or ``demo`` (see ``seeds.py``)."""
+        """Load ``empty`` (the bare account: no custom field) or ``demo`` (see ``seeds.py``)."""
         if name not in seeds.SEEDS:
             raise ValueError(f"unknown Zendesk seed {name!r} (known: {', '.join(sorted(seeds.SEEDS))})")
         with self.lock:
@@ -150,18 +140,23 @@ class ZendeskBackend(ZendeskRoutes, Backend):
                 {"id": f.id, "type": f.type, "title": f.title}
                 for f in sorted(m.ticket_fields.values(), key=lambda f: f.id)
             ]
+            rules = [
+                {"id": t.id, "title": t.title, "active": t.active, "conditions": t.conditions, "actions": t.actions}
+                for t in sorted(m.triggers.values(), key=lambda t: (t.position, t.id))
+            ]
             return {
                 "tickets": tickets,
                 "users": users,
                 "organizations": orgs,
                 "webhooks": hooks,
                 "ticket_fields": fields,
+                "triggers": rules,
             }
 
     # -- credentials and config ---------------------------------------------------------------------------
     @property
     def issue_key_field_id(self) -> int:
-        """The id of the custom ticket field "Jira issue key"."""
+        """The id of the custom ticket field "Jira issue key" (absent after the ``empty`` seed)."""
         found = self.model.field_by_title(seeds.ISSUE_KEY_FIELD_TITLE)
         if found is None:
             raise RuntimeError("the Jira issue key field is missing")
@@ -172,12 +167,11 @@ class ZendeskBackend(ZendeskRoutes, Backend):
         return {"email": seeds.SANDBOX_EMAIL, "api_token": self.api_token, "oauth_token": self.oauth_token}
 
     def config_table(self) -> dict[str, Any]:
-        """``email``, ``api_token`` (a secret) and ``issue_key_field_id`` for ``[systems.zendesk]``."""
-        return {
-            "email": seeds.SANDBOX_EMAIL,
-            "api_token": SandboxSecret(self.api_token),
-            "issue_key_field_id": self.issue_key_field_id,
-        }
+        """``email``, ``api_token`` (a secret) and, when the field exists, ``issue_key_field_id``."""
+        table: dict[str, Any] = {"email": seeds.SANDBOX_EMAIL, "api_token": SandboxSecret(self.api_token)}
+        if self.model.field_by_title(seeds.ISSUE_KEY_FIELD_TITLE) is not None:
+            table["issue_key_field_id"] = self.issue_key_field_id
+        return table
 
     # -- framework hooks ----------------------------------------------------------------------------------
     def url_map(self) -> Map:

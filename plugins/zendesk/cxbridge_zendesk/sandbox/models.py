@@ -18,11 +18,14 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxbridge.sdk import VendorFault
 
 from . import errors
+
+if TYPE_CHECKING:
+    from .triggers import Trigger
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -40,6 +43,8 @@ INVOCATION_IDS = 8_350_205_001
 ATTACHMENT_IDS = 360_000_600_001
 MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
 """Zendesk's limit on one attachment (50 MB)."""
+TRIGGER_IDS = 360_000_700_001
+FIELD_TYPES = ("text", "textarea", "checkbox", "date", "integer", "decimal", "regexp", "tagger", "multiselect")
 
 IDEMPOTENCY_TTL = 2 * 3600.0
 
@@ -292,6 +297,7 @@ class ZendeskModel:
         self._export_order: list[tuple[float, int, Ticket]] | None = None  # all tickets by (updated_ts, id)
         self.ticket_fields: dict[int, TicketField] = {}
         self.webhooks: dict[str, Webhook] = {}
+        self.triggers: dict[int, Trigger] = {}
         self.idempotency: dict[str, IdempotentAnswer] = {}
         self.audits: dict[int, list[Audit]] = {}
         """Every audit of a ticket, oldest first (List Audits for a Ticket)."""
@@ -307,6 +313,7 @@ class ZendeskModel:
             "webhook": 1,
             "invocation": INVOCATION_IDS,
             "attachment": ATTACHMENT_IDS,
+            "trigger": TRIGGER_IDS,
         }
 
     # -- ids and time --------------------------------------------------------------------------------------
@@ -435,7 +442,28 @@ class ZendeskModel:
         self.ticket_fields[created.id] = created
         return created
 
+    def create_ticket_field(self, body: Any) -> TicketField:
+        """Create a custom field from a ``{"ticket_field": {...}}`` body (``type`` and ``title`` required)."""
+        data = body.get("ticket_field") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise errors.bad_request("Parameter ticket_field is required")
+        if data.get("type") not in FIELD_TYPES:
+            raise errors.record_invalid("type", f"Type: {data.get('type')!r} is not a valid field type")
+        title = str(data.get("title") or "").strip()
+        if not title:
+            raise errors.record_invalid("title", "Title: cannot be blank", "BlankValue")
+        return self.add_ticket_field(str(data["type"]), title, description=str(data.get("description") or ""))
+
+    def remove_custom_fields(self) -> None:
+        """Delete every removable (custom) ticket field: a bare account holds only the system fields."""
+        for fid in [f.id for f in self.ticket_fields.values() if f.removable]:
+            del self.ticket_fields[fid]
+
     # -- tickets ------------------------------------------------------------------------------------------
+    def touch(self, ticket: Ticket) -> None:
+        """Mark the ticket changed now (a trigger's action changed it)."""
+        self._touch(ticket, self.now())
+
     def _touch(self, ticket: Ticket, at: float) -> None:
         # Every change moves the ticket strictly forward, so the export cursor sees it again.
         ticket.updated_ts = max(at, ticket.updated_ts + 1e-6)
@@ -800,25 +828,31 @@ class ZendeskModel:
         return ids
 
     # -- webhooks -----------------------------------------------------------------------------------------
-    def create_webhook(self, body: Any, actor: User) -> Webhook:
-        """Create a webhook from ``{"webhook": {...}}``; missing mandatory fields are refused."""
+    @staticmethod
+    def _webhook_fields(body: Any, *, partial: bool) -> dict[str, Any]:
+        """The ``webhook`` object of a create (every mandatory field) or update (the fields given), checked."""
         data = body.get("webhook") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise _webhook_invalid("webhook", "webhook is required")
         for name in ("name", "endpoint", "http_method", "request_format", "status"):
-            if not str(data.get(name) or "").strip():
+            if (not partial or name in data) and not str(data.get(name) or "").strip():
                 raise _webhook_invalid(name, f"{name} is required")
-        if data["http_method"] not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        if "http_method" in data and data["http_method"] not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             raise _webhook_invalid("http_method", "http_method must be one of GET, POST, PUT, PATCH, DELETE")
-        if data["request_format"] not in ("json", "xml", "form_encoded"):
+        if "request_format" in data and data["request_format"] not in ("json", "xml", "form_encoded"):
             raise _webhook_invalid("request_format", "request_format must be one of json, xml, form_encoded")
-        if data["status"] not in ("active", "inactive"):
+        if "status" in data and data["status"] not in ("active", "inactive"):
             raise _webhook_invalid("status", "status must be active or inactive")
-        if not re.match(r"https?://", str(data["endpoint"])):
+        if "endpoint" in data and not re.match(r"https?://", str(data["endpoint"])):
             raise _webhook_invalid("endpoint", "endpoint must be an http(s) URL")
         subscriptions = data.get("subscriptions") or []
         if not isinstance(subscriptions, list) or not all(isinstance(s, str) for s in subscriptions):
             raise _webhook_invalid("subscriptions", "subscriptions must be an array of strings")
+        return data
+
+    def create_webhook(self, body: Any, actor: User) -> Webhook:
+        """Create a webhook from ``{"webhook": {...}}``; missing mandatory fields are refused."""
+        data = self._webhook_fields(body, partial=False)
         given = data.get("signing_secret")
         secret = given.get("secret") if isinstance(given, dict) else None
         now = self.now()
@@ -829,7 +863,7 @@ class ZendeskModel:
             http_method=str(data["http_method"]),
             request_format=str(data["request_format"]),
             status=str(data["status"]),
-            subscriptions=list(subscriptions),
+            subscriptions=list(data.get("subscriptions") or []),
             created_at=now,
             updated_at=now,
             created_by=actor.id,
@@ -838,6 +872,16 @@ class ZendeskModel:
         )
         self.webhooks[hook.id] = hook
         return hook
+
+    def update_webhook(self, hook: Webhook, body: Any) -> None:
+        """Update Webhook (``PUT``): the given fields replace the webhook's; its signing secret stays."""
+        data = self._webhook_fields(body, partial=True)
+        for name in ("name", "endpoint", "http_method", "request_format", "status", "description"):
+            if name in data:
+                setattr(hook, name, str(data[name] or ""))
+        if "subscriptions" in data:
+            hook.subscriptions = list(data["subscriptions"] or [])
+        hook.updated_at = self.now()
 
     # -- search -------------------------------------------------------------------------------------------
     def search(self, query: str) -> list[tuple[str, Any]]:

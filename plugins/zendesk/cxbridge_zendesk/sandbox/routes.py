@@ -13,7 +13,6 @@ import bisect
 import hashlib
 import hmac
 import json
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -23,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from cxbridge.sdk import VendorFault, WebhookTarget
 
-from . import errors
+from . import errors, triggers
 from .models import (
     Attachment,
     Audit,
@@ -69,14 +68,16 @@ RULES: list[tuple[str, str, tuple[str, ...]]] = [
     ("/api/v2/search", "search", ("GET",)),
     ("/api/v2/search/count", "search_count", ("GET",)),
     ("/api/v2/incremental/tickets/cursor", "incremental_tickets", ("GET",)),
-    ("/api/v2/ticket_fields", "ticket_fields", ("GET",)),
+    ("/api/v2/ticket_fields", "ticket_fields", ("GET", "POST")),
     ("/api/v2/ticket_fields/<int:ticket_field_id>", "ticket_field", ("GET",)),
     ("/api/v2/uploads", "uploads", ("POST",)),
     ("/api/v2/attachments/<int:attachment_id>", "attachment", ("GET",)),
     ("/attachments/token/<token>", "attachment_content", ("GET",)),
     ("/api/v2/webhooks", "webhooks", ("GET", "POST")),
-    ("/api/v2/webhooks/<webhook_id>", "webhook", ("GET", "DELETE")),
+    ("/api/v2/webhooks/<webhook_id>", "webhook", ("GET", "PUT", "DELETE")),
     ("/api/v2/webhooks/<webhook_id>/signing_secret", "webhook_secret", ("GET", "POST")),
+    ("/api/v2/triggers", "triggers", ("GET", "POST")),
+    ("/api/v2/triggers/<int:trigger_id>", "trigger", ("GET", "PUT", "DELETE")),
 ]
 
 # Ticket list endpoints carry the extra ``ratelimit-*`` headers.
@@ -500,7 +501,7 @@ class ZendeskRoutes(_Base):
         if key:
             self.model.idempotency[key] = IdempotentAnswer(fingerprint, self.model.now(), 201, answer, headers)
             headers = {**headers, "x-idempotency-lookup": "miss"}
-        self.emit_changes(changes, base)
+        self.emit_changes(ticket, actor, changes, base, created=True)
         return self.json(answer, 201, headers)
 
     def route_tickets_show_many(self, request: Request) -> Response:
@@ -514,8 +515,9 @@ class ZendeskRoutes(_Base):
     def route_ticket(self, request: Request, ticket_id: int) -> Response:
         base = self.base(request)
         if request.method == "PUT":
-            ticket, audit, changes = self.model.update_ticket(ticket_id, self.read_json(request), self.actor(request))
-            self.emit_changes(changes, base)
+            actor = self.actor(request)
+            ticket, audit, changes = self.model.update_ticket(ticket_id, self.read_json(request), actor)
+            self.emit_changes(ticket, actor, changes, base, created=False)
             return self.json({"ticket": ticket_json(ticket, base), "audit": audit_json(audit)})
         ticket = self.model.ticket(ticket_id)
         return self.json(
@@ -615,8 +617,9 @@ class ZendeskRoutes(_Base):
         if tags is None:
             raise errors.bad_request("Parameter tags is required")
         op = {"POST": "set", "PUT": "add", "DELETE": "remove"}[request.method]
-        ticket, changes = self.model.change_tags(ticket_id, op, tags, self.actor(request), body)
-        self.emit_changes(changes, self.base(request))
+        actor = self.actor(request)
+        ticket, changes = self.model.change_tags(ticket_id, op, tags, actor, body)
+        self.emit_changes(ticket, actor, changes, self.base(request), created=False)
         return self.json({"tags": list(ticket.tags)}, 201 if op == "set" else 200)
 
     # -- users and organizations --------------------------------------------------------------------------
@@ -759,6 +762,10 @@ class ZendeskRoutes(_Base):
     # -- ticket fields ------------------------------------------------------------------------------------
     def route_ticket_fields(self, request: Request) -> Response:
         base = self.base(request)
+        if request.method == "POST":
+            self.require_admin(request)
+            made = self.model.create_ticket_field(self.read_json(request))
+            return self.json({"ticket_field": ticket_field_json(made, base)}, 201)
         fields = sorted(self.model.ticket_fields.values(), key=lambda f: f.id)
         if self.uses_cursor(request):
             page, extra = self.cursor_page(request, fields, lambda f: f.id)
@@ -790,7 +797,35 @@ class ZendeskRoutes(_Base):
         if request.method == "DELETE":
             del self.model.webhooks[hook.id]
             return Response(status=204)
+        if request.method == "PUT":
+            self.model.update_webhook(hook, self.read_json(request))
+            return Response(status=204)
         return self.json({"webhook": webhook_json(hook)})
+
+    # -- triggers -----------------------------------------------------------------------------------------
+    def route_triggers(self, request: Request) -> Response:
+        self.require_admin(request)
+        base = self.base(request)
+        if request.method == "POST":
+            made = triggers.create(self.model, self.model.triggers, self.read_json(request))
+            return self.json({"trigger": triggers.trigger_json(made, base)}, 201)
+        listed = sorted(self.model.triggers.values(), key=lambda t: (t.position, t.id))
+        if "active" in request.args:
+            listed = [t for t in listed if t.active == (request.args["active"] == "true")]
+        page, extra = self.offset_page(request, listed)
+        return self.json({"triggers": [triggers.trigger_json(t, base) for t in page], **extra})
+
+    def route_trigger(self, request: Request, trigger_id: int) -> Response:
+        self.require_admin(request)
+        found = self.model.triggers.get(trigger_id)
+        if found is None:
+            raise errors.not_found()
+        if request.method == "DELETE":
+            del self.model.triggers[trigger_id]
+            return Response(status=204)
+        if request.method == "PUT":
+            triggers.update(self.model, found, self.read_json(request))
+        return self.json({"trigger": triggers.trigger_json(found, self.base(request))})
 
     def route_webhook_secret(self, request: Request, webhook_id: str) -> Response:
         self.require_admin(request)
@@ -805,79 +840,49 @@ class ZendeskRoutes(_Base):
         raise errors.invalid_endpoint()
 
     # -- webhooks the emulator sends ----------------------------------------------------------------------
-    def delivery_targets(self) -> list[tuple[str, WebhookTarget]]:
-        """(webhook id, target) for every receiver of ticket events: API webhooks, then admin targets."""
-        targets = [
-            (w.id, WebhookTarget(url=w.endpoint, secret=w.secret))
-            for w in sorted(self.model.webhooks.values(), key=lambda w: w.id)
-            if w.receives_ticket_events
-        ]
-        targets += [(str(t.extra.get("webhook_id", "sandbox")), t) for t in self.webhook_targets]
-        return targets
-
-    def webhook_body(self, change: Change, base: str) -> dict[str, Any]:
-        """The JSON a trigger sends for a change (shape documented in ``backend``)."""
-        ticket = self.model.ticket(change.ticket_id)
-        actor = self.model.users.get(change.actor_id)
-        body: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
-            "event": change.kind,
-            "time": iso(self.model.now()),
-            "ticket": {
-                "id": ticket.id,
-                "url": f"{base}/api/v2/tickets/{ticket.id}.json",
-                "subject": ticket.subject,
-                "status": ticket.status,
-                "priority": ticket.priority,
-                "tags": list(ticket.tags),
-                "requester_id": ticket.requester_id,
-                "organization_id": ticket.organization_id,
-                "updated_at": iso(ticket.updated_ts),
-                "updater_id": change.actor_id,
-            },
-            "current_user": {
-                "id": change.actor_id,
-                "email": actor.email if actor else None,
-                "name": actor.name if actor else None,
-            },
-        }
-        if change.kind == "tag_added":
-            body["tags_added"] = list(change.tags_added)
-        if change.comment is not None:
-            c = change.comment
-            body["comment"] = {
-                "id": c.id,
-                "author_id": c.author_id,
-                "public": c.public,
-                "body": c.body,
-                "attachments": list(c.attachment_ids),
-            }
-        return body
-
-    def emit_changes(self, changes: list[Change], base: str) -> None:
-        """Send the webhooks a trigger would: on a gained trigger tag, and on every added comment."""
+    def emit_changes(self, ticket: Ticket, actor: User, changes: list[Change], base: str, *, created: bool) -> None:
+        """After a ticket create or update: run the triggers (each ``notification_webhook`` action calls its API
+        webhook with the rendered body), then call the admin targets (``/_sandbox/webhooks``) with the bodies
+        cxbridge's provisioned triggers would send: on a gained trigger tag, and on every added comment."""
+        comment = next((c.comment for c in changes if c.comment is not None), None)
+        update = triggers.Update(ticket, actor, created, comment)
+        for firing in triggers.run(self.model, self.model.triggers, update, base):
+            hook = self.model.webhooks.get(firing.webhook_id)
+            if hook is not None and hook.status == "active":
+                self.send(firing.body, hook.id, WebhookTarget(url=hook.endpoint, secret=hook.secret))
+        if not self.webhook_targets:
+            return
         for change in changes:
-            if change.kind == "tag_added":
-                gained = [t for t in change.tags_added if t in self.trigger_tags]
-                if not gained:
-                    continue
-                change = Change(change.kind, change.ticket_id, change.actor_id, tags_added=gained)
-            targets = self.delivery_targets()
-            if not targets:
+            if change.kind == "tag_added" and not any(t in self.trigger_tags for t in change.tags_added):
                 continue
-            raw = json.dumps(self.webhook_body(change, base), separators=(",", ":")).encode("utf-8")
-            for webhook_id, target in targets:
-                timestamp = iso(self.model.now())
-                headers = {
-                    "Content-Type": "application/json; charset=utf-8",
-                    "User-Agent": "Zendesk Webhook",
-                    "X-Zendesk-Account-Id": str(ACCOUNT_ID),
-                    "X-Zendesk-Webhook-Id": webhook_id,
-                    "X-Zendesk-Webhook-Invocation-Id": str(self.model.next_id("invocation")),
-                    "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
-                    "X-Zendesk-Webhook-Signature": sign(target.secret, timestamp, raw),
-                }
-                self.emit_webhook(raw, headers, target)
+            body = self.webhook_body(change, base)
+            for target in self.webhook_targets:
+                self.send(body, str(target.extra.get("webhook_id", "sandbox")), target)
+
+    def webhook_body(self, change: Change, base: str) -> str:
+        """The body cxbridge's provisioned trigger sends for a change (``triggers.admin_target_body``), rendered
+        from the ticket as it is now: the escalation body for gained tags, the comment body for a comment."""
+        ticket = self.model.ticket(change.ticket_id)
+        update = triggers.Update(ticket, self.model.users.get(change.actor_id), False, change.comment)
+        values = triggers.placeholders(update, base)
+        if change.comment is not None:
+            return triggers.render(triggers.admin_target_body("comment_added", change.comment.public), values)
+        return triggers.render(triggers.admin_target_body("tag_added"), values)
+
+    def send(self, body: str, webhook_id: str, target: WebhookTarget) -> None:
+        """One webhook call as Zendesk makes it: signed over timestamp + body with the target's secret."""
+        raw = body.encode("utf-8")
+        timestamp = iso(self.model.now())
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Zendesk Webhook",
+            "X-Zendesk-Account-Id": str(ACCOUNT_ID),
+            "X-Zendesk-Webhook-Id": webhook_id,
+            "X-Zendesk-Webhook-Invocation-Id": str(self.model.next_id("invocation")),
+            "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+            "X-Zendesk-Webhook-Signature": sign(target.secret, timestamp, raw),
+        }
+        self.emit_webhook(raw, headers, target)
 
 
 def _id_list(text: str) -> list[int]:

@@ -81,7 +81,11 @@ def setup_account(model: ZendeskModel) -> None:
 
 
 def seed_empty(model: ZendeskModel) -> None:
-    """No customers and no tickets: only what every account has."""
+    """The bare account, as before ``cxbridge setup``: its users and system fields, no custom field, webhook or
+    trigger (the issue-key field a reset adds for the tests that skip setup is removed)."""
+    model.remove_custom_fields()
+    model.webhooks.clear()
+    model.triggers.clear()
 
 
 def seed_demo(model: ZendeskModel) -> None:

@@ -1,0 +1,93 @@
+"""The Zendesk triggers ``cxbridge setup`` creates, and the JSON bodies they send to cxbridge's webhook.
+
+Zendesk calls a webhook subscribed to ``conditional_ticket_events`` only when a trigger's ``notification_webhook``
+action names it; the action's value is ``[webhook_id, body]``, where the body is a JSON template whose
+``{{...}}`` placeholders Zendesk fills in (JSON-escaped, in a webhook whose ``request_format`` is ``json``).
+The bodies below use Zendesk's documented placeholders only:
+
+- escalation (trigger "cxbridge: escalate"; fires once when a ticket carries the escalation tag and not yet the
+  ``<tag>_sent`` marker, which the same trigger adds, so later updates of the ticket do not fire it again)::
+
+    {"event": "tag_added",
+     "ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}"},
+     "current_user": {"id": {{current_user.id}}, "name": "{{current_user.name}}", "email": "{{current_user.email}}"}}
+
+- a comment on an escalated ticket (triggers "cxbridge: public comment" and "cxbridge: internal comment": the
+  condition ``comment_is_public`` tells them apart, so ``public`` is a literal, not a placeholder)::
+
+    {"event": "comment_added",
+     "ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}"},
+     "current_user": {"id": {{current_user.id}}, "name": "{{current_user.name}}", "email": "{{current_user.email}}"},
+     "comment": {"body": "{{ticket.latest_comment}}", "public": true}}
+
+``{{ticket.tags}}`` renders the tags separated by spaces; the plugin reads both forms. There is no event id in the
+body: the verifier deduplicates by Zendesk's ``X-Zendesk-Webhook-Invocation-Id`` header.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+WEBHOOK_NAME = "cxbridge"
+SENT_SUFFIX = "_sent"
+
+_USER = (
+    '"current_user": {"id": {{current_user.id}}, "name": "{{current_user.name}}", "email": "{{current_user.email}}"}'
+)
+_TICKET = '"ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}"}'
+
+ESCALATION_BODY = '{"event": "tag_added", ' + _TICKET + ", " + _USER + "}"
+"""The JSON template of the escalation trigger's webhook call."""
+
+
+def comment_body(public: bool) -> str:
+    """The JSON template of a comment trigger's webhook call (``public`` is the trigger's own condition)."""
+    flag = "true" if public else "false"
+    return (
+        '{"event": "comment_added", '
+        + _TICKET
+        + ", "
+        + _USER
+        + ', "comment": {"body": "{{ticket.latest_comment}}", "public": '
+        + flag
+        + "}}"
+    )
+
+
+def desired_triggers(tag: str, webhook_id: str) -> list[dict[str, Any]]:
+    """The triggers cxbridge needs, as ``POST /api/v2/triggers`` bodies' ``trigger`` objects, by title."""
+    marker = tag + SENT_SUFFIX
+    escalate = {
+        "title": "cxbridge: escalate",
+        "description": f"Sends the ticket to cxbridge once when an agent adds the tag {tag}.",
+        "active": True,
+        "conditions": {
+            "all": [
+                {"field": "current_tags", "operator": "includes", "value": tag},
+                {"field": "current_tags", "operator": "not_includes", "value": marker},
+            ],
+            "any": [],
+        },
+        "actions": [
+            {"field": "notification_webhook", "value": [webhook_id, ESCALATION_BODY]},
+            {"field": "current_tags", "value": marker},
+        ],
+    }
+    out = [escalate]
+    for public, word in ((True, "public"), (False, "internal")):
+        out.append(
+            {
+                "title": f"cxbridge: {word} comment",
+                "description": f"Sends each {word} comment on a ticket escalated by cxbridge (tag {tag}).",
+                "active": True,
+                "conditions": {
+                    "all": [
+                        {"field": "current_tags", "operator": "includes", "value": tag},
+                        {"field": "comment_is_public", "operator": "is", "value": "true" if public else "false"},
+                    ],
+                    "any": [],
+                },
+                "actions": [{"field": "notification_webhook", "value": [webhook_id, comment_body(public)]}],
+            }
+        )
+    return out

@@ -1,0 +1,164 @@
+"""``cxbridge setup`` on Zendesk, against the in-process emulator: the plan compares the issue-key field, the
+webhook and the triggers with the account; apply creates or corrects them and returns the field id and the
+webhook's signing secret; a second plan is all ``ok``; a create whose answer was lost is not made twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import requests
+from cxbridge_zendesk.connector import ZendeskConnector
+from cxbridge_zendesk.sandbox.backend import ZendeskBackend
+from cxbridge_zendesk.sandbox.triggers import render
+
+from cxbridge.sdk import (
+    CREATE,
+    HELPDESK,
+    OK,
+    PRUNE,
+    UPDATE,
+    AmbiguousOutcome,
+    ConfigUpdate,
+    Fault,
+    PlanItem,
+    Secret,
+    SetupContext,
+    SystemConfig,
+    Unavailable,
+)
+from cxbridge.testing import Spec, mock_vendors
+
+URL = "https://hooks.example.com/webhooks/zendesk"
+TAG = "escalated_to_engineering"
+
+
+@pytest.fixture
+def zd() -> Iterator[ZendeskBackend]:
+    backend = ZendeskBackend()
+    with mock_vendors(backends={"zendesk": backend}, seed="empty"):
+        yield backend
+
+
+def connector(zd: ZendeskBackend, **options: object) -> ZendeskConnector:
+    creds = zd.credentials()
+    config = SystemConfig(
+        name="zendesk",
+        plugin="zendesk",
+        base_url=zd.base_url,
+        max_retries=0,
+        options={"email": creds["email"], "api_token": Secret(creds["api_token"]), **options},
+    )
+    return ZendeskConnector.from_config(config)
+
+
+def context(*secrets: str) -> SetupContext:
+    return SetupContext(
+        webhook_url=URL,
+        webhook_secrets=tuple(Secret(s) for s in secrets),
+        roles=frozenset({HELPDESK}),
+        escalation_tag=TAG,
+    )
+
+
+def apply_all(conn: ZendeskConnector, items: list[PlanItem], setup: SetupContext) -> list[ConfigUpdate]:
+    learned: list[ConfigUpdate] = []
+    for item in items:
+        if item.action in (CREATE, UPDATE):
+            learned += [*item.learned, *conn.apply_setup(item, setup)]
+    return learned
+
+
+def test_plan_apply_and_a_second_plan_that_is_all_ok(zd: ZendeskBackend) -> None:
+    conn = connector(zd)
+    items = conn.plan_setup(context())
+    assert [(i.kind, i.name, i.action) for i in items] == [
+        ("ticket field", "Jira issue key", CREATE),
+        ("webhook", "cxbridge", CREATE),
+        ("trigger", "cxbridge: escalate", CREATE),
+        ("trigger", "cxbridge: public comment", CREATE),
+        ("trigger", "cxbridge: internal comment", CREATE),
+    ]
+    assert [c.method for c in zd.calls] == ["GET"] * len(zd.calls)  # planning only reads
+    Spec("zendesk").validate_schema("TicketFieldObject", items[0].desired)  # the spec gives the POST no body schema
+    for trigger in items[2:]:
+        Spec("zendesk").validate_request("POST", "/api/v2/triggers", {"trigger": trigger.desired})
+    learned = {u.path: u for u in apply_all(conn, items, context())}
+    field_id = learned["systems", "zendesk", "issue_key_field_id"].value
+    assert zd.model.ticket_fields[field_id].type == "text"
+    secret = learned["webhooks", "secrets", "zendesk"]
+    assert secret.secret
+    (hook,) = zd.model.webhooks.values()
+    assert secret.value.reveal() == hook.secret
+    assert [t.actions[0]["value"][0] for t in zd.model.triggers.values()] == [hook.id] * 3
+    values = {"ticket.id": 7, "ticket.tags": "a b", "current_user.id": 3, "current_user.name": 'Sam "S"'}
+    for trigger in zd.model.triggers.values():  # every body is JSON once Zendesk fills the placeholders
+        assert json.loads(render(trigger.actions[0]["value"][1], values))["ticket"] == {"id": 7, "tags": "a b"}
+    again = connector(zd, issue_key_field_id=field_id).plan_setup(context(hook.secret))
+    assert [i.action for i in again] == [OK] * 5
+
+
+def test_an_existing_field_is_reused_and_a_moved_webhook_is_corrected(zd: ZendeskBackend) -> None:
+    """A text field titled like the wanted one is used (its id learned), not duplicated; a webhook pointing
+    elsewhere is updated in place and keeps its secret."""
+    made = zd.model.add_ticket_field("text", "Jira issue key")
+    conn = connector(zd, issue_key_field_id=999)
+    apply_all(conn, conn.plan_setup(context()), context())
+    hook = next(iter(zd.model.webhooks.values()))
+    hook.endpoint = "https://old.example.com/hook"
+    items = conn.plan_setup(context(hook.secret))
+    field = items[0]
+    assert (field.action, field.learned) == (
+        UPDATE,
+        [ConfigUpdate(("systems", "zendesk", "issue_key_field_id"), made.id)],
+    )
+    assert "issue_key_field_id 999 does not exist" in field.detail
+    webhook = items[1]
+    assert (webhook.action, webhook.vendor_id) == (UPDATE, hook.id)
+    assert "endpoint 'https://old.example.com/hook' -> " in webhook.detail
+    apply_all(conn, [webhook], context(hook.secret))
+    assert (len(zd.model.webhooks), hook.endpoint) == (1, URL)
+    assert len([f for f in zd.model.ticket_fields.values() if f.title == "Jira issue key"]) == 1
+
+
+def test_a_webhook_create_whose_answer_was_lost_is_not_made_twice(zd: ZendeskBackend) -> None:
+    conn = connector(zd)
+    items = conn.plan_setup(context())
+    webhook = items[1]
+    zd.faults.append(Fault(reset=True, path=r"^/api/v2/webhooks$", method="POST"))
+    with pytest.raises((AmbiguousOutcome, Unavailable)):
+        conn.apply_setup(webhook, context())
+    learned = conn.apply_setup(webhook, context())  # the same stale plan item, applied again
+    assert len(zd.model.webhooks) == 1
+    assert learned[0].value.reveal() == next(iter(zd.model.webhooks.values())).secret
+
+
+def test_without_a_public_url_the_webhook_is_a_manual_step(zd: ZendeskBackend) -> None:
+    items = connector(zd).plan_setup(SetupContext(webhook_url="", roles=frozenset({HELPDESK}), escalation_tag=TAG))
+    assert items[1].action == "manual"
+    assert "set [webhooks] public_url" in items[1].detail
+    not_the_helpdesk = connector(zd).plan_setup(SetupContext(webhook_url=URL, escalation_tag=TAG))
+    assert [i.kind for i in not_the_helpdesk] == ["ticket field"]
+
+
+def test_a_leftover_cxbridge_trigger_is_listed_for_pruning(zd: ZendeskBackend, api: requests.Session) -> None:
+    """A trigger titled "cxbridge: ..." that this version does not want is a prune item; pruning deletes it,
+    twice without error; an admin's own triggers are never listed."""
+    conn = connector(zd)
+    apply_all(conn, conn.plan_setup(context()), context())
+    hook = next(iter(zd.model.webhooks.values()))
+    for title in ("cxbridge: old escalation", "Notify the team lead"):
+        trigger = {"title": title, "conditions": {"all": []}, "actions": [{"field": "current_tags", "value": "x"}]}
+        assert api.post(f"{zd.base_url}/api/v2/triggers", json={"trigger": trigger}).status_code == 201
+    items = conn.plan_setup(context(hook.secret))
+    pruned = [i for i in items if i.action == PRUNE]
+    assert [i.name for i in pruned] == ["cxbridge: old escalation"]
+    conn.apply_setup(pruned[0], context())
+    conn.apply_setup(pruned[0], context())
+    assert sorted(t.title for t in zd.model.triggers.values()) == [
+        "Notify the team lead",
+        "cxbridge: escalate",
+        "cxbridge: internal comment",
+        "cxbridge: public comment",
+    ]
