@@ -419,7 +419,9 @@ def test_relay_write_after_fault_has_one_effect(vendors: Vendors, runtime: Runti
     text = "Card 4111 fails at checkout."
     if write == "relayed edit":
         handle_event(runtime, event, system="zendesk")
-        comment = {**event.payload["comment"], "body": "[engineering] Card ▇▇▇▇ fails at checkout."}
+        # the trigger's body names no comment id (no placeholder gives it): the edit's delivery names it
+        note_id = vendors["zendesk"].model.ticket(1).comments[-1].id  # type: ignore[attr-defined]
+        comment = {**event.payload["comment"], "id": note_id, "body": "[engineering] Card ▇▇▇▇ fails at checkout."}
         event = Event(
             event.id + "-redacted",
             event.system,
