@@ -19,7 +19,7 @@ import requests.auth
 from .errors import VendorError
 from .http import HttpClient
 from .http.urls import check_base_url
-from .models import Attachment, Comment, Customer, Event, Issue, Ref, Ticket
+from .models import Attachment, Comment, Customer, Event, Issue, Person, Ref, Ticket
 from .secrets import Secret
 from .settings import ConfigKey as ConfigKey  # re-exported: plugins declare their config_keys with it
 from .signals import Signal, Triggers, VersionReleased
@@ -396,6 +396,12 @@ class Helpdesk(Connector):
     @abstractmethod
     def ticket_url(self, ticket_id: str) -> str:
         """The agent-facing URL of the ticket."""
+
+    def agent_person(self, user_id: str) -> Person | None:
+        """The helpdesk user ``user_id`` as an agent (name, email), read with cxbridge's own credentials, for the
+        agent API: the helpdesk vouched for the id in a signed app request, this says who it is. None when the user
+        is no active agent or admin (an end user, a suspended one); NotFound when there is no such user."""
+        raise NotImplementedError(f"{self.name}: this helpdesk cannot tell who an agent is")
 
     def changed_tickets(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Pages of tickets (``Ticket``) changed since ``since`` (epoch seconds), or after a saved ``cursor``."""

@@ -85,18 +85,25 @@ threads = 8
 [webhooks.public_urls]
 # hubspot = "https://hooks.example.com/hubspot"
 
-# The agent API (/agent/... on 'cxbridge serve') that the Zendesk sidebar app calls (apps/zendesk; build it with
-# 'cxbridge zendesk-app build'). Requests carry a JWT the app signs with its shared secret (HS256): set the same
-# secret here and in the app's settings, e.g. secrets = [{ env = "CXBRIDGE_AGENT_APP_SECRET" }] (a list, for
-# rotation). Empty: the API is not served.
+# The agent API (/agent/... on 'cxbridge serve') and the page of the Zendesk sidebar app (apps/zendesk; build it
+# with 'cxbridge zendesk-app build --url https://<this cxbridge>'). Zendesk loads the page from /agent/app with a
+# request it signs RS256 with the app's key pair (signedUrls); cxbridge checks it with the app's public key
+# (GET /api/v2/apps/{app_id}/public_key.pem), reads the agent it names from Zendesk, and gives the page a session.
+# Empty app_public_keys: the API is not served.
 [agent_api]
-secrets = []
-# The token's iss (your Zendesk account's URL) and aud (this cxbridge's URL, as set in the app).
+app_public_keys = []          # e.g. [{ file = "/etc/cxbridge/zendesk-app.pem" }]
+# The signed request's iss (your Zendesk account's URL) and aud (the app installation's URL,
+# https://<subdomain>.zendesk.com/api/v2/apps/installations/<id>.json).
 issuer = ""
 audience = ""
+# The keys cxbridge signs agent sessions with (32+ characters; the first signs, all verify), and their lifetime.
+session_secrets = []          # e.g. [{ env = "CXBRIDGE_AGENT_SESSION_SECRET" }]
+session_minutes = 60
+# The built app's folder (dist/app): cxbridge serves its assets/ (the page, the script, the vendored ZAF SDK).
+app_dir = ""
 # Browser origins allowed by CORS; empty: the issuer's origin only.
 origins = []
-# The largest action body, in bytes (413 beyond).
+# The largest request body, in bytes (413 beyond).
 max_body = 65536
 
 [sync]

@@ -214,18 +214,26 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         ),
     },
     "agent_api": {
-        "secrets": ConfigKey(
+        "app_public_keys": ConfigKey(
             list,
             default=[],
             items=ConfigKey(Secret),
-            help="the helpdesk app's shared secrets (HS256) its signed requests use; unset: no /agent/ API",
+            help="PEM public key(s) of the helpdesk app (RS256 signed page requests); unset: no /agent/ API",
         ),
-        "issuer": ConfigKey(str, default="", help="the iss a token must carry: the helpdesk account's URL"),
-        "audience": ConfigKey(str, default="", help="the aud a token must carry: this cxbridge's URL"),
+        "issuer": ConfigKey(str, default="", help="the helpdesk account's URL: the iss a signed request must name"),
+        "audience": ConfigKey(str, default="", help="the app installation's URL: the aud a signed request must carry"),
+        "session_secrets": ConfigKey(
+            list,
+            default=[],
+            items=ConfigKey(Secret),
+            help="HMAC keys of cxbridge's agent sessions (32+ characters; the first signs, all verify)",
+        ),
+        "session_minutes": ConfigKey(int, default=60, min=1, max=720, help="how long an agent session lasts"),
+        "app_dir": ConfigKey(str, default="", help="the built app's folder; its assets/ are served at /agent/"),
         "origins": ConfigKey(
             list, default=[], items=ConfigKey(str, min=1), help="browser origins CORS allows; default: the issuer's"
         ),
-        "max_body": ConfigKey(int, default=65536, min=1024, max=1048576, help="largest action body in bytes (413)"),
+        "max_body": ConfigKey(int, default=65536, min=1024, max=1048576, help="largest request body in bytes (413)"),
     },
     "sync": {
         "status_map": ConfigKey(
@@ -693,7 +701,8 @@ class Config:
         out = [s for sc in self.systems.values() for s in sc.secrets()]
         for values in self.sections["webhooks"]["secrets"].values():
             out.extend(v for v in values if isinstance(v, Secret))
-        out.extend(v for v in self.sections["agent_api"]["secrets"] if isinstance(v, Secret))
+        for key in ("app_public_keys", "session_secrets"):
+            out.extend(v for v in self.sections["agent_api"][key] if isinstance(v, Secret))
         return out
 
     def _where(self) -> str:

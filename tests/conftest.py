@@ -3,7 +3,9 @@ runtimes (the emulators in process, a config pointing at them, a Runtime on it).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,10 @@ from cxbridge.hookspecs import hookimpl
 from cxbridge.plugins import ALLOWLIST_ENV
 from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.testing import SandboxRuntimes
+
+# Helpers shared by the agent app's tests (tests/agent_app/zaf_keys.py: Zendesk's side of the signed page request);
+# the tests import them as ``zaf_keys`` (pytest's importlib mode puts no test folder on the path by itself).
+sys.path.insert(0, str(Path(__file__).parent / "agent_app"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,39 +1,42 @@
-"""The agent API of ``cxbridge serve`` (``/agent/...``) on the in-process sandbox: signed tokens only, the agent from
-the token, the ticket view in one request, actions once per request id, CORS for the configured origin only."""
+"""The agent API of ``cxbridge serve`` (``/agent/...``) on the in-process sandbox: the app's page only for a request
+Zendesk signed (RS256, the app's key pair), the agent read from Zendesk, a cxbridge session for every call, the
+agent from the session and never the body, the ticket view in one request, actions once per request id, CORS for
+the configured origin only."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 import requests
 from werkzeug.test import Client, TestResponse
+from zaf_keys import ISSUER, SESSION_SECRET, add_user, agent_api_section, app_token, key_pair
 
 from cxbridge.errors import ConfigError
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.modes import Vendors
 from cxbridge.testing import SandboxRuntimes
-from cxbridge.webhooks.agent_api import MAX_TOKEN_SECONDS
+from cxbridge.webhooks.agent_auth import SESSION_AUDIENCE, SESSION_ISSUER
 from cxbridge.webhooks.receiver import make_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
-SECRET = "app-shared-secret-for-tests-0123456789"
-ISSUER = "https://acme.zendesk.com"
-AUDIENCE = "https://cxbridge.acme.example"
 SAM = "sam@cxbridge.example"
 LEE = "lee@cxbridge.example"
 PATH = "/agent/tickets/1/decide"
 
 
-def token(email: str = SAM, *, secret: str = SECRET, **override: Any) -> str:
+def token(email: str = SAM, *, secret: str = SESSION_SECRET, **override: Any) -> str:
+    """A cxbridge session token as ``POST /agent/app`` issues it (claims set to None are left out)."""
     now = int(time.time())
-    claims: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE, "sub": "9001", "email": email, "name": "Sam", "iat": now}
-    claims["exp"] = now + 300
+    claims: dict[str, Any] = {"iss": SESSION_ISSUER, "aud": SESSION_AUDIENCE, "sub": "9001", "email": email}
+    claims.update({"name": "Sam", "iat": now, "exp": now + 600})
     claims.update(override)
     claims = {k: v for k, v in claims.items() if v is not None}
     return jwt.encode(claims, secret, algorithm="HS256")
@@ -41,10 +44,18 @@ def token(email: str = SAM, *, secret: str = SECRET, **override: Any) -> str:
 
 @pytest.fixture
 def runtime(
-    vendors: Vendors, sandbox_runtime: SandboxRuntimes, policies: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    vendors: Vendors,
+    sandbox_runtime: SandboxRuntimes,
+    policies: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> Runtime:
-    monkeypatch.setenv("CXB_TEST_AGENT_SECRET", SECRET)
-    agent_api = {"secrets": [{"env": "CXB_TEST_AGENT_SECRET"}], "issuer": ISSUER, "audience": AUDIENCE}
+    (tmp_path / "app" / "assets").mkdir(parents=True)
+    (tmp_path / "app" / "assets" / "iframe.html").write_text(
+        "<html><head><title>app</title></head><body></body></html>"
+    )
+    (tmp_path / "app" / "assets" / "app.js").write_text("window.app = 1;\n")
+    agent_api = agent_api_section(monkeypatch, app_dir=str(tmp_path / "app"))
     return sandbox_runtime(vendors, extra={"policies": policies, "agent_api": agent_api})
 
 
@@ -72,17 +83,25 @@ def internal_notes(vendors: Vendors, ticket_id: int) -> list[str]:
 @pytest.mark.parametrize(
     ("bearer", "reason"),
     [
-        (None, "no bearer token"),
+        (None, "no bearer session"),
         ("", "no token"),
         ("not.a.jwt", "malformed"),
         (token(exp=int(time.time()) - 120), "expired"),
         (token(aud="https://elsewhere.example"), "another audience"),
-        (token(iss="https://other.zendesk.com"), "another helpdesk account"),
+        (token(iss=ISSUER), "another issuer"),
         (token(secret="another-secret-entirely-0123456789"), "signature does not match"),
         (token(email=None), "no agent email"),
         (token(sub=None), "'sub'"),
-        (token(exp=int(time.time()) + MAX_TOKEN_SECONDS * 24), "longer than"),
-        (jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "1", "email": SAM, "exp": 2**40}, "", "none"), "HS256"),
+        (token(exp=int(time.time()) + 24 * 3600), "longer than"),
+        (
+            jwt.encode(
+                {"iss": SESSION_ISSUER, "aud": SESSION_AUDIENCE, "sub": "1", "email": SAM, "iat": 1, "exp": 2**40},
+                "",
+                "none",
+            ),
+            "HS256",
+        ),
+        (app_token(9001), "HS256"),  # Zendesk's page token is not a session
     ],
     ids=[
         "unsigned",
@@ -96,6 +115,7 @@ def internal_notes(vendors: Vendors, ticket_id: int) -> list[str]:
         "no-sub",
         "too-long",
         "alg-none",
+        "app-token-as-session",
     ],
 )
 def test_a_request_without_a_valid_signed_token_is_refused_with_401(
@@ -108,7 +128,7 @@ def test_a_request_without_a_valid_signed_token_is_refused_with_401(
     assert reason in body["error"]
     assert body["code"] == "unauthorized"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert SECRET not in response.get_data(as_text=True)
+    assert SESSION_SECRET not in response.get_data(as_text=True)
     assert vendors["zendesk"].state() == calls_before
 
 
@@ -298,11 +318,12 @@ def test_cors_answers_only_the_configured_origin(client: Client) -> None:
     assert "not allowed" in refused.get_json()["error"]
 
 
-def test_without_secrets_the_agent_api_is_not_served(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+def test_without_a_public_key_the_agent_api_is_not_served(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
     client = Client(make_app(sandbox_runtime(vendors), require_secrets=False))
     response = get(client, "/agent/tickets/1", token())
     assert response.status_code == 404
-    assert "[agent_api] secrets" in response.get_json()["error"]
+    assert "[agent_api] app_public_keys" in response.get_json()["error"]
+    assert client.post("/agent/app", data={"token": app_token(1)}).status_code == 404
 
 
 def test_a_repeat_while_the_first_request_still_runs_gets_409(
@@ -361,9 +382,8 @@ def test_a_public_reply_is_posted_once_with_the_agents_words(
 ) -> None:
     """With a rule granting public replies, the decision posts one public comment holding the agent's words; the
     same request again posts nothing more."""
-    monkeypatch.setenv("CXB_TEST_AGENT_SECRET", SECRET)
     policies["rules"].append({"name": "replies", "when": "agent.team == 'tier1'", "grant": {"public_reply": True}})
-    agent_api = {"secrets": [{"env": "CXB_TEST_AGENT_SECRET"}], "issuer": ISSUER, "audience": AUDIENCE}
+    agent_api = agent_api_section(monkeypatch)
     runtime = sandbox_runtime(vendors, extra={"policies": policies, "agent_api": agent_api})
     client = Client(make_app(runtime, require_secrets=False))
     body = {"request_id": "req-reply-1", "action": "public_reply", "reply": "We credited your account."}
@@ -384,10 +404,144 @@ def test_a_decision_the_systems_cannot_carry_out_is_a_readable_422(client: Clien
     assert response.get_json()["error"]
 
 
-def test_secrets_without_issuer_or_audience_stop_the_server_from_starting(
+def test_a_public_key_without_issuer_audience_or_session_secret_stops_the_server_from_starting(
     vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CXB_TEST_AGENT_SECRET", SECRET)
-    runtime = sandbox_runtime(vendors, extra={"agent_api": {"secrets": [{"env": "CXB_TEST_AGENT_SECRET"}]}})
-    with pytest.raises(ConfigError, match=r"\[agent_api\] needs issuer"):
+    section = agent_api_section(monkeypatch)
+    for missing in ("issuer", "audience", "session_secrets"):
+        runtime = sandbox_runtime(vendors, extra={"agent_api": {k: v for k, v in section.items() if k != missing}})
+        with pytest.raises(ConfigError, match=rf"\[agent_api\] needs {missing}"):
+            make_app(runtime, require_secrets=False)
+    monkeypatch.setenv("CXB_TEST_SESSION_SECRET", "short")
+    runtime = sandbox_runtime(vendors, extra={"agent_api": section})
+    with pytest.raises(ConfigError, match="at least 32 characters"):
         make_app(runtime, require_secrets=False)
+
+
+# -- the app's page: Zendesk's signed request, the agent read from Zendesk, a session -------------------------------
+def open_app(
+    client: Client, token_value: str | None, query: str = "?origin=https://acme.zendesk.com&app_guid=g"
+) -> TestResponse:
+    data = {} if token_value is None else {"token": token_value}
+    return client.post(f"/agent/app{query}", data=data)
+
+
+def session_of(page: TestResponse) -> str:
+    text = page.get_data(as_text=True)
+    found = re.search(r'<meta name="cxbridge-session" content="([^"]+)">', text)
+    assert found, text
+    return found.group(1)
+
+
+def test_the_page_signed_by_zendesk_carries_a_session_for_the_agent_zendesk_names(
+    client: Client, vendors: Vendors
+) -> None:
+    """Zendesk's RS256 token names user 'sam' by URL; cxbridge reads Sam from Zendesk and binds the session to
+    Sam's email (never to anything the browser sends), for every ticket."""
+    sam = add_user(vendors, "Sam Tier1", SAM)
+    page = open_app(client, app_token(sam))
+    assert page.status_code == 200, page.get_data(as_text=True)
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Content-Security-Policy"] == f"frame-ancestors {ISSUER}"
+    assert '<base href="assets/">' in page.get_data(as_text=True)
+    session = session_of(page)
+    claims = jwt.decode(session, SESSION_SECRET, algorithms=["HS256"], audience=SESSION_AUDIENCE)
+    assert (claims["sub"], claims["email"], claims["name"]) == (str(sam), SAM, "Sam Tier1")
+    assert claims["exp"] - claims["iat"] == 60 * 60
+    view = get(client, "/agent/tickets/1", session)
+    assert view.status_code == 200
+    assert view.get_json()["agent"]["email"] == SAM
+    assert get(client, "/agent/tickets/2", session).status_code == 200  # ticket-independent
+    asset = client.get("/agent/assets/app.js")
+    assert asset.status_code == 200
+    assert asset.headers["Content-Type"].startswith("text/javascript")
+    assert client.get("/agent/assets/..%2Fsecret.js").status_code == 404
+    assert client.get("/agent/assets/missing.js").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda uid: None, "no token"),
+        (lambda uid: "not.a.jwt", "malformed"),
+        (lambda uid: app_token(uid, key="attacker"), "signature does not match"),
+        (lambda uid: app_token(uid, exp=int(time.time()) - 120), "expired"),
+        (lambda uid: app_token(uid, aud="https://acme.zendesk.com/api/v2/apps/installations/1.json"), "audience"),
+        (lambda uid: app_token(uid, iss="evil.zendesk.com"), "another helpdesk account"),
+        (lambda uid: app_token(uid, sub=f"https://evil.zendesk.com/api/v2/users/{uid}.json"), "names no user"),
+        (lambda uid: app_token(uid, sub=None), "lacks the &#x27;sub&#x27; claim"),
+        (lambda uid: app_token(uid, lifetime=24 * 3600), "longer than"),
+        # alg confusion: HS256 keyed with the app's public key (which anyone may hold) must not pass for RS256
+        (lambda uid: _hs256_with_public_key(uid), "RS256"),
+        (lambda uid: _tampered(uid), "signature does not match"),
+    ],
+    ids=[
+        "none",
+        "garbage",
+        "forged",
+        "expired",
+        "audience",
+        "issuer",
+        "other-account-user",
+        "no-sub",
+        "too-long",
+        "alg-confusion",
+        "tampered",
+    ],
+)
+def test_a_page_request_zendesk_did_not_sign_for_this_installation_is_refused_with_401(
+    client: Client, vendors: Vendors, make: Any, reason: str
+) -> None:
+    sam = add_user(vendors, "Sam Tier1", SAM)
+    page = open_app(client, make(sam))
+    assert page.status_code == 401
+    text = page.get_data(as_text=True)
+    assert reason in text
+    assert "cxbridge-session" not in text
+    assert SESSION_SECRET not in text
+
+
+def _hs256_with_public_key(user_id: int) -> str:
+    """The classic algorithm confusion: the claims signed HS256 with the public key's PEM as the HMAC secret."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    claims = jwt.decode(app_token(user_id), options={"verify_signature": False})
+    signing = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
+    signature = hmac.new(key_pair("app")[1].encode(), signing.encode(), hashlib.sha256).digest()
+    return f"{signing}.{b64(signature)}"
+
+
+def _tampered(user_id: int) -> str:
+    """A valid token for Sam whose payload is changed to name another user: the signature no longer matches."""
+    header, payload, signature = app_token(user_id).split(".")
+    claims = json.loads(jwt.utils.base64url_decode(payload))
+    claims["sub"] = f"{ISSUER}/api/v2/users/{user_id + 1}.json"
+    forged = jwt.utils.base64url_encode(json.dumps(claims).encode()).decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def test_an_end_user_or_a_suspended_agent_gets_no_session(client: Client, vendors: Vendors) -> None:
+    customer = add_user(vendors, "A Customer", "customer@example.com", role="end-user")
+    page = open_app(client, app_token(customer))
+    assert page.status_code == 403
+    assert "is not an agent" in page.get_data(as_text=True)
+    assert open_app(client, app_token(987654321)).status_code == 403  # no such user in Zendesk
+    assert client.get("/agent/app").status_code == 405
+
+
+def test_a_session_for_one_agent_cannot_act_as_another(client: Client, vendors: Vendors, runtime: Runtime) -> None:
+    """Sam's session decides as Sam whatever the body says; Lee's grants (a 300 credit) are not Sam's."""
+    sam = add_user(vendors, "Sam Tier1", SAM)
+    session = session_of(open_app(client, app_token(sam)))
+    body = {"request_id": "req-as-lee-1", "action": "credit", "value": 300}
+    assert post(client, PATH, {**body, "email": LEE}, session).status_code == 400  # the body never names the agent
+    response = post(client, PATH, body, session)
+    assert response.status_code == 403
+    assert response.get_json()["decision"]["agent"] == SAM
+    actors = {e.actor for e in runtime.store.audit_entries() if e.action == "act.credit"}
+    assert actors == {SAM}

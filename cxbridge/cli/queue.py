@@ -312,7 +312,7 @@ def serve(
 
     POST /webhooks/<system> for each configured system, GET /healthz and GET /metrics (Prometheus).
     Every served system needs a signing secret in [webhooks] secrets.<system>; unsigned deliveries are refused.
-    With [agent_api] secrets, also the agent API under /agent/ that the helpdesk sidebar app calls.
+    With [agent_api] app_public_keys, also the helpdesk sidebar app's page (/agent/app) and its agent API.
     Stops cleanly on Ctrl-C or SIGTERM.
     """
     rt = load_runtime(ctx)

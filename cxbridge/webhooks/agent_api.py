@@ -12,13 +12,14 @@ Routes (JSON in and out; every error is ``{"error": "<a sentence an agent can re
   out (no linked issue to reopen) gets 422.
 - ``POST /agent/tickets/<id>/unlink`` ``{"request_id", "issue_key"}``: take the ticket off an issue.
 
-Authentication: ``Authorization: Bearer <JWT>``, HS256 with one of ``[agent_api] secrets`` (several during a
-rotation), its ``iss`` equal to ``[agent_api] issuer``, its ``aud`` to ``[agent_api] audience``, an ``exp`` in the
-future (and not further than ``MAX_TOKEN_SECONDS`` away), and the agent in ``sub`` (the helpdesk's user id) and
-``email`` (``name`` optional). A helpdesk app platform that signs requests with an app's shared secret (Zendesk's
-``client.request`` ``jwt`` option, the secret a secure app setting) produces it. The agent is who the token says,
-never what the body says: a body naming an agent is refused. No token, a bad signature, an expired token, another
-issuer or audience: 401.
+- ``POST /agent/app`` (a form with ``token``): the app's page, loaded by the helpdesk with a request it signs
+  RS256 with the app's key pair; cxbridge verifies it, reads the user it names from the helpdesk, and writes a
+  session token for that agent into the page (``cxbridge.webhooks.agent_auth``). ``GET /agent/assets/<name>``:
+  the page's scripts, styles and images, from ``[agent_api] app_dir``.
+
+Authentication: ``Authorization: Bearer <session>``, the session token of the page (``verify_session``): the agent
+is who the helpdesk vouched for when the page was opened, never what the body says (a body naming an agent is
+refused). No session, a bad signature, an expired session: 401.
 
 Browsers: CORS answers only the origins in ``[agent_api] origins`` (default: the issuer's origin); a request from
 another origin is refused with 403. Bodies are capped at ``[agent_api] max_body`` (413). Every action carries a
@@ -30,23 +31,22 @@ is still running gets 409.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import jwt
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 from ..connectors import HELPDESK
 from ..errors import AuthError, ConfigError, CxbridgeError, EffectInFlight, NotFound, VendorError
 from ..models import Person, Ref
-from ..secrets import Secret
 from ..store.base import redact_text
+from .agent_auth import AgentApiSettings, AgentAuthError, issue_session, verify_app_token, verify_session
 from ..workflows import impact as rollup
 from ..workflows.agent_view import ticket_view
 from ..workflows.escalate import Escalation, EscalationRequest
@@ -59,120 +59,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AGENT_PREFIX = "/agent/"
-MAX_AGENT_BODY = 64 * 1024
-"""Default cap of an action's body (``[agent_api] max_body``): a note and a few fields, never a file."""
-MAX_TOKEN_SECONDS = 3600
-"""A token whose ``exp`` lies further in the future than this is refused: a short-lived signature, not a password."""
-LEEWAY_SECONDS = 30
-"""Clock skew allowed between the signer and cxbridge on ``exp``."""
-ALGORITHMS = ["HS256"]
 MAX_NOTE = 10_000
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,100}$")
 _TICKET_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ISSUE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_ASSET_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
 _ACTIONS_FIELDS = {
     "escalate": {"request_id", "note", "issue_key"},
     "decide": {"request_id", "action", "value", "note", "reply"},
     "unlink": {"request_id", "issue_key"},
 }
 _AGENT_FIELDS = {"agent", "agent_email", "email", "user", "user_id", "actor", "sub"}
-
-
-@dataclass(frozen=True)
-class AgentApiSettings:
-    """``[agent_api]``: the token's secrets, issuer and audience, the browser origins allowed, the body cap."""
-
-    secrets: tuple[Secret, ...]
-    issuer: str
-    audience: str
-    origins: tuple[str, ...]
-    max_body: int = MAX_AGENT_BODY
-
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> AgentApiSettings | None:
-        """The settings, or None when no secret is configured (the API is then not served); a ConfigError when
-        secrets are set without the issuer and the audience tokens are checked against."""
-        secrets = tuple(s for s in section.get("secrets") or [] if isinstance(s, Secret) and s)
-        if not secrets:
-            return None
-        issuer = str(section.get("issuer") or "")
-        if not issuer or not section.get("audience"):
-            raise ConfigError(
-                "[agent_api] needs issuer (your helpdesk account's URL) and audience (this cxbridge's URL as the app "
-                "knows it) beside secrets: without them no token could be checked"
-            )
-        origins = tuple(str(o).rstrip("/") for o in section.get("origins") or [] if o)
-        if not origins and issuer:
-            parts = urlsplit(issuer)
-            if parts.scheme and parts.netloc:
-                origins = (f"{parts.scheme}://{parts.netloc}",)
-        return cls(
-            secrets=secrets,
-            issuer=issuer,
-            audience=str(section.get("audience") or ""),
-            origins=origins,
-            max_body=int(section.get("max_body") or MAX_AGENT_BODY),
-        )
-
-
-class AgentAuthError(Exception):
-    """A request whose token does not prove an agent (401); the message says what is wrong, never the secret."""
-
-
-def verify_agent_token(
-    token: str,
-    secrets: tuple[Secret, ...] | list[Secret],
-    *,
-    issuer: str,
-    audience: str,
-    now: float | None = None,
-) -> Person:
-    """The agent a bearer token names, once its signature, issuer, audience and expiry are checked.
-
-    Raises ``AgentAuthError`` for a token that is malformed, signed with none of ``secrets`` (or with another
-    algorithm than HS256), expired, issued by another issuer or for another audience, valid for longer than
-    ``MAX_TOKEN_SECONDS``, or missing ``sub`` or ``email``.
-    """
-    if not token:
-        raise AgentAuthError("sign in through the helpdesk app: the request carries no token")
-    claims: dict[str, Any] | None = None
-    for secret in secrets:
-        try:
-            claims = jwt.decode(
-                token,
-                secret.reveal(),
-                algorithms=ALGORITHMS,
-                audience=audience,
-                issuer=issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iss", "aud", "sub"]},
-            )
-            break
-        except jwt.InvalidSignatureError:
-            continue
-        except jwt.ExpiredSignatureError:
-            raise AgentAuthError("the token has expired: reload the app") from None
-        except jwt.InvalidAudienceError:
-            raise AgentAuthError("the token was signed for another audience than this cxbridge") from None
-        except jwt.InvalidIssuerError:
-            raise AgentAuthError("the token was issued by another helpdesk account than the one configured") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise AgentAuthError(f"the token lacks the {exc.claim!r} claim") from None
-        except jwt.InvalidAlgorithmError:
-            raise AgentAuthError("the token is not signed with HS256") from None
-        except jwt.PyJWTError as exc:
-            raise AgentAuthError(f"the token is malformed ({type(exc).__name__})") from None
-    if claims is None:
-        raise AgentAuthError("the token's signature does not match the configured secret")
-    clock = time.time() if now is None else now
-    exp = claims.get("exp")
-    if isinstance(exp, int | float) and exp - clock > MAX_TOKEN_SECONDS + LEEWAY_SECONDS:
-        raise AgentAuthError(f"the token is valid for longer than {MAX_TOKEN_SECONDS} seconds")
-    email = claims.get("email")
-    if not isinstance(email, str) or "@" not in email:
-        raise AgentAuthError("the token names no agent email")
-    name = claims.get("name")
-    return Person(name=name if isinstance(name, str) else None, email=email)
+PAGE = "iframe.html"
+"""The app's page under ``<app_dir>/assets/``, served at ``POST /agent/app`` with the session written in."""
 
 
 def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:
@@ -182,6 +87,25 @@ def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | Non
         headers=dict(headers or {}),
         content_type="application/json",
     )
+
+
+def _page_headers(settings: AgentApiSettings) -> dict[str, str]:
+    ancestors = " ".join(settings.origins)
+    return {
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": f"frame-ancestors {ancestors}",
+    }
+
+
+def _page_error(status: int, message: str) -> Response:
+    """A page saying why the app cannot open, in a sentence the agent can read (never a secret)."""
+    text = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cxbridge</title></head>'
+        f'<body><p role="alert">cxbridge cannot open: {html.escape(message)}</p></body></html>\n'
+    )
+    return Response(text, status=status, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> tuple[int, dict[str, Any]]:
@@ -207,7 +131,7 @@ class AgentApi:
 
     @property
     def enabled(self) -> bool:
-        """Whether ``[agent_api] secrets`` is set (without it every ``/agent/`` request gets 404)."""
+        """Whether ``[agent_api] app_public_keys`` is set (without it every ``/agent/`` request gets 404)."""
         return self.settings is not None
 
     # -- entry ---------------------------------------------------------------------------------------------------
@@ -215,14 +139,21 @@ class AgentApi:
         """The answer to one ``/agent/...`` request, CORS headers included."""
         settings = self.settings
         if settings is None:
-            return _json(404, {"error": "the agent API is not configured ([agent_api] secrets)", "code": "disabled"})
+            return _json(
+                404, {"error": "the agent API is not configured ([agent_api] app_public_keys)", "code": "disabled"}
+            )
+        path = str(environ.get("PATH_INFO", ""))[len(AGENT_PREFIX) :]
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        if path == "app":  # the helpdesk's signed request for the page: the token is the proof, not the origin
+            return self._page(environ, method, settings)
+        if path.startswith("assets/"):
+            return self._asset(path[len("assets/") :], method, settings)
         origin = str(environ.get("HTTP_ORIGIN") or "").rstrip("/")
         cors: dict[str, str] = {"Vary": "Origin"}
         if origin:
             if origin not in settings.origins:
                 return _json(403, {"error": f"requests from {origin} are not allowed", "code": "origin"}, cors)
             cors["Access-Control-Allow-Origin"] = origin
-        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         if method == "OPTIONS":
             return Response(
                 status=204,
@@ -243,6 +174,58 @@ class AgentApi:
             headers["WWW-Authenticate"] = 'Bearer realm="cxbridge"'
         return _json(status, body, headers)
 
+    # -- the app's page and assets -------------------------------------------------------------------------------
+    def _page(self, environ: dict[str, Any], method: str, settings: AgentApiSettings) -> Response:
+        """``POST /agent/app`` with the helpdesk's signed ``token``: the app's page, carrying a session for the user
+        the token names (read from the helpdesk with cxbridge's own credentials); 401 for a token that proves
+        nothing, 403 for a user who is not an agent."""
+        if method != "POST":
+            return _page_error(405, "open the app from the helpdesk: it loads this page with a signed POST")
+        if int(str(environ.get("CONTENT_LENGTH") or "0").strip() or 0) > settings.max_body:
+            return _page_error(413, f"the request is larger than {settings.max_body} bytes")
+        page = self._read_asset(settings, PAGE)
+        if page is None:
+            return _page_error(503, "the app's page is not installed: set [agent_api] app_dir to the built app")
+        token = str(Request(environ).form.get("token") or "")
+        try:
+            user_id = verify_app_token(token, settings, now=self.clock())
+        except AgentAuthError as exc:
+            log.info("agent API: refused an app token (401): %s", exc)
+            return _page_error(401, str(exc))
+        try:
+            agent = self.rt.helpdesk().agent_person(user_id)
+        except NotFound:
+            return _page_error(403, f"helpdesk user {user_id} is not an agent of this account")
+        except (AuthError, VendorError) as exc:
+            return _page_error(502, f"cxbridge could not read the agent from the helpdesk: {redact_text(str(exc))}")
+        if agent is None or not agent.email:
+            return _page_error(403, f"helpdesk user {user_id} is not an agent of this account")
+        session = issue_session(agent, user_id, settings, now=self.clock())
+        head = (
+            '<head>\n  <base href="assets/">\n'
+            f'  <meta name="cxbridge-session" content="{html.escape(session)}">\n'
+            f'  <meta name="cxbridge-session-minutes" content="{settings.session_minutes}">'
+        )
+        text = page.decode("utf-8").replace("<head>", head, 1)
+        return Response(text, status=200, headers=_page_headers(settings), content_type="text/html; charset=utf-8")
+
+    def _asset(self, name: str, method: str, settings: AgentApiSettings) -> Response:
+        """``GET /agent/assets/<name>``: a file of the built app's ``assets/`` (its scripts, styles, images)."""
+        kind = _ASSET_TYPES.get(name[name.rfind(".") :] if "." in name else "")
+        if method not in ("GET", "HEAD"):
+            return _json(405, {"error": "use GET here", "code": "method"})
+        body = self._read_asset(settings, name) if _ASSET.match(name) and kind else None
+        if body is None:
+            return _json(404, {"error": f"the app has no asset {name!r}", "code": "not_found"})
+        return Response(body, status=200, headers={"Cache-Control": "no-cache"}, content_type=kind)
+
+    @staticmethod
+    def _read_asset(settings: AgentApiSettings, name: str) -> bytes | None:
+        if not settings.app_dir:
+            return None
+        path = Path(settings.app_dir) / "assets" / name
+        return path.read_bytes() if path.is_file() else None
+
     def _serve(self, environ: dict[str, Any], method: str, settings: AgentApiSettings) -> tuple[int, dict[str, Any]]:
         parts = str(environ.get("PATH_INFO", ""))[len(AGENT_PREFIX) :].split("/")
         if len(parts) not in (2, 3) or parts[0] != "tickets" or not _TICKET_ID.match(parts[1]):
@@ -258,12 +241,10 @@ class AgentApi:
         scheme, _, token = header.partition(" ")
         try:
             if scheme.lower() != "bearer":
-                raise AgentAuthError("sign in through the helpdesk app: the request carries no bearer token")
-            agent = verify_agent_token(
-                token.strip(), settings.secrets, issuer=settings.issuer, audience=settings.audience, now=self.clock()
-            )
+                raise AgentAuthError("open the app from the helpdesk: the request carries no bearer session")
+            agent = verify_session(token.strip(), settings, now=self.clock())
         except AgentAuthError as exc:
-            log.info("agent API: refused a token (401): %s", exc)
+            log.info("agent API: refused a session (401): %s", exc)
             return _error(401, "unauthorized", str(exc))
         try:
             if action is None:

@@ -323,7 +323,7 @@ def run_server(
         echo(f"  {'health':10} {running.url}/healthz")
         echo(f"  {'metrics':10} {running.url}/metrics")
         if running.receiver.agent_api.enabled:
-            echo(f"  {'agent API':10} {running.url}/agent/tickets/<id>")
+            echo(f"  {'agent app':10} {running.url}/agent/app (and /agent/tickets/<id>)")
         if not running.receiver.endpoints:
             echo("No system has a webhook verifier: only /healthz and /metrics are served.")
         echo("Ctrl-C to stop.")

@@ -1,15 +1,15 @@
 /* cxbridge ticket sidebar (ZAF v2). Plain JavaScript, no framework: it reads one answer from cxbridge's agent API
  * (GET /agent/tickets/<id>) and posts the agent's actions (escalate or join, decide, unlink).
  *
- * Every request goes through ZAF's proxy (client.request, secure: true) with a JWT the proxy signs HS256 with the
- * app's secure "shared_secret" setting, which the browser never sees. The claims name the agent (sub, email,
- * name from currentUser), the Zendesk account (iss) and this cxbridge (aud); cxbridge checks them all.
+ * Zendesk loads this page from cxbridge (manifest "signedUrls": true) with a POST carrying a JWT Zendesk signs RS256
+ * with the app's key pair; cxbridge verifies it, reads the agent it names from Zendesk, and writes its own session
+ * token into the page (<meta name="cxbridge-session">). Every call to the agent API is same-origin and carries that
+ * session as a Bearer token: nothing this script sends names the agent.
  * Nothing received is written as HTML: every text goes in through textContent.
  */
 (function () {
   'use strict';
 
-  var TOKEN_SECONDS = 300;
   var client = window.ZAFClient && window.ZAFClient.init();
   var root = document.getElementById('app');
   var statusEl = document.getElementById('status');
@@ -59,33 +59,28 @@
   }
 
   // ---- the agent API -------------------------------------------------------------------------------------------
+  function meta(name) {
+    var node = document.querySelector('meta[name="' + name + '"]');
+    return node ? node.getAttribute('content') : null;
+  }
+
   function call(method, path, body) {
-    var options = {
-      url: ctx.base + path,
-      type: method,
-      cors: false,
-      secure: true,
-      dataType: 'json',
-      contentType: 'application/json',
-      headers: { Authorization: 'Bearer {{jwt.token}}' },
-      jwt: {
-        algorithm: 'HS256',
-        secret_key: '{{setting.shared_secret}}',
-        expiry: TOKEN_SECONDS,
-        claims: {
-          iss: ctx.issuer,
-          aud: ctx.audience,
-          sub: String(ctx.user.id),
-          email: ctx.user.email,
-          name: ctx.user.name,
-          iat: Math.floor(Date.now() / 1000)
+    var options = { method: method, headers: { Authorization: 'Bearer ' + ctx.session }, credentials: 'omit' };
+    if (body) {
+      options.headers['Content-Type'] = 'application/json';
+      options.body = JSON.stringify(body);
+    }
+    return fetch(ctx.base + path, options).then(function (response) {
+      return response.text().then(function (text) {
+        var json = null;
+        try { json = JSON.parse(text); } catch (e) { json = null; }
+        if (response.ok) { return json; }
+        if (response.status === 401) {
+          throw readError({ status: 401, responseJSON: { error: 'Your cxbridge session has ended: reload the app (' + ((json && json.error) || 'HTTP 401') + ')' } });
         }
-      }
-    };
-    if (body) { options.data = JSON.stringify(body); }
-    return client.request(options).then(function (data) {
-      return typeof data === 'string' ? JSON.parse(data) : data;
-    }, function (err) { throw readError(err); });
+        throw readError({ status: response.status, responseText: text, responseJSON: json });
+      });
+    }, function () { throw readError({ status: 0 }); });
   }
 
   function readError(err) {
@@ -95,7 +90,7 @@
     }
     var status = err && err.status;
     var message = body && body.error ? body.error
-      : 'cxbridge did not answer' + (status ? ' (HTTP ' + status + ')' : ': check the cxbridge URL setting');
+      : 'cxbridge did not answer' + (status ? ' (HTTP ' + status + ')' : ': check that cxbridge is running');
     return { status: status, message: message, body: body || {} };
   }
 
@@ -387,13 +382,15 @@
     root.textContent = 'This page runs inside Zendesk, as the cxbridge app.';
     return;
   }
-  Promise.all([client.get(['ticket.id', 'currentUser']), client.metadata(), client.context()]).then(function (r) {
-    var url = String((r[1].settings || {}).cxbridge_url || '').replace(/\/+$/, '');
-    ctx.ticketId = r[0]['ticket.id'];
-    ctx.user = r[0].currentUser;
-    ctx.base = url;
-    ctx.audience = url;
-    ctx.issuer = 'https://' + r[2].account.subdomain + '.zendesk.com';
+  ctx.session = meta('cxbridge-session');
+  // The page is served at <cxbridge>/agent/app: the API is beside it, on the same origin.
+  ctx.base = window.location.pathname.replace(/\/agent\/app\/?$/, '');
+  if (!ctx.session) {
+    root.textContent = 'Open this app from a Zendesk ticket: cxbridge gave this page no session.';
+    return;
+  }
+  client.get(['ticket.id']).then(function (r) {
+    ctx.ticketId = r['ticket.id'];
     return load();
   }).catch(function (err) {
     notice = { kind: 'failure', title: 'cxbridge cannot start', text: String(err && err.message || err) };

@@ -1,8 +1,8 @@
 """``cxbridge zendesk-app build``: the ticket sidebar app (``apps/zendesk``) as a zip ready to upload to Zendesk.
 
 The build checks the app against the rules Zendesk documents for a ZAF v2 app (manifest keys, the sidebar
-location and its page, parameters with a secure shared secret, labels for every parameter in the default
-locale's translations, ``domainWhitelist`` naming the cxbridge host the secure setting may be sent to, no script
+location: cxbridge's ``/agent/app``, loaded by Zendesk with a signed request, ``signedUrls: true``; the page that
+cxbridge serves there under ``assets/``, labels for every parameter in the default locale's translations, no script
 or stylesheet loaded from another site), vendors the ZAF SDK from the ``zendesk_app_framework_sdk`` npm package
 (bundled from its CommonJS sources into ``assets/zaf_sdk.js``, so nothing is loaded from a CDN at run time), and
 writes the zip. Zendesk's own ``zcli apps:validate`` posts the package to an account's ``/api/v2/apps/validate``:
@@ -34,8 +34,9 @@ SDK_VERSION = "2.0.11"
 """The ZAF SDK release vendored (the npm package's latest 2.0 release)."""
 SDK_ENTRY = "lib/index.js"
 SDK_FILE = "zaf_sdk.js"
-REQUIRED_PARAMETERS = {"cxbridge_url": False, "shared_secret": True}
-"""The app's settings and whether each is secure (never sent to the browser)."""
+PAGE = "assets/iframe.html"
+"""The sidebar's page: cxbridge serves it (``[agent_api] app_dir`` = the built folder) at ``/agent/app``."""
+APP_PATH = "/agent/app"
 _REQUIRE = re.compile(r"""require\(\s*['"](\.{1,2}/[^'"]+)['"]\s*\)""")
 
 
@@ -87,26 +88,28 @@ def check_app(folder: Path) -> list[str]:
         problems.append("manifest.json: author needs a name and an email")
     sidebar = ((manifest.get("location") or {}).get("support") or {}).get("ticket_sidebar")
     url = sidebar.get("url") if isinstance(sidebar, dict) else sidebar
-    if not isinstance(url, str) or not url:
-        problems.append("manifest.json: location.support.ticket_sidebar needs the page's url")
-    elif not url.startswith("assets/") or not (folder / url).is_file():
-        problems.append(f"manifest.json: the sidebar page {url} is not a file under assets/")
+    remote = urlsplit(url) if isinstance(url, str) else None
+    if remote is None or remote.scheme != "https" or not remote.path.endswith(APP_PATH):
+        problems.append(
+            f"manifest.json: location.support.ticket_sidebar must be cxbridge's https://.../agent/app, got {url!r} "
+            "(the build writes it from --url)"
+        )
+    if manifest.get("signedUrls") is not True:
+        problems.append("manifest.json: signedUrls must be true (Zendesk then signs the page request for cxbridge)")
+    if not (folder / PAGE).is_file():
+        problems.append(f"{PAGE} is missing: cxbridge serves it at {APP_PATH}")
     else:
         parser = _Assets()
-        parser.feed((folder / url).read_text(encoding="utf-8"))
+        parser.feed((folder / PAGE).read_text(encoding="utf-8"))
         for asset in parser.urls:
             if urlsplit(asset).scheme or asset.startswith("//"):
-                problems.append(f"{url} loads {asset} from another site (assets are vendored, no CDN)")
+                problems.append(f"{PAGE} loads {asset} from another site (assets are vendored, no CDN)")
             elif asset != SDK_FILE and not (folder / "assets" / asset).is_file():
-                problems.append(f"{url} loads {asset}, which is not in assets/")
+                problems.append(f"{PAGE} loads {asset}, which is not in assets/")
     parameters = {p.get("name"): p for p in manifest.get("parameters") or [] if isinstance(p, dict)}
-    for name, secure in REQUIRED_PARAMETERS.items():
-        if name not in parameters:
-            problems.append(f"manifest.json: the parameter {name!r} is missing")
-        elif bool(parameters[name].get("secure")) != secure:
-            problems.append(f"manifest.json: the parameter {name!r} must {'' if secure else 'not '}be secure")
-    if any(p.get("secure") for p in parameters.values()) and not manifest.get("domainWhitelist"):
-        problems.append("manifest.json: secure parameters need domainWhitelist (the cxbridge host)")
+    for name, parameter in parameters.items():
+        if parameter.get("secure"):
+            problems.append(f"manifest.json: the parameter {name!r} is secure, but the app has no secret to keep")
     locale = manifest.get("defaultLocale") or "en"
     try:
         translations = json.loads((folder / "translations" / f"{locale}.json").read_text(encoding="utf-8"))
@@ -211,8 +214,8 @@ def build_app(
     sdk_tarball: Path | None = None,
     npm: str = "npm",
 ) -> BuiltApp:
-    """Check ``source``, set the cxbridge URL (the default of ``cxbridge_url`` and ``domainWhitelist``), vendor the
-    SDK and write ``out/cxbridge-zendesk-<version>.zip`` with the folder it was made from beside it."""
+    """Check ``source``, point the sidebar at cxbridge's ``/agent/app`` (signed by Zendesk), vendor the SDK and
+    write ``out/cxbridge-zendesk-<version>.zip`` with the folder it was made from beside it."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise CxbridgeError(f"--url must be the https address of your cxbridge server, got {url!r}")
@@ -224,10 +227,8 @@ def build_app(
         shutil.rmtree(folder)
     shutil.copytree(source, folder, ignore=shutil.ignore_patterns("tmp", ".*", SDK_FILE))
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    manifest["domainWhitelist"] = [parts.hostname]
-    for parameter in manifest.get("parameters") or []:
-        if parameter.get("name") == "cxbridge_url":
-            parameter["default"] = url.rstrip("/")
+    manifest["location"]["support"]["ticket_sidebar"]["url"] = url.rstrip("/") + APP_PATH
+    manifest["signedUrls"] = True
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="cxbridge-zaf-") as scratch:
         tarball = sdk_tarball if sdk_tarball is not None else fetch_sdk(Path(scratch), npm=npm)
@@ -246,9 +247,9 @@ def build_app(
             archive.writestr(info, (folder / name).read_bytes())
     zip_path.write_bytes(buffer.getvalue())
     checks = [
-        "manifest keys, frameworkVersion 2.0, ticket_sidebar page under assets/",
-        "parameters cxbridge_url and shared_secret (secure), labelled in the default locale",
-        f"domainWhitelist {parts.hostname}",
+        "manifest keys, frameworkVersion 2.0, no secure parameter",
+        f"ticket_sidebar at {url.rstrip('/')}{APP_PATH}, signedUrls true (Zendesk signs the page request RS256)",
+        f"{PAGE} (served by cxbridge from [agent_api] app_dir = {folder})",
         f"every script and stylesheet vendored (ZAF SDK {version} from npm, no CDN)",
     ]
     return BuiltApp(zip_path, folder, version, files, checks)

@@ -3,6 +3,7 @@
 Every call is a documented Ticketing API operation (``shared/specs/zendesk/zendesk-support-oas.yaml``):
 
 - ``GET /api/v2/users/me`` (ShowCurrentUser) for ``check()``;
+- ``GET /api/v2/users/{id}`` (ShowUser) for ``agent_person`` (who the sidebar app's signed request names);
 - ``GET /api/v2/tickets/{id}?include=users,organizations`` (ShowTicket with sideloads) for ``get_ticket``.
   ``comment_count`` is not requested: the description lists no such ``include`` value;
 - ``GET /api/v2/tickets/{id}/comments?page[size]=100&include=users`` (ListTicketComments, cursor pagination:
@@ -239,6 +240,19 @@ class ZendeskConnector(Helpdesk):
     def ticket_url(self, ticket_id: str) -> str:
         """The agent-facing URL of the ticket (``{base}/agent/tickets/{id}``)."""
         return f"{self.http.base_url}/agent/tickets/{_ticket_id(ticket_id)}"
+
+    def agent_person(self, user_id: str) -> Person | None:
+        """``GET /api/v2/users/{user_id}`` (ShowUser): the user as an agent, or None for an end user, a suspended or
+        an inactive (deleted) one. The sidebar app's signed request names the user; this reads who it is."""
+        if not str(user_id).isdigit():
+            raise BadReference(f"{self.name}: a user id is a number, got {user_id!r}")
+        user = self.http.get(f"/api/v2/users/{int(user_id)}", op="users.show").json().get("user") or {}
+        if user.get("role") not in ("agent", "admin") or user.get("suspended") or user.get("active") is False:
+            return None
+        email = user.get("email")
+        if not isinstance(email, str) or "@" not in email:
+            return None
+        return Person(name=user.get("name"), email=email, ref=Ref(self.name, "user", str(user.get("id") or user_id)))
 
     def get_ticket(self, ticket_id: str) -> Ticket:
         """The ticket with its requester (users sideload) and organization name (organizations sideload)."""

@@ -38,11 +38,12 @@ def sdk_tarball(folder: Path, *, name: str = SDK_PACKAGE, files: dict[str, str] 
 
 
 def test_the_app_in_the_repository_passes_the_checks() -> None:
-    """The committed app is a ZAF v2 ticket sidebar app; only the build-time parts (SDK, whitelist) are missing."""
-    problems = check_app(default_source())
-    assert problems == ["manifest.json: secure parameters need domainWhitelist (the cxbridge host)"]
+    """The committed app is a ZAF v2 ticket sidebar app loaded from cxbridge with Zendesk's signed request; the
+    build writes the real cxbridge URL in place of the reserved .invalid one."""
+    assert check_app(default_source()) == []
     manifest = json.loads((default_source() / "manifest.json").read_text())
-    assert manifest["location"]["support"]["ticket_sidebar"]["url"] == "assets/iframe.html"
+    assert manifest["location"]["support"]["ticket_sidebar"]["url"] == "https://cxbridge.invalid/agent/app"
+    assert manifest["signedUrls"] is True
     assert manifest["frameworkVersion"] == "2.0"
 
 
@@ -64,10 +65,10 @@ def test_build_writes_a_zip_with_the_vendored_sdk_and_the_cxbridge_host(tmp_path
         "assets/logo.png",
         "assets/logo-small.png",
     }
-    assert manifest["domainWhitelist"] == ["cxbridge.acme.example"]
-    params = {p["name"]: p for p in manifest["parameters"]}
-    assert params["shared_secret"]["secure"] is True
-    assert params["cxbridge_url"]["default"] == URL
+    assert manifest["location"]["support"]["ticket_sidebar"]["url"] == URL + "/agent/app"
+    assert manifest["signedUrls"] is True
+    assert "domainWhitelist" not in manifest
+    assert manifest["parameters"] == []  # no secret in the app: Zendesk signs with the app's own key pair
     assert 'window.ZAFClient = require("lib/index.js")' in sdk
     assert 'require("lib/client.js")' in sdk
     assert 'require("lib/utils.js")' in sdk
@@ -89,7 +90,8 @@ def test_a_broken_app_is_refused_with_each_problem(tmp_path: Path) -> None:
     source = tmp_path / "app"
     shutil.copytree(default_source(), source)
     manifest = json.loads((source / "manifest.json").read_text())
-    manifest["parameters"] = [p | {"secure": False} for p in manifest["parameters"]]
+    manifest["parameters"] = [{"name": "token", "type": "text", "secure": True}]
+    manifest["signedUrls"] = False
     (source / "manifest.json").write_text(json.dumps(manifest))
     page = source / "assets" / "iframe.html"
     page.write_text(
@@ -100,7 +102,11 @@ def test_a_broken_app_is_refused_with_each_problem(tmp_path: Path) -> None:
     with pytest.raises(CxbridgeError) as info:
         build_app(source, tmp_path / "dist", url=URL, sdk_tarball=sdk_tarball(tmp_path))
     message = str(info.value)
-    assert "'shared_secret' must be secure" in message
+    assert "'token' is secure, but the app has no secret to keep" in message
+    assert "the parameter 'token' has no label" in message
+    assert "from another site" in message
+    problems = check_app(source)
+    assert "manifest.json: signedUrls must be true (Zendesk then signs the page request for cxbridge)" in problems
     assert "from another site" in message
     with pytest.raises(CxbridgeError, match="https address"):
         build_app(
@@ -129,6 +135,6 @@ def test_the_command_builds_and_says_what_it_checked(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "built " in result.output
-    assert "domainWhitelist cxbridge.acme.example" in result.output
+    assert f"ticket_sidebar at {URL}/agent/app, signedUrls true" in result.output
     assert "not run: zcli apps:validate" in result.output
     assert (tmp_path / "dist" / "cxbridge-zendesk-1.0.0.zip").is_file()
