@@ -316,6 +316,9 @@ def test_cors_answers_only_the_configured_origin(client: Client) -> None:
     refused = get(client, "/agent/tickets/1", token(), Origin="https://evil.example")
     assert refused.status_code == 403
     assert "not allowed" in refused.get_json()["error"]
+    own = get(client, "/agent/tickets/1", token(), Origin="http://localhost")  # the app's page, served by cxbridge
+    assert own.status_code == 200
+    assert "Access-Control-Allow-Origin" not in own.headers
 
 
 def test_without_a_public_key_the_agent_api_is_not_served(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:

@@ -3,14 +3,16 @@
 credit within their grant, then asks for one beyond it; the emulators' state and the audit are checked, and a
 screenshot of each state is written to ``tests/artifacts/zendesk_app/`` (the path is printed).
 
-The harness serves the app's own ``assets/`` from another origin than cxbridge, with ``zaf_sdk.js`` replaced by
-``agent_app/fake_zaf.js``: a ZAF client that signs the app's claims HS256 with the shared secret, as Zendesk's proxy
-does, and calls cxbridge cross-origin (so CORS is exercised for real).
+The harness stands in for Zendesk on another origin than cxbridge: a page that POSTs the app's initial request to
+cxbridge's ``/agent/app`` with a ``token`` signed RS256 by a key pair made in the test (Zendesk signs with the app's
+key pair; cxbridge holds the public key), naming the agent by their Zendesk user URL. cxbridge verifies it, reads
+the agent from the Zendesk emulator and serves the app's page with a session; the app's assets come from cxbridge
+(``[agent_api] app_dir``), with ``zaf_sdk.js`` replaced by ``agent_app/fake_zaf.js`` (the ticket id, resize).
 """
 
 from __future__ import annotations
 
-import json
+import html
 import os
 import shutil
 import threading
@@ -20,8 +22,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import requests
+from zaf_keys import SESSION_SECRET, add_user, agent_api_section, app_token
 
 from cxbridge.models import Ref
 from cxbridge.runtime import Runtime
@@ -40,12 +44,6 @@ FAKE_ZAF = Path(__file__).parent / "agent_app" / "fake_zaf.js"
 ARTIFACTS = Path(os.environ.get("CXBRIDGE_ARTIFACTS", Path(__file__).parent / "artifacts")) / "zendesk_app"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SECRET = "zendesk-app-shared-secret-0123456789"
-PUBLIC_URL = "https://cxbridge.test"
-AGENTS = {
-    "sam": {"id": 9001, "email": "sam@cxbridge.example", "name": "Sam Tier1"},
-    "lee": {"id": 9002, "email": "lee@cxbridge.example", "name": "Lee Lead"},
-}
 WAIT = 30
 
 
@@ -69,20 +67,28 @@ def browser_ready() -> None:
 
 
 class _Harness(SimpleHTTPRequestHandler):
-    """The app's assets, with the SDK replaced by the fake ZAF client and its settings."""
+    """Zendesk's part: ``/open?...`` answers a page that POSTs the signed initial request to cxbridge's /agent/app."""
 
-    sdk: bytes = b""
+    target: str = ""
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/assets/zaf_sdk.js":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/javascript")
-            self.send_header("Content-Length", str(len(self.sdk)))
-            self.end_headers()
-            self.wfile.write(self.sdk)
+        params = dict(p.split("=", 1) for p in self.path.split("?", 1)[-1].split("&") if "=" in p)
+        if not self.path.startswith("/open?") or not self.target:
+            self.send_error(404)
             return
-        super().do_GET()
+        query = f"origin=https://acme.zendesk.com&app_guid=test&ticket={params['ticket']}"
+        token = app_token(params["user"])
+        page = (
+            "<!doctype html><html><body>"
+            f'<form method="post" action="{html.escape(self.target)}/agent/app?{html.escape(query)}">'
+            f'<input type="hidden" name="token" value="{html.escape(token)}"></form>'
+            "<script>document.forms[0].submit();</script></body></html>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -90,10 +96,8 @@ class _Harness(SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[tuple[str, type[_Harness]]]:
-    site = tmp_path / "site"
-    shutil.copytree(ASSETS, site / "assets")
     handler = type("Harness", (_Harness,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(tmp_path)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -104,20 +108,24 @@ def harness(tmp_path: Path) -> Iterator[tuple[str, type[_Harness]]]:
 
 
 @pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    """The built app as cxbridge serves it, with the fake ZAF client as its SDK."""
+    folder = tmp_path / "app"
+    shutil.copytree(ASSETS, folder / "assets")
+    shutil.copyfile(FAKE_ZAF, folder / "assets" / "zaf_sdk.js")
+    return folder
+
+
+@pytest.fixture
 def runtime(
     vendors: Vendors,
     sandbox_runtime: SandboxRuntimes,
     policies: dict[str, Any],
     harness: tuple[str, type[_Harness]],
+    app_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Runtime:
-    monkeypatch.setenv("CXB_TEST_APP_SECRET", SECRET)
-    agent_api = {
-        "secrets": [{"env": "CXB_TEST_APP_SECRET"}],
-        "issuer": "https://acme.zendesk.com",
-        "audience": PUBLIC_URL,
-        "origins": [harness[0]],
-    }
+    agent_api = agent_api_section(monkeypatch, app_dir=str(app_dir), origins=[harness[0]])
     return sandbox_runtime(
         vendors, extra={"policies": policies, "agent_api": agent_api}, systems={"jira": {"max_retries": 0}}
     )
@@ -165,17 +173,17 @@ def test_an_agent_escalates_then_decides_from_the_sidebar(
     origin, handler = harness
     wait = WebDriverWait(driver, WAIT)
     shots: list[Path] = []
+    sam = add_user(vendors, "Sam Tier1", "sam@cxbridge.example")
+    lee = add_user(vendors, "Lee Lead", "lee@cxbridge.example")
     with serving(runtime, workers=0, require_secrets=False) as server:
-        config = {"sharedSecret": SECRET, "cxbridgeUrl": PUBLIC_URL, "upstream": server.url, "subdomain": "acme"}
-        settings = f"window.CXB_HARNESS = {json.dumps({**config, 'agents': AGENTS})};\n"
-        handler.sdk = settings.encode() + FAKE_ZAF.read_bytes()
+        handler.target = server.url
 
         def notice(kind: str) -> str:
             box = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, f"#notice.{kind}")))
             return str(box.text)
 
         # 1. Sam opens ticket 1: not escalated, the escalation form, the customer, Sam's grants.
-        driver.get(f"{origin}/assets/iframe.html?ticket=1&agent=sam&origin=https://acme.zendesk.com&app_guid=test")
+        driver.get(f"{origin}/open?ticket=1&user={sam}")
         wait.until(ec.visibility_of_element_located((By.ID, "no-links")))
         customer = driver.find_element(By.ID, "customer").text
         assert "Tier" in customer
@@ -232,9 +240,9 @@ def test_an_agent_escalates_then_decides_from_the_sidebar(
             ("sam@cxbridge.example", "act.credit", "granted", "tier1-credits"),
             ("sam@cxbridge.example", "act.credit", "refused", None),
         ]
-        signed = driver.execute_script("return window.CXB_REQUESTS.filter(function (r) { return r.claims; })")
-        assert {r["claims"]["email"] for r in signed} == {"sam@cxbridge.example"}
-        assert {r["claims"]["aud"] for r in signed} == {PUBLIC_URL}
+        session = driver.execute_script("return document.querySelector('meta[name=\"cxbridge-session\"]').content")
+        claims = jwt.decode(session, SESSION_SECRET, algorithms=["HS256"], audience="cxbridge-agent-api")
+        assert (claims["sub"], claims["email"]) == (str(sam), "sam@cxbridge.example")  # who Zendesk vouched for
 
         # 5. Ticket 3's escalation failed for good in a worker (the tracker refused the create): the sidebar says so.
         fault = {"status": 400, "count": 1, "method": "POST", "path": "/rest/api/3/issue$"}
@@ -244,7 +252,7 @@ def test_an_agent_escalates_then_decides_from_the_sidebar(
         while worker.run_once():
             pass
         [letter] = runtime.store.dead_letters()
-        driver.get(f"{origin}/assets/iframe.html?ticket=3&agent=lee&origin=https://acme.zendesk.com&app_guid=test")
+        driver.get(f"{origin}/open?ticket=3&user={lee}")
         failure = wait.until(ec.visibility_of_element_located((By.ID, "failure")))
         assert "The escalation failed" in failure.text
         assert f"dead-letters replay {letter.id}" in failure.text

@@ -39,19 +39,20 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
 from ..connectors import HELPDESK
-from ..errors import AuthError, ConfigError, CxbridgeError, EffectInFlight, NotFound, VendorError
+from ..errors import AuthError, CxbridgeError, EffectInFlight, NotFound, VendorError
 from ..models import Person, Ref
 from ..store.base import redact_text
-from .agent_auth import AgentApiSettings, AgentAuthError, issue_session, verify_app_token, verify_session
 from ..workflows import impact as rollup
 from ..workflows.agent_view import ticket_view
 from ..workflows.escalate import Escalation, EscalationRequest
 from ..workflows.once import IN_FLIGHT_SECONDS, op_id
 from ..workflows.policy import DecisionImpossible, PolicyRefused, act_on_ticket, parse_action
+from .agent_auth import AgentApiSettings, AgentAuthError, issue_session, verify_app_token, verify_session
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -150,7 +151,8 @@ class AgentApi:
             return self._asset(path[len("assets/") :], method, settings)
         origin = str(environ.get("HTTP_ORIGIN") or "").rstrip("/")
         cors: dict[str, str] = {"Vary": "Origin"}
-        if origin:
+        same_origin = bool(origin) and urlsplit(origin).netloc == str(environ.get("HTTP_HOST") or "")
+        if origin and not same_origin:  # the app's own page (served here) calls same-origin: no CORS needed
             if origin not in settings.origins:
                 return _json(403, {"error": f"requests from {origin} are not allowed", "code": "origin"}, cors)
             cors["Access-Control-Allow-Origin"] = origin
