@@ -24,6 +24,7 @@ from cxbridge.sdk import (
     CallCounter,
     ConfigError,
     Conflict,
+    CxbridgeError,
     NotFound,
     RateLimited,
     Secret,
@@ -253,6 +254,19 @@ def test_oauth_token_auth_is_bearer(vendor: Vendor) -> None:
     vendor.reply("GET", "/api/v2/users/me", {"user": AGENT})
     zd.check()
     assert vendor.calls[0].request.headers["Authorization"] == "Bearer oauth-abc"
+
+
+def test_agent_person_reads_the_user_the_signed_app_request_names(vendor: Vendor, zd: ZendeskConnector) -> None:
+    """ShowUser gives the agent's name and email; an end user, a suspended or an inactive user is no agent."""
+    vendor.reply("GET", "/api/v2/users/80001", {"user": AGENT})
+    agent = zd.agent_person("80001")
+    assert agent is not None
+    assert (agent.name, agent.email) == ("Sam Agent", "sam@acme.example")
+    for change in ({"role": "end-user"}, {"suspended": True}, {"active": False}):
+        vendor.reply("GET", "/api/v2/users/80001", {"user": {**AGENT, **change}})
+        assert zd.agent_person("80001") is None
+    with pytest.raises(CxbridgeError):
+        zd.agent_person("../users/me")
 
 
 @pytest.mark.parametrize(
