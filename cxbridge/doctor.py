@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from . import provision
 from .config import SystemConfig
 from .connectors import (
@@ -43,6 +46,7 @@ from .redact import redact_line as scrub
 from .runtime import Runtime
 from .settings import IMPACT_KINDS, Config
 from .store.preflight import NEW_STORE, check_store
+from .webhooks.agent_auth import AgentApiSettings
 from .webhooks.receiver import webhook_secrets
 
 EXIT_OK = 0
@@ -363,12 +367,59 @@ def store_checks(doctor: Doctor) -> list[Check]:
     return [] if detail.endswith(NEW_STORE) else [Check("store", True, detail)]
 
 
+def agent_api_checks(doctor: Doctor) -> list[Check]:
+    """For the helpdesk sidebar app (``[agent_api]``): the settings complete, each public key an RSA key (the
+    helpdesk signs the app's page request RS256), the built app's page and SDK under ``app_dir``."""
+    section = doctor.config.section("agent_api")
+    if not section.get("app_public_keys"):
+        return []
+    try:
+        settings = AgentApiSettings.from_section(section)
+    except ConfigError as exc:
+        return [Check("agent_api", False, str(exc), "complete [agent_api] (docs/agent-app.md)")]
+    if settings is None:
+        return []
+    checks: list[Check] = []
+    for index, key in enumerate(settings.app_public_keys):
+        try:
+            loaded = serialization.load_pem_public_key(key.reveal().encode())
+        except ValueError:
+            loaded = None
+        if isinstance(loaded, rsa.RSAPublicKey):
+            checks.append(Check(f"agent_api app_public_keys[{index}]", True, f"an RSA public key from {key.source}"))
+        else:
+            checks.append(
+                Check(
+                    f"agent_api app_public_keys[{index}]",
+                    False,
+                    f"{key.source} holds no PEM RSA public key: no signed page request could be verified",
+                    "set it to the app's public key (the helpdesk's PEM for the installed app)",
+                )
+            )
+    folder = Path(settings.app_dir) / "assets" if settings.app_dir else None
+    missing = [n for n in ("iframe.html", "app.js", "zaf_sdk.js") if folder is None or not (folder / n).is_file()]
+    if missing:
+        checks.append(
+            Check(
+                "agent_api app_dir",
+                False,
+                f"the built app's {', '.join(missing)} not found under {folder or '(app_dir unset)'}: "
+                "the sidebar cannot open",
+                "build the helpdesk app (docs/agent-app.md) and set [agent_api] app_dir to the built app's folder",
+            )
+        )
+    else:
+        checks.append(Check("agent_api app_dir", True, f"the app's page and scripts in {folder}"))
+    return checks
+
+
 STEPS: list[Step] = [
     plugin_checks,
     placeholders,
     role_checks,
     system_checks,
     webhook_checks,
+    agent_api_checks,
     setup_checks,
     store_checks,
 ]

@@ -548,3 +548,25 @@ def test_a_session_for_one_agent_cannot_act_as_another(client: Client, vendors: 
     assert response.get_json()["decision"]["agent"] == SAM
     actors = {e.actor for e in runtime.store.audit_entries() if e.action == "act.credit"}
     assert actors == {SAM}
+
+
+def test_doctor_checks_the_public_key_and_the_built_app(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """doctor says whether the app's public key is an RSA key and whether the built app is where app_dir says."""
+    from cxbridge.doctor import Doctor, agent_api_checks
+
+    def checks(**extra: Any) -> dict[str, bool | None]:
+        rt = sandbox_runtime(vendors, extra={"agent_api": agent_api_section(monkeypatch, **extra)})
+        return {c.item: c.ok for c in agent_api_checks(Doctor(rt.config, rt.plugins, rt))}
+
+    assert checks(app_dir=str(tmp_path)) == {"agent_api app_public_keys[0]": True, "agent_api app_dir": False}
+    (tmp_path / "assets").mkdir()
+    for name in ("iframe.html", "app.js", "zaf_sdk.js"):
+        (tmp_path / "assets" / name).write_text("x")
+    assert checks(app_dir=str(tmp_path))["agent_api app_dir"] is True
+    monkeypatch.setenv("CXB_TEST_OTHER_KEY", "not a key")
+    bad = checks(app_dir=str(tmp_path), app_public_keys=[{"env": "CXB_TEST_OTHER_KEY"}])
+    assert bad["agent_api app_public_keys[0]"] is False
+    rt = sandbox_runtime(vendors)
+    assert agent_api_checks(Doctor(rt.config, rt.plugins, rt)) == []
