@@ -90,14 +90,16 @@ threads = 8
 # request it signs RS256 with the app's key pair (signedUrls); cxbridge checks it with the app's public key
 # (GET /api/v2/apps/{app_id}/public_key.pem), reads the agent it names from Zendesk, and gives the page a session.
 # Empty app_public_keys: the API is not served.
+# e.g. app_public_keys = [{ file = "/etc/cxbridge/zendesk-app.pem" }]
 [agent_api]
-app_public_keys = []          # e.g. [{ file = "/etc/cxbridge/zendesk-app.pem" }]
+app_public_keys = []
 # The signed request's iss (your Zendesk account's URL) and aud (the app installation's URL,
 # https://<subdomain>.zendesk.com/api/v2/apps/installations/<id>.json).
 issuer = ""
 audience = ""
-# The keys cxbridge signs agent sessions with (32+ characters; the first signs, all verify), and their lifetime.
-session_secrets = []          # e.g. [{ env = "CXBRIDGE_AGENT_SESSION_SECRET" }]
+# The keys cxbridge signs agent sessions with (32+ characters; the first signs, all verify), and their lifetime,
+# e.g. [{ env = "CXBRIDGE_AGENT_SESSION_SECRET" }].
+session_secrets = []
 session_minutes = 60
 # The built app's folder (dist/app): cxbridge serves its assets/ (the page, the script, the vendored ZAF SDK).
 app_dir = ""
