@@ -271,12 +271,11 @@ class Escalation:
         business_key = str(ticket.ref)
         label = issue_label(business_key)
         store = self.rt.store
+        current = store.links_for_ticket(ticket.ref)
+        moving_from = self._typed_move(req, helpdesk, ticket, current)
         # read once here, used again by the create: an earlier create's intent, else the ticket's links
         create_intent = None if req.link_key else store.get_intent(op_id(business_key, "tracker.create"))
-        linked = store.links_for_ticket(ticket.ref) if not req.link_key and create_intent is None else []
-        if not req.link_key and create_intent is None and not linked:
-            # an agent may name an existing issue in the ticket's issue-key field: join it instead of creating
-            req.link_key = helpdesk.requested_issue_key(ticket) or None
+        linked = current if not req.link_key and create_intent is None else []
         comments = self._history(req, ticket)
         # 2. the customer
         customer = self._customer(ticket)
@@ -329,9 +328,15 @@ class Escalation:
         )
         if dry_run:
             result.dry_run = True
-            result.planned = self._plan(req, ticket, customer, crm is not None, project, label)
+            result.planned = self._plan(req, ticket, customer, crm is not None, project, label, moving_from)
             result.calls = self.rt.calls_since(before)
             return result
+
+        if moving_from is not None:
+            # the ticket leaves the issue its key field named before: remote link, store link and impact there
+            moved = impact.unlink(self.rt, ticket.ref, moving_from.issue_key, actor=self._actor(req))
+            result.writes["moved_from"] = f"{moved.issue_key} (remote link {moved.remote_link}, impact {moved.impact})"
+            self._point("moved")
 
         impact.save_customer(self.rt, customer)
         impact.save_ticket(self.rt, ticket, customer)
@@ -433,7 +438,7 @@ class Escalation:
 
         # 9. audit
         store.audit(
-            actor=(req.agent.email or req.agent.name or "agent") if req.agent else "cli",
+            actor=self._actor(req),
             action="escalate.create" if created else "escalate.link",
             target=str(issue.ref),
             result="ok",
@@ -470,6 +475,26 @@ class Escalation:
             raise IssueKeyRejected(key, tracker.name, "is not an issue key") from None
         except NotFound:
             raise IssueKeyRejected(key, tracker.name, "does not exist or cannot be read by cxbridge") from None
+
+    @staticmethod
+    def _actor(req: EscalationRequest) -> str:
+        return (req.agent.email or req.agent.name or "agent") if req.agent else "cli"
+
+    @staticmethod
+    def _typed_move(req: EscalationRequest, helpdesk: Helpdesk, ticket: Ticket, current: list[Link]) -> Link | None:
+        """Apply the issue key typed in the ticket's issue-key field; the link the ticket moves off, if any.
+
+        The key on the ticket is what the agent wants now, so it wins over an older escalation of the same ticket
+        (its create intent, its links): a key naming an issue the ticket is not linked to becomes ``link_key``.
+        When the ticket is linked already, it moves: it leaves the issue it was linked to last (the one cxbridge
+        recorded in the field before) and joins the typed one. A ``--link`` naming another issue keeps it joining
+        that issue as well, without a move.
+        """
+        typed = helpdesk.requested_issue_key(ticket)
+        if not typed or typed in {link.issue_key for link in current} or req.link_key not in (None, typed):
+            return None
+        req.link_key = typed
+        return current[-1] if current else None
 
     def _record_on_ticket(self, helpdesk: Helpdesk, ticket: Ticket, business_key: str, issue: Issue, note: str) -> bool:
         """Note, tag and key on the ticket once, whatever its answer was; True when written now.
@@ -630,9 +655,14 @@ class Escalation:
         has_crm: bool,
         project: str,
         label: str,
+        moving_from: Link | None = None,
     ) -> list[str]:
         tracker = self.rt.tracker()
         plan = []
+        if moving_from is not None:
+            plan.append(
+                f"{tracker.name}: move {ticket.ref} off {moving_from.issue_key} (remote link, link and impact there)"
+            )
         if req.link_key:
             plan.append(f"{tracker.name}: read the issue {req.link_key} to join it")
         else:

@@ -32,7 +32,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFound
 from ..models import Ref, event_from_dict, event_to_dict
 from ..signals import (
     DecisionRequested,
@@ -240,12 +240,14 @@ def is_integration_user(rt: Context, system: str, actor: str | None) -> bool:
 def _escalate(rt: Context, system: str, signal: EscalationRequested, origin: str | None) -> str:
     """Escalate a ticket unless its escalation is complete (a replay, or an escalation done by other means).
 
-    A ticket linked by an escalation that did not finish (re-queued after a rate limit on the ticket update) runs
-    the escalation again: it is idempotent, so it writes only what is missing.
+    A complete escalation runs again when the issue key typed in the ticket names an issue the ticket is not linked
+    to (the agent moves it: one read of the ticket tells). A ticket linked by an escalation that did not finish
+    (re-queued after a rate limit on the ticket update) runs the escalation again: it is idempotent, so it writes
+    only what is missing.
     """
     ticket = Ref(system, "ticket", signal.ticket.id)
     done = completed_escalation(rt.store, ticket)
-    if done is not None:
+    if done is not None and not _key_changed(rt, system, ticket, signal.issue_key):
         return f"unchanged: {ticket} is linked to {done.issue_key} already"
     result = Escalation(rt).run(
         EscalationRequest(
@@ -261,3 +263,17 @@ def _escalate(rt: Context, system: str, signal: EscalationRequested, origin: str
     )
     after = "; the agent's earlier failure note is followed up" if told == "written" else ""
     return f"escalated: {ticket} {'created' if result.created else 'joined'} {result.issue_key}{after}"
+
+
+def _key_changed(rt: Context, system: str, ticket: Ref, event_key: str | None) -> bool:
+    """Whether the ticket's issue-key field names an issue it is not linked to (one read of the ticket, unless the
+    event's own key is one of its links)."""
+    keys = {link.issue_key for link in rt.store.links_for_ticket(ticket)}
+    if event_key and event_key in keys:
+        return False
+    helpdesk = rt.helpdesk(system)
+    try:
+        typed = helpdesk.requested_issue_key(helpdesk.get_ticket(ticket.id))
+    except NotFound:  # the ticket is gone (deleted, merged): nothing to move
+        return False
+    return bool(typed) and typed not in keys
