@@ -472,6 +472,12 @@ class CRM(Connector):
         """The company as the CRM holds it now, with its open deals (for refreshing an issue's impact)."""
         raise NotImplementedError(f"{self.name}: this CRM cannot read a company by reference")
 
+    def find_company(self, *, domain: str | None = None, name: str | None = None) -> Customer:
+        """The company whose domain is ``domain`` (or whose name is ``name``: give one), with its open deals, as
+        ``find_customer`` fills it but without a contact; ``Customer.unknown()`` when none (or several with that
+        name: a guess would put the wrong revenue on the issue). For a requester the CRM has no contact for."""
+        raise NotImplementedError(f"{self.name}: this CRM cannot look a company up by domain or name")
+
 
 class Tracker(Connector):
     """Where engineering works: issues, their links to tickets, comments."""

@@ -47,6 +47,16 @@ default_tier = "standard"
 # When an issue create may or may not have happened (a timeout, a 5xx), the tracker is searched for it this
 # many seconds before it is created again.
 search_grace_seconds = 300
+# How the customer is looked for in the CRM, in this order, until a company matches: the contact with the
+# requester's email, the company with the email's domain, the company with one of the helpdesk organization's
+# domains, the company with the organization's name. Leave a way out to skip it.
+customer_match = ["email", "email_domain", "organization_domain", "organization_name"]
+# Email domains never taken for a company's (webmail: anyone can have an address there).
+free_mail_domains = [
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com", "icloud.com",
+    "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de", "web.de", "yandex.ru", "mail.ru",
+    "qq.com", "163.com",
+]
 
 # The tracker priority by customer tier, then by ticket priority. Empty: the tracker's default priority.
 [escalation.priority]

@@ -79,6 +79,8 @@ class Ticket:
     tags: list[str] = field(default_factory=list)
     requester: Person | None = None
     organization: str | None = None
+    organization_domains: list[str] = field(default_factory=list)
+    """The requester's organization's domains as the helpdesk holds them (for finding the customer's company)."""
     comments: list[Comment] = field(default_factory=list)
     custom_fields: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
@@ -110,10 +112,16 @@ class Customer:
     arr: Decimal | None = None
     currency: str | None = None
     owner: str | None = None
+    """The account owner's name (the CRM's id for the owner when the CRM cannot tell the name)."""
+    owner_email: str | None = None
     renewal_date: str | None = None
     lifecycle_stage: str | None = None
     deals: list[Deal] = field(default_factory=list)
     known: bool = True
+    match: str | None = None
+    """How the customer was found: ``email`` (a contact with the requester's email), ``email_domain`` (the
+    company by the email's domain), ``organization_domain`` or ``organization_name`` (the company by the
+    helpdesk organization's domain or name); None when not found."""
 
     @classmethod
     def unknown(cls) -> Customer:

@@ -24,7 +24,7 @@ from .secrets import Secret
 from .signals import STATUS_CATEGORIES as SIGNAL_STATUS_CATEGORIES
 
 # The rollup values ``[impact] fields`` maps to tracker custom fields (``cxbridge.workflows.impact`` reads them).
-IMPACT_VALUES = ("arr", "customers", "tickets", "renewal", "tier", "oldest")
+IMPACT_VALUES = ("arr", "customers", "tickets", "renewal", "tier", "tier_rank", "oldest")
 # What each rollup value is, for the tracker field that receives it (``cxbridge doctor`` checks the field's type).
 IMPACT_KINDS = {
     "arr": "number",
@@ -32,6 +32,7 @@ IMPACT_KINDS = {
     "tickets": "number",
     "renewal": "date",
     "tier": "text",
+    "tier_rank": "number",
     "oldest": "date",
 }
 # The tracker status categories sync back acts on (``[sync] status_map`` and ``draft_reply_on``): the signals'.
@@ -135,6 +136,33 @@ POLICY_RULE_KEYS: dict[str, ConfigKey] = {
     "description": ConfigKey(str, help="what the rule is for"),
 }
 
+CUSTOMER_MATCHES = ("email", "email_domain", "organization_domain", "organization_name")
+"""How the escalation looks for the customer in the CRM (``[escalation] customer_match``, in this order by
+default): the contact by the requester's email; the company by the email's domain; the company by the helpdesk
+organization's domains; the company by the organization's name."""
+FREE_MAIL_DOMAINS = (
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.com",
+    "gmx.de",
+    "web.de",
+    "yandex.ru",
+    "mail.ru",
+    "qq.com",
+    "163.com",
+)
+"""Webmail domains: a requester's address there says nothing about their company."""
+
 # The core's own sections: section -> key -> ConfigKey (nested tables described by keys/values/items).
 CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
     "cxbridge": {
@@ -170,6 +198,18 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
             default={},
             values=ConfigKey(dict, values=ConfigKey(str), help="ticket priority -> tracker priority"),
             help="tier -> ticket priority -> tracker priority",
+        ),
+        "customer_match": ConfigKey(
+            list,
+            default=list(CUSTOMER_MATCHES),
+            items=ConfigKey(str, choices=CUSTOMER_MATCHES),
+            help="how the customer is looked for in the CRM, in order, until one matches",
+        ),
+        "free_mail_domains": ConfigKey(
+            list,
+            default=list(FREE_MAIL_DOMAINS),
+            items=ConfigKey(str, min=1),
+            help="email domains never taken for a company's (webmail providers)",
         ),
     },
     "webhooks": {

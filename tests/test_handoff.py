@@ -34,6 +34,9 @@ def context(**over: object) -> dict[str, object]:
             "arr": "480000",
             "currency": "USD",
             "owner": "Olivia",
+            "owner_email": "olivia@cxbridge.example",
+            "match": "email_domain",
+            "match_text": "the requester's email domain (acme.example)",
             "renewal_date": "2027-01-31",
             "lifecycle_stage": "customer",
             "deals": [
@@ -67,6 +70,9 @@ def test_every_default_template_renders() -> None:
     assert "480,000 USD" in out["issue_description"]
     assert "Expansion" in out["issue_description"]
     assert "ENG-1" in out["helpdesk_note"]
+    assert "Found by the requester's email domain (acme.example)." in out["helpdesk_note"]
+    assert "Olivia (olivia\\.owner" not in out["issue_description"]
+    assert "**Found in the CRM by:** the requester\\'s email domain" in out["issue_description"]
     assert out["issue_summary"].count("\n") == 1
 
 

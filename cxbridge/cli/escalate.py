@@ -116,16 +116,23 @@ def links(ctx: click.Context, ticket_or_issue: str, as_json: bool) -> None:
             if not found:
                 helpdesk = runtime.role_system("helpdesk", HELPDESK)
                 found = store.links_for_ticket(Ref(helpdesk, "ticket", ticket_or_issue))
+        names = {str(link.customer): rollup.company_name(runtime, link.customer) for link in found if link.customer}
     finally:
         runtime.close()
     if as_json:
-        click.echo(json.dumps(to_jsonable(found), indent=2))
+        rows = to_jsonable(found)
+        for row, link in zip(rows, found, strict=True):
+            row["customer_name"] = names.get(str(link.customer)) if link.customer else None
+        click.echo(json.dumps(rows, indent=2))
         return
     if not found:
         raise CxbridgeError(f"nothing is linked to {ticket_or_issue}")
     for link in found:
         who = f" by {link.linked_by}" if link.linked_by else ""
-        customer = f" customer {link.customer}" if link.customer else ""
+        name = names.get(str(link.customer)) if link.customer else None
+        customer = (
+            f" customer {name} ({link.customer})" if name else f" customer {link.customer}" if link.customer else ""
+        )
         click.echo(f"{link.ticket} -> {link.issue_key} ({link.issue}){customer}{who}")
 
 

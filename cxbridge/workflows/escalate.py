@@ -127,6 +127,27 @@ def completed_escalation(store: Store, ticket: Ref) -> Link | None:
     return links[0] if audited else None
 
 
+MATCH_TEXTS = {
+    "email": "a CRM contact with the requester's email",
+    "email_domain": "the requester's email domain",
+    "organization_domain": "the helpdesk organization's domain",
+    "organization_name": "the helpdesk organization's name",
+}
+"""How the handoff says the customer was found (``customer.match_text``), by ``Customer.match``."""
+
+
+def _match_text(customer: Customer, ticket: Ticket) -> str | None:
+    """``customer.match`` in words, with the value that matched (``the requester's email domain (acme.example)``)."""
+    if not customer.known or customer.match is None:
+        return None
+    text = MATCH_TEXTS.get(customer.match, customer.match)
+    if customer.match == "organization_name" and ticket.organization:
+        return f"{text} ({ticket.organization})"
+    if customer.match in ("email_domain", "organization_domain") and customer.domain:
+        return f"{text} ({customer.domain})"
+    return text
+
+
 def _age(created: datetime | None, now: datetime) -> str:
     if created is None:
         return "age unknown"
@@ -171,11 +192,53 @@ class Escalation:
         return self.rt.helpdesk(req.helpdesk).list_comments(ticket.ref.id)
 
     def _customer(self, ticket: Ticket) -> Customer:
+        """The customer in the CRM, looked for in the ``[escalation] customer_match`` order until a company matches.
+
+        ``email``: the contact with the requester's email (with its company); ``email_domain``: the company whose
+        domain is the email's (never a ``free_mail_domains`` one); ``organization_domain`` / ``organization_name``:
+        the company by the helpdesk organization's domains or name. A contact without a company is kept and the
+        company looked for by the next ways; ``Customer.match`` says which way found it.
+        """
         crm = self.rt.crm()
-        email = ticket.requester.email if ticket.requester else None
-        if crm is None or not email:
+        if crm is None:
             return Customer.unknown()
-        return crm.find_customer(email)
+        email = ((ticket.requester.email if ticket.requester else None) or "").strip()
+        free = {str(d).lower() for d in self.settings["free_mail_domains"]}
+        email_domain = email.rpartition("@")[2].lower() if "@" in email else ""
+        by_company = crm.supports("find_company")
+        contact: Customer | None = None
+        tried: set[str] = set()
+        for how in self.settings["customer_match"]:
+            if how == "email":
+                if not email:
+                    continue
+                found = crm.find_customer(email)
+                if not found.known:
+                    continue
+                found.match = "email"
+                if found.company_ref is not None:
+                    return found
+                contact = found
+                continue
+            if not by_company:
+                continue
+            if how == "organization_name":
+                name = (ticket.organization or "").strip()
+                candidates = [("name", name)] if name else []
+            else:
+                domains = [email_domain] if how == "email_domain" else ticket.organization_domains
+                candidates = [("domain", d.strip().lower()) for d in domains if d and d.strip()]
+            for kind, value in candidates:
+                if (kind == "domain" and value in free) or f"{kind}:{value}" in tried:
+                    continue
+                tried.add(f"{kind}:{value}")
+                found = crm.find_company(**{kind: value})
+                if found.known and found.company_ref is not None:
+                    found.match = how
+                    if contact is not None:  # the contact's timeline gets the note too
+                        found.contact_ref, found.lifecycle_stage = contact.contact_ref, contact.lifecycle_stage
+                    return found
+        return contact or Customer.unknown()
 
     def context(
         self,
@@ -221,6 +284,9 @@ class Escalation:
                 "arr": customer.arr,
                 "currency": customer.currency,
                 "owner": customer.owner,
+                "owner_email": customer.owner_email,
+                "match": customer.match,
+                "match_text": _match_text(customer, ticket),
                 "renewal_date": customer.renewal_date,
                 "lifecycle_stage": customer.lifecycle_stage,
                 "deals": [

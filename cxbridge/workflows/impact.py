@@ -22,8 +22,9 @@ What the rollup holds (pure functions below, computed from the store's links and
   listed one); oldest open ticket (a ticket whose status is not solved or closed, by the time it was opened).
 
 On the issue (``[impact] fields``: rollup value -> custom field id; values ``arr``, ``customers``, ``tickets``,
-``renewal``, ``tier``, ``oldest``): numbers for arr/customers/tickets, ``YYYY-MM-DD`` for renewal/oldest, text
-for tier; an unknown value clears its field. The ARR number field holds ONE currency's sum: ``[impact]
+``renewal``, ``tier``, ``tier_rank``, ``oldest``): numbers for arr/customers/tickets/tier_rank, ``YYYY-MM-DD`` for
+renewal/oldest, text for tier (``tier_rank`` is the same tier as a number that sorts: see ``tier_rank``); an
+unknown value clears its field. The ARR number field holds ONE currency's sum: ``[impact]
 arr_currency`` when set (empty when no company has an ARR in it), else the currency with the largest sum (ties:
 alphabetical). Every currency is in the block. A label ``cxb-tier-<tier>`` per tier present; tier labels of
 tiers no longer present are removed (``update.labels`` add/remove, so other labels are never touched). The
@@ -147,6 +148,9 @@ class Rollup:
     tier: str | None
     tiers: tuple[str, ...]
     oldest_open: TicketFacts | None
+    tier_rank: int | None = None
+    """The highest tier as a number that sorts: ``[impact] tiers`` has N tiers, the first ranks N, the last 1, a
+    tier not listed 0; None when no company has a tier."""
 
     @property
     def customers(self) -> int:
@@ -168,6 +172,7 @@ class Rollup:
             "renewal": self.renewal,
             "renewal_company": self.renewal_company,
             "tier": self.tier,
+            "tier_rank": self.tier_rank,
             "tiers": list(self.tiers),
             "oldest_open_ticket": self.oldest_open.as_dict() if self.oldest_open else None,
             "companies": [c.as_dict() for c in self.companies],
@@ -313,7 +318,15 @@ def compute(
         tier=tiers[0] if tiers else None,
         tiers=tiers,
         oldest_open=oldest_open(facts),
+        tier_rank=tier_rank(tiers[0], tier_order) if tiers else None,
     )
+
+
+def tier_rank(tier: str, order: Sequence[str] = DEFAULT_TIERS) -> int:
+    """A tier as a sortable number: the first of ``order`` ranks ``len(order)``, the last 1, an unlisted tier 0."""
+    ranks = [t.lower() for t in order]
+    low = tier.strip().lower()
+    return len(ranks) - ranks.index(low) if low in ranks else 0
 
 
 def arr_field_currency(arr: Mapping[str, Decimal], configured: str = "") -> str | None:
@@ -341,6 +354,7 @@ def values(rollup: Rollup, *, arr_currency: str = "") -> dict[str, Any]:
         "tickets": len(rollup.tickets),
         "renewal": rollup.renewal,
         "tier": rollup.tier,
+        "tier_rank": rollup.tier_rank,
         "oldest": oldest.opened.date().isoformat() if oldest and oldest.opened else None,
     }
 
@@ -426,10 +440,12 @@ def customer_from_dict(data: Mapping[str, Any]) -> Customer:
         arr=_decimal(data.get("arr")),
         currency=data.get("currency"),
         owner=data.get("owner"),
+        owner_email=data.get("owner_email"),
         renewal_date=data.get("renewal_date"),
         lifecycle_stage=data.get("lifecycle_stage"),
         deals=deals,
         known=bool(data.get("known", True)),
+        match=data.get("match"),
     )
 
 
@@ -488,6 +504,13 @@ def save_customer(rt: Context, customer: Customer) -> None:
     _prepare(rt)
     if customer.known and customer.company_ref is not None:
         rt.store.put_snapshot(CUSTOMER, str(customer.company_ref), customer_to_dict(customer))
+
+
+def company_name(rt: Context, company: Ref) -> str | None:
+    """A linked company's name as the CRM last told it (the store's snapshot; no API call), or None."""
+    snap = rt.store.get_snapshot(CUSTOMER, str(company))
+    name = snap.get("name") if snap else None
+    return name if isinstance(name, str) and name else None
 
 
 def save_ticket(rt: Context, ticket: Ticket, customer: Customer | None = None) -> None:

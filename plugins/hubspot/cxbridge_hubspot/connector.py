@@ -11,7 +11,11 @@ Every call is a documented CRM operation (``shared/specs/hubspot/``):
   find a note by its marker. This path, not CRM search, is used on purpose: search reads an index that lags
   behind writes, and ``find_note`` exists to resume right after a crash, when the note may be seconds old.
 
-So ``find_customer`` makes at most 3 calls (2 when the company has no deals, 1 when the contact is unknown).
+- ``GET /crm/v3/owners/{ownerId}`` for the account owner's name and email (once per owner and connector);
+- ``POST /crm/v3/objects/companies/search`` (``domain`` or ``name`` EQ) for ``find_company``, when no contact
+  has the requester's email.
+
+So ``find_customer`` makes at most 4 calls (the owner read once per owner; 1 when the contact is unknown).
 ``get_customer`` (a company by reference, for the impact refresh) is the same company read and deals batch.
 
 As a helpdesk, HubSpot tickets (object type ``tickets``, spec ``crm-tickets-v3.json``):
@@ -49,6 +53,7 @@ from cxbridge.sdk import (
     CRM,
     CRM_ROLE,
     HELPDESK,
+    AuthError,
     BadReference,
     BearerAuth,
     Comment,
@@ -62,6 +67,7 @@ from cxbridge.sdk import (
     Event,
     Finding,
     Helpdesk,
+    HttpClient,
     Needs,
     NotFound,
     Page,
@@ -176,6 +182,11 @@ class HubSpotConnector(CRM, Helpdesk):
             str, default=DEFAULT_APP_URL, help="the HubSpot app's origin (https://app-eu1.hubspot.com in the EU)"
         ),
     }
+
+    def __init__(self, config: SystemConfig, http: HttpClient) -> None:
+        super().__init__(config, http)
+        self._owners: dict[str, tuple[str | None, str | None]] = {}
+        """Owner id -> (name, email), read once per owner by this connector."""
 
     @classmethod
     def make_auth(cls, config: SystemConfig) -> requests.auth.AuthBase:
@@ -316,6 +327,55 @@ class HubSpotConnector(CRM, Helpdesk):
             return Customer(company_ref=company_ref, contact_ref=None, known=False)
         return customer
 
+    def find_company(self, *, domain: str | None = None, name: str | None = None) -> Customer:
+        """The company by its ``domain`` property (or ``name``), with its open deals (3 calls at most; 1 when none).
+
+        ``POST /crm/v3/objects/companies/search`` with one ``EQ`` filter (HubSpot compares text case-insensitively),
+        at most 2 results: two companies with that domain or name are ambiguous and give ``Customer.unknown()``
+        (logged), as does none. Then the company read of ``find_customer``. The search index lags writes by
+        seconds, which matters not for companies that exist before their tickets.
+        """
+        prop, value = ("domain", domain) if domain else ("name", name)
+        text = (value or "").strip()
+        if not text:
+            return Customer.unknown()
+        body = self.http.post(
+            "/crm/v3/objects/companies/search",
+            op="companies.search",
+            json={
+                "filterGroups": [{"filters": [{"propertyName": prop, "operator": "EQ", "value": text}]}],
+                "properties": ["name", "domain"],
+                "sorts": ["hs_object_id"],
+                "limit": 2,
+                "after": "0",
+            },
+        ).json()
+        ids = [str(r["id"]) for r in body.get("results") or [] if isinstance(r, dict) and r.get("id") is not None]
+        if len(ids) != 1:
+            if ids:
+                log.warning(
+                    "%s: several companies have the %s %r; none is taken for the customer", self.name, prop, text
+                )
+            return Customer.unknown()
+        customer = Customer(company_ref=None, contact_ref=None)
+        return customer if self._fill_company(customer, ids[0]) else Customer.unknown()
+
+    def owner(self, owner_id: str) -> tuple[str | None, str | None]:
+        """The owner's name and email (``GET /crm/v3/owners/{ownerId}``, once per owner and connector); (None, None)
+        when HubSpot has no such owner or the token may not read owners (``crm.objects.owners.read``)."""
+        if owner_id in self._owners:
+            return self._owners[owner_id]
+        try:
+            raw = self.http.get(f"/crm/v3/owners/{quote(owner_id, safe='')}", op="owners.show").json()
+        except (NotFound, AuthError) as exc:
+            log.warning("%s: owner %s cannot be read (%s); its id is shown instead", self.name, owner_id, exc)
+            found: tuple[str | None, str | None] = (None, None)
+        else:
+            name = " ".join(p for p in (_text(raw.get("firstName")), _text(raw.get("lastName"))) if p) or None
+            found = (name, _text(raw.get("email")))
+        self._owners[owner_id] = found
+        return found
+
     def _fill_company(self, customer: Customer, company_id: str) -> bool:
         """Read the company (with its deal ids) and its open deals into ``customer``; False when it is gone."""
         tier_p, arr_p = self._option("tier_property"), self._option("arr_property")
@@ -338,7 +398,12 @@ class HubSpotConnector(CRM, Helpdesk):
         customer.tier = _text(cprops.get(tier_p))
         customer.arr = _decimal(cprops.get(arr_p))
         customer.currency = str(self._option("currency"))
-        customer.owner = _text(cprops.get(owner_p))
+        owner_id = _text(cprops.get(owner_p))
+        if owner_id is not None and owner_p == "hubspot_owner_id":
+            name, customer.owner_email = self.owner(owner_id)
+            customer.owner = name or customer.owner_email or owner_id
+        else:  # a custom owner property holds the owner as text
+            customer.owner = owner_id
         customer.renewal_date = _date(cprops.get(renewal_p))
         deal_ids = _associated_ids(company.get("associations") or {}, "deals")
         if deal_ids:

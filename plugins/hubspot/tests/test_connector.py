@@ -102,6 +102,20 @@ def deal(oid: str, name: str, stage: str, amount: str, currency: str = "EUR") ->
     )
 
 
+OWNER_PATH = "/crm/v3/owners/31337"
+OWNER = {
+    "id": "31337",
+    "email": "olivia@globex-vendor.example",
+    "firstName": "Olivia",
+    "lastName": "Owner",
+    "type": "PERSON",
+    "userId": 9170001,
+    "createdAt": "2024-01-10T08:00:00.000Z",
+    "updatedAt": "2024-04-01T08:00:00.000Z",
+    "archived": False,
+}
+
+
 def batch(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "status": "COMPLETE",
@@ -243,12 +257,13 @@ def test_check_401_is_an_auth_error(vendor: Vendor, hs: HubSpotConnector) -> Non
 # -- find_customer --------------------------------------------------------------------------------------------
 
 
-def test_find_customer_with_deals_is_three_calls(vendor: Vendor, hs: HubSpotConnector) -> None:
-    """Contact by email, its primary company, then its deals in one batch read; closed deals dropped."""
+def test_find_customer_with_deals_is_four_calls(vendor: Vendor, hs: HubSpotConnector) -> None:
+    """Contact by email, its primary company, its owner, then its deals in one batch read; closed deals dropped."""
     vendor.reply(
         "GET", CONTACT_PATH, contact([("777", "contact_to_company_unlabeled"), ("9001", "contact_to_company")])
     )
     vendor.reply("GET", "/crm/v3/objects/companies/9001", company(["5001", "5002", "5003"]))
+    vendor.reply("GET", OWNER_PATH, OWNER)
     vendor.reply(
         "POST",
         "/crm/v3/objects/deals/batch/read",
@@ -261,7 +276,7 @@ def test_find_customer_with_deals_is_three_calls(vendor: Vendor, hs: HubSpotConn
         ),
     )
     customer = hs.find_customer(EMAIL)
-    assert len(vendor.calls) == 3
+    assert len(vendor.calls) == 4
     assert vendor.query(0) == {
         "idProperty": ["email"],
         "properties": ["email,firstname,lastname,lifecyclestage"],
@@ -271,7 +286,8 @@ def test_find_customer_with_deals_is_three_calls(vendor: Vendor, hs: HubSpotConn
         "properties": ["name,domain,tier,annualrevenue,renewal_date,hubspot_owner_id"],
         "associations": ["deals"],
     }
-    assert vendor.sent(2) == {
+    assert urlsplit(vendor.calls[2].request.url).path == OWNER_PATH
+    assert vendor.sent(3) == {
         "inputs": [{"id": "5001"}, {"id": "5002"}, {"id": "5003"}],
         "properties": ["dealname", "dealstage", "amount", "closedate", "deal_currency_code"],
         "propertiesWithHistory": [],
@@ -282,7 +298,12 @@ def test_find_customer_with_deals_is_three_calls(vendor: Vendor, hs: HubSpotConn
     assert (customer.name, customer.domain, customer.tier) == ("Globex Corporation", "globex.example", "enterprise")
     assert customer.arr == Decimal("250000.50")
     assert customer.currency == "USD"
-    assert customer.owner == "31337"
+    assert (customer.owner, customer.owner_email) == ("Olivia Owner", "olivia@globex-vendor.example")
+    # the owner is read once per connector: a second customer with the same owner costs no owner read
+    vendor.reply("GET", CONTACT_PATH, contact([("9001", "contact_to_company")]))
+    vendor.reply("GET", "/crm/v3/objects/companies/9001", company(None))
+    assert hs.find_customer(EMAIL).owner == "Olivia Owner"
+    assert len(vendor.calls) == 6
     assert customer.renewal_date == "2025-03-31"
     assert customer.lifecycle_stage == "customer"
     assert [(d.ref.id, d.stage, d.amount, d.currency) for d in customer.deals] == [
@@ -293,11 +314,13 @@ def test_find_customer_with_deals_is_three_calls(vendor: Vendor, hs: HubSpotConn
 
 
 def test_find_customer_without_deals_is_two_calls(vendor: Vendor, hs: HubSpotConnector) -> None:
-    """A company without deals costs no batch read."""
+    """A company without deals costs no batch read (and an owner HubSpot does not have is shown by its id)."""
     vendor.reply("GET", CONTACT_PATH, contact([("9001", "contact_to_company")]))
     vendor.reply("GET", "/crm/v3/objects/companies/9001", company(None, annualrevenue=""))
+    vendor.reply("GET", OWNER_PATH, NOT_FOUND, status=404)
     customer = hs.find_customer(EMAIL)
-    assert len(vendor.calls) == 2
+    assert len(vendor.calls) == 3
+    assert (customer.owner, customer.owner_email) == ("31337", None)
     assert customer.deals == []
     assert customer.arr is None  # an empty HubSpot value is no value
 
@@ -319,6 +342,43 @@ def test_contact_without_company(vendor: Vendor, hs: HubSpotConnector) -> None:
     assert customer.known
     assert customer.company_ref is None
     assert customer.contact_ref == Ref("hubspot", "contact", "151")
+
+
+def search_page(*ids: str) -> dict[str, Any]:
+    return {
+        "total": len(ids),
+        "results": [record(i, {"name": "Globex Corporation", "domain": "globex.example"}) for i in ids],
+    }
+
+
+def test_find_company_by_domain(vendor: Vendor, hs: HubSpotConnector) -> None:
+    """One search on ``domain`` EQ, then the company read of ``find_customer``; no contact."""
+    vendor.reply("POST", "/crm/v3/objects/companies/search", search_page("9001"))
+    vendor.reply("GET", "/crm/v3/objects/companies/9001", company(None))
+    vendor.reply("GET", OWNER_PATH, OWNER)
+    customer = hs.find_company(domain="globex.example")
+    assert vendor.sent(0) == {
+        "filterGroups": [{"filters": [{"propertyName": "domain", "operator": "EQ", "value": "globex.example"}]}],
+        "properties": ["name", "domain"],
+        "sorts": ["hs_object_id"],
+        "limit": 2,
+        "after": "0",
+    }
+    assert (customer.known, customer.company_ref, customer.contact_ref) == (
+        True,
+        Ref("hubspot", "company", "9001"),
+        None,
+    )
+    assert customer.owner == "Olivia Owner"
+
+
+@pytest.mark.parametrize("ids", [(), ("9001", "9002")])
+def test_find_company_none_or_ambiguous_is_unknown(vendor: Vendor, hs: HubSpotConnector, ids: tuple[str, ...]) -> None:
+    """No company, or two with that name: unknown after the one search (a guess would put wrong revenue on it)."""
+    vendor.reply("POST", "/crm/v3/objects/companies/search", search_page(*ids))
+    assert hs.find_company(name="Globex Corporation") == Customer.unknown()
+    assert len(vendor.calls) == 1
+    assert vendor.sent(0)["filterGroups"][0]["filters"][0]["propertyName"] == "name"
 
 
 def test_property_names_are_configurable(vendor: Vendor, sleeps: Sleeps) -> None:
@@ -353,6 +413,7 @@ def test_unreadable_arr_is_none(vendor: Vendor, hs: HubSpotConnector, arr: str) 
     """An ARR value that is not a finite number is None, not a crash."""
     vendor.reply("GET", CONTACT_PATH, contact([("9001", "contact_to_company")]))
     vendor.reply("GET", "/crm/v3/objects/companies/9001", company(None, annualrevenue=arr))
+    vendor.reply("GET", OWNER_PATH, OWNER)
     assert hs.find_customer(EMAIL).arr is None
 
 

@@ -255,7 +255,7 @@ class ZendeskConnector(Helpdesk):
         return Person(name=user.get("name"), email=email, ref=Ref(self.name, "user", str(user.get("id") or user_id)))
 
     def get_ticket(self, ticket_id: str) -> Ticket:
-        """The ticket with its requester (users sideload) and organization name (organizations sideload)."""
+        """The ticket with its requester (users sideload) and organization name and domains (organizations sideload)."""
         tid = _ticket_id(ticket_id)
         body = self.http.get(
             f"/api/v2/tickets/{tid}", op="tickets.show", params={"include": "users,organizations"}
@@ -275,7 +275,9 @@ class ZendeskConnector(Helpdesk):
             requester = Person(
                 name=user.get("name"), email=user.get("email"), ref=Ref(self.name, "user", str(requester_id))
             )
-        organization = organizations.get(raw.get("organization_id"), {}).get("name")
+        org = organizations.get(raw.get("organization_id"), {})
+        organization = org.get("name")
+        domains = org.get("domain_names")
         custom_fields = {
             str(f["id"]): f.get("value")
             for f in raw.get("custom_fields") or []
@@ -292,6 +294,7 @@ class ZendeskConnector(Helpdesk):
             tags=[str(t) for t in tags] if isinstance(tags, list) else str(tags).split(),
             requester=requester,
             organization=organization,
+            organization_domains=[d for d in domains if isinstance(d, str) and d] if isinstance(domains, list) else [],
             custom_fields=custom_fields,
             created_at=parse_datetime(raw.get("created_at")),
             updated_at=parse_datetime(raw.get("updated_at")),

@@ -49,6 +49,7 @@ class HubSpotBackend(HubSpotRoutes):
         "hubspot-associations": "hubspot/crm-associations-v4.json",
         "hubspot-associations-schema": "hubspot/crm-associations-schema-v4.json",
         "hubspot-webhooks": "hubspot/webhooks-v3.json",
+        "hubspot-owners": "hubspot/crm-owners-v3.json",
     }
     spec_prefixes: ClassVar[Mapping[str, str]] = {
         "/crm/v3/objects/tickets": "hubspot-tickets",
@@ -59,6 +60,7 @@ class HubSpotBackend(HubSpotRoutes):
         "/crm/v4/objects": "hubspot-associations",
         "/crm/v3/properties": "hubspot-properties",
         "/webhooks/v3": "hubspot-webhooks",
+        "/crm/v3/owners": "hubspot-owners",
     }
     """The CRM paths the connector calls (as CRM and as helpdesk), by prefix, and the description holding each."""
 

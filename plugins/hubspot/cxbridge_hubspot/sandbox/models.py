@@ -425,7 +425,7 @@ class Portal:
         self.objects: dict[str, dict[str, CrmObject]] = {name: {} for name in OBJECT_TYPES}
         self.links: dict[tuple[str, str], dict[str, dict[str, set[int]]]] = {}
         self.schema = standard_properties()
-        self.owners: dict[str, dict[str, str]] = {}
+        self.owners: dict[str, dict[str, Any]] = {}
         self.changes: list[Change] = []
         self.subscriptions: dict[int, Subscription] = {}
         self.settings: dict[str, Any] | None = None
@@ -462,7 +462,18 @@ class Portal:
 
     def add_owner(self, owner_id: str, first_name: str, last_name: str, email: str) -> None:
         """Register a user who can own records (``hubspot_owner_id`` values must name one)."""
-        self.owners[owner_id] = {"id": owner_id, "firstName": first_name, "lastName": last_name, "email": email}
+        at = iso_ms(self.clock())
+        self.owners[owner_id] = {
+            "id": owner_id,
+            "firstName": first_name,
+            "lastName": last_name,
+            "email": email,
+            "type": "PERSON",
+            "userId": int(owner_id) % 10_000_000,
+            "createdAt": at,
+            "updatedAt": at,
+            "archived": False,
+        }
 
     # -- webhook subscriptions --------------------------------------------------------------------------------
     def add_subscription(

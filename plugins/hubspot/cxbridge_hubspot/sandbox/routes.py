@@ -60,6 +60,8 @@ def hubspot_url_map() -> Map:
         ),
         Rule("/crm/v4/associations/<from_type>/<to_type>/labels", methods=["GET"], endpoint="association_labels"),
         Rule("/crm/associations/v4/<from_type>/<to_type>/labels", methods=["GET"], endpoint="association_labels"),
+        Rule("/crm/v3/owners", methods=["GET"], endpoint="list_owners"),
+        Rule("/crm/v3/owners/<owner_id>", methods=["GET"], endpoint="get_owner"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["GET"], endpoint="get_settings"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["PUT"], endpoint="put_settings"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["DELETE"], endpoint="delete_settings"),
@@ -297,6 +299,26 @@ class HubSpotRoutes(properties.PropertiesRoutes, Backend):
             with_history=list_arg(request, "propertiesWithHistory"),
             associations=list_arg(request, "associations"),
         )
+
+    # -- owners v3 -------------------------------------------------------------------------------------------
+    def route_get_owner(self, request: Request, owner_id: str) -> Response:
+        """GET /crm/v3/owners/{ownerId} (``idProperty`` id or userId, ``archived``): one owner, 404 when absent."""
+        by_user = request.args.get("idProperty") == "userId"
+        for owner in self.portal.owners.values():
+            if (str(owner["userId"]) if by_user else owner["id"]) == owner_id:
+                return self.json(dict(owner))
+        raise errors.not_found(f"No owner found with id {owner_id}")
+
+    def route_list_owners(self, request: Request) -> Response:
+        """GET /crm/v3/owners (``email`` filter, ``limit`` ≤ 500, ``after``): a page of owners."""
+        email = request.args.get("email")
+        rows = [dict(o) for o in self.portal.owners.values() if not email or o["email"].lower() == email.lower()]
+        limit = int_arg(request, "limit", 100)
+        start = int_arg(request, "after", 0)
+        body: dict[str, Any] = {"results": rows[start : start + limit]}
+        if start + limit < len(rows):
+            body["paging"] = {"next": {"after": str(start + limit), "link": next_link(request, str(start + limit))}}
+        return self.json(body)
 
     # -- associations v4 --------------------------------------------------------------------------------------
     def _pair(self, from_type: str, from_id: str, to_type: str, to_id: str) -> tuple[ObjectType, ObjectType]:
