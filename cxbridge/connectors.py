@@ -60,6 +60,19 @@ class TicketLink:
     title: str
     origin: str
     summary: str | None = None
+    resolved: bool = False
+    """Whether the ticket is solved or closed (trackers show a resolved link struck through)."""
+
+
+@dataclass(frozen=True)
+class ExistingLink:
+    """A ticket-issue link the helpdesk's own tracker integration holds (to bring it over into cxbridge):
+    the ticket's id in the helpdesk, the issue's immutable id and its key in the tracker, the link's own id."""
+
+    ticket_id: str
+    issue_id: str
+    issue_key: str
+    link_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -445,6 +458,16 @@ class Helpdesk(Connector):
     def requested_issue_key(self, ticket: Ticket) -> str | None:
         """An issue key the agent typed into the ticket (to join that issue), or None; the ticket is as read."""
         return None
+
+    def integration_links(self) -> Iterator[ExistingLink]:
+        """Every ticket-issue link of the helpdesk's own tracker integration, following its pagination (for
+        ``cxbridge import-links``)."""
+        raise NotImplementedError(f"{self.name}: this helpdesk has no tracker integration links to import")
+
+    def ticket_closed(self, status: str | None) -> bool:
+        """Whether a ticket status (``Ticket.status`` as this helpdesk reads it) means solved or closed: by default
+        ``solved`` or ``closed``. A helpdesk whose statuses are its own ids (pipeline stages) overrides it."""
+        return (status or "").strip().lower() in ("solved", "closed")
 
     def ticket_ref(self, ticket_id: str) -> Ref:
         """The reference of a ticket of this system."""

@@ -50,6 +50,7 @@ DEMO_SETTINGS: dict[str, Any] = {
             "renewal": "customfield_10103",
             "tier": "customfield_10104",
             "oldest": "customfield_10105",
+            "tier_rank": "customfield_10106",
         }
     },
 }

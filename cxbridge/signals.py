@@ -140,6 +140,29 @@ class VersionReleased(Signal):
     released: bool = True
 
 
+@dataclass(frozen=True)
+class TicketStateObserved(Signal):
+    """A ticket's status as an event or a poll saw it (None when the event does not hold it: the core reads the
+    ticket). Its remote links' resolved flag and the impact's open tickets follow it."""
+
+    kind: ClassVar[str] = "ticket_state_observed"
+    ticket: Ref
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerChanged(Signal):
+    """A CRM company changed something the customer impact reads (ARR, tier, renewal date, name, owner...).
+
+    ``company`` names the company in the configured CRM; ``properties`` the CRM's own names of what changed, when
+    the event says (informational: the impact re-reads the company whatever changed).
+    """
+
+    kind: ClassVar[str] = "customer_changed"
+    company: Ref
+    properties: tuple[str, ...] = ()
+
+
 SIGNAL_TYPES: dict[str, type[Signal]] = {
     cls.kind: cls
     for cls in (
@@ -149,6 +172,8 @@ SIGNAL_TYPES: dict[str, type[Signal]] = {
         IssueStateObserved,
         IssueCommentPosted,
         VersionReleased,
+        TicketStateObserved,
+        CustomerChanged,
     )
 }
 

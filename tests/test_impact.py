@@ -187,6 +187,7 @@ def test_field_values_follow_the_configured_map_and_refuse_unknown_values() -> N
         "customfield_10103": "2027-01-31",
         "customfield_10104": "strategic",
         "customfield_10105": "2026-11-02",
+        "customfield_10106": 4,  # strategic: the first of the four default tiers
     }
     assert impact.field_values(rollup, {"tickets": "customfield_1"}) == {"customfield_1": 2}
     with pytest.raises(ConfigError, match="unknown rollup value 'revenue'"):
@@ -298,5 +299,15 @@ def test_for_a_new_issue_the_rollup_is_the_one_ticket() -> None:
         "tickets": 1,
         "renewal": "2027-01-31",
         "tier": "strategic",
+        "tier_rank": 4,
         "oldest": "2026-11-01",
     }
+
+
+def test_the_tier_rank_sorts_as_the_tiers_are_ordered() -> None:
+    """``tier_rank``: the first configured tier ranks highest, an unlisted tier 0, no tier None."""
+    assert [impact.tier_rank(t) for t in ("strategic", "enterprise", "growth", "Standard", "gold")] == [4, 3, 2, 1, 0]
+    assert impact.tier_rank("gold", ("gold", "silver")) == 2
+    rollup = impact.compute([link(1, ACME), link(2, GLOBEX)], by_ref(customer(GLOBEX, "Globex", tier="growth")), {})
+    assert (rollup.tier, rollup.tier_rank) == ("growth", 2)
+    assert impact.compute([link(1, ACME)], {}, {}).tier_rank is None

@@ -75,14 +75,18 @@ def test_three_tickets_from_two_companies_then_unlink(vendors: Vendors, runtime:
     }  # the create carries the impact; hubspot reads the owner
     key = first.issue_key
     opened = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == 1)["created_at"]
-    assert impact_values(vendors, key) == {
-        "arr": 480000.0,
-        "customers": 1.0,
-        "tickets": 1.0,
-        "renewal": "2027-01-31",
-        "tier": "strategic",
-        "oldest": opened[:10],  # the day ticket 1 was opened
-    }
+    assert (
+        impact_values(vendors, key)
+        == {
+            "arr": 480000.0,
+            "customers": 1.0,
+            "tickets": 1.0,
+            "renewal": "2027-01-31",
+            "tier": "strategic",
+            "tier_rank": 4.0,  # a number field: sorts strategic above enterprise above growth above standard
+            "oldest": opened[:10],  # the day ticket 1 was opened
+        }
+    )
     second = Escalation(runtime).run(EscalationRequest(ticket_id="2", link_key=key, note="Same bug."))
     assert sum(second.calls.values()) <= 9
     assert second.calls == {"zendesk": 2, "hubspot": 4, "jira": 3}

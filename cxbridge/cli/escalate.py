@@ -10,6 +10,7 @@ from ..connectors import HELPDESK
 from ..errors import CxbridgeError, EffectInFlight
 from ..models import Person, Ref, to_jsonable
 from ..workflows import impact as rollup
+from ..workflows import imports
 from ..workflows.escalate import Escalation, EscalationRequest
 from ..workflows.policy import parse_action
 from .context import load_runtime
@@ -170,3 +171,29 @@ def unlink(ctx: click.Context, ticket: str, issue_key: str, agent: str | None, a
     click.echo(
         f"{result.ticket} unlinked from {result.issue_key}: remote link {result.remote_link}, impact {result.impact}"
     )
+
+
+@click.command("import-links")
+@click.option("--system", "system", metavar="NAME", help="The helpdesk [systems.*] table (default: the helpdesk).")
+@click.option("--dry-run", is_flag=True, help="List what would be imported; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def import_links(ctx: click.Context, system: str | None, dry_run: bool, as_json: bool) -> None:
+    """Bring over the links of the helpdesk's own tracker integration (Zendesk's Jira integration) as cxbridge
+    links: remote links, the store's links and the impact; a link imported before is left alone."""
+    runtime = load_runtime(ctx)
+    try:
+        report = imports.import_links(runtime, helpdesk=system, dry_run=dry_run, actor="import-links")
+    finally:
+        runtime.close()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    for row in report.links:
+        who = f" ({row['customer']})" if row.get("customer") else ""
+        click.echo(f"{row['ticket']} -> {row['issue_key']}: {row['outcome']}{who}")
+    for key, outcome in report.impact.items():
+        click.echo(f"{key}: impact {outcome}")
+    verb = "would import" if dry_run else "imported"
+    counted = report.count("planned") if dry_run else report.count("imported")
+    click.echo(f"{len(report.links)} links found; {verb} {counted}, {report.count('already linked')} already linked")

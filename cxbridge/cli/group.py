@@ -30,7 +30,7 @@ _NO_ARGS_IS_HELP: type[click.UsageError] | None = getattr(click.exceptions, "NoA
 RESERVED_COMMANDS = frozenset(
     {
         "init", "doctor", "plugins", "escalate", "links", "impact", "serve", "worker", "sync", "dead-letters",
-        "sandbox", "demo", "unlink", "policy", "audit", "act", "config", "setup",
+        "sandbox", "demo", "unlink", "policy", "audit", "act", "config", "setup", "import-links",
     }
 )  # fmt: skip
 
@@ -176,6 +176,7 @@ cli.add_command(doctor.doctor)
 cli.add_command(escalate.escalate)
 cli.add_command(impact.impact)
 cli.add_command(admin.init)
+cli.add_command(escalate.import_links)
 cli.add_command(escalate.links)
 cli.add_command(admin.plugins)
 cli.add_command(policy.policy)

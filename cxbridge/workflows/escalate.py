@@ -110,7 +110,7 @@ def issue_label(business_key: str) -> str:
     return LABEL_PREFIX + op_id(business_key, "tracker.create")[:13].replace("-", "")
 
 
-ESCALATION_ACTIONS = ("escalate.create", "escalate.link")
+ESCALATION_ACTIONS = ("escalate.create", "escalate.link", "import.link")
 
 
 def completed_escalation(store: Store, ticket: Ref) -> Link | None:
@@ -191,7 +191,7 @@ class Escalation:
             return None
         return self.rt.helpdesk(req.helpdesk).list_comments(ticket.ref.id)
 
-    def _customer(self, ticket: Ticket) -> Customer:
+    def customer_for(self, ticket: Ticket) -> Customer:
         """The customer in the CRM, looked for in the ``[escalation] customer_match`` order until a company matches.
 
         ``email``: the contact with the requester's email (with its company); ``email_domain``: the company whose
@@ -344,7 +344,7 @@ class Escalation:
         linked = current if not req.link_key and create_intent is None else []
         comments = self._history(req, ticket)
         # 2. the customer
-        customer = self._customer(ticket)
+        customer = self.customer_for(ticket)
         # 3. decision rights and priority
         priority = choose_priority(
             customer.tier,
@@ -472,8 +472,9 @@ class Escalation:
                         self.rt,
                         ticket.ref,
                         url=ticket.url,
-                        title=f"{ticket.ref.system} #{ticket.ref.id}: {ticket.subject}"[:255],
+                        title=impact.link_title(ticket.ref, ticket.subject),
                         summary=customer.name if customer.known else None,
+                        resolved=helpdesk.ticket_closed(ticket.status),
                     ),
                 )
             },

@@ -19,7 +19,9 @@ CONTRACT (the receiver, the reconciler and the workers rely on these):
 Routing: ``EscalationRequested`` escalates the ticket unless its escalation is complete; ``DecisionRequested``
 applies or refuses the decision a tag asks for (``tagdecisions``); ``TicketCommentAdded`` goes to the relay
 (support to engineering, ``relay.py``); ``IssueStateObserved``, ``IssueCommentPosted`` and ``VersionReleased`` go
-to sync back (unless ``[sync] to_helpdesk`` is off). Echo suppression comes first: a change whose
+to sync back (unless ``[sync] to_helpdesk`` is off); ``TicketStateObserved`` sets the linked issues' remote links'
+resolved flag and refreshes their impact; ``CustomerChanged`` refreshes the impact of the open issues the
+company is linked to. Echo suppression comes first: a change whose
 actor is one of cxbridge's integration users (``[sync] integration_users``, system -> id or list of ids;
 otherwise learned once per process from the connector's ``integration_user_id()``) is dropped, and so is a
 ticket comment whose text matches a note cxbridge wrote (fingerprints recorded by sync back before each write).
@@ -35,18 +37,20 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, NotFound
 from ..models import Ref, event_from_dict, event_to_dict
 from ..signals import (
+    CustomerChanged,
     DecisionRequested,
     EscalationRequested,
     IssueCommentPosted,
     IssueStateObserved,
     Signal,
     TicketCommentAdded,
+    TicketStateObserved,
     Triggers,
     VersionReleased,
     signal_from_dict,
     signal_to_dict,
 )
-from . import notices, relay, syncback
+from . import impact, notices, relay, syncback
 from .escalate import Escalation, EscalationRequest, completed_escalation
 from .tagdecisions import decide_from_tag
 
@@ -70,8 +74,10 @@ def lock_key_for(event: Event) -> str | None:
 
 def subject_of(signal: Signal) -> Ref:
     """The record a signal is about (its job's lock key)."""
-    if isinstance(signal, EscalationRequested | DecisionRequested | TicketCommentAdded):
+    if isinstance(signal, EscalationRequested | DecisionRequested | TicketCommentAdded | TicketStateObserved):
         return signal.ticket
+    if isinstance(signal, CustomerChanged):
+        return signal.company
     if isinstance(signal, IssueStateObserved | IssueCommentPosted):
         return signal.issue
     if isinstance(signal, VersionReleased):
@@ -181,6 +187,10 @@ def _route_one(rt: Context, system: str, signal: Signal, origin: str | None) -> 
         return decide_from_tag(rt, system, signal, origin)
     if isinstance(signal, TicketCommentAdded):
         return relay.Relay(rt).comment_added(system, signal, origin)
+    if isinstance(signal, TicketStateObserved):
+        return impact.ticket_state_changed(rt, Ref(system, "ticket", signal.ticket.id), signal.status)
+    if isinstance(signal, CustomerChanged):
+        return impact.customer_changed(rt, Ref(system, "company", signal.company.id))
     if not rt.config.section("sync")["to_helpdesk"]:
         return f"ignored: {signal.kind} ([sync] to_helpdesk is off)"
     sync = syncback.SyncBack(rt)

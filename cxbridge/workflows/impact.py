@@ -516,7 +516,16 @@ def company_name(rt: Context, company: Ref) -> str | None:
 def save_ticket(rt: Context, ticket: Ticket, customer: Customer | None = None) -> None:
     """Remember a linked ticket's URL, subject, status and opening time (no API call)."""
     _prepare(rt)
-    rt.store.put_snapshot(TICKET, str(ticket.ref), _facts_to_dict(ticket_facts(ticket, customer)))
+    _put_ticket(rt, ticket.ref, ticket_facts(ticket, customer))
+
+
+def _put_ticket(rt: Context, ref: Ref, facts: TicketFacts) -> None:
+    """Save a ticket's facts, keeping the remote links' resolved flags recorded in its snapshot."""
+    data = _facts_to_dict(facts)
+    flags = (rt.store.get_snapshot(TICKET, str(ref)) or {}).get(RESOLVED_KEY)
+    if flags:
+        data[RESOLVED_KEY] = flags
+    rt.store.put_snapshot(TICKET, str(ref), data)
 
 
 def load_rollup(rt: Context, links: Sequence[Link]) -> Rollup:
@@ -689,7 +698,7 @@ def refresh_customers(rt: Context, links: Sequence[Link]) -> dict[str, str]:
         except NotFound:
             outcome[key] = "kept: not found in the helpdesk"
             continue
-        rt.store.put_snapshot(TICKET, key, _facts_to_dict(ticket_facts(ticket)))
+        _put_ticket(rt, link.ticket, ticket_facts(ticket))
         outcome[key] = "updated"
     return outcome
 
@@ -768,11 +777,127 @@ def refresh_by_key(rt: Context, key: str) -> bool:
     return refresh_issue(rt, rt.tracker().get_issue(key))
 
 
-def ticket_link(rt: Context, ticket: Ref, *, url: str = "", title: str = "", summary: str | None = None) -> TicketLink:
+def ticket_link(
+    rt: Context, ticket: Ref, *, url: str = "", title: str = "", summary: str | None = None, resolved: bool = False
+) -> TicketLink:
     """The ticket as the tracker links to it (the helpdesk's base URL names where it lives)."""
     return TicketLink(
-        ticket=ticket, url=url, title=title, origin=rt.helpdesk(ticket.system).config.base_url, summary=summary
+        ticket=ticket,
+        url=url,
+        title=title,
+        origin=rt.helpdesk(ticket.system).config.base_url,
+        summary=summary,
+        resolved=resolved,
     )
+
+
+def link_title(ticket: Ref, subject: str | None) -> str:
+    """The title of a remote link to a ticket: ``zendesk #4: Exports fail`` (at most 255 characters)."""
+    return f"{ticket.system} #{ticket.id}: {subject or ''}"[:255]
+
+
+# -- fresh state: a ticket solved or reopened, a CRM company changed ------------------------------------------
+
+
+RESOLVED_KEY = "resolved_on"
+"""In a ticket's snapshot: issue ref -> the resolved flag cxbridge last wrote on that issue's link to it."""
+
+
+def ticket_state_changed(rt: Context, ticket: Ref, status: str | None) -> str:
+    """A linked ticket's status changed: each linked issue's remote link gets ``resolved`` (solved or closed:
+    ``Helpdesk.ticket_closed``) and its impact the ticket's new status (the oldest open ticket).
+
+    Reads the ticket only when ``status`` is None. A status already applied, with every link's flag as written,
+    writes nothing (a duplicate delivery, a replay, a poll of the same state). The snapshot's status is saved
+    before the writes and each link's flag after its write, so a crash in between is finished by a replay.
+    """
+    links = rt.store.links_for_ticket(ticket)
+    if not links:
+        return f"ignored: {ticket} is linked to no issue"
+    helpdesk = rt.helpdesk(ticket.system)
+    snap = dict(rt.store.get_snapshot(TICKET, str(ticket)) or {})
+    if status is None:
+        read = helpdesk.get_ticket(ticket.id)
+        status = read.status
+        snap.setdefault("url", read.url or None)
+        snap.setdefault("subject", read.subject or None)
+    resolved = helpdesk.ticket_closed(status)
+    flags = dict(snap.get(RESOLVED_KEY) or {})
+    stale = [link for link in links if bool(flags.get(str(link.issue), False)) != resolved]
+    if snap.get("status") == status and not stale:
+        return f"ignored: {ticket} is {status} already"
+    snap["status"] = status
+    rt.store.put_snapshot(TICKET, str(ticket), snap)
+    tracker = rt.tracker()
+    done: list[str] = []
+    for link in links:
+        if refresh_by_key(rt, link.issue_key):
+            done.append(f"{link.issue_key} impact")
+        if link not in stale:
+            continue
+        name = company_name(rt, link.customer) if link.customer else None
+        tracker.link_ticket(
+            link.issue_key,
+            ticket_link(
+                rt,
+                ticket,
+                url=str(snap.get("url") or helpdesk.ticket_url(ticket.id)),
+                title=link_title(ticket, snap.get("subject")),
+                summary=name,
+                resolved=resolved,
+            ),
+        )
+        flags[str(link.issue)] = resolved
+        rt.store.put_snapshot(TICKET, str(ticket), {**snap, RESOLVED_KEY: flags})
+        done.append(f"{link.issue_key} link {'resolved' if resolved else 'unresolved'}")
+    return f"ticket state: {ticket} is {status}; " + (", ".join(done) or "nothing to write")
+
+
+def ticket_state_stale(rt: Context, ticket: Ref, status: str | None) -> bool:
+    """Whether a linked ticket's status differs from what cxbridge applied last (the store only, no call): the
+    reconciler queues a ``TicketStateObserved`` only then."""
+    links = rt.store.links_for_ticket(ticket)
+    if not links:
+        return False
+    snap = rt.store.get_snapshot(TICKET, str(ticket)) or {}
+    if snap.get("status") != status:
+        return True
+    resolved = rt.helpdesk(ticket.system).ticket_closed(status)
+    flags = snap.get(RESOLVED_KEY) or {}
+    return any(bool(flags.get(str(link.issue), False)) != resolved for link in links)
+
+
+def customer_changed(rt: Context, company: Ref) -> str:
+    """A CRM company changed: re-read it (one CRM call) and refresh the impact of every open issue it is linked to
+    (one search for which are open, then a read per issue and an edit where the rollup differs).
+
+    Nothing is written when no issue is linked to the company or when the rollup is as the issues hold it already
+    (a duplicate delivery, a change of a property the impact does not show).
+    """
+    links = [link for link in rt.store.all_links() if link.customer == company]
+    if not links:
+        return f"ignored: {company} is linked to no issue"
+    crm = rt.crm()
+    if crm is None:
+        return f"ignored: {company} changed but no CRM is configured"
+    try:
+        customer = crm.get_customer(company)
+    except NotFound:
+        customer = Customer(company_ref=company, contact_ref=None, known=False)
+    if not customer.known:
+        return f"kept: {company} is not found in the CRM; its last snapshot stays"
+    save_customer(rt, customer)
+    grouped = _by_issue(links)
+    still_open = open_issues(rt, list(grouped))
+    written: list[str] = []
+    for ref, its_links in grouped.items():
+        current = None if still_open is None else still_open.get(ref)
+        if still_open is not None and current is None:
+            continue  # done issues keep the impact they were closed with
+        key = current.key if current is not None else its_links[-1].issue_key
+        if refresh_by_key(rt, key):
+            written.append(key)
+    return f"customer changed: {company} re-read; impact written on {', '.join(written) or 'no issue'}"
 
 
 @dataclass

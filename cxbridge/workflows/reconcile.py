@@ -6,6 +6,7 @@ incremental export, HubSpot's CRM search on ``hs_lastmodifieddate``, Jira's JQL 
 
 - a helpdesk ticket that asks for an escalation (``Helpdesk.wants_escalation``: the ``[escalation] tag`` by
   default, a plugin's own trigger otherwise) and whose escalation is not complete: ``EscalationRequested``;
+  one whose escalation is complete: ``TicketStateObserved`` with its status (its links' resolved flag);
 - a tracker issue that has linked tickets in the store: ``IssueStateObserved`` with its current state (no
   changelog), which sync back compares with what it applied last;
 - the comments of a changed ticket or issue that is linked, made since it was first linked: on a ticket, those
@@ -39,8 +40,10 @@ from ..signals import (
     IssueStateObserved,
     Signal,
     TicketCommentAdded,
+    TicketStateObserved,
     VersionReleased,
 )
+from . import impact
 from .escalate import completed_escalation
 from .events import enqueue_signal, triggers
 from .relay import Relay
@@ -249,8 +252,12 @@ def _signal_for(rt: Context, name: str, connector: Connector, item: Any) -> tupl
         if not connector.wants_escalation(item, triggers(rt)):
             return None
         ticket = Ref(name, "ticket", item.ref.id)
-        if completed_escalation(rt.store, ticket) is not None:
-            return None
+        if completed_escalation(rt.store, ticket) is not None:  # linked: its state (solved, reopened) matters
+            if not impact.ticket_state_stale(rt, ticket, item.status):
+                return None
+            return poll_delivery_id(ticket, _iso(item.updated_at)) + ":state", TicketStateObserved(
+                ticket=ticket, status=item.status
+            )
         return poll_delivery_id(ticket, _iso(item.updated_at)), EscalationRequested(ticket=ticket)
     if isinstance(item, Issue) and isinstance(connector, Tracker):
         if not item.ref.id:

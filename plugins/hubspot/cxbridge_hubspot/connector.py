@@ -61,6 +61,7 @@ from cxbridge.sdk import (
     ConfigKey,
     ConfigUpdate,
     Customer,
+    CustomerChanged,
     CxbridgeError,
     Deal,
     EscalationRequested,
@@ -79,6 +80,7 @@ from cxbridge.sdk import (
     Signal,
     SystemConfig,
     Ticket,
+    TicketStateObserved,
     Triggers,
     VendorError,
     json_object,
@@ -170,6 +172,11 @@ class HubSpotConnector(CRM, Helpdesk):
             str, default="cxbridge_escalate", help="ticket property an agent sets to escalate the ticket"
         ),
         "escalate_value": ConfigKey(str, default="true", help="the value of escalate_property that escalates"),
+        "closed_ticket_stages": ConfigKey(
+            list,
+            default=["4"],
+            help="ticket pipeline stage ids that mean closed (4: Closed in the default support pipeline)",
+        ),
         "issue_key_property": ConfigKey(
             str, default="cxbridge_issue_key", help="ticket property (text) that holds the tracker issue key"
         ),
@@ -724,13 +731,35 @@ class HubSpotConnector(CRM, Helpdesk):
         """Whether the ticket's escalation property holds the configured value (the trigger, as read)."""
         return _text(ticket.custom_fields.get(self.escalate_property)) == self.escalate_value
 
+    def ticket_closed(self, status: str | None) -> bool:
+        """Whether a pipeline stage id is one of ``closed_ticket_stages``."""
+        return status is not None and str(status).strip() in {str(s) for s in self._option("closed_ticket_stages")}
+
     def interpret(self, event: Event, triggers: Triggers) -> list[Signal]:
         """A ``ticket.propertyChange`` of ``escalate_property`` to ``escalate_value`` (any value that is not
-        false-like when ``escalate_value`` is empty) is an ``EscalationRequested``; anything else means nothing.
+        false-like when ``escalate_value`` is empty) is an ``EscalationRequested``; of ``hs_pipeline_stage`` a
+        ``TicketStateObserved``. A ``company.propertyChange`` of a property the customer impact reads (name,
+        domain, tier, ARR, renewal date, owner) is a ``CustomerChanged``. Anything else means nothing.
 
-        A generic ``object.propertyChange`` about a ticket (``objectTypeId`` ``0-5``) means the same."""
-        if classic_kind(event) != "ticket.propertyChange" or event.subject.kind != "ticket":
+        A generic ``object.propertyChange`` about a ticket (``0-5``) or a company (``0-2``) means the same."""
+        kind = classic_kind(event)
+        if kind == "company.propertyChange" and event.subject.kind == "company":
+            name = event.payload.get("propertyName")
+            watched = {"name", "domain", *(self._option(k) for k in COMPANY_PROPERTY_KEYS)}
+            if name not in watched:
+                return []
+            return [CustomerChanged(company=Ref(self.name, "company", event.subject.id), properties=(str(name),))]
+        if kind != "ticket.propertyChange" or event.subject.kind != "ticket":
             return []
+        if event.payload.get("propertyName") == "hs_pipeline_stage":
+            stage = event.payload.get("propertyValue")
+            return [
+                TicketStateObserved(
+                    ticket=Ref(self.name, "ticket", event.subject.id),
+                    status=None if stage is None else str(stage),
+                    actor=event.actor,
+                )
+            ]
         if event.payload.get("propertyName") != self.escalate_property:
             return []
         value = event.payload.get("propertyValue")

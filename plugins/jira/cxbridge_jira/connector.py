@@ -788,13 +788,14 @@ class JiraConnector(Tracker):
 
     def link_ticket(self, issue_key: str, link: TicketLink) -> str:
         """A remote link from the issue to the ticket, keyed by ``remote_link_global_id`` (so a second post
-        updates it); returns the link id."""
+        updates it), with ``object.status.resolved`` from ``link.resolved``; returns the link id."""
         return self.upsert_remote_link(
             issue_key,
             global_id=self.remote_link_global_id(link),
             url=link.url,
             title=link.title,
             summary=link.summary,
+            resolved=link.resolved,
         )
 
     def unlink_ticket(self, issue_key: str, link: TicketLink) -> bool:

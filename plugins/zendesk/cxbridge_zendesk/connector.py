@@ -37,6 +37,7 @@ from cxbridge.sdk import (
     Conflict,
     CxbridgeError,
     Event,
+    ExistingLink,
     Finding,
     Helpdesk,
     Needs,
@@ -64,6 +65,9 @@ ISSUE_KEY_FIELD_TYPES = ("text", "regexp")
 """Ticket field types that can hold an issue key (``ENG-12``): a text field, or a regex-checked text field."""
 COMMENTS_PAGE_SIZE = 100
 """Zendesk's maximum page size for List Comments."""
+JIRA_LINKS_PAGE = 1000
+"""Links per page of the Jira Links API (its documented default)."""
+MAX_JIRA_LINK_PAGES = 10_000
 
 MAX_COMMENT_PAGES = 1000
 """A guard against a pagination loop: 100,000 comments is far beyond any real ticket."""
@@ -629,6 +633,36 @@ class ZendeskConnector(Helpdesk):
             json={"ticket": {"comment": {"body": body, "public": False}, "status": status}},
             creates=True,
         )
+
+    def integration_links(self) -> Iterator[ExistingLink]:
+        """The links of Zendesk's own Jira integration: ``GET /api/v2/jira/links`` (Zendesk's "Jira Links" API
+        reference, developer.zendesk.com/api-reference/ticketing/jira/links/, which is not part of the Support
+        OAS). Listed by id, ``page[size]`` links a page, the next page after the last id (``page[after]``); the
+        answer is ``{"links": [...], "total": n}`` with ``ticket_id`` a number or a string, ``issue_id`` a string.
+        Admin credentials are needed (403 otherwise)."""
+        after: int | None = None
+        for _ in range(MAX_JIRA_LINK_PAGES):
+            params: dict[str, Any] = {"page[size]": JIRA_LINKS_PAGE}
+            if after is not None:
+                params["page[after]"] = after
+            body = self.http.get("/api/v2/jira/links", op="jira_links.list", params=params).json()
+            links = [raw for raw in body.get("links") or [] if isinstance(raw, dict)]
+            for raw in links:
+                ticket_id, issue_id, issue_key = raw.get("ticket_id"), raw.get("issue_id"), raw.get("issue_key")
+                if ticket_id is None or issue_id is None or not isinstance(issue_key, str) or not issue_key:
+                    log.warning("%s: a Jira integration link without its ticket or issue was skipped", self.name)
+                    continue
+                yield ExistingLink(
+                    ticket_id=str(ticket_id),
+                    issue_id=str(issue_id),
+                    issue_key=issue_key,
+                    link_id=None if raw.get("id") is None else str(raw["id"]),
+                )
+            ids = [raw["id"] for raw in links if isinstance(raw.get("id"), int) and not isinstance(raw["id"], bool)]
+            if len(links) < JIRA_LINKS_PAGE or not ids or (after is not None and max(ids) <= after):
+                return
+            after = max(ids)
+        raise VendorError(self.name, f"{self.name}: the Jira links list did not end in {MAX_JIRA_LINK_PAGES} pages")
 
     def requested_issue_key(self, ticket: Ticket) -> str | None:
         """The issue key an agent typed into the ``issue_key_field_id`` field (``ENG-12``), or None."""

@@ -7,8 +7,9 @@ Zendesk sends two shapes (``cxbridge_zendesk.webhook`` turns both into Events of
 - an event-subscription envelope ``{type: "zen:event-type:ticket.…", detail: {id, tags, …}, event: {…}}``
   (VENDOR-APIS.md 2.1: ``detail`` holds the ticket's keys, ``tags`` among them).
 
-A ticket event whose ticket carries the escalation tag (in ``ticket.tags``, ``detail.tags`` or the tags just
-added) is an ``EscalationRequested``, with the agent from ``current_user``; each tag starting with the decision
+A ticket event whose ticket carries a status (``ticket.status``, ``detail.status``) is a ``TicketStateObserved``
+too (the core acts only on linked tickets whose status changed). A ticket event whose ticket carries the
+escalation tag (in ``ticket.tags``, ``detail.tags`` or the tags just added) is an ``EscalationRequested``, with the agent from ``current_user``; each tag starting with the decision
 prefix (``triggers.decision_tag_prefix``, a macro added it) is a ``DecisionRequested`` with that agent; a
 trigger's comment (``comment: {id, body, public, author_id, attachments?}``, the body cxbridge's documented
 trigger template sends) is a ``TicketCommentAdded`` with the ticket's tags (the relay to engineering reads the
@@ -31,6 +32,7 @@ from cxbridge.sdk import (
     Ref,
     Signal,
     TicketCommentAdded,
+    TicketStateObserved,
     Triggers,
 )
 
@@ -118,4 +120,17 @@ def interpret(system: str, event: Event, triggers: Triggers) -> list[Signal]:
     if prefix:
         for tag in sorted(t for t in ticket_tags(event.payload) if t.startswith(prefix)):
             out.append(DecisionRequested(ticket=ticket, tag=tag, agent=agent(event.payload), actor=event.actor))
+    status = ticket_status(event.payload)
+    if status is not None:
+        out.append(TicketStateObserved(ticket=ticket, status=status, actor=event.actor))
     return out
+
+
+def ticket_status(payload: dict[str, Any]) -> str | None:
+    """The ticket's status as the payload holds it (``ticket.status`` of a trigger body, as the ``{{ticket.status}}``
+    placeholder renders it, or the envelope's ``detail.status``), lower case as the API spells it; None when absent."""
+    for node in (payload.get("ticket"), payload.get("detail")):
+        value = node.get("status") if isinstance(node, dict) else None
+        if isinstance(value, str) and value.strip():
+            return value.strip().lower()
+    return None

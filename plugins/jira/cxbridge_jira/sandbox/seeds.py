@@ -31,6 +31,7 @@ IMPACT_FIELDS: list[tuple[int, str, str]] = [
     (10103, "Soonest renewal", "date"),
     (10104, "Highest tier", "string"),
     (10105, "Oldest open ticket", "date"),
+    (10106, "Highest tier rank", "number"),
 ]
 
 

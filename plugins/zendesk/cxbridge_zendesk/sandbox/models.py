@@ -253,9 +253,9 @@ class Webhook:
 
 @dataclass
 class Change:
-    """Something a trigger reacts to: a ticket gained tags, or got a comment."""
+    """Something a trigger reacts to: a ticket gained tags, got a comment, or changed status."""
 
-    kind: str  # "tag_added" | "comment_added"
+    kind: str  # "tag_added" | "comment_added" | "status_changed"
     ticket_id: int
     actor_id: int
     tags_added: list[str] = field(default_factory=list)
@@ -286,6 +286,18 @@ class IdempotentAnswer:
     headers: dict[str, str]
 
 
+@dataclass
+class JiraLink:
+    """A ticket-issue link of Zendesk's own Jira integration (the Jira Links API, ``/api/v2/jira/links``)."""
+
+    id: int
+    ticket_id: int
+    issue_id: str
+    issue_key: str
+    created_at: float
+    updated_at: float
+
+
 class ZendeskModel:
     """Everything one emulated Zendesk account holds, and the rules for changing it."""
 
@@ -298,6 +310,7 @@ class ZendeskModel:
         self.ticket_fields: dict[int, TicketField] = {}
         self.webhooks: dict[str, Webhook] = {}
         self.triggers: dict[int, Trigger] = {}
+        self.jira_links: dict[int, JiraLink] = {}
         self.idempotency: dict[str, IdempotentAnswer] = {}
         self.audits: dict[int, list[Audit]] = {}
         """Every audit of a ticket, oldest first (List Audits for a Ticket)."""
@@ -314,6 +327,7 @@ class ZendeskModel:
             "invocation": INVOCATION_IDS,
             "attachment": ATTACHMENT_IDS,
             "trigger": TRIGGER_IDS,
+            "jira_link": 1,
         }
 
     # -- ids and time --------------------------------------------------------------------------------------
@@ -322,6 +336,24 @@ class ZendeskModel:
         value = self._next[kind]
         self._next[kind] = value + 1
         return value
+
+    def add_jira_link(self, ticket_id: Any, issue_id: Any, issue_key: Any) -> JiraLink:
+        """A link of the Jira integration: the ticket must exist, the issue id and key are mandatory, and a ticket
+        is linked to an issue once (the same pair again is refused)."""
+        tid = _opt_int(ticket_id)
+        if tid is None or tid not in self.tickets:
+            raise errors.record_invalid("ticket_id", "Ticket: not found", "InvalidValue")
+        issue, key = str(issue_id or "").strip(), str(issue_key or "").strip()
+        if not issue:
+            raise errors.record_invalid("issue_id", "Issue id: cannot be blank", "BlankValue")
+        if not key:
+            raise errors.record_invalid("issue_key", "Issue key: cannot be blank", "BlankValue")
+        if any(link.ticket_id == tid and link.issue_id == issue for link in self.jira_links.values()):
+            raise errors.record_invalid("issue_id", "Issue id: is already linked to this ticket", "DuplicateValue")
+        now = self.now()
+        link = JiraLink(self.next_id("jira_link"), tid, issue, key, now, now)
+        self.jira_links[link.id] = link
+        return link
 
     def new_webhook_id(self) -> str:
         """A 26-character id in the shape of Zendesk's webhook ids (ULIDs)."""
@@ -666,6 +698,8 @@ class ZendeskModel:
                     value = _opt_int(value)
                 events.append(self._field_event("Change", name, value, getattr(ticket, name)))
                 setattr(ticket, name, value)
+                if name == "status":
+                    changes.append(Change("status_changed", ticket.id, actor.id))
         if "assignee_id" in data and _opt_int(data["assignee_id"]) != ticket.assignee_id:
             new_assignee = self._assignee(data["assignee_id"])
             events.append(self._field_event("Change", "assignee_id", new_assignee, ticket.assignee_id))

@@ -73,6 +73,8 @@ RULES: list[tuple[str, str, tuple[str, ...]]] = [
     ("/api/v2/uploads", "uploads", ("POST",)),
     ("/api/v2/attachments/<int:attachment_id>", "attachment", ("GET",)),
     ("/attachments/token/<token>", "attachment_content", ("GET",)),
+    ("/api/v2/jira/links", "jira_links", ("GET", "POST")),
+    ("/api/v2/jira/links/<int:link_id>", "jira_link", ("DELETE",)),
     ("/api/v2/webhooks", "webhooks", ("GET", "POST")),
     ("/api/v2/webhooks/<webhook_id>", "webhook", ("GET", "PUT", "DELETE")),
     ("/api/v2/webhooks/<webhook_id>/signing_secret", "webhook_secret", ("GET", "POST")),
@@ -82,6 +84,23 @@ RULES: list[tuple[str, str, tuple[str, ...]]] = [
 
 # Ticket list endpoints carry the extra ``ratelimit-*`` headers.
 TICKET_LIST_ENDPOINTS = frozenset({"tickets", "tickets_show_many"})
+
+
+JIRA_LINKS_PAGE = 1000
+"""Links per page of ``GET /api/v2/jira/links`` when ``page[size]`` is not given (and the most it takes)."""
+
+
+def jira_link_json(link: Any, base: str) -> dict[str, Any]:
+    """A Jira integration link as the Jira Links API shows it."""
+    return {
+        "id": link.id,
+        "ticket_id": link.ticket_id,
+        "issue_id": link.issue_id,
+        "issue_key": link.issue_key,
+        "url": f"{base}/api/v2/jira/links/{link.id}.json",
+        "created_at": iso(link.created_at),
+        "updated_at": iso(link.updated_at),
+    }
 
 
 def build_url_map() -> Map:
@@ -836,6 +855,36 @@ class ZendeskRoutes(_Base):
             return self.json({"signing_secret": {"algorithm": "sha256", "secret": hook.secret}}, 201)
         return self.json({"signing_secret": {"algorithm": "sha256", "secret": hook.secret}})
 
+    # -- the Jira integration's links ------------------------------------------------------------------------
+    # Zendesk's "Jira Links" API reference (developer.zendesk.com/api-reference/ticketing/jira/links/); it is not
+    # part of the Support OAS. Admins only; listed by id, ``filter[ticket_id]`` / ``filter[issue_id]``,
+    # ``page[after]`` (a link id) and ``page[size]`` (default 1,000); the answer is ``{"links": [...], "total"}``.
+    def route_jira_links(self, request: Request) -> Response:
+        self.require_admin(request)
+        if request.method == "POST":
+            spec = (self.read_json(request) or {}).get("link")
+            if not isinstance(spec, dict):
+                raise errors.bad_request("link: expected an object with ticket_id, issue_id and issue_key")
+            link = self.model.add_jira_link(spec.get("ticket_id"), spec.get("issue_id"), spec.get("issue_key"))
+            return self.json({"link": jira_link_json(link, self.base(request))}, 201)
+        links = sorted(self.model.jira_links.values(), key=lambda link: link.id)
+        ticket_filter, issue_filter = request.args.get("filter[ticket_id]"), request.args.get("filter[issue_id]")
+        if ticket_filter:
+            links = [link for link in links if str(link.ticket_id) == ticket_filter.strip()]
+        if issue_filter:
+            links = [link for link in links if link.issue_id == issue_filter.strip()]
+        total = len(links)
+        after = self.int_arg(request, "page[after]", 0, low=0)
+        size = self.int_arg(request, "page[size]", JIRA_LINKS_PAGE, high=JIRA_LINKS_PAGE)
+        page = [link for link in links if link.id > after][:size]
+        return self.json({"links": [jira_link_json(link, self.base(request)) for link in page], "total": total})
+
+    def route_jira_link(self, request: Request, link_id: int) -> Response:
+        self.require_admin(request)
+        if self.model.jira_links.pop(link_id, None) is None:
+            raise errors.not_found()
+        return Response(status=204)
+
     def route_unknown(self, request: Request, rest: str) -> Response:
         raise errors.invalid_endpoint()
 
@@ -843,7 +892,8 @@ class ZendeskRoutes(_Base):
     def emit_changes(self, ticket: Ticket, actor: User, changes: list[Change], base: str, *, created: bool) -> None:
         """After a ticket create or update: run the triggers (each ``notification_webhook`` action calls its API
         webhook with the rendered body), then call the admin targets (``/_sandbox/webhooks``) with the bodies
-        cxbridge's provisioned triggers would send: on a gained trigger tag, and on every added comment."""
+        cxbridge's provisioned triggers would send: on a gained trigger tag, on every added comment, and on a status
+        change (the body carries the status)."""
         comment = next((c.comment for c in changes if c.comment is not None), None)
         update = triggers.Update(ticket, actor, created, comment)
         for firing in triggers.run(self.model, self.model.triggers, update, base):
@@ -867,6 +917,8 @@ class ZendeskRoutes(_Base):
         values = triggers.placeholders(update, base)
         if change.comment is not None:
             return triggers.render(triggers.admin_target_body("comment_added", change.comment.public), values)
+        if change.kind == "status_changed":
+            return triggers.render(triggers.admin_target_body("status_changed"), values)
         return triggers.render(triggers.admin_target_body("tag_added"), values)
 
     def send(self, body: str, webhook_id: str, target: WebhookTarget) -> None:

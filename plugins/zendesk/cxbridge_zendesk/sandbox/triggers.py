@@ -50,6 +50,8 @@ def admin_target_body(event: str, public: bool | None = None) -> str:
     }
     if public is not None:
         body["comment"] = {"body": "{{ticket.latest_comment}}", "public": public}
+    if event == "status_changed":  # a trigger on "Status | Changed" of an escalated ticket (docs: README)
+        body["ticket"]["status"] = "{{ticket.status}}"
     text = json.dumps(body)
     for name in NUMBER_PLACEHOLDERS:  # numbers go in unquoted
         text = text.replace(f'"{{{{{name}}}}}"', "{{" + name + "}}")

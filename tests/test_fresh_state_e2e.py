@@ -1,0 +1,147 @@
+"""Fresh state through ``serve``: solving a linked ticket flips its remote link to resolved, and an ARR change in
+HubSpot (its ``company.propertyChange`` webhook) updates the linked issue's impact fields, with no command run."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from cxbridge.config import load_config
+from cxbridge.demo import DEMO_SETTINGS
+from cxbridge.plugins import build_plugins
+from cxbridge.runtime import Runtime
+from cxbridge.sandbox.base import WebhookTarget
+from cxbridge.sandbox.modes import ServedVendors, serve_vendors, write_config
+from cxbridge.webhooks.serve import RunningServer, serving
+from cxbridge.workflows.escalate import Escalation, EscalationRequest
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+SYSTEMS = ("zendesk", "hubspot", "jira")
+AGENT = "alex@cxbridge.example"
+FIELDS: dict[str, str] = DEMO_SETTINGS["impact"]["fields"]
+
+
+@pytest.fixture
+def vendors() -> Iterator[ServedVendors]:
+    served = serve_vendors(SYSTEMS, seed="demo")
+    try:
+        for name in SYSTEMS:
+            served[name].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/", secret=secrets.token_urlsafe(24))]
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+def runtime(vendors: ServedVendors, tmp_path: Path) -> Iterator[Runtime]:
+    plugins = build_plugins()
+    path = write_config(vendors, tmp_path / "cxbridge.toml", extra={"impact": {"fields": FIELDS}})
+    rt = Runtime(load_config(path, plugins=plugins), plugins)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def server(vendors: ServedVendors, runtime: Runtime) -> Iterator[RunningServer]:
+    with serving(runtime, workers=2) as running:
+        for name in SYSTEMS:
+            vendors[name].webhook_targets[0].url = running.webhook_url(name)
+        yield running
+
+
+def wait(what: str, done: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.05)
+
+
+def settled(vendors: ServedVendors, runtime: Runtime) -> bool:
+    if not all(vendors[name].wait_for_webhooks(timeout=0.01) for name in SYSTEMS):
+        return False
+    depth = runtime.store.queue_depth()
+    return depth["ready"] == 0 and depth["leased"] == 0
+
+
+def issue(vendors: ServedVendors, key: str) -> dict[str, Any]:
+    return next(i for i in vendors["jira"].state()["issues"] if i["key"] == key)
+
+
+def resolved_flags(vendors: ServedVendors, key: str) -> dict[str, bool]:
+    return {link["object"]["url"]: link["object"]["status"]["resolved"] for link in issue(vendors, key)["remoteLinks"]}
+
+
+def as_agent(vendors: ServedVendors, ticket_id: int, ticket: dict[str, Any]) -> None:
+    backend = vendors["zendesk"]
+    response = requests.put(
+        f"{backend.base_url}/api/v2/tickets/{ticket_id}",
+        json={"ticket": ticket},
+        auth=(f"{AGENT}/token", backend.credentials()["api_token"]),
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+def test_solving_a_linked_ticket_flips_its_remote_link(
+    vendors: ServedVendors, runtime: Runtime, server: RunningServer
+) -> None:
+    key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
+    Escalation(runtime).run(EscalationRequest(ticket_id="2", link_key=key, note="Same."))
+    url1, url2 = (runtime.helpdesk("zendesk").ticket_url(t) for t in ("1", "2"))
+    wait("the escalation's own webhooks", lambda: settled(vendors, runtime))
+    assert resolved_flags(vendors, key) == {url1: False, url2: False}
+    oldest_before = issue(vendors, key)["fields"][FIELDS["oldest"]]
+
+    as_agent(vendors, 1, {"status": "solved"})
+    wait("the solved ticket's link", lambda: resolved_flags(vendors, key)[url1] and settled(vendors, runtime))
+    assert resolved_flags(vendors, key) == {url1: True, url2: False}
+    fields = issue(vendors, key)["fields"]
+    assert fields[FIELDS["tickets"]] == 2
+    assert fields[FIELDS["oldest"]] != oldest_before  # ticket 1 (opened first) is no longer open
+
+    # a duplicate delivery writes nothing
+    jira_writes = [c for c in vendors["jira"].calls if c.method != "GET"]
+    delivery = vendors["zendesk"].webhooks_sent[-1]
+    requests.post(
+        server.webhook_url("zendesk"), data=delivery["body"].encode(), headers=delivery["headers"], timeout=10
+    ).raise_for_status()
+    wait("the duplicate", lambda: settled(vendors, runtime))
+    assert [c for c in vendors["jira"].calls if c.method != "GET"] == jira_writes
+
+    as_agent(vendors, 1, {"status": "open"})  # reopened: the link is live again
+    wait("the reopened ticket's link", lambda: not resolved_flags(vendors, key)[url1] and settled(vendors, runtime))
+
+
+def test_an_arr_change_in_the_crm_refreshes_the_impact_without_a_command(
+    vendors: ServedVendors, runtime: Runtime, server: RunningServer
+) -> None:
+    key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
+    wait("the escalation's own webhooks", lambda: settled(vendors, runtime))
+    assert issue(vendors, key)["fields"][FIELDS["arr"]] == 480000
+    hub: Any = vendors["hubspot"]
+    acme = next(c for c in hub.state()["objects"]["companies"] if c["properties"]["name"] == "Acme Corp")
+    hub.ui_update("companies", acme["id"], {"annualrevenue": "520000"})
+    wait("the impact refresh", lambda: issue(vendors, key)["fields"][FIELDS["arr"]] == 520000)
+    wait("the queue", lambda: settled(vendors, runtime))
+    assert issue(vendors, key)["fields"][FIELDS["customers"]] == 1
+    assert "520,000 USD" in str(issue(vendors, key)["fields"]["description"])
+
+
+def test_closing_a_hubspot_ticket_flips_its_remote_link(
+    vendors: ServedVendors, runtime: Runtime, server: RunningServer
+) -> None:
+    hub: Any = vendors["hubspot"]
+    [tid] = [t["id"] for t in hub.state()["objects"]["tickets"]]
+    key = Escalation(runtime).run(EscalationRequest(ticket_id=tid, helpdesk="hubspot", note="Seen.")).issue_key
+    url = runtime.helpdesk("hubspot").ticket_url(tid)
+    wait("the escalation's own webhooks", lambda: settled(vendors, runtime))
+    assert resolved_flags(vendors, key) == {url: False}
+    hub.ui_update("tickets", tid, {"hs_pipeline_stage": "4"})  # Closed, in the default support pipeline
+    wait("the closed ticket's link", lambda: resolved_flags(vendors, key)[url] and settled(vendors, runtime))
