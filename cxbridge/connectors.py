@@ -48,6 +48,10 @@ class IssueSpec:
     labels: list[str] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
+    """Field id -> value already in the tracker's own form (the impact's custom fields)."""
+    mapped: dict[str, Any] = field(default_factory=dict)
+    """Field id -> vendor-neutral value from ``[escalation.fields]`` (text, number, date text, email, or a list of
+    them): ``Tracker.prepare_create`` turns them into the tracker's form."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ class Needs:
     issue_fields: tuple[FieldNeed, ...] = ()
     sets_priority: bool = False
     """Escalations set the issue's priority (``[escalation.priority]`` maps some tier)."""
+    create_fields: tuple[str, ...] = ()
+    """Tracker field ids ``[escalation.fields]`` fills on create (checked like the create's own fields)."""
 
 
 CREATE = "create"
@@ -555,6 +561,19 @@ class Tracker(Connector):
         """Versions released on or after the day of ``since`` (epoch seconds) in the default project and the
         projects of ``issue_keys`` (the linked issues), as the signals their webhooks would carry."""
         raise NotImplementedError(f"{self.name}: this tracker cannot list released versions")
+
+    def prepare_create(self, spec: IssueSpec) -> list[str]:
+        """Turn ``spec.mapped`` into field values in the tracker's form (added to ``spec.fields``) and say, one
+        line each, what would make the create fail: a required field not filled, a mapped value the tracker cannot
+        take (an unknown user, an option not allowed). Reads only (cached); the escalation refuses before any write
+        when a line comes back. By default the mapped values are passed as they are."""
+        spec.fields.update(spec.mapped)
+        return []
+
+    def unfilled_required_fields(self, project: str, issue_type: str, provided: Iterable[str]) -> list[str]:
+        """The fields the tracker requires to create an issue of this type in this project that neither the
+        create itself nor ``provided`` (field ids) fill, one line each naming the field (for ``doctor``)."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot tell which fields a create requires")
 
     def reopen(self, issue_key: str) -> str:
         """Move a done issue back to work (a status outside the done category); returns the new status's name."""

@@ -221,8 +221,14 @@ def needs_of(doctor: Doctor, name: str) -> Needs:
         for value, fid in mapping.items()
         if fid
     )
-    priority = doctor.config.section("escalation").get("priority") or {}
-    return Needs(roles=frozenset(roles), issue_fields=fields, sets_priority=any(priority.values()))
+    escalation = doctor.config.section("escalation")
+    priority = escalation.get("priority") or {}
+    return Needs(
+        roles=frozenset(roles),
+        issue_fields=fields,
+        sets_priority=any(priority.values()),
+        create_fields=tuple(str(fid) for fid in escalation.get("fields") or {}),
+    )
 
 
 def _finding_check(system: str, finding: Finding) -> Check:

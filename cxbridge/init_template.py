@@ -59,6 +59,20 @@ free_mail_domains = [
 ]
 
 # The tracker priority by customer tier, then by ticket priority. Empty: the tracker's default priority.
+# Jira fields filled on create, beyond summary, description, priority and labels (one table per field id):
+# a constant (value), or from = ticket.<subject|priority|status|type|tags|organization|requester_email>,
+# ticket.custom.<field id>, customer.<name|domain|tier|arr|currency|owner|owner_email|renewal_date|
+# lifecycle_stage> or agent.<email|name>; map = { from-value = "to-value" } and default are optional. Components,
+# versions and select options by name, users (assignee) by email. A field Jira requires and nothing fills stops
+# the escalation before any write; 'cxbridge doctor' names it.
+[escalation.fields]
+# [escalation.fields.components]
+# value = ["Backend"]
+# [escalation.fields.customfield_10107]
+# from = "customer.tier"
+# map = { strategic = "Sev 1", enterprise = "Sev 2" }
+# default = "Sev 3"
+
 [escalation.priority]
 # [escalation.priority.enterprise]
 # urgent = "Highest"
@@ -285,6 +299,8 @@ closed_deal_stages = ["closedwon", "closedlost"]
 escalate_property = "cxbridge_escalate"
 escalate_value = "true"
 issue_key_property = "cxbridge_issue_key"
+# Ticket pipeline stage ids that mean closed (a closed ticket's remote link shows resolved on the issue).
+closed_ticket_stages = ["4"]
 # The app whose webhooks deliver HubSpot's ticket changes: 'cxbridge setup' registers its target URL and
 # subscription through HubSpot's webhooks API with the developer account's API key. Without them, setup says
 # what to click in the app's settings instead.

@@ -136,6 +136,20 @@ POLICY_RULE_KEYS: dict[str, ConfigKey] = {
     "description": ConfigKey(str, help="what the rule is for"),
 }
 
+FIELD_MAPPING_KEYS: dict[str, ConfigKey] = {
+    "value": ConfigKey((str, int, float, bool, list), help="a constant value (a list for a multi-value field)"),
+    "from": ConfigKey(
+        str,
+        min=1,
+        help="where the value comes from: ticket.<subject|priority|status|type|tags|organization|requester_email>, "
+        "ticket.custom.<field id>, customer.<name|domain|tier|arr|currency|owner|owner_email|renewal_date|"
+        "lifecycle_stage>, agent.<email|name>",
+    ),
+    "map": ConfigKey(dict, values=ConfigKey((str, int, float, bool)), help="lookup table: source value -> value"),
+    "default": ConfigKey((str, int, float, bool, list), help="the value when the source is empty or not in map"),
+}
+"""The keys of one ``[escalation.fields.<field>]`` table."""
+
 CUSTOMER_MATCHES = ("email", "email_domain", "organization_domain", "organization_name")
 """How the escalation looks for the customer in the CRM (``[escalation] customer_match``, in this order by
 default): the contact by the requester's email; the company by the email's domain; the company by the helpdesk
@@ -210,6 +224,12 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
             default=list(FREE_MAIL_DOMAINS),
             items=ConfigKey(str, min=1),
             help="email domains never taken for a company's (webmail providers)",
+        ),
+        "fields": ConfigKey(
+            dict,
+            default={},
+            values=ConfigKey(dict, keys=FIELD_MAPPING_KEYS, help="how one tracker field is filled"),
+            help="tracker field id (components, fixVersions, assignee, customfield_10200...) -> how it is filled",
         ),
     },
     "webhooks": {

@@ -147,8 +147,8 @@ def test_every_problem_in_one_run(vendors: Vendors, tmp_path: Path) -> None:
         "✗ config systems.jira.site_url: 'https://YOURCOMPANY.atlassian.net' is the placeholder 'cxbridge init' wrote"
         " — fix: replace it with your account's own value",
         "✗ jira required field Team (customfield_10200) of ENG Bug: Team is required. — fix: escalations do not fill "
-        "it: make it optional or give it a default value in the field configuration of ENG (Jira settings > Issues > "
-        "Field configurations), or choose another issue_type",
+        "it: map it in [escalation.fields], make it optional or give it a default value in the field configuration "
+        "of ENG (Jira settings > Issues > Field configurations), or choose another issue_type",
         "✗ jira field customfield_19999 (impact.fields.arr): Jira has no field customfield_19999 — fix: run 'cxbridge "
         "setup --apply' to create it, or set impact.fields.arr to the id of an existing number field "
         "(GET /rest/api/3/field lists them)",

@@ -16,10 +16,18 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from ..connectors import CRM, Helpdesk, IssueSpec
-from ..errors import AmbiguousOutcome, BadReference, CxbridgeError, EffectInFlight, NotFound, VendorError
+from ..errors import (
+    AmbiguousOutcome,
+    BadReference,
+    ConfigError,
+    CxbridgeError,
+    EffectInFlight,
+    NotFound,
+    VendorError,
+)
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..store import Intent, Store
-from . import impact, policy
+from . import fieldmap, impact, policy
 from .context import Context
 from .once import claim_send, crm_note_once, in_flight_elsewhere, marker_for, op_id, write_once
 from .priority import Priority, choose_priority
@@ -30,6 +38,11 @@ log = logging.getLogger(__name__)
 LABEL_PREFIX = "cxb-"
 ESCALATED_LABEL = "cxbridge"
 PROPERTY_KEY = "cxbridge"
+
+
+class CreateRefused(ConfigError):
+    """The tracker would refuse the create (a required field not filled, a mapped value it cannot take): said
+    before any write, naming the field, so the admin maps it in ``[escalation.fields]``."""
 
 
 class EscalationPending(CxbridgeError):
@@ -392,6 +405,20 @@ class Escalation:
             priority=priority,
             handoff=handoff,
         )
+        spec: IssueSpec | None = None
+        if not req.link_key:
+            spec = self._issue_spec(
+                tracker, business_key, label, project, handoff, req, ticket, customer, priority, decisions
+            )
+        if spec is not None and not linked and not (create_intent is not None and create_intent.state == "done"):
+            # a create may be made: fill the mapped fields and check the create screen before any write
+            problems = tracker.prepare_create(spec)
+            if problems:
+                raise CreateRefused(
+                    f"{tracker.name}: an issue for {ticket.ref} cannot be created in {project} "
+                    f"({spec.issue_type}): {'; '.join(problems)}. Fill it through [escalation.fields]; "
+                    "nothing was written"
+                )
         if dry_run:
             result.dry_run = True
             result.planned = self._plan(req, ticket, customer, crm is not None, project, label, moving_from)
@@ -411,21 +438,8 @@ class Escalation:
             issue = joined
             created = False
         else:
-            born = impact.for_new_issue(self.rt, ticket, customer)
-            issue, created = self._create_issue(
-                tracker,
-                business_key,
-                create_intent,
-                linked,
-                label,
-                project,
-                handoff,
-                ticket,
-                customer,
-                priority,
-                born,
-                decision_labels=policy.issue_labels(decisions),
-            )
+            assert spec is not None  # built above whenever no issue is named
+            issue, created = self._create_issue(tracker, business_key, create_intent, linked, label, spec, ticket)
         self._point("issue")
         store.add_link(
             Link(
@@ -609,6 +623,39 @@ class Escalation:
         store.mark_intent(record_oid, "done", result={"changed": changed})
         return bool(changed)
 
+    def _issue_spec(
+        self,
+        tracker: Any,
+        business_key: str,
+        label: str,
+        project: str,
+        handoff: dict[str, str],
+        req: EscalationRequest,
+        ticket: Ticket,
+        customer: Customer,
+        priority: Priority,
+        decisions: list[policy.Decision],
+    ) -> IssueSpec:
+        """What a new issue is created with: the handoff, the impact from birth, the labels, the mapped fields."""
+        born = impact.for_new_issue(self.rt, ticket, customer)
+        return IssueSpec(
+            project=project,
+            issue_type=tracker.config.get("issue_type") or "Bug",
+            summary=handoff["issue_summary"].strip(),
+            description=handoff["issue_description"] + (("\n\n" + born.block) if born.block else ""),
+            priority=priority.value,
+            labels=[ESCALATED_LABEL, label, *born.labels, *policy.issue_labels(decisions)],
+            fields=dict(born.fields),
+            mapped=fieldmap.resolve(self.settings["fields"], ticket, customer, req.agent),
+            properties={
+                PROPERTY_KEY: {
+                    "tickets": [str(ticket.ref)],
+                    "customer": str(customer.company_ref) if customer.company_ref else None,
+                    "op_id": op_id(business_key, "tracker.create"),
+                }
+            },
+        )
+
     def _create_issue(
         self,
         tracker: Any,
@@ -616,13 +663,8 @@ class Escalation:
         intent: Intent | None,
         existing: list[Link],
         label: str,
-        project: str,
-        handoff: dict[str, str],
+        spec: IssueSpec,
         ticket: Ticket,
-        customer: Customer,
-        priority: Priority,
-        born: impact.NewIssueImpact,
-        decision_labels: list[str] | None = None,
     ) -> tuple[Issue, bool]:
         store = self.rt.store
         oid = op_id(business_key, "tracker.create")
@@ -652,22 +694,6 @@ class Escalation:
                     f"not creating a second issue before {int(grace - (self.clock() - sent_at))} s have passed",
                     retry_at=sent_at + grace,
                 )
-        spec = IssueSpec(
-            project=project,
-            issue_type=tracker.config.get("issue_type") or "Bug",
-            summary=handoff["issue_summary"].strip(),
-            description=handoff["issue_description"] + (("\n\n" + born.block) if born.block else ""),
-            priority=priority.value,
-            labels=[ESCALATED_LABEL, label, *born.labels, *(decision_labels or [])],
-            fields=dict(born.fields),
-            properties={
-                PROPERTY_KEY: {
-                    "tickets": [str(ticket.ref)],
-                    "customer": str(customer.company_ref) if customer.company_ref else None,
-                    "op_id": oid,
-                }
-            },
-        )
         try:
             claimed = claim_send(store, intent, what=f"the issue for {ticket.ref}")
         except EffectInFlight:

@@ -860,9 +860,9 @@ def ticket_state_stale(rt: Context, ticket: Ref, status: str | None) -> bool:
     if not links:
         return False
     snap = rt.store.get_snapshot(TICKET, str(ticket)) or {}
-    if snap.get("status") != status:
-        return True
     resolved = rt.helpdesk(ticket.system).ticket_closed(status)
+    if snap.get("status") != status and (snap.get("status") is not None or resolved):
+        return True  # (an open ticket never seen before changes nothing: its links are unresolved already)
     flags = snap.get(RESOLVED_KEY) or {}
     return any(bool(flags.get(str(link.issue), False)) != resolved for link in links)
 

@@ -822,3 +822,26 @@ def test_properties_read_and_list_match_the_spec(api: Api, backend: HubSpotBacke
     assert "teir" in missing.json()["message"]
     backend.portal.define_property("companies", "teir", "string")
     assert api.call("GET", "/crm/v3/properties/companies/teir").status_code == 200
+
+
+def test_owners_and_company_search_by_domain(api: Api) -> None:
+    """``GET /crm/v3/owners/{id}`` and ``GET /crm/v3/owners`` answer PublicOwner shapes; a company search on
+    ``domain`` EQ finds Acme, case-insensitively."""
+    owner = api.call("GET", "/crm/v3/owners/41920001", "hubspot-owners")
+    assert (owner.json()["firstName"], owner.json()["email"]) == ("Olivia", "olivia.owner@cxbridge.example")
+    missing = api.call("GET", "/crm/v3/owners/1", "hubspot-owners")
+    assert missing.status_code == 404
+    listed = api.call("GET", "/crm/v3/owners?email=OLIVIA.owner@cxbridge.example", "hubspot-owners")
+    assert [o["id"] for o in listed.json()["results"]] == ["41920001"]
+    found = api.call(
+        "POST",
+        "/crm/v3/objects/companies/search",
+        json={
+            "filterGroups": [{"filters": [{"propertyName": "domain", "operator": "EQ", "value": "ACME.example"}]}],
+            "properties": ["name", "domain"],
+            "sorts": ["hs_object_id"],
+            "limit": 2,
+            "after": "0",
+        },
+    )
+    assert [r["properties"]["name"] for r in found.json()["results"]] == ["Acme Corp"]

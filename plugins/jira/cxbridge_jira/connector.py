@@ -74,6 +74,10 @@ from .wiki import markdown_to_wiki
 if TYPE_CHECKING:
     from cxbridge.sdk import HttpClient
 
+META_PAGE = 50
+"""Fields per createmeta page (Jira's default page)."""
+MAX_META_PAGES = 100
+
 log = logging.getLogger(__name__)
 
 CLOUD = "cloud"
@@ -160,6 +164,8 @@ class JiraConnector(Tracker):
         self.browse_base = self._browse_base(config, http.base_url)
         self._wanted: tuple[str, ...] = ()
         self._myself_body: dict[str, Any] | None = None
+        self._createmeta: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._users: dict[str, dict[str, str] | None] = {}
 
     # -- configuration -----------------------------------------------------------------------------------
     @classmethod
@@ -317,6 +323,141 @@ class JiraConnector(Tracker):
             summary=summary,
             labels=labels,
         )
+
+    # -- the create screen: createmeta, field mapping ------------------------------------------------------
+    def create_fields(self, project: str, issue_type: str) -> dict[str, dict[str, Any]]:
+        """The fields of the create screen for a project and issue type, by field id (``FieldCreateMetadata``:
+        ``required``, ``schema``, ``name``, ``hasDefaultValue``, ``allowedValues``), read once per connector:
+        ``GET /issue/createmeta/{project}/issuetypes`` for the type's id, then
+        ``GET /issue/createmeta/{project}/issuetypes/{id}`` (``startAt``/``maxResults`` pages). ``ConfigError``
+        when the project does not offer the type."""
+        cache_key = (project.upper(), issue_type.lower())
+        if cache_key in self._createmeta:
+            return self._createmeta[cache_key]
+        base = f"{self.api}/issue/createmeta/{self._seg(project)}/issuetypes"
+        types = self._pages(base, "createmeta.issuetypes", ("issueTypes", "values"))
+        found = next((t for t in types if str(t.get("name", "")).lower() == issue_type.lower()), None)
+        if found is None or found.get("id") is None:
+            names = ", ".join(str(t.get("name")) for t in types) or "none"
+            raise ConfigError(f"{self.name}: project {project} has no issue type {issue_type!r} (it has: {names})")
+        fields = self._pages(
+            f"{base}/{self._seg(str(found['id']))}", "createmeta.fields", ("fields", "results", "values")
+        )
+        meta = {str(f.get("fieldId") or f.get("key")): f for f in fields if f.get("fieldId") or f.get("key")}
+        self._createmeta[cache_key] = meta
+        return meta
+
+    def _pages(self, path: str, op: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        start = 0
+        for _ in range(MAX_META_PAGES):
+            page = self._json(self.http.get(path, op=op, params={"startAt": start, "maxResults": META_PAGE}))
+            chunk: list[Any] = next((page[k] for k in keys if isinstance(page.get(k), list)), [])
+            items += [item for item in chunk if isinstance(item, dict)]
+            start += len(chunk)
+            total = page.get("total")
+            if not chunk or page.get("isLast") is True or (isinstance(total, int) and start >= total):
+                return items
+        raise VendorError(self.name, f"{self.name}: {op} did not end in {MAX_META_PAGES} pages")
+
+    OWN_CREATE_FIELDS = ("project", "issuetype", "summary", "description", "labels")
+    """The fields ``create_issue`` always sends."""
+
+    def unfilled_required_fields(self, project: str, issue_type: str, provided: Iterable[str]) -> list[str]:
+        """Required fields of the create screen (without a default) that neither the create nor ``provided``
+        fill: ``Component/s (components)``, one line each."""
+        have = {*self.OWN_CREATE_FIELDS, *provided}
+        return [
+            f"{meta.get('name') or fid} ({fid})"
+            for fid, meta in self.create_fields(project, issue_type).items()
+            if meta.get("required") and not meta.get("hasDefaultValue") and fid not in have
+        ]
+
+    def prepare_create(self, spec: IssueSpec) -> list[str]:
+        """``spec.mapped`` in Jira's form by each field's createmeta schema (components and versions by name,
+        options by value, users by email through ``GET /user/search``, numbers, dates, text; ``labels`` join the
+        spec's labels), and what the create would be refused for: a mapped field not on the create screen, a
+        value not allowed, an unknown user, a required field not filled."""
+        meta = self.create_fields(spec.project, spec.issue_type)
+        problems: list[str] = []
+        for fid, value in spec.mapped.items():
+            field = meta.get(fid)
+            if field is None:
+                problems.append(f"{fid} is not on the create screen of {spec.project} {spec.issue_type}")
+                continue
+            if fid == "labels":
+                spec.labels += [str(v) for v in (value if isinstance(value, list) else [value])]
+                continue
+            converted, problem = self._field_value(field, value)
+            if problem:
+                problems.append(f"{field.get('name') or fid} ({fid}): {problem}")
+            else:
+                spec.fields[fid] = converted
+        provided = [*spec.fields, *(["priority"] if spec.priority else [])]
+        problems += [
+            f"{line} is required and not filled"
+            for line in self.unfilled_required_fields(spec.project, spec.issue_type, provided)
+        ]
+        return problems
+
+    def _field_value(self, field: dict[str, Any], value: Any) -> tuple[Any, str | None]:
+        schema = field.get("schema") or {}
+        kind, items = schema.get("type"), schema.get("items")
+        allowed = field.get("allowedValues")
+        if kind == "array":
+            values = value if isinstance(value, list) else [value]
+            out = []
+            for one in values:
+                converted, problem = self._single(str(items), one, allowed)
+                if problem:
+                    return None, problem
+                out.append(converted)
+            return out, None
+        return self._single(str(kind), value[0] if isinstance(value, list) and len(value) == 1 else value, allowed)
+
+    def _single(self, kind: str, value: Any, allowed: Any) -> tuple[Any, str | None]:
+        if isinstance(value, list):
+            return None, "takes one value, not a list"
+        text = str(value)
+        if kind in ("component", "version", "option", "priority"):
+            attr = "value" if kind == "option" else "name"
+            if isinstance(allowed, list) and not any(str(a.get(attr)) == text for a in allowed if isinstance(a, dict)):
+                choices = ", ".join(str(a.get(attr)) for a in allowed if isinstance(a, dict)) or "none"
+                return None, f"{text!r} is not allowed (allowed: {choices})"
+            return {attr: text}, None
+        if kind == "number":
+            try:
+                return float(text), None
+            except ValueError:
+                return None, f"{text!r} is not a number"
+        if kind == "date":
+            return (text[:10], None) if len(text) >= 10 and text[4] == "-" else (None, f"{text!r} is not a date")
+        if kind == "user":
+            user = self.user_by_email(text)
+            return (user, None) if user is not None else (None, f"no {self.name} user has the email {text!r}")
+        if kind in ("string", "any"):
+            return text, None
+        return None, f"fields of type {kind!r} cannot be mapped"
+
+    def user_by_email(self, email: str) -> dict[str, str] | None:
+        """``{"accountId"}`` (Cloud) or ``{"name"}`` (Data Center) of the user with this email, by
+        ``GET /user/search`` (``query`` on Cloud, ``username`` on Data Center), once per email and connector."""
+        wanted = email.strip().lower()
+        if wanted in self._users:
+            return self._users[wanted]
+        param = "query" if self.deployment == CLOUD else "username"
+        found = self._json_list(self.http.get(f"{self.api}/user/search", op="user.search", params={param: wanted}))
+        ref: dict[str, str] | None = None
+        for user in found:
+            if str(user.get("emailAddress") or "").lower() != wanted:
+                continue
+            if self.deployment == CLOUD and user.get("accountId"):
+                ref = {"accountId": str(user["accountId"])}
+            elif user.get("name"):
+                ref = {"name": str(user["name"])}
+            break
+        self._users[wanted] = ref
+        return ref
 
     def get_issue(self, key_or_id: str) -> Issue:
         """The issue with its status (name and category key), priority, assignee, labels and fix versions."""
@@ -870,6 +1011,17 @@ class JiraConnector(Tracker):
         if not text or text in (".", ".."):
             raise BadReference(f"not a valid path segment: {text!r}")
         return quote(text, safe="")
+
+    def _json_list(self, response: requests.Response) -> list[dict[str, Any]]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise VendorError(
+                self.name, f"{self.name}: {response.status_code} answer is not JSON", status=response.status_code
+            ) from None
+        if not isinstance(body, list):
+            raise VendorError(self.name, f"{self.name}: expected a JSON array", status=response.status_code)
+        return [item for item in body if isinstance(item, dict)]
 
     def _json(self, response: requests.Response) -> dict[str, Any]:
         try:

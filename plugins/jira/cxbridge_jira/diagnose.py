@@ -146,11 +146,13 @@ class JiraDiagnosis:
         return f"field {need.field_id} ({need.purpose})"
 
     def filled(self) -> list[str]:
-        """The fields an escalation's create sets: always, the priority when mapped, and the impact fields."""
+        """The fields an escalation's create sets: always, the priority when mapped, the impact fields and the
+        fields ``[escalation.fields]`` maps."""
         fields = list(FILLED_ALWAYS)
         if self.needs.sets_priority:
             fields.append("priority")
         fields.extend(n.field_id for n in self.needs.issue_fields)
+        fields.extend(f for f in self.needs.create_fields if f not in fields)
         return fields
 
     def create_meta(self, type_id: str) -> list[dict[str, Any]]:
@@ -199,9 +201,9 @@ class JiraDiagnosis:
                 Finding.failed(
                     f"required field {field.get('name')} ({fid}) of {self.project} {self.issue_type}",
                     f"{field.get('name')} is required.",
-                    "escalations do not fill it: make it optional or give it a default value in the field "
-                    f"configuration of {self.project} (Jira settings > Issues > Field configurations), or choose "
-                    "another issue_type",
+                    "escalations do not fill it: map it in [escalation.fields], make it optional or give it a "
+                    f"default value in the field configuration of {self.project} (Jira settings > Issues > Field "
+                    "configurations), or choose another issue_type",
                 )
             )
         absent = self.not_on(on_screen, [f for f in filled if f not in ("project", "issuetype")], known)

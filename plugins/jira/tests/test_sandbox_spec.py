@@ -608,3 +608,65 @@ def test_project_versions_and_resolutions_match_the_spec(site: Site, spec: Spec)
         "/rest/api/3/issue/{issueIdOrKey}",
     )
     assert issue["fields"]["resolution"]["name"] == "Duplicate"
+
+
+def test_create_screen_user_search_and_required_fields(site: Site, spec: Spec) -> None:
+    """createmeta (issue types, then one type's fields) and user search validate; a field the screen requires is
+    refused with Jira's 400 ErrorCollection naming it; components and select options are kept and shown."""
+    types = check(
+        spec,
+        site.call("GET", "/rest/api/3/issue/createmeta/ENG/issuetypes"),
+        "GET",
+        "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes",
+    )
+    bug = next(t for t in types["issueTypes"] if t["name"] == "Bug")
+    site.backend.model.require_field("ENG", "components")
+    site.backend.model.require_field("ENG", "customfield_10107")
+    fields = check(
+        spec,
+        site.call("GET", f"/rest/api/3/issue/createmeta/ENG/issuetypes/{bug['id']}", params={"maxResults": 200}),
+        "GET",
+        "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}",
+    )
+    by_id = {f["fieldId"]: f for f in fields["fields"]}
+    assert by_id["components"]["required"] is True
+    assert [c["name"] for c in by_id["components"]["allowedValues"]] == ["Backend", "Frontend", "Exports"]
+    assert [o["value"] for o in by_id["customfield_10107"]["allowedValues"]] == ["Sev 1", "Sev 2", "Sev 3"]
+    assert by_id["priority"]["hasDefaultValue"] is True
+    assert by_id["labels"]["required"] is False
+    users = check(
+        spec, site.call("GET", "/rest/api/3/user/search", params={"query": "eve@"}), "GET", "/rest/api/3/user/search"
+    )
+    assert [u["emailAddress"] for u in users] == ["eve@cxbridge.example"]
+
+    missing = site.call(
+        "POST",
+        "/rest/api/3/issue",
+        json={"fields": {"project": {"key": "ENG"}, "issuetype": {"name": "Bug"}, "summary": "x"}},
+    )
+    assert missing.status_code == 400
+    assert check(spec, missing, "POST", "/rest/api/3/issue") == {
+        "errorMessages": [],
+        "errors": {"components": "Component/s is required.", "customfield_10107": "Customer severity is required."},
+    }
+    bad_option = site.call(
+        "POST",
+        "/rest/api/3/issue",
+        json={
+            "fields": {
+                "project": {"key": "ENG"},
+                "issuetype": {"name": "Bug"},
+                "summary": "x",
+                "components": [{"name": "Exports"}],
+                "customfield_10107": {"value": "Sev 9"},
+            }
+        },
+    )
+    assert bad_option.json()["errors"] == {"customfield_10107": "Option value 'Sev 9' is not valid"}
+    assert site.backend.model.issues == {}
+    created = site.create(components=[{"name": "Exports"}], customfield_10107={"value": "Sev 1"})
+    issue = check(
+        spec, site.call("GET", f"/rest/api/3/issue/{created['key']}"), "GET", "/rest/api/3/issue/{issueIdOrKey}"
+    )
+    assert [c["name"] for c in issue["fields"]["components"]] == ["Exports"]
+    assert issue["fields"]["customfield_10107"]["value"] == "Sev 1"

@@ -9,8 +9,9 @@ Zendesk sends two shapes (``cxbridge_zendesk.webhook`` turns both into Events of
 
 A ticket event whose ticket carries a status (``ticket.status``, ``detail.status``) is a ``TicketStateObserved``
 too (the core acts only on linked tickets whose status changed). A ticket event whose ticket carries the
-escalation tag (in ``ticket.tags``, ``detail.tags`` or the tags just added) is an ``EscalationRequested``, with the agent from ``current_user``; each tag starting with the decision
-prefix (``triggers.decision_tag_prefix``, a macro added it) is a ``DecisionRequested`` with that agent; a
+escalation tag (in ``ticket.tags``, ``detail.tags`` or the tags just added) is an ``EscalationRequested``, with
+the agent from ``current_user``; each tag starting with the decision prefix (``triggers.decision_tag_prefix``, a
+macro added it) is a ``DecisionRequested`` with that agent; a
 trigger's comment (``comment: {id, body, public, author_id, attachments?}``, the body cxbridge's documented
 trigger template sends) is a ``TicketCommentAdded`` with the ticket's tags (the relay to engineering reads the
 prefix, the public flag and a macro's tag); its author is ``current_user`` when that is the comment's

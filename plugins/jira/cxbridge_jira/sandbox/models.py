@@ -44,6 +44,7 @@ SCREEN_SYSTEM_FIELDS = (
     "description",
     "priority",
     "labels",
+    "components",
     "fixVersions",
     "assignee",
     "reporter",
@@ -137,6 +138,17 @@ class FieldDef:
     navigable: bool = True
     orderable: bool = True
     searchable: bool = True
+    options: list[dict[str, str]] = field(default_factory=list, kw_only=True)
+    """A select field's options (``{"id", "value"}``); kinds ``option`` (single) and ``options`` (multi)."""
+
+
+@dataclass
+class Component:
+    """A project component."""
+
+    id: str
+    project_id: str
+    name: str
 
 
 @dataclass
@@ -289,6 +301,7 @@ class Issue:
     history: list[History] = field(default_factory=list)
     fix_version_ids: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    component_ids: list[str] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -362,6 +375,7 @@ class JiraModel:
         self.issues: dict[str, Issue] = {}
         self.webhooks: dict[int, AdminWebhook] = {}
         self.versions: dict[str, Version] = {}
+        self.components: dict[str, Component] = {}
         self.events: list[Event] = []
         self._next_version_id = 10000
         self._next_issue_id = 10000
@@ -529,6 +543,7 @@ class JiraModel:
             problems["summary"] = "Summary must be less than 255 characters."
         values = self._validate_fields(fields, api, deployment, problems)
         if project is not None:
+            self._check_components(values, project, problems)
             named = {*fields, *(("summary",) if summary is not None else ())}
             problems.update(self.screen_problems(project, named, create=True))
         properties = body.get("properties") or []
@@ -567,6 +582,7 @@ class JiraModel:
         assignee = values.pop("assignee", None)
         issue.assignee_id = assignee.account_id if isinstance(assignee, User) else None
         issue.fix_version_ids = list(values.pop("fixVersions", None) or [])
+        issue.component_ids = list(values.pop("components", None) or [])
         issue.custom = {k: v for k, v in values.items() if k.startswith("customfield_")}
         issue.properties = {str(p["key"]): p.get("value") for p in properties}
         project.next_number += 1
@@ -650,6 +666,11 @@ class JiraModel:
                     problems[name] = problem
                 else:
                     out[name] = ids
+            elif name == "components":
+                if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+                    problems[name] = "Components must be an array of components ({id} or {name})."
+                else:
+                    out[name] = value  # resolved against the project by _check_components
             elif name in self.fields and self.fields[name].custom:
                 converted, problem = _custom_value(self.fields[name], value)
                 if problem:
@@ -659,6 +680,58 @@ class JiraModel:
             else:
                 problems[name] = errors.NOT_ON_SCREEN.format(field=name)
         return out
+
+    def _check_components(self, values: dict[str, Any], project: Project, problems: dict[str, str]) -> None:
+        """Resolve ``components`` refs (``{id}`` or ``{name}``) to the project's component ids, in place."""
+        refs = values.get("components")
+        if refs is None:
+            return
+        ids: list[str] = []
+        for ref in refs:
+            found = next(
+                (
+                    c
+                    for c in self.components.values()
+                    if c.project_id == project.id
+                    and ((ref.get("id") and str(ref["id"]) == c.id) or (ref.get("name") and ref["name"] == c.name))
+                ),
+                None,
+            )
+            if found is None:
+                problems["components"] = f"Component name '{ref.get('name') or ref.get('id')}' is not valid"
+                return
+            ids.append(found.id)
+        values["components"] = list(dict.fromkeys(ids))
+
+    def add_component(self, project_key: str, name: str) -> Component:
+        """A component of a project (what a project admin adds)."""
+        project = self.project(project_key)
+        if project is None:
+            raise errors.not_found(f"No project could be found with key '{project_key}'.")
+        existing = next((c for c in self.components.values() if c.project_id == project.id and c.name == name), None)
+        if existing is not None:
+            return existing
+        component = Component(str(10000 + len(self.components)), project.id, name)
+        self.components[component.id] = component
+        return component
+
+    def require_field(self, project_key: str, field_id: str) -> None:
+        """Make a field required on the project's create screen (its field configuration)."""
+        project = self.project(project_key)
+        if project is None or field_id not in self.fields:
+            raise errors.bad_request(f"cannot require {field_id} in {project_key}")
+        project.required_fields.add(field_id)
+
+    def users_matching(self, query: str) -> list[User]:
+        """Active users whose email address or display name starts with ``query`` (Cloud's user search)."""
+        text = query.strip().lower()
+        if not text:
+            return []
+        return [
+            u
+            for u in self.users.values()
+            if u.active and (u.email.lower().startswith(text) or u.display_name.lower().startswith(text))
+        ]
 
     def edit_issue(self, actor: User, issue: Issue, body: Any, api: int, deployment: Deployment) -> None:
         """Apply ``fields`` (set) and ``update`` (add/remove/set operations); records a changelog entry."""
@@ -1628,7 +1701,31 @@ def _custom_value(fdef: FieldDef, value: Any) -> tuple[Any, str | None]:
         if len(value) > 255:
             return None, "The entered text is too long. It exceeds the allowed limit of 255 characters."
         return value, None
+    if fdef.kind in ("option", "options"):
+        refs = value if fdef.kind == "options" else [value]
+        if not isinstance(refs, list):
+            return None, f"Specify the value for {fdef.name} in an array"
+        chosen: list[dict[str, str]] = []
+        for ref in refs:
+            option = _option(fdef, ref)
+            if option is None:
+                wanted = ref.get("value") or ref.get("id") if isinstance(ref, dict) else ref
+                return None, f"Option value '{wanted}' is not valid"
+            chosen.append(option)
+        return (chosen if fdef.kind == "options" else chosen[0]), None
     return None, errors.NOT_ON_SCREEN.format(field=fdef.id)
+
+
+def _option(fdef: FieldDef, ref: Any) -> dict[str, str] | None:
+    """The option a value names (``{"value"}`` or ``{"id"}``), or None."""
+    if not isinstance(ref, dict):
+        return None
+    for option in fdef.options:
+        if (ref.get("id") is not None and str(ref["id"]) == option["id"]) or (
+            ref.get("value") is not None and str(ref["value"]) == option["value"]
+        ):
+            return dict(option)
+    return None
 
 
 def _property_problem(key: str, value: Any) -> str | None:

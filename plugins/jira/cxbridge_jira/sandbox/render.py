@@ -216,7 +216,27 @@ class Renderer:
         }
         if create:
             body["fieldId"] = fdef.id
+        allowed = self.allowed_values(fdef, project)
+        if allowed is not None:
+            body["allowedValues"] = allowed
         return body
+
+    def allowed_values(self, fdef: FieldDef, project: Project) -> list[dict[str, Any]] | None:
+        """The values a field takes on the project's screens: components, versions, priorities, select options."""
+        m = self.model
+        if fdef.id == "components":
+            return [
+                {"self": f"{self.rest}/component/{c.id}", "id": c.id, "name": c.name}
+                for c in m.components.values()
+                if c.project_id == project.id
+            ]
+        if fdef.id == "fixVersions":
+            return [self.version(v) for v in m.versions.values() if v.project_id == project.id]
+        if fdef.id == "priority":
+            return [self.priority_ref(p) for p in m.priorities.values()]
+        if fdef.options:
+            return [{"self": f"{self.rest}/customFieldOption/{o['id']}", **o} for o in fdef.options]
+        return None
 
     def transition(self, t: Transition) -> dict[str, Any]:
         """A transition (``IssueTransition``) with its target status."""
@@ -248,6 +268,12 @@ class Renderer:
             return list(issue.labels)
         if name == "fixVersions":
             return [self.version(m.versions[v]) for v in issue.fix_version_ids if v in m.versions]
+        if name == "components":
+            return [
+                {"self": f"{self.rest}/component/{c}", "id": c, "name": m.components[c].name}
+                for c in issue.component_ids
+                if c in m.components
+            ]
         if name == "issuetype":
             return self.issue_type(m.issue_types[issue.issuetype_id])
         if name == "project":

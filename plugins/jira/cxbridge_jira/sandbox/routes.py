@@ -55,6 +55,7 @@ def url_map() -> Map:
             _rule(f"{API}/issue/createmeta/<project_key>/issuetypes", "create_meta_types", "GET"),
             _rule(f"{API}/issue/createmeta/<project_key>/issuetypes/<type_id>", "create_meta_fields", "GET"),
             _rule(f"{issue}/editmeta", "edit_meta", "GET"),
+            _rule(f"{API}/user/search", "user_search", "GET"),
             _rule(issue, "issue", "GET", "PUT"),
             _rule(f"{issue}/transitions", "transitions", "GET", "POST"),
             _rule(f"{issue}/attachments", "attachments", "POST"),
@@ -180,6 +181,16 @@ class JiraRoutes(Backend):
         """getIssueAllTypes."""
         view = self.view(request, ver)
         return self.json([view.issue_type(t) for t in self.model.issue_types.values()])
+
+    def route_user_search(self, request: Request, ver: str) -> Response:
+        """findUsers: active users whose email or display name starts with ``query`` (a list, no envelope)."""
+        view = self.view(request, ver)
+        self.caller()
+        query = request.args.get("query") or request.args.get("username") or ""
+        users = self.model.users_matching(query)
+        start = max(0, _int(request.args.get("startAt"), 0, "startAt"))
+        size = min(1000, max(1, _int(request.args.get("maxResults"), 50, "maxResults")))
+        return self.json([view.user(u) for u in users[start : start + size]])
 
     def route_priorities(self, request: Request, ver: str) -> Response:
         """getPriorities."""

@@ -21,7 +21,15 @@ CUSTOM_FIELD_TYPES = {
     "number": ({"type": "number", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:float"}),
     "date": ({"type": "date", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:datepicker"}),
     "string": ({"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield"}),
+    "option": ({"type": "option", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select"}),
+    "options": (
+        {"type": "array", "items": "option", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:multiselect"}
+    ),
 }
+DEMO_COMPONENTS = ("Backend", "Frontend", "Exports")
+"""The Engineering project's components."""
+SEVERITY_FIELD = (10107, "Customer severity", ("Sev 1", "Sev 2", "Sev 3"))
+"""A single-select custom field (id number, name, options) an admin may make required on the Bug screen."""
 
 # The customer-impact fields the impact rollup writes (ids as a Jira Cloud site would number them).
 IMPACT_FIELDS: list[tuple[int, str, str]] = [
@@ -81,8 +89,18 @@ def new_site(model: JiraModel) -> None:
         model.priorities[priority.id] = priority
     model.default_priority_id = "3"
 
-    def system(fid: str, name: str, schema: dict[str, str] | None, clauses: list[str], **flags: bool) -> None:
-        model.fields[fid] = FieldDef(fid, name, False, "system", schema, clauses, **flags)
+    def system(
+        fid: str,
+        name: str,
+        schema: dict[str, str] | None,
+        clauses: list[str],
+        *,
+        orderable: bool = True,
+        navigable: bool = True,
+    ) -> None:
+        model.fields[fid] = FieldDef(
+            fid, name, False, "system", schema, clauses, orderable=orderable, navigable=navigable
+        )
 
     system("issuekey", "Key", None, ["id", "issue", "issuekey", "key"], orderable=False)
     system("summary", "Summary", {"type": "string", "system": "summary"}, ["summary"])
@@ -95,6 +113,7 @@ def new_site(model: JiraModel) -> None:
     system(
         "fixVersions", "Fix versions", {"type": "array", "items": "version", "system": "fixVersions"}, ["fixVersion"]
     )
+    system("components", "Component/s", {"type": "array", "items": "component", "system": "components"}, ["component"])
     system("assignee", "Assignee", {"type": "user", "system": "assignee"}, ["assignee"])
     system("reporter", "Reporter", {"type": "user", "system": "reporter"}, ["reporter"])
     system("creator", "Creator", {"type": "user", "system": "creator"}, ["creator"], orderable=False)
@@ -148,6 +167,23 @@ def seed_demo(model: JiraModel) -> None:
         fid = f"customfield_{number}"
         schema = {**CUSTOM_FIELD_TYPES[kind], "customId": number}
         model.fields.setdefault(fid, FieldDef(fid, name, True, kind, schema, [f"cf[{number}]", name]))
+    for component in DEMO_COMPONENTS:
+        model.add_component(DEFAULT_PROJECT, component)
+    number, name, options = SEVERITY_FIELD
+    fid = f"customfield_{number}"
+    schema = {**CUSTOM_FIELD_TYPES["option"], "customId": number}
+    model.fields.setdefault(
+        fid,
+        FieldDef(
+            fid,
+            name,
+            True,
+            "option",
+            schema,
+            [f"cf[{number}]", name],
+            options=[{"id": str(number * 10 + n), "value": v} for n, v in enumerate(options)],
+        ),
+    )
 
 
 def seed_empty(model: JiraModel) -> None:
