@@ -143,7 +143,7 @@ def test_resolve_sources_lookup_and_default() -> None:
         "f": 5,
     }
     assert fieldmap.resolve({"a": {"from": "customer.tier"}}, ticket(), Customer.unknown()) == {}
-    with pytest.raises(ConfigError, match="unknown source 'ticket.nope'"):
+    with pytest.raises(ConfigError, match=r"unknown source 'ticket\.nope'"):
         fieldmap.resolve({"x": {"from": "ticket.nope"}}, ticket(), acme)
     with pytest.raises(ConfigError, match="exactly one of 'value' and 'from'"):
         fieldmap.resolve({"x": {"value": 1, "from": "ticket.subject"}}, ticket(), acme)
