@@ -470,6 +470,11 @@ class Helpdesk(Connector):
         ``cxbridge import-links``)."""
         raise NotImplementedError(f"{self.name}: this helpdesk has no tracker integration links to import")
 
+    def status_name(self, status: str | None) -> str | None:
+        """How people see a ticket status when ``Ticket.status`` is an id (a pipeline stage's label); None when the
+        status reads as it is (the default)."""
+        return None
+
     def ticket_closed(self, status: str | None) -> bool:
         """Whether a ticket status (``Ticket.status`` as this helpdesk reads it) means solved or closed: by default
         ``solved`` or ``closed``. A helpdesk whose statuses are its own ids (pipeline stages) overrides it."""

@@ -281,7 +281,7 @@ class Escalation:
                 "id": ticket.ref.id,
                 "url": ticket.url,
                 "subject": ticket.subject,
-                "status": ticket.status,
+                "status": self.rt.helpdesk(req.helpdesk).status_name(ticket.status) or ticket.status,
                 "priority": ticket.priority,
                 "tags": list(ticket.tags),
                 "created_at": ticket.created_at.strftime("%Y-%m-%d %H:%M UTC") if ticket.created_at else None,

@@ -91,10 +91,15 @@ class TicketFacts:
     status: str | None = None
     opened: datetime | None = None
     company: Ref | None = None
+    closed: bool | None = None
+    """Whether the helpdesk says the status is solved or closed (``Helpdesk.ticket_closed``), when recorded."""
 
     @property
     def open(self) -> bool:
-        """Not solved or closed (a ticket of unknown status counts as open)."""
+        """Not solved or closed, as the helpdesk said when recorded, else by the status's words (a ticket of
+        unknown status counts as open)."""
+        if self.closed is not None:
+            return not self.closed
         return (self.status or "").lower() not in CLOSED_STATUSES
 
     def as_dict(self) -> dict[str, Any]:
@@ -278,6 +283,7 @@ def compute(
             status=known.status if known else None,
             opened=known.opened if known else None,
             company=link.customer,
+            closed=known.closed if known else None,
         )
         facts.append(fact)
         if link.customer is not None:
@@ -467,6 +473,7 @@ def _facts_to_dict(facts: TicketFacts) -> dict[str, Any]:
         "subject": facts.subject,
         "status": facts.status,
         "opened": facts.opened.isoformat() if facts.opened else None,
+        "closed": facts.closed,
     }
 
 
@@ -476,8 +483,14 @@ def _facts_from_dict(ref: Ref, data: Mapping[str, Any]) -> TicketFacts:
         when = datetime.fromisoformat(opened) if isinstance(opened, str) and opened else None
     except ValueError:
         when = None
+    closed = data.get("closed")
     return TicketFacts(
-        ref=ref, url=data.get("url"), subject=data.get("subject"), status=data.get("status"), opened=when
+        ref=ref,
+        url=data.get("url"),
+        subject=data.get("subject"),
+        status=data.get("status"),
+        opened=when,
+        closed=closed if isinstance(closed, bool) else None,
     )
 
 
@@ -520,8 +533,10 @@ def save_ticket(rt: Context, ticket: Ticket, customer: Customer | None = None) -
 
 
 def _put_ticket(rt: Context, ref: Ref, facts: TicketFacts) -> None:
-    """Save a ticket's facts, keeping the remote links' resolved flags recorded in its snapshot."""
+    """Save a ticket's facts (with whether its helpdesk calls the status closed), keeping the remote links'
+    resolved flags recorded in its snapshot."""
     data = _facts_to_dict(facts)
+    data["closed"] = rt.helpdesk(ref.system).ticket_closed(facts.status)
     flags = (rt.store.get_snapshot(TICKET, str(ref)) or {}).get(RESOLVED_KEY)
     if flags:
         data[RESOLVED_KEY] = flags
@@ -827,6 +842,7 @@ def ticket_state_changed(rt: Context, ticket: Ref, status: str | None) -> str:
     if snap.get("status") == status and not stale:
         return f"ignored: {ticket} is {status} already"
     snap["status"] = status
+    snap["closed"] = resolved
     rt.store.put_snapshot(TICKET, str(ticket), snap)
     tracker = rt.tracker()
     done: list[str] = []

@@ -194,6 +194,8 @@ class HubSpotConnector(CRM, Helpdesk):
         super().__init__(config, http)
         self._owners: dict[str, tuple[str | None, str | None]] = {}
         """Owner id -> (name, email), read once per owner by this connector."""
+        self._stages: dict[str, tuple[str, bool]] | None = None
+        """Ticket pipeline stage id -> (label, closed), read once by this connector."""
 
     @classmethod
     def make_auth(cls, config: SystemConfig) -> requests.auth.AuthBase:
@@ -731,9 +733,37 @@ class HubSpotConnector(CRM, Helpdesk):
         """Whether the ticket's escalation property holds the configured value (the trigger, as read)."""
         return _text(ticket.custom_fields.get(self.escalate_property)) == self.escalate_value
 
+    def ticket_stages(self) -> dict[str, tuple[str, bool]]:
+        """Every ticket pipeline stage: id -> (label, closed by its ``metadata.ticketState``), read once per
+        connector (``GET /crm/v3/pipelines/tickets``, HubSpot's CRM pipelines API); empty when the token may not
+        read pipelines."""
+        if self._stages is None:
+            stages: dict[str, tuple[str, bool]] = {}
+            try:
+                body = self.http.get("/crm/v3/pipelines/tickets", op="pipelines.tickets").json()
+            except (AuthError, NotFound) as exc:
+                log.warning("%s: ticket pipelines cannot be read (%s); stages are shown by id", self.name, exc)
+                body = {}
+            for pipeline in body.get("results") or []:
+                for stage in (pipeline.get("stages") if isinstance(pipeline, dict) else None) or []:
+                    if isinstance(stage, dict) and stage.get("id") is not None:
+                        state = (stage.get("metadata") or {}).get("ticketState")
+                        stages[str(stage["id"])] = (str(stage.get("label") or stage["id"]), state == "CLOSED")
+            self._stages = stages
+        return self._stages
+
+    def status_name(self, status: str | None) -> str | None:
+        """A pipeline stage's label (``Waiting on us`` for ``3``); None when HubSpot does not tell."""
+        return None if status is None else (self.ticket_stages().get(str(status).strip()) or (None, False))[0]
+
     def ticket_closed(self, status: str | None) -> bool:
-        """Whether a pipeline stage id is one of ``closed_ticket_stages``."""
-        return status is not None and str(status).strip() in {str(s) for s in self._option("closed_ticket_stages")}
+        """Whether a pipeline stage is closed: its ``ticketState`` is CLOSED, or it is one of
+        ``closed_ticket_stages``."""
+        if status is None:
+            return False
+        stage = str(status).strip()
+        known = self.ticket_stages().get(stage)
+        return (known is not None and known[1]) or stage in {str(s) for s in self._option("closed_ticket_stages")}
 
     def interpret(self, event: Event, triggers: Triggers) -> list[Signal]:
         """A ``ticket.propertyChange`` of ``escalate_property`` to ``escalate_value`` (any value that is not

@@ -162,6 +162,13 @@ for _t in OBJECT_TYPES.values():
 
 TICKET_PIPELINES: dict[str, tuple[str, ...]] = {"0": ("1", "2", "3", "4")}
 """The default support pipeline: New, Waiting on contact, Waiting on us, Closed."""
+TICKET_PIPELINE_LABELS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "0": (
+        "Support Pipeline",
+        (("New", "OPEN"), ("Waiting on contact", "OPEN"), ("Waiting on us", "OPEN"), ("Closed", "CLOSED")),
+    )
+}
+"""Each ticket pipeline's label and its stages' labels and ``ticketState``, in the order of ``TICKET_PIPELINES``."""
 DEAL_PIPELINES: dict[str, tuple[str, ...]] = {
     "default": (
         "appointmentscheduled",

@@ -21,6 +21,8 @@ from . import errors, properties
 from .models import (
     ASSOCIATIONS_MAX_LIMIT,
     BATCH_MAX_INPUTS,
+    TICKET_PIPELINE_LABELS,
+    TICKET_PIPELINES,
     CrmObject,
     ObjectType,
     Portal,
@@ -60,6 +62,7 @@ def hubspot_url_map() -> Map:
         ),
         Rule("/crm/v4/associations/<from_type>/<to_type>/labels", methods=["GET"], endpoint="association_labels"),
         Rule("/crm/associations/v4/<from_type>/<to_type>/labels", methods=["GET"], endpoint="association_labels"),
+        Rule("/crm/v3/pipelines/<object_type>", methods=["GET"], endpoint="list_pipelines"),
         Rule("/crm/v3/owners", methods=["GET"], endpoint="list_owners"),
         Rule("/crm/v3/owners/<owner_id>", methods=["GET"], endpoint="get_owner"),
         Rule("/webhooks/v3/<app_id>/settings", methods=["GET"], endpoint="get_settings"),
@@ -299,6 +302,39 @@ class HubSpotRoutes(properties.PropertiesRoutes, Backend):
             with_history=list_arg(request, "propertiesWithHistory"),
             associations=list_arg(request, "associations"),
         )
+
+    # -- pipelines v3 (developers.hubspot.com CRM pipelines API; not in the specs folder) ------------------------
+    def route_list_pipelines(self, request: Request, object_type: str) -> Response:
+        """GET /crm/v3/pipelines/{objectType}: every pipeline with its stages (tickets: ``metadata.ticketState``)."""
+        if object_type not in ("tickets", "0-5"):
+            raise errors.not_found(f"Unable to find pipelines for object type {object_type}")
+        created = iso_ms(0.0)
+        results = []
+        for order, (pipeline_id, stage_ids) in enumerate(TICKET_PIPELINES.items()):
+            label, stages = TICKET_PIPELINE_LABELS[pipeline_id]
+            results.append(
+                {
+                    "id": pipeline_id,
+                    "label": label,
+                    "displayOrder": order,
+                    "archived": False,
+                    "createdAt": created,
+                    "updatedAt": created,
+                    "stages": [
+                        {
+                            "id": stage_id,
+                            "label": stage_label,
+                            "displayOrder": n,
+                            "metadata": {"ticketState": state},
+                            "archived": False,
+                            "createdAt": created,
+                            "updatedAt": created,
+                        }
+                        for n, (stage_id, (stage_label, state)) in enumerate(zip(stage_ids, stages, strict=True))
+                    ],
+                }
+            )
+        return self.json({"results": results})
 
     # -- owners v3 -------------------------------------------------------------------------------------------
     def route_get_owner(self, request: Request, owner_id: str) -> Response:
