@@ -29,7 +29,7 @@ from cxbridge.models import Event, Link, Ref
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.secrets import Secret
-from cxbridge.signals import EscalationRequested, IssueStateObserved, Signal, signal_from_dict
+from cxbridge.signals import EscalationRequested, IssueStateObserved, Signal, TicketStateObserved, signal_from_dict
 from cxbridge.testing import SandboxRuntimes
 from cxbridge.workflows.events import subject_of, triggers
 from cxbridge.workflows.reconcile import StreamReport, parse_since, reconcile
@@ -580,3 +580,24 @@ def test_comments_both_ways_and_a_release_missed_by_the_receiver_are_delivered_o
     reconcile(rt, since=LONG_AGO)
     drain(rt)
     assert counts() == (1, 1, 1, 0)
+
+
+def test_a_ticket_solved_while_the_receiver_was_down_resolves_its_link(vendors: Vendors, rt: Runtime) -> None:
+    """``sync`` sees the linked ticket's new status and queues one TicketStateObserved; its link flips once."""
+    from cxbridge.worker import drain
+    from cxbridge.workflows.escalate import Escalation, EscalationRequest
+
+    key = Escalation(rt).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
+    reconcile(rt, since=LONG_AGO)
+    drain(rt)  # what the poll finds before the change: nothing to do for the linked ticket
+    z = vendors["zendesk"]
+    with z.lock:
+        z.model.update_ticket(1, {"ticket": {"status": "solved"}}, z.model.user_by_email("alex@cxbridge.example"))
+    report = reconcile(rt)
+    assert stream(report, "zendesk").enqueued == 1
+    [signal] = [s for o, s in queued_signals(rt) if o.endswith(":state")]
+    assert signal == TicketStateObserved(ticket=Ref("zendesk", "ticket", "1"), status="solved")
+    assert drain(rt).done >= 1
+    [link] = next(i for i in vendors["jira"].state()["issues"] if i["key"] == key)["remoteLinks"]
+    assert link["object"]["status"]["resolved"] is True
+    assert stream(reconcile(rt), "zendesk").enqueued == 0  # the same ticket state polled again queues nothing
