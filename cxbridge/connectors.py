@@ -580,6 +580,11 @@ class Tracker(Connector):
         create itself nor ``provided`` (field ids) fill, one line each naming the field (for ``doctor``)."""
         raise NotImplementedError(f"{self.name}: this tracker cannot tell which fields a create requires")
 
+    def duplicate_of(self, issue_key: str) -> str | None:
+        """The key of the issue this one was closed as a duplicate of (its resolution says duplicate and it links
+        to that issue as its duplicate), or None (one read)."""
+        raise NotImplementedError(f"{self.name}: this tracker cannot tell what an issue duplicates")
+
     def reopen(self, issue_key: str) -> str:
         """Move a done issue back to work (a status outside the done category); returns the new status's name."""
         raise NotImplementedError(f"{self.name}: this tracker cannot reopen an issue")

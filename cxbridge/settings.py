@@ -296,6 +296,11 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         "max_body": ConfigKey(int, default=65536, min=1024, max=1048576, help="largest request body in bytes (413)"),
     },
     "sync": {
+        "carry_duplicates": ConfigKey(
+            bool,
+            default=True,
+            help="an issue closed as a duplicate of another hands its tickets over to that issue",
+        ),
         "status_map": ConfigKey(
             dict,
             default={},

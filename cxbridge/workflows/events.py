@@ -50,7 +50,7 @@ from ..signals import (
     signal_from_dict,
     signal_to_dict,
 )
-from . import impact, notices, relay, syncback
+from . import duplicates, impact, notices, relay, syncback
 from .escalate import Escalation, EscalationRequest, completed_escalation
 from .tagdecisions import decide_from_tag
 
@@ -192,10 +192,13 @@ def _route_one(rt: Context, system: str, signal: Signal, origin: str | None) -> 
     if isinstance(signal, CustomerChanged):
         return impact.customer_changed(rt, Ref(system, "company", signal.company.id))
     if not rt.config.section("sync")["to_helpdesk"]:
-        return f"ignored: {signal.kind} ([sync] to_helpdesk is off)"
+        carried = duplicates.carry_over(rt, signal, origin) if isinstance(signal, IssueStateObserved) else None
+        return carried or f"ignored: {signal.kind} ([sync] to_helpdesk is off)"
     sync = syncback.SyncBack(rt)
     if isinstance(signal, IssueStateObserved):
-        return sync.issue_changed(system, signal, origin)
+        outcome = sync.issue_changed(system, signal, origin)
+        carried = duplicates.carry_over(rt, signal, origin)
+        return f"{outcome}; {carried}" if carried else outcome
     if isinstance(signal, IssueCommentPosted):
         return sync.comment_added(system, signal, origin)
     if isinstance(signal, VersionReleased):

@@ -137,6 +137,9 @@ class JiraConnector(Tracker):
         "personal_access_token": ConfigKey(Secret, help="Data Center: a personal access token"),
         "project": ConfigKey(str, required=True, help="key of the project escalations create issues in"),
         "issue_type": ConfigKey(str, default="Bug", help="issue type name for escalations"),
+        "duplicate_resolutions": ConfigKey(
+            list, default=["Duplicate"], help="resolution names that mean the issue duplicates another"
+        ),
         "priorities": ConfigKey(
             dict, default={}, help="cxbridge priority name -> Jira priority name (unlisted names are sent as-is)"
         ),
@@ -458,6 +461,29 @@ class JiraConnector(Tracker):
             break
         self._users[wanted] = ref
         return ref
+
+    def duplicate_of(self, issue_key: str) -> str | None:
+        """``GET /issue/{key}?fields=resolution,issuelinks``: when the resolution is one of
+        ``duplicate_resolutions`` (default ``Duplicate``), the issue its ``Duplicate`` link says it duplicates (the
+        link holding ``outwardIssue``: this issue "duplicates" that one); else None."""
+        body = self._json(
+            self.http.get(
+                self._issue_path(issue_key), op="issue.duplicate_of", params={"fields": "resolution,issuelinks"}
+            )
+        )
+        fields = body.get("fields") or {}
+        resolution = (fields.get("resolution") or {}).get("name")
+        wanted = {str(r).lower() for r in (self.config.get("duplicate_resolutions") or ["Duplicate"])}
+        if not isinstance(resolution, str) or resolution.lower() not in wanted:
+            return None
+        for link in fields.get("issuelinks") or []:
+            kind = link.get("type") or {} if isinstance(link, dict) else {}
+            other = link.get("outwardIssue") if isinstance(link, dict) else None
+            if (kind.get("name") == "Duplicate" or kind.get("outward") == "duplicates") and isinstance(other, dict):
+                key = other.get("key")
+                if isinstance(key, str) and key:
+                    return key
+        return None
 
     def get_issue(self, key_or_id: str) -> Issue:
         """The issue with its status (name and category key), priority, assignee, labels and fix versions."""

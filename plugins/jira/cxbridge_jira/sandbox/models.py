@@ -34,6 +34,13 @@ RESOLUTIONS: tuple[dict[str, str], ...] = (
     {"id": "10003", "name": "Cannot Reproduce", "description": "This issue could not be reproduced at this time."},
 )
 """A new Jira Cloud site's resolutions (Settings > Issues > Resolutions); ``Done`` is the default."""
+LINK_TYPES = (
+    {"id": "10000", "name": "Blocks", "inward": "is blocked by", "outward": "blocks"},
+    {"id": "10001", "name": "Cloners", "inward": "is cloned by", "outward": "clones"},
+    {"id": "10002", "name": "Duplicate", "inward": "is duplicated by", "outward": "duplicates"},
+    {"id": "10003", "name": "Relates", "inward": "relates to", "outward": "relates to"},
+)
+"""The default issue link types."""
 MAX_PROPERTY_CHARS = 32_768
 MAX_PROPERTY_KEY = 255
 MAX_GLOBAL_ID = 255
@@ -227,6 +234,16 @@ class Attachment:
 
 
 @dataclass
+class IssueLink:
+    """A link between two issues: ``inward_id`` [type's outward text] ``outward_id`` (``A duplicates B``)."""
+
+    id: str
+    type: dict[str, str]
+    inward_id: str
+    outward_id: str
+
+
+@dataclass
 class RemoteLink:
     """A remote issue link (to a helpdesk ticket, say); ``global_id`` makes create-or-update idempotent."""
 
@@ -376,6 +393,7 @@ class JiraModel:
         self.webhooks: dict[int, AdminWebhook] = {}
         self.versions: dict[str, Version] = {}
         self.components: dict[str, Component] = {}
+        self.issue_links: dict[str, IssueLink] = {}
         self.events: list[Event] = []
         self._next_version_id = 10000
         self._next_issue_id = 10000
@@ -721,6 +739,27 @@ class JiraModel:
         if project is None or field_id not in self.fields:
             raise errors.bad_request(f"cannot require {field_id} in {project_key}")
         project.required_fields.add(field_id)
+
+    def link_issues(self, body: Any) -> IssueLink:
+        """``POST /issueLink``: ``{type: {name|id}, inwardIssue: {key|id}, outwardIssue: {key|id}}``; the inward
+        issue reads the type's outward text of the outward one (Duplicate: inward duplicates outward)."""
+        if not isinstance(body, dict):
+            raise errors.bad_request("Can not deserialize the request body.")
+        raw_type = body.get("type")
+        ref: dict[str, Any] = raw_type if isinstance(raw_type, dict) else {}
+        link_type = next(
+            (t for t in LINK_TYPES if ref.get("name") == t["name"] or str(ref.get("id", "")) == t["id"]), None
+        )
+        if link_type is None:
+            raise errors.not_found(f"No issue link type with name '{ref.get('name') or ref.get('id')}' found.")
+        ends = []
+        for side in ("inwardIssue", "outwardIssue"):
+            raw_end = body.get(side)
+            end: dict[str, Any] = raw_end if isinstance(raw_end, dict) else {}
+            ends.append(self.issue(str(end.get("key") or end.get("id") or "")))
+        link = IssueLink(str(10000 + len(self.issue_links)), dict(link_type), ends[0].id, ends[1].id)
+        self.issue_links[link.id] = link
+        return link
 
     def users_matching(self, query: str) -> list[User]:
         """Active users whose email address or display name starts with ``query`` (Cloud's user search)."""

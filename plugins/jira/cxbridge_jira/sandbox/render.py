@@ -268,6 +268,29 @@ class Renderer:
             return list(issue.labels)
         if name == "fixVersions":
             return [self.version(m.versions[v]) for v in issue.fix_version_ids if v in m.versions]
+        if name == "issuelinks":
+            out = []
+            for link in m.issue_links.values():
+                if issue.id not in (link.inward_id, link.outward_id):
+                    continue
+                other_side = "outwardIssue" if link.inward_id == issue.id else "inwardIssue"
+                other = m.issues.get(link.outward_id if link.inward_id == issue.id else link.inward_id)
+                if other is None:
+                    continue
+                out.append(
+                    {
+                        "id": link.id,
+                        "self": f"{self.rest}/issueLink/{link.id}",
+                        "type": {"self": f"{self.rest}/issueLinkType/{link.type['id']}", **link.type},
+                        other_side: {
+                            "id": other.id,
+                            "key": other.key,
+                            "self": f"{self.rest}/issue/{other.id}",
+                            "fields": {"summary": other.summary},
+                        },
+                    }
+                )
+            return out
         if name == "components":
             return [
                 {"self": f"{self.rest}/component/{c}", "id": c, "name": m.components[c].name}

@@ -56,6 +56,7 @@ def url_map() -> Map:
             _rule(f"{API}/issue/createmeta/<project_key>/issuetypes/<type_id>", "create_meta_fields", "GET"),
             _rule(f"{issue}/editmeta", "edit_meta", "GET"),
             _rule(f"{API}/user/search", "user_search", "GET"),
+            _rule(f"{API}/issueLink", "issue_link", "POST"),
             _rule(issue, "issue", "GET", "PUT"),
             _rule(f"{issue}/transitions", "transitions", "GET", "POST"),
             _rule(f"{issue}/attachments", "attachments", "POST"),
@@ -181,6 +182,13 @@ class JiraRoutes(Backend):
         """getIssueAllTypes."""
         view = self.view(request, ver)
         return self.json([view.issue_type(t) for t in self.model.issue_types.values()])
+
+    def route_issue_link(self, request: Request, ver: str) -> Response:
+        """linkIssues: 201 with an empty body."""
+        self.view(request, ver)
+        self.caller()
+        self.model.link_issues(self.body(request))
+        return Response(status=201)
 
     def route_user_search(self, request: Request, ver: str) -> Response:
         """findUsers: active users whose email or display name starts with ``query`` (a list, no envelope)."""

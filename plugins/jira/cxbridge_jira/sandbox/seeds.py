@@ -114,6 +114,9 @@ def new_site(model: JiraModel) -> None:
         "fixVersions", "Fix versions", {"type": "array", "items": "version", "system": "fixVersions"}, ["fixVersion"]
     )
     system("components", "Component/s", {"type": "array", "items": "component", "system": "components"}, ["component"])
+    system(
+        "issuelinks", "Linked Issues", {"type": "array", "items": "issuelinks", "system": "issuelinks"}, ["issueLink"]
+    )
     system("assignee", "Assignee", {"type": "user", "system": "assignee"}, ["assignee"])
     system("reporter", "Reporter", {"type": "user", "system": "reporter"}, ["reporter"])
     system("creator", "Creator", {"type": "user", "system": "creator"}, ["creator"], orderable=False)
