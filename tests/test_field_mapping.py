@@ -147,3 +147,20 @@ def test_resolve_sources_lookup_and_default() -> None:
         fieldmap.resolve({"x": {"from": "ticket.nope"}}, ticket(), acme)
     with pytest.raises(ConfigError, match="exactly one of 'value' and 'from'"):
         fieldmap.resolve({"x": {"value": 1, "from": "ticket.subject"}}, ticket(), acme)
+
+
+def test_the_create_screen_is_read_page_by_page(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pages of 5 fields, every page of createmeta is read (``startAt`` moves on) and a late field is found."""
+    import cxbridge_jira.connector as jira_connector
+
+    monkeypatch.setattr(jira_connector, "META_PAGE", 5)
+    runtime = sandbox_runtime(vendors)
+    require(vendors, SEVERITY)  # a custom field: listed after the system fields
+    start = len(vendors["jira"].calls)
+    missing = runtime.tracker().unfilled_required_fields("ENG", "Bug", ["components"])  # type: ignore[attr-defined]
+    assert missing == ["Customer severity (customfield_10107)"]
+    pages = [c.path for c in vendors["jira"].calls[start:] if "/issuetypes/" in c.path]
+    assert len(pages) > 2
+    assert "startAt=5" in pages[1]

@@ -333,3 +333,29 @@ class TestHubSpotVerifier(TimestampedVerifierContract):
 
     def signed_delivery(self, *, secret: str, body: bytes, now: float) -> SignedDelivery:
         return SignedDelivery("POST", URL, headers_for(body, secret=secret, ts=str(int(now * 1000))), body)
+
+
+def test_company_and_stage_changes_are_neutral_signals() -> None:
+    """A company's ARR change is a CustomerChanged; a property the impact does not read means nothing; a ticket's
+    stage change is a TicketStateObserved with the stage id."""
+    from cxbridge_hubspot.connector import HubSpotConnector
+
+    from cxbridge.sdk import CustomerChanged, Event, Ref, SystemConfig, TicketStateObserved, Triggers
+
+    config = SystemConfig(name="crm", plugin="hubspot", base_url="https://api.hubapi.com", options={})
+    hub = HubSpotConnector(config, None)  # type: ignore[arg-type]  # interpret never calls HubSpot
+
+    def event(kind: str, subject: Ref, name: str, value: str) -> Event:
+        return Event(
+            id="1", system="hubspot", kind=kind, subject=subject, payload={"propertyName": name, "propertyValue": value}
+        )
+
+    company = Ref("hubspot", "company", "1001")
+    assert hub.interpret(event("company.propertyChange", company, "annualrevenue", "520000"), Triggers()) == [
+        CustomerChanged(company=Ref("crm", "company", "1001"), properties=("annualrevenue",))
+    ]
+    assert hub.interpret(event("company.propertyChange", company, "phone", "555"), Triggers()) == []
+    ticket = Ref("hubspot", "ticket", "7")
+    assert hub.interpret(event("ticket.propertyChange", ticket, "hs_pipeline_stage", "4"), Triggers()) == [
+        TicketStateObserved(ticket=Ref("crm", "ticket", "7"), status="4")
+    ]
