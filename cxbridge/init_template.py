@@ -172,6 +172,8 @@ attachment_types = [
     "application/x-har+json",
 ]
 attachment_max_files = 10
+# An issue closed as a duplicate of another hands its tickets over to that issue (false: they stay).
+carry_duplicates = true
 
 # The helpdesk status linked tickets get when their issue enters a tracker status category (new,
 # indeterminate, done). Empty: statuses are left alone and only notes are written.
@@ -265,6 +267,8 @@ api_token = { env = "JIRA_API_TOKEN" }
 # The project (key) and issue type that escalations create.
 project = "SUP"
 issue_type = "Bug"
+# Resolutions that mean "a duplicate of the issue it links to as duplicating".
+duplicate_resolutions = ["Duplicate"]
 # When this Jira names its priorities differently: cxbridge's priority name -> this Jira's (names not listed
 # are sent as they are).
 # priorities = { Highest = "P1", High = "P2" }
