@@ -108,7 +108,7 @@ def test_doctor_names_the_unfilled_required_fields(vendors: Vendors, sandbox_run
     assert "map it in [escalation.fields]" in out.output
     mapped = sandbox_runtime.config(vendors, extra={"escalation": {"fields": MAPPING}})
     out = CliRunner().invoke(cli, ["--config", str(mapped), "doctor"])
-    assert "required field" not in out.output, out.output
+    assert "✗ jira required field" not in out.output, out.output
     assert "✓ jira create screen of ENG Bug: every required field is filled, every field set is on it" in out.output
 
 
