@@ -343,12 +343,16 @@ class JiraConnector(Tracker):
         if found is None or found.get("id") is None:
             names = ", ".join(str(t.get("name")) for t in types) or "none"
             raise ConfigError(f"{self.name}: project {project} has no issue type {issue_type!r} (it has: {names})")
-        fields = self._pages(
-            f"{base}/{self._seg(str(found['id']))}", "createmeta.fields", ("fields", "results", "values")
-        )
+        fields = self.create_meta_fields(project, str(found["id"]))
         meta = {str(f.get("fieldId") or f.get("key")): f for f in fields if f.get("fieldId") or f.get("key")}
         self._createmeta[cache_key] = meta
         return meta
+
+    def create_meta_fields(self, project: str, type_id: str) -> list[dict[str, Any]]:
+        """Every field of the create screen of a project and issue type id (``fields`` on Cloud, ``values`` on Data
+        Center), page by page (``GET /issue/createmeta/{project}/issuetypes/{id}``); not cached."""
+        path = f"{self.api}/issue/createmeta/{self._seg(project)}/issuetypes/{self._seg(type_id)}"
+        return self._pages(path, "issue.createmeta", ("fields", "results", "values"))
 
     def _pages(self, path: str, op: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -24,8 +24,6 @@ FILLED_ALWAYS = ("project", "issuetype", "summary", "description", "labels")
 """The fields every escalation's create sets."""
 FILLED_BY_JIRA = ("reporter",)
 """Required fields Jira fills itself when a create leaves them out (the reporter is the caller)."""
-META_PAGE = 50
-MAX_META_PAGES = 20
 NOT_ON_SCREEN = "Field '{field}' cannot be set. It is not on the appropriate screen, or unknown."
 """Jira's words when a create or edit sets a field that is not on the screen (what the escalation would get)."""
 SCHEMA_TYPES = {"number": ("number",), "date": ("date", "datetime"), "text": ("string",)}
@@ -157,20 +155,7 @@ class JiraDiagnosis:
 
     def create_meta(self, type_id: str) -> list[dict[str, Any]]:
         """Every field of the create screen (``fields`` on Cloud, ``values`` on Data Center), page by page."""
-        path = f"{self.jira.api}/issue/createmeta/{self.jira._seg(self.project)}/issuetypes/{self.jira._seg(type_id)}"
-        out: list[dict[str, Any]] = []
-        start = 0
-        for _ in range(MAX_META_PAGES):
-            page = self.jira._json(
-                self.jira.http.get(path, op="issue.createmeta", params={"startAt": start, "maxResults": META_PAGE})
-            )
-            items = page.get("fields") or page.get("results") or page.get("values") or []
-            out.extend(f for f in items if isinstance(f, dict))
-            start += len(items)
-            total = page.get("total")
-            if not items or page.get("isLast") is True or (isinstance(total, int) and start >= total):
-                break
-        return out
+        return self.jira.create_meta_fields(self.project, type_id)
 
     def check_create_screen(self, type_id: str, known: set[str], findings: list[Finding]) -> None:
         screen = f"create screen of {self.project} {self.issue_type}"
