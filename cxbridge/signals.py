@@ -56,6 +56,9 @@ class EscalationRequested(Signal):
     ticket: Ref
     agent: Person | None = None
     issue_key: str | None = None
+    fresh: bool = False
+    """The request was made just now (the tag was just added, the property just set), not merely seen on a ticket
+    that carries it: an escalated ticket is then read again for an issue key the agent changed (a move)."""
 
 
 @dataclass(frozen=True)

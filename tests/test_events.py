@@ -113,14 +113,12 @@ def test_linked_tickets_and_other_zendesk_events_write_nothing(vendors: Vendors,
     start = len(vendors["zendesk"].webhooks_sent)
     as_alex(vendors, 1, {"comment": {"body": "Customer chased again.", "public": False}})
     as_alex(vendors, 2, {"comment": {"body": "Unrelated question.", "public": True}})
-    before = {name: len(vendors[name].calls) for name in ("zendesk", "jira", "hubspot")}
+    calls = len(vendors["zendesk"].calls) + len(vendors["jira"].calls) + len(vendors["hubspot"].calls)
     outcomes = [handle_event(runtime, e, system="zendesk") for e in zendesk_events(vendors, start)]
     assert len(outcomes) == 2, outcomes
     assert outcomes[0].startswith("unchanged: zendesk:ticket:1 is linked to ENG-1"), outcomes
     assert outcomes[1].startswith("ignored"), outcomes
-    made = [(c.method, c.path.split("?")[0]) for name, n in before.items() for c in vendors[name].calls[n:]]
-    # one read of the linked ticket (does its issue-key field still name ENG-1?), no write
-    assert made == [("GET", "/api/v2/tickets/1")], made
+    assert len(vendors["zendesk"].calls) + len(vendors["jira"].calls) + len(vendors["hubspot"].calls) == calls
     assert issue_count(vendors) == 1
 
 

@@ -61,7 +61,7 @@ def test_unlink_then_retag_with_another_key_links_the_typed_issue(vendors: Vendo
     impact.unlink(runtime, ticket3, eng2)
     type_key(vendors, runtime, 3, eng1)
 
-    outcome = events.handle_signal(runtime, EscalationRequested(ticket=ticket3), system="zendesk")
+    outcome = events.handle_signal(runtime, EscalationRequested(ticket=ticket3, fresh=True), system="zendesk")
 
     assert outcome == f"escalated: {ticket3} joined {eng1}"
     assert zendesk_key_field(vendors, runtime, 3) == eng1
@@ -71,7 +71,7 @@ def test_unlink_then_retag_with_another_key_links_the_typed_issue(vendors: Vendo
     assert tickets_field(vendors, eng1) == 2
     assert tickets_field(vendors, eng2) == 0
     # a replay changes nothing
-    again = events.handle_signal(runtime, EscalationRequested(ticket=ticket3), system="zendesk")
+    again = events.handle_signal(runtime, EscalationRequested(ticket=ticket3, fresh=True), system="zendesk")
     assert again.startswith("unchanged")
     assert len(linked_urls(vendors, eng1)) == 2
 
@@ -88,7 +88,7 @@ def test_changing_the_key_moves_the_ticket_between_issues(vendors: Vendors, runt
 
     plan = Escalation(runtime).run(EscalationRequest(ticket_id="3"), dry_run=True).planned
     assert any(f"off {eng2}" in line for line in plan)
-    outcome = events.handle_signal(runtime, EscalationRequested(ticket=ticket3), system="zendesk")
+    outcome = events.handle_signal(runtime, EscalationRequested(ticket=ticket3, fresh=True), system="zendesk")
 
     assert outcome == f"escalated: {ticket3} joined {eng1}"
     assert [link.issue_key for link in runtime.store.links_for_ticket(ticket3)] == [eng1]
@@ -96,7 +96,9 @@ def test_changing_the_key_moves_the_ticket_between_issues(vendors: Vendors, runt
     assert url3 not in linked_urls(vendors, eng2)
     assert (tickets_field(vendors, eng1), tickets_field(vendors, eng2)) == (2, 0)
     assert [e.action for e in runtime.store.audit_entries(ticket=ticket3)][-2:] == ["unlink", "escalate.link"]
-    assert events.handle_signal(runtime, EscalationRequested(ticket=ticket3), system="zendesk").startswith("unchanged")
+    assert events.handle_signal(runtime, EscalationRequested(ticket=ticket3, fresh=True), system="zendesk").startswith(
+        "unchanged"
+    )
     assert len(linked_urls(vendors, eng1)) == 2
 
 
@@ -137,7 +139,7 @@ def test_hubspot_ticket_moves_to_the_typed_issue(vendors: Vendors, hub_runtime: 
     assert hub.portal.objects["tickets"][second].properties["cxbridge_issue_key"] == eng2
     hub.ui_update("tickets", second, {"cxbridge_issue_key": eng1})
 
-    outcome = events.handle_signal(hub_runtime, EscalationRequested(ticket=ref), system="hubspot")
+    outcome = events.handle_signal(hub_runtime, EscalationRequested(ticket=ref, fresh=True), system="hubspot")
 
     assert outcome == f"escalated: {ref} joined {eng1}"
     assert [link.issue_key for link in hub_runtime.store.links_for_ticket(ref)] == [eng1]

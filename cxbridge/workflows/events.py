@@ -253,14 +253,14 @@ def is_integration_user(rt: Context, system: str, actor: str | None) -> bool:
 def _escalate(rt: Context, system: str, signal: EscalationRequested, origin: str | None) -> str:
     """Escalate a ticket unless its escalation is complete (a replay, or an escalation done by other means).
 
-    A complete escalation runs again when the issue key typed in the ticket names an issue the ticket is not linked
-    to (the agent moves it: one read of the ticket tells). A ticket linked by an escalation that did not finish
-    (re-queued after a rate limit on the ticket update) runs the escalation again: it is idempotent, so it writes
-    only what is missing.
+    A complete escalation runs again when a fresh request (the tag just added again) comes with an issue key typed
+    in the ticket that names an issue the ticket is not linked to (the agent moves it: one read of the ticket
+    tells). A ticket linked by an escalation that did not finish (re-queued after a rate limit on the ticket update)
+    runs the escalation again: it is idempotent, so it writes only what is missing.
     """
     ticket = Ref(system, "ticket", signal.ticket.id)
     done = completed_escalation(rt.store, ticket)
-    if done is not None and not _key_changed(rt, system, ticket, signal.issue_key):
+    if done is not None and not (signal.fresh and _key_changed(rt, system, ticket, signal.issue_key)):
         return f"unchanged: {ticket} is linked to {done.issue_key} already"
     result = Escalation(rt).run(
         EscalationRequest(

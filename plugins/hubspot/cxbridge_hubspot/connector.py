@@ -797,7 +797,7 @@ class HubSpotConnector(CRM, Helpdesk):
         expected = self.escalate_value.strip().lower()
         if (expected and text != expected) or (not expected and text in FALSE_VALUES):
             return []
-        return [EscalationRequested(ticket=Ref(self.name, "ticket", event.subject.id), actor=event.actor)]
+        return [EscalationRequested(ticket=Ref(self.name, "ticket", event.subject.id), actor=event.actor, fresh=True)]
 
     def changed_tickets(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Tickets modified since ``since`` (epoch seconds), or after a saved ``cursor``, one Page per request.
