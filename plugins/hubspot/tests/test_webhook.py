@@ -237,10 +237,11 @@ def test_generic_object_events_use_the_object_type_id() -> None:
 
 def test_generic_ticket_property_change_escalates_like_the_classic_one() -> None:
     """``object.propertyChange`` on a ticket (0-5) asks for the escalation exactly as ``ticket.propertyChange``
-    does; on a company (0-2) it is read as ``company.propertyChange`` (nothing to do, as for the classic one)."""
+    does; on a company (0-2) it is read as ``company.propertyChange``: an ARR change is a ``CustomerChanged``, as
+    for the classic one (the impact of the issues the company is linked to is refreshed)."""
     from cxbridge_hubspot.connector import HubSpotConnector
 
-    from cxbridge.sdk import EscalationRequested, SystemConfig, Triggers
+    from cxbridge.sdk import CustomerChanged, EscalationRequested, Ref, SystemConfig, Triggers
     from cxbridge.testing import build_connector
 
     config = SystemConfig(
@@ -282,7 +283,9 @@ def test_generic_ticket_property_change_escalates_like_the_classic_one() -> None
     assert hub.interpret(cleared, tag) == []
     assert cleared.actor is None
     assert classic_kind(company) == "company.propertyChange"
-    assert hub.interpret(company, tag) == []
+    assert hub.interpret(company, tag) == [
+        CustomerChanged(company=Ref("hubspot", "company", "901"), properties=("annualrevenue",))
+    ]
 
 
 @pytest.mark.parametrize(
