@@ -117,7 +117,7 @@ def interpret(system: str, event: Event, triggers: Triggers) -> list[Signal]:
         )
     if triggers.escalation_tag and triggers.escalation_tag in ticket_tags(event.payload):
         added = event.payload.get("tags_added")
-        fresh = isinstance(added, list) and triggers.escalation_tag in added
+        fresh = event.kind == "ticket.tag_added" or (isinstance(added, list) and triggers.escalation_tag in added)
         out.append(EscalationRequested(ticket=ticket, agent=agent(event.payload), actor=event.actor, fresh=fresh))
     prefix = triggers.decision_tag_prefix
     if prefix:
