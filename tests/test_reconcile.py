@@ -137,7 +137,7 @@ def test_only_tagged_unlinked_tickets_become_events(vendors: Vendors, rt: Runtim
     # one page of the export, and one read of the linked ticket's comments (none is marked for engineering)
     assert (zd.records, zd.enqueued, zd.duplicates, zd.pages, zd.calls) == (3, 1, 0, 1, 2)
     [(origin, signal)] = queued_signals(rt)
-    assert signal == EscalationRequested(ticket=Ref("zendesk", "ticket", "2"))
+    assert signal == EscalationRequested(ticket=Ref("zendesk", "ticket", "2"), fresh=True)
     updated = vendors["zendesk"].state()["tickets"][1]["updated_at"]
     assert origin.startswith("poll:zendesk:ticket:2:")
     assert polled_at(origin) == datetime.fromisoformat(updated.replace("Z", "+00:00"))
@@ -465,7 +465,7 @@ def test_hubspot_tickets_with_the_escalation_property_become_property_change_eve
             report = reconcile(runtime, since=LONG_AGO, systems=["hubspot"])
             assert stream(report, "hubspot").enqueued == 1
             [(origin, signal)] = queued_signals(runtime)
-            assert signal == EscalationRequested(ticket=Ref("hubspot", "ticket", str(target)))
+            assert signal == EscalationRequested(ticket=Ref("hubspot", "ticket", str(target)), fresh=True)
             assert origin.startswith(f"poll:hubspot:ticket:{target}:")
             assert reconcile(runtime, systems=["hubspot"]).enqueued == 0
         finally:
@@ -483,7 +483,7 @@ def test_deleted_tickets_in_the_export_are_not_escalated(rt: Runtime) -> None:
     deleted = Ticket(ref=ref, url="", subject="", status="deleted", tags=[TAG], updated_at=when)
     assert _signal_for(rt, "zendesk", helpdesk, open_ticket) == (
         "poll:zendesk:ticket:9:2026-01-01T00:00:00+00:00",
-        EscalationRequested(ticket=ref),
+        EscalationRequested(ticket=ref, fresh=True),
     )
     assert _signal_for(rt, "zendesk", helpdesk, deleted) is None
 

@@ -258,7 +258,7 @@ def _signal_for(rt: Context, name: str, connector: Connector, item: Any) -> tupl
             return poll_delivery_id(ticket, _iso(item.updated_at)) + ":state", TicketStateObserved(
                 ticket=ticket, status=item.status
             )
-        return poll_delivery_id(ticket, _iso(item.updated_at)), EscalationRequested(ticket=ticket)
+        return poll_delivery_id(ticket, _iso(item.updated_at)), EscalationRequested(ticket=ticket, fresh=True)
     if isinstance(item, Issue) and isinstance(connector, Tracker):
         if not item.ref.id:
             return None
