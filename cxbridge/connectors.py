@@ -215,7 +215,9 @@ class SetupContext:
     ``public_url`` + ``/webhooks/<name>``; empty when neither is set: webhook items are then ``manual``).
     ``webhook_secrets`` are the active signing secrets configured for it. ``roles`` are the roles the system
     plays in ``[escalation]``; ``escalation_tag`` is ``[escalation] tag``; ``impact_fields`` is ``[impact]
-    fields``.
+    fields``. ``decision_tags`` are the full tags of ``[decisions] macros`` (prefix included), each one a decision
+    the helpdesk must deliver to cxbridge when an agent adds it; ``decision_macros`` maps those of them that some
+    policy rule grants to the title of the example macro that adds the tag (a helpdesk without macros ignores it).
     """
 
     webhook_url: str
@@ -223,6 +225,8 @@ class SetupContext:
     roles: frozenset[str] = frozenset()
     escalation_tag: str = ""
     impact_fields: Mapping[str, str] = field(default_factory=dict)
+    decision_tags: tuple[str, ...] = ()
+    decision_macros: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

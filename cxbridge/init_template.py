@@ -227,6 +227,12 @@ tag_prefix = "cxb_decide_"
 #   credit = "credit_{value}"  (cxb_decide_credit_50, cxb_decide_credit_50_eur), priority = "priority_{value}",
 #   reopen = "reopen", public_reply = "public_reply"
 tag_actions = {}
+# The decisions 'cxbridge setup' prepares in Zendesk (what follows tag_prefix, read as above), e.g.
+#   macros = ["credit_50", "priority_high", "reopen", "public_reply"]
+# Setup then creates the trigger "cxbridge: decide", which sends a ticket carrying any of these tags to
+# cxbridge, and one shared macro "cxbridge: ..." per decision that some [[policies.rules]] grant covers (a
+# listed decision no rule grants gets no macro: setup lists it as a manual step). Empty: neither.
+macros = []
 # A public reply from a tag: the agent's own words are their latest internal note ("latest_note"), or "none".
 reply_words = "latest_note"
 

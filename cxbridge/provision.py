@@ -27,6 +27,8 @@ from .errors import ConfigError, CxbridgeError
 from .runtime import Runtime
 from .secrets import Secret
 from .webhooks.receiver import webhook_secrets
+from .workflows.policy import policies_for
+from .workflows.tagdecisions import decision_macros
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,15 @@ def setup_context(rt: Runtime, name: str) -> SetupContext:
         except ConfigError:
             continue
     secrets, _ = webhook_secrets(rt.config, name)
+    macros = decision_macros(rt.config.section("decisions"), policies_for(rt))
     return SetupContext(
         webhook_url=webhook_url(rt, name),
         webhook_secrets=tuple(secrets),
         roles=frozenset(roles),
         escalation_tag=str(rt.config.section("escalation").get("tag") or ""),
         impact_fields=dict(rt.config.section("impact").get("fields") or {}),
+        decision_tags=tuple(m.tag for m in macros),
+        decision_macros={m.tag: m.title for m in macros if m.granted_by},
     )
 
 

@@ -389,6 +389,13 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
             },
             help="action -> the rest of its tag, e.g. credit = 'credit_{value}' (unset actions keep the default)",
         ),
+        "macros": ConfigKey(
+            list,
+            default=[],
+            items=ConfigKey(str, min=1),
+            help="decisions 'cxbridge setup' offers as helpdesk macros and has the helpdesk deliver: what follows "
+            "tag_prefix, e.g. 'credit_50' (a macro only where some policy rule grants it)",
+        ),
         "reply_words": ConfigKey(
             str,
             default="latest_note",

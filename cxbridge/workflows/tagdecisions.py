@@ -17,16 +17,18 @@ there, completes the same decision instead of taking a second one; the agent app
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CxbridgeError
+from ..errors import ConfigError, CxbridgeError
 from ..models import Person, Ref
 from ..signals import DecisionRequested
 from .once import marker_for, op_id, write_once
 from .policy import (
     ActionRequest,
     DecisionImpossible,
+    Policies,
     PolicyRefused,
     act_on_ticket,
     describe_action,
@@ -99,6 +101,48 @@ def parse_decision_tag(tag: str, prefix: str, patterns: dict[str, str]) -> Actio
                 raise BadDecisionTag(str(exc)) from None
     known = ", ".join(prefix + p.replace("{value}", "<value>") for p in patterns.values())
     raise BadDecisionTag(f"the tag {tag!r} names no decision (known: {known})")
+
+
+MACRO_TITLE_PREFIX = "cxbridge: "
+"""The titles of the example macros ``cxbridge setup`` creates start with this."""
+
+
+@dataclass(frozen=True)
+class DecisionMacro:
+    """One decision the admin listed in ``[decisions] macros``: its full tag, the title of its example macro, and
+    the policy rules whose grant covers it (none: no agent could be granted it, so no macro is offered)."""
+
+    tag: str
+    title: str
+    granted_by: tuple[str, ...]
+
+
+def decision_macros(settings: dict[str, Any], policies: Policies) -> list[DecisionMacro]:
+    """The decisions of ``[decisions] macros`` (suffixes after ``tag_prefix``), each read by the tag parser.
+
+    A suffix the parser cannot read, or a list without a prefix, is a ``ConfigError`` naming it; a suffix listed
+    twice counts once. ``granted_by`` names every rule whose grant covers the value (whatever its condition:
+    the condition is about the ticket, the customer and the agent, known only when the macro is applied).
+    """
+    listed = [str(s) for s in settings.get("macros") or []]
+    if not listed:
+        return []
+    prefix = str(settings.get("tag_prefix") or "")
+    if not prefix:
+        raise ConfigError('[decisions] macros needs a tag_prefix (it is ""): the macros add prefixed tags')
+    patterns = tag_actions(settings)
+    out: list[DecisionMacro] = []
+    for suffix in dict.fromkeys(listed):
+        tag = prefix + suffix
+        try:
+            request = parse_decision_tag(tag, prefix, patterns)
+        except BadDecisionTag as exc:
+            raise ConfigError(f"[decisions] macros: {suffix!r}: {exc}") from None
+        value = request.value
+        rules = tuple(r.name for r in policies.rules if r.grant.covers(request.action, value)[0])
+        title = MACRO_TITLE_PREFIX + describe_action(request.action, value)
+        out.append(DecisionMacro(tag, title, rules))
+    return out
 
 
 def _generation(rt: Context, ticket: Ref, tag: str) -> int:

@@ -8,7 +8,12 @@ Calls (Zendesk Support API; the API user must be an admin):
   it, ``PUT /api/v2/webhooks/{id}`` corrects it; ``GET /api/v2/webhooks/{id}/signing_secret`` reads the secret that
   signs its calls, written to a 0600 file and referenced from ``[webhooks] secrets.<name>``;
 - ``GET /api/v2/triggers`` (offset pages) finds the triggers by title; ``POST /api/v2/triggers`` creates them and
-  ``PUT /api/v2/triggers/{id}`` corrects them (bodies in ``triggers.py``).
+  ``PUT /api/v2/triggers/{id}`` corrects them (bodies in ``triggers.py``);
+- with ``[decisions] macros``: ``GET /api/v2/macros`` (offset pages) finds the example macros by title,
+  ``POST /api/v2/macros`` creates one shared macro per granted decision (its only action adds the decision tag),
+  ``PUT /api/v2/macros/{macro_id}`` corrects its actions or reactivates it. An admin's ``restriction`` (who may
+  use the macro) is left as the admin set it. ``--prune`` deletes (``DELETE /api/v2/macros/{macro_id}``) a
+  "cxbridge: ..." macro no longer listed, like a trigger.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
 FIELD = "ticket field"
 WEBHOOK = "webhook"
 TRIGGER = "trigger"
+MACRO = "macro"
 DEFAULT_FIELD_TITLE = "Jira issue key"
 MAX_PAGES = 100
 TRIGGER_PREFIX = "cxbridge: "
@@ -94,6 +100,19 @@ class ZendeskSetup:
             path, params = body.get("next_page"), None
         return found
 
+    def macros(self) -> list[dict[str, Any]]:
+        """Every macro the API user sees (an admin: all shared ones), following ``next_page``."""
+        found: list[dict[str, Any]] = []
+        path: str | None = "/api/v2/macros"
+        params: dict[str, Any] | None = {"per_page": 100}
+        for _ in range(MAX_PAGES):
+            if path is None:
+                break
+            body = self.zd.http.get(path, op="setup.macros", params=params).json()
+            found += [m for m in body.get("macros") or [] if isinstance(m, dict)]
+            path, params = body.get("next_page"), None
+        return found
+
     def field_title(self) -> str:
         value = self.zd.config.get("issue_key_field_title")
         return value if isinstance(value, str) and value else DEFAULT_FIELD_TITLE
@@ -107,6 +126,7 @@ class ZendeskSetup:
         hook = self.webhook()
         items.append(self.plan_webhook(hook, setup))
         items += self.plan_triggers(hook, setup)
+        items += self.plan_macros(setup)
         return items
 
     def plan_field(self) -> PlanItem:
@@ -175,7 +195,8 @@ class ZendeskSetup:
             return [PlanItem(self.name, TRIGGER, "cxbridge", MANUAL, "set [escalation] tag: the triggers need it")]
         existing = {str(t.get("title")): t for t in self.triggers()}
         items = []
-        for wanted in desired_triggers(tag, str(hook["id"]) if hook else "<cxbridge webhook>"):
+        hook_id = str(hook["id"]) if hook else "<cxbridge webhook>"
+        for wanted in desired_triggers(tag, hook_id, setup.decision_tags):
             title = wanted["title"]
             found = existing.get(title)
             if found is None:
@@ -191,6 +212,37 @@ class ZendeskSetup:
             if title.startswith(TRIGGER_PREFIX) and title not in wanted_titles:
                 detail = "a cxbridge trigger this version no longer uses"
                 items.append(PlanItem(self.name, TRIGGER, title, PRUNE, detail, vendor_id=str(found["id"])))
+        return items
+
+    def plan_macros(self, setup: SetupContext) -> list[PlanItem]:
+        """One shared macro per granted decision tag; a listed tag no rule grants is a manual item (no macro is
+        offered for a decision every agent would be refused); a "cxbridge: ..." macro no longer wanted is pruned."""
+        by_title: dict[str, dict[str, Any]] = {}
+        for macro in self.macros():
+            by_title.setdefault(str(macro.get("title")), macro)
+        items: list[PlanItem] = []
+        for tag in setup.decision_tags:
+            title = setup.decision_macros.get(tag)
+            if title is None:
+                detail = (
+                    f"no [[policies.rules]] grant covers the decision {tag} asks for, so no macro is offered: "
+                    "grant it in a rule, or take it out of [decisions] macros"
+                )
+                items.append(PlanItem(self.name, MACRO, tag, MANUAL, detail))
+                continue
+            wanted = macro_body(title, tag)
+            found = by_title.get(title)
+            if found is None:
+                items.append(PlanItem(self.name, MACRO, title, CREATE, f"adds the tag {tag}", desired=wanted))
+                continue
+            wrong = [k for k in ("active", "actions") if _normal(found.get(k)) != _normal(wanted[k])]
+            action, detail = (UPDATE, f"{', '.join(wrong)} differ") if wrong else (OK, "")
+            items.append(PlanItem(self.name, MACRO, title, action, detail, vendor_id=str(found["id"]), desired=wanted))
+        wanted_titles = {i.name for i in items}
+        for title, found in by_title.items():
+            if title.startswith(TRIGGER_PREFIX) and title not in wanted_titles:
+                detail = "a cxbridge macro no longer listed in [decisions] macros (or no longer granted)"
+                items.append(PlanItem(self.name, MACRO, title, PRUNE, detail, vendor_id=str(found["id"])))
         return items
 
     def signing_secret(self, webhook_id: str) -> str:
@@ -235,14 +287,46 @@ class ZendeskSetup:
             hook = self.webhook()
             if hook is None:
                 raise VendorError(self.name, f"{self.name}: the {WEBHOOK_NAME} webhook does not exist yet")
-            wanted = next(t for t in desired_triggers(setup.escalation_tag, str(hook["id"])) if t["title"] == item.name)
+            wanted = next(
+                t
+                for t in desired_triggers(setup.escalation_tag, str(hook["id"]), setup.decision_tags)
+                if t["title"] == item.name
+            )
             found = next((t for t in self.triggers() if t.get("title") == item.name), None)
             if found is None:
                 self.zd.http.post("/api/v2/triggers", op="setup.trigger.create", json={"trigger": wanted})
             else:
                 self.zd.http.put(f"/api/v2/triggers/{found['id']}", op="setup.trigger.update", json={"trigger": wanted})
             return []
+        if item.kind == MACRO:
+            return self.apply_macro(item)
         raise VendorError(self.name, f"{self.name}: nothing to apply for a {item.kind}")
+
+    def apply_macro(self, item: PlanItem) -> list[ConfigUpdate]:
+        """Create, correct or (pruning) delete one example macro, found again by title first: a second apply
+        after a lost answer corrects the macro the first one made instead of making another."""
+        if item.action == PRUNE:
+            with contextlib.suppress(NotFound):
+                self.zd.http.delete(f"/api/v2/macros/{item.vendor_id}", op="setup.macro.delete")
+            return []
+        found = next((m for m in self.macros() if m.get("title") == item.name), None)
+        if found is None:
+            self.zd.http.post("/api/v2/macros", op="setup.macro.create", json={"macro": item.desired})
+        else:
+            self.zd.http.put(f"/api/v2/macros/{found['id']}", op="setup.macro.update", json={"macro": item.desired})
+        return []
+
+
+def macro_body(title: str, tag: str) -> dict[str, Any]:
+    """The ``macro`` object of ``POST``/``PUT /api/v2/macros``: one action, "Add tags" (``current_tags``) with the
+    decision tag; no ``restriction`` (a new macro is shared with every agent; an admin's restriction is kept)."""
+    return {
+        "title": title,
+        "description": f"Asks cxbridge for this decision (adds the tag {tag}); cxbridge decides under its policies, "
+        "removes the tag and writes the outcome as an internal note.",
+        "active": True,
+        "actions": [{"field": "current_tags", "value": tag}],
+    }
 
 
 def _normal(value: Any) -> Any:

@@ -20,12 +20,21 @@ The bodies below use Zendesk's documented placeholders only:
      "current_user": {"id": {{current_user.id}}, "name": "{{current_user.name}}", "email": "{{current_user.email}}"},
      "comment": {"body": "{{ticket.latest_comment}}", "public": true}}
 
+- a decision asked from a macro (trigger "cxbridge: decide", only when ``[decisions] macros`` lists some: fires on
+  any update of a ticket that carries at least one of those tags; cxbridge removes the tag when it has decided,
+  so the trigger stops firing)::
+
+    {"event": "decision_requested",
+     "ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}"},
+     "current_user": {"id": {{current_user.id}}, "name": "{{current_user.name}}", "email": "{{current_user.email}}"}}
+
 ``{{ticket.tags}}`` renders the tags separated by spaces; the plugin reads both forms. There is no event id in the
 body: the verifier deduplicates by Zendesk's ``X-Zendesk-Webhook-Invocation-Id`` header.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 WEBHOOK_NAME = "cxbridge"
@@ -38,6 +47,29 @@ _TICKET = '"ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}"}'
 
 ESCALATION_BODY = '{"event": "tag_added", ' + _TICKET + ", " + _USER + "}"
 """The JSON template of the escalation trigger's webhook call."""
+
+
+DECISION_BODY = '{"event": "decision_requested", ' + _TICKET + ", " + _USER + "}"
+"""The JSON template of the decide trigger's webhook call: the plugin reads every tag with the decision prefix
+in ``ticket.tags`` as a decision asked by ``current_user``."""
+DECIDE_TITLE = "cxbridge: decide"
+
+
+def decide_trigger(decision_tags: Sequence[str], webhook_id: str) -> dict[str, Any]:
+    """The trigger that delivers a ticket carrying any of the decision tags (Zendesk's "Tags contains at least one
+    of the following": ``current_tags`` ``includes`` the tags separated by spaces)."""
+    return {
+        "title": DECIDE_TITLE,
+        "description": "Sends a decision an agent asks for with a cxbridge macro (tags: "
+        + ", ".join(decision_tags)
+        + "); cxbridge decides under its policies, removes the tag and writes the outcome as an internal note.",
+        "active": True,
+        "conditions": {
+            "all": [{"field": "current_tags", "operator": "includes", "value": " ".join(decision_tags)}],
+            "any": [],
+        },
+        "actions": [{"field": "notification_webhook", "value": [webhook_id, DECISION_BODY]}],
+    }
 
 
 def comment_body(public: bool) -> str:
@@ -54,8 +86,9 @@ def comment_body(public: bool) -> str:
     )
 
 
-def desired_triggers(tag: str, webhook_id: str) -> list[dict[str, Any]]:
-    """The triggers cxbridge needs, as ``POST /api/v2/triggers`` bodies' ``trigger`` objects, by title."""
+def desired_triggers(tag: str, webhook_id: str, decision_tags: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The triggers cxbridge needs, as ``POST /api/v2/triggers`` bodies' ``trigger`` objects, by title (the decide
+    trigger only when there are decision tags)."""
     marker = tag + SENT_SUFFIX
     escalate = {
         "title": "cxbridge: escalate",
@@ -90,4 +123,6 @@ def desired_triggers(tag: str, webhook_id: str) -> list[dict[str, Any]]:
                 "actions": [{"field": "notification_webhook", "value": [webhook_id, comment_body(public)]}],
             }
         )
+    if decision_tags:
+        out.append(decide_trigger(decision_tags, webhook_id))
     return out

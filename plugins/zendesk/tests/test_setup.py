@@ -162,3 +162,131 @@ def test_a_leftover_cxbridge_trigger_is_listed_for_pruning(zd: ZendeskBackend, a
         "cxbridge: internal comment",
         "cxbridge: public comment",
     ]
+
+
+CREDIT, REOPEN, PRIORITY = "cxb_decide_credit_50", "cxb_decide_reopen", "cxb_decide_priority_high"
+TITLES = {CREDIT: "cxbridge: Credit of 50", REOPEN: "cxbridge: Reopen the done issue"}
+
+
+def decide_context(*secrets: str, tags: tuple[str, ...], titles: dict[str, str]) -> SetupContext:
+    return SetupContext(
+        webhook_url=URL,
+        webhook_secrets=tuple(Secret(s) for s in secrets),
+        roles=frozenset({HELPDESK}),
+        escalation_tag=TAG,
+        decision_tags=tags,
+        decision_macros=titles,
+    )
+
+
+def test_decision_macros_and_the_decide_trigger_are_created_then_all_ok(zd: ZendeskBackend) -> None:
+    """With decision tags: the decide trigger (any of the tags), one macro per granted tag that adds it, and a
+    manual item for a tag no rule grants; every body matches Zendesk's description; a second plan is all ok."""
+    conn = connector(zd)
+    ctx = decide_context(tags=(CREDIT, REOPEN, PRIORITY), titles=TITLES)
+    items = conn.plan_setup(ctx)
+    assert [(i.kind, i.name, i.action) for i in items[2:]] == [
+        ("trigger", "cxbridge: escalate", CREATE),
+        ("trigger", "cxbridge: public comment", CREATE),
+        ("trigger", "cxbridge: internal comment", CREATE),
+        ("trigger", "cxbridge: decide", CREATE),
+        ("macro", "cxbridge: Credit of 50", CREATE),
+        ("macro", "cxbridge: Reopen the done issue", CREATE),
+        ("macro", PRIORITY, "manual"),
+    ]
+    assert "no [[policies.rules]] grant covers" in items[-1].detail
+    spec = Spec("zendesk")
+    spec.validate_request("POST", "/api/v2/triggers", {"trigger": items[5].desired})
+    for macro in items[6:8]:
+        spec.validate_request("POST", "/api/v2/macros", {"macro": macro.desired})
+    field_id = {u.path: u for u in apply_all(conn, items, ctx)}["systems", "zendesk", "issue_key_field_id"].value
+    (hook,) = zd.model.webhooks.values()
+    decide = next(t for t in zd.model.triggers.values() if t.title == "cxbridge: decide")
+    assert decide.conditions["all"] == [
+        {"field": "current_tags", "operator": "includes", "value": f"{CREDIT} {REOPEN} {PRIORITY}"}
+    ]
+    assert decide.actions[0]["value"][0] == hook.id
+    values = {"ticket.id": 7, "ticket.tags": CREDIT, "current_user.id": 3, "current_user.email": "sam@x.example"}
+    sent = json.loads(render(decide.actions[0]["value"][1], values))
+    assert sent["ticket"] == {"id": 7, "tags": CREDIT}
+    assert sent["current_user"]["email"] == "sam@x.example"
+    assert sorted((m.title, m.actions[0]["value"], m.restriction) for m in zd.model.macros.values()) == [
+        ("cxbridge: Credit of 50", CREDIT, None),
+        ("cxbridge: Reopen the done issue", REOPEN, None),
+    ]
+    again = connector(zd, issue_key_field_id=field_id).plan_setup(decide_context(hook.secret, **_kw(ctx)))
+    assert [i.action for i in again] == [OK] * 8 + ["manual"]
+
+
+def _kw(ctx: SetupContext) -> dict[str, object]:
+    return {"tags": ctx.decision_tags, "titles": dict(ctx.decision_macros)}
+
+
+def test_a_changed_list_updates_the_trigger_and_prunes_old_macros_only_when_asked(
+    zd: ZendeskBackend, api: requests.Session
+) -> None:
+    conn = connector(zd)
+    first = decide_context(tags=(CREDIT, REOPEN), titles=TITLES)
+    apply_all(conn, conn.plan_setup(first), first)
+    hook = next(iter(zd.model.webhooks.values()))
+    mine = {"title": "Ask for a refund", "actions": [{"field": "current_tags", "value": "refund"}]}
+    assert api.post(f"{zd.base_url}/api/v2/macros", json={"macro": mine}).status_code == 200
+    reopen_macro = next(m for m in zd.model.macros.values() if m.title == TITLES[REOPEN])
+    reopen_macro.active = False  # an admin deactivated it
+    reopen_macro.restriction = {"type": "Group", "id": 5, "ids": [5]}  # and kept it for one group
+    second = decide_context(
+        hook.secret, tags=(REOPEN, PRIORITY), titles={REOPEN: TITLES[REOPEN], PRIORITY: "cxbridge: Priority High"}
+    )
+    items = {(i.kind, i.name): i for i in conn.plan_setup(second)}
+    assert items["trigger", "cxbridge: decide"].action == UPDATE
+    assert items["macro", TITLES[REOPEN]].action == UPDATE
+    assert items["macro", TITLES[REOPEN]].detail == "active differ"
+    assert items["macro", "cxbridge: Priority High"].action == CREATE
+    assert items["macro", TITLES[CREDIT]].action == PRUNE
+    assert ("macro", "Ask for a refund") not in items  # an admin's own macro is never listed
+    apply_all(conn, list(items.values()), second)  # creates and updates; no prune
+    assert sorted(m.title for m in zd.model.macros.values()) == sorted(
+        ["Ask for a refund", TITLES[CREDIT], TITLES[REOPEN], "cxbridge: Priority High"]
+    )
+    assert reopen_macro.active and reopen_macro.restriction == {"type": "Group", "id": 5, "ids": [5]}
+    decide = next(t for t in zd.model.triggers.values() if t.title == "cxbridge: decide")
+    assert decide.conditions["all"][0]["value"] == f"{REOPEN} {PRIORITY}"
+    prune = items["macro", TITLES[CREDIT]]
+    conn.apply_setup(prune, second)
+    conn.apply_setup(prune, second)  # gone already: no error
+    assert sorted(m.title for m in zd.model.macros.values()) == sorted(
+        ["Ask for a refund", TITLES[REOPEN], "cxbridge: Priority High"]
+    )
+    # no decisions listed any more: the decide trigger and the macros are listed for pruning
+    none = conn.plan_setup(decide_context(hook.secret, tags=(), titles={}))
+    assert sorted(i.name for i in none if i.action == PRUNE) == [
+        "cxbridge: Priority High",
+        "cxbridge: Reopen the done issue",
+        "cxbridge: decide",
+    ]
+
+
+def test_a_macro_create_whose_answer_was_lost_is_not_made_twice(zd: ZendeskBackend) -> None:
+    conn = connector(zd)
+    ctx = decide_context(tags=(CREDIT,), titles=TITLES)
+    macro = next(i for i in conn.plan_setup(ctx) if i.kind == "macro")
+    zd.faults.append(Fault(reset=True, path=r"^/api/v2/macros$", method="POST"))
+    with pytest.raises((AmbiguousOutcome, Unavailable)):
+        conn.apply_setup(macro, ctx)
+    conn.apply_setup(macro, ctx)  # the same stale plan item, applied again
+    assert [m.title for m in zd.model.macros.values()] == [TITLES[CREDIT]]
+
+
+def test_macros_are_found_across_pages(zd: ZendeskBackend, api: requests.Session) -> None:
+    """More than a page of the admin's own macros: the cxbridge macro on the last page is found, not remade."""
+    for n in range(101):
+        body = {"macro": {"title": f"Team macro {n}", "actions": [{"field": "status", "value": "open"}]}}
+        assert api.post(f"{zd.base_url}/api/v2/macros", json=body).status_code == 200
+    conn = connector(zd)
+    ctx = decide_context(tags=(CREDIT,), titles=TITLES)
+    macro = next(i for i in conn.plan_setup(ctx) if i.kind == "macro")
+    conn.apply_setup(macro, ctx)
+    listed = [c for c in zd.calls if c.method == "GET" and c.path.startswith("/api/v2/macros")]
+    again = next(i for i in conn.plan_setup(ctx) if i.kind == "macro")
+    assert (again.action, len(zd.model.macros)) == (OK, 102)
+    assert len([c for c in zd.calls if c.method == "GET" and c.path.startswith("/api/v2/macros")]) - len(listed) == 2

@@ -151,6 +151,10 @@ class ZendeskBackend(ZendeskRoutes, Backend):
                 "webhooks": hooks,
                 "ticket_fields": fields,
                 "triggers": rules,
+                "macros": [
+                    {"id": x.id, "title": x.title, "active": x.active, "actions": [dict(a) for a in x.actions]}
+                    for x in sorted(m.macros.values(), key=lambda x: (x.position, x.id))
+                ],
             }
 
     # -- credentials and config ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from cxbridge.sdk import VendorFault
 from . import errors
 
 if TYPE_CHECKING:
+    from .macros import Macro
     from .triggers import Trigger
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
@@ -44,6 +45,7 @@ ATTACHMENT_IDS = 360_000_600_001
 MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
 """Zendesk's limit on one attachment (50 MB)."""
 TRIGGER_IDS = 360_000_700_001
+MACRO_IDS = 360_000_800_001
 FIELD_TYPES = ("text", "textarea", "checkbox", "date", "integer", "decimal", "regexp", "tagger", "multiselect")
 
 IDEMPOTENCY_TTL = 2 * 3600.0
@@ -311,6 +313,7 @@ class ZendeskModel:
         self.webhooks: dict[str, Webhook] = {}
         self.triggers: dict[int, Trigger] = {}
         self.jira_links: dict[int, JiraLink] = {}
+        self.macros: dict[int, Macro] = {}
         self.idempotency: dict[str, IdempotentAnswer] = {}
         self.audits: dict[int, list[Audit]] = {}
         """Every audit of a ticket, oldest first (List Audits for a Ticket)."""
@@ -328,6 +331,7 @@ class ZendeskModel:
             "attachment": ATTACHMENT_IDS,
             "trigger": TRIGGER_IDS,
             "jira_link": 1,
+            "macro": MACRO_IDS,
         }
 
     # -- ids and time --------------------------------------------------------------------------------------

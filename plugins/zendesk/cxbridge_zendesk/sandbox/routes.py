@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from cxbridge.sdk import VendorFault, WebhookTarget
 
-from . import errors, triggers
+from . import errors, macros, triggers
 from .models import (
     Attachment,
     Audit,
@@ -80,6 +80,8 @@ RULES: list[tuple[str, str, tuple[str, ...]]] = [
     ("/api/v2/webhooks/<webhook_id>/signing_secret", "webhook_secret", ("GET", "POST")),
     ("/api/v2/triggers", "triggers", ("GET", "POST")),
     ("/api/v2/triggers/<int:trigger_id>", "trigger", ("GET", "PUT", "DELETE")),
+    ("/api/v2/macros", "macros", ("GET", "POST")),
+    ("/api/v2/macros/<int:macro_id>", "macro", ("GET", "PUT", "DELETE")),
 ]
 
 # Ticket list endpoints carry the extra ``ratelimit-*`` headers.
@@ -845,6 +847,35 @@ class ZendeskRoutes(_Base):
         if request.method == "PUT":
             triggers.update(self.model, found, self.read_json(request))
         return self.json({"trigger": triggers.trigger_json(found, self.base(request))})
+
+    # -- macros -------------------------------------------------------------------------------------------
+    def route_macros(self, request: Request) -> Response:
+        """List Macros (offset pages, ``active`` filter; agents may list them) and Create Macro (admins; answered
+        200, as the description says)."""
+        base = self.base(request)
+        if request.method == "POST":
+            self.require_admin(request)
+            made = macros.create(self.model, self.model.macros, self.read_json(request))
+            return self.json({"macro": macros.macro_json(made, base)})
+        listed = sorted(self.model.macros.values(), key=lambda m: (m.position, m.id))
+        if "active" in request.args:
+            listed = [m for m in listed if m.active == (request.args["active"] == "true")]
+        page, extra = self.offset_page(request, listed)
+        return self.json({"macros": [macros.macro_json(m, base) for m in page], **extra})
+
+    def route_macro(self, request: Request, macro_id: int) -> Response:
+        """Show Macro (agents), Update and Delete Macro (admins)."""
+        if request.method != "GET":
+            self.require_admin(request)
+        found = self.model.macros.get(macro_id)
+        if found is None:
+            raise errors.not_found()
+        if request.method == "DELETE":
+            del self.model.macros[macro_id]
+            return Response(status=204)
+        if request.method == "PUT":
+            macros.update(self.model, found, self.read_json(request))
+        return self.json({"macro": macros.macro_json(found, self.base(request))})
 
     def route_webhook_secret(self, request: Request, webhook_id: str) -> Response:
         self.require_admin(request)

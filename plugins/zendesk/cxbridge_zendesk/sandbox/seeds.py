@@ -81,11 +81,12 @@ def setup_account(model: ZendeskModel) -> None:
 
 
 def seed_empty(model: ZendeskModel) -> None:
-    """The bare account, as before ``cxbridge setup``: its users and system fields, no custom field, webhook or
-    trigger (the issue-key field a reset adds for the tests that skip setup is removed)."""
+    """The bare account, as before ``cxbridge setup``: its users and system fields, no custom field, webhook,
+    trigger or macro (the issue-key field a reset adds for the tests that skip setup is removed)."""
     model.remove_custom_fields()
     model.webhooks.clear()
     model.triggers.clear()
+    model.macros.clear()
 
 
 def seed_demo(model: ZendeskModel) -> None:
