@@ -178,3 +178,129 @@ def wait_for(probe: object, timeout: float = 30.0) -> object:
             return found
         time.sleep(0.1)
     raise AssertionError("timed out waiting for the escalation")
+
+
+AGENT = "alex@cxbridge.example"
+CREDIT_TAG = "cxb_decide_credit_50"
+MACRO_TITLE = "cxbridge: Credit of 50"
+
+
+@pytest.fixture
+def decisions_config(tmp_path: Path, vendors: ServedVendors) -> tuple[Path, int]:
+    """A config listing two decision macros, and a policy that grants credits up to 100 USD to tier 1."""
+    port = free_port()
+    path = write_config(
+        vendors,
+        tmp_path / "cxbridge.toml",
+        extra={
+            "webhooks": {"public_url": f"http://127.0.0.1:{port}", "port": port},
+            "decisions": {"macros": ["credit_50", "credit_500"]},
+            "policies": {
+                "rules": [
+                    {
+                        "name": "tier1-credits",
+                        "when": "agent.team == 'tier1'",
+                        "grant": {"credit_max": 100, "currency": "USD"},
+                    }
+                ],
+                "agents": {AGENT: {"team": "tier1"}},
+            },
+        },
+    )
+    return path, port
+
+
+def test_setup_provisions_the_decide_trigger_and_a_macro_whose_tag_is_decided_by_serve(
+    vendors: ServedVendors, decisions_config: tuple[Path, int]
+) -> None:
+    """setup creates the decide trigger and the macro of the granted credit (the ungranted one is a manual step);
+    doctor names a missing macro; an agent applying the macro leads, through the provisioned trigger and webhook,
+    to the decision applied by serve and its worker: an audit row, one internal note, the tag removed."""
+    path, port = decisions_config
+    planned = run(path, "--plan")
+    assert planned.exit_code == 0, planned.output
+    assert "+ create trigger 'cxbridge: decide'" in planned.output
+    assert f"+ create macro '{MACRO_TITLE}'" in planned.output
+    assert "! manual macro 'cxb_decide_credit_500'" in planned.output
+    applied = run(path, "--apply")
+    assert applied.exit_code == 0, applied.output
+    zd = vendors["zendesk"].state()
+    [decide] = [t for t in zd["triggers"] if t["title"] == "cxbridge: decide"]
+    assert decide["conditions"]["all"][0]["value"] == f"{CREDIT_TAG} cxb_decide_credit_500"
+    assert [(m["title"], m["actions"]) for m in zd["macros"]] == [
+        (MACRO_TITLE, [{"field": "current_tags", "value": CREDIT_TAG}])
+    ]
+    again = run(path, "--plan")
+    assert "= ok     trigger 'cxbridge: decide'" in again.output
+    assert f"= ok     macro '{MACRO_TITLE}'" in again.output
+
+    # doctor reads the same plan: a macro an admin deleted is named, with the fix
+    macro_id = zd["macros"][0]["id"]
+    backend = vendors["zendesk"]
+    with backend.lock:  # type: ignore[attr-defined]
+        kept = backend.model.macros.pop(macro_id)  # type: ignore[attr-defined]
+    doctor = CliRunner().invoke(cli, ["--config", str(path), "doctor"])
+    assert f"zendesk macro '{MACRO_TITLE}': missing" in doctor.output, doctor.output
+    with backend.lock:  # type: ignore[attr-defined]
+        backend.model.macros[macro_id] = kept  # type: ignore[attr-defined]
+
+    plugins = build_plugins()
+    rt = Runtime(load_config(path, plugins=plugins), plugins)
+    try:
+        with serving(rt, port=port, workers=1):
+            creds = vendors["zendesk"].credentials()
+            base = vendors.base_url("zendesk")
+            admin = requests.Session()
+            admin.auth = (f"{creds['email']}/token", creds["api_token"])
+            made = admin.post(
+                f"{base}/api/v2/tickets",
+                json={
+                    "ticket": {
+                        "subject": "Billed twice",
+                        "comment": {"body": "We were charged twice this month."},
+                        "requester": {"email": "ada@acme.example", "name": "Ada"},
+                    }
+                },
+                timeout=10,
+            )
+            ticket_id = made.json()["ticket"]["id"]
+            # the agent applies the macro: the agent workspace reads it and updates the ticket with its actions
+            agent = requests.Session()
+            agent.auth = (f"{AGENT}/token", creds["api_token"])
+            listed = agent.get(f"{base}/api/v2/macros", params={"active": "true"}, timeout=10).json()["macros"]
+            [macro] = [m for m in listed if m["title"] == MACRO_TITLE]
+            tags = [a["value"] for a in macro["actions"] if a["field"] == "current_tags"]
+            url = f"{base}/api/v2/tickets/{ticket_id}"
+            current = agent.get(url, timeout=10).json()["ticket"]["tags"]
+            agent.put(url, json={"ticket": {"tags": [*current, *tags]}}, timeout=10).raise_for_status()
+            ticket = wait_for(lambda: decided(vendors, ticket_id))
+    finally:
+        audit = [(e.actor, e.result, e.policy) for e in rt.store.audit_entries() if e.action == "act.credit"]
+        rt.close()
+    assert audit == [(AGENT, "granted", "tier1-credits")]
+    assert isinstance(ticket, dict)
+    assert CREDIT_TAG not in ticket["tags"]
+    outcome = [c for c in ticket["comments"] if not c["public"] and CREDIT_TAG in c["body"]]
+    assert len(outcome) == 1
+    assert f"granted by {AGENT} under rule tier1-credits" in outcome[0]["body"]
+    delivered = [w for w in vendors["zendesk"].webhooks_sent if w["url"].endswith("/webhooks/zendesk")]
+    assert any('"event": "decision_requested"' in str(w["body"]) for w in delivered)
+
+
+def decided(vendors: ServedVendors, ticket_id: int) -> dict[str, object] | None:
+    """The ticket once cxbridge removed the decision tag and wrote its outcome note."""
+    ticket = next(t for t in vendors["zendesk"].state()["tickets"] if t["id"] == ticket_id)
+    noted = any(CREDIT_TAG in c["body"] and not c["public"] for c in ticket["comments"])
+    return ticket if noted and CREDIT_TAG not in ticket["tags"] else None
+
+
+def test_a_decision_macro_the_tag_parser_cannot_read_stops_the_plan_with_its_name(
+    vendors: ServedVendors, tmp_path: Path
+) -> None:
+    path = write_config(vendors, tmp_path / "cxbridge.toml", extra={"decisions": {"macros": ["credit_lots"]}})
+    before = writes(vendors)
+    planned = run(path, "--plan")
+    assert planned.exit_code != 0
+    assert "[decisions] macros: 'credit_lots'" in planned.output
+    assert "is not an amount" in planned.output
+    assert writes(vendors) == before

@@ -22,7 +22,7 @@ from cxbridge_zendesk.sandbox.models import iso
 from cxbridge_zendesk.sandbox.routes import sign
 
 from cxbridge.config import load_config
-from cxbridge.errors import CxbridgeError
+from cxbridge.errors import ConfigError, CxbridgeError
 from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.base import WebhookTarget
@@ -30,8 +30,8 @@ from cxbridge.sandbox.modes import ServedVendors, serve_vendors, write_config
 from cxbridge.webhooks.serve import RunningServer, serving
 from cxbridge.worker import drain
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
-from cxbridge.workflows.policy import parse_action
-from cxbridge.workflows.tagdecisions import BadDecisionTag, parse_decision_tag, tag_actions
+from cxbridge.workflows.policy import compile_policies, parse_action
+from cxbridge.workflows.tagdecisions import BadDecisionTag, decision_macros, parse_decision_tag, tag_actions
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -225,3 +225,31 @@ def test_tag_rules_are_configurable_and_refuse_what_they_do_not_name() -> None:
             parse_decision_tag(tag, "zd_", patterns)
     with pytest.raises(CxbridgeError):
         parse_decision_tag("other_credit_5", "zd_", patterns)
+
+
+def test_decision_macros_are_read_by_the_tag_parser_and_marked_with_the_rules_that_grant_them(
+    policies: dict[str, Any],
+) -> None:
+    compiled = compile_policies(policies, "<test>")
+    settings = {
+        "tag_prefix": "cxb_decide_",
+        "macros": ["credit_50", "credit_500", "priority_high", "reopen", "public_reply", "credit_50"],
+    }
+    got = [(m.tag, m.title, m.granted_by) for m in decision_macros(settings, compiled)]
+    assert got == [
+        ("cxb_decide_credit_50", "cxbridge: Credit of 50", ("tier1-credits", "team-lead-credits")),
+        ("cxb_decide_credit_500", "cxbridge: Credit of 500", ("team-lead-credits",)),
+        ("cxb_decide_priority_high", "cxbridge: Priority High", ("tier1-credits", "team-lead-credits")),
+        ("cxb_decide_reopen", "cxbridge: Reopen the done issue", ("team-lead-credits",)),
+        ("cxb_decide_public_reply", "cxbridge: Public reply without review", ()),
+    ]
+    assert decision_macros({"tag_prefix": "cxb_decide_"}, compiled) == []
+    with pytest.raises(ConfigError, match=r"\[decisions\] macros: 'credit_lots': .*not an amount"):
+        decision_macros({**settings, "macros": ["credit_lots"]}, compiled)
+    with pytest.raises(ConfigError, match="names no decision"):
+        decision_macros({**settings, "macros": ["refund"]}, compiled)
+    with pytest.raises(ConfigError, match="needs a tag_prefix"):
+        decision_macros({"tag_prefix": "", "macros": ["reopen"]}, compiled)
+    renamed = {**settings, "tag_actions": {"credit": "gift_{value}"}, "macros": ["gift_20_eur"]}
+    [gift] = decision_macros(renamed, compiled)
+    assert (gift.tag, gift.title, gift.granted_by) == ("cxb_decide_gift_20_eur", "cxbridge: Credit of 20 EUR", ())

@@ -248,7 +248,8 @@ def test_a_changed_list_updates_the_trigger_and_prunes_old_macros_only_when_aske
     assert sorted(m.title for m in zd.model.macros.values()) == sorted(
         ["Ask for a refund", TITLES[CREDIT], TITLES[REOPEN], "cxbridge: Priority High"]
     )
-    assert reopen_macro.active and reopen_macro.restriction == {"type": "Group", "id": 5, "ids": [5]}
+    assert reopen_macro.active
+    assert reopen_macro.restriction == {"type": "Group", "id": 5, "ids": [5]}
     decide = next(t for t in zd.model.triggers.values() if t.title == "cxbridge: decide")
     assert decide.conditions["all"][0]["value"] == f"{REOPEN} {PRIORITY}"
     prune = items["macro", TITLES[CREDIT]]
