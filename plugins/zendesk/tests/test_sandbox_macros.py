@@ -85,6 +85,31 @@ def test_bad_macros_are_refused_as_zendesk_does(zd: ZendeskBackend, api: request
     no_actions = api.post(f"{zd.base_url}/api/v2/macros", json={"macro": {"title": "x", "actions": []}})
     assert no_actions.status_code == 422
     assert api.post(f"{zd.base_url}/api/v2/macros", json={"title": "x"}).status_code == 400
-    by_agent = agent(zd).post(f"{zd.base_url}/api/v2/macros", json={"macro": CREDIT})
-    assert by_agent.status_code == 403
     assert zd.model.macros == {}
+
+
+def test_an_agents_macro_is_personal_and_shared_ones_are_read_only_to_agents(
+    zd: ZendeskBackend, api: requests.Session
+) -> None:
+    shared = api.post(f"{zd.base_url}/api/v2/macros", json={"macro": CREDIT}).json()["macro"]
+    alex = agent(zd)
+    mine = alex.post(f"{zd.base_url}/api/v2/macros", json={"macro": {**CREDIT, "title": "My credit"}})
+    assert mine.status_code == 200
+    alex_id = zd.model.user_by_email(SECOND_AGENT_EMAIL).id  # type: ignore[union-attr]
+    assert mine.json()["macro"]["restriction"] == {"type": "User", "id": alex_id}
+    admins = api.post(
+        f"{zd.base_url}/api/v2/macros",
+        json={"macro": {**CREDIT, "title": "Admin's own", "restriction": {"type": "User", "id": 1}}},
+    ).json()["macro"]
+    assert [m["title"] for m in alex.get(f"{zd.base_url}/api/v2/macros").json()["macros"]] == [
+        CREDIT["title"],
+        "My credit",
+    ]
+    assert len(api.get(f"{zd.base_url}/api/v2/macros").json()["macros"]) == 3  # an admin sees every macro
+    assert alex.get(f"{zd.base_url}/api/v2/macros/{admins['id']}").status_code == 404
+    assert alex.put(f"{zd.base_url}/api/v2/macros/{shared['id']}", json={"macro": {"active": False}}).status_code == 403
+    assert alex.delete(f"{zd.base_url}/api/v2/macros/{shared['id']}").status_code == 403
+    own = f"{zd.base_url}/api/v2/macros/{mine.json()['macro']['id']}"
+    assert alex.put(own, json={"macro": {"restriction": None, "active": False}}).status_code == 200
+    assert zd.model.macros[mine.json()["macro"]["id"]].restriction == {"type": "User", "id": alex_id}
+    assert alex.delete(own).status_code == 204

@@ -1,5 +1,6 @@
 """Macros in the Zendesk emulator: stored through ``/api/v2/macros`` (List, Create) and ``/api/v2/macros/{id}``
-(Show, Update, Delete), answered as the Macros API documents them.
+(Show, Update, Delete), answered as the Macros API documents them: an admin sees and changes every macro; an
+agent sees the shared ones and their own personal ones, and what an agent creates is personal.
 
 A macro is applied by an agent in the agent workspace, which then updates the ticket with the macro's actions;
 the emulator has no agent workspace, so a test applies a macro as the workspace would: it reads the macro and
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
-from .models import ZendeskModel, iso
+from .models import User, ZendeskModel, iso
 
 ACTIONS = ("current_tags", "remove_tags", "set_tags", "status", "priority", "comment_value", "comment_mode_is_public")
 
@@ -52,6 +53,22 @@ def macro_json(m: Macro, base: str) -> dict[str, Any]:
     }
 
 
+def visible(m: Macro, user: User) -> bool:
+    """Whether a user sees a macro: admins every one; an agent the shared ones and their own personal ones
+    (group restrictions are not modelled: the emulator has no groups)."""
+    return user.role == "admin" or m.restriction is None or _own(m, user)
+
+
+def editable(m: Macro, user: User) -> bool:
+    """Whether a user may change or delete a macro: admins any; an agent only their personal ones."""
+    return user.role == "admin" or _own(m, user)
+
+
+def _own(m: Macro, user: User) -> bool:
+    r = m.restriction or {}
+    return r.get("type") == "User" and r.get("id") == user.id
+
+
 def _checked(data: Any, *, partial: bool = False) -> dict[str, Any]:
     """The ``macro`` object of a request, refused as Zendesk does when a title or the actions are missing."""
     if not isinstance(data, dict) or not isinstance(data.get("macro"), dict):
@@ -76,9 +93,11 @@ def _checked(data: Any, *, partial: bool = False) -> dict[str, Any]:
     return m
 
 
-def create(model: ZendeskModel, store: dict[int, Macro], body: Any) -> Macro:
-    """A new shared (unrestricted unless said) macro at the end of the list."""
+def create(model: ZendeskModel, store: dict[int, Macro], body: Any, user: User) -> Macro:
+    """A new macro at the end of the list: an admin's is shared unless a restriction is given; an agent's is
+    personal (restricted to the agent), as Zendesk makes it."""
     m = _checked(body)
+    restriction = m.get("restriction") if user.role == "admin" else {"type": "User", "id": user.id}
     now = model.now()
     made = Macro(
         id=model.next_id("macro"),
@@ -89,16 +108,17 @@ def create(model: ZendeskModel, store: dict[int, Macro], body: Any) -> Macro:
         created_at=now,
         updated_at=now,
         description=m.get("description"),
-        restriction=m.get("restriction"),
+        restriction=restriction,
     )
     store[made.id] = made
     return made
 
 
-def update(model: ZendeskModel, macro: Macro, body: Any) -> Macro:
-    """Change the given attributes of a macro."""
+def update(model: ZendeskModel, macro: Macro, body: Any, user: User) -> Macro:
+    """Change the given attributes of a macro (an agent cannot share their personal macro)."""
     m = _checked(body, partial=True)
-    for name in ("title", "actions", "active", "description", "restriction"):
+    names = ("title", "actions", "active", "description") + (("restriction",) if user.role == "admin" else ())
+    for name in names:
         if name in m:
             setattr(macro, name, m[name].strip() if name == "title" else m[name])
     macro.updated_at = model.now()

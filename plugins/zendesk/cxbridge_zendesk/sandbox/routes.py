@@ -850,31 +850,34 @@ class ZendeskRoutes(_Base):
 
     # -- macros -------------------------------------------------------------------------------------------
     def route_macros(self, request: Request) -> Response:
-        """List Macros (offset pages, ``active`` filter; agents may list them) and Create Macro (admins; answered
-        200, as the description says)."""
+        """List Macros (offset pages, ``active`` filter) and Create Macro (answered 200, as the description says).
+        Admins see and write every macro; an agent sees the shared ones and their own, and what an agent creates
+        is a personal macro (restricted to them)."""
+        user = self.actor(request)
         base = self.base(request)
         if request.method == "POST":
-            self.require_admin(request)
-            made = macros.create(self.model, self.model.macros, self.read_json(request))
+            made = macros.create(self.model, self.model.macros, self.read_json(request), user)
             return self.json({"macro": macros.macro_json(made, base)})
-        listed = sorted(self.model.macros.values(), key=lambda m: (m.position, m.id))
+        ordered = sorted(self.model.macros.values(), key=lambda m: (m.position, m.id))
+        listed = [m for m in ordered if macros.visible(m, user)]
         if "active" in request.args:
             listed = [m for m in listed if m.active == (request.args["active"] == "true")]
         page, extra = self.offset_page(request, listed)
         return self.json({"macros": [macros.macro_json(m, base) for m in page], **extra})
 
     def route_macro(self, request: Request, macro_id: int) -> Response:
-        """Show Macro (agents), Update and Delete Macro (admins)."""
-        if request.method != "GET":
-            self.require_admin(request)
+        """Show, Update and Delete Macro (an agent: a shared macro to read, their own personal one to change)."""
+        user = self.actor(request)
         found = self.model.macros.get(macro_id)
-        if found is None:
+        if found is None or not macros.visible(found, user):
             raise errors.not_found()
+        if request.method != "GET" and not macros.editable(found, user):
+            raise VendorFault(403, errors.for_status(403, "You do not have access to this page."))
         if request.method == "DELETE":
             del self.model.macros[macro_id]
             return Response(status=204)
         if request.method == "PUT":
-            macros.update(self.model, found, self.read_json(request))
+            macros.update(self.model, found, self.read_json(request), user)
         return self.json({"macro": macros.macro_json(found, self.base(request))})
 
     def route_webhook_secret(self, request: Request, webhook_id: str) -> Response:
