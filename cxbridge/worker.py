@@ -464,7 +464,7 @@ class Worker:
         return purged + echoes
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.2) -> None:
-        """Run jobs until ``stop`` is set; sleeps (``idle_sleep``) only when no job is due.
+        """Run jobs until ``stop`` is set; when no job is due, waits ``idle_sleep`` or until the store announces one.
 
         Housekeeping (the inbox purge) runs when the worker starts and every ``HOUSEKEEPING_SECONDS`` after.
         """
@@ -481,8 +481,12 @@ class Worker:
             except Exception as exc:  # the store was busy or failed: the lease expires and the job comes back
                 log.error("worker %s: %s", self.worker_id, _shown(error_line(exc)))
                 busy = False
-            if not busy:
-                stop.wait(idle_sleep)
+            if not busy:  # idle: a poll, or sooner when the store announces a queued job (PostgreSQL's NOTIFY)
+                try:
+                    self.rt.store.wait_for_work(idle_sleep, stop)
+                except Exception as exc:  # the store is unreachable: poll again after the idle sleep
+                    log.warning("worker %s: %s", self.worker_id, _shown(error_line(exc)))
+                    stop.wait(idle_sleep)
 
 
 def start_workers(

@@ -394,6 +394,9 @@ def sync(ctx: click.Context, since: str | None, systems: tuple[str, ...], drain:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         for s in report.streams:
+            if s.skipped:
+                click.echo(f"{s.system} {s.stream}: skipped (another process is polling it now)")
+                continue
             state = f"error: {s.error}" if s.error else ("up to date" if s.done else "more to come")
             click.echo(
                 f"{s.system} {s.stream}: {s.pages} pages, {s.records} records, {s.calls} calls, "
