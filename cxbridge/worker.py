@@ -269,6 +269,9 @@ HOUSEKEEPING_SECONDS = 3600.0
 ECHO_RETENTION_SECONDS = 86400.0
 """How long the fingerprint of a note cxbridge wrote is kept to recognise its webhook as an echo."""
 """How often a running worker purges expired inbox rows."""
+ANNOUNCED_POLL_SECONDS = 2.0
+"""An idle worker on a store that announces queued jobs (PostgreSQL) still polls this often: delayed retries
+coming due are not announced, and a notification may be lost while the listener reconnects."""
 INLINE_WAIT = 1.0
 """The longest a worker's API call sleeps for a Retry-After; a longer wait re-queues the job (RELIABILITY R2)."""
 
@@ -482,8 +485,10 @@ class Worker:
                 log.error("worker %s: %s", self.worker_id, _shown(error_line(exc)))
                 busy = False
             if not busy:  # idle: a poll, or sooner when the store announces a queued job (PostgreSQL's NOTIFY)
+                store = self.rt.store
+                wait = max(idle_sleep, ANNOUNCED_POLL_SECONDS) if store.announces_work else idle_sleep
                 try:
-                    self.rt.store.wait_for_work(idle_sleep, stop)
+                    store.wait_for_work(wait, stop)
                 except Exception as exc:  # the store is unreachable: poll again after the idle sleep
                     log.warning("worker %s: %s", self.worker_id, _shown(error_line(exc)))
                     stop.wait(idle_sleep)

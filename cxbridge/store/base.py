@@ -155,6 +155,10 @@ class Store(ABC):
     multi-worker deployments. Every method is safe to call from several threads and several processes.
     """
 
+    announces_work: bool = False
+    """Whether ``wait_for_work`` wakes when a job is queued (PostgreSQL's ``LISTEN``/``NOTIFY``): an idle worker
+    then needs only a slow poll, for delayed retries coming due."""
+
     clock: Callable[[], float] = staticmethod(time.time)
     """The clock the store stamps times with (``sent_at``, ``run_at``...): workflows and workers that compare
     against those times read the same clock (tests pass a virtual one)."""

@@ -17,7 +17,7 @@ How the guarantees are kept without any process-local lock:
 - ``exclusive(name)`` (one reconciler per stream) is a session ``pg_try_advisory_lock`` on a connection of its own:
   a process that dies, or whose connection drops, releases it.
 - A queued job is announced with ``NOTIFY``: idle workers wait on ``LISTEN`` and wake at once (a poll every
-  ``POLL_FALLBACK_SECONDS`` covers delayed jobs and a lost notification).
+  ``cxbridge.worker.ANNOUNCED_POLL_SECONDS`` covers delayed jobs and a lost notification).
 
 Connection loss: an operation whose connection fails before it committed is run again once on a fresh connection
 (the pool discards broken ones). One that failed while committing may or may not have committed: it raises
@@ -81,8 +81,6 @@ POOL_SIZE = 8
 CONNECT_TIMEOUT_SECONDS = 10
 CHECKOUT_TIMEOUT_SECONDS = 30.0
 """How long an operation waits for a free pooled connection (or for the server to come back) before ``StoreBusy``."""
-POLL_FALLBACK_SECONDS = 2.0
-"""An idle worker looks for due jobs at least this often even without a notification (delayed retries)."""
 CLAIM_SCAN = 32
 """How many due jobs one claim may pass over because their entity is busy before it reports nothing to do."""
 
@@ -208,6 +206,8 @@ class PostgresStore(Store):
     ``clock`` returns the current time in epoch seconds (tests pass a fake one); ``password`` comes from the
     config's secret. The tables live in the connection's ``search_path`` schema (``public`` by default).
     """
+
+    announces_work = True
 
     def __init__(
         self,
@@ -387,14 +387,14 @@ class PostgresStore(Store):
             conn.close()  # ends the session: its advisory locks go with it
 
     def wait_for_work(self, timeout: float, stop: threading.Event | None = None) -> bool:
-        """Wait until a job is queued (a ``NOTIFY``), ``stop`` is set, or at most ``POLL_FALLBACK_SECONDS``
-        (``timeout`` if longer); True when woken by a notification."""
+        """Wait until a job is queued (a ``NOTIFY``), ``stop`` is set, or ``timeout`` passed; True when woken by
+        a notification."""
         self._pool_now()
         with self._guard:
             if self._listener is None:
                 self._listener = _Listener(self._conninfo, self.channel)
             listener = self._listener
-        return listener.wait(max(timeout, POLL_FALLBACK_SECONDS), stop)
+        return listener.wait(timeout, stop)
 
     def _announce(self, conn: Conn) -> None:
         """Wake idle workers when this transaction commits (notifications are sent at commit, deduplicated)."""
