@@ -104,7 +104,7 @@ def worker(
     """
     runtime = load_runtime(ctx)
     cli_context(ctx).apply_log_level()
-    check_store(runtime.config.store_location())
+    check_store(runtime.config.store_location(), runtime.config.store_password())
     metrics: Metrics | None = None
     exposed: MetricsServer | None = None
     if metrics_port is not None:
@@ -317,7 +317,9 @@ def serve(
     """
     rt = load_runtime(ctx)
     cli_context(ctx).apply_log_level()
-    check_store(rt.config.store_location())  # before "Listening": a store it cannot write is refused at start
+    check_store(
+        rt.config.store_location(), rt.config.store_password()
+    )  # before "Listening": a store it cannot write is refused at start
     section = rt.config.section("webhooks")
     stop_event = threading.Event()
 

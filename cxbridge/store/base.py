@@ -183,6 +183,10 @@ class Store(ABC):
         (stop if stop is not None else threading.Event()).wait(timeout)
         return False
 
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version the store is at (the number of the last migration applied)."""
+
     # ---- cross-process locks -----------------------------------------------------------------------
 
     @abstractmethod

@@ -151,6 +151,64 @@ def _one_line(exc: BaseException) -> str:
     return redact_text(text)[:300]
 
 
+STORE_TABLES = ("links", "intents", "inbox", "jobs", "dead_letters", "audit", "checkpoints", "snapshots")
+
+
+def inspect_database(url: str, password: str | None = None) -> str:
+    """What ``doctor`` says about a PostgreSQL store, read without changing it: the server's version, the schema
+    and its version, and whether cxbridge may use it. ``StoreError`` with the one line that refuses it: the server
+    unreachable, a read-only standby, a schema written by a newer cxbridge, a missing privilege."""
+    shown = redact_url(url)
+    try:
+        with psycopg.connect(conninfo_for(url, password), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT current_setting('server_version'), pg_is_in_recovery(), current_schema(),"
+                " current_schema() IS NOT NULL AND has_schema_privilege(current_schema(), 'CREATE')"
+            ).fetchone()
+            assert row is not None
+            server, standby, schema, can_create = row
+            if standby:
+                raise StoreError(f"the store {shown} is a read-only standby: point cxbridge at the primary")
+            if schema is None:
+                raise StoreError(f"the store {shown} has no schema to write to (check its search_path)")
+            recorded = pg_migrations.applied(conn)
+            version = max(recorded, default=0)
+            if version > pg_migrations.LATEST:
+                raise StoreError(
+                    f"the store {shown} has schema version {version}, newer than this cxbridge knows "
+                    f"({pg_migrations.LATEST}): upgrade cxbridge"
+                )
+            if version < pg_migrations.LATEST and not can_create:
+                raise StoreError(
+                    f"the store {shown} is at schema version {version} of {pg_migrations.LATEST} and its user may not "
+                    f"create tables in schema {schema}: GRANT CREATE ON SCHEMA {schema}, or migrate it as its owner"
+                )
+            if recorded:
+                missing = [
+                    table
+                    for table, ok in conn.execute(
+                        "SELECT t, CASE WHEN to_regclass(t) IS NULL THEN false"
+                        " ELSE has_table_privilege(t, 'SELECT, INSERT, UPDATE, DELETE') END"
+                        " FROM unnest(%s::text[]) AS t",
+                        (list(STORE_TABLES),),
+                    )
+                    if not ok
+                ]
+                if missing:
+                    raise StoreError(
+                        f"the store {shown}: cxbridge's user lacks SELECT, INSERT, UPDATE, DELETE on "
+                        f"{', '.join(missing)}"
+                    )
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"cannot reach the store {shown}: {_one_line(exc)}") from None
+    pending = (
+        ""
+        if version == pg_migrations.LATEST
+        else f"; {pg_migrations.LATEST - version} migration(s) pending, applied at start or by 'cxbridge store migrate'"
+    )
+    return f"{shown} (PostgreSQL {server}, schema {schema} at version {version}{pending})"
+
+
 class _Listener:
     """One thread per store and process that ``LISTEN``s for queued jobs and wakes the waiting workers."""
 
@@ -341,32 +399,6 @@ class PostgresStore(Store):
     def schema_version(self) -> int:
         """The schema version of the database (0 before the first migration)."""
         return self._run(lambda conn: max(pg_migrations.applied(conn), default=0))
-
-    def describe(self) -> str:
-        """One line for ``doctor``: the server's version, the schema version and what cxbridge may do with its
-        tables; ``StoreError`` naming what is missing (a standby, a privilege, an unknown schema version)."""
-
-        def read(conn: Conn) -> str:
-            row = conn.execute("SELECT current_setting('server_version'), pg_is_in_recovery()").fetchone()
-            assert row is not None
-            version = max(pg_migrations.applied(conn), default=0)
-            if row[1]:
-                raise StoreError(f"the store {self.shown} is a read-only standby: point cxbridge at the primary")
-            missing = [
-                table
-                for table, ok in conn.execute(
-                    "SELECT t, has_table_privilege(t, 'SELECT, INSERT, UPDATE, DELETE') FROM unnest(%s::text[]) AS t",
-                    (["links", "intents", "inbox", "jobs", "dead_letters", "audit", "checkpoints", "snapshots"],),
-                )
-                if not ok
-            ]
-            if missing:
-                raise StoreError(
-                    f"the store {self.shown}: cxbridge's user lacks SELECT/INSERT/UPDATE/DELETE on {', '.join(missing)}"
-                )
-            return f"{self.shown} (PostgreSQL {row[0]}, schema {self.schema} version {version}, read-write)"
-
-        return self._run(read)
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
@@ -1083,4 +1115,12 @@ class PostgresStore(Store):
         )
 
 
-__all__ = ["MIGRATIONS_TABLE", "PostgresStore", "conninfo_for", "is_postgres_url", "lock_id", "migrations"]
+__all__ = [
+    "MIGRATIONS_TABLE",
+    "PostgresStore",
+    "conninfo_for",
+    "inspect_database",
+    "is_postgres_url",
+    "lock_id",
+    "migrations",
+]
