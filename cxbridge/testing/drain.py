@@ -12,6 +12,8 @@ happened: exactly once per job is the guarantee.
 lease (short, so a killed worker's jobs come back soon). With ``--hang-dir``, a job whose payload says
 ``hang_after_write`` hangs its worker right after its effect is written and before it is recorded (the worst
 moment to be killed), once: it first leaves a file named after the job in that folder, for the test to see.
+``--start-at EPOCH`` waits, after opening the store, until that time (so that several processes start together);
+the JSON line then also gives ``ended_at``, the time the process saw the queue empty.
 """
 
 from __future__ import annotations
@@ -67,10 +69,20 @@ def ledger_counts(ledger: Path) -> dict[str, int]:
 
 
 def run(
-    location: str, ledger: Path, worker_id: str, *, lease: float, work_ms: float, hang_dir: Path | None = None
+    location: str,
+    ledger: Path,
+    worker_id: str,
+    *,
+    lease: float,
+    work_ms: float,
+    hang_dir: Path | None = None,
+    start_at: float | None = None,
 ) -> dict[str, Any]:
     """Drain ``work`` jobs from the store at ``location`` until none is ready or leased; returns the figures."""
     store = open_store(location)
+    store.queue_depth()  # connected (a pool on PostgreSQL) before the start
+    if start_at is not None:
+        time.sleep(max(0.0, start_at - time.time()))
 
     def work(rt: Any, payload: dict[str, Any]) -> str:
         line = str(payload["n"])
@@ -111,7 +123,7 @@ def run(
             store.wait_for_work(0.1, stop)
     finally:
         store.close()
-    return {"worker": worker_id, **worker.counts, "errors": errors}
+    return {"worker": worker_id, **worker.counts, "errors": errors, "ended_at": time.time()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,9 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease", type=float, default=3.0)
     parser.add_argument("--work-ms", type=float, default=0.0)
     parser.add_argument("--hang-dir", type=Path)
+    parser.add_argument("--start-at", type=float)
     args = parser.parse_args(argv)
     figures = run(
-        args.store, args.ledger, args.worker_id, lease=args.lease, work_ms=args.work_ms, hang_dir=args.hang_dir
+        args.store,
+        args.ledger,
+        args.worker_id,
+        lease=args.lease,
+        work_ms=args.work_ms,
+        hang_dir=args.hang_dir,
+        start_at=args.start_at,
     )
     sys.stdout.write(json.dumps(figures) + "\n")
     sys.stdout.flush()

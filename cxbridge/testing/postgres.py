@@ -44,6 +44,16 @@ def unreachable_reason() -> str | None:
     return None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
 class TestDatabase:
     """A uniquely named database on the test server, created on ``__enter__`` and dropped on ``__exit__``."""
 
@@ -65,8 +75,23 @@ class TestDatabase:
 
     def __enter__(self) -> TestDatabase:
         with psycopg.connect(self.server, autocommit=True) as conn:
+            self._drop_abandoned(conn)
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
         return self
+
+    def _drop_abandoned(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Drop the databases of earlier runs on this machine that were killed before their clean-up: named with
+        this prefix, their process gone, nobody connected."""
+        prefix = self.name.rsplit("_", 2)[0]
+        rows = conn.execute(
+            "SELECT datname FROM pg_database d WHERE datname LIKE %s"
+            " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+            (f"{prefix}\\_%",),
+        ).fetchall()
+        for (name,) in rows:
+            pid = str(name)[len(prefix) + 1 :].split("_", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(str(name))))
 
     def fresh_schema(self) -> str:
         """A store URL on a new, empty schema of this database (its ``search_path``)."""

@@ -25,10 +25,11 @@ from urllib.parse import quote
 
 import pytest
 
+from ...errors import EffectInFlight
 from ...models import Link, Ref
 from ...secrets import Secret
 from ...store import AlreadyReplayed, IntentStateError, NotFoundInStore, Store, StoreError, open_store
-from ...workflows.once import EffectInFlight, write_once
+from ...workflows.once import write_once
 
 T0 = 1_750_000_000.0
 """The virtual clock's start (epoch seconds)."""
@@ -206,7 +207,7 @@ class StoreContract:
     def test_threads_claim_each_job_once_and_one_entity_at_a_time(self, store: Store) -> None:
         """Eight threads drain 80 jobs on 4 entities: each job is claimed once, and no two jobs of one entity are
         ever leased together."""
-        ids = {store.enqueue("work", {"n": n}, lock_key=f"e:{n % 4}") for n in range(80)}
+        ids = {store.enqueue("work", {"n": n}, lock_key=f"e:{n % 4}") or 0 for n in range(80)}
         claimed: list[int] = []
         running: dict[str, int] = {}
         overlaps: list[str] = []
@@ -316,7 +317,7 @@ class StoreContract:
 
     def test_accept_delivery_dedupes(self, store: Store) -> None:
         """The same delivery id twice gives one inbox row and one job; another account is another delivery."""
-        kw = {"payload": {"ticket": 1}, "job_kind": "escalate", "job_payload": {"ticket": "1"}}
+        kw: dict[str, Any] = {"payload": {"ticket": 1}, "job_kind": "escalate", "job_payload": {"ticket": "1"}}
         assert store.accept_delivery("helpdesk", "d-1", **kw) is True
         assert store.accept_delivery("helpdesk", "d-1", **kw) is False
         assert store.queue_depth()["ready"] == 1
@@ -336,7 +337,12 @@ class StoreContract:
 
     def test_accept_delivery_with_dedupe_key_shares_the_waiting_job(self, store: Store) -> None:
         """Two deliveries of one business event record both, queue one job, and a later one queues again."""
-        kw = {"payload": {}, "job_kind": "sync", "job_payload": {"issue": "10042"}, "dedupe_key": "sync:10042"}
+        kw: dict[str, Any] = {
+            "payload": {},
+            "job_kind": "sync",
+            "job_payload": {"issue": "10042"},
+            "dedupe_key": "sync:10042",
+        }
         assert store.accept_delivery("tracker", "a", **kw) is True
         assert store.accept_delivery("tracker", "b", **kw) is True
         a, b = store.inbox_row("tracker", "a"), store.inbox_row("tracker", "b")
@@ -359,7 +365,7 @@ class StoreContract:
 
     def test_purge_inbox(self, store: Store, clock: FakeClock) -> None:
         """Inbox rows older than the retention go; younger ones stay and still deduplicate."""
-        kw = {"payload": {}, "job_kind": "k", "job_payload": {}}
+        kw: dict[str, Any] = {"payload": {}, "job_kind": "k", "job_payload": {}}
         store.accept_delivery("helpdesk", "old", **kw)
         clock.advance(6 * 86400 + 23 * 3600)
         store.accept_delivery("helpdesk", "young", **kw)
@@ -499,8 +505,9 @@ class StoreContract:
         )
         clock.advance(3)
         assert store.fail(job.id, job.attempt, error=error) is True
-        assert store.job(job.id) is not None
-        assert store.job(job.id).state == "dead"
+        buried = store.job(job.id)
+        assert buried is not None
+        assert buried.state == "dead"
         assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 0, "dead": 1}
 
         [letter] = store.dead_letters()
