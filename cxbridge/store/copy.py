@@ -177,7 +177,7 @@ def _copy(source: Path, pg: object) -> CopyReport:
                     f" FROM {table}"
                 )
 
-        pg._run(write)
+        pg._run(write, durable=True)
     finally:
         if conn.in_transaction:
             conn.execute("ROLLBACK")  # nothing was changed in the source
