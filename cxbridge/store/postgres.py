@@ -179,7 +179,13 @@ def inspect_database(url: str, password: str | None = None) -> str:
                 raise StoreError(f"the store {shown} is a read-only standby: point cxbridge at the primary")
             if schema is None:
                 raise StoreError(f"the store {shown} has no schema to write to (check its search_path)")
-            recorded = pg_migrations.applied(conn)
+            try:
+                recorded = pg_migrations.applied(conn)
+            except pg_errors.InsufficientPrivilege:
+                raise StoreError(
+                    f"the store {shown}: cxbridge's user may not read {MIGRATIONS_TABLE} in schema {schema}: grant "
+                    "it SELECT, INSERT, UPDATE, DELETE on cxbridge's tables (and CREATE on the schema to migrate)"
+                ) from None
             version = max(recorded, default=0)
             if version > pg_migrations.LATEST:
                 raise StoreError(
@@ -196,7 +202,9 @@ def inspect_database(url: str, password: str | None = None) -> str:
                     table
                     for table, ok in conn.execute(
                         "SELECT t, CASE WHEN to_regclass(t) IS NULL THEN false"
-                        " ELSE has_table_privilege(t, 'SELECT, INSERT, UPDATE, DELETE') END"
+                        # (a list of privileges is true when any one is held: each is asked for)
+                        " ELSE has_table_privilege(t, 'SELECT') AND has_table_privilege(t, 'INSERT')"
+                        " AND has_table_privilege(t, 'UPDATE') AND has_table_privilege(t, 'DELETE') END"
                         " FROM unnest(%s::text[]) AS t",
                         (list(STORE_TABLES),),
                     )
@@ -406,7 +414,8 @@ class PostgresStore(Store):
 
         def probe(conn: Conn) -> None:
             row = conn.execute(
-                "SELECT pg_is_in_recovery(), has_table_privilege('jobs', 'INSERT, UPDATE, DELETE')"
+                "SELECT pg_is_in_recovery(), has_table_privilege('jobs', 'INSERT')"
+                " AND has_table_privilege('jobs', 'UPDATE') AND has_table_privilege('jobs', 'DELETE')"
             ).fetchone()
             if row is None or row[0]:
                 raise StoreError(f"the store {self.shown} is a read-only standby: point cxbridge at the primary")
