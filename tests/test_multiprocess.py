@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import signal as signal_module
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from cxbridge.sandbox.modes import Vendors
+from cxbridge.sandbox.modes import ServedVendors, Vendors, serve_vendors
 from cxbridge.store import open_store
 from cxbridge.testing import SandboxRuntimes
 from cxbridge.testing.drain import ledger_counts
@@ -254,3 +255,76 @@ def test_sync_from_several_processes_polls_each_stream_once(
     assert not again[("zendesk", "tickets")].skipped
     assert again[("zendesk", "tickets")].pages >= 1
     assert rt.store.get_checkpoint("zendesk", "tickets") is not None
+
+
+# --- real escalations on the emulators, workers killed -9 -------------------------------------------------------
+
+
+@pytest.fixture
+def served() -> Iterator[ServedVendors]:
+    """The three emulators on loopback ports, so that separate processes share them."""
+    with serve_vendors(("zendesk", "hubspot", "jira"), seed="demo") as running:
+        yield running
+
+
+def escalation_effects(vendors: ServedVendors) -> dict[str, int]:
+    """The escalations' effects, counted in the emulators' own state."""
+    jira = vendors["jira"].state()
+    zendesk = vendors["zendesk"].state()
+    return {
+        "issues": len(jira["issues"]),
+        "remote_links": sum(len(i["remoteLinks"]) for i in jira["issues"]),
+        "zendesk_notes": sum(
+            1
+            for t in zendesk["tickets"]
+            for c in t["comments"]
+            if not c["public"] and "Escalated to engineering" in c["body"]
+        ),
+        "hubspot_notes": len(vendors["hubspot"].state()["objects"]["notes"]),
+    }
+
+
+def test_worker_processes_killed_mid_escalation_leave_one_of_each(
+    pg_url: str, served: ServedVendors, sandbox_runtimes: SandboxRuntimes, tmp_path: Path
+) -> None:
+    """Three `cxbridge worker --drain` processes on a PostgreSQL store escalate three tickets against the served
+    emulators; one is killed -9 as soon as the first issue exists and another starts: every ticket ends with one
+    issue, one remote link, one helpdesk note and one CRM note (the emulators' state), no job dead."""
+    from cxbridge.models import Ref
+    from cxbridge.signals import EscalationRequested
+    from cxbridge.workflows.events import enqueue_signal
+
+    sandbox_runtimes.store = pg_url
+    config = sandbox_runtimes.config(served)
+    rt = sandbox_runtimes.load(config)
+    tickets = [t["id"] for t in served["zendesk"].state()["tickets"] if t["status"] not in ("solved", "closed")][:3]
+    for ticket in tickets:
+        signal = EscalationRequested(ticket=Ref("zendesk", "ticket", str(ticket)))
+        assert enqueue_signal(rt, "zendesk", f"test:escalate:{ticket}", signal)
+    argv = [sys.executable, "-m", "cxbridge", "--config", str(config), "worker", "--drain", "--lease", "2"]
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+    procs = [start() for _ in range(3)]
+    try:
+        wait("the first issue", lambda: escalation_effects(served)["issues"] >= 1, timeout=120)
+        victim = procs.pop(0)
+        victim.send_signal(signal_module.SIGKILL)
+        victim.communicate(timeout=30)
+        procs.append(start())
+        for proc in procs:
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, (out, err)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    # a job the killed worker held comes back after its lease: drain what is left here
+    from cxbridge.worker import drain as drain_queue
+
+    drain_queue(rt, timeout=60)
+    n = len(tickets)
+    assert escalation_effects(served) == {"issues": n, "remote_links": n, "zendesk_notes": n, "hubspot_notes": n}
+    assert rt.store.queue_depth()["dead"] == 0
