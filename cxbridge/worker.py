@@ -18,7 +18,8 @@ error                                                      what happens
                                                            the ``max_attempts`` budget
 ``LeaseLost``                                              nothing: another worker holds the job now (stale)
 ``Unavailable``, ``AmbiguousOutcome``, ``EffectInFlight``,  ready again after a capped full-jitter
-``requests.ConnectionError``, ``requests.Timeout``          exponential backoff; dead after ``max_attempts``
+``requests.ConnectionError``, ``requests.Timeout``,         exponential backoff; dead after ``max_attempts``
+``StoreBusy`` (the store locked, or its server unreachable)
 ``AuthError``, ``NotFound``, ``ConfigError``,               dead letter at once (permanent)
 ``TemplateError``, ``PolicyRefused``, ``Conflict``,
 any other exception
@@ -52,6 +53,7 @@ from .http.redact import escape_crlf, one_line, redact
 from .http.retry import RETRY_AFTER_CAP
 from .models import event_from_dict
 from .signals import signal_from_dict
+from .store.base import StoreBusy
 from .workflows import events, notices
 from .workflows.escalate import EscalationPending
 from .workflows.once import lease_guard
@@ -113,6 +115,7 @@ def is_transient(exc: BaseException) -> bool:
         requests.Timeout,
         EscalationPending,
         EffectInFlight,
+        StoreBusy,
     )
     return isinstance(exc, transient)
 

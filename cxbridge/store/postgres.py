@@ -89,6 +89,8 @@ POOL_SIZE = 8
 CONNECT_TIMEOUT_SECONDS = 10
 CHECKOUT_TIMEOUT_SECONDS = 30.0
 """How long an operation waits for a free pooled connection (or for the server to come back) before ``StoreBusy``."""
+OPEN_ATTEMPTS = 4
+"""Tries to open the store when the connection is cut while opening (a restart or failover under way)."""
 CLAIM_SCAN = 32
 """How many due jobs one claim may pass over because their entity is busy before it reports nothing to do."""
 
@@ -152,6 +154,12 @@ def conninfo_for(url: str, password: str | None = None) -> str:
 def lock_id(name: str) -> int:
     """A 64-bit advisory lock key for a name (the same on every machine, unlike Python's ``hash``)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _refused_for_good(exc: psycopg.OperationalError) -> bool:
+    """A connection failure that trying again will not cure: no server at the address, bad credentials."""
+    text = str(exc).lower()
+    return "connection refused" in text or "password authentication failed" in text or "does not exist" in text
 
 
 def _one_line(exc: BaseException) -> str:
@@ -308,18 +316,28 @@ class PostgresStore(Store):
         self._pid = -1
         self._pool: ConnectionPool[Conn] | None = None
         self._listener: _Listener | None = None
-        try:
-            with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                row = conn.execute("SELECT current_schema()").fetchone()
-                if row is None or row[0] is None:
-                    raise StoreError(f"the store {self.shown} has no schema to write to (check its search_path)")
-                self.schema = str(row[0])
-                pg_migrations.apply(conn, lock_id(f"cxbridge:migrate:{self.schema}"), clock=clock)
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"cannot reach the store {self.shown}: {_one_line(exc)}") from None
-        except psycopg.errors.InsufficientPrivilege as exc:
-            raise StoreError(f"the store {self.shown} refused cxbridge's schema: {_one_line(exc)}") from None
+        self.schema = self._open(clock)
         self.channel = f"cxbridge_jobs:{self.schema}"
+
+    def _open(self, clock: Callable[[], float]) -> str:
+        """Connect, read the schema, apply pending migrations; the schema's name. A connection cut while opening
+        (a restart, a failover, a terminated backend) is tried again, up to ``OPEN_ATTEMPTS`` times."""
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    row = conn.execute("SELECT current_schema()").fetchone()
+                    if row is None or row[0] is None:
+                        raise StoreError(f"the store {self.shown} has no schema to write to (check its search_path)")
+                    schema = str(row[0])
+                    pg_migrations.apply(conn, lock_id(f"cxbridge:migrate:{schema}"), clock=clock)
+                    return schema
+            except pg_errors.InsufficientPrivilege as exc:
+                raise StoreError(f"the store {self.shown} refused cxbridge's schema: {_one_line(exc)}") from None
+            except psycopg.OperationalError as exc:
+                if attempt == OPEN_ATTEMPTS or _refused_for_good(exc):
+                    raise StoreError(f"cannot reach the store {self.shown}: {_one_line(exc)}") from None
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # ---- connections and transactions --------------------------------------------------------------
 
