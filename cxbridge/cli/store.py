@@ -11,6 +11,7 @@ import click
 from ..errors import CxbridgeError
 from ..redact import redact_url
 from ..store import open_store
+from ..store.copy import copy_sqlite_to_postgres
 from ..store.preflight import check_store, store_file
 from .context import CliContext, pass_cli
 
@@ -54,8 +55,6 @@ def store_copy(obj: CliContext, source: str, target: str, password_env: str | No
     Stop 'cxbridge serve' and the workers first (the copy holds the SQLite file's write lock while it reads), then
     point [cxbridge] store at the new database.
     """
-    from ..store.copy import copy_sqlite_to_postgres
-
     text = source.removeprefix("sqlite:") if source.startswith("sqlite:") and "://" not in source else source
     path = store_file(text)
     if path is None:
