@@ -985,6 +985,15 @@ class PostgresStore(Store):
             depth[state] = int(count)
         return depth
 
+    def oldest_ready_at(self, now: float) -> float | None:
+        """The earliest ``run_at`` of a due ready job (the ``jobs_due`` index answers it), or None."""
+        row = self._run(
+            lambda conn: conn.execute(
+                "SELECT min(run_at) FROM jobs WHERE state = 'ready' AND run_at <= %s", (now,)
+            ).fetchone()
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
     # ---- dead letters ------------------------------------------------------------------------------
 
     @staticmethod

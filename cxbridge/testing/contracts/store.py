@@ -239,6 +239,22 @@ class StoreContract:
         assert sorted(claimed) == sorted(ids)
         assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 80, "dead": 0}
 
+    def test_oldest_ready_at_is_the_longest_waiting_due_job(self, store: Store, clock: FakeClock) -> None:
+        """The run_at of the due ready job that waited longest; a leased or a not-yet-due job does not count."""
+        assert store.oldest_ready_at(clock.now) is None
+        first = store.enqueue("work", {"n": 1})
+        clock.advance(5)
+        store.enqueue("work", {"n": 2})
+        store.enqueue("work", {"n": 3}, run_at=clock.now + 60)
+        assert store.oldest_ready_at(clock.now) == T0
+        job = store.claim("w", lease_seconds=30)
+        assert job is not None
+        assert job.id == first
+        assert store.oldest_ready_at(clock.now) == T0 + 5
+        clock.advance(120)
+        assert store.oldest_ready_at(clock.now) == T0 + 5
+        assert store.oldest_ready_at(T0) is None
+
     # ---- the properties every backend shares (links, intents, inbox, queue, letters, audit...) ----------
 
     def test_links(self, store: Store, clock: FakeClock) -> None:
