@@ -27,10 +27,12 @@ commits (never corrupt anything; a clean restart loses nothing), and each of tho
 against repeating its effect: a lost completion runs the job again, and its writes find their intents done or
 their effects by marker; a lost claim or lease simply lapses.
 
-Connection loss: an operation whose connection fails before it committed is run again once on a fresh connection
-(the pool discards broken ones). One that failed while committing may or may not have committed: it raises
-``StoreBusy`` and is never repeated blindly. A worker that cannot reach the server loses nothing: its lease
-lapses, the job comes back with the next attempt, and the stale attempt's completion is refused.
+Connection loss: an operation whose connection fails before it committed is run again on a fresh connection
+(``RUN_ATTEMPTS`` in all; the pool discards broken ones). One that failed while committing may or may not have
+committed: it raises ``StoreBusy`` and is never repeated blindly, unless running it twice changes nothing
+(recording an intent's outcome: a ``sending`` intent left behind by a lost answer would hold its write for
+``IN_FLIGHT_SECONDS``). A worker that cannot reach the server loses nothing: its lease lapses, the job comes
+back with the next attempt, and the stale attempt's completion is refused.
 """
 
 # SQL text here is assembled only from module constants and '%s' placeholders; every value is bound.
@@ -89,6 +91,8 @@ POOL_SIZE = 8
 CONNECT_TIMEOUT_SECONDS = 10
 CHECKOUT_TIMEOUT_SECONDS = 30.0
 """How long an operation waits for a free pooled connection (or for the server to come back) before ``StoreBusy``."""
+RUN_ATTEMPTS = 3
+"""Tries of one operation when its connection fails (each on a fresh connection, broken idle ones dropped)."""
 OPEN_ATTEMPTS = 4
 """Tries to open the store when the connection is cut while opening (a restart or failover under way)."""
 CLAIM_SCAN = 32
@@ -366,14 +370,15 @@ class PostgresStore(Store):
         deadline: float | None = getattr(self._local, "deadline", None)
         return None if deadline is None else max(0.001, deadline - time.monotonic())
 
-    def _run(self, fn: Callable[[Conn], T], *, durable: bool = False) -> T:
+    def _run(self, fn: Callable[[Conn], T], *, durable: bool = False, idempotent: bool = False) -> T:
         """Run ``fn`` in one transaction on a pooled connection; once more on a fresh connection when the first
         failed before committing (a dropped connection), ``StoreBusy`` when the server cannot be reached in time.
 
         ``durable``: the commit waits for the WAL flush (``synchronous_commit = on``); other transactions commit
-        asynchronously (see the module's docstring)."""
+        asynchronously (see the module's docstring). ``idempotent``: running ``fn`` twice leaves what running it
+        once does, so a commit whose answer was lost is run again too (recording an intent ``done``, a lease)."""
         failure: BaseException | None = None
-        for _ in range(2):
+        for _ in range(RUN_ATTEMPTS):
             budget = self._budget()
             committing = False
             try:
@@ -396,12 +401,12 @@ class PostgresStore(Store):
                 raise StoreBusy(f"the store {self.shown} is busy: a lock was held past the wait") from None
             except (pg_errors.ReadOnlySqlTransaction, pg_errors.AdminShutdown) as exc:
                 failure = exc  # a standby after a failover, or a server shutting down: try a fresh connection
-                if committing:
+                if committing and not idempotent:
                     break
                 self._drop_broken()
             except psycopg.OperationalError as exc:
                 failure = exc
-                if committing:  # the commit may have happened: never repeat it blindly
+                if committing and not idempotent:  # the commit may have happened: never repeat it blindly
                     break
                 self._drop_broken()
         raise StoreBusy(f"the store {self.shown} is unreachable: {_one_line(failure or StoreError('?'))}") from None
@@ -662,7 +667,8 @@ class PostgresStore(Store):
                 raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
             return self._set_intent(conn, op_id, state, now, result=result, error=error)
 
-        return self._run(mark)
+        # recording an outcome twice records it once (a done intent keeps its first result); sending counts attempts
+        return self._run(mark, idempotent=state != "sending")
 
     def transition_intent(
         self,
