@@ -365,9 +365,11 @@ _SETUP_FIX = "run 'cxbridge setup --apply'"
 
 
 def store_checks(doctor: Doctor) -> list[Check]:
-    """The store: refused (read-only, empty, corrupt, not cxbridge's, newer), present, or nothing when new."""
+    """The store: refused (read-only, empty, corrupt, not cxbridge's, newer; for PostgreSQL also the server
+    unreachable, a standby, a missing privilege), present (with PostgreSQL's server and schema version), or nothing
+    when new."""
     try:
-        detail = check_store(doctor.config.store_location())
+        detail = check_store(doctor.config.store_location(), doctor.config.store_password())
     except CxbridgeError as exc:
         return [Check("store", False, scrub(str(exc)))]
     return [] if detail.endswith(NEW_STORE) else [Check("store", True, detail)]

@@ -23,7 +23,10 @@ TEMPLATE = """\
 # Check the file and every connection with 'cxbridge doctor'.
 
 [cxbridge]
-# The SQLite store (links, intents, inbox, jobs, dead letters, audit), relative to this file.
+# The SQLite store (links, intents, inbox, jobs, dead letters, audit), relative to this file. Receivers and
+# workers on several machines share a PostgreSQL store instead (pip install 'cxbridge[postgres]'):
+#   store = "postgresql://cxbridge@db.internal:5432/cxbridge"
+#   store_password = { env = "CXBRIDGE_STORE_PASSWORD" }
 store = "cxbridge.db"
 # Folders searched for handoff templates before the packaged defaults; the first match by name wins.
 template_dirs = []

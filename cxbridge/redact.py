@@ -88,10 +88,13 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     return _SCHEME_TOKEN.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
 
 
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """A URL safe to show: the password of its userinfo (``postgresql://app:***@db/cxbridge``) and any known
-    secret replaced."""
-    return redact(url)
+    """A URL safe to show: the password of its userinfo (``postgresql://app:***@db/cxbridge``), a ``password=``
+    query parameter and any known secret replaced."""
+    return redact(_QUERY_PASSWORD.sub(r"\1***", url))
 
 
 def redact_text(text: str) -> str:

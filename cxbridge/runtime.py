@@ -49,7 +49,7 @@ class Runtime:
         """The store named by the configuration, opened on first use."""
         with self._lock:
             if self._store is None:
-                self._store = open_store(self.config.store_location())
+                self._store = open_store(self.config.store_location(), password=self.config.store_password())
             return self._store
 
     @property

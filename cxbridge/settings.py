@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ConfigError
 from .redact import redact_url
@@ -184,7 +185,10 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
             str,
             default="cxbridge.db",
             min=1,
-            help="path of the SQLite store, relative to the config file (or a database URL)",
+            help="path of the SQLite store, relative to the config file, or a postgresql:// URL (no password in it)",
+        ),
+        "store_password": ConfigKey(
+            Secret, help="the password of a postgresql:// store (or leave it to libpq: PGPASSWORD, ~/.pgpass)"
         ),
         "template_dirs": ConfigKey(
             list, default=[], items=ConfigKey(str, min=1), help="folders searched for templates before the defaults"
@@ -750,6 +754,11 @@ class Config:
         except ConfigError as exc:
             raise ConfigError(f"{self._where()}: {exc}") from None
 
+    def store_password(self) -> Secret | None:
+        """The password of a PostgreSQL store (``store_password``), None when unset."""
+        value = self.sections["cxbridge"].get("store_password")
+        return value if isinstance(value, Secret) else None
+
     def store_path(self) -> Path:
         """Where the SQLite store lives; a ConfigError when ``[cxbridge] store`` is a database URL."""
         location = self.store_location()
@@ -771,6 +780,9 @@ class Config:
 
     def all_secrets(self) -> list[Secret]:
         out = [s for sc in self.systems.values() for s in sc.secrets()]
+        password = self.store_password()
+        if password is not None:
+            out.append(password)
         for values in self.sections["webhooks"]["secrets"].values():
             out.extend(v for v in values if isinstance(v, Secret))
         for key in ("app_public_keys", "session_secrets"):
@@ -782,6 +794,16 @@ class Config:
 
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def _inline_password(url: str) -> bool:
+    """Whether a database URL carries a password (in its userinfo or as a ``password=`` parameter)."""
+    parts = urlsplit(url)
+    try:
+        in_userinfo = parts.password is not None
+    except ValueError:  # an unparsable port: not ours to judge here
+        in_userinfo = False
+    return in_userinfo or any(k.lower() == "password" for k, _ in parse_qsl(parts.query))
 
 
 def store_location(value: str, base: Path | None) -> Path | str:
@@ -798,6 +820,11 @@ def store_location(value: str, base: Path | None) -> Path | str:
             raise ConfigError(f"cxbridge.store: {redact_url(value)}: expected sqlite:///path/to/file.db")
         p = Path(rest[1:])
     else:
+        if _inline_password(value):
+            raise ConfigError(
+                f"cxbridge.store: {redact_url(value)}: a password is never written inline; remove it from the URL "
+                'and set store_password = { env = "NAME" } (or { file = "path" })'
+            )
         return value
     if not p.is_absolute() and base is not None:
         p = base / p

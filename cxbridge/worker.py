@@ -18,7 +18,8 @@ error                                                      what happens
                                                            the ``max_attempts`` budget
 ``LeaseLost``                                              nothing: another worker holds the job now (stale)
 ``Unavailable``, ``AmbiguousOutcome``, ``EffectInFlight``,  ready again after a capped full-jitter
-``requests.ConnectionError``, ``requests.Timeout``          exponential backoff; dead after ``max_attempts``
+``requests.ConnectionError``, ``requests.Timeout``,         exponential backoff; dead after ``max_attempts``
+``StoreBusy`` (the store locked, or its server unreachable)
 ``AuthError``, ``NotFound``, ``ConfigError``,               dead letter at once (permanent)
 ``TemplateError``, ``PolicyRefused``, ``Conflict``,
 any other exception
@@ -52,6 +53,7 @@ from .http.redact import escape_crlf, one_line, redact
 from .http.retry import RETRY_AFTER_CAP
 from .models import event_from_dict
 from .signals import signal_from_dict
+from .store.base import StoreBusy
 from .workflows import events, notices
 from .workflows.escalate import EscalationPending
 from .workflows.once import lease_guard
@@ -113,6 +115,7 @@ def is_transient(exc: BaseException) -> bool:
         requests.Timeout,
         EscalationPending,
         EffectInFlight,
+        StoreBusy,
     )
     return isinstance(exc, transient)
 
@@ -269,6 +272,9 @@ HOUSEKEEPING_SECONDS = 3600.0
 ECHO_RETENTION_SECONDS = 86400.0
 """How long the fingerprint of a note cxbridge wrote is kept to recognise its webhook as an echo."""
 """How often a running worker purges expired inbox rows."""
+ANNOUNCED_POLL_SECONDS = 2.0
+"""An idle worker on a store that announces queued jobs (PostgreSQL) still polls this often: delayed retries
+coming due are not announced, and a notification may be lost while the listener reconnects."""
 INLINE_WAIT = 1.0
 """The longest a worker's API call sleeps for a Retry-After; a longer wait re-queues the job (RELIABILITY R2)."""
 
@@ -464,7 +470,7 @@ class Worker:
         return purged + echoes
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.2) -> None:
-        """Run jobs until ``stop`` is set; sleeps (``idle_sleep``) only when no job is due.
+        """Run jobs until ``stop`` is set; when no job is due, waits ``idle_sleep`` or until the store announces one.
 
         Housekeeping (the inbox purge) runs when the worker starts and every ``HOUSEKEEPING_SECONDS`` after.
         """
@@ -481,8 +487,14 @@ class Worker:
             except Exception as exc:  # the store was busy or failed: the lease expires and the job comes back
                 log.error("worker %s: %s", self.worker_id, _shown(error_line(exc)))
                 busy = False
-            if not busy:
-                stop.wait(idle_sleep)
+            if not busy:  # idle: a poll, or sooner when the store announces a queued job (PostgreSQL's NOTIFY)
+                store = self.rt.store
+                wait = max(idle_sleep, ANNOUNCED_POLL_SECONDS) if store.announces_work else idle_sleep
+                try:
+                    store.wait_for_work(wait, stop)
+                except Exception as exc:  # the store is unreachable: poll again after the idle sleep
+                    log.warning("worker %s: %s", self.worker_id, _shown(error_line(exc)))
+                    stop.wait(idle_sleep)
 
 
 def start_workers(

@@ -3,6 +3,7 @@ runtimes (the emulators in process, a config pointing at them, a Runtime on it).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -125,3 +126,39 @@ def sandbox_runtime(sandbox_runtimes: SandboxRuntimes) -> SandboxRuntimes:
     test ends; see ``cxbridge.testing.SandboxRuntimes`` for ``systems=``, ``clock=``, ``.config()`` and ``.load()``.
     """
     return sandbox_runtimes
+
+
+# --- PostgreSQL: one database per test run, one schema per test ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[Any]:
+    """This run's own PostgreSQL database (dropped at the end); skips when no server answers, unless
+    CXBRIDGE_PG_REQUIRED is set (CI), where it fails."""
+    try:
+        from cxbridge.testing.postgres import REQUIRED_ENV, TestDatabase, unreachable_reason
+    except ImportError:  # without the postgres extra
+        if os.environ.get("CXBRIDGE_PG_REQUIRED"):
+            raise
+        pytest.skip("the PostgreSQL tests need the postgres extra (pip install -e '.[dev]')")
+    reason = unreachable_reason()
+    if reason is not None:
+        if os.environ.get(REQUIRED_ENV):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with TestDatabase() as db:
+        yield db
+
+
+@pytest.fixture
+def pg_url(pg_database: Any) -> str:
+    """A store URL on an empty schema of this run's PostgreSQL database."""
+    return str(pg_database.fresh_schema())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store location on each backend: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "cxbridge.db")
+    return str(request.getfixturevalue("pg_url"))

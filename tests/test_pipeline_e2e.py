@@ -51,9 +51,10 @@ def vendors() -> Iterator[ServedVendors]:
 
 
 @pytest.fixture
-def runtime(vendors: ServedVendors, tmp_path: Path) -> Iterator[Runtime]:
+def runtime(vendors: ServedVendors, tmp_path: Path, store_location: str) -> Iterator[Runtime]:
+    """The pipeline on each store: a SQLite file, then a PostgreSQL schema (conftest's store_location)."""
     plugins = build_plugins()
-    path = write_config(vendors, tmp_path / "cxbridge.toml")
+    path = write_config(vendors, tmp_path / "cxbridge.toml", store=store_location)
     with path.open("a", encoding="utf-8") as out:
         out.write("\n[sync]\nrelay_public_replies = true\n")
     rt = Runtime(load_config(path, plugins=plugins), plugins)

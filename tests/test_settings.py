@@ -234,21 +234,34 @@ def test_the_store_is_a_path_or_a_database_url(tmp_path: Path) -> None:
         ("x.db", tmp_path / "x.db"),
         ("sqlite:///data/x.db", tmp_path / "data" / "x.db"),
         ("sqlite:////abs/x.db", Path("/abs/x.db")),
-        ("postgresql://cx:pw@db/cxbridge", "postgresql://cx:pw@db/cxbridge"),
+        ("postgresql://cx@db/cxbridge", "postgresql://cx@db/cxbridge"),
     ]:
         config = load_config(write(tmp_path, f'[cxbridge]\nstore = "{store}"\n'), environ={})
         assert config.store_location() == expected, store
 
 
-def test_store_path_refuses_a_url_without_showing_its_password(tmp_path: Path) -> None:
-    """store_path() is for SQLite only: a database URL is a ConfigError, the password redacted."""
-    path = write(tmp_path, '[cxbridge]\nstore = "postgresql://cx:hunter22@db/cxbridge"\n')
+def test_store_path_refuses_a_url(tmp_path: Path) -> None:
+    """store_path() is for SQLite only: a database URL is a ConfigError."""
+    path = write(tmp_path, '[cxbridge]\nstore = "postgresql://cx@db/cxbridge"\n')
     config = load_config(path, environ={})
     with pytest.raises(ConfigError) as info:
         config.store_path()
-    assert str(info.value) == (
-        f"{path}: cxbridge.store: postgresql://cx:***@db/cxbridge is a database URL, not a SQLite file path"
+    assert (
+        str(info.value)
+        == f"{path}: cxbridge.store: postgresql://cx@db/cxbridge is a database URL, not a SQLite file path"
     )
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://cx:hunter22@db/cxbridge", "postgresql://cx@db/cxbridge?password=hunter22"]
+)
+def test_a_store_url_with_an_inline_password_is_refused_at_load(tmp_path: Path, url: str) -> None:
+    """The store's password is a secret like any other: never inline in the URL; the refusal does not show it."""
+    path = write(tmp_path, f'[cxbridge]\nstore = "{url}"\n')
+    message = error_of(path)
+    assert "a password is never written inline" in message
+    assert 'store_password = { env = "NAME" }' in message
+    assert "hunter22" not in message
 
 
 def test_a_malformed_sqlite_url_fails_at_load(tmp_path: Path) -> None:
@@ -257,18 +270,23 @@ def test_a_malformed_sqlite_url_fails_at_load(tmp_path: Path) -> None:
     assert error_of(path) == f"{path}: cxbridge.store: sqlite://: expected sqlite:///path/to/file.db"
 
 
-def test_a_postgresql_store_is_refused_as_not_yet_available(tmp_path: Path) -> None:
-    """The runtime's store: PostgreSQL is a clear StoreError (planned), never a file named postgresql:."""
+def test_the_store_password_comes_from_its_secret_and_is_never_shown(tmp_path: Path) -> None:
+    """store_password = { env } reaches the PostgreSQL store; an unreachable server is a StoreError that names the
+    URL and never the password (which is also a known secret, scrubbed from logs)."""
     from cxbridge.runtime import Runtime
 
-    config = load_config(write(tmp_path, '[cxbridge]\nstore = "postgresql://cx:hunter22@db/cx"\n'), environ={})
+    text = '[cxbridge]\nstore = "postgresql://cx@127.0.0.1:1/cx"\nstore_password = { env = "CX_DB_PASSWORD" }\n'
+    config = load_config(write(tmp_path, text), environ={"CX_DB_PASSWORD": "hunter22-db-password"})
+    password = config.store_password()
+    assert password is not None
+    assert password.reveal() == "hunter22-db-password"
+    assert password in config.all_secrets()
     runtime = Runtime(config, build_plugins(use_env=False, entry_points=list))
     with pytest.raises(StoreError) as info:
         runtime.store  # noqa: B018 -- opening is the point
     message = str(info.value)
-    assert "PostgreSQL store is not available in this version (it is planned)" in message
+    assert "cannot reach the store postgresql://cx@127.0.0.1:1/cx" in message
     assert "hunter22" not in message
-    assert "postgresql://cx:***@db/cx" in message
     assert list(tmp_path.iterdir()) == [tmp_path / "cxbridge.toml"]
 
 

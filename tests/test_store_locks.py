@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from cxbridge.secrets import Secret
 from cxbridge.store import SQLiteStore
 
 T0 = 1_750_000_000.0
@@ -33,71 +32,6 @@ def store(tmp_path: Path, clock: Clock) -> Iterator[SQLiteStore]:
     s.close()
 
 
-def test_a_locked_entity_runs_one_job_at_a_time(store: SQLiteStore, clock: Clock) -> None:
-    first = store.enqueue("event", {"n": 1}, lock_key="jira:issue:1")
-    second = store.enqueue("event", {"n": 2}, lock_key="jira:issue:1")
-    other = store.enqueue("event", {"n": 3}, lock_key="jira:issue:2")
-    a = store.claim("w1", lease_seconds=30)
-    assert a is not None
-    assert a.id == first
-    # the second job of the same entity waits; the other entity's job goes ahead
-    b = store.claim("w2", lease_seconds=30)
-    assert b is not None
-    assert b.id == other
-    assert store.claim("w3", lease_seconds=30) is None
-    assert store.complete(a.id, a.attempt)
-    c = store.claim("w3", lease_seconds=30)
-    assert c is not None
-    assert c.id == second
-
-
-def test_an_expired_lease_releases_the_lock(store: SQLiteStore, clock: Clock) -> None:
-    first = store.enqueue("event", {}, lock_key="zendesk:ticket:1")
-    second = store.enqueue("event", {}, lock_key="zendesk:ticket:1")
-    a = store.claim("w1", lease_seconds=30)
-    assert a is not None
-    assert a.id == first
-    clock.now += 31
-    # the lapsed job is due again and comes first (older); its newer attempt holds the lock
-    again = store.claim("w2", lease_seconds=30)
-    assert again is not None
-    assert again.id == first
-    assert again.attempt == a.attempt + 1
-    assert store.claim("w3", lease_seconds=30) is None
-    assert not store.complete(a.id, a.attempt)  # the stale attempt is fenced out
-    assert store.complete(again.id, again.attempt)
-    b = store.claim("w3", lease_seconds=30)
-    assert b is not None
-    assert b.id == second
-
-
-def test_a_delivery_carries_its_lock(store: SQLiteStore) -> None:
-    assert store.accept_delivery(
-        "jira", "d1", payload={}, job_kind="event", job_payload={"n": 1}, lock_key="jira:issue:7"
-    )
-    assert store.accept_delivery(
-        "jira", "d2", payload={}, job_kind="event", job_payload={"n": 2}, lock_key="jira:issue:7"
-    )
-    a = store.claim("w1", lease_seconds=30)
-    assert a is not None
-    assert a.payload == {"n": 1}
-    assert store.claim("w2", lease_seconds=30) is None
-    assert store.complete(a.id, a.attempt)
-    b = store.claim("w2", lease_seconds=30)  # the second delivery's job was queued; it waited for the lock
-    assert b is not None
-    assert b.payload == {"n": 2}
-
-
-def test_unlocked_jobs_run_side_by_side(store: SQLiteStore) -> None:
-    first = store.enqueue("event", {"n": 1})
-    second = store.enqueue("event", {"n": 2})
-    a = store.claim("w1", lease_seconds=30)
-    b = store.claim("w2", lease_seconds=30)
-    assert a is not None
-    assert b is not None
-    assert (a.id, b.id) == (first, second)
-
-
 def test_snapshots_replace_and_survive_reopen(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "s.db"
     with SQLiteStore(path, clock=clock) as s:
@@ -108,37 +42,6 @@ def test_snapshots_replace_and_survive_reopen(tmp_path: Path, clock: Clock) -> N
     with SQLiteStore(path, clock=clock) as s:
         assert s.get_snapshot("customer", "hubspot:company:1") == {"arr": "200.00", "tier": "strategic"}
         assert s.get_snapshot("sync", "hubspot:company:1") == {"other": True}
-
-
-def test_snapshots_never_hold_a_secret(store: SQLiteStore) -> None:
-    secret = Secret("s3cr3t-snapshot-value", source="test")
-    store.put_snapshot("customer", "x", {"note": f"token {secret.reveal()}"})
-    snapshot = store.get_snapshot("customer", "x")
-    assert snapshot is not None  # stored, with the value redacted
-    assert snapshot["note"].startswith("token ")
-    assert secret.reveal() not in str(snapshot)
-
-
-def test_forget_intent_lets_an_undone_write_be_redone(store: SQLiteStore) -> None:
-    store.begin_intent("op-1", "tracker.remotelink", business_key="zendesk:ticket:1", payload={})
-    store.mark_intent("op-1", "sending")
-    store.mark_intent("op-1", "done", result={"id": "10"})
-    assert store.forget_intent("op-1")
-    assert store.get_intent("op-1") is None
-    assert not store.forget_intent("op-1")
-    again = store.begin_intent("op-1", "tracker.remotelink", business_key="zendesk:ticket:1", payload={})
-    assert again.state == "pending"
-
-
-def test_purge_snapshots_deletes_only_old_rows_of_one_kind(store: SQLiteStore, clock: Clock) -> None:
-    store.put_snapshot("echo", "old", {})
-    store.put_snapshot("customer", "old", {})
-    clock.now += 100
-    store.put_snapshot("echo", "new", {})
-    assert store.purge_snapshots("echo", 50) == 1
-    assert store.get_snapshot("echo", "old") is None
-    assert store.get_snapshot("echo", "new") is not None
-    assert store.get_snapshot("customer", "old") is not None
 
 
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python 3.12 warns on fork with threads

@@ -54,6 +54,13 @@ def vendors() -> Iterator[Vendors]:
 
 
 @pytest.fixture
+def sandbox_runtime(sandbox_runtimes: SandboxRuntimes, store_location: str) -> SandboxRuntimes:
+    """Every test here runs on both stores: a SQLite file, then a PostgreSQL schema (conftest's store_location)."""
+    sandbox_runtimes.store = store_location
+    return sandbox_runtimes
+
+
+@pytest.fixture
 def runtime(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> Runtime:
     return sandbox_runtime(vendors, extra={"sync": SYNC})
 

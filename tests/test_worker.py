@@ -34,7 +34,7 @@ from cxbridge.errors import (
 )
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.modes import mock_vendors
-from cxbridge.store import SQLiteStore
+from cxbridge.store import SQLiteStore, Store, open_store
 from cxbridge.testing import SandboxRuntimes
 from cxbridge.worker import Worker, backoff_delay, drain, start_workers
 from cxbridge.workflows.escalate import EscalationPending
@@ -60,7 +60,7 @@ class Clock:
 class FakeRuntime:
     """The part of a Runtime a worker touches: its store."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.inline_wait: float | None = None
 
@@ -86,13 +86,20 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "q.db", clock=clock)
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Store]:
+    """A SQLite store, or with ``@BOTH_STORES`` each backend in turn (a PostgreSQL schema of the run's database)."""
+    backend = getattr(request, "param", "sqlite")
+    location = str(tmp_path / "q.db") if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
+    s = open_store(location, clock=clock)
     yield s
     s.close()
 
 
-def make_worker(store: SQLiteStore, handler: Callable[[Any, dict[str, Any]], str], **kw: Any) -> Worker:
+BOTH_STORES = pytest.mark.parametrize("store", ["sqlite", "postgresql"], indirect=True)
+"""For the tests about the store's guarantees (fencing, leases, attempts, retention): run on both backends."""
+
+
+def make_worker(store: Store, handler: Callable[[Any, dict[str, Any]], str], **kw: Any) -> Worker:
     rt: Any = FakeRuntime(store)
     kw.setdefault("rng", random.Random(7))
     return Worker(rt, handlers={"work": handler}, **kw)
@@ -128,7 +135,7 @@ DEAD = [
 
 
 @pytest.mark.parametrize("exc", RETRIED, ids=lambda e: type(e).__name__)
-def test_transient_errors_are_retried_with_backoff(store: SQLiteStore, clock: Clock, exc: Exception) -> None:
+def test_transient_errors_are_retried_with_backoff(store: Store, clock: Clock, exc: Exception) -> None:
     metrics = Metrics()
     jid = store.enqueue("work", {})
     assert jid is not None
@@ -149,7 +156,7 @@ def test_transient_errors_are_retried_with_backoff(store: SQLiteStore, clock: Cl
 
 
 @pytest.mark.parametrize("exc", DEAD, ids=lambda e: type(e).__name__)
-def test_permanent_errors_are_dead_letters_after_one_attempt(store: SQLiteStore, exc: Exception) -> None:
+def test_permanent_errors_are_dead_letters_after_one_attempt(store: Store, exc: Exception) -> None:
     metrics = Metrics()
     jid = store.enqueue("work", {"n": 1})
     w = make_worker(store, raising(exc), metrics=metrics)
@@ -170,7 +177,7 @@ def test_permanent_errors_are_dead_letters_after_one_attempt(store: SQLiteStore,
     assert metrics.counts == {"dead": 1}
 
 
-def test_success_completes_and_reports_done(store: SQLiteStore) -> None:
+def test_success_completes_and_reports_done(store: Store) -> None:
     metrics = Metrics()
     jid = store.enqueue("work", {"x": 1})
     seen: list[dict[str, Any]] = []
@@ -190,7 +197,7 @@ def test_success_completes_and_reports_done(store: SQLiteStore) -> None:
     assert w.counts["done"] == 1
 
 
-def test_event_jobs_go_to_handle_event(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_event_jobs_go_to_handle_event(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     from cxbridge.models import Event, Ref, event_to_dict
     from cxbridge.workflows import events
 
@@ -215,7 +222,8 @@ def test_event_jobs_go_to_handle_event(store: SQLiteStore, monkeypatch: pytest.M
     assert store.queue_depth() == {"ready": 1, "leased": 0, "done": 1, "dead": 0}
 
 
-def test_transient_past_max_attempts_is_dead_with_exact_attempts(store: SQLiteStore, clock: Clock) -> None:
+@BOTH_STORES
+def test_transient_past_max_attempts_is_dead_with_exact_attempts(store: Store, clock: Clock) -> None:
     jid = store.enqueue("work", {})
     w = make_worker(store, raising(Unavailable("jira", "jira: 502 Bad Gateway")), max_attempts=3, backoff_cap=10)
     outcomes = []
@@ -231,9 +239,8 @@ def test_transient_past_max_attempts_is_dead_with_exact_attempts(store: SQLiteSt
 
 
 # --- Retry-After and backoff (R2, R3) -------------------------------------------------------------------------
-
-
-def test_retry_after_is_honoured_without_blocking_other_jobs(store: SQLiteStore, clock: Clock) -> None:
+@BOTH_STORES
+def test_retry_after_is_honoured_without_blocking_other_jobs(store: Store, clock: Clock) -> None:
     slow = store.enqueue("work", {"name": "limited"})
     fast = store.enqueue("work", {"name": "fine"})
     calls: list[str] = []
@@ -267,7 +274,7 @@ def test_retry_after_is_honoured_without_blocking_other_jobs(store: SQLiteStore,
 
 
 @pytest.mark.parametrize(("retry_after", "expected"), [(7.0, 7.0), (0.0, 0.0), (86400.0, 300.0)])
-def test_retry_after_is_capped(store: SQLiteStore, retry_after: float, expected: float) -> None:
+def test_retry_after_is_capped(store: Store, retry_after: float, expected: float) -> None:
     jid = store.enqueue("work", {})
     w = make_worker(store, raising(RateLimited("jira", "jira: 429", retry_after=retry_after)))
     assert w.run_once()
@@ -276,7 +283,7 @@ def test_retry_after_is_capped(store: SQLiteStore, retry_after: float, expected:
     assert job.run_at == T0 + expected
 
 
-def test_rate_limited_without_retry_after_backs_off(store: SQLiteStore) -> None:
+def test_rate_limited_without_retry_after_backs_off(store: Store) -> None:
     jid = store.enqueue("work", {})
     w = make_worker(store, raising(RateLimited("jira", "jira: 429")), backoff_base=4.0)
     assert w.run_once()
@@ -285,7 +292,8 @@ def test_rate_limited_without_retry_after_backs_off(store: SQLiteStore) -> None:
     assert T0 <= job.run_at <= T0 + 4.0
 
 
-def test_rate_limited_does_not_use_up_attempts_but_gives_up_with_age(store: SQLiteStore, clock: Clock) -> None:
+@BOTH_STORES
+def test_rate_limited_does_not_use_up_attempts_but_gives_up_with_age(store: Store, clock: Clock) -> None:
     jid = store.enqueue("work", {})
     w = make_worker(store, raising(RateLimited("jira", "jira: 429", retry_after=60.0)), max_attempts=2, max_age=600)
     outcomes = []
@@ -342,8 +350,9 @@ def test_backoff_in_the_worker_is_seeded_and_grows(tmp_path: Path, clock: Clock)
 # --- Q1: a worker whose lease lapsed is fenced out -------------------------------------------------------------
 
 
+@BOTH_STORES
 @pytest.mark.parametrize("late", ["completes", "transient", "permanent"])
-def test_lapsed_lease_cannot_settle_the_newer_attempt(store: SQLiteStore, clock: Clock, late: str) -> None:
+def test_lapsed_lease_cannot_settle_the_newer_attempt(store: Store, clock: Clock, late: str) -> None:
     metrics = Metrics()
     jid = store.enqueue("work", {})
     started = threading.Event()
@@ -391,7 +400,8 @@ def test_lapsed_lease_cannot_settle_the_newer_attempt(store: SQLiteStore, clock:
     assert effects.count("B") == 1
 
 
-def test_heartbeat_keeps_the_lease_of_a_long_job(store: SQLiteStore, clock: Clock) -> None:
+@BOTH_STORES
+def test_heartbeat_keeps_the_lease_of_a_long_job(store: Store, clock: Clock) -> None:
     jid = store.enqueue("work", {})
     other = make_worker(store, lambda rt, p: "other", worker_id="other", lease_seconds=10)
 
@@ -417,7 +427,8 @@ def test_heartbeat_keeps_the_lease_of_a_long_job(store: SQLiteStore, clock: Cloc
     assert w.last.attempt == 1
 
 
-def test_heartbeat_notices_a_lost_lease(store: SQLiteStore, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+@BOTH_STORES
+def test_heartbeat_notices_a_lost_lease(store: Store, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     from cxbridge.worker import _Heartbeat
 
     store.enqueue("work", {})
@@ -581,7 +592,8 @@ def test_drain_runs_retries_that_come_due_and_reports(tmp_path: Path) -> None:
         store.close()
 
 
-def test_drain_leaves_far_retries_pending(store: SQLiteStore, clock: Clock) -> None:
+@BOTH_STORES
+def test_drain_leaves_far_retries_pending(store: Store, clock: Clock) -> None:
     store.enqueue("work", {"i": 1})
     limited = store.enqueue("work", {"i": 2})
     store.enqueue("other-kind", {})
@@ -690,7 +702,8 @@ def test_a_worker_never_sleeps_long_for_a_rate_limit(sandbox_runtime: SandboxRun
         rt.close()
 
 
-def test_a_running_worker_purges_inbox_rows_past_the_retention(store: SQLiteStore, clock: Clock) -> None:
+@BOTH_STORES
+def test_a_running_worker_purges_inbox_rows_past_the_retention(store: Store, clock: Clock) -> None:
     """RELIABILITY D2: deliveries are kept 7 days to deduplicate redeliveries, then purged."""
     assert store.accept_delivery("jira", "old", payload={}, job_kind="noop", job_payload={})
     clock.advance(7 * 86400 + 1)
@@ -709,7 +722,7 @@ def test_a_running_worker_purges_inbox_rows_past_the_retention(store: SQLiteStor
     assert store.inbox_row("jira", "new") is not None
 
 
-def test_housekeeping_forgets_old_echo_fingerprints(store: SQLiteStore, clock: Clock) -> None:
+def test_housekeeping_forgets_old_echo_fingerprints(store: Store, clock: Clock) -> None:
     store.put_snapshot("echo", "zendesk:ticket:1|abc", {})
     clock.advance(worker_module.ECHO_RETENTION_SECONDS + 1)
     store.put_snapshot("echo", "zendesk:ticket:1|def", {})

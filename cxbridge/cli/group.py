@@ -19,7 +19,7 @@ from .. import __version__
 from ..config import CONFIG_ENV, DEFAULT_PATH
 from ..errors import ConfigError, CxbridgeError
 from ..http.redact import redact
-from . import admin, doctor, escalate, impact, policy, queue, sandbox, setup
+from . import admin, doctor, escalate, impact, policy, queue, sandbox, setup, store
 from .context import CliContext, cli_context, scrub
 from .logs import FORMATS, setup_logging
 
@@ -183,6 +183,7 @@ cli.add_command(policy.policy)
 cli.add_command(sandbox.sandbox)
 cli.add_command(queue.serve)
 cli.add_command(setup.setup)
+cli.add_command(store.store_group)
 cli.add_command(queue.sync)
 cli.add_command(escalate.unlink)
 cli.add_command(queue.worker)

@@ -104,7 +104,7 @@ def worker(
     """
     runtime = load_runtime(ctx)
     cli_context(ctx).apply_log_level()
-    check_store(runtime.config.store_location())
+    check_store(runtime.config.store_location(), runtime.config.store_password())
     metrics: Metrics | None = None
     exposed: MetricsServer | None = None
     if metrics_port is not None:
@@ -317,7 +317,9 @@ def serve(
     """
     rt = load_runtime(ctx)
     cli_context(ctx).apply_log_level()
-    check_store(rt.config.store_location())  # before "Listening": a store it cannot write is refused at start
+    check_store(
+        rt.config.store_location(), rt.config.store_password()
+    )  # before "Listening": a store it cannot write is refused at start
     section = rt.config.section("webhooks")
     stop_event = threading.Event()
 
@@ -394,6 +396,9 @@ def sync(ctx: click.Context, since: str | None, systems: tuple[str, ...], drain:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         for s in report.streams:
+            if s.skipped:
+                click.echo(f"{s.system} {s.stream}: skipped (another process is polling it now)")
+                continue
             state = f"error: {s.error}" if s.error else ("up to date" if s.done else "more to come")
             click.echo(
                 f"{s.system} {s.stream}: {s.pages} pages, {s.records} records, {s.calls} calls, "

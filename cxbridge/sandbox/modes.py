@@ -244,14 +244,19 @@ def _webhook_secret_files(vendors: Vendors, path: Path) -> dict[str, Any]:
     return out
 
 
-def write_config(vendors: Vendors, path: Path, *, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write a cxbridge config whose systems point at the running emulators; credentials go to files beside it."""
+def write_config(
+    vendors: Vendors, path: Path, *, extra: Mapping[str, Any] | None = None, store: str | None = None
+) -> Path:
+    """Write a cxbridge config whose systems point at the running emulators; credentials go to files beside it.
+
+    ``store`` is the ``[cxbridge] store`` value (default ``cxbridge.db`` beside the config; a ``postgresql://``
+    URL to run the sandbox on a PostgreSQL store)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = tomlkit.document()
     doc.add(tomlkit.comment("Written by cxbridge for its sandbox: every system points at a local emulator."))
     core = tomlkit.table()
-    core["store"] = "cxbridge.db"
+    core["store"] = store or "cxbridge.db"
     doc["cxbridge"] = core
     sections = dict(extra or {})
     hook_secrets = _webhook_secret_files(vendors, path)

@@ -1,7 +1,7 @@
-"""Everything cxbridge keeps, behind one ``Store`` interface; SQLite by default.
+"""Everything cxbridge keeps, behind one ``Store`` interface; SQLite by default, PostgreSQL for several machines.
 
-``open_store(location)`` opens (creating and migrating as needed) the store a config names: a SQLite file, or a
-database URL (only ``sqlite:///path`` in this version).
+``open_store(location)`` opens (creating and migrating as needed) the store a config names: a SQLite file
+(a path or ``sqlite:///path``), or a ``postgresql://`` URL (the ``cxbridge[postgres]`` extra).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from ..redact import redact_url
+from ..secrets import Secret
 from .base import (
     AlreadyReplayed,
     AuditEntry,
@@ -47,11 +48,16 @@ __all__ = [
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def open_store(location: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> Store:
+def open_store(
+    location: str | os.PathLike[str],
+    *,
+    clock: Callable[[], float] = time.time,
+    password: Secret | str | None = None,
+) -> Store:
     """Open the store at ``location`` (``Config.store_location()``): a SQLite file path, created and migrated if
-    needed, or a database URL. ``sqlite:///path`` opens that file; a PostgreSQL URL is refused with a
-    ``StoreError`` (that store is planned, not in this version), as is any other scheme: never a file named
-    after a URL."""
+    needed, or a database URL. ``sqlite:///path`` opens that file; ``postgresql://user@host/db`` a PostgreSQL
+    database (``password`` from the config's ``store_password`` secret; a URL with an inline password is
+    refused). Any other scheme is a ``StoreError``: never a file named after a URL."""
     text = os.fspath(location)
     match = _URL.match(text)
     if match is None:
@@ -61,8 +67,12 @@ def open_store(location: str | os.PathLike[str], *, clock: Callable[[], float] =
         return SQLiteStore(text[match.end() + 1 :], clock=clock)
     shown = redact_url(text)
     if scheme.split("+")[0] in ("postgres", "postgresql"):
-        raise StoreError(
-            f"{shown}: the PostgreSQL store is not available in this version (it is planned); "
-            "use a SQLite file path for [cxbridge] store"
-        )
-    raise StoreError(f"{shown}: not a store cxbridge can open (a SQLite file path, or sqlite:///path)")
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(f"{shown}: {exc}") from None
+        secret = password.reveal() if isinstance(password, Secret) else password
+        return PostgresStore(text, clock=clock, password=secret)
+    raise StoreError(
+        f"{shown}: not a store cxbridge can open (a SQLite file path, sqlite:///path or postgresql://user@host/db)"
+    )

@@ -8,10 +8,11 @@ epoch seconds and hands it back as a timezone-aware UTC ``datetime``.
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -154,6 +155,10 @@ class Store(ABC):
     multi-worker deployments. Every method is safe to call from several threads and several processes.
     """
 
+    announces_work: bool = False
+    """Whether ``wait_for_work`` wakes when a job is queued (PostgreSQL's ``LISTEN``/``NOTIFY``): an idle worker
+    then needs only a slow poll, for delayed retries coming due."""
+
     clock: Callable[[], float] = staticmethod(time.time)
     """The clock the store stamps times with (``sent_at``, ``run_at``...): workflows and workers that compare
     against those times read the same clock (tests pass a virtual one)."""
@@ -168,6 +173,27 @@ class Store(ABC):
     def write_budget(self, seconds: float) -> Iterator[None]:
         """Inside: a write waits at most ``seconds`` for locks, then raises ``StoreBusy`` (a webhook's budget)."""
         yield
+
+    def wait_for_work(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Block an idle worker until a job may be due: at most ``timeout`` seconds, less when ``stop`` is set or
+        the store announces a queued job (PostgreSQL's ``LISTEN``/``NOTIFY``); True when woken by an announcement.
+
+        The default has no announcements: it waits ``timeout`` (a poll).
+        """
+        (stop if stop is not None else threading.Event()).wait(timeout)
+        return False
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version the store is at (the number of the last migration applied)."""
+
+    # ---- cross-process locks -----------------------------------------------------------------------
+
+    @abstractmethod
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """Hold the store-wide lock ``name`` for a ``with`` block if no other holder (thread, process or machine
+        sharing this store) has it; the block gets False at once otherwise. The lock goes when the block ends or
+        the holding process dies. One reconciler per polling stream uses it."""
 
     # ---- links -------------------------------------------------------------------------------------
 

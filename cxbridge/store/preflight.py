@@ -16,6 +16,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+from ..secrets import Secret
 from .base import StoreError
 from .migrations import MIGRATIONS_TABLE, migrations
 
@@ -43,14 +44,24 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
-def check_store(location: str | os.PathLike[str]) -> str:
-    """What the store at ``location`` is (for ``doctor``), or ``StoreError`` with the one line that refuses it."""
-    path = store_file(location)
-    if path is None:  # a database URL: opening it is the check (only SQLite files are stores in this version)
-        from . import open_store
+def check_store(location: str | os.PathLike[str], password: Secret | None = None) -> str:
+    """What the store at ``location`` is (for ``doctor``), or ``StoreError`` with the one line that refuses it.
 
-        open_store(location).close()
-        return "opened"
+    A ``postgresql://`` store is read without being changed: the server, the schema version, the privileges
+    (``password`` is the config's ``store_password``)."""
+    path = store_file(location)
+    if path is None:
+        text = os.fspath(location)
+        if text.split("://", 1)[0].split("+")[0].lower() not in ("postgres", "postgresql"):
+            from . import open_store
+
+            open_store(location).close()  # refused with the reason: not a store cxbridge can open
+            return "opened"
+        try:
+            from .postgres import inspect_database
+        except ImportError as exc:
+            raise StoreError(str(exc)) from None
+        return inspect_database(text, None if password is None else password.reveal())
     folder = path.parent if str(path.parent) else Path(".")
     if not path.exists():
         if not folder.is_dir():

@@ -19,6 +19,8 @@ one after a fork too).
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import sqlite3
@@ -267,6 +269,25 @@ class SQLiteStore(Store):
         with self.write_budget(HEALTH_WRITE_WAIT_SECONDS), self._write() as conn:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             conn.execute(f"PRAGMA user_version = {version}")
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """An ``flock`` on a lock file beside the database (``<store>.lock-<hash of name>``), taken without waiting:
+        flock locks belong to an open file, so threads and processes exclude each other, and the kernel releases
+        the lock of a process that dies."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        fd = os.open(f"{self.path}.lock-{digest}", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing the file releases the lock
 
     def schema_version(self) -> int:
         """The schema version of the database file."""

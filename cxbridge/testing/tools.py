@@ -105,10 +105,13 @@ class SandboxRuntimes:
     ``runtimes(vendors, extra={"sync": {...}})`` is a Runtime on a fresh ``cxbridge.toml`` for the running
     emulators; ``systems={"zendesk": {"max_retries": 0}}`` sets keys of ``[systems.<name>]`` tables; ``clock``
     opens the store on that clock. ``config()`` only writes the file; ``load(path)`` builds a Runtime on one.
+    ``store`` (settable) is the ``[cxbridge] store`` of every config written: None for a SQLite file beside it,
+    or a ``postgresql://`` URL.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, store: str | None = None) -> None:
         self.folder = Path(folder)
+        self.store = store
         self.made: list[Runtime] = []
 
     def config(
@@ -124,7 +127,7 @@ class SandboxRuntimes:
 
         from ..sandbox.modes import write_config
 
-        path = write_config(vendors, self.folder / name, extra=extra)
+        path = write_config(vendors, self.folder / name, extra=extra, store=self.store)
         if systems:
             doc = tomlkit.parse(path.read_text(encoding="utf-8"))
             tables: Any = doc["systems"]
@@ -139,11 +142,15 @@ class SandboxRuntimes:
         from ..config import load_config
         from ..plugins import build_plugins
         from ..runtime import Runtime
-        from ..store import SQLiteStore
+        from ..store import open_store
 
         plugins = plugins if plugins is not None else build_plugins()
         config = load_config(path, plugins=plugins)
-        store = SQLiteStore(config.store_path(), clock=clock) if clock is not None else None
+        store = (
+            open_store(config.store_location(), clock=clock, password=config.store_password())
+            if clock is not None
+            else None
+        )
         runtime = Runtime(config, plugins, store=store)
         self.made.append(runtime)
         return runtime

@@ -20,7 +20,10 @@ Each signal's delivery id names the remote state, ``poll:<system:kind:id>:<updat
 ``events.enqueue_signal`` into the inbox and the queue, so the same state polled twice is one job, and a change
 the webhook delivered too is dropped by the state-based router. The checkpoint of each (system, stream) is saved
 after each page's events are committed: a crash resumes after the last page handled. Running it from cron while
-``cxbridge serve`` runs is safe: the store serialises writers, and jobs take per-entity locks.
+``cxbridge serve`` runs is safe: the store serialises writers, and jobs take per-entity locks. Running it from
+every machine's timer at once is safe too: each (system, stream) is polled under the store's cross-process lock
+``exclusive("sync:<system>:<stream>")``, so one process polls it and the others skip it (reported as skipped),
+and the next run resumes from the shared checkpoint.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ class StreamReport:
     done: bool = False
     cursor: dict[str, Any] | None = None
     error: str | None = None
+    skipped: bool = False
+    """Another process held this stream's lock: it was polling it, so this run did not."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -89,6 +94,7 @@ class StreamReport:
             "duplicates": self.duplicates,
             "done": self.done,
             "error": self.error,
+            "skipped": self.skipped,
         }
 
 
@@ -177,32 +183,51 @@ def reconcile(
     for name, connector, stream in _targets(rt, systems):
         figures = StreamReport(system=name, stream=stream)
         report.streams.append(figures)
-        cursor = None if since is not None else rt.store.get_checkpoint(name, stream)
-        start = float(since) if since is not None else clock - lookback
-        calls_before = rt.counter.total(name)
-        try:
-            for page in _pages(rt, connector, stream, cursor, start, clock):
-                figures.pages += 1
-                figures.records += len(page.items)
-                for item in page.items:
-                    for found in _signals_for(rt, name, connector, item):
-                        if enqueue_signal(rt, name, *found):
-                            figures.enqueued += 1
-                        else:
-                            figures.duplicates += 1
-                if page.cursor:
-                    rt.store.set_checkpoint(name, stream, page.cursor)
-                    figures.cursor = page.cursor
-                figures.done = page.done
-                figures.calls = rt.counter.total(name) - calls_before
-                if progress is not None:
-                    progress(figures)
-        except VendorError as exc:
-            figures.error = str(exc)
-        else:
-            rt.store.put_snapshot(POLL_KIND, f"{name}/{stream}", {"at": time.time()})
-        figures.calls = rt.counter.total(name) - calls_before
+        with rt.store.exclusive(f"sync:{name}:{stream}") as mine:
+            if not mine:  # another process (this machine's or another's) is polling this stream right now
+                figures.skipped = True
+                continue
+            _poll(rt, name, connector, stream, figures, since, clock, clock - lookback, progress)
     return report
+
+
+def _poll(
+    rt: Context,
+    name: str,
+    connector: Connector,
+    stream: str,
+    figures: StreamReport,
+    since: float | None,
+    clock: float,
+    default_start: float,
+    progress: Progress | None,
+) -> None:
+    """Poll one stream from its checkpoint (or ``since``), page by page, while holding its lock."""
+    cursor = None if since is not None else rt.store.get_checkpoint(name, stream)
+    start = float(since) if since is not None else default_start
+    calls_before = rt.counter.total(name)
+    try:
+        for page in _pages(rt, connector, stream, cursor, start, clock):
+            figures.pages += 1
+            figures.records += len(page.items)
+            for item in page.items:
+                for found in _signals_for(rt, name, connector, item):
+                    if enqueue_signal(rt, name, *found):
+                        figures.enqueued += 1
+                    else:
+                        figures.duplicates += 1
+            if page.cursor:
+                rt.store.set_checkpoint(name, stream, page.cursor)
+                figures.cursor = page.cursor
+            figures.done = page.done
+            figures.calls = rt.counter.total(name) - calls_before
+            if progress is not None:
+                progress(figures)
+    except VendorError as exc:
+        figures.error = str(exc)
+    else:
+        rt.store.put_snapshot(POLL_KIND, f"{name}/{stream}", {"at": time.time()})
+    figures.calls = rt.counter.total(name) - calls_before
 
 
 POLL_KIND = "poll"

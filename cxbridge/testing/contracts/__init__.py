@@ -6,12 +6,15 @@
 - ``ConnectorContract``: what every connector class declares (system, roles, config keys, ``supports()``) and how
   its ``interpret`` reads events; the role suites ``HelpdeskContract``, ``CRMContract`` and ``TrackerContract``
   extend it with the observable promises of ``cxbridge/connectors.py``, driven on a live connector.
+- ``StoreContract``: a store backend (``cxbridge.store.Store``): links, intents, inbox, queue, fencing, entity locks,
+  dead letters, audit, snapshots, checkpoints, cross-process locks.
 """
 
 from __future__ import annotations
 
 from .connectors import ConnectorContract, CRMContract, HelpdeskContract, TrackerContract
 from .sandbox import SandboxBackendContract
+from .store import StoreContract
 from .verifier import SignedDelivery, TimestampedVerifierContract, VerifierContract
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "HelpdeskContract",
     "SandboxBackendContract",
     "SignedDelivery",
+    "StoreContract",
     "TimestampedVerifierContract",
     "TrackerContract",
     "VerifierContract",

@@ -1,0 +1,726 @@
+"""The store contract suite: ``StoreContract``, what every ``Store`` backend promises the core
+(``cxbridge/store/base.py``), checked on a live store.
+SQLite and PostgreSQL run it unchanged (``tests/test_store_contract.py``).
+
+A backend's tests subclass it (name the class ``Test...``) and give the ``location`` fixture: a fresh, empty store
+location (a file path, a database URL) for each test. ``open`` opens a location with the suite's virtual clock
+(``open_store`` by default); the ``store`` fixture is one open store, closed after the test::
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        def location(self, tmp_path: Path) -> str:
+            return f"mystore://{tmp_path}/db"
+"""
+
+# The suite's tests state properties in their docstrings; their bodies are the checks.
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from ...errors import EffectInFlight
+from ...models import Link, Ref
+from ...secrets import Secret
+from ...store import AlreadyReplayed, IntentStateError, NotFoundInStore, Store, StoreError, open_store
+from ...workflows.once import write_once
+
+T0 = 1_750_000_000.0
+"""The virtual clock's start (epoch seconds)."""
+
+TICKET = Ref("helpdesk", "ticket", "4211")
+TICKET2 = Ref("helpdesk", "ticket", "4212")
+ISSUE = Ref("tracker", "issue", "10042")
+ISSUE2 = Ref("tracker", "issue", "10043")
+COMPANY = Ref("crm", "company", "99")
+
+
+class FakeClock:
+    """A clock the test moves by hand (epoch seconds)."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        self.now += seconds
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+class StoreContract:
+    """Every property of the ``Store`` interface; subclass it and give the ``location`` fixture."""
+
+    @pytest.fixture
+    def location(self) -> Any:
+        """A fresh, empty store location for one test (a subclass overrides it)."""
+        raise NotImplementedError("a StoreContract subclass gives the location fixture")
+
+    def open(self, location: Any, clock: FakeClock) -> Store:
+        """Open the store at ``location`` on the suite's clock."""
+        return open_store(location, clock=clock)
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    @pytest.fixture
+    def store(self, location: Any, clock: FakeClock) -> Iterator[Store]:
+        s = self.open(location, clock)
+        yield s
+        s.close()
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    def test_a_closed_store_refuses_use(self, location: Any, clock: FakeClock) -> None:
+        """After close() every call raises StoreError instead of reopening silently."""
+        s = self.open(location, clock)
+        s.close()
+        with pytest.raises(StoreError, match="closed"):
+            s.enqueue("x", {})
+
+    def test_what_was_committed_survives_reopening(self, location: Any, clock: FakeClock) -> None:
+        """Intents, links, jobs, snapshots and checkpoints committed before a stop are there after reopening."""
+        with self.open(location, clock) as s:
+            s.begin_intent("op-4", "k", business_key="bk", payload={"x": [1, 2]})
+            s.mark_intent("op-4", "sending")
+            s.add_link(Link(TICKET, ISSUE, "ENG-7"))
+            job_id = s.enqueue("work", {"n": 1}, lock_key="e:1")
+            s.put_snapshot("customer", "c:1", {"arr": "200.00"})
+            s.set_checkpoint("helpdesk", "tickets", {"cursor": "abc"})
+        with self.open(location, clock) as s:
+            got = s.get_intent("op-4")
+            assert got is not None
+            assert (got.state, got.attempts, got.payload) == ("sending", 1, {"x": [1, 2]})
+            assert [lk.issue for lk in s.links_for_ticket(TICKET)] == [ISSUE]
+            job = s.job(job_id or 0)
+            assert job is not None
+            assert (job.kind, job.payload, job.state) == ("work", {"n": 1}, "ready")
+            assert s.get_snapshot("customer", "c:1") == {"arr": "200.00"}
+            assert s.get_checkpoint("helpdesk", "tickets") == {"cursor": "abc"}
+
+    # ---- cross-process locks ------------------------------------------------------------------------
+
+    def test_exclusive_has_one_holder_at_a_time(self, store: Store) -> None:
+        """While one holder has a named lock a second is refused at once; another name is free; released after."""
+        with store.exclusive("sync:helpdesk:tickets") as first:
+            assert first is True
+            with store.exclusive("sync:helpdesk:tickets") as second:
+                assert second is False
+            with store.exclusive("sync:tracker:issues") as other:
+                assert other is True
+        with store.exclusive("sync:helpdesk:tickets") as again:
+            assert again is True
+
+    def test_exclusive_excludes_another_thread(self, store: Store) -> None:
+        """A thread cannot take a lock another thread holds (never a per-thread or re-entrant lock)."""
+        got: list[bool] = []
+        with store.exclusive("stream") as held:
+            assert held
+
+            def other() -> None:
+                with store.exclusive("stream") as theirs:
+                    got.append(theirs)
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join(30)
+        assert got == [False]
+
+    # ---- concurrency inside one process -------------------------------------------------------------
+
+    def test_only_one_of_many_threads_wins_the_move_to_sending(self, store: Store) -> None:
+        """Sixteen threads race to mark one pending intent sending: the store lets exactly one win."""
+        store.begin_intent("op", "note", business_key="t:1", payload={})
+        barrier = threading.Barrier(16)
+        wins: list[bool] = []
+
+        def race() -> None:
+            barrier.wait()
+            won, _ = store.transition_intent("op", "sending", expect="pending", owner="x")
+            wins.append(won)
+
+        threads = [threading.Thread(target=race) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(wins) == [False] * 15 + [True]
+        intent = store.get_intent("op")
+        assert intent is not None
+        assert (intent.state, intent.attempts) == ("sending", 1)
+
+    def test_a_done_intent_never_moves_and_the_loser_is_told_so(self, store: Store) -> None:
+        """A compare-and-set on a done intent loses and returns the done row, instead of raising."""
+        store.begin_intent("op", "note", business_key="t:1", payload={})
+        store.mark_intent("op", "done", result={"ref": "n1"})
+        won, current = store.transition_intent("op", "sending", expect=("pending", "done"))
+        assert not won
+        assert current.state == "done"
+        assert current.result == {"ref": "n1"}
+
+    def test_a_loser_never_writes_while_the_winner_is_sending(self, store: Store) -> None:
+        """While one thread's write is in flight, seven others racing for the same write write nothing."""
+        sent: list[str] = []
+        in_write = threading.Event()
+        release = threading.Event()
+
+        def write() -> dict[str, Any]:
+            sent.append(threading.current_thread().name)
+            in_write.set()
+            release.wait(10)
+            return {"ref": "n1"}
+
+        outcomes: list[str] = []
+
+        def run() -> None:
+            try:
+                outcomes.append(write_once(store, "op", "helpdesk.note", "t:1", write, find=lambda: None))
+            except EffectInFlight:
+                outcomes.append("in flight")
+
+        winner = threading.Thread(target=run, name="winner")
+        winner.start()
+        assert in_write.wait(10)
+        losers = [threading.Thread(target=run, name=f"loser-{i}") for i in range(7)]
+        for t in losers:
+            t.start()
+        for t in losers:
+            t.join()
+        release.set()
+        winner.join()
+        assert sent == ["winner"]
+        assert sorted(outcomes) == ["in flight"] * 7 + ["written"]
+        assert write_once(store, "op", "helpdesk.note", "t:1", write) == "unchanged"
+
+    def test_threads_claim_each_job_once_and_one_entity_at_a_time(self, store: Store) -> None:
+        """Eight threads drain 80 jobs on 4 entities: each job is claimed once, and no two jobs of one entity are
+        ever leased together."""
+        ids = {store.enqueue("work", {"n": n}, lock_key=f"e:{n % 4}") or 0 for n in range(80)}
+        claimed: list[int] = []
+        running: dict[str, int] = {}
+        overlaps: list[str] = []
+        guard = threading.Lock()
+
+        def drain(name: str) -> None:
+            while True:
+                job = store.claim(name, lease_seconds=600)
+                if job is None:
+                    if store.queue_depth()["ready"] == 0:
+                        return
+                    continue
+                entity = f"e:{job.payload['n'] % 4}"
+                with guard:
+                    if running.get(entity):
+                        overlaps.append(entity)
+                    running[entity] = running.get(entity, 0) + 1
+                    claimed.append(job.id)
+                with guard:
+                    running[entity] -= 1
+                assert store.complete(job.id, job.attempt)
+
+        threads = [threading.Thread(target=drain, args=(f"w{i}",)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert overlaps == []
+        assert sorted(claimed) == sorted(ids)
+        assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 80, "dead": 0}
+
+    def test_oldest_ready_at_is_the_longest_waiting_due_job(self, store: Store, clock: FakeClock) -> None:
+        """The run_at of the due ready job that waited longest; a leased or a not-yet-due job does not count."""
+        assert store.oldest_ready_at(clock.now) is None
+        first = store.enqueue("work", {"n": 1})
+        clock.advance(5)
+        store.enqueue("work", {"n": 2})
+        store.enqueue("work", {"n": 3}, run_at=clock.now + 60)
+        assert store.oldest_ready_at(clock.now) == T0
+        job = store.claim("w", lease_seconds=30)
+        assert job is not None
+        assert job.id == first
+        assert store.oldest_ready_at(clock.now) == T0 + 5
+        clock.advance(120)
+        assert store.oldest_ready_at(clock.now) == T0 + 5
+        assert store.oldest_ready_at(T0) is None
+
+    # ---- the properties every backend shares (links, intents, inbox, queue, letters, audit...) ----------
+
+    def test_links(self, store: Store, clock: FakeClock) -> None:
+        """Links are unique per ticket and issue, found from either side or by key, and removable."""
+        when = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+        first = Link(TICKET, ISSUE, "ENG-7", customer=COMPANY, linked_by="agent:5", linked_at=when, origin_event="e1")
+        assert store.add_link(first) is True
+        assert store.add_link(Link(TICKET, ISSUE, "ENG-7")) is False
+        clock.advance(10)
+        assert store.add_link(Link(TICKET2, ISSUE, "ENG-7")) is True
+        clock.advance(10)
+        assert store.add_link(Link(TICKET, ISSUE2, "ENG-8")) is True
+
+        assert store.links_for_ticket(TICKET) == [first, Link(TICKET, ISSUE2, "ENG-8", linked_at=_at(clock.now))]
+        assert [lk.ticket for lk in store.links_for_issue(ISSUE)] == [TICKET, TICKET2]
+        assert [lk.ticket for lk in store.links_for_issue_key("ENG-7")] == [TICKET, TICKET2]
+        assert store.links_for_issue_key("ENG-99") == []
+        assert len(store.all_links()) == 3
+        got = store.links_for_issue(ISSUE)[1]
+        assert got.customer is None
+        assert got.linked_at == _at(T0 + 10)
+        assert got.linked_at is not None
+        assert got.linked_at.tzinfo is not None
+
+        assert store.remove_link(TICKET, ISSUE) is True
+        assert store.remove_link(TICKET, ISSUE) is False
+        assert [lk.ticket for lk in store.links_for_issue(ISSUE)] == [TICKET2]
+
+    def test_begin_intent_is_idempotent(self, store: Store, clock: FakeClock) -> None:
+        """begin_intent inserts once; a second call returns the stored row untouched (payload included)."""
+        assert store.get_intent("op-1") is None
+        first = store.begin_intent("op-1", "tracker.create", business_key="helpdesk:ticket:4211", payload={"a": 1})
+        assert (first.state, first.attempts, first.payload, first.sent_at) == ("pending", 0, {"a": 1}, None)
+        assert first.created_at == T0
+        store.mark_intent("op-1", "sending")
+        clock.advance(5)
+        again = store.begin_intent("op-1", "tracker.create", business_key="other", payload={"a": 2})
+        assert again.state == "sending"
+        assert again.payload == {"a": 1}
+        assert again.business_key == "helpdesk:ticket:4211"
+        assert again == store.get_intent("op-1")
+
+    def test_intent_lifecycle(self, store: Store, clock: FakeClock) -> None:
+        """sending counts attempts and stamps sent_at; done keeps its first result and is final."""
+        store.begin_intent("op-2", "tracker.create", business_key="bk", payload={})
+        clock.advance(1)
+        sent = store.mark_intent("op-2", "sending")
+        assert (sent.state, sent.attempts, sent.sent_at) == ("sending", 1, T0 + 1)
+        clock.advance(1)
+        amb = store.mark_intent("op-2", "ambiguous", error="read timeout")
+        assert (amb.state, amb.error, amb.attempts, amb.sent_at) == ("ambiguous", "read timeout", 1, T0 + 1)
+        clock.advance(300)
+        resent = store.mark_intent("op-2", "sending")
+        assert (resent.attempts, resent.sent_at) == (2, T0 + 302)
+        done = store.mark_intent("op-2", "done", result={"key": "ENG-1", "id": "10001"})
+        assert done.state == "done"
+        assert done.result == {"key": "ENG-1", "id": "10001"}
+        assert done.error is None
+        assert done.updated_at == T0 + 302
+
+        assert store.mark_intent("op-2", "done", result={"key": "ENG-2"}).result == {
+            "key": "ENG-1",
+            "id": "10001",
+        }
+        with pytest.raises(IntentStateError):
+            store.mark_intent("op-2", "sending")
+        assert store.get_intent("op-2") == done
+
+    def test_mark_intent_rejects_unknown_state_and_op(self, store: Store) -> None:
+        """An unknown state is a ValueError; an unknown op_id is NotFoundInStore."""
+        store.begin_intent("op-3", "k", business_key="bk", payload={})
+        with pytest.raises(ValueError, match="unknown intent state"):
+            store.mark_intent("op-3", "sent")
+        with pytest.raises(NotFoundInStore):
+            store.mark_intent("nope", "done")
+
+    def test_accept_delivery_dedupes(self, store: Store) -> None:
+        """The same delivery id twice gives one inbox row and one job; another account is another delivery."""
+        kw: dict[str, Any] = {"payload": {"ticket": 1}, "job_kind": "escalate", "job_payload": {"ticket": "1"}}
+        assert store.accept_delivery("helpdesk", "d-1", **kw) is True
+        assert store.accept_delivery("helpdesk", "d-1", **kw) is False
+        assert store.queue_depth()["ready"] == 1
+        row = store.inbox_row("helpdesk", "d-1")
+        assert row is not None
+        assert row.payload == {"ticket": 1}
+        assert row.received_at == T0
+        job = store.job(row.job_id or 0)
+        assert job is not None
+        assert (job.kind, job.payload, job.state) == ("escalate", {"ticket": "1"}, "ready")
+
+        assert store.accept_delivery("helpdesk", "d-1", account="acme2", **kw) is True
+        assert store.accept_delivery("tracker", "d-1", **kw) is True
+        assert store.inbox_row("helpdesk", "d-1", account="acme2") is not None
+        assert store.inbox_row("tracker", "d-1") is not None
+        assert store.queue_depth()["ready"] == 3
+
+    def test_accept_delivery_with_dedupe_key_shares_the_waiting_job(self, store: Store) -> None:
+        """Two deliveries of one business event record both, queue one job, and a later one queues again."""
+        kw: dict[str, Any] = {
+            "payload": {},
+            "job_kind": "sync",
+            "job_payload": {"issue": "10042"},
+            "dedupe_key": "sync:10042",
+        }
+        assert store.accept_delivery("tracker", "a", **kw) is True
+        assert store.accept_delivery("tracker", "b", **kw) is True
+        a, b = store.inbox_row("tracker", "a"), store.inbox_row("tracker", "b")
+        assert a is not None
+        assert b is not None
+        assert a.job_id is not None
+        assert a.job_id == b.job_id
+        assert store.queue_depth()["ready"] == 1
+
+        job = store.claim("w", lease_seconds=30)
+        assert job is not None
+        assert store.accept_delivery("tracker", "c", **kw) is True
+        assert store.queue_depth() == {"ready": 0, "leased": 1, "done": 0, "dead": 0}
+        assert store.complete(job.id, job.attempt)
+        assert store.accept_delivery("tracker", "d", **kw) is True
+        d = store.inbox_row("tracker", "d")
+        assert d is not None
+        assert d.job_id not in (None, job.id)
+        assert store.queue_depth()["ready"] == 1
+
+    def test_purge_inbox(self, store: Store, clock: FakeClock) -> None:
+        """Inbox rows older than the retention go; younger ones stay and still deduplicate."""
+        kw: dict[str, Any] = {"payload": {}, "job_kind": "k", "job_payload": {}}
+        store.accept_delivery("helpdesk", "old", **kw)
+        clock.advance(6 * 86400 + 23 * 3600)
+        store.accept_delivery("helpdesk", "young", **kw)
+        assert store.purge_inbox() == 0
+        assert store.accept_delivery("helpdesk", "old", **kw) is False
+        clock.advance(3601)
+        assert store.purge_inbox() == 1
+        assert store.inbox_row("helpdesk", "old") is None
+        assert store.inbox_row("helpdesk", "young") is not None
+        assert store.purge_inbox(older_than_seconds=60) == 1
+        assert store.inbox_row("helpdesk", "young") is None
+
+    def test_enqueue_with_key_and_run_at(self, store: Store, clock: FakeClock) -> None:
+        """A key holds one waiting job at a time; run_at delays the claim."""
+        first = store.enqueue("reconcile", {"n": 1}, key="reconcile:tracker", run_at=T0 + 60)
+        assert first is not None
+        assert store.enqueue("reconcile", {"n": 2}, key="reconcile:tracker") is None
+        assert store.enqueue("reconcile", {"n": 3}) is not None  # no key, no dedupe
+        job = store.claim("w", lease_seconds=30)
+        assert job is not None
+        assert job.payload == {"n": 3}
+        assert store.claim("w", lease_seconds=30) is None
+        assert store.complete(job.id, job.attempt)
+        clock.advance(60)
+        job = store.claim("w", lease_seconds=30)
+        assert job is not None
+        assert (job.id, job.key) == (first, "reconcile:tracker")
+        assert store.enqueue("reconcile", {}, key="reconcile:tracker") is None  # leased still holds the key
+        assert store.complete(job.id, job.attempt)
+        assert store.enqueue("reconcile", {}, key="reconcile:tracker") is not None
+
+    def test_claim_takes_oldest_due_job_and_filters_kinds(self, store: Store, clock: FakeClock) -> None:
+        """claim leases the oldest due job of the wanted kinds and counts the attempt."""
+        a = store.enqueue("escalate", {"i": 1})
+        clock.advance(1)
+        b = store.enqueue("sync", {"i": 2})
+        clock.advance(1)
+        job = store.claim("w1", lease_seconds=30, kinds=["sync"])
+        assert job is not None
+        assert (job.id, job.state, job.attempt, job.worker_id, job.lease_until) == (b, "leased", 1, "w1", T0 + 32)
+        assert store.claim("w1", lease_seconds=30, kinds=[]) is None
+        assert store.claim("w1", lease_seconds=30, kinds=["sync"]) is None
+        job = store.claim("w2", lease_seconds=30)
+        assert job is not None
+        assert job.id == a
+        assert store.claim("w2", lease_seconds=30) is None
+        assert store.queue_depth() == {"ready": 0, "leased": 2, "done": 0, "dead": 0}
+
+    def test_fencing_stale_worker_changes_nothing(self, store: Store, clock: FakeClock) -> None:
+        """After a lease lapses and another worker claims attempt 2, the first worker's calls all return False."""
+        job_id = store.enqueue("escalate", {"ticket": "4211"})
+        assert job_id is not None
+        first = store.claim("A", lease_seconds=30)
+        assert first is not None
+        assert first.attempt == 1
+        assert store.claim("B", lease_seconds=30) is None  # still leased
+        clock.advance(31)
+        second = store.claim("B", lease_seconds=30)
+        assert second is not None
+        assert (second.id, second.attempt, second.worker_id) == (job_id, 2, "B")
+        before = store.job(job_id)
+
+        assert store.heartbeat(job_id, 1, 30) is False
+        assert store.complete(job_id, 1) is False
+        assert store.retry_later(job_id, 1, run_at=T0 + 1000, error="x") is False
+        assert store.fail(job_id, 1, error="boom") is False
+        assert store.job(job_id) == before
+        assert store.dead_letters() == []
+
+        assert store.complete(job_id, 2) is True
+        done = store.job(job_id)
+        assert done is not None
+        assert (done.state, done.attempt, done.lease_until) == ("done", 2, None)
+        assert store.complete(job_id, 2) is False  # not leased any more
+        assert store.heartbeat(job_id, 2, 30) is False
+
+    def test_heartbeat_extends_the_lease(self, store: Store, clock: FakeClock) -> None:
+        """A heartbeat keeps the job from being reaped past its first lease."""
+        store.enqueue("k", {})
+        job = store.claim("A", lease_seconds=30)
+        assert job is not None
+        clock.advance(25)
+        assert store.heartbeat(job.id, job.attempt, 30) is True
+        clock.advance(25)
+        assert store.claim("B", lease_seconds=30) is None
+        clock.advance(6)
+        reaped = store.claim("B", lease_seconds=30)
+        assert reaped is not None
+        assert reaped.attempt == 2
+
+    def test_retry_later(self, store: Store, clock: FakeClock) -> None:
+        """retry_later makes the job ready again at run_at with the redacted error; next claim is attempt 2."""
+        secret = Secret("tok-retry-" + "9" * 12)
+        store.enqueue("k", {})
+        job = store.claim("A", lease_seconds=30)
+        assert job is not None
+        assert store.retry_later(job.id, job.attempt, run_at=T0 + 120, error=f"503 with {secret.reveal()}") is True
+        waiting = store.job(job.id)
+        assert waiting is not None
+        assert (waiting.state, waiting.run_at, waiting.lease_until, waiting.worker_id) == (
+            "ready",
+            T0 + 120,
+            None,
+            None,
+        )
+        assert waiting.last_error is not None
+        assert secret.reveal() not in waiting.last_error
+        assert store.claim("A", lease_seconds=30) is None
+        clock.advance(120)
+        again = store.claim("A", lease_seconds=30)
+        assert again is not None
+        assert again.attempt == 2
+
+    def test_max_attempts_dead_letters_a_job_that_keeps_expiring(self, store: Store, clock: FakeClock) -> None:
+        """With max_attempts, an expired lease on the last attempt becomes a dead letter instead of a claim."""
+        job_id = store.enqueue("poison", {"p": 1})
+        for _ in range(2):
+            assert store.claim("w", lease_seconds=10, max_attempts=2) is not None
+            clock.advance(11)
+        assert store.claim("w", lease_seconds=10, max_attempts=2) is None
+        job = store.job(job_id or 0)
+        assert job is not None
+        assert job.state == "dead"
+        [letter] = store.dead_letters()
+        assert (letter.job_id, letter.attempt) == (job_id, 2)
+        assert "lease expired" in letter.error
+
+    def test_fail_dead_letters_and_replay_once(self, store: Store, clock: FakeClock) -> None:
+        """fail writes a redacted dead letter; replay queues a new job once, and a second replay is refused."""
+        secret = Secret("sk_live_" + "a1b2c3d4e5f6g7h8")
+        job_id = store.enqueue("escalate", {"ticket": "4211"}, key="esc:4211")
+        job = store.claim("w", lease_seconds=30)
+        assert job is not None
+        error = (
+            f"401 for token {secret.reveal()} / {quote(secret.reveal())} / "
+            + base64.b64encode(secret.reveal().encode()).decode()
+        )
+        clock.advance(3)
+        assert store.fail(job.id, job.attempt, error=error) is True
+        buried = store.job(job.id)
+        assert buried is not None
+        assert buried.state == "dead"
+        assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 0, "dead": 1}
+
+        [letter] = store.dead_letters()
+        assert (letter.job_id, letter.kind, letter.payload, letter.key) == (
+            job_id,
+            "escalate",
+            {"ticket": "4211"},
+            "esc:4211",
+        )
+        assert (letter.attempt, letter.created_at, letter.replayed) == (1, T0 + 3, False)
+        assert letter.error.startswith("401 for token ")
+        assert secret.reveal() not in letter.error
+        assert quote(secret.reveal()) not in letter.error
+        assert base64.b64encode(secret.reveal().encode()).decode() not in letter.error
+        assert store.dead_letter(letter.id) == letter
+
+        clock.advance(1)
+        new_id = store.replay_dead_letter(letter.id)
+        assert new_id != job_id
+        new_job = store.job(new_id)
+        assert new_job is not None
+        assert (new_job.kind, new_job.payload, new_job.state, new_job.attempt) == (
+            "escalate",
+            {"ticket": "4211"},
+            "ready",
+            0,
+        )
+        replayed = store.dead_letter(letter.id)
+        assert replayed is not None
+        assert (replayed.replayed, replayed.replayed_at, replayed.replay_job_id) == (True, T0 + 4, new_id)
+
+        with pytest.raises(AlreadyReplayed, match="replayed already"):
+            store.replay_dead_letter(letter.id)
+        assert store.queue_depth()["ready"] == 1
+        with pytest.raises(NotFoundInStore):
+            store.replay_dead_letter(999)
+        assert store.dead_letter(999) is None
+
+    def test_replay_when_the_key_is_already_waiting(self, store: Store) -> None:
+        """Replaying a letter whose key a waiting job holds points at that job instead of queueing a second."""
+        store.enqueue("escalate", {}, key="esc:1")
+        job = store.claim("w", lease_seconds=30)
+        assert job is not None
+        store.fail(job.id, job.attempt, error="boom")
+        waiting = store.enqueue("escalate", {}, key="esc:1")
+        [letter] = store.dead_letters()
+        assert store.replay_dead_letter(letter.id) == waiting
+        assert store.queue_depth()["ready"] == 1
+
+    def test_audit(self, store: Store, clock: FakeClock) -> None:
+        """Audit rows keep who, what, policy, origin and result, are filterable, and hold no secrets."""
+        secret = Secret("audit-secret-" + "x" * 10)
+        first = store.audit(
+            actor="agent:5",
+            action="tracker.create",
+            target="tracker:issue:10042",
+            result="ok",
+            policy="tier1-priority",
+            origin_event="helpdesk:d-1",
+            ticket=TICKET,
+            issue_key="ENG-7",
+            details={"priority": "High", "note": f"auth {secret.reveal()}"},
+        )
+        clock.advance(1)
+        second = store.audit(actor="cxbridge", action="helpdesk.note", target=str(TICKET2), result="ok", ticket=TICKET2)
+        store.audit(actor="cxbridge", action="crm.note", target="crm:company:99", result="ok", issue_key="ENG-7")
+        assert second == first + 1
+
+        entries = store.audit_entries(ticket=TICKET)
+        assert [e.id for e in entries] == [first]
+        e = entries[0]
+        assert (e.at, e.actor, e.action, e.target, e.result) == (
+            T0,
+            "agent:5",
+            "tracker.create",
+            "tracker:issue:10042",
+            "ok",
+        )
+        assert (e.policy, e.origin_event, e.ticket, e.issue_key) == (
+            "tier1-priority",
+            "helpdesk:d-1",
+            TICKET,
+            "ENG-7",
+        )
+        assert e.details["priority"] == "High"
+        assert secret.reveal() not in e.details["note"]
+        assert [x.action for x in store.audit_entries(issue_key="ENG-7")] == ["tracker.create", "crm.note"]
+        assert [x.id for x in store.audit_entries(ticket=TICKET, issue_key="ENG-8")] == []
+        assert len(store.audit_entries()) == 3
+        assert store.audit_entries(ticket=TICKET2)[0].details == {}
+
+    def test_checkpoints(self, store: Store) -> None:
+        """A checkpoint is None before the first save, then the last mapping saved, per system and stream."""
+        assert store.get_checkpoint("helpdesk", "tickets") is None
+        store.set_checkpoint("helpdesk", "tickets", {"cursor": "abc", "end_of_stream": False})
+        store.set_checkpoint("helpdesk", "users", {"cursor": "u"})
+        assert store.get_checkpoint("helpdesk", "tickets") == {"cursor": "abc", "end_of_stream": False}
+        store.set_checkpoint("helpdesk", "tickets", {"cursor": "def"})
+        assert store.get_checkpoint("helpdesk", "tickets") == {"cursor": "def"}
+        assert store.get_checkpoint("helpdesk", "users") == {"cursor": "u"}
+        assert store.get_checkpoint("tracker", "tickets") is None
+
+    def test_queue_depth_lists_every_state(self, store: Store) -> None:
+        """queue_depth always has ready, leased, done and dead."""
+        assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 0, "dead": 0}
+        store.enqueue("a", {})
+        store.enqueue("b", {})
+        job = store.claim("w", lease_seconds=5)
+        assert job is not None
+        store.complete(job.id, job.attempt)
+        assert store.queue_depth() == {"ready": 1, "leased": 0, "done": 1, "dead": 0}
+
+    def test_a_locked_entity_runs_one_job_at_a_time(self, store: Store, clock: FakeClock) -> None:
+        first = store.enqueue("event", {"n": 1}, lock_key="tracker:issue:1")
+        second = store.enqueue("event", {"n": 2}, lock_key="tracker:issue:1")
+        other = store.enqueue("event", {"n": 3}, lock_key="tracker:issue:2")
+        a = store.claim("w1", lease_seconds=30)
+        assert a is not None
+        assert a.id == first
+        # the second job of the same entity waits; the other entity's job goes ahead
+        b = store.claim("w2", lease_seconds=30)
+        assert b is not None
+        assert b.id == other
+        assert store.claim("w3", lease_seconds=30) is None
+        assert store.complete(a.id, a.attempt)
+        c = store.claim("w3", lease_seconds=30)
+        assert c is not None
+        assert c.id == second
+
+    def test_an_expired_lease_releases_the_lock(self, store: Store, clock: FakeClock) -> None:
+        first = store.enqueue("event", {}, lock_key="helpdesk:ticket:1")
+        second = store.enqueue("event", {}, lock_key="helpdesk:ticket:1")
+        a = store.claim("w1", lease_seconds=30)
+        assert a is not None
+        assert a.id == first
+        clock.advance(31)
+        # the lapsed job is due again and comes first (older); its newer attempt holds the lock
+        again = store.claim("w2", lease_seconds=30)
+        assert again is not None
+        assert again.id == first
+        assert again.attempt == a.attempt + 1
+        assert store.claim("w3", lease_seconds=30) is None
+        assert not store.complete(a.id, a.attempt)  # the stale attempt is fenced out
+        assert store.complete(again.id, again.attempt)
+        b = store.claim("w3", lease_seconds=30)
+        assert b is not None
+        assert b.id == second
+
+    def test_a_delivery_carries_its_lock(self, store: Store) -> None:
+        assert store.accept_delivery(
+            "tracker", "d1", payload={}, job_kind="event", job_payload={"n": 1}, lock_key="tracker:issue:7"
+        )
+        assert store.accept_delivery(
+            "tracker", "d2", payload={}, job_kind="event", job_payload={"n": 2}, lock_key="tracker:issue:7"
+        )
+        a = store.claim("w1", lease_seconds=30)
+        assert a is not None
+        assert a.payload == {"n": 1}
+        assert store.claim("w2", lease_seconds=30) is None
+        assert store.complete(a.id, a.attempt)
+        b = store.claim("w2", lease_seconds=30)  # the second delivery's job was queued; it waited for the lock
+        assert b is not None
+        assert b.payload == {"n": 2}
+
+    def test_unlocked_jobs_run_side_by_side(self, store: Store) -> None:
+        first = store.enqueue("event", {"n": 1})
+        second = store.enqueue("event", {"n": 2})
+        a = store.claim("w1", lease_seconds=30)
+        b = store.claim("w2", lease_seconds=30)
+        assert a is not None
+        assert b is not None
+        assert (a.id, b.id) == (first, second)
+
+    def test_snapshots_never_hold_a_secret(self, store: Store) -> None:
+        secret = Secret("s3cr3t-snapshot-value", source="test")
+        store.put_snapshot("customer", "x", {"note": f"token {secret.reveal()}"})
+        snapshot = store.get_snapshot("customer", "x")
+        assert snapshot is not None  # stored, with the value redacted
+        assert snapshot["note"].startswith("token ")
+        assert secret.reveal() not in str(snapshot)
+
+    def test_forget_intent_lets_an_undone_write_be_redone(self, store: Store) -> None:
+        store.begin_intent("op-1", "tracker.remotelink", business_key="helpdesk:ticket:1", payload={})
+        store.mark_intent("op-1", "sending")
+        store.mark_intent("op-1", "done", result={"id": "10"})
+        assert store.forget_intent("op-1")
+        assert store.get_intent("op-1") is None
+        assert not store.forget_intent("op-1")
+        again = store.begin_intent("op-1", "tracker.remotelink", business_key="helpdesk:ticket:1", payload={})
+        assert again.state == "pending"
+
+    def test_purge_snapshots_deletes_only_old_rows_of_one_kind(self, store: Store, clock: FakeClock) -> None:
+        store.put_snapshot("echo", "old", {})
+        store.put_snapshot("customer", "old", {})
+        clock.advance(100)
+        store.put_snapshot("echo", "new", {})
+        assert store.purge_snapshots("echo", 50) == 1
+        assert store.get_snapshot("echo", "old") is None
+        assert store.get_snapshot("echo", "new") is not None
+        assert store.get_snapshot("customer", "old") is not None
