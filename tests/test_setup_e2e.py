@@ -1,7 +1,8 @@
 """``cxbridge setup`` end to end, on loopback: emulators that hold only the accounts (``--seed empty``) ->
 ``setup --plan`` lists every object -> ``setup --apply`` creates them and writes the config -> a second plan has
 nothing to do and a second apply writes nothing at any vendor -> ``cxbridge serve`` with that config receives a
-tagged ticket through the trigger and webhook setup registered, and escalates it."""
+tagged ticket through the trigger and webhook setup registered, and escalates it; solving the ticket then reaches
+the issue's remote link through the status trigger."""
 
 from __future__ import annotations
 
@@ -72,7 +73,12 @@ def test_setup_then_serve_escalates_a_tagged_ticket(vendors: ServedVendors, conf
     out = planned.output
     assert "+ create ticket field 'Jira issue key'" in out
     assert "+ create webhook 'cxbridge'" in out
-    for title in ("cxbridge: escalate", "cxbridge: public comment", "cxbridge: internal comment"):
+    for title in (
+        "cxbridge: escalate",
+        "cxbridge: public comment",
+        "cxbridge: internal comment",
+        "cxbridge: status changed",
+    ):
         assert f"+ create trigger '{title}'" in out
     for name in ("ARR at stake", "Customers", "Tickets", "Soonest renewal", "Highest tier", "Oldest open ticket"):
         assert f"+ create custom field '{name}'" in out
@@ -80,7 +86,7 @@ def test_setup_then_serve_escalates_a_tagged_ticket(vendors: ServedVendors, conf
     assert "+ create property 'companies.tier'" in out
     assert "+ create property 'companies.renewal_date'" in out
     assert "= ok     property 'companies.annualrevenue'" in out
-    assert "Plan: 14 to create, 0 to update, 0 to prune (with --prune), 1 manual, 2 already right." in out
+    assert "Plan: 15 to create, 0 to update, 0 to prune (with --prune), 1 manual, 2 already right." in out
     assert run(path, "--plan", "--detailed-exitcode").exit_code == 2
     assert writes(vendors) == before
 
@@ -90,7 +96,7 @@ def test_setup_then_serve_escalates_a_tagged_ticket(vendors: ServedVendors, conf
     zd, jira = vendors["zendesk"].state(), vendors["jira"].state()
     assert [f["title"] for f in zd["ticket_fields"] if f["type"] == "text"] == ["Jira issue key"]
     assert [w["endpoint"] for w in zd["webhooks"]] == [f"http://127.0.0.1:{port}/webhooks/zendesk"]
-    assert len(zd["triggers"]) == 3
+    assert len(zd["triggers"]) == 4
     assert [h["url"] for h in jira["webhooks"]] == [f"http://127.0.0.1:{port}/webhooks/jira"]
     assert len([f for f in jira["fields"] if f["custom"]]) == 6
     hubspot = vendors["hubspot"].portal.schema["companies"]  # type: ignore[attr-defined]
@@ -117,7 +123,7 @@ def test_setup_then_serve_escalates_a_tagged_ticket(vendors: ServedVendors, conf
     # 3. a second plan has nothing to do; a second apply writes nothing at any vendor nor in the config
     again = run(path, "--plan", "--detailed-exitcode")
     assert again.exit_code == 0, again.output
-    assert "Nothing to do: 17 objects already right." in again.output
+    assert "Nothing to do: 18 objects already right." in again.output
     before, text_before = writes(vendors), path.read_text(encoding="utf-8")
     second = run(path, "--apply")
     assert second.exit_code == 0, second.output
@@ -126,7 +132,7 @@ def test_setup_then_serve_escalates_a_tagged_ticket(vendors: ServedVendors, conf
     doctor = CliRunner().invoke(cli, ["--config", str(path), "doctor"])
     assert doctor.exit_code == 0, doctor.output
     assert {line[:2] for line in doctor.output.splitlines()} <= {"✓ ", "- "}, doctor.output
-    assert "✓ zendesk setup: 5 objects as cxbridge needs them" in doctor.output.splitlines()
+    assert "✓ zendesk setup: 6 objects as cxbridge needs them" in doctor.output.splitlines()
 
     # 4. serve with that config: an agent tags a ticket; the trigger calls the webhook; the ticket is escalated
     plugins = build_plugins()
@@ -155,6 +161,11 @@ def test_setup_then_serve_escalates_a_tagged_ticket(vendors: ServedVendors, conf
             agent.put(f"{base}/api/v2/tickets/{ticket_id}/tags", json={"tags": [TAG]}, timeout=10)
             issues = wait_for(lambda: vendors["jira"].state()["issues"])
             ticket = wait_for(lambda: escalated(vendors, ticket_id, field_id))
+            assert link_resolved(vendors) == [False]
+            # 5. the agent solves the ticket: the status trigger setup created tells cxbridge, the link follows
+            solved = agent.put(f"{base}/api/v2/tickets/{ticket_id}", json={"ticket": {"status": "solved"}}, timeout=10)
+            assert solved.status_code == 200, solved.text
+            wait_for(lambda: link_resolved(vendors) == [True])
     finally:
         rt.close()
     assert [i["fields"]["project"]["key"] for i in issues] == ["ENG"]
@@ -162,6 +173,13 @@ def test_setup_then_serve_escalates_a_tagged_ticket(vendors: ServedVendors, conf
     assert any(not c["public"] and issues[0]["key"] in c["body"] for c in ticket["comments"])
     delivered = [w for w in vendors["zendesk"].webhooks_sent if w["url"].endswith("/webhooks/zendesk")]
     assert delivered, "the escalation arrived through the webhook setup registered"
+    assert any('"status_changed"' in str(w.get("body")) and '"Solved"' in str(w.get("body")) for w in delivered)
+
+
+def link_resolved(vendors: ServedVendors) -> list[bool]:
+    """The ``resolved`` flag of each remote link on the site's issues."""
+    issues = vendors["jira"].state()["issues"]
+    return [link["object"]["status"]["resolved"] for i in issues for link in i["remoteLinks"]]
 
 
 def escalated(vendors: ServedVendors, ticket_id: int, field_id: int) -> dict[str, object] | None:

@@ -135,5 +135,11 @@ def ticket_status(payload: dict[str, Any]) -> str | None:
     for node in (payload.get("ticket"), payload.get("detail")):
         value = node.get("status") if isinstance(node, dict) else None
         if isinstance(value, str) and value.strip():
-            return value.strip().lower()
+            word = value.strip().lower()
+            return STATUS_NAMES.get(word, word)
     return None
+
+
+STATUS_NAMES = {"on-hold": "hold", "on hold": "hold"}
+"""The placeholder's display names (``New``, ``Open``, ``Pending``, ``On-hold``, ``Solved``, ``Closed``) that are not
+the API's status, lower-cased."""

@@ -28,6 +28,14 @@ The bodies below use Zendesk's documented placeholders only:
      "ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}"},
      "current_user": {"id": {{current_user.id}}, "name": "{{current_user.name}}", "email": "{{current_user.email}}"}}
 
+- a status change of an escalated ticket (trigger "cxbridge: status changed": ``status`` ``changed``, so the remote
+  link's ``resolved`` flag and the impact follow a solved or reopened ticket without waiting for ``cxbridge sync``;
+  the plugin lowers the placeholder's rendering, "Solved", to the API's ``solved``)::
+
+    {"event": "status_changed",
+     "ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}", "status": "{{ticket.status}}"},
+     "current_user": {"id": {{current_user.id}}, "name": "{{current_user.name}}", "email": "{{current_user.email}}"}}
+
 ``{{ticket.tags}}`` renders the tags separated by spaces; the plugin reads both forms. There is no event id in the
 body: the verifier deduplicates by Zendesk's ``X-Zendesk-Webhook-Invocation-Id`` header.
 """
@@ -48,6 +56,14 @@ _TICKET = '"ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}"}'
 ESCALATION_BODY = '{"event": "tag_added", ' + _TICKET + ", " + _USER + "}"
 """The JSON template of the escalation trigger's webhook call."""
 
+
+STATUS_BODY = (
+    '{"event": "status_changed", "ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}", "status": '
+    + '"{{ticket.status}}"}, '
+    + _USER
+    + "}"
+)
+"""The JSON template of the status trigger's webhook call (the ticket's status after the update)."""
 
 DECISION_BODY = '{"event": "decision_requested", ' + _TICKET + ", " + _USER + "}"
 """The JSON template of the decide trigger's webhook call: the plugin reads every tag with the decision prefix
@@ -123,6 +139,21 @@ def desired_triggers(tag: str, webhook_id: str, decision_tags: Sequence[str] = (
                 "actions": [{"field": "notification_webhook", "value": [webhook_id, comment_body(public)]}],
             }
         )
+    out.append(
+        {
+            "title": "cxbridge: status changed",
+            "description": f"Sends the new status of a ticket escalated by cxbridge (tag {tag}) when it changes.",
+            "active": True,
+            "conditions": {
+                "all": [
+                    {"field": "current_tags", "operator": "includes", "value": tag},
+                    {"field": "status", "operator": "changed"},
+                ],
+                "any": [],
+            },
+            "actions": [{"field": "notification_webhook", "value": [webhook_id, STATUS_BODY]}],
+        }
+    )
     if decision_tags:
         out.append(decide_trigger(decision_tags, webhook_id))
     return out

@@ -15,7 +15,7 @@ import requests
 from cxbridge_zendesk.sandbox.backend import ZendeskBackend
 from cxbridge_zendesk.sandbox.routes import sign
 from cxbridge_zendesk.sandbox.triggers import admin_target_body
-from cxbridge_zendesk.triggers import ESCALATION_BODY, comment_body, desired_triggers
+from cxbridge_zendesk.triggers import ESCALATION_BODY, STATUS_BODY, comment_body, desired_triggers
 
 from cxbridge.testing import Delivery, Receiver, Spec, mock_vendors
 
@@ -186,6 +186,7 @@ def test_admin_targets_get_the_bodies_setup_provisions() -> None:
     assert admin_target_body("tag_added") == ESCALATION_BODY
     assert admin_target_body("comment_added", True) == comment_body(True)
     assert admin_target_body("comment_added", False) == comment_body(False)
+    assert admin_target_body("status_changed") == STATUS_BODY
 
 
 def test_admin_targets_get_the_trigger_bodies(zd: ZendeskBackend, api: requests.Session, receiver: Receiver) -> None:

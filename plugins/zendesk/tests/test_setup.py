@@ -79,6 +79,7 @@ def test_plan_apply_and_a_second_plan_that_is_all_ok(zd: ZendeskBackend) -> None
         ("trigger", "cxbridge: escalate", CREATE),
         ("trigger", "cxbridge: public comment", CREATE),
         ("trigger", "cxbridge: internal comment", CREATE),
+        ("trigger", "cxbridge: status changed", CREATE),
     ]
     assert [c.method for c in zd.calls] == ["GET"] * len(zd.calls)  # planning only reads
     Spec("zendesk").validate_schema("TicketFieldObject", items[0].desired)  # the spec gives the POST no body schema
@@ -91,12 +92,15 @@ def test_plan_apply_and_a_second_plan_that_is_all_ok(zd: ZendeskBackend) -> None
     assert secret.secret
     (hook,) = zd.model.webhooks.values()
     assert secret.value.reveal() == hook.secret
-    assert [t.actions[0]["value"][0] for t in zd.model.triggers.values()] == [hook.id] * 3
+    assert [t.actions[0]["value"][0] for t in zd.model.triggers.values()] == [hook.id] * 4
     values = {"ticket.id": 7, "ticket.tags": "a b", "current_user.id": 3, "current_user.name": 'Sam "S"'}
+    values["ticket.status"] = "On-hold"
     for trigger in zd.model.triggers.values():  # every body is JSON once Zendesk fills the placeholders
-        assert json.loads(render(trigger.actions[0]["value"][1], values))["ticket"] == {"id": 7, "tags": "a b"}
+        ticket = json.loads(render(trigger.actions[0]["value"][1], values))["ticket"]
+        assert {k: ticket[k] for k in ("id", "tags")} == {"id": 7, "tags": "a b"}
+        assert ticket.get("status", "On-hold") == "On-hold"
     again = connector(zd, issue_key_field_id=field_id).plan_setup(context(hook.secret))
-    assert [i.action for i in again] == [OK] * 5
+    assert [i.action for i in again] == [OK] * 6
 
 
 def test_an_existing_field_is_reused_and_a_moved_webhook_is_corrected(zd: ZendeskBackend) -> None:
@@ -161,6 +165,7 @@ def test_a_leftover_cxbridge_trigger_is_listed_for_pruning(zd: ZendeskBackend, a
         "cxbridge: escalate",
         "cxbridge: internal comment",
         "cxbridge: public comment",
+        "cxbridge: status changed",
     ]
 
 
@@ -189,6 +194,7 @@ def test_decision_macros_and_the_decide_trigger_are_created_then_all_ok(zd: Zend
         ("trigger", "cxbridge: escalate", CREATE),
         ("trigger", "cxbridge: public comment", CREATE),
         ("trigger", "cxbridge: internal comment", CREATE),
+        ("trigger", "cxbridge: status changed", CREATE),
         ("trigger", "cxbridge: decide", CREATE),
         ("macro", "cxbridge: Credit of 50", CREATE),
         ("macro", "cxbridge: Reopen the done issue", CREATE),
@@ -196,8 +202,8 @@ def test_decision_macros_and_the_decide_trigger_are_created_then_all_ok(zd: Zend
     ]
     assert "no [[policies.rules]] grant covers" in items[-1].detail
     spec = Spec("zendesk")
-    spec.validate_request("POST", "/api/v2/triggers", {"trigger": items[5].desired})
-    for macro in items[6:8]:
+    spec.validate_request("POST", "/api/v2/triggers", {"trigger": items[6].desired})
+    for macro in items[7:9]:
         spec.validate_request("POST", "/api/v2/macros", {"macro": macro.desired})
     field_id = {u.path: u for u in apply_all(conn, items, ctx)}["systems", "zendesk", "issue_key_field_id"].value
     (hook,) = zd.model.webhooks.values()
@@ -215,7 +221,7 @@ def test_decision_macros_and_the_decide_trigger_are_created_then_all_ok(zd: Zend
         ("cxbridge: Reopen the done issue", REOPEN, None),
     ]
     again = connector(zd, issue_key_field_id=field_id).plan_setup(decide_context(hook.secret, **_kw(ctx)))
-    assert [i.action for i in again] == [OK] * 8 + ["manual"]
+    assert [i.action for i in again] == [OK] * 9 + ["manual"]
 
 
 def _kw(ctx: SetupContext) -> dict[str, object]:

@@ -929,7 +929,8 @@ class ZendeskRoutes(_Base):
         cxbridge's provisioned triggers would send: on a gained trigger tag, on every added comment, and on a status
         change (the body carries the status)."""
         comment = next((c.comment for c in changes if c.comment is not None), None)
-        update = triggers.Update(ticket, actor, created, comment)
+        moved = any(c.kind == "status_changed" for c in changes)
+        update = triggers.Update(ticket, actor, created, comment, status_changed=moved)
         for firing in triggers.run(self.model, self.model.triggers, update, base):
             hook = self.model.webhooks.get(firing.webhook_id)
             if hook is not None and hook.status == "active":

@@ -8,7 +8,8 @@ ticket, the cycle starts over (each trigger fires at most once per update).
 Conditions the emulator evaluates (others are refused at creation with 422, so a test never silently relies on
 one it ignores): ``current_tags`` (``includes`` / ``not_includes``, space-separated tags), ``comment_is_public``
 (``is`` ``true`` / ``false`` / ``not_relevant`` / ``requester_can_see_comment``), ``update_type`` (``is`` /
-``is_not`` ``Create`` / ``Change``), ``status`` and ``priority`` (``is`` / ``is_not``). Actions:
+``is_not`` ``Create`` / ``Change``), ``status`` (``is`` / ``is_not`` / ``changed`` / ``not_changed``) and ``priority``
+(``is`` / ``is_not``). Actions:
 ``notification_webhook`` (``[webhook_id, body]``), ``current_tags`` (add), ``remove_tags``, ``set_tags``,
 ``status``, ``priority``. Placeholders in a body: see ``placeholders``.
 """
@@ -27,12 +28,21 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     "current_tags": ("includes", "not_includes"),
     "comment_is_public": ("is",),
     "update_type": ("is", "is_not"),
-    "status": ("is", "is_not"),
+    "status": ("is", "is_not", "changed", "not_changed"),
     "priority": ("is", "is_not"),
 }
 ACTIONS = ("notification_webhook", "current_tags", "remove_tags", "set_tags", "status", "priority")
 DEFAULT_CATEGORY_ID = "10001"
 NUMBER_PLACEHOLDERS = ("ticket.id", "current_user.id")
+STATUS_DISPLAY = {
+    "new": "New",
+    "open": "Open",
+    "pending": "Pending",
+    "hold": "On-hold",
+    "solved": "Solved",
+    "closed": "Closed",
+}
+"""How the ``{{ticket.status}}`` placeholder renders a status (its display name, not the API's word)."""
 
 
 def admin_target_body(event: str, public: bool | None = None) -> str:
@@ -109,6 +119,8 @@ class Update:
     created: bool
     comment: Comment | None = None
     fired: list[int] = field(default_factory=list)
+    status_changed: bool = False
+    """Whether the update changed the ticket's status (for ``status`` ``changed``; a create always does)."""
 
 
 def trigger_json(t: Trigger, base: str) -> dict[str, Any]:
@@ -203,7 +215,7 @@ def placeholders(update: Update, base: str) -> dict[str, Any]:
         "ticket.id": ticket.id,
         "ticket.title": ticket.subject,
         "ticket.tags": " ".join(ticket.tags),
-        "ticket.status": ticket.status,
+        "ticket.status": STATUS_DISPLAY.get(ticket.status, ticket.status),
         "ticket.priority": ticket.priority or "",
         "ticket.url": f"{base.split('://', 1)[-1]}/agent/tickets/{ticket.id}",
         "ticket.link": f"{base}/agent/tickets/{ticket.id}",
@@ -229,6 +241,9 @@ def _holds(cond: dict[str, Any], update: Update) -> bool:
             return False
         public = comment.public
         return public if value in ("true", "requester_can_see_comment") else not public
+    if name == "status" and op in ("changed", "not_changed"):
+        changed = bool(update.created or update.status_changed)
+        return changed == (str(op) == "changed")
     if name == "update_type":
         actual = "Create" if update.created else "Change"
         return (actual == value) == (op == "is")
