@@ -53,7 +53,7 @@ from .http.redact import escape_crlf, one_line, redact
 from .http.retry import RETRY_AFTER_CAP
 from .models import event_from_dict
 from .signals import signal_from_dict
-from .store.base import StoreBusy
+from .store.base import FollowUp, StoreBusy
 from .workflows import events, notices
 from .workflows.escalate import EscalationPending
 from .workflows.once import lease_guard
@@ -409,24 +409,26 @@ class Worker:
         if run_at is not None:
             if store.retry_later(job.id, job.attempt, run_at=run_at, error=line):
                 return JobResult(job.id, job.kind, job.attempt, "retried", line, run_at)
-        elif store.fail(job.id, job.attempt, error=line):
-            self._tell_agent(job, exc)
+        elif store.fail(job.id, job.attempt, error=line, then=self._agent_notice(job, exc)):
             return JobResult(job.id, job.kind, job.attempt, "dead", line)
         return JobResult(job.id, job.kind, job.attempt, "stale", f"failed after its lease lapsed: {line}")
 
-    def _tell_agent(self, job: Job, exc: Exception) -> None:
-        """Queue the note that tells the agent their escalation failed for good (a ``notice`` job, written once by
-        the intent protocol; its key keeps a second copy of the same failure out of the queue)."""
+    def _agent_notice(self, job: Job, exc: Exception) -> FollowUp | None:
+        """The note that tells the agent their escalation failed for good: a ``notice`` job, queued by
+        ``Store.fail`` in the dead letter's own transaction (a crash cannot keep one without the other), written
+        once by the intent protocol; its key keeps a second copy of the same failure out of the queue."""
         if job.kind not in TOLD_KINDS or notices.JOB_KIND not in self.handlers:
-            return
+            return None
         try:
             requested = events.escalation_requested_by(self.rt, job.payload)
-            if requested is not None:
-                system, signal = requested
-                payload = notices.failure_notice(system, signal, exc, job_id=job.id, transient=is_transient(exc))
-                self.rt.store.enqueue(notices.JOB_KIND, payload, key=payload["op_id"], lock_key=payload["ticket"])
+            if requested is None:
+                return None
+            system, signal = requested
+            payload = notices.failure_notice(system, signal, exc, job_id=job.id, transient=is_transient(exc))
+            return FollowUp(notices.JOB_KIND, payload, key=payload["op_id"], lock_key=payload["ticket"])
         except Exception as failure:  # the dead letter stands; the admin still sees it
             log.warning("job %d: the agent could not be told: %s", job.id, _shown(error_line(failure)))
+            return None
 
     def _record(self, result: JobResult) -> None:
         self.last = result

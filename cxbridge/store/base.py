@@ -99,6 +99,17 @@ class Job:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """A job queued in the same transaction as another change (``Store.fail``'s ``then``): both happen or neither
+    does, so a crash between them cannot lose the follow-up (the note telling an agent of a dead letter)."""
+
+    kind: str
+    payload: dict[str, Any]
+    key: str | None = None
+    lock_key: str | None = None
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     """A job that failed for good, with its (redacted) error, kept so that an admin can replay it."""
 
@@ -354,8 +365,10 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def fail(self, job_id: int, attempt: int, *, error: str) -> bool:
-        """Mark the job dead and write a dead letter with the (redacted) error; False when stale."""
+    def fail(self, job_id: int, attempt: int, *, error: str, then: FollowUp | None = None) -> bool:
+        """Mark the job dead and write a dead letter with the (redacted) error; False when stale.
+
+        ``then`` is queued in the same transaction (like ``enqueue``: not when a job not yet done holds its key)."""
 
     @abstractmethod
     def job(self, job_id: int) -> Job | None:

@@ -70,6 +70,7 @@ from .base import (
     AlreadyReplayed,
     AuditEntry,
     DeadLetter,
+    FollowUp,
     InboxRow,
     Intent,
     IntentStateError,
@@ -961,8 +962,9 @@ class PostgresStore(Store):
             )
         )
 
-    def fail(self, job_id: int, attempt: int, *, error: str) -> bool:
-        """Mark the job dead with a dead letter; False when the caller's attempt is stale."""
+    def fail(self, job_id: int, attempt: int, *, error: str, then: FollowUp | None = None) -> bool:
+        """Mark the job dead with a dead letter (and queue ``then`` in the same transaction); False when the
+        caller's attempt is stale."""
         now = self.clock()
 
         def bury(conn: Conn) -> bool:
@@ -972,6 +974,8 @@ class PostgresStore(Store):
             if current is None:
                 return False
             self._bury(conn, job_id, redact_text(error), now)
+            if then is not None:
+                self._insert_job(conn, then.kind, then.payload, then.key, now, now, then.lock_key)
             return True
 
         return self._run(bury)

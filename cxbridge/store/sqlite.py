@@ -41,6 +41,7 @@ from .base import (
     AlreadyReplayed,
     AuditEntry,
     DeadLetter,
+    FollowUp,
     InboxRow,
     Intent,
     IntentStateError,
@@ -711,8 +712,9 @@ class SQLiteStore(Store):
             )
             return cur.rowcount == 1
 
-    def fail(self, job_id: int, attempt: int, *, error: str) -> bool:
-        """Mark the job dead with a dead letter; False when the caller's attempt is stale."""
+    def fail(self, job_id: int, attempt: int, *, error: str, then: FollowUp | None = None) -> bool:
+        """Mark the job dead with a dead letter (and queue ``then`` in the same transaction); False when the
+        caller's attempt is stale."""
         now = self.clock()
         with self._write() as conn:
             current = conn.execute(
@@ -721,6 +723,8 @@ class SQLiteStore(Store):
             if current is None:
                 return False
             self._bury(conn, job_id, redact_text(error), now)
+            if then is not None:
+                self._insert_job(conn, then.kind, then.payload, then.key, now, now, then.lock_key)
             return True
 
     def job(self, job_id: int) -> Job | None:

@@ -28,7 +28,15 @@ import pytest
 from ...errors import EffectInFlight
 from ...models import Link, Ref
 from ...secrets import Secret
-from ...store import AlreadyReplayed, IntentStateError, NotFoundInStore, Store, StoreError, open_store
+from ...store import (
+    AlreadyReplayed,
+    FollowUp,
+    IntentStateError,
+    NotFoundInStore,
+    Store,
+    StoreError,
+    open_store,
+)
 from ...workflows.once import write_once
 
 T0 = 1_750_000_000.0
@@ -508,6 +516,28 @@ class StoreContract:
         [letter] = store.dead_letters()
         assert (letter.job_id, letter.attempt) == (job_id, 2)
         assert "lease expired" in letter.error
+
+    def test_fail_queues_its_follow_up_in_the_same_transaction(self, store: Store, clock: FakeClock) -> None:
+        """fail's ``then`` is queued with the dead letter, never without it: a stale attempt queues nothing, and a
+        follow-up that cannot be written leaves the job as it was (no dead letter either)."""
+        store.enqueue("event", {"ticket": "1"})
+        job = store.claim("w", lease_seconds=30)
+        assert job is not None
+        broken = FollowUp("notice", {"unserialisable": object()}, key="notice:1")
+        with pytest.raises((TypeError, ValueError, StoreError)):  # each backend's serialisation error
+            store.fail(job.id, job.attempt, error="boom", then=broken)
+        still = store.job(job.id)
+        assert still is not None
+        assert still.state == "leased"
+        assert store.dead_letters() == []
+        follow = FollowUp("notice", {"ticket": "1"}, key="notice:1", lock_key="t:1")
+        assert store.fail(job.id, job.attempt + 1, error="stale", then=follow) is False
+        assert store.queue_depth() == {"ready": 0, "leased": 1, "done": 0, "dead": 0}
+        assert store.fail(job.id, job.attempt, error="boom", then=follow) is True
+        assert [d.job_id for d in store.dead_letters()] == [job.id]
+        notice = store.claim("w2", lease_seconds=30)
+        assert notice is not None
+        assert (notice.kind, notice.payload, notice.key) == ("notice", {"ticket": "1"}, "notice:1")
 
     def test_fail_dead_letters_and_replay_once(self, store: Store, clock: FakeClock) -> None:
         """fail writes a redacted dead letter; replay queues a new job once, and a second replay is refused."""
