@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 from cxbridge.sandbox import (
     Backend,
     Fault,
+    Latency,
     RateLimit,
     SandboxSecret,
     VendorFault,
@@ -353,7 +354,7 @@ def toy_any(request: pytest.FixtureRequest) -> Iterator[ToyBackend]:
     """The toy emulator in each mode; its ``base_url`` is where calls go."""
     from werkzeug.serving import make_server
 
-    from cxbridge.sandbox.modes import ServedVendors
+    from cxbridge.sandbox.modes import KeepAliveHandler, ServedVendors
 
     backend = ToyBackend(clock=Clock(1000.0))
     if request.param == "in-process":
@@ -361,7 +362,8 @@ def toy_any(request: pytest.FixtureRequest) -> Iterator[ToyBackend]:
             yield backend
         return
     backend.seed("demo")
-    served = ServedVendors({"toy": backend}, {"toy": make_server("127.0.0.1", 0, backend, threaded=True)})
+    server = make_server("127.0.0.1", 0, backend, threaded=True, request_handler=KeepAliveHandler)
+    served = ServedVendors({"toy": backend}, {"toy": server})
     with served:
         backend.base_url = f"http://127.0.0.1:{served.servers['toy'].server_port}"
         served.start()
@@ -420,3 +422,124 @@ def test_after_faults_through_the_python_api(toy: ToyBackend) -> None:
     assert call("POST", "/items", json={"name": "dropped"}).status_code == 500
     assert [i["name"] for i in toy.state()["items"]] == ["demo item", "kept"]
     assert admin("fail-next", {"delay": "soon"}).status_code == 400
+
+
+# -- transport: kept-alive connections, latency ---------------------------------------------------------------
+@pytest.fixture
+def toy_served() -> Iterator[ToyBackend]:
+    """The toy emulator on a loopback port with the served transport (keep-alive)."""
+    from werkzeug.serving import make_server
+
+    from cxbridge.sandbox.modes import KeepAliveHandler, ServedVendors
+
+    backend = ToyBackend(clock=Clock(1000.0))
+    backend.seed("demo")
+    server = make_server("127.0.0.1", 0, backend, threaded=True, request_handler=KeepAliveHandler)
+    with ServedVendors({"toy": backend}, {"toy": server}) as served:
+        backend.base_url = f"http://127.0.0.1:{server.server_port}"
+        served.start()
+        yield backend
+
+
+def test_served_emulators_keep_connections_alive(toy_served: ToyBackend) -> None:
+    """One session's calls share one connection, whatever the answers (errors, unread bodies, 404s)."""
+    with requests.Session() as session:
+        session.headers["X-Token"] = ToyBackend.TOKEN
+        url = toy_served.base_url
+        first = session.get(f"{url}/items", timeout=5)
+        assert first.status_code == 200
+        assert "Connection" not in first.headers
+        assert session.post(f"{url}/items", json={"name": "kept"}, timeout=5).status_code == 201
+        # a 401 the route answers without reading the request's body: the next request still parses
+        denied = session.post(f"{url}/items", json={"name": "x" * 5000}, headers={"X-Token": "bad"}, timeout=5)
+        assert denied.status_code == 401
+        assert session.get(f"{url}/items/9", timeout=5).status_code == 404
+        assert session.get(f"{url}/items/2", timeout=5).json() == {"id": 2, "name": "kept"}
+        assert session.get(f"{url}/_sandbox/connections", timeout=5).json() == {"opened": 1}
+    # a client that asks to close gets ``Connection: close`` and a new connection next time
+    closing = requests.get(f"{url}/items", headers={"X-Token": ToyBackend.TOKEN, "Connection": "close"}, timeout=5)
+    assert closing.headers["Connection"] == "close"
+    assert toy_served.connections_opened == 2
+    assert admin_at(url, "reset").json() == {"ok": True}
+    assert toy_served.connections_opened == 0
+
+
+def admin_at(base_url: str, action: str, body: Any = None, method: str = "POST") -> requests.Response:
+    return requests.request(method, f"{base_url}/_sandbox/{action}", json=body, timeout=5)
+
+
+def test_stopping_served_emulators_closes_kept_connections() -> None:
+    """After ``stop()`` a kept-alive connection is not answered any more: the client sees the server gone."""
+    with serve_vendors(["zendesk"], seed="demo") as vendors, requests.Session() as session:
+        url = vendors.base_url("zendesk")
+        assert session.get(f"{url}/_sandbox/connections", timeout=5).json() == {"opened": 1}
+        vendors.stop()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            session.get(f"{url}/_sandbox/connections", timeout=5)
+
+
+def test_latency_parsing_and_sampling() -> None:
+    """Latency is written in milliseconds, ``fixed[+jitter]``; each call waits fixed plus up to jitter."""
+    import random
+
+    assert Latency.parse("150") == Latency(fixed=0.15, jitter=0.0)
+    assert Latency.parse(" 150ms + 50ms ") == Latency(fixed=0.15, jitter=0.05)
+    assert Latency.parse("0.5+1") == Latency(fixed=0.0005, jitter=0.001)
+    for bad in ("", "fast", "-5", "150+", "150-50"):
+        with pytest.raises(ValueError, match="not a latency"):
+            Latency.parse(bad)
+    with pytest.raises(ValueError, match="negative"):
+        Latency(fixed=-1.0)
+    rng = random.Random(7)
+    waits = [Latency(fixed=0.1, jitter=0.05).sample(rng) for _ in range(200)]
+    assert all(0.1 <= w <= 0.15 for w in waits)
+    assert len(set(waits)) > 100  # jittered, not one value
+    assert Latency(fixed=0.2).sample(rng) == 0.2
+    assert Latency.from_json({"fixed_ms": 150, "jitter_ms": 50}) == Latency(fixed=0.15, jitter=0.05)
+    with pytest.raises(ValueError, match="unknown keys"):
+        Latency.from_json({"fixed": 150})
+
+
+def test_latency_set_through_the_admin_api_delays_vendor_calls_only(
+    toy: ToyBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``POST /_sandbox/latency`` makes every vendor call wait (outside the lock); admin calls never wait."""
+    import cxbridge.sandbox.base as base
+
+    waited: list[float] = []
+    monkeypatch.setattr(base.time, "sleep", waited.append)
+    assert admin("latency", method="GET").json() == {"fixed_ms": 0.0, "jitter_ms": 0.0}
+    assert admin("latency", {"fixed_ms": 150, "jitter_ms": 20}).json() == {
+        "ok": True,
+        "fixed_ms": 150.0,
+        "jitter_ms": 20.0,
+    }
+    assert admin("latency", method="GET").json() == {"fixed_ms": 150.0, "jitter_ms": 20.0}
+    assert call("GET", "/items").status_code == 200
+    assert call("GET", "/items", headers={"X-Token": "bad"}).status_code == 401  # refused calls wait too
+    assert len(waited) == 2
+    assert all(0.15 <= w <= 0.17 for w in waited)
+    assert admin("latency", {"fixed_ms": "slow"}).status_code == 400
+    assert admin("latency", {"fixed_ms": -3}).status_code == 400
+    assert admin("latency", {"fixed_ms": 0}).json()["fixed_ms"] == 0.0
+    assert toy.latency is None
+    toy.latency = Latency(fixed=0.3)
+    admin("reset")
+    assert toy.latency is None
+    call("GET", "/items")
+    assert len(waited) == 2
+
+
+def test_sandbox_serve_refuses_a_bad_latency() -> None:
+    """``sandbox serve --latency`` names the unknown system or the unreadable value, and stops the emulators."""
+    from click.testing import CliRunner
+
+    from cxbridge.cli import CliContext, cli
+
+    runner = CliRunner()
+    unknown = runner.invoke(cli, ["sandbox", "serve", "--latency", "nosuch=150"], obj=CliContext())
+    assert unknown.exit_code != 0
+    assert "unknown system 'nosuch'" in unknown.output
+    bad = runner.invoke(cli, ["sandbox", "serve", "--latency", "jira=soon"], obj=CliContext())
+    assert bad.exit_code != 0
+    assert "not a latency" in bad.output

@@ -12,7 +12,7 @@ import click
 
 from ..demo import run_demo
 from ..errors import CxbridgeError
-from ..sandbox import RateLimit, WebhookTarget
+from ..sandbox import Latency, RateLimit, WebhookTarget
 from ..sandbox.modes import serve_vendors
 from ..sandbox.modes import write_config as write_sandbox_config
 
@@ -37,6 +37,14 @@ def sandbox() -> None:
     help="Enforce a limit, e.g. zendesk=700/min (repeatable).",
 )
 @click.option(
+    "--latency",
+    "latencies",
+    multiple=True,
+    metavar="[SYSTEM=]MS[+JITTER]",
+    help="Answer each vendor call after MS milliseconds plus up to JITTER more, e.g. 150+50 (every system) or "
+    "jira=300 (repeatable).",
+)
+@click.option(
     "--write-config",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a cxbridge config that points at the emulators.",
@@ -49,6 +57,7 @@ def sandbox_serve(
     seed: str,
     webhook_target: str | None,
     rate_limits: tuple[str, ...],
+    latencies: tuple[str, ...],
     write_config: Path | None,
 ) -> None:
     """Serve the emulators on loopback ports until interrupted; print their URLs and credentials."""
@@ -66,6 +75,16 @@ def sandbox_serve(
                 vendors[system].rate_limit = RateLimit.parse(limit)
             except ValueError as exc:
                 raise CxbridgeError(f"--rate-limit {spec}: {exc}") from None
+        for spec in latencies:
+            system, _, given = spec.rpartition("=")
+            if system and system not in vendors.backends:
+                raise CxbridgeError(f"--latency {spec}: unknown system {system!r}")
+            try:
+                latency = Latency.parse(given)
+            except ValueError as exc:
+                raise CxbridgeError(f"--latency {spec}: {exc}") from None
+            for name in [system] if system else list(vendors.backends):
+                vendors[name].latency = latency
         webhook_secrets: dict[str, str] = {}
         if webhook_target:
             for name, backend in vendors.backends.items():

@@ -8,11 +8,12 @@ with cxbridge.sandbox.modes.mock_vendors(seed="demo") as vendors:
 
 from __future__ import annotations
 
-from .base import Backend, Fault, RateLimit, SandboxSecret, VendorFault, WebhookTarget
+from .base import Backend, Fault, Latency, RateLimit, SandboxSecret, VendorFault, WebhookTarget
 
 __all__ = [
     "Backend",
     "Fault",
+    "Latency",
     "RateLimit",
     "SandboxSecret",
     "VendorFault",

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import queue
+import random
 import re
 import socket
 import threading
@@ -142,6 +143,47 @@ class RateLimit:
 
 
 @dataclass
+class Latency:
+    """Time the emulator takes to answer each vendor call: ``fixed`` seconds plus up to ``jitter`` more.
+
+    The wait happens before the call is handled and outside the backend's lock, so concurrent calls wait side by
+    side, as they do at a vendor (admin calls under ``/_sandbox/`` never wait). The jitter is uniform in
+    ``[0, jitter]``.
+    """
+
+    fixed: float = 0.0
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.fixed < 0 or self.jitter < 0:
+            raise ValueError("latency cannot be negative")
+
+    def sample(self, rng: random.Random) -> float:
+        """One call's wait, in seconds."""
+        return self.fixed + (rng.uniform(0.0, self.jitter) if self.jitter else 0.0)
+
+    def as_json(self) -> dict[str, float]:
+        """The ``GET /_sandbox/latency`` answer (milliseconds)."""
+        return {"fixed_ms": round(self.fixed * 1000, 3), "jitter_ms": round(self.jitter * 1000, 3)}
+
+    @classmethod
+    def parse(cls, text: str) -> Latency:
+        """Read ``150`` or ``150+50`` (milliseconds: fixed, plus jitter); ``ms`` may follow each number."""
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:ms)?\s*(?:\+\s*(\d+(?:\.\d+)?)\s*(?:ms)?)?\s*", text)
+        if not m:
+            raise ValueError(f"not a latency (expected milliseconds like 150 or 150+50): {text!r}")
+        return cls(fixed=float(m[1]) / 1000, jitter=float(m[2] or 0) / 1000)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Latency:
+        """A latency from the ``POST /_sandbox/latency`` body: ``{"fixed_ms": 150, "jitter_ms": 50}``."""
+        unknown = set(body) - {"fixed_ms", "jitter_ms"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)} (expected fixed_ms, jitter_ms)")
+        return cls(fixed=float(body.get("fixed_ms", 0)) / 1000, jitter=float(body.get("jitter_ms", 0)) / 1000)
+
+
+@dataclass
 class CallRecord:
     """One call the emulator answered (for tests, the demo's summary and benchmarks)."""
 
@@ -182,7 +224,12 @@ class Backend(ABC):
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
         self.rate_limit: RateLimit | None = None
+        self.latency: Latency | None = None
+        self._latency_rng = random.Random(0)  # a fixed seed: the same run waits the same times
         self.calls: list[CallRecord] = []
+        # Connections the served transport accepted (in-process calls open none); see ``note_connection``.
+        self.connections_opened = 0
+        self._connections_lock = threading.Lock()
         self.webhook_targets: list[WebhookTarget] = []
         self.webhooks_sent: list[dict[str, Any]] = []
         self._outbox: queue.Queue[tuple[str, dict[str, str], bytes] | None] = queue.Queue()
@@ -273,6 +320,11 @@ class Backend(ABC):
             time.sleep(0.01)
         return True
 
+    def note_connection(self) -> None:
+        """Count one connection accepted by the served transport (``GET /_sandbox/connections``)."""
+        with self._connections_lock:
+            self.connections_opened += 1
+
     def _ensure_sender(self) -> None:
         if self._sender is None or not self._sender.is_alive():
             self._sender = threading.Thread(target=self._send_loop, name=f"{self.system}-webhooks", daemon=True)
@@ -318,6 +370,11 @@ class Backend(ABC):
         """Answer one request: admin API, faults, auth, rate limit, then the vendor route."""
         if request.path.startswith(ADMIN_PREFIX):
             return self._admin(request)
+        latency = self.latency
+        if latency is not None:
+            with self._connections_lock:
+                wait = latency.sample(self._latency_rng)
+            time.sleep(wait)  # outside the lock: concurrent calls wait side by side, as at the vendor
         with self.lock:
             response = self._handle_vendor(request)
             self.calls.append(
@@ -386,7 +443,10 @@ class Backend(ABC):
                 self.reset()
                 self.faults = []
                 self.rate_limit = None
+                self.latency = None
                 self.calls = []
+                with self._connections_lock:
+                    self.connections_opened = 0
                 return self.json({"ok": True})
             if action == "seed" and request.method == "POST":
                 try:
@@ -408,6 +468,18 @@ class Backend(ABC):
                 spec = body.get("limit")
                 self.rate_limit = RateLimit.parse(spec) if spec else None
                 return self.json({"ok": True})
+            if action == "latency" and request.method == "POST":
+                try:
+                    latency = Latency.from_json(body)
+                except (TypeError, ValueError) as exc:
+                    return self.json({"error": f"not a latency: {exc}"}, 400)
+                self.latency = latency if latency.fixed or latency.jitter else None
+                return self.json({"ok": True, **latency.as_json()})
+            if action == "latency" and request.method == "GET":
+                return self.json((self.latency or Latency()).as_json())
+            if action == "connections" and request.method == "GET":
+                with self._connections_lock:
+                    return self.json({"opened": self.connections_opened})
             if action == "webhooks" and request.method == "POST":
                 self.webhook_targets = [
                     WebhookTarget(url=t["url"], secret=t["secret"], extra=t.get("extra", {}))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,12 +17,14 @@ from urllib.parse import urlsplit
 
 import requests
 import tomlkit
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, DechunkedInput, WSGIRequestHandler, make_server
 from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
 from ..plugins import build_plugins
 from .base import Backend, SandboxSecret, lost_answer
+
+log = logging.getLogger(__name__)
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
@@ -52,12 +57,18 @@ class Vendors:
                 backend.reset()
                 backend.faults = []
                 backend.rate_limit = None
+                backend.latency = None
                 backend.calls = []
+                backend.connections_opened = 0
 
     def seed(self, name: str) -> None:
         for backend in self.backends.values():
             with backend.lock:
                 backend.seed(name)
+
+    def connections(self) -> dict[str, int]:
+        """Connections the emulators accepted so far, per system (0 in-process: no sockets)."""
+        return {name: b.connections_opened for name, b in self.backends.items()}
 
     def calls(self) -> dict[str, int]:
         """Vendor calls answered so far, per system."""
@@ -161,6 +172,95 @@ def mock_vendors(
                 b.allow_delivery_to = None
 
 
+KEEP_ALIVE_SECONDS = 60.0
+"""How long a served emulator keeps an idle connection open for the client's next request (vendors' load
+balancers keep idle HTTP/1.1 connections for about a minute)."""
+
+
+class KeepAliveHandler(WSGIRequestHandler):
+    """Serves one connection to an emulator with persistent HTTP/1.1, as the vendors' endpoints do.
+
+    werkzeug's own handler answers ``Connection: close`` to every request, so a client would open a connection
+    per call; this one reads each request's body whole (so the next request line starts where it ends), answers
+    with a ``Content-Length`` and keeps the connection until the client closes it, asks ``Connection: close``,
+    or leaves it idle ``KEEP_ALIVE_SECONDS``. It calls the backend directly, acting out lost-answer faults: a
+    reset closes the connection before a byte of the answer, a delay holds the answer back.
+    """
+
+    protocol_version = "HTTP/1.1"
+    timeout = KEEP_ALIVE_SECONDS
+
+    @property
+    def backend(self) -> Backend:
+        app = self.server.app
+        assert isinstance(app, Backend)
+        return app
+
+    def setup(self) -> None:
+        super().setup()
+        self.backend.note_connection()
+        open_sockets(self.server).add(self.connection)
+
+    def finish(self) -> None:
+        open_sockets(self.server).discard(self.connection)
+        super().finish()
+
+    def _read_body(self, environ: dict[str, Any]) -> bytes:
+        if environ.get("wsgi.input_terminated"):
+            stream = environ["wsgi.input"]
+            assert isinstance(stream, DechunkedInput)
+            chunks = []
+            while chunk := stream.read(65536):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.environ = environ = self.make_environ()
+        body = self._read_body(environ)
+        environ.pop("wsgi.input_terminated", None)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        try:
+            response = self.backend.handle(Request(environ))
+        except Exception:  # an emulator bug: answer 500 as a server would, and say so in the log
+            log.exception("sandbox %s: error answering %s %s", self.backend.system, self.command, self.path)
+            response = Response(b"internal error", status=500)
+        fault = lost_answer(response)
+        if fault is not None and fault.reset:
+            # the connection drops before a byte of the answer: the client sees the server hang up
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        if fault is not None and fault.delay is not None:
+            time.sleep(fault.delay)
+        data = response.get_data()
+        self.send_response(response.status_code, response.status.partition(" ")[2])
+        for key, value in response.headers.items():
+            if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and data:
+            self.wfile.write(data)
+        self.wfile.flush()
+
+
+def open_sockets(server: BaseWSGIServer) -> set[socket.socket]:
+    """The connections a served emulator holds open (closed by ``ServedVendors.stop``)."""
+    found: set[socket.socket] | None = getattr(server, "_cxbridge_open_sockets", None)
+    if found is None:
+        found = set()
+        server._cxbridge_open_sockets = found  # type: ignore[attr-defined]
+    return found
+
+
 class ServedVendors(Vendors):
     """Emulators served on loopback ports; ``stop()`` (or leaving the ``with``) shuts them down."""
 
@@ -180,6 +280,10 @@ class ServedVendors(Vendors):
         for server in self.servers.values():
             server.shutdown()
             server.server_close()
+            # kept-alive connections would otherwise go on being answered by their threads
+            for sock in list(open_sockets(server)):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         for b in self.backends.values():
             b.close()
 
@@ -197,7 +301,10 @@ def serve_vendors(
     ports: Mapping[str, int] | None = None,
     seed: str | None = None,
 ) -> ServedVendors:
-    """Start each emulator as a threaded HTTP server on ``host`` (port 0 picks a free one) and return them."""
+    """Start each emulator as a threaded HTTP server on ``host`` (port 0 picks a free one) and return them.
+
+    Connections are kept alive (``KeepAliveHandler``); each emulator counts the ones it accepted.
+    """
     ports = dict(ports or {})
     # The emulators answer many calls; werkzeug's per-request lines would drown what the caller prints.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -206,7 +313,8 @@ def serve_vendors(
     try:
         for name, cls in _backend_classes(systems).items():
             backend = cls("http://placeholder")
-            server = make_server(host, ports.get(name, 0), backend, threaded=True)
+            server = make_server(host, ports.get(name, 0), backend, threaded=True, request_handler=KeepAliveHandler)
+            open_sockets(server)
             shown_host = f"[{host}]" if ":" in host else host
             backend.base_url = f"http://{shown_host}:{server.server_port}"
             if seed:
