@@ -183,6 +183,34 @@ def main_guard(
     sys.stdout.flush()
 
 
+def start_serve(config: Path, *, workers: int, threads: int = 8, systems: list[str] | None = None) -> tuple[Any, str]:
+    """``cxbridge serve`` as its own process on a free loopback port; returns the process and its URL."""
+    import re
+    import subprocess
+    import threading
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "cxbridge", "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0"]
+    cmd += ["--workers", str(workers), "--threads", str(threads)]
+    for system in systems or []:
+        cmd += ["--system", system]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 30
+    seen: list[str] = []
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line.rstrip())
+        m = re.search(r"Listening on (http://\S+)", line)
+        if m:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+            return proc, m.group(1)
+    proc.kill()
+    raise RuntimeError("cxbridge serve did not start: " + " | ".join(seen[-5:]))
+
+
 ESCALATION_TAG = "escalated_to_engineering"
 EMAILS = ["ada@acme.example", "grace@globex.example", "linus@initech.example"]  # the demo seed's requesters
 BENCH_SECRET = "bench-zendesk-signing-secret-0123456789"  # noqa: S105 - a throwaway sandbox signing secret

@@ -2,8 +2,10 @@
 
 Run by ``bench_reconcile`` so that the emulators' memory (100,000 tickets) is not counted in the measured
 process. Seeds the ``demo`` data, then ``--tickets`` tickets straight into the Zendesk model (one in
-``--tagged-every`` carries the escalation tag), writes a cxbridge config into ``--dir`` and prints
-``READY <config path> <oldest ticket time>``; it serves until its stdin closes.
+``--tagged-every`` carries the escalation tag; 0: none does), writes a cxbridge config into ``--dir`` and prints
+``READY <config path> <oldest ticket time> <seconds seeding> <tagged> <untagged> <first ticket id>``; it serves
+until its stdin closes. With ``--webhooks`` each emulator gets a webhook signing secret (written beside the
+config, which verifies it); its target URL is set later through ``POST /_sandbox/webhooks``.
 
     python benchmarks/_vendor_server.py --tickets 100000 --tagged-every 100 --dir /tmp/x
 """
@@ -26,11 +28,19 @@ def main() -> None:
     p.add_argument("--tickets", type=int, required=True)
     p.add_argument("--tagged-every", type=int, default=100)
     p.add_argument("--dir", type=Path, required=True)
+    p.add_argument("--webhooks", action="store_true", help="give each emulator a webhook signing secret")
     args = p.parse_args()
     _common.quiet()
+    import secrets
+
+    from cxbridge.sandbox import WebhookTarget
     from cxbridge.sandbox.modes import serve_vendors, write_config
 
     with serve_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors:
+        if args.webhooks:
+            for name in vendors:
+                secret = secrets.token_urlsafe(24)
+                vendors[name].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/", secret=secret)]
         zd: Any = vendors["zendesk"]
         start = time.perf_counter()
         every = max(1, args.tagged_every)
@@ -38,7 +48,9 @@ def main() -> None:
         # interleave: one tagged ticket in every ``every``, spread over the export's order (one second apart)
         ids: list[int] = []
         oldest = zd.model.now() - 3600 - args.tickets
-        for block in range(0, args.tickets, every):
+        if args.tagged_every == 0:
+            ids = _common.seed_tickets(zd, args.tickets, _common.EMAILS, subject="Untagged", spread=0.0)
+        for block in range(0, args.tickets if args.tagged_every else 0, every):
             size = min(every, args.tickets - block)
             ids += _common.seed_tickets(zd, size - 1, _common.EMAILS, subject="Scan", spread=0.0)
             ids += _common.seed_tickets(zd, 1, _common.EMAILS, subject="Scan tagged", tags=[_common.ESCALATION_TAG])
@@ -50,7 +62,8 @@ def main() -> None:
                 ticket.created_at = ticket.updated_ts = oldest + n
         seeded = time.perf_counter() - start
         config = write_config(vendors, args.dir / "cxbridge.toml")
-        print(f"READY {config} {int(oldest) - 1} {seeded:.2f} {tagged} {len(ids) - tagged}", flush=True)
+        first = ids[0] if ids else 0
+        print(f"READY {config} {int(oldest) - 1} {seeded:.2f} {tagged} {len(ids) - tagged} {first}", flush=True)
         sys.stdin.read()
 
 

@@ -1,4 +1,10 @@
-"""Engine overhead: escalations per second through the whole pipeline, against the in-process sandbox.
+"""A breakdown, in-process: escalations per second of the engine alone, with the emulators behind ``responses``.
+
+**Not an end-to-end figure, and no target is checked here**: the whole pipeline over loopback sockets, with the
+emulators and ``cxbridge serve`` in their own processes, is ``bench_pipeline.py`` (issue 16 found this bench's
+figures flattering: the ``responses`` mock costs less than sockets, and the emulators' wall time was subtracted
+from the process's CPU time). This one stays to split an escalation's cost (``--profile``) and to compare
+changes to the engine quickly.
 
 The pipeline is the one a webhook takes: the Zendesk delivery for a ticket that gained the escalation tag is
 verified (``verify_zendesk``, as the receiver does), committed to the inbox with its job
@@ -26,8 +32,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
-
-TARGET_RATE = 100.0
 
 
 def _rates(count: int, wall: float, emulator: float, cpu: float) -> dict[str, Any]:
@@ -233,12 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"only, {p['engine_cpu_per_s']}/s of engine CPU; {p['calls_per_escalation']} calls each; "
                 f"enqueue {p['enqueue_per_s']}/s; drain {p['drain']}"
             )
-    one_worker = figures.get("pipeline", {}).get("1") or {}
-    for label, key in (("wall time", "engine_only_per_s"), ("CPU time", "engine_cpu_per_s")):
-        _common.target(res, f"escalations/s, escalation alone, engine {label}", one[key], ">=", TARGET_RATE)
-        _common.target(
-            res, f"escalations/s, pipeline, 1 worker, engine {label}", one_worker.get(key), ">=", TARGET_RATE
-        )
+    res["notes"].append("a breakdown over the in-process mock, no target: the end-to-end figures are bench_pipeline's")
     return res
 
 

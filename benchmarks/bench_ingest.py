@@ -16,8 +16,6 @@ have its row (none lost).
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -57,28 +55,6 @@ def write_config(where: Path) -> Path:
             where / "cxbridge.toml",
             extra={"webhooks": {"secrets": {"zendesk": [{"file": "zendesk.bench.secret"}]}}},
         )
-
-
-def start_serve(config: Path, threads: int) -> tuple[subprocess.Popen[str], str]:
-    """``cxbridge serve`` on a free loopback port, zendesk only, no workers; returns the process and its URL."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "cxbridge", "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0"]
-    cmd += ["--workers", "0", "--threads", str(threads), "--system", "zendesk"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    deadline = time.monotonic() + 30
-    seen: list[str] = []
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line.rstrip())
-        m = re.search(r"Listening on (http://\S+)", line)
-        if m:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-            return proc, m.group(1)
-    proc.kill()
-    raise RuntimeError("cxbridge serve did not start: " + " | ".join(seen[-5:]))
 
 
 def load(url: str, items: list[tuple[bytes, dict[str, str]]], clients: int, seconds: float) -> dict[str, Any]:
@@ -150,7 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     items = deliveries(count)
     with _common.workdir() as where:
         config = write_config(where)
-        proc, base = start_serve(config, args.threads)
+        proc, base = _common.start_serve(config, workers=0, threads=args.threads, systems=["zendesk"])
         try:
             import requests
 
