@@ -1,16 +1,20 @@
-"""Webhook ingest: deliveries per second accepted by ``cxbridge serve``, latency, and none lost.
+"""Webhook ingest: deliveries per second accepted by ``cxbridge serve`` at a fixed rate, open loop, while its
+default workers escalate; latency and none lost.
 
-``cxbridge serve --workers 0`` runs as its own process (waitress, its default 8 HTTP threads) on a store with
-durable commits (SQLite WAL, ``synchronous = FULL``: every accepted delivery's inbox row and job are on disk
-before the 200). A bounded load generator in this process (``--clients`` threads, each with its own
-keep-alive ``requests.Session``) posts signed Zendesk trigger deliveries, each with its own event id, until
-``--count`` deliveries are sent or ``--seconds`` have passed. The bodies are what the Zendesk emulator emits
-for a ticket that gains the escalation tag (``webhook_body``), signed like Zendesk (base64 HMAC-SHA256 of
-timestamp + body). Afterwards the store is opened and the inbox rows and queued jobs are counted: every 2xx must
-have its row (none lost).
+Three processes: the emulators (``_vendor_server.py``), ``cxbridge serve`` with its default worker threads on a
+durable store (SQLite WAL, ``synchronous = FULL``: every accepted delivery's inbox row and job are on disk before
+the 200), and this load generator. The deliveries are signed Zendesk trigger deliveries, each with its own event
+id, for ``--tickets`` tickets that exist in the emulators: the workers escalate each ticket on its first delivery
+and route the rest (the ticket is linked already) while the deliveries keep coming. The bodies are what the
+Zendesk emulator emits for a ticket that gains the escalation tag (``webhook_body``), signed like Zendesk.
 
-    python benchmarks/bench_ingest.py [--quick] [--count N] [--clients N] [--threads N] [--seconds S]
-                                      [--out FILE]
+Open loop: delivery *n* is due at ``n / rate`` seconds, whatever the answers so far (``--senders`` threads with
+keep-alive sessions send them); a delivery's latency runs from its due time to its answer, so a server that falls
+behind is charged for the wait too. Afterwards the store is opened and the inbox rows counted against the 2xx
+answers (none lost).
+
+    python benchmarks/bench_ingest.py [--quick] [--rate PER_S] [--count N] [--senders N] [--threads N]
+                                      [--workers N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -21,70 +25,59 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
+from bench_latency import jobs
 
 TARGET_RATE, TARGET_P99_MS = 500, 50.0
-SECRET = _common.BENCH_SECRET
+HERE = Path(__file__).resolve().parent
 
 
-def deliveries(count: int, tickets: int = 50) -> list[tuple[bytes, dict[str, str]]]:
-    """``count`` signed Zendesk trigger deliveries (each its own event id) over ``tickets`` tickets."""
+def deliveries(count: int, tickets: int, base_url: str, secret: str, first: int) -> list[tuple[bytes, dict[str, str]]]:
+    """``count`` signed Zendesk trigger deliveries (each its own event id) over ``tickets`` tickets.
+
+    Built by an emulator seeded like ``_vendor_server.py`` (the demo, then the tickets), so the ids match the
+    served emulator's, whose base URL the bodies carry."""
     from cxbridge_zendesk.sandbox.backend import ZendeskBackend
 
-    backend = ZendeskBackend()
+    backend = ZendeskBackend(base_url)
     backend.seed("demo")
-    ids = _common.seed_tickets(backend, tickets, ["ada@acme.example", "grace@globex.example"])
-    out = _common.zendesk_deliveries(backend, [ids[n % tickets] for n in range(count)])
+    ids = _common.seed_tickets(backend, tickets, _common.EMAILS, subject="Untagged", spread=0.0)
+    if ids[0] != first:
+        raise RuntimeError(f"the tickets' ids differ from the served emulator's ({ids[0]} != {first})")
+    out = _common.zendesk_deliveries(backend, [ids[n % tickets] for n in range(count)], secret)
     backend.close()
     return out
 
 
-def write_config(where: Path) -> Path:
-    """A config whose systems point at the (unused) in-process emulators, with the Zendesk signing secret."""
-    from cxbridge.sandbox.modes import mock_vendors, write_config
+def load(url: str, items: list[tuple[bytes, dict[str, str]]], rate: float, senders: int) -> dict[str, Any]:
+    """Send delivery n at ``n / rate`` s (open loop); each latency runs from the due time to the answer."""
+    import queue
 
-    (where / "zendesk.bench.secret").write_text(SECRET, encoding="utf-8")
-    with mock_vendors(["zendesk", "hubspot", "jira"]) as vendors:
-        return write_config(
-            vendors,
-            where / "cxbridge.toml",
-            extra={"webhooks": {"secrets": {"zendesk": [{"file": "zendesk.bench.secret"}]}}},
-        )
-
-
-def load(url: str, items: list[tuple[bytes, dict[str, str]]], clients: int, seconds: float) -> dict[str, Any]:
-    """Post the deliveries from ``clients`` threads until all are sent or time is up; latencies and statuses."""
     import requests
 
     lock = threading.Lock()
-    cursor = {"next": 0}
     latencies: list[float] = []
     statuses: dict[int | str, int] = {}
-    deadline = time.monotonic() + seconds
+    due: queue.Queue[tuple[float, int] | None] = queue.Queue()
 
-    def client() -> None:
+    def sender() -> None:
         session = requests.Session()
         mine: list[float] = []
         counts: dict[int | str, int] = {}
-        while time.monotonic() < deadline:
-            with lock:
-                i = cursor["next"]
-                if i >= len(items):
-                    break
-                cursor["next"] = i + 1
+        while (item := due.get()) is not None:
+            at, i = item
             body, headers = items[i]
-            start = time.perf_counter()
             try:
-                response = session.post(url, data=body, headers=headers, timeout=10)
-                outcome: int | str = response.status_code
+                outcome: int | str = session.post(url, data=body, headers=headers, timeout=30).status_code
             except requests.RequestException as exc:
                 outcome = type(exc).__name__
-            mine.append(time.perf_counter() - start)
+            mine.append(time.perf_counter() - at)
             counts[outcome] = counts.get(outcome, 0) + 1
         session.close()
         with lock:
@@ -92,14 +85,25 @@ def load(url: str, items: list[tuple[bytes, dict[str, str]]], clients: int, seco
             for k, v in counts.items():
                 statuses[k] = statuses.get(k, 0) + v
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
     for t in threads:
         t.start()
+    start = time.perf_counter()
+    behind = 0
+    for i in range(len(items)):
+        at = start + i / rate
+        wait = at - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        elif wait < -0.05:
+            behind += 1
+        due.put((at, i))
+    for _ in threads:
+        due.put(None)
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    return {"sent": len(latencies), "elapsed": elapsed, "latencies": latencies, "statuses": statuses}
+    return {"sent": len(latencies), "elapsed": elapsed, "latencies": latencies, "statuses": statuses, "behind": behind}
 
 
 def count_rows(store: Path) -> dict[str, Any]:
@@ -121,26 +125,41 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _common.unavailable(res, f"cxbridge serve (H1, issue 5): {why}")
         _common.target(res, "webhook deliveries accepted per second", None, ">=", TARGET_RATE, "/s")
         return res
-    count = args.count or (2000 if args.quick else 10000)
-    seconds = args.seconds or (15.0 if args.quick else 40.0)
-    items = deliveries(count)
+    rate = args.rate
+    count = args.count or int(rate * (4 if args.quick else 20))
     with _common.workdir() as where:
-        config = write_config(where)
-        proc, base = _common.start_serve(config, workers=0, threads=args.threads, systems=["zendesk"])
+        cmd = [sys.executable, str(HERE / "_vendor_server.py"), "--tickets", str(args.tickets)]
+        cmd += ["--tagged-every", "0", "--dir", str(where), "--webhooks"]
+        vendors = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc = None
         try:
+            assert vendors.stdout is not None
+            line = vendors.stdout.readline().split()
+            if not line or line[0] != "READY":
+                raise RuntimeError(f"the vendor server did not start: {line}")
+            config, first = Path(line[1]), int(line[6])
+            base_url = tomllib.loads(config.read_text(encoding="utf-8"))["systems"]["zendesk"]["base_url"]
+            secret = (where / "zendesk.webhook.secret").read_text(encoding="utf-8")
+            items = deliveries(count + 1, args.tickets, base_url, secret, first)
+            proc, base = _common.start_serve(config, workers=args.workers, threads=args.threads)
             import requests
 
             url = f"{base}/webhooks/zendesk"
             warm = requests.post(url, data=items[0][0], headers=items[0][1], timeout=10)  # not counted
             if warm.status_code != 200:
                 raise RuntimeError(f"the receiver refused a valid delivery: {warm.status_code} {warm.text[:200]}")
-            run_ = load(url, items[1:], args.clients, seconds)
+            run_ = load(url, items[1:], rate, args.senders)
+            depth_at_end = jobs(where / "cxbridge.db")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            if vendors.stdin is not None:
+                vendors.stdin.close()
+            vendors.wait(timeout=30)
         rows = count_rows(where / "cxbridge.db")
     lat = run_["latencies"]
     ok = run_["statuses"].get(200, 0)
@@ -159,15 +178,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "p99": round(_common.percentile(lat, 99) * 1000, 2),
                 "max": round(max(lat) * 1000, 2),
             },
-            "clients": args.clients,
+            "planned_rate_per_s": rate,
+            "sends_behind_schedule_over_50ms": run_["behind"],
+            "senders": args.senders,
             "server_threads": args.threads,
+            "workers": args.workers,
+            "jobs_by_state_when_the_load_ended": depth_at_end,
             "store": rows,
             "lost": accepted_total - rows["inbox_rows"],
             "durability": "SQLite WAL, synchronous=FULL, inbox row + job in one BEGIN IMMEDIATE transaction",
         }
     )
     print(
-        f"sent {run_['sent']} deliveries in {run_['elapsed']:.2f} s from {args.clients} clients: "
+        f"sent {run_['sent']} deliveries in {run_['elapsed']:.2f} s at {rate}/s, open loop, {args.workers} workers: "
         f"{figures['accepted_per_s']}/s accepted, p50 {figures['latency_ms']['p50']} ms, "
         f"p99 {figures['latency_ms']['p99']} ms; statuses {figures['statuses']}"
     )
@@ -180,10 +203,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def arguments(p: argparse.ArgumentParser) -> None:
     """This bench's own arguments."""
-    p.add_argument("--count", type=int, default=None, help="deliveries to send (default 2000 quick, 10000 full)")
-    p.add_argument("--clients", type=int, default=8, help="concurrent sender threads")
+    p.add_argument("--rate", type=float, default=float(TARGET_RATE), help="deliveries per second, open loop")
+    p.add_argument("--count", type=int, default=None, help="deliveries to send (default 20 s of the rate, 4 quick)")
+    p.add_argument("--tickets", type=int, default=50, help="tickets the deliveries are about")
+    p.add_argument("--senders", type=int, default=16, help="sender threads (each a keep-alive session)")
     p.add_argument("--threads", type=int, default=8, help="waitress threads of cxbridge serve")
-    p.add_argument("--seconds", type=float, default=None, help="stop sending after this long")
+    p.add_argument("--workers", type=int, default=2, help="worker threads of cxbridge serve (its default: 2)")
 
 
 if __name__ == "__main__":
