@@ -87,6 +87,45 @@ def test_tag_escalates_exactly_once_even_when_handled_twice(vendors: Vendors, ru
     assert issue_count(vendors) == 1
 
 
+def test_echoes_known_at_ingress_are_recorded_without_a_job(vendors: Vendors, runtime: Runtime) -> None:
+    """Issue 16: an echo of cxbridge's own write is acknowledged and kept in the inbox, but queues no job, once
+    its integration user is known in the process; before that, nothing is asked at ingress and the job drops it."""
+    start = len(vendors["zendesk"].webhooks_sent)
+    as_alex(vendors, 2, {"tags": [*tags_of(vendors, 2), TAG]})
+    (event,) = zendesk_events(vendors, start)
+    calls = vendors.calls()
+    assert events.echo_at_ingress(runtime, "zendesk", event) is None  # the agent's tag is no echo
+    assert vendors.calls() == calls  # and telling so called no vendor (cxbridge's id is not known yet)
+    assert enqueue_event(runtime, "zendesk", event)
+    assert handle_event(runtime, event, system="zendesk").startswith("escalated")  # learns cxbridge's id
+    (echo,) = zendesk_events(vendors, start + 1)
+    depth, calls = runtime.store.queue_depth(), vendors.calls()
+    assert events.echo_at_ingress(runtime, "zendesk", echo) == "made by cxbridge's integration user on zendesk"
+    assert enqueue_event(runtime, "zendesk", echo) is True
+    assert enqueue_event(runtime, "zendesk", echo) is False  # a redelivery is still a duplicate
+    row = runtime.store.inbox_row("zendesk", echo.id)
+    assert row is not None
+    assert row.job_id is None
+    assert row.payload["id"] == echo.id
+    assert runtime.store.queue_depth() == depth
+    assert vendors.calls() == calls
+
+
+def test_configured_integration_users_are_echoes_at_ingress(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+    rt = sandbox_runtime(vendors, extra={"sync": {"integration_users": {"jira": ["acc-1", "acc-2"]}}})
+    echo = Event(id="e1", system="jira", kind="jira:issue_updated", subject=Ref("jira", "issue", "1"), actor="acc-1")
+    other = Event(id="e2", system="jira", kind="jira:issue_updated", subject=Ref("jira", "issue", "1"), actor="eve")
+    assert enqueue_event(rt, "jira", echo)
+    assert enqueue_event(rt, "jira", other)
+    echo_row, other_row = rt.store.inbox_row("jira", "e1"), rt.store.inbox_row("jira", "e2")
+    assert echo_row is not None
+    assert echo_row.job_id is None
+    assert other_row is not None
+    assert other_row.job_id is not None
+    assert rt.store.queue_depth()["ready"] == 1
+    rt.close()
+
+
 def test_an_issue_key_in_the_ticket_field_joins_that_issue(vendors: Vendors, runtime: Runtime) -> None:
     start = len(vendors["zendesk"].webhooks_sent)
     as_alex(vendors, 1, {"tags": [*tags_of(vendors, 1), TAG]})

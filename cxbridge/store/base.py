@@ -293,13 +293,15 @@ class Store(ABC):
         *,
         account: str = "",
         payload: dict[str, Any],
-        job_kind: str,
-        job_payload: dict[str, Any],
+        job_kind: str | None,
+        job_payload: dict[str, Any] | None,
         dedupe_key: str | None = None,
         lock_key: str | None = None,
     ) -> bool:
         """Commit an inbox row and its job in one durable transaction; False for a duplicate delivery.
 
+        ``job_kind`` None records the delivery without a job (an echo of cxbridge's own change recognised at
+        ingress: acknowledged and kept for deduplication, nothing to do); its inbox row's ``job_id`` is None.
         Deliveries are keyed by ``(system, account, delivery_id)``. ``dedupe_key`` becomes the job's key:
         when a not-yet-done job already holds it, the delivery is still recorded (True) but no second job
         is queued. ``lock_key`` names the entity the job acts on: at most one job per lock key runs at a time.

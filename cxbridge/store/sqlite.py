@@ -536,12 +536,14 @@ class SQLiteStore(Store):
         *,
         account: str = "",
         payload: dict[str, Any],
-        job_kind: str,
-        job_payload: dict[str, Any],
+        job_kind: str | None,
+        job_payload: dict[str, Any] | None,
         dedupe_key: str | None = None,
         lock_key: str | None = None,
     ) -> bool:
-        """Commit the inbox row and its job in one durable transaction; False for a duplicate delivery."""
+        """Commit the inbox row and its job in one durable transaction; False for a duplicate delivery.
+
+        ``job_kind`` None: the row only (an echo recognised at ingress)."""
         now = self.clock()
         with self._write(durable=True) as conn:
             cur = conn.execute(
@@ -551,7 +553,9 @@ class SQLiteStore(Store):
             )
             if cur.rowcount != 1:
                 return False
-            job_id = self._insert_job(conn, job_kind, job_payload, dedupe_key, now, now, lock_key)
+            if job_kind is None:
+                return True
+            job_id = self._insert_job(conn, job_kind, job_payload or {}, dedupe_key, now, now, lock_key)
             if job_id is None and dedupe_key is not None:
                 job_id = self._active_job_with_key(conn, dedupe_key)
             conn.execute(

@@ -25,6 +25,11 @@ company is linked to. Echo suppression comes first: a change whose
 actor is one of cxbridge's integration users (``[sync] integration_users``, system -> id or list of ids;
 otherwise learned once per process from the connector's ``integration_user_id()``) is dropped, and so is a
 ticket comment whose text matches a note cxbridge wrote (fingerprints recorded by sync back before each write).
+
+Echoes known at ingress do not become jobs: ``enqueue_event`` records such a delivery in the inbox (so a
+duplicate is still recognised) without a job, when the actor is an integration user already known in this
+process (configured, or learned by an earlier job: no vendor is called) or the plugin's signals are an echo by the
+same rules. An echo not yet recognisable at ingress is dropped when its job runs, as before.
 """
 
 from __future__ import annotations
@@ -88,9 +93,14 @@ def subject_of(signal: Signal) -> Ref:
 def enqueue_event(rt: Context, system: str, event: Event) -> bool:
     """Commit an event to the inbox with its job, in one transaction; False when it was delivered before.
 
-    ``system`` is the ``[systems.<name>]`` table the event came from (the receiver queues through this).
+    ``system`` is the ``[systems.<name>]`` table the event came from (the receiver queues through this). An echo
+    of cxbridge's own change known at ingress (``echo_at_ingress``) is recorded in the inbox without a job.
     """
     record = event_to_dict(event)
+    echo = echo_at_ingress(rt, system, event)
+    if echo is not None:
+        log.debug("%s: delivery %s recorded without a job (%s)", system, event.id, echo)
+        return rt.store.accept_delivery(system, event.id, payload=record, job_kind=None, job_payload=None)
     return rt.store.accept_delivery(
         system,
         event.id,
@@ -99,6 +109,29 @@ def enqueue_event(rt: Context, system: str, event: Event) -> bool:
         job_payload={"event": record, "system": system},
         lock_key=lock_key_for(event),
     )
+
+
+def echo_at_ingress(rt: Context, system: str, event: Event) -> str | None:
+    """Why an event is an echo of cxbridge's own change, when that is known without calling a vendor; else None.
+
+    The same rules as the job's (``handle_event``, ``route``), with only the integration users already known in
+    this process (configured, or learned by an earlier job): an unknown one is never asked for here.
+    """
+    if system not in rt.config.systems:
+        return None
+    known = known_integration_user_ids(rt, system)
+    if event.actor is not None and str(event.actor) in known:
+        return f"made by cxbridge's integration user on {system}"
+    try:
+        signals = rt.connector(system).interpret(event, triggers(rt))
+        for signal in signals:
+            if signal.actor is not None and str(signal.actor) in known:
+                return f"made by cxbridge's integration user on {system}"
+            if isinstance(signal, TicketCommentAdded) and syncback.is_own_note(rt, signal.ticket, signal.text):
+                return f"{signal.ticket} comment is a note cxbridge wrote"
+    except Exception:  # anything unexpected: not known to be an echo, so the job decides (and reports it)
+        log.debug("%s: could not tell at ingress whether %s is an echo", system, event.id, exc_info=True)
+    return None
 
 
 def enqueue_signal(rt: Context, system: str, delivery_id: str, signal: Signal) -> bool:
@@ -221,8 +254,8 @@ def system_name(rt: Context, event: Event) -> str:
     )
 
 
-def integration_user_ids(rt: Context, system: str) -> frozenset[str]:
-    """The ids cxbridge acts as on a system: ``[sync] integration_users``, else asked once per process."""
+def _known_ids(rt: Context, system: str) -> frozenset[str] | None:
+    """The configured or already learned integration user ids of a system; None when not known yet."""
     configured = rt.config.section("sync")["integration_users"]
     plugin = rt.config.systems[system].plugin if system in rt.config.systems else system
     for key in (system, plugin):
@@ -231,9 +264,19 @@ def integration_user_ids(rt: Context, system: str) -> frozenset[str]:
             values = value if isinstance(value, list) else [value]
             return frozenset(str(v) for v in values if v is not None and str(v))
     with _learned_lock:
-        known = _learned.setdefault(rt, {})
-        if system in known:
-            return known[system]
+        return _learned.get(rt, {}).get(system)
+
+
+def known_integration_user_ids(rt: Context, system: str) -> frozenset[str]:
+    """The integration user ids known without a call (configured, or learned earlier in this process)."""
+    return _known_ids(rt, system) or frozenset()
+
+
+def integration_user_ids(rt: Context, system: str) -> frozenset[str]:
+    """The ids cxbridge acts as on a system: ``[sync] integration_users``, else asked once per process."""
+    known = _known_ids(rt, system)
+    if known is not None:
+        return known
     ident = rt.connector(system).integration_user_id()  # one call per process and system; a failure is retried
     learned = frozenset({str(ident)}) if ident else frozenset()
     log.info("%s: learned the integration user id (echo suppression)", system)

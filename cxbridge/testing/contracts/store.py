@@ -359,6 +359,16 @@ class StoreContract:
         assert store.inbox_row("tracker", "d-1") is not None
         assert store.queue_depth()["ready"] == 3
 
+    def test_accept_delivery_without_a_job_records_the_row_only(self, store: Store) -> None:
+        """``job_kind=None``: an echo recognised at ingress is kept (and deduplicated) but queues nothing."""
+        kw: dict[str, Any] = {"payload": {"id": "echo-1"}, "job_kind": None, "job_payload": None}
+        assert store.accept_delivery("helpdesk", "echo-1", **kw) is True
+        assert store.accept_delivery("helpdesk", "echo-1", **kw) is False
+        row = store.inbox_row("helpdesk", "echo-1")
+        assert row is not None
+        assert (row.payload, row.job_id) == ({"id": "echo-1"}, None)
+        assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 0, "dead": 0}
+
     def test_accept_delivery_with_dedupe_key_shares_the_waiting_job(self, store: Store) -> None:
         """Two deliveries of one business event record both, queue one job, and a later one queues again."""
         kw: dict[str, Any] = {
