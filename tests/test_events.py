@@ -262,9 +262,13 @@ def test_an_escalation_interrupted_after_the_link_runs_again_to_its_end(vendors:
     http: Any = runtime.helpdesk("zendesk").http
     later = time.time() + 31
     http._clock = lambda: later  # the worker runs the job again once the vendor's Retry-After has passed
+    jira_calls = len(vendors["jira"].calls)
     retried = handle_event(runtime, event, system="zendesk")
-    assert retried.startswith("escalated: zendesk:ticket:2"), retried  # the rerun finds the issue it created
-    assert retried.endswith("ENG-1"), retried
+    assert retried.startswith("escalated: zendesk:ticket:2 created ENG-1"), retried  # the issue it created
+    # issue 16: the resumed create is audited as a create, and the issue (impact born with it) is not read again
+    assert len(vendors["jira"].calls) == jira_calls
+    actions = [e.action for e in runtime.store.audit_entries(issue_key="ENG-1") if e.action.startswith("escalate.")]
+    assert actions == ["escalate.create"]
     ticket_notes = [c for c in vendors["zendesk"].state()["tickets"][1]["comments"] if not c["public"]]
     assert len(ticket_notes) == 1
     assert issue_count(vendors) == 1

@@ -668,15 +668,20 @@ class Escalation:
     ) -> tuple[Issue, bool]:
         store = self.rt.store
         oid = op_id(business_key, "tracker.create")
+        # An issue this escalation's own create intent made while the escalation is not complete yet (an earlier
+        # attempt of this job, a job resumed after a rate limit, another runner of the same escalation) counts as
+        # created: audited as a create, and its impact, born with it, is not read back as a join's would be. A
+        # rerun of a complete escalation is a link, as before.
+        resumed = completed_escalation(store, ticket.ref) is None
         if intent is not None and intent.state == "done" and intent.result:
-            return self._issue_from(tracker, intent.result), False
+            return self._issue_from(tracker, intent.result), resumed
         if intent is None and existing:
             # Linked by an earlier join: escalating again joins the same issue rather than creating one.
             first = existing[0]
             return tracker.get_issue(first.issue_key), False
         intent = store.begin_intent(oid, "tracker.create", business_key=business_key, payload={"label": label})
         if intent.state == "done" and intent.result:  # another runner created it since the first read
-            return self._issue_from(tracker, intent.result), False
+            return self._issue_from(tracker, intent.result), resumed
         if in_flight_elsewhere(intent, self.clock()):
             raise EffectInFlight(f"{ticket.ref} is already being escalated by another run; nothing was written here")
         if intent.state in ("sending", "ambiguous"):
@@ -703,7 +708,7 @@ class Escalation:
         if claimed is None:  # another runner finished the create between the read and the claim
             done = store.get_intent(oid)
             if done is not None and done.result:
-                return self._issue_from(tracker, done.result), False
+                return self._issue_from(tracker, done.result), resumed
         self._point("before_create")
         try:
             issue = tracker.create_issue(spec)
