@@ -32,6 +32,10 @@ store = "cxbridge.db"
 template_dirs = []
 # DEBUG, INFO, WARNING or ERROR.
 log_level = "INFO"
+# Days a webhook delivery is remembered to recognise a redelivery (at least 3: longer than the vendors' retries),
+# and days a finished job is kept; the workers purge older ones in small batches (dead jobs stay).
+inbox_retention_days = 7
+job_retention_days = 7
 
 [plugins]
 # Plugins not to load, by name ('cxbridge plugins list --all' names them all; 'cxbridge plugins disable NAME'

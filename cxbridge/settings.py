@@ -194,6 +194,15 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
             list, default=[], items=ConfigKey(str, min=1), help="folders searched for templates before the defaults"
         ),
         "log_level": ConfigKey(str, default="INFO", choices=LOG_LEVELS, help="the log level"),
+        "inbox_retention_days": ConfigKey(
+            int,
+            default=7,
+            min=3,
+            help="days a webhook delivery is remembered (deduplication); longer than the vendors' retry horizons",
+        ),
+        "job_retention_days": ConfigKey(
+            int, default=7, min=1, help="days a finished job is kept before it is purged (dead ones are kept)"
+        ),
     },
     "plugins": {
         "disabled": ConfigKey(list, default=[], items=ConfigKey(str), help="plugin names not to load"),

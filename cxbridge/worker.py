@@ -462,14 +462,23 @@ class Worker:
     # --- loops --------------------------------------------------------------------------------------------
 
     def housekeeping(self) -> int:
-        """Delete inbox rows past their retention (7 days, longer than any vendor's retry horizon) and echo
-        fingerprints of cxbridge's own notes past a day (their webhooks arrive within minutes); returns how many."""
-
-        purged = self.rt.store.purge_inbox()
+        """Delete inbox rows past their retention (``[cxbridge] inbox_retention_days``, 7 by default: longer than
+        any vendor's retry horizon), finished jobs past theirs (``job_retention_days``, 7), both in small batches,
+        and echo fingerprints of cxbridge's own notes past a day (their webhooks arrive within minutes); returns
+        how many rows went."""
+        section = self.rt.config.section("cxbridge")
+        purged = self.rt.store.purge_inbox(float(section["inbox_retention_days"]) * 86400)
+        jobs = self.rt.store.purge_jobs(float(section["job_retention_days"]) * 86400)
         echoes = self.rt.store.purge_snapshots(ECHO_KIND, ECHO_RETENTION_SECONDS)
-        if purged or echoes:
-            log.info("worker %s: purged %d inbox rows and %d echo fingerprints", self.worker_id, purged, echoes)
-        return purged + echoes
+        if purged or jobs or echoes:
+            log.info(
+                "worker %s: purged %d inbox rows, %d finished jobs and %d echo fingerprints",
+                self.worker_id,
+                purged,
+                jobs,
+                echoes,
+            )
+        return purged + jobs + echoes
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.2) -> None:
         """Run jobs until ``stop`` is set; when no job is due, waits ``idle_sleep`` or until the store announces one.

@@ -116,7 +116,8 @@ def test_a_value_outside_the_choices_lists_them(tmp_path: Path) -> None:
 def test_an_unknown_key_names_the_file_the_key_and_the_known_keys(tmp_path: Path) -> None:
     path = write(tmp_path, '[cxbridge]\nstor = "x.db"\n')
     assert error_of(path, environ={}) == (
-        f"{path}: cxbridge: unknown key 'stor' (known: log_level, store, store_password, template_dirs)"
+        f"{path}: cxbridge: unknown key 'stor' "
+        "(known: inbox_retention_days, job_retention_days, log_level, store, store_password, template_dirs)"
     )
 
 

@@ -235,3 +235,37 @@ def test_the_store_scrubs_every_known_secret_value_however_spelled() -> None:
     assert store_base.redact_value({"k": [raw, 1, {raw: None}]}) == {"k": ["***", 1, {"***": None}]}
     Secret("ab")  # too short to scrub by value: it would destroy every message
     assert store_base.redact_text("abc") == "abc"
+
+
+def test_purges_run_in_small_batches_and_counts_follow(store: SQLiteStore, clock: FakeClock) -> None:
+    """Issue 16: each purge batch is its own write transaction (receivers interleave); the queue counts come from
+    counters that every insert, state change and delete keeps exact."""
+    for n in range(7):
+        assert store.accept_delivery("zendesk", f"d{n}", payload={}, job_kind="k", job_payload={})
+    for _ in range(7):
+        job = store.claim("w", lease_seconds=60)
+        assert job is not None
+        assert store.complete(job.id, job.attempt)
+    writes: list[int] = []
+    original = store._write
+
+    def counting_write(**kwargs: bool) -> object:
+        writes.append(1)
+        return original(**kwargs)
+
+    store._write = counting_write  # type: ignore[method-assign,assignment]
+    clock.advance(8 * 86400)
+    assert store.purge_jobs(batch=3) == 7
+    assert len(writes) == 3  # 3 + 3 + 1
+    assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 0, "dead": 0}
+    row = store.inbox_row("zendesk", "d0")
+    assert row is not None
+    assert row.job_id is None  # the delivery is still remembered; its finished job is gone
+    writes.clear()
+    assert store.purge_inbox(batch=2) == 7
+    assert len(writes) == 4
+    assert store._conn().execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
+    with pytest.raises(ValueError, match="at least one row"):
+        store.purge_jobs(batch=0)
+    counted = dict(store._conn().execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+    assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 0, "dead": 0, **counted}

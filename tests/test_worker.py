@@ -57,11 +57,23 @@ class Clock:
         self.t += seconds
 
 
-class FakeRuntime:
-    """The part of a Runtime a worker touches: its store."""
+class FakeConfig:
+    """The configuration a worker reads: the retentions of ``[cxbridge]`` (their defaults unless given)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, **cxbridge: int) -> None:
+        self.cxbridge = {"inbox_retention_days": 7, "job_retention_days": 7, **cxbridge}
+
+    def section(self, name: str) -> dict[str, int]:
+        assert name == "cxbridge"
+        return self.cxbridge
+
+
+class FakeRuntime:
+    """The part of a Runtime a worker touches: its store and configuration."""
+
+    def __init__(self, store: Store, config: FakeConfig | None = None) -> None:
         self.store = store
+        self.config = config or FakeConfig()
         self.inline_wait: float | None = None
 
     def limit_inline_waits(self, seconds: float) -> None:
@@ -720,6 +732,28 @@ def test_a_running_worker_purges_inbox_rows_past_the_retention(store: Store, clo
     thread.join()
     assert store.inbox_row("jira", "old") is None
     assert store.inbox_row("jira", "new") is not None
+
+
+def test_housekeeping_purges_finished_jobs_past_their_retention_in_batches(store: Store, clock: Clock) -> None:
+    """Issue 16: done jobs go after ``job_retention_days`` (dead ones stay, for their letters); the counts follow."""
+    ids = [store.enqueue("noop", {"n": n}) for n in range(5)]
+    for _ in ids:
+        job = store.claim("w", lease_seconds=60)
+        assert job is not None
+        if job.payload["n"] == 4:
+            assert store.fail(job.id, job.attempt, error="broken")
+        else:
+            assert store.complete(job.id, job.attempt)
+    clock.advance(2 * 86400 + 1)
+    young = store.enqueue("noop", {"n": 5})
+    assert store.queue_depth() == {"ready": 1, "leased": 0, "done": 4, "dead": 1}
+    rt: Any = FakeRuntime(store, FakeConfig(job_retention_days=2))
+    assert Worker(rt).housekeeping() == 4
+    assert store.queue_depth() == {"ready": 1, "leased": 0, "done": 0, "dead": 1}
+    assert [store.job(i) is None for i in ids] == [True, True, True, True, False]
+    assert store.job(young or 0) is not None
+    assert len(store.dead_letters()) == 1
+    assert Worker(rt).housekeeping() == 0
 
 
 def test_housekeeping_forgets_old_echo_fingerprints(store: Store, clock: Clock) -> None:

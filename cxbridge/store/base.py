@@ -29,6 +29,10 @@ JobState = Literal["ready", "leased", "done", "dead"]
 INTENT_STATES: Final[tuple[str, ...]] = ("pending", "sending", "done", "ambiguous", "failed")
 JOB_STATES: Final[tuple[str, ...]] = ("ready", "leased", "done", "dead")
 INBOX_RETENTION_SECONDS: Final[int] = 7 * 86400
+JOB_RETENTION_SECONDS: Final[int] = 7 * 86400
+PURGE_BATCH: Final[int] = 500
+"""Rows one purge transaction deletes at most: the writer lock is released between batches, so deliveries and
+jobs never wait behind a long purge."""
 
 
 class StoreError(CxbridgeError):
@@ -312,8 +316,15 @@ class Store(ABC):
         """The inbox row for a delivery, or None."""
 
     @abstractmethod
-    def purge_inbox(self, older_than_seconds: float = INBOX_RETENTION_SECONDS) -> int:
-        """Delete inbox rows received more than ``older_than_seconds`` ago; returns how many."""
+    def purge_inbox(self, older_than_seconds: float = INBOX_RETENTION_SECONDS, *, batch: int = PURGE_BATCH) -> int:
+        """Delete inbox rows received more than ``older_than_seconds`` ago, at most ``batch`` rows per
+        transaction; returns how many."""
+
+    @abstractmethod
+    def purge_jobs(self, older_than_seconds: float = JOB_RETENTION_SECONDS, *, batch: int = PURGE_BATCH) -> int:
+        """Delete ``done`` jobs finished more than ``older_than_seconds`` ago, at most ``batch`` per transaction;
+        returns how many. Dead jobs (and any job a dead letter names) are kept: they are the dead letters' record.
+        Inbox rows of a purged job keep their row with ``job_id`` None."""
 
     @abstractmethod
     def enqueue(
@@ -378,7 +389,10 @@ class Store(ABC):
 
     @abstractmethod
     def queue_depth(self) -> dict[str, int]:
-        """How many jobs are in each state (every state present, zero when empty)."""
+        """How many jobs are in each state (every state present, zero when empty).
+
+        Answered from maintained counters, not a scan of the jobs table: ``/healthz`` and ``/metrics`` call it
+        on every probe, whatever the number of finished jobs kept."""
 
     # ---- dead letters ------------------------------------------------------------------------------
 

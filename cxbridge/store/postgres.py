@@ -66,7 +66,9 @@ from . import pg_migrations
 from .base import (
     INBOX_RETENTION_SECONDS,
     INTENT_STATES,
+    JOB_RETENTION_SECONDS,
     JOB_STATES,
+    PURGE_BATCH,
     AlreadyReplayed,
     AuditEntry,
     DeadLetter,
@@ -784,10 +786,34 @@ class PostgresStore(Store):
         )
         return None if row is None else InboxRow(system, account, delivery_id, row[0], row[1], row[2])
 
-    def purge_inbox(self, older_than_seconds: float = INBOX_RETENTION_SECONDS) -> int:
-        """Delete inbox rows older than the retention; returns how many."""
+    def purge_inbox(self, older_than_seconds: float = INBOX_RETENTION_SECONDS, *, batch: int = PURGE_BATCH) -> int:
+        """Delete inbox rows older than the retention, ``batch`` rows per transaction; returns how many."""
         cutoff = self.clock() - older_than_seconds
-        return self._run(lambda conn: conn.execute("DELETE FROM inbox WHERE received_at < %s", (cutoff,)).rowcount)
+        return self._purge_in_batches(
+            "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE received_at < %s LIMIT %s)", cutoff, batch
+        )
+
+    def purge_jobs(self, older_than_seconds: float = JOB_RETENTION_SECONDS, *, batch: int = PURGE_BATCH) -> int:
+        """Delete done jobs finished before the retention, ``batch`` per transaction (dead ones are kept)."""
+        cutoff = self.clock() - older_than_seconds
+        return self._purge_in_batches(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'done' AND updated_at < %s"
+            " AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.job_id = jobs.id OR d.replay_job_id = jobs.id)"
+            " LIMIT %s)",
+            cutoff,
+            batch,
+        )
+
+    def _purge_in_batches(self, statement: str, cutoff: float, batch: int) -> int:
+        """Run a ``DELETE ... LIMIT`` until it deletes less than a batch; each batch is its own transaction."""
+        if batch < 1:
+            raise ValueError("a purge batch holds at least one row")
+        total = 0
+        while True:
+            deleted = int(self._run(lambda conn: conn.execute(statement, (cutoff, batch)).rowcount))
+            total += deleted
+            if deleted < batch:
+                return total
 
     def enqueue(
         self,

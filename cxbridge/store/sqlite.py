@@ -37,7 +37,9 @@ from ..models import Link, Ref, to_jsonable
 from .base import (
     INBOX_RETENTION_SECONDS,
     INTENT_STATES,
+    JOB_RETENTION_SECONDS,
     JOB_STATES,
+    PURGE_BATCH,
     AlreadyReplayed,
     AuditEntry,
     DeadLetter,
@@ -578,11 +580,35 @@ class SQLiteStore(Store):
             return None
         return InboxRow(system, account, delivery_id, _loads(row[0]), row[1], row[2])
 
-    def purge_inbox(self, older_than_seconds: float = INBOX_RETENTION_SECONDS) -> int:
-        """Delete inbox rows older than the retention; returns how many."""
+    def purge_inbox(self, older_than_seconds: float = INBOX_RETENTION_SECONDS, *, batch: int = PURGE_BATCH) -> int:
+        """Delete inbox rows older than the retention, ``batch`` rows per transaction; returns how many."""
         cutoff = self.clock() - older_than_seconds
-        with self._write() as conn:
-            return conn.execute("DELETE FROM inbox WHERE received_at < ?", (cutoff,)).rowcount
+        return self._purge_in_batches(
+            "DELETE FROM inbox WHERE rowid IN (SELECT rowid FROM inbox WHERE received_at < ? LIMIT ?)", cutoff, batch
+        )
+
+    def purge_jobs(self, older_than_seconds: float = JOB_RETENTION_SECONDS, *, batch: int = PURGE_BATCH) -> int:
+        """Delete done jobs finished before the retention, ``batch`` per transaction (dead ones are kept)."""
+        cutoff = self.clock() - older_than_seconds
+        return self._purge_in_batches(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'done' AND updated_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.job_id = jobs.id OR d.replay_job_id = jobs.id)"
+            " LIMIT ?)",
+            cutoff,
+            batch,
+        )
+
+    def _purge_in_batches(self, statement: str, cutoff: float, batch: int) -> int:
+        """Run a ``DELETE ... LIMIT ?`` until it deletes less than a batch; each batch is its own transaction."""
+        if batch < 1:
+            raise ValueError("a purge batch holds at least one row")
+        total = 0
+        while True:
+            with self._write() as conn:
+                deleted = conn.execute(statement, (cutoff, batch)).rowcount
+            total += deleted
+            if deleted < batch:
+                return total
 
     def enqueue(
         self,
@@ -739,7 +765,7 @@ class SQLiteStore(Store):
     def queue_depth(self) -> dict[str, int]:
         """Jobs per state, every state present."""
         depth = dict.fromkeys(JOB_STATES, 0)
-        for state, count in self._conn().execute("SELECT state, count(*) FROM jobs GROUP BY state"):
+        for state, count in self._conn().execute("SELECT state, n FROM job_counts"):  # kept by triggers
             depth[state] = count
         return depth
 

@@ -412,6 +412,31 @@ class StoreContract:
         assert store.purge_inbox(older_than_seconds=60) == 1
         assert store.inbox_row("helpdesk", "young") is None
 
+    def test_purge_jobs_deletes_done_jobs_past_the_retention_in_batches(self, store: Store, clock: FakeClock) -> None:
+        """Done jobs older than the retention go, in batches (dead ones stay with their letters); the counts
+        follow; a delivery whose job went keeps its inbox row."""
+        for n in range(5):
+            assert store.accept_delivery("helpdesk", f"p{n}", payload={}, job_kind="k", job_payload={"n": n})
+        for _ in range(5):
+            job = store.claim("w", lease_seconds=60)
+            assert job is not None
+            if job.payload["n"] == 4:
+                assert store.fail(job.id, job.attempt, error="broken")
+            else:
+                assert store.complete(job.id, job.attempt)
+        clock.advance(2 * 86400 + 1)
+        assert store.enqueue("k", {"n": 5}) is not None
+        assert store.purge_jobs(2 * 86400, batch=3) == 4
+        assert store.queue_depth() == {"ready": 1, "leased": 0, "done": 0, "dead": 1}
+        row = store.inbox_row("helpdesk", "p0")
+        assert row is not None
+        assert row.job_id is None
+        assert len(store.dead_letters()) == 1
+        assert store.purge_jobs(2 * 86400, batch=3) == 0
+        assert store.purge_inbox(86400, batch=2) == 5
+        with pytest.raises(ValueError, match="at least one row"):
+            store.purge_jobs(batch=0)
+
     def test_enqueue_with_key_and_run_at(self, store: Store, clock: FakeClock) -> None:
         """A key holds one waiting job at a time; run_at delays the claim."""
         first = store.enqueue("reconcile", {"n": 1}, key="reconcile:tracker", run_at=T0 + 60)
