@@ -2,9 +2,9 @@
 
     python benchmarks/run.py [--quick] [--check] [--only NAME[,NAME]] [--out FILE]
 
-NAME is one of: latency, pipeline, calls, engine, ingest, ratelimit, reconcile, store. Each bench writes its own JSON too
-(``benchmarks/results/<name>.json``); ``--out`` gets them all in one document (default ``benchmarks/results.json``,
-``benchmarks/results-quick.json`` with ``--quick``). A bench that fails is reported
+NAME is one of: latency, pipeline, calls, engine, ingest, ratelimit, reconcile, store. Each bench writes its own
+JSON too (``benchmarks/results/<name>.json``); ``--out`` gets them all in one document (default
+``benchmarks/results.json``, ``benchmarks/results-quick.json`` with ``--quick``). A bench that fails is reported
 as failed with the end of its output (its figures are then missing, never invented).
 
 Without ``--check`` it exits 0 whether targets are met or not: benchmarks measure and report. With ``--check`` it
