@@ -200,6 +200,10 @@ tiers = ["strategic", "enterprise", "growth", "standard"]
 # The currency of the ARR number field (ARR is summed per currency and never converted). Empty: the currency
 # with the largest sum; every currency is shown in the "Customer impact" section.
 arr_currency = ""
+# The "Customer impact" section lists this many customers by ARR (the others as "and N more", in its totals too)
+# and this many tickets per customer, so the description stays bounded whatever the number of tickets.
+top_customers = 10
+tickets_per_customer = 5
 
 # The tracker custom fields that receive the customer-impact rollup, by rollup value (arr, customers, tickets,
 # renewal, tier, oldest), so that engineers can sort on them in JQL. Empty: the rollup is only written as text.

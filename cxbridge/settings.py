@@ -432,6 +432,15 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
         "arr_currency": ConfigKey(
             str, default="", help="currency of the ARR number field; empty: the currency with the largest sum"
         ),
+        "top_customers": ConfigKey(
+            int,
+            default=10,
+            min=1,
+            help="customers listed in the impact section, by ARR; the others are summed up as 'and N more'",
+        ),
+        "tickets_per_customer": ConfigKey(
+            int, default=5, min=1, help="tickets listed per customer in the impact section ('and N more' after)"
+        ),
     },
     "policies": {
         "rules": ConfigKey(

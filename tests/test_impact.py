@@ -257,6 +257,37 @@ def test_the_block_renders_every_value_and_escapes_names() -> None:
     assert plain.rstrip().endswith(impact.BLOCK_END)
 
 
+def many(tickets: int, companies: int, unknown: int) -> impact.Rollup:
+    """``tickets`` tickets spread over ``companies`` companies (ARR 1,000 x their number) plus ``unknown`` tickets
+    from customers the CRM does not know."""
+    refs = [Ref("hubspot", "company", str(n)) for n in range(1, companies + 1)]
+    links = [link(n, refs[n % companies]) for n in range(tickets - unknown)]
+    links += [link(n, None) for n in range(tickets - unknown, tickets)]
+    snaps = by_ref(*(customer(c, f"Company {c.id}", arr=str(1000 * int(c.id)), tier="growth") for c in refs))
+    return impact.compute(links, snaps, {str(ticket_ref(n)): facts(n, day=1 + n % 28) for n in range(tickets)})
+
+
+def test_the_block_stays_bounded_with_the_top_customers_and_and_n_more() -> None:
+    """Issue 16: 400 tickets from 60 companies (and 30 unknown to the CRM) render the top 10 customers by ARR with
+    at most 5 tickets each, "and N more" for the rest; the totals still cover every ticket; the size is bounded."""
+    big = many(400, 60, 30)
+    plain = plain_text(markdown_to_adf(rendered_block(big).markdown))
+    assert "60 customers, 400 tickets" in plain
+    assert "30 from customers unknown to the CRM" in plain
+    assert [n for n in range(1, 61) if f"Company {n}\n" in plain] == list(range(51, 61))  # the 10 largest ARRs
+    rest = sum(len(c.tickets) for c in big.companies[10:])
+    assert f"and 50 more customers {rest} tickets" in " ".join(plain.split())
+    assert plain.count(" and 1 more") == 10  # 6 tickets each, 5 listed
+    assert "and 25 more" in plain  # 30 without a company, 5 listed
+    # bounded: ten times the tickets and companies leave the section the same size (give or take digits)
+    huge = len(rendered_block(many(4000, 600, 300)).markdown)
+    assert huge < 1.05 * len(rendered_block(big).markdown)
+    few = impact.template_context(big, top_customers=3, tickets_per_customer=2)
+    assert (len(few["companies"]), few["companies_more"]) == (3, 57)
+    assert [len(c["tickets"]) for c in few["companies"]] == [2, 2, 2]
+    assert few["companies"][0]["tickets_more"] == len(big.companies[0].tickets) - 2
+
+
 def test_a_markdown_tracker_gets_the_block_spliced_in_place() -> None:
     """The role's default splicing (Markdown descriptions): replaced between its markers, then idempotent."""
     before, after = "## Engineering notes\n\nSomething the engineer wrote.", "## Later\n\nBelow the block."

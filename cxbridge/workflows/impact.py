@@ -565,7 +565,14 @@ def _tier_order(rt: Context) -> tuple[str, ...]:
 
 def render_block(rt: Context, rollup: Rollup) -> ManagedBlock:
     """The managed block (heading, ``impact_block.md.j2``, closing marker)."""
-    body = rt.handoff.render(TEMPLATE, {"impact": template_context(rollup, arr_currency=_arr_currency(rt))})
+    settings = _settings(rt)
+    context = template_context(
+        rollup,
+        arr_currency=_arr_currency(rt),
+        top_customers=int(settings.get("top_customers") or TOP_CUSTOMERS),
+        tickets_per_customer=int(settings.get("tickets_per_customer") or TICKETS_PER_CUSTOMER),
+    )
+    body = rt.handoff.render(TEMPLATE, {"impact": context})
     return managed_block(body)
 
 
@@ -573,8 +580,25 @@ def _arr_currency(rt: Context) -> str:
     return str(_settings(rt).get("arr_currency") or "")
 
 
-def template_context(rollup: Rollup, *, arr_currency: str = "") -> dict[str, Any]:
-    """What ``impact_block.md.j2`` sees: counts, money per currency (Decimals), dates, companies, tickets."""
+TOP_CUSTOMERS = 10
+TICKETS_PER_CUSTOMER = 5
+
+
+def template_context(
+    rollup: Rollup,
+    *,
+    arr_currency: str = "",
+    top_customers: int = TOP_CUSTOMERS,
+    tickets_per_customer: int = TICKETS_PER_CUSTOMER,
+) -> dict[str, Any]:
+    """What ``impact_block.md.j2`` sees: counts, money per currency (Decimals), dates, companies, tickets.
+
+    Bounded whatever the number of linked tickets (issue 16: the description must stay within the tracker's
+    limits): ``companies`` holds the ``top_customers`` companies by ARR (``companies_more`` and
+    ``companies_more_tickets`` count the rest), each with at most ``tickets_per_customer`` tickets
+    (``tickets_more`` the rest); ``without_company`` lists as many (``without_company_count`` counts them all).
+    The totals (customers, tickets, ARR, renewal, tier, oldest) always cover every link.
+    """
 
     def ticket(t: TicketFacts) -> dict[str, Any]:
         return {
@@ -587,6 +611,8 @@ def template_context(rollup: Rollup, *, arr_currency: str = "") -> dict[str, Any
             "opened": t.opened.date().isoformat() if t.opened else None,
         }
 
+    listed = rollup.companies[:top_customers]
+    without = rollup.without_company
     return {
         "customers": rollup.customers,
         "tickets": len(rollup.tickets),
@@ -605,11 +631,15 @@ def template_context(rollup: Rollup, *, arr_currency: str = "") -> dict[str, Any
                 "arr": c.arr if c.currency else None,
                 "currency": c.currency,
                 "renewal_date": c.renewal_date,
-                "tickets": [ticket(t) for t in c.tickets],
+                "tickets": [ticket(t) for t in c.tickets[:tickets_per_customer]],
+                "tickets_more": max(0, len(c.tickets) - tickets_per_customer),
             }
-            for c in rollup.companies
+            for c in listed
         ],
-        "without_company": [ticket(t) for t in rollup.without_company],
+        "companies_more": len(rollup.companies) - len(listed),
+        "companies_more_tickets": sum(len(c.tickets) for c in rollup.companies[len(listed) :]),
+        "without_company": [ticket(t) for t in without[:tickets_per_customer]],
+        "without_company_count": len(without),
     }
 
 
