@@ -29,7 +29,7 @@ from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jso
 from ..store import Intent, Store
 from . import fieldmap, impact, policy
 from .context import Context
-from .once import claim_send, crm_note_once, in_flight_elsewhere, marker_for, op_id, write_once
+from .once import claim_send, crm_note_once, in_flight_elsewhere, marker_for, op_id, side_by_side, write_once
 from .priority import Priority, choose_priority
 from .relay import Relay
 
@@ -355,9 +355,11 @@ class Escalation:
         # read once here, used again by the create: an earlier create's intent, else the ticket's links
         create_intent = None if req.link_key else store.get_intent(op_id(business_key, "tracker.create"))
         linked = current if not req.link_key and create_intent is None else []
-        comments = self._history(req, ticket)
-        # 2. the customer
-        customer = self.customer_for(ticket)
+        # 2. the customer, and the comments (for support's latest note) side by side: both need only the ticket
+        if req.note and ticket.description:
+            comments, customer = None, self.customer_for(ticket)
+        else:
+            customer, comments = side_by_side(lambda: self.customer_for(ticket), lambda: self._history(req, ticket))
         # 3. decision rights and priority
         priority = choose_priority(
             customer.tier,
@@ -473,49 +475,61 @@ class Escalation:
                     point=self._point,
                 )
 
-        # 6. the remote link from the issue to the ticket
-        result.writes["remote_link"] = write_once(
-            store,
-            op_id(f"{business_key}|{issue.ref}", "tracker.remotelink"),
-            "tracker.remotelink",
-            business_key,
-            lambda: {
-                "id": tracker.link_ticket(
-                    issue.key,
-                    impact.ticket_link(
-                        self.rt,
-                        ticket.ref,
-                        url=ticket.url,
-                        title=impact.link_title(ticket.ref, ticket.subject),
-                        summary=customer.name if customer.known else None,
-                        resolved=helpdesk.ticket_closed(ticket.status),
-                    ),
-                )
-            },
-            point=self._point,
-        )
-        self._point("remote_link")
-
-        # 6b. the attachments of the ticket's first message, when the escalation read its comments
-        if comments and comments[0].attachments:
-            result.writes["attachments"] = Relay(self.rt, crash_hook=self._point).upload_first_message(
-                helpdesk, ticket.ref, comments[0], issue.ref, issue.key, req.origin_event
-            )
-
-        # 7. note, tag and key on the ticket (re-rendered with the real issue)
+        # 6-8. the writes that need only the issue go out side by side, each under its own intent: on the tracker,
+        # the remote link from the issue to the ticket, then the attachments of the ticket's first message (one
+        # system, in order); note, tag and key on the ticket (re-rendered with the real issue); the note on the CRM
+        # timeline
         issue_ctx = {"key": issue.key, "url": issue.url, "created": created}
         ctx = self.context(req, ticket, comments, customer, priority, issue_ctx, decisions)
         note = self.rt.handoff.render("helpdesk_note", ctx)
-        changed = self._record_on_ticket(helpdesk, ticket, business_key, issue, note)
-        result.writes["ticket_note"] = "written" if changed else "unchanged"
-        self._point("ticket")
 
-        # 8. note on the CRM timeline
-        if crm is not None and customer.known:
-            result.writes["crm_note"] = self._crm_note(crm, customer, business_key, issue, ctx)
-        else:
-            result.writes["crm_note"] = "skipped: customer unknown to the CRM" if crm else "skipped: no CRM"
-        self._point("crm")
+        def remote_link() -> str:
+            written = write_once(
+                store,
+                op_id(f"{business_key}|{issue.ref}", "tracker.remotelink"),
+                "tracker.remotelink",
+                business_key,
+                lambda: {
+                    "id": tracker.link_ticket(
+                        issue.key,
+                        impact.ticket_link(
+                            self.rt,
+                            ticket.ref,
+                            url=ticket.url,
+                            title=impact.link_title(ticket.ref, ticket.subject),
+                            summary=customer.name if customer.known else None,
+                            resolved=helpdesk.ticket_closed(ticket.status),
+                        ),
+                    )
+                },
+                point=self._point,
+            )
+            self._point("remote_link")
+            # the attachments of the ticket's first message, when the escalation read its comments
+            if comments and comments[0].attachments:
+                result.writes["attachments"] = Relay(self.rt, crash_hook=self._point).upload_first_message(
+                    helpdesk, ticket.ref, comments[0], issue.ref, issue.key, req.origin_event
+                )
+            return written
+
+        def ticket_note() -> str:
+            changed = self._record_on_ticket(helpdesk, ticket, business_key, issue, note)
+            self._point("ticket")
+            return "written" if changed else "unchanged"
+
+        def crm_note() -> str:
+            if crm is not None and customer.known:
+                written = self._crm_note(crm, customer, business_key, issue, ctx)
+            else:
+                written = "skipped: customer unknown to the CRM" if crm else "skipped: no CRM"
+            self._point("crm")
+            return written
+
+        (
+            result.writes["ticket_note"],
+            result.writes["remote_link"],
+            result.writes["crm_note"],
+        ) = side_by_side(ticket_note, remote_link, crm_note)
 
         # 9. audit
         store.audit(

@@ -12,6 +12,10 @@ A ``sending`` intent whose runner is gone (a crash) is reconciled by ``find`` an
 
 A worker hands the workflows a lease guard (``lease_guard``): every write checks it right before sending, so
 a worker that lost its job's lease raises ``LeaseLost`` and writes nothing.
+
+Independent writes (to different systems, each under its own intent) may go out side by side
+(``side_by_side``): each runs in its own short-lived thread with the caller's context (the lease guard
+included), records that thread as its intent's runner, and the caller waits for all of them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import AmbiguousOutcome, EffectInFlight, VendorError
@@ -48,6 +53,37 @@ stopped writing, and the effect is reconciled by its marker and taken over."""
 
 _HOST = socket.gethostname()
 _guard: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("cxbridge_lease_guard", default=None)
+
+
+def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent calls concurrently and return their results in order; the first failure (in call order)
+    is raised once every call has finished, so no write is left running behind the caller.
+
+    The first call runs in the calling thread, each other one in its own thread that ends with the call: an
+    intent's runner (``runner_id``) is then alive exactly while it writes, as the in-flight check expects. Every
+    call runs in a copy of the caller's context, so the worker's lease guard is checked before each write. Calls
+    should reach different systems (or be reads): each system's client keeps its own rate-limit hold.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def run(n: int) -> None:
+        try:
+            results[n] = calls[n]()
+        except BaseException as exc:  # re-raised by the caller after every call finished
+            errors[n] = exc
+
+    with ThreadPoolExecutor(max_workers=len(calls) - 1, thread_name_prefix="cxbridge-side") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, run, n) for n in range(1, len(calls))]
+        run(0)
+        for future in futures:
+            future.result()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
 
 
 def runner_id() -> str:
