@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
 HERE = Path(__file__).resolve().parent
-TARGET_CALLS, TARGET_MB = 101, 150.0
+TARGET_CALLS, TARGET_MB = 101, 60.0
 
 
 def _maxrss_mb() -> float:
