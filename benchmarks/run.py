@@ -2,7 +2,7 @@
 
     python benchmarks/run.py [--quick] [--check] [--only NAME[,NAME]] [--out FILE]
 
-NAME is one of: latency, pipeline, calls, engine, ingest, ratelimit, reconcile, store. Each bench writes its own
+NAME is one of: latency, pipeline, calls, engine, ingest, ratelimit, reconcile, join, store. Each bench writes its own
 JSON too (``benchmarks/results/<name>.json``); ``--out`` gets them all in one document (default
 ``benchmarks/results.json``, ``benchmarks/results-quick.json`` with ``--quick``). A bench that fails is reported
 as failed with the end of its output (its figures are then missing, never invented).
@@ -36,6 +36,7 @@ BENCHES = {
     "ingest": "bench_ingest.py",
     "ratelimit": "bench_ratelimit.py",
     "reconcile": "bench_reconcile.py",
+    "join": "bench_join.py",
     "store": "bench_store.py",
 }
 

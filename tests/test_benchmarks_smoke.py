@@ -55,7 +55,7 @@ def test_run_quick_check_runs_every_bench_and_exits_on_misses_only(tmp_path: Pat
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-2000:]
     doc = json.loads(out.read_text(encoding="utf-8"))
     names = [b["bench"] for b in doc["benches"]]
-    assert names == ["latency", "pipeline", "calls", "engine", "ingest", "ratelimit", "reconcile", "store"]
+    assert names == ["latency", "pipeline", "calls", "engine", "ingest", "ratelimit", "reconcile", "join", "store"]
     for bench in doc["benches"]:
         assert "failed" not in bench, bench["notes"]
         assert bench["available"] is True, bench["notes"]

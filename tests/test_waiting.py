@@ -189,7 +189,8 @@ def test_a_worker_paused_past_its_lease_writes_nothing_after_losing_it(
 
 
 ESCALATION_WRITES = ["tracker create", "remote link", "ticket note+tag+key", "crm note"]
-"""The escalation's writes in the order it makes them (each checks the lease right before it is sent)."""
+"""The escalation's writes in the order it makes them one at a time (each checks the lease right before it is
+sent); the last three go out side by side in production (``one_write_at_a_time`` lines them up)."""
 SYNC_WRITES = ["ticket note", "crm note"]
 """Sync back of a move to Done: the note on the linked ticket, then the note on the customer's CRM timeline."""
 
@@ -245,6 +246,19 @@ def a_then_b(rt: Runtime, clock: Clock, vendors: Vendors, kind: str, write: int,
     return seen
 
 
+@pytest.fixture
+def one_write_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The escalation's independent writes one after the other, in call order, as ``once.side_by_side`` lists them.
+
+    These tests pause a worker before its n-th write, which names a write only when the writes go out in a fixed
+    order; side by side, each write's lease check is the same (``tests/test_side_by_side.py`` shows every helper
+    thread checks the caller's lease)."""
+    import cxbridge.workflows.escalate as escalate_module
+
+    monkeypatch.setattr(escalate_module, "side_by_side", lambda *calls: [call() for call in calls])
+
+
+@pytest.mark.usefixtures("one_write_at_a_time")
 @pytest.mark.parametrize("write", ESCALATION_WRITES)
 def test_a_worker_paused_before_each_escalation_write_leaves_one_effect(
     vendors: Vendors, sandbox_runtime: SandboxRuntimes, write: str
@@ -269,6 +283,7 @@ def join_handler(rt: Runtime, payload: dict[str, Any]) -> str:
     return Escalation(rt).run(EscalationRequest(ticket_id=payload["ticket"], link_key=payload["link"])).issue_key
 
 
+@pytest.mark.usefixtures("one_write_at_a_time")
 @pytest.mark.parametrize("write", JOIN_WRITES)
 def test_a_worker_paused_before_each_join_write_leaves_one_effect(
     vendors: Vendors, sandbox_runtime: SandboxRuntimes, write: str

@@ -526,10 +526,10 @@ class Escalation:
             return written
 
         (
-            result.writes["ticket_note"],
             result.writes["remote_link"],
+            result.writes["ticket_note"],
             result.writes["crm_note"],
-        ) = side_by_side(ticket_note, remote_link, crm_note)
+        ) = side_by_side(remote_link, ticket_note, crm_note)
 
         # 9. audit
         store.audit(
