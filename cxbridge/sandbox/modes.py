@@ -198,6 +198,10 @@ class KeepAliveHandler(WSGIRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # answers go out as soon as they are written: without this, Nagle's algorithm holds the body back until
+        # the client acknowledges the headers (a delayed ACK: tens of milliseconds on a kept-alive connection)
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.backend.note_connection()
         open_sockets(self.server).add(self.connection)
 
