@@ -60,4 +60,24 @@ def test_each_call_checks_the_callers_lease_and_its_runner_ends_with_it() -> Non
     once.side_by_side(lambda: None, write)  # no guard outside a worker: the write goes out
     assert len(owners) == 1
     assert owners[0] != once.runner_id()
-    assert once._runner_alive(owners[0]) is False  # its thread ended with the call
+    assert owners[0].rsplit(":", 1)[1].startswith("side")  # a runner id of its own, never reused
+    assert once._runner_alive(owners[0]) is False  # its call ended
+    # while a helper runs, another thread sees it alive; the helper asking about itself does not
+    seen: dict[str, bool | None] = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def helper() -> None:
+        seen["self"] = once._runner_alive(once.runner_id())
+        seen["id"] = once.runner_id()  # type: ignore[assignment]
+        inside.set()
+        release.wait(10)
+
+    def caller() -> None:
+        inside.wait(10)
+        seen["other"] = once._runner_alive(str(seen["id"]))
+        release.set()
+
+    once.side_by_side(caller, helper)
+    assert (seen["self"], seen["other"]) == (False, True)
+    assert once._runner_alive(str(seen["id"])) is False

@@ -157,6 +157,17 @@ PG_MIGRATIONS: tuple[PgMigration, ...] = (
             "ALTER TABLE jobs ADD COLUMN waits INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    PgMigration(
+        4,
+        "m004_job_counts_and_purge_indexes",
+        (
+            # the indexes the batched purges need (SQLite's step 4 also adds trigger-kept job counts; here
+            # queue_depth keeps its grouped count)
+            "CREATE INDEX jobs_done ON jobs (updated_at) WHERE state = 'done'",
+            "CREATE INDEX inbox_job ON inbox (job_id) WHERE job_id IS NOT NULL",
+            "CREATE INDEX inbox_received ON inbox (received_at)",
+        ),
+    ),
 )
 
 LATEST = max(m.version for m in PG_MIGRATIONS)

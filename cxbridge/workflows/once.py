@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import os
 import socket
 import threading
@@ -59,8 +60,9 @@ def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
     """Run independent calls concurrently and return their results in order; the first failure (in call order)
     is raised once every call has finished, so no write is left running behind the caller.
 
-    The first call runs in the calling thread, each other one in its own thread that ends with the call: an
-    intent's runner (``runner_id``) is then alive exactly while it writes, as the in-flight check expects. Every
+    The first call runs in the calling thread, each other one in a helper thread under a runner id of its own
+    (``host:pid:sideN``, never reused): an intent's runner is then alive exactly while its call runs, as the
+    in-flight check expects. Every
     call runs in a copy of the caller's context, so the worker's lease guard is checked before each write. Calls
     should reach different systems (or be reads): each system's client keeps its own rate-limit hold.
     """
@@ -75,8 +77,20 @@ def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
         except BaseException as exc:  # re-raised by the caller after every call finished
             errors[n] = exc
 
+    def run_aside(n: int) -> None:
+        with _side_lock:
+            number = next(_side_numbers)
+            _live_side_runners.add(number)
+        _side.number = number
+        try:
+            run(n)
+        finally:
+            _side.number = None
+            with _side_lock:
+                _live_side_runners.discard(number)
+
     with ThreadPoolExecutor(max_workers=len(calls) - 1, thread_name_prefix="cxbridge-side") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, run, n) for n in range(1, len(calls))]
+        futures = [pool.submit(contextvars.copy_context().run, run_aside, n) for n in range(1, len(calls))]
         run(0)
         for future in futures:
             future.result()
@@ -86,14 +100,33 @@ def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
     return results
 
 
+_side = threading.local()
+_live_side_runners: set[int] = set()
+_side_numbers = itertools.count(1)
+_side_lock = threading.Lock()
+
+
 def runner_id() -> str:
-    """Who is running this write: ``host:pid:thread``, recorded on the intent it moves to ``sending``."""
+    """Who is running this write: ``host:pid:thread``, recorded on the intent it moves to ``sending``.
+
+    A call run by ``side_by_side`` in a helper thread is ``host:pid:sideN`` instead, N never reused in the
+    process: a thread's ident is reused by the next thread, which would make an ended runner look alive."""
+    side = getattr(_side, "number", None)
+    if side is not None:
+        return f"{_HOST}:{os.getpid()}:side{side}"
     return f"{_HOST}:{os.getpid()}:{threading.get_ident()}"
 
 
 def _runner_alive(owner: str) -> bool | None:
     """Whether the runner ``owner`` is running now (not this very runner); None when this host cannot tell."""
     parts = owner.rsplit(":", 2)
+    if len(parts) == 3 and parts[0] == _HOST and parts[1] == str(os.getpid()) and parts[2].startswith("side"):
+        number = parts[2][4:]
+        if number.isdigit():
+            if getattr(_side, "number", None) == int(number):
+                return False  # this very runner's earlier run ended
+            with _side_lock:
+                return int(number) in _live_side_runners
     if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
         return None
     host, pid, thread = parts[0], int(parts[1]), int(parts[2])
