@@ -127,6 +127,8 @@ def _runner_alive(owner: str) -> bool | None:
                 return False  # this very runner's earlier run ended
             with _side_lock:
                 return int(number) in _live_side_runners
+    if len(parts) == 3 and parts[2].startswith("side") and parts[2][4:].isdigit():
+        parts[2] = "0"  # another process's helper thread: that process alive is what can be told
     if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
         return None
     host, pid, thread = parts[0], int(parts[1]), int(parts[2])
