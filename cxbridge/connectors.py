@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -106,6 +106,17 @@ class Page:
     items: list[Any]
     cursor: dict[str, Any]
     done: bool
+
+
+@dataclass(frozen=True)
+class ChangedCompany:
+    """A CRM company a polling scan found modified: its reference, when it was last modified (the delivery id of
+    the ``CustomerChanged`` signal ``cxbridge sync`` makes of it), and the properties cxbridge reads, as strings,
+    when the scan returned them (informational: the impact refresh re-reads the company)."""
+
+    ref: Ref
+    updated_at: datetime | None = None
+    properties: Mapping[str, str | None] = field(default_factory=dict)
 
 
 FINDING_OK = "ok"
@@ -515,6 +526,15 @@ class CRM(Connector):
         ``find_customer`` fills it but without a contact; ``Customer.unknown()`` when none (or several with that
         name: a guess would put the wrong revenue on the issue). For a requester the CRM has no contact for."""
         raise NotImplementedError(f"{self.name}: this CRM cannot look a company up by domain or name")
+
+    def changed_companies(
+        self, cursor: dict[str, Any] | None, *, since: float, company_ids: Collection[str] | None = None
+    ) -> Iterator[Page]:
+        """Pages of companies (``ChangedCompany``) modified since ``since`` (epoch seconds), or after a saved
+        ``cursor``, oldest change first, for ``cxbridge sync`` to refresh the impact a missed webhook did not.
+        ``company_ids``: the only companies that matter (those linked to issues), where restricting the query
+        saves calls; None for every company (the core drops unlinked ones)."""
+        raise NotImplementedError(f"{self.name}: this CRM cannot list changed companies")
 
 
 class Tracker(Connector):

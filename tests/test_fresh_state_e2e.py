@@ -3,6 +3,7 @@ HubSpot (its ``company.propertyChange`` webhook) updates the linked issue's impa
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +12,9 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 
+from cxbridge.cli import cli
 from cxbridge.config import load_config
 from cxbridge.demo import DEMO_SETTINGS
 from cxbridge.plugins import build_plugins
@@ -145,3 +148,50 @@ def test_closing_a_hubspot_ticket_flips_its_remote_link(
     assert resolved_flags(vendors, key) == {url: False}
     hub.ui_update("tickets", tid, {"hs_pipeline_stage": "4"})  # Closed, in the default support pipeline
     wait("the closed ticket's link", lambda: resolved_flags(vendors, key)[url] and settled(vendors, runtime))
+
+
+def test_an_arr_change_missed_by_the_receiver_is_recovered_by_sync(
+    vendors: ServedVendors, runtime: Runtime, tmp_path: Path
+) -> None:
+    """No receiver runs (HubSpot's webhook goes nowhere): ``cxbridge sync`` finds the changed company through
+    the CRM search on ``hs_lastmodifieddate`` and refreshes ENG-1's impact; a second run writes nothing."""
+    key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
+    assert issue(vendors, key)["fields"][FIELDS["arr"]] == 480000
+    config = str(tmp_path / "cxbridge.toml")
+
+    def sync() -> dict[str, Any]:
+        result = CliRunner().invoke(cli, ["--config", config, "sync", "--system", "hubspot", "--json"])
+        assert result.exit_code == 0, result.output
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data
+
+    def jira_writes() -> list[Any]:  # the open-issue search is a POST that reads
+        return [c for c in vendors["jira"].calls if c.method != "GET" and not c.path.endswith("/search/jql")]
+
+    def company_searches() -> list[Any]:
+        return [c for c in vendors["hubspot"].calls if c.method == "POST" and "companies/search" in c.path]
+
+    before = jira_writes()
+    first = sync()  # Acme (seeded now) is in the first run's lookback: re-read, and as the issue shows it already
+    assert next(s for s in first["streams"] if s["stream"] == "companies")["enqueued"] == 1
+    assert first["jobs"]["done"] >= 1
+    assert jira_writes() == before  # the impact workflow compared: nothing to write
+    hub: Any = vendors["hubspot"]
+    acme = next(c for c in hub.state()["objects"]["companies"] if c["properties"]["name"] == "Acme Corp")
+    searches = len(company_searches())
+    hub.ui_update("companies", acme["id"], {"annualrevenue": "520000"})
+    assert issue(vendors, key)["fields"][FIELDS["arr"]] == 480000  # the webhook was lost
+
+    report = sync()
+    companies = next(s for s in report["streams"] if s["stream"] == "companies")
+    assert companies["error"] is None
+    assert companies["enqueued"] == 1
+    assert len(company_searches()) == searches + 1  # one search, restricted to the linked company
+    assert issue(vendors, key)["fields"][FIELDS["arr"]] == 520000
+    assert "520,000 USD" in str(issue(vendors, key)["fields"]["description"])
+    assert len(jira_writes()) > len(before)
+
+    written = jira_writes()
+    again = sync()
+    assert next(s for s in again["streams"] if s["stream"] == "companies")["enqueued"] == 0
+    assert jira_writes() == written  # the same state polled again: no Jira write

@@ -35,7 +35,7 @@ import copy
 import itertools
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ from ..connectors import (
     CRM_ROLE,
     HELPDESK,
     TRACKER,
+    ChangedCompany,
     ConfigKey,
     Connector,
     Helpdesk,
@@ -207,6 +208,8 @@ class FakeWorld:
         self.tickets: dict[str, FakeTicket] = {}
         self.contacts: dict[str, FakeContact] = {}
         self.companies: dict[str, Customer] = {}
+        self.company_changes: dict[str, tuple[int, datetime]] = {}
+        """When each company last changed: (sequence number, time), for ``changed_companies``."""
         self.notes: dict[str, FakeNote] = {}
         self.issues: dict[str, FakeIssue] = {}
         self.versions: dict[str, str] = {}
@@ -219,6 +222,14 @@ class FakeWorld:
     # -- ids, time, calls, faults --------------------------------------------------------------------------
     def new_id(self) -> str:
         return str(next(self._ids))
+
+    def change_company(self, company_id: str, **values: Any) -> None:
+        """Change a company's fields (``arr=...``, ``tier=...``) as a person in the CRM would; it counts as changed."""
+        with self.lock:
+            company = self.companies[company_id]
+            for name, value in values.items():
+                setattr(company, name, Decimal(str(value)) if name == "arr" and value is not None else value)
+            self.company_changes[company_id] = self.touch()
 
     def touch(self) -> tuple[int, datetime]:
         """A new change: its sequence number (orders changes) and the time."""
@@ -325,6 +336,7 @@ class FakeWorld:
                         renewal_date=renewal_date,
                         deals=list(deals),
                     )
+                    self.company_changes[company_id] = self.touch()
             cid = self.new_id()
             self.contacts[cid] = FakeContact(cid, email, contact_name, company_id)
             return cid
@@ -678,6 +690,32 @@ class FakeCRM(FakeConnector, CRM):
             if company_ref.id not in self.world.companies:
                 return Customer(company_ref=company_ref, contact_ref=None, known=False)
             return self._company(company_ref.id)
+
+    def changed_companies(
+        self, cursor: dict[str, Any] | None, *, since: float, company_ids: Collection[str] | None = None
+    ) -> Iterator[Page]:
+        """Companies by change order after the cursor's ``seq`` (else changed at or after ``since``), one page of
+        ``PAGE_SIZE`` at a time, restricted to ``company_ids`` when given."""
+        with self._call("changed_companies", cursor, since):
+            after = (cursor or {}).get("seq")
+            changes = sorted(self.world.company_changes.items(), key=lambda kv: kv[1][0])
+            if isinstance(after, int):
+                chosen = [(cid, c) for cid, c in changes if c[0] > after]
+            else:
+                chosen = [(cid, c) for cid, c in changes if c[1].timestamp() >= since]
+            wanted = None if company_ids is None else set(company_ids)
+            start = after if isinstance(after, int) else 0
+            pages = [chosen[i : i + PAGE_SIZE] for i in range(0, len(chosen), PAGE_SIZE)]
+        if not pages:
+            yield Page([], {"seq": start}, True)
+            return
+        for n, rows in enumerate(pages):
+            items = [
+                ChangedCompany(ref=Ref(self.name, "company", cid), updated_at=at)
+                for cid, (_, at) in rows
+                if wanted is None or cid in wanted
+            ]
+            yield Page(items, {"seq": rows[-1][1][0]}, n == len(pages) - 1)
 
 
 class FakeTracker(FakeConnector, Tracker):

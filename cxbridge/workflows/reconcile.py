@@ -13,6 +13,10 @@ incremental export, HubSpot's CRM search on ``hs_lastmodifieddate``, Jira's JQL 
   the relay would send to engineering (``TicketCommentAdded``, delivery id ``poll:<ticket>:comment:<id>:<text
   fingerprint>``, so an edit is a new delivery); on an issue, those marked for support (``IssueCommentPosted``,
   ``poll:<issue>:comment:<id>:<updated>``);
+- the ``companies`` stream of a CRM (``CRM.changed_companies``, restricted to the companies linked to issues):
+  each changed linked company is a ``CustomerChanged`` with ``poll:<system:company:id>:<modified>``, which
+  re-reads the company and refreshes the impact of its open issues (nothing written where the rollup is as the
+  issue holds it already), as the CRM's webhook would;
 - the ``versions`` stream of a tracker (``Tracker.released_versions``): every version released since the
   checkpoint's day, ``VersionReleased`` with ``poll:<tracker>:version:<id>:released``.
 
@@ -34,10 +38,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..connectors import HELPDESK, TRACKER, Connector, Helpdesk, Page, Tracker
+from ..connectors import CRM, CRM_ROLE, HELPDESK, TRACKER, ChangedCompany, Connector, Helpdesk, Page, Tracker
 from ..errors import ConfigError, CxbridgeError, VendorError
 from ..models import Comment, Issue, Link, Ref, Ticket
 from ..signals import (
+    CustomerChanged,
     EscalationRequested,
     IssueCommentPosted,
     IssueStateObserved,
@@ -58,6 +63,7 @@ if TYPE_CHECKING:
 TICKETS = "tickets"
 ISSUES = "issues"
 VERSIONS = "versions"
+COMPANIES = "companies"
 POLL_PREFIX = "poll"
 
 Progress = Callable[["StreamReport"], None]
@@ -134,7 +140,8 @@ class ReconcileReport:
 
 
 def pollable_streams(connector: Connector) -> list[str]:
-    """The streams a connector offers: ``tickets`` (helpdesk ``changed_tickets``), ``issues`` (tracker)."""
+    """The streams a connector offers: ``tickets`` (helpdesk ``changed_tickets``), ``issues`` and ``versions``
+    (tracker), ``companies`` (CRM ``changed_companies``)."""
     streams: list[str] = []
     if HELPDESK in connector.roles and isinstance(connector, Helpdesk) and connector.supports("changed_tickets"):
         streams.append(TICKETS)
@@ -142,6 +149,8 @@ def pollable_streams(connector: Connector) -> list[str]:
         streams.append(ISSUES)
     if TRACKER in connector.roles and isinstance(connector, Tracker) and connector.supports("released_versions"):
         streams.append(VERSIONS)
+    if CRM_ROLE in connector.roles and isinstance(connector, CRM) and connector.supports("changed_companies"):
+        streams.append(COMPANIES)
     return streams
 
 
@@ -262,11 +271,31 @@ def _pages(
         start = float(saved) if isinstance(saved, int | float) and not isinstance(saved, bool) else since
         keys = sorted({link.issue_key for link in rt.store.all_links() if link.issue.system == connector.name})
         return iter([Page(list(connector.released_versions(since=start, issue_keys=keys)), {"since": now}, True)])
+    if stream == COMPANIES:
+        assert isinstance(connector, CRM)
+        linked = linked_companies(rt, connector.name)
+        if not linked:  # nothing to refresh: no call, and the checkpoint stays where it was
+            return iter(())
+        return connector.changed_companies(cursor, since=since, company_ids=linked)
     if stream == TICKETS:
         assert isinstance(connector, Helpdesk)
         return connector.changed_tickets(cursor, since=since)
     assert isinstance(connector, Tracker)
     return connector.changed_issues(cursor, since=since)
+
+
+def linked_companies(rt: Context, system: str) -> list[str]:
+    """The ids of the companies of the CRM ``system`` that some ticket-issue link names as its customer."""
+    ids = {link.customer.id for link in rt.store.all_links() if link.customer and link.customer.system == system}
+    return sorted(ids, key=lambda i: (len(i), i))
+
+
+def _company_signal(rt: Context, name: str, item: ChangedCompany) -> tuple[str, Signal] | None:
+    """A changed company linked to an issue: ``CustomerChanged`` named by its modified time; None otherwise."""
+    ref = Ref(name, "company", item.ref.id)
+    if not any(link.customer == ref for link in rt.store.all_links()):
+        return None
+    return poll_delivery_id(ref, _iso(item.updated_at)), CustomerChanged(company=ref)
 
 
 def _signal_for(rt: Context, name: str, connector: Connector, item: Any) -> tuple[str, Signal] | None:
@@ -312,6 +341,9 @@ def _signals_for(rt: Context, name: str, connector: Connector, item: Any) -> lis
     if isinstance(item, VersionReleased):
         ref = Ref(name, "version", item.version_id)
         return [(poll_delivery_id(ref, "released"), VersionReleased(**{**vars(item), "tracker": name}))]
+    if isinstance(item, ChangedCompany):
+        company = _company_signal(rt, name, item)
+        return [company] if company is not None else []
     found = _signal_for(rt, name, connector, item)
     out = [found] if found is not None else []
     if isinstance(item, Ticket) and isinstance(connector, Helpdesk) and item.status != "deleted":

@@ -35,6 +35,7 @@ import pytest
 from ...connectors import (
     CRM,
     ROLES,
+    ChangedCompany,
     ConfigKey,
     Connector,
     Helpdesk,
@@ -344,6 +345,18 @@ class CRMContract(ConnectorContract):
         """``find_note`` for a marker no note carries returns None."""
         connector.add_note(customer, "<p>Another note.</p>", marker=_unique("cxb-"))
         assert connector.find_note(customer, _unique("cxb-")) is None
+
+    def test_changed_companies_pages_end_and_carry_a_cursor(self, connector: CRM, customer: Customer) -> None:
+        """``changed_companies`` pages hold ``ChangedCompany`` of this system, carry a dict cursor, end with
+        ``done``; restricted to one company, they name only that company."""
+        if not connector.supports("changed_companies"):
+            pytest.skip("changed_companies is not supported")
+        check_paging(lambda cursor: connector.changed_companies(cursor, since=0.0), connector.name)
+        assert customer.company_ref is not None
+        only = customer.company_ref.id
+        found = [c for page in connector.changed_companies(None, since=0.0, company_ids=[only]) for c in page.items]
+        assert found
+        assert all(isinstance(c, ChangedCompany) and c.ref.id == only for c in found)
 
     def test_get_customer_reads_the_company(self, connector: CRM, customer: Customer) -> None:
         """``get_customer`` returns the company by reference, as ``find_customer`` saw it."""

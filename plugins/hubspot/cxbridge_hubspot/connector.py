@@ -32,6 +32,10 @@ As a helpdesk, HubSpot tickets (object type ``tickets``, spec ``crm-tickets-v3.j
 - ``set_status``: a one-property read, then ``PATCH`` of ``hs_pipeline_stage`` when it differs;
 - ``changed_tickets``: ``POST /crm/v3/objects/tickets/search`` on ``hs_lastmodifieddate`` (GTE, ascending,
   100 a page).
+
+As a CRM polled by ``cxbridge sync`` (the ``companies`` stream): ``changed_companies``,
+``POST /crm/v3/objects/companies/search`` on ``hs_lastmodifieddate`` (GTE, ascending, 200 a page), restricted
+by ``hs_object_id IN`` to the linked companies when there are at most 100 of them.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
@@ -56,6 +60,7 @@ from cxbridge.sdk import (
     AuthError,
     BadReference,
     BearerAuth,
+    ChangedCompany,
     Comment,
     ConfigError,
     ConfigKey,
@@ -133,6 +138,10 @@ TICKET_PRIORITIES = {"LOW": "low", "MEDIUM": "normal", "HIGH": "high", "URGENT":
 """HubSpot's ``hs_ticket_priority`` options in the helpdesk-neutral words the priority table uses."""
 SEARCH_PAGE = 100
 """Tickets per search request when scanning for changes."""
+COMPANY_SEARCH_PAGE = 200
+"""Companies per search request when scanning for changes (the search endpoint's maximum ``limit``)."""
+IN_MAX_VALUES = 100
+"""At most this many linked company ids go into one ``IN`` filter; with more, the scan reads every change."""
 SEARCH_CAP = 10_000
 """HubSpot returns at most this many results of one search query (``after`` beyond it is refused)."""
 MAX_SEARCH_PAGES = 10_000
@@ -802,14 +811,68 @@ class HubSpotConnector(CRM, Helpdesk):
     def changed_tickets(self, cursor: dict[str, Any] | None, *, since: float) -> Iterator[Page]:
         """Tickets modified since ``since`` (epoch seconds), or after a saved ``cursor``, one Page per request.
 
-        CRM search ``hs_lastmodifieddate GTE t`` sorted ascending, 100 a page. Each request restarts the query
-        from the last modified time seen (keyset paging): a ticket modified during the scan moves to the end
-        instead of shifting an offset window (which would skip another ticket), and HubSpot's 10,000-result
-        cap of one query is never reached. Tickets at exactly that millisecond that were already yielded are
-        skipped by id; ``after`` pages on only through a run of more than a page of tickets sharing one
-        millisecond. The cursor ``{"modified_ms", "ids"}`` resumes after the last ticket yielded, also on the
-        next run. Search results carry properties only: a ticket's ``requester`` is None (``get_ticket``
-        reads it in full when it is acted on). The search index lags writes by seconds.
+        CRM search ``hs_lastmodifieddate GTE t`` sorted ascending, 100 a page (``_scan_modified``). Search
+        results carry properties only: a ticket's ``requester`` is None (``get_ticket`` reads it in full when it
+        is acted on). The search index lags writes by seconds.
+        """
+        yield from self._scan_modified(
+            "tickets", self._ticket_properties(), cursor, since, SEARCH_PAGE, [], self._ticket_from
+        )
+
+    def changed_companies(
+        self, cursor: dict[str, Any] | None, *, since: float, company_ids: Collection[str] | None = None
+    ) -> Iterator[Page]:
+        """Companies modified since ``since`` (epoch seconds), or after a saved ``cursor``, as ``ChangedCompany``.
+
+        ``POST /crm/v3/objects/companies/search`` on ``hs_lastmodifieddate`` (GTE, ascending), 200 a page (the
+        endpoint's maximum), with the properties the impact reads (name, domain, tier, ARR, renewal date, owner).
+        With ``company_ids`` (the linked companies) of at most ``IN_MAX_VALUES``, an ``hs_object_id IN`` filter
+        restricts the query to them: one request, usually empty. With more, every modified company is read and
+        the others dropped here (still fewer calls than one read per linked company). Keyset paging as in
+        ``_scan_modified``: HubSpot's 10,000-result cap of one query is met by restarting from the last modified
+        time seen, so the checkpoint moves forward past the cap.
+        """
+        wanted = None if company_ids is None else {str(i) for i in company_ids}
+        if wanted is not None and not wanted:
+            return
+        extra: list[dict[str, Any]] = []
+        if wanted is not None and len(wanted) <= IN_MAX_VALUES:
+            extra.append({"propertyName": "hs_object_id", "operator": "IN", "values": sorted(wanted, key=_id_order)})
+        names = list(dict.fromkeys(["name", "domain", "hs_lastmodifieddate", *self._company_properties()]))
+
+        def changed(raw: Mapping[str, Any]) -> ChangedCompany | None:
+            if wanted is not None and str(raw["id"]) not in wanted:
+                return None
+            props = raw.get("properties") or {}
+            return ChangedCompany(
+                ref=Ref(self.name, "company", str(raw["id"])),
+                updated_at=_parse_time(props.get("hs_lastmodifieddate") or raw.get("updatedAt")),
+                properties={n: _text(props.get(n)) for n in names if n != "hs_lastmodifieddate"},
+            )
+
+        yield from self._scan_modified("companies", names, cursor, since, COMPANY_SEARCH_PAGE, extra, changed)
+
+    def _company_properties(self) -> list[str]:
+        return [str(self._option(k)) for k in COMPANY_PROPERTY_KEYS]
+
+    def _scan_modified(
+        self,
+        object_type: str,
+        properties: list[str],
+        cursor: dict[str, Any] | None,
+        since: float,
+        page_size: int,
+        extra_filters: list[dict[str, Any]],
+        build: Callable[[Mapping[str, Any]], Any | None],
+    ) -> Iterator[Page]:
+        """CRM search of ``object_type`` on ``hs_lastmodifieddate GTE t`` sorted ascending, one Page per request.
+
+        Each request restarts the query from the last modified time seen (keyset paging): a record modified
+        during the scan moves to the end instead of shifting an offset window (which would skip another one),
+        and HubSpot's 10,000-result cap of one query is never reached. Records at exactly that millisecond that
+        were already yielded are skipped by id; ``after`` pages on only through a run of more than a page of
+        records sharing one millisecond. The cursor ``{"modified_ms", "ids"}`` resumes after the last record
+        seen, also on the next run. ``build`` turns a result into the page's item (None: not one to yield).
         """
         saved = cursor or {}
         if isinstance(saved.get("modified_ms"), int):
@@ -818,24 +881,19 @@ class HubSpotConnector(CRM, Helpdesk):
             last_ms, last_ids = int(since * 1000), set()
         query_ms, offset = last_ms, 0
         for _ in range(MAX_SEARCH_PAGES):
+            modified = {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(query_ms)}
             body = self.http.post(
-                "/crm/v3/objects/tickets/search",
-                op="tickets.search",
+                f"/crm/v3/objects/{object_type}/search",
+                op=f"{object_type}.search",
                 json={
-                    "filterGroups": [
-                        {
-                            "filters": [
-                                {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(query_ms)}
-                            ]
-                        }
-                    ],
+                    "filterGroups": [{"filters": [modified, *extra_filters]}],
                     "sorts": ["hs_lastmodifieddate"],
-                    "properties": self._ticket_properties(),
-                    "limit": SEARCH_PAGE,
+                    "properties": properties,
+                    "limit": page_size,
                     "after": str(offset),
                 },
             ).json()
-            items: list[Ticket] = []
+            items: list[Any] = []
             for raw in body.get("results") or []:
                 if not isinstance(raw, dict) or raw.get("id") is None:
                     continue
@@ -843,7 +901,9 @@ class HubSpotConnector(CRM, Helpdesk):
                 ms = _epoch_ms((raw.get("properties") or {}).get("hs_lastmodifieddate") or raw.get("updatedAt"))
                 if ms is not None and (ms < last_ms or (ms == last_ms and rid in last_ids)):
                     continue
-                items.append(self._ticket_from(raw))
+                item = build(raw)
+                if item is not None:
+                    items.append(item)
                 if ms is not None and ms > last_ms:
                     last_ms, last_ids = ms, {rid}
                 elif ms is not None:
@@ -857,15 +917,22 @@ class HubSpotConnector(CRM, Helpdesk):
                     offset = int(after)
                 else:
                     log.warning(
-                        "%s.changed_tickets: more than %d tickets share one modified time; the scan stops there",
+                        "%s: more than %d %s share one modified time; the scan stops there",
                         self.name,
                         SEARCH_CAP,
+                        object_type,
                     )
                     done = True
-            yield Page(items, {"modified_ms": last_ms, "ids": sorted(last_ids, key=lambda i: (len(i), i))}, done)
+            yield Page(items, {"modified_ms": last_ms, "ids": sorted(last_ids, key=_id_order)}, done)
             if done:
                 return
-        raise VendorError(self.name, f"{self.name}: the ticket scan made no progress in {MAX_SEARCH_PAGES} pages")
+        raise VendorError(
+            self.name, f"{self.name}: the {object_type} scan made no progress in {MAX_SEARCH_PAGES} pages"
+        )
+
+
+def _id_order(value: str) -> tuple[int, str]:
+    return (len(value), value)
 
 
 def _primary_company(associations: Mapping[str, Any]) -> str | None:

@@ -397,6 +397,75 @@ def test_changed_tickets_stops_at_the_search_cap(vendor: Vendor, hs: HubSpotConn
     assert pages[0].done
 
 
+def company_page(rows: list[tuple[str, str, str]], total: int, after: str | None) -> dict[str, Any]:
+    """A companies search answer: (id, hs_lastmodifieddate, annualrevenue) per company."""
+    body: dict[str, Any] = {
+        "total": total,
+        "results": [
+            record(oid, {"name": f"Co {oid}", "annualrevenue": arr, "hs_lastmodifieddate": modified}, modified=modified)
+            for oid, modified, arr in rows
+        ],
+    }
+    if after is not None:
+        body["paging"] = {"next": {"after": after}}
+    return body
+
+
+COMPANY_READ = ["name", "domain", "hs_lastmodifieddate", "tier", "annualrevenue", "renewal_date", "hubspot_owner_id"]
+
+
+def test_changed_companies_searches_the_linked_companies_by_modified_time(vendor: Vendor, hs: HubSpotConnector) -> None:
+    """One search on hs_lastmodifieddate GTE the checkpoint, ascending, 200 a page, the impact's properties,
+    restricted to the linked ids with IN; each result is a ChangedCompany; the cursor moves to the last seen."""
+    vendor.reply(
+        "POST", "/crm/v3/objects/companies/search", company_page([("901", T1, "150000"), ("77", T2, "9")], 2, None)
+    )
+    pages = list(hs.changed_companies(None, since=MS1 / 1000, company_ids=["901", "77"]))
+    assert [[(c.ref, c.properties["annualrevenue"]) for c in p.items] for p in pages] == [
+        [(Ref("hubspot", "company", "901"), "150000"), (Ref("hubspot", "company", "77"), "9")]
+    ]
+    assert pages[0].items[1].updated_at is not None
+    assert pages[0].items[1].updated_at.timestamp() * 1000 == MS2
+    assert pages[0].done
+    assert pages[0].cursor == {"modified_ms": MS2, "ids": ["77"]}
+    assert vendor.sent(0) == {
+        "filterGroups": [
+            {
+                "filters": [
+                    {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(MS1)},
+                    {"propertyName": "hs_object_id", "operator": "IN", "values": ["77", "901"]},
+                ]
+            }
+        ],
+        "sorts": ["hs_lastmodifieddate"],
+        "properties": COMPANY_READ,
+        "limit": 200,
+        "after": "0",
+    }
+
+
+def test_changed_companies_moves_the_checkpoint_past_the_search_cap(vendor: Vendor, hs: HubSpotConnector) -> None:
+    """More linked companies than one IN filter takes: every change is read and the others dropped; a query with
+    more results than a page restarts from the last modified time (so 10,000 results are never paged through)."""
+    linked = [str(n) for n in range(1, 151)]
+    vendor.reply(
+        "POST", "/crm/v3/objects/companies/search", company_page([("5", T1, "1"), ("999", T2, "2")], 12_000, "2")
+    )
+    vendor.reply("POST", "/crm/v3/objects/companies/search", company_page([("999", T2, "2"), ("6", T3, "3")], 2, None))
+    pages = list(hs.changed_companies({"modified_ms": MS1, "ids": []}, since=0, company_ids=linked))
+    assert [[c.ref.id for c in p.items] for p in pages] == [["5"], ["6"]]  # 999 is linked to nothing
+    assert [p.done for p in pages] == [False, True]
+    assert [f["propertyName"] for f in vendor.sent(0)["filterGroups"][0]["filters"]] == ["hs_lastmodifieddate"]
+    assert vendor.sent(1)["filterGroups"][0]["filters"][0]["value"] == str(MS2)
+    assert vendor.sent(1)["after"] == "0"
+    assert pages[-1].cursor == {"modified_ms": MS3, "ids": ["6"]}
+
+
+def test_changed_companies_with_no_linked_company_makes_no_call(hs: HubSpotConnector) -> None:
+    with responses.RequestsMock():
+        assert list(hs.changed_companies(None, since=0, company_ids=[])) == []
+
+
 # -- CRM: a company by reference -----------------------------------------------------------------------------------
 
 

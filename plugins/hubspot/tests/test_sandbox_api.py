@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -455,6 +456,42 @@ def test_search_on_modified_date_with_epoch_millis(api: Api, backend: HubSpotBac
     )
     assert [r["id"] for r in body["results"]] == [ticket]
     assert body["results"][0]["properties"]["hs_pipeline_stage"] == "3"
+
+
+def test_company_changes_are_found_by_modified_date_and_id(api: Api, backend: HubSpotBackend, clock: Clock) -> None:
+    """A company's update (API or UI) moves its hs_lastmodifieddate; the search the CRM poll makes (GTE the
+    checkpoint, IN the linked ids, ascending) finds exactly the changed linked companies, oldest change first."""
+    acme, globex = ids_of(backend, "companies", "name", "Acme Corp"), ids_of(backend, "companies", "name", "Globex")
+    initech = ids_of(backend, "companies", "name", "Initech")
+    clock.advance(60)
+    since = int(clock.now * 1000)
+    clock.advance(1)
+    backend.ui_update("companies", globex, {"tier": "strategic"})
+    clock.advance(1)
+    api.call("PATCH", f"/crm/v3/objects/companies/{acme}", json={"properties": {"annualrevenue": "520000"}})
+    clock.advance(1)
+    api.call("PATCH", f"/crm/v3/objects/companies/{initech}", json={"properties": {"annualrevenue": "1"}})
+    body = search(
+        api,
+        "companies",
+        filterGroups=[
+            {
+                "filters": [
+                    {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(since)},
+                    {"propertyName": "hs_object_id", "operator": "IN", "values": [acme, globex]},
+                ]
+            }
+        ],
+        sorts=["hs_lastmodifieddate"],
+        properties=["name", "annualrevenue", "hs_lastmodifieddate"],
+        limit=200,
+        after="0",
+    )
+    assert [r["id"] for r in body["results"]] == [globex, acme]
+    assert body["results"][1]["properties"]["annualrevenue"] == "520000"
+    stamps = [r["properties"]["hs_lastmodifieddate"] for r in body["results"]]
+    assert stamps == sorted(stamps)
+    assert datetime.fromisoformat(stamps[0].replace("Z", "+00:00")).timestamp() * 1000 > since
 
 
 def test_search_by_association_and_query(api: Api, backend: HubSpotBackend) -> None:
