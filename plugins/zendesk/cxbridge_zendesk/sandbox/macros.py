@@ -15,6 +15,7 @@ from typing import Any
 
 from . import errors
 from .models import User, ZendeskModel, iso
+from .triggers import titled_actions
 
 ACTIONS = ("current_tags", "remove_tags", "set_tags", "status", "priority", "comment_value", "comment_mode_is_public")
 
@@ -69,23 +70,14 @@ def _own(m: Macro, user: User) -> bool:
     return r.get("type") == "User" and r.get("id") == user.id
 
 
+def _has_value(name: str, action: dict[str, Any]) -> None:
+    if not isinstance(action.get("value"), str | bool | list):
+        raise errors.record_invalid("actions", f"Actions: {name} needs a value")
+
+
 def _checked(data: Any, *, partial: bool = False) -> dict[str, Any]:
     """The ``macro`` object of a request, refused as Zendesk does when a title or the actions are missing."""
-    if not isinstance(data, dict) or not isinstance(data.get("macro"), dict):
-        raise errors.bad_request("Parameter macro is required")
-    m: dict[str, Any] = data["macro"]
-    if (not partial or "title" in m) and (not isinstance(m.get("title"), str) or not m["title"].strip()):
-        raise errors.record_invalid("title", "Title: cannot be blank", "BlankValue")
-    if not partial or "actions" in m:
-        actions = m.get("actions")
-        if not isinstance(actions, list) or not actions:
-            raise errors.record_invalid("actions", "Actions: cannot be blank", "BlankValue")
-        for action in actions:
-            name = action.get("field") if isinstance(action, dict) else None
-            if name not in ACTIONS:
-                raise errors.record_invalid("actions", f"Actions: {name!r} is not supported by the sandbox")
-            if not isinstance(action.get("value"), str | bool | list):
-                raise errors.record_invalid("actions", f"Actions: {name} needs a value")
+    m = titled_actions(data, "macro", ACTIONS, _has_value, partial=partial)
     if "active" in m and not isinstance(m["active"], bool):
         raise errors.record_invalid("active", "Active: must be true or false")
     if m.get("restriction") is not None and not isinstance(m["restriction"], dict):

@@ -17,7 +17,7 @@ one it ignores): ``current_tags`` (``includes`` / ``not_includes``, space-separa
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,11 +142,14 @@ def trigger_json(t: Trigger, base: str) -> dict[str, Any]:
     }
 
 
-def _checked(model: ZendeskModel, data: Any, *, partial: bool = False) -> dict[str, Any]:
-    """The ``trigger`` object of a request, with what the emulator cannot evaluate refused (422)."""
-    if not isinstance(data, dict) or not isinstance(data.get("trigger"), dict):
-        raise errors.bad_request("Parameter trigger is required")
-    t: dict[str, Any] = data["trigger"]
+def titled_actions(
+    data: Any, name: str, allowed: tuple[str, ...], check: Callable[[str, dict[str, Any]], None], *, partial: bool
+) -> dict[str, Any]:
+    """The ``trigger`` or ``macro`` object (``name``) of a request: refused as Zendesk does when the title or the
+    actions are missing, and when an action is one the emulator cannot apply; ``check`` sees each action."""
+    if not isinstance(data, dict) or not isinstance(data.get(name), dict):
+        raise errors.bad_request(f"Parameter {name} is required")
+    t: dict[str, Any] = data[name]
     if (not partial or "title" in t) and (not isinstance(t.get("title"), str) or not t["title"].strip()):
         raise errors.record_invalid("title", "Title: cannot be blank", "BlankValue")
     if not partial or "actions" in t:
@@ -154,15 +157,25 @@ def _checked(model: ZendeskModel, data: Any, *, partial: bool = False) -> dict[s
         if not isinstance(actions, list) or not actions:
             raise errors.record_invalid("actions", "Actions: cannot be blank", "BlankValue")
         for action in actions:
-            name = action.get("field") if isinstance(action, dict) else None
-            if name not in ACTIONS:
-                raise errors.record_invalid("actions", f"Actions: {name!r} is not supported by the sandbox")
-            if name == "notification_webhook":
-                value = action.get("value")
-                if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
-                    raise errors.record_invalid("actions", "Actions: notification_webhook takes [webhook_id, body]")
-                if value[0] not in model.webhooks:
-                    raise errors.record_invalid("actions", f"Actions: webhook {value[0]} does not exist")
+            field_name = action.get("field") if isinstance(action, dict) else None
+            if field_name not in allowed:
+                raise errors.record_invalid("actions", f"Actions: {field_name!r} is not supported by the sandbox")
+            check(field_name, action)
+    return t
+
+
+def _checked(model: ZendeskModel, data: Any, *, partial: bool = False) -> dict[str, Any]:
+    """The ``trigger`` object of a request, with what the emulator cannot evaluate refused (422)."""
+
+    def webhook_call(name: str, action: dict[str, Any]) -> None:
+        if name == "notification_webhook":
+            value = action.get("value")
+            if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+                raise errors.record_invalid("actions", "Actions: notification_webhook takes [webhook_id, body]")
+            if value[0] not in model.webhooks:
+                raise errors.record_invalid("actions", f"Actions: webhook {value[0]} does not exist")
+
+    t = titled_actions(data, "trigger", ACTIONS, webhook_call, partial=partial)
     conditions = t.get("conditions", {"all": t.get("all", []), "any": t.get("any", [])})
     if not isinstance(conditions, dict):
         raise errors.record_invalid("conditions", "Conditions: must be an object with all and any")
