@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
-from bench_latency import jobs
+from bench_latency import cpu_seconds, jobs
 
 TARGET_RATE, TARGET_P99_MS = 500, 50.0
 HERE = Path(__file__).resolve().parent
@@ -148,7 +148,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             warm = requests.post(url, data=items[0][0], headers=items[0][1], timeout=10)  # not counted
             if warm.status_code != 200:
                 raise RuntimeError(f"the receiver refused a valid delivery: {warm.status_code} {warm.text[:200]}")
+            cpu_before = cpu_seconds(proc.pid)
             run_ = load(url, items[1:], rate, args.senders)
+            cpu_after = cpu_seconds(proc.pid)
             depth_at_end = jobs(where / "cxbridge.db")
         finally:
             if proc is not None:
@@ -179,6 +181,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "max": round(max(lat) * 1000, 2),
             },
             "planned_rate_per_s": rate,
+            "server_cpu_ms_per_delivery": (
+                None
+                if cpu_before is None or cpu_after is None
+                else round((cpu_after - cpu_before) * 1000 / max(1, run_["sent"]), 3)
+            ),
             "sends_behind_schedule_over_50ms": run_["behind"],
             "senders": args.senders,
             "server_threads": args.threads,
@@ -192,7 +199,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"sent {run_['sent']} deliveries in {run_['elapsed']:.2f} s at {rate}/s, open loop, {args.workers} workers: "
         f"{figures['accepted_per_s']}/s accepted, p50 {figures['latency_ms']['p50']} ms, "
-        f"p99 {figures['latency_ms']['p99']} ms; statuses {figures['statuses']}"
+        f"p99 {figures['latency_ms']['p99']} ms; statuses {figures['statuses']}; "
+        f"cxbridge serve's CPU (receiver and workers) {figures['server_cpu_ms_per_delivery']} ms a delivery"
     )
     print(f"store: {rows['inbox_rows']} inbox rows, {rows['jobs']} jobs for {accepted_total} accepted")
     _common.target(res, "webhook deliveries accepted per second", figures["accepted_per_s"], ">=", TARGET_RATE, "/s")

@@ -4,8 +4,10 @@ Real ``cxbridge serve`` processes (loopback, port 0, ``--workers 0`` so every ac
 to be counted): two on one PostgreSQL store (two machines behind a load balancer), one on a SQLite file. Sender
 threads post correctly signed Jira deliveries with unique ids; at seeded random points a receiver is killed -9
 and started again while the senders keep going. Afterwards every delivery answered 2xx has its inbox row and its
-job, exactly once; one that got no answer or a 5xx may be there or not (the vendor retries it) but never twice;
-and re-sending every delivery, as the vendor's retries would, queues no second job.
+job, exactly once, and the store already held it when the 2xx arrived (read at that moment from this process:
+no answer runs ahead of its commit, batched or not); one that got no answer or a 5xx may be there or not (the
+vendor retries it) but never twice; and re-sending every delivery, as the vendor's retries would, queues no
+second job.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import requests
 from cxbridge_jira.webhook import ID_HEADER, SIGNATURE_HEADER, sign
 
 from cxbridge.sandbox.modes import mock_vendors, write_config
-from cxbridge.store import open_store
+from cxbridge.store import Store, open_store
 
 SECRET = "jira-hook-secret-for-kill-tests"
 DELIVERIES = 400
@@ -135,9 +137,12 @@ DEFAULT_SEED = 385939173
 """The kill points a run takes unless ``CXBRIDGE_KILL_SEED`` names others (fixed, so every run draws the same)."""
 
 
-def run_stream(pool: list[Receiver], seed: int) -> tuple[dict[str, list[int | None]], list[int]]:
+def run_stream(
+    pool: list[Receiver], seed: int, witness: Store
+) -> tuple[dict[str, list[int | None]], list[int], list[str]]:
     """Send every delivery from ``SENDERS`` threads through the live receivers while a chaos thread kills -9 one
-    at seeded random points and starts it again; each delivery's answers, and the killed processes' codes."""
+    at seeded random points and starts it again; each delivery's answers, the killed processes' codes, and the
+    deliveries answered 2xx that ``witness`` (the store opened by this process) did not hold at that moment."""
     rng = random.Random(seed)
     kill_points = sorted(rng.sample(range(DELIVERIES // 8, DELIVERIES * 7 // 8), KILLS))
     victims = [rng.randrange(len(pool)) for _ in range(KILLS)]
@@ -147,6 +152,7 @@ def run_stream(pool: list[Receiver], seed: int) -> tuple[dict[str, list[int | No
     progress = threading.Condition()
     next_index = iter(range(DELIVERIES))
     codes: list[int] = []
+    early: list[str] = []
 
     def sender(worker: int) -> None:
         nonlocal sent
@@ -165,6 +171,8 @@ def run_stream(pool: list[Receiver], seed: int) -> tuple[dict[str, list[int | No
                 if url is None and turn % len(pool) == 0:
                     time.sleep(0.02)  # every receiver down: wait for one to be back, as the balancer does
             status = post(url, body, headers) if url else None
+            if status is not None and status < 300 and witness.inbox_row("jira", delivery_id) is None:
+                early.append(delivery_id)  # answered before the commit that holds it
             with answers_lock:
                 answers.setdefault(delivery_id, []).append(status)
             with progress:
@@ -184,7 +192,7 @@ def run_stream(pool: list[Receiver], seed: int) -> tuple[dict[str, list[int | No
         thread.start()
     for thread in [*threads, killer]:
         thread.join(300)
-    return answers, codes
+    return answers, codes, early
 
 
 def stored_jobs(store_location: str, deliveries: set[str], why: str) -> dict[str, int]:
@@ -218,9 +226,10 @@ def test_receivers_killed_mid_stream_lose_no_acknowledged_delivery(store_locatio
     why = f"(seed {seed}; CXBRIDGE_KILL_SEED={seed} repeats the kill points)"
     count = 2 if store_location.startswith("postgresql://") else 1  # one SQLite file: one machine
 
-    with receivers(config, tmp_path, count) as pool:
-        answers, codes = run_stream(pool, seed)
+    with receivers(config, tmp_path, count) as pool, open_store(store_location) as witness:
+        answers, codes, early = run_stream(pool, seed, witness)
         assert codes == [-signal.SIGKILL] * KILLS, why
+        assert not early, f"answered 2xx before the delivery was committed: {len(early)}, first {early[:10]} {why}"
         assert len(answers) == DELIVERIES, why
         statuses = [s for answered in answers.values() for s in answered]
         assert all(s is None or 200 <= s < 300 or s >= 500 for s in statuses), f"{Counter(statuses)} {why}"

@@ -55,7 +55,7 @@ def test_a_forked_child_does_not_inherit_a_held_writer_lock(tmp_path: Path) -> N
     path = tmp_path / "fork.db"
     with SQLiteStore(path) as parent:
         parent.put_snapshot("k", "before", {})
-        lock = sqlite_module._writer_lock(path)
+        lock = sqlite_module.writer_lock(path)
         lock.acquire()  # another thread of the parent is mid-write
         try:
             pid = os.fork()

@@ -1,11 +1,13 @@
 """The default store: one SQLite file in WAL mode, safe across threads and processes.
 
 Every connection sets ``busy_timeout`` (5 s), ``synchronous=NORMAL`` and foreign keys; the transaction that
-accepts a delivery runs with ``synchronous=FULL``, because the vendor is acknowledged after it and it must
-survive power loss (RELIABILITY section 3). In WAL mode NORMAL survives any crash of cxbridge itself; an OS
-crash may lose the last workflow commits (intents, links, job completions), and each of those writes has a
-second guard against repeating its effect (the issue's label, the remote link's globalId, the ticket's key,
-the note's marker), so a rerun converges. FULL's commit also flushes every earlier NORMAL commit.
+accepts deliveries runs with ``synchronous=FULL``, because the vendor is acknowledged after it and it must
+survive power loss (RELIABILITY section 3). Deliveries arriving together share that transaction and its one
+durable commit (group commit: ``group_commit.py``), each in its own savepoint. In WAL mode NORMAL survives
+any crash of cxbridge itself; an OS crash may lose the last workflow commits (intents, links, job completions),
+and each of those writes has a second guard against repeating its effect (the issue's label, the remote link's
+globalId, the ticket's key, the note's marker), so a rerun converges. FULL's commit also flushes every earlier
+NORMAL commit.
 
 Every writing transaction starts with ``BEGIN IMMEDIATE``, so it takes the write lock before it reads: a
 DEFERRED transaction that read and then wrote after another connection committed would fail at once with
@@ -27,8 +29,9 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,7 @@ from .base import (
     redact_text,
     redact_value,
 )
+from .group_commit import GroupCommit, Outcome
 from .migrations import migrations
 
 BUSY_TIMEOUT_MS = 5000
@@ -132,7 +136,7 @@ def _forget_writer_locks() -> None:
 os.register_at_fork(after_in_child=_forget_writer_locks)
 
 
-def _writer_lock(path: Path) -> threading.Lock:
+def writer_lock(path: Path) -> threading.Lock:
     """The lock the threads of this process take before writing to the database file at ``path``."""
     key = os.path.realpath(path)
     with _WRITER_LOCKS_GUARD:
@@ -140,6 +144,21 @@ def _writer_lock(path: Path) -> threading.Lock:
         if lock is None:
             lock = _WRITER_LOCKS[key] = threading.Lock()
         return lock
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    """One ``accept_delivery`` request, serialised in its caller's thread, waiting for its batch."""
+
+    system: str
+    account: str
+    delivery_id: str
+    payload: str
+    job_kind: str | None
+    job_payload: str | None
+    dedupe_key: str | None
+    lock_key: str | None
+    now: float
 
 
 class SQLiteStore(Store):
@@ -156,6 +175,7 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._closed = False
+        self._group: GroupCommit[_Delivery, bool] | None = None
         conn = self._conn()
         migrations.apply(conn, clock=clock)
 
@@ -194,31 +214,26 @@ class SQLiteStore(Store):
         return holder.conn
 
     @contextmanager
-    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[sqlite3.Connection]:
         """A writing transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error.
 
         Threads of one process queue for the write lock here rather than in SQLite's busy handler, which sleeps
         in growing steps (up to 100 ms) instead of waking when the lock is free: under a burst of webhook
         deliveries that was the receiver's p99 (benchmarks/bench_ingest.py). Other processes still meet
-        ``BEGIN IMMEDIATE`` and the busy timeout.
+        ``BEGIN IMMEDIATE`` and the busy timeout. Deliveries take the same lock through their group commit
+        (``accept_delivery``).
         """
         conn = self._conn()
         deadline: float | None = getattr(self._local, "write_deadline", None)
         with self._writer_lock_within(deadline):
-            if durable:  # an acknowledgement depends on this commit: it must survive power loss
-                conn.execute("PRAGMA synchronous = FULL")
+            self._begin_immediate(conn, deadline)
             try:
-                self._begin_immediate(conn, deadline)
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            finally:
-                if durable:
-                    conn.execute("PRAGMA synchronous = NORMAL")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     # ---- bounded waits and the write probe (the receiver's budget and /healthz) ----------------------
 
@@ -239,7 +254,7 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _writer_lock_within(self, deadline: float | None) -> Iterator[None]:
-        lock = _writer_lock(self.path)
+        lock = writer_lock(self.path)
         wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         if not lock.acquire(timeout=wait):
             raise StoreBusy(f"the store {self.path} is busy: another writer held it past the wait")
@@ -512,11 +527,24 @@ class SQLiteStore(Store):
         now: float,
         lock_key: str | None = None,
     ) -> int | None:
+        return self._insert_job_text(conn, kind, _dumps(payload), key, run_at, now, lock_key)
+
+    @staticmethod
+    def _insert_job_text(
+        conn: sqlite3.Connection,
+        kind: str,
+        payload: str,
+        key: str | None,
+        run_at: float,
+        now: float,
+        lock_key: str | None,
+    ) -> int | None:
+        """Insert a ready job whose payload is serialised already; None when its key is held."""
         row = _first(
             conn.execute(
                 "INSERT INTO jobs (kind, payload, key, state, attempt, run_at, created_at, updated_at, lock_key)"
                 " VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-                (kind, _dumps(payload), key, run_at, now, now, lock_key),
+                (kind, payload, key, run_at, now, now, lock_key),
             )
         )
         return None if row is None else int(row[0])
@@ -543,28 +571,83 @@ class SQLiteStore(Store):
         dedupe_key: str | None = None,
         lock_key: str | None = None,
     ) -> bool:
-        """Commit the inbox row and its job in one durable transaction; False for a duplicate delivery.
+        """Commit the inbox row and its job durably; False for a duplicate delivery.
 
-        ``job_kind`` None: the row only (an echo recognised at ingress)."""
-        now = self.clock()
-        with self._write(durable=True) as conn:
-            cur = conn.execute(
-                "INSERT INTO inbox (system, account, delivery_id, payload, received_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (system, account, delivery_id, _dumps(payload), now),
-            )
-            if cur.rowcount != 1:
-                return False
-            if job_kind is None:
-                return True
-            job_id = self._insert_job(conn, job_kind, job_payload or {}, dedupe_key, now, now, lock_key)
-            if job_id is None and dedupe_key is not None:
-                job_id = self._active_job_with_key(conn, dedupe_key)
-            conn.execute(
-                "UPDATE inbox SET job_id = ? WHERE system = ? AND account = ? AND delivery_id = ?",
-                (job_id, system, account, delivery_id),
-            )
+        ``job_kind`` None: the row only (an echo recognised at ingress). Deliveries arriving together share one
+        durable commit (group commit, ``group_commit.py``): each runs in its own savepoint of one ``BEGIN
+        IMMEDIATE`` transaction, and this returns only after the commit that holds it."""
+        delivery = _Delivery(
+            system,
+            account,
+            delivery_id,
+            _dumps(payload),  # serialised here, in the caller's thread: not while the batch holds the lock
+            job_kind,
+            None if job_kind is None else _dumps(job_payload or {}),
+            dedupe_key,
+            lock_key,
+            self.clock(),
+        )
+        return self.group_commit.submit(delivery, getattr(self._local, "write_deadline", None))
+
+    @property
+    def group_commit(self) -> GroupCommit[_Delivery, bool]:
+        """This store's batcher of deliveries (a forked child makes its own: the parent's may be mid-batch)."""
+        group = self._group
+        if group is None or group.pid != os.getpid():
+            group = self._group = GroupCommit(self._writer_lock_within, self._accept_batch)
+        return group
+
+    def _accept_batch(self, deliveries: Sequence[_Delivery]) -> list[Outcome[bool]]:
+        """One durable transaction for a batch of deliveries, each in its own savepoint (see ``accept_delivery``).
+
+        A delivery that fails is rolled back to its savepoint and gets its exception; the others commit. An error
+        that ended the transaction itself (SQLite rolls back on a full disk or an I/O error) or a failed commit
+        raises: nothing of the batch was stored."""
+        conn = self._conn()
+        deadline: float | None = getattr(self._local, "write_deadline", None)
+        outcomes: list[Outcome[bool]] = []
+        conn.execute("PRAGMA synchronous = FULL")  # acknowledgements depend on this commit: survive power loss
+        try:
+            self._begin_immediate(conn, deadline)
+            try:
+                for delivery in deliveries:
+                    conn.execute("SAVEPOINT delivery")
+                    try:
+                        outcomes.append(Outcome(value=self._accept_one(conn, delivery)))
+                    except Exception as exc:
+                        if not conn.in_transaction:  # the transaction itself is gone, with the batch's rows
+                            raise
+                        conn.execute("ROLLBACK TO delivery")
+                        outcomes.append(Outcome(error=exc))
+                    conn.execute("RELEASE delivery")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        return outcomes
+
+    def _accept_one(self, conn: sqlite3.Connection, d: _Delivery) -> bool:
+        """The inbox row and its job (inside the batch's transaction); False for a duplicate delivery."""
+        cur = conn.execute(
+            "INSERT INTO inbox (system, account, delivery_id, payload, received_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (d.system, d.account, d.delivery_id, d.payload, d.now),
+        )
+        if cur.rowcount != 1:
+            return False
+        if d.job_kind is None or d.job_payload is None:
             return True
+        job_id = self._insert_job_text(conn, d.job_kind, d.job_payload, d.dedupe_key, d.now, d.now, d.lock_key)
+        if job_id is None and d.dedupe_key is not None:
+            job_id = self._active_job_with_key(conn, d.dedupe_key)
+        conn.execute(
+            "UPDATE inbox SET job_id = ? WHERE system = ? AND account = ? AND delivery_id = ?",
+            (job_id, d.system, d.account, d.delivery_id),
+        )
+        return True
 
     def inbox_row(self, system: str, delivery_id: str, *, account: str = "") -> InboxRow | None:
         """The inbox row of a delivery, or None."""

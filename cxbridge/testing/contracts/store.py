@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -88,6 +89,70 @@ class StoreContract:
         s = self.open(location, clock)
         yield s
         s.close()
+
+    # ---- hooks a backend's subclass may give (the batch properties use them) -------------------------
+
+    @contextmanager
+    def lined_up(self, store: Store, count: int) -> Iterator[None]:
+        """Deliveries started inside reach the store together: a backend that groups commits holds its writes
+        until ``count`` callers wait, then lets them go at once, so they share a batch. By default nothing is
+        held (the callers still start together, from a barrier)."""
+        yield
+
+    def refuse_delivery(self, location: Any, delivery_id: str) -> None:
+        """Make the store at ``location`` fail the insert of the delivery ``delivery_id`` (a database error inside
+        its transaction). A subclass that can overrides it; by default the test that needs it is skipped."""
+        pytest.skip(f"{type(self).__name__} gives no way to fail one delivery inside the store (refuse_delivery)")
+
+    def refuse_commits(self, location: Any) -> None:
+        """Make every later transaction that stores a delivery at ``location`` fail when it commits. A subclass that
+        can overrides it; by default the test that needs it is skipped."""
+        pytest.skip(f"{type(self).__name__} gives no way to make a commit fail (refuse_commits)")
+
+    def deliver_together(
+        self,
+        store: Store,
+        location: Any,
+        deliveries: list[tuple[str, dict[str, Any]]],
+        *,
+        reaching: int | None = None,
+    ) -> list[bool | BaseException]:
+        """Call ``accept_delivery`` for each ``(delivery_id, payload)`` from its own thread, all at once (lined up,
+        ``reaching`` of them expected to reach the store); each call's result or exception, in order. A caller
+        that is told True checks at once, through a second store on the same location, that the delivery and its
+        job are committed: the answer never runs ahead of the commit."""
+        outcomes: list[bool | BaseException] = [False] * len(deliveries)
+        barrier = threading.Barrier(len(deliveries))
+        witness = self.open(location, FakeClock())
+
+        def deliver(n: int, delivery_id: str, payload: dict[str, Any]) -> None:
+            barrier.wait()
+            try:
+                got = store.accept_delivery(
+                    "helpdesk", delivery_id, payload=payload, job_kind="event", job_payload={"id": delivery_id}
+                )
+            except Exception as exc:
+                outcomes[n] = exc
+                return
+            outcomes[n] = got
+            if got:
+                row = witness.inbox_row("helpdesk", delivery_id)
+                if row is None or row.job_id is None or witness.job(row.job_id) is None:
+                    outcomes[n] = AssertionError(f"{delivery_id}: accepted before its row and job were committed")
+
+        threads = [
+            threading.Thread(target=deliver, args=(n, d, payload), name=f"deliver-{n}")
+            for n, (d, payload) in enumerate(deliveries)
+        ]
+        try:
+            with self.lined_up(store, len(deliveries) if reaching is None else reaching):
+                for t in threads:
+                    t.start()
+            for t in threads:
+                t.join(60)
+        finally:
+            witness.close()
+        return outcomes
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 
@@ -395,6 +460,62 @@ class StoreContract:
         d = store.inbox_row("tracker", "d")
         assert d is not None
         assert d.job_id not in (None, job.id)
+        assert store.queue_depth()["ready"] == 1
+
+    # ---- deliveries arriving together (group commit) -------------------------------------------------
+
+    def test_deliveries_from_many_threads_are_each_committed_before_their_answer(
+        self, store: Store, location: Any
+    ) -> None:
+        """Sixteen deliveries at once: each is told True only once its row and job are committed (a second store
+        sees them at that moment), and all sixteen are there, each with its own job."""
+        ids = [f"g-{n}" for n in range(16)]
+        outcomes = self.deliver_together(store, location, [(d, {"n": n}) for n, d in enumerate(ids)])
+        assert outcomes == [True] * 16
+        rows = [store.inbox_row("helpdesk", d) for d in ids]
+        assert all(row is not None and row.job_id is not None for row in rows)
+        assert len({row.job_id for row in rows if row is not None}) == 16
+        assert store.queue_depth()["ready"] == 16
+
+    def test_the_same_delivery_from_many_threads_at_once_is_stored_once(self, store: Store, location: Any) -> None:
+        """Twelve copies of one delivery at once (and of a second one): one of each is told True, the rest False;
+        one row and one job each."""
+        outcomes = self.deliver_together(store, location, [("twin", {"n": 1})] * 6 + [("other", {"n": 2})] * 6)
+        assert sorted(o is True for o in outcomes[:6]) == [False] * 5 + [True]
+        assert sorted(o is True for o in outcomes[6:]) == [False] * 5 + [True]
+        assert all(isinstance(o, bool) for o in outcomes)
+        assert store.queue_depth()["ready"] == 2
+
+    def test_a_delivery_that_cannot_be_serialised_fails_alone(self, store: Store, location: Any) -> None:
+        """One of eight deliveries at once carries a value no store can serialise: its caller gets the error,
+        the seven others are stored and the bad one is not."""
+        deliveries: list[tuple[str, dict[str, Any]]] = [(f"s-{n}", {"n": n}) for n in range(8)]
+        deliveries[3] = ("s-3", {"unserialisable": object()})
+        outcomes = self.deliver_together(store, location, deliveries, reaching=7)
+        assert isinstance(outcomes[3], TypeError | ValueError | StoreError)
+        assert outcomes[:3] + outcomes[4:] == [True] * 7
+        assert store.inbox_row("helpdesk", "s-3") is None
+        assert store.queue_depth()["ready"] == 7
+
+    def test_a_delivery_the_database_refuses_fails_alone(self, store: Store, location: Any) -> None:
+        """One of eight deliveries at once fails inside the database (its insert raises): its caller gets the
+        error, the seven others (maybe in the same transaction) are stored; the refused one can come again."""
+        self.refuse_delivery(location, "r-5")
+        outcomes = self.deliver_together(store, location, [(f"r-{n}", {"n": n}) for n in range(8)])
+        assert isinstance(outcomes[5], Exception)
+        assert not isinstance(outcomes[5], AssertionError), outcomes[5]
+        assert outcomes[:5] + outcomes[6:] == [True] * 7
+        assert store.inbox_row("helpdesk", "r-5") is None
+        assert store.queue_depth()["ready"] == 7
+
+    def test_a_failed_commit_reaches_every_caller(self, store: Store, location: Any) -> None:
+        """When the commit fails, every delivery of it is told so (an exception: the vendor gets a 5xx and
+        retries) and none is stored; none is told True."""
+        assert store.accept_delivery("helpdesk", "before", payload={}, job_kind="event", job_payload={})
+        self.refuse_commits(location)
+        outcomes = self.deliver_together(store, location, [(f"c-{n}", {"n": n}) for n in range(8)])
+        assert all(isinstance(o, Exception) and not isinstance(o, AssertionError) for o in outcomes), outcomes
+        assert all(store.inbox_row("helpdesk", f"c-{n}") is None for n in range(8))
         assert store.queue_depth()["ready"] == 1
 
     def test_purge_inbox(self, store: Store, clock: FakeClock) -> None:
