@@ -765,18 +765,25 @@ class SQLiteStore(Store):
                 ).fetchall()
                 for job_id, attempt in exhausted:
                     self._bury(conn, job_id, f"lease expired on attempt {attempt} of {max_attempts}", now)
+            # The oldest due ready job and the oldest job with an expired lease, each found by walking its index in
+            # (run_at, id) order and stopping at the first that passes the filters; the older of the two wins. One
+            # OR over both states made SQLite collect and sort every due job: with thousands queued, a claim held
+            # the write lock for milliseconds and the receiver's deliveries queued behind it.
+            free = (  # one running job per entity: skip a job whose lock another live lease holds
+                " AND (j.lock_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.lock_key = j.lock_key"
+                " AND o.state = 'leased' AND o.lease_until > ? AND o.id != j.id))" + kind_filter
+            )
             row = _first(
                 conn.execute(
                     "UPDATE jobs SET state = 'leased', attempt = attempt + 1, lease_until = ?, worker_id = ?,"
-                    " updated_at = ? WHERE id = ("
-                    "  SELECT id FROM jobs AS j"
-                    "  WHERE ((state = 'ready' AND run_at <= ?) OR (state = 'leased' AND lease_until <= ?))"
-                    # one running job per entity: skip a job whose lock another live lease holds
-                    "  AND (j.lock_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.lock_key = j.lock_key"
-                    "   AND o.state = 'leased' AND o.lease_until > ? AND o.id != j.id))"
-                    f"{kind_filter} ORDER BY run_at, id LIMIT 1"
-                    f") RETURNING {_JOB_COLUMNS}",
-                    (now + lease_seconds, worker_id, now, now, now, now, *kind_args),
+                    " updated_at = ? WHERE id = (SELECT id FROM ("
+                    "  SELECT * FROM (SELECT id, run_at FROM jobs AS j WHERE state = 'ready' AND run_at <= ?"
+                    f"{free} ORDER BY run_at, id LIMIT 1)"
+                    "  UNION ALL"
+                    "  SELECT * FROM (SELECT id, run_at FROM jobs AS j WHERE state = 'leased' AND lease_until <= ?"
+                    f"{free} ORDER BY run_at, id LIMIT 1)"
+                    f") ORDER BY run_at, id LIMIT 1) RETURNING {_JOB_COLUMNS}",
+                    (now + lease_seconds, worker_id, now, now, now, *kind_args, now, now, *kind_args),
                 )
             )
         return None if row is None else self._job(row)
