@@ -13,6 +13,13 @@ keep-alive sessions send them); a delivery's latency runs from its due time to i
 behind is charged for the wait too. Afterwards the store is opened and the inbox rows counted against the 2xx
 answers (none lost).
 
+The rate figure is the rate the receiver kept up with: 2xx answers divided by the time from the first delivery's
+due time to the last answer. A receiver that keeps up scores just under the offered rate (the last answer comes
+a little after the last due time); one that falls behind scores its own drain rate. Such a figure can never
+reach the offered rate, so the bench offers more than the target by default (600/s against >= 500/s). A receiver
+that only drains 500/s of the 600 offered meets the rate but not the latency (its queue grows all along): both
+targets together say it kept up with more than 500/s with p99 <= 50 ms.
+
     python benchmarks/bench_ingest.py [--quick] [--rate PER_S] [--count N] [--senders N] [--threads N]
                                       [--workers N] [--out FILE]
 """
@@ -35,6 +42,8 @@ import _common
 from bench_latency import cpu_seconds, jobs
 
 TARGET_RATE, TARGET_P99_MS = 500, 50.0
+OFFERED_RATE = 600
+"""Deliveries per second offered by default: above the target, which a kept-up-with rate can only approach."""
 HERE = Path(__file__).resolve().parent
 
 
@@ -63,6 +72,7 @@ def load(url: str, items: list[tuple[bytes, dict[str, str]]], rate: float, sende
 
     lock = threading.Lock()
     latencies: list[float] = []
+    answered: list[float] = []  # each sender's last answer
     statuses: dict[int | str, int] = {}
     due: queue.Queue[tuple[float, int] | None] = queue.Queue()
 
@@ -70,6 +80,7 @@ def load(url: str, items: list[tuple[bytes, dict[str, str]]], rate: float, sende
         session = requests.Session()
         mine: list[float] = []
         counts: dict[int | str, int] = {}
+        last = 0.0
         while (item := due.get()) is not None:
             at, i = item
             body, headers = items[i]
@@ -77,10 +88,12 @@ def load(url: str, items: list[tuple[bytes, dict[str, str]]], rate: float, sende
                 outcome: int | str = session.post(url, data=body, headers=headers, timeout=30).status_code
             except requests.RequestException as exc:
                 outcome = type(exc).__name__
-            mine.append(time.perf_counter() - at)
+            last = time.perf_counter()
+            mine.append(last - at)
             counts[outcome] = counts.get(outcome, 0) + 1
         session.close()
         with lock:
+            answered.append(last)
             latencies.extend(mine)
             for k, v in counts.items():
                 statuses[k] = statuses.get(k, 0) + v
@@ -102,7 +115,7 @@ def load(url: str, items: list[tuple[bytes, dict[str, str]]], rate: float, sende
         due.put(None)
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = max(answered, default=start) - start  # first due time to the last answer
     return {"sent": len(latencies), "elapsed": elapsed, "latencies": latencies, "statuses": statuses, "behind": behind}
 
 
@@ -180,7 +193,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "p99": round(_common.percentile(lat, 99) * 1000, 2),
                 "max": round(max(lat) * 1000, 2),
             },
-            "planned_rate_per_s": rate,
+            "offered_rate_per_s": rate,
+            "rate_measured_as": "2xx answers / (last answer - first due time)",
             "server_cpu_ms_per_delivery": (
                 None
                 if cpu_before is None or cpu_after is None
@@ -197,8 +211,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     )
     print(
-        f"sent {run_['sent']} deliveries in {run_['elapsed']:.2f} s at {rate}/s, open loop, {args.workers} workers: "
-        f"{figures['accepted_per_s']}/s accepted, p50 {figures['latency_ms']['p50']} ms, "
+        f"sent {run_['sent']} deliveries in {run_['elapsed']:.2f} s offered at {rate}/s, open loop, "
+        f"{args.workers} workers: {figures['accepted_per_s']}/s kept up with, p50 {figures['latency_ms']['p50']} ms, "
         f"p99 {figures['latency_ms']['p99']} ms; statuses {figures['statuses']}; "
         f"cxbridge serve's CPU (receiver and workers) {figures['server_cpu_ms_per_delivery']} ms a delivery"
     )
@@ -211,7 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def arguments(p: argparse.ArgumentParser) -> None:
     """This bench's own arguments."""
-    p.add_argument("--rate", type=float, default=float(TARGET_RATE), help="deliveries per second, open loop")
+    p.add_argument("--rate", type=float, default=float(OFFERED_RATE), help="deliveries per second offered, open loop")
     p.add_argument("--count", type=int, default=None, help="deliveries to send (default 20 s of the rate, 4 quick)")
     p.add_argument("--tickets", type=int, default=50, help="tickets the deliveries are about")
     p.add_argument("--senders", type=int, default=16, help="sender threads (each a keep-alive session)")
