@@ -176,6 +176,7 @@ class SQLiteStore(Store):
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._closed = False
         self._group: GroupCommit[_Delivery, bool] | None = None
+        self._writer: tuple[int, threading.Lock] | None = None
         conn = self._conn()
         migrations.apply(conn, clock=clock)
 
@@ -254,7 +255,10 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _writer_lock_within(self, deadline: float | None) -> Iterator[None]:
-        lock = writer_lock(self.path)
+        writer = self._writer
+        if writer is None or writer[0] != os.getpid():  # looked up once per process: realpath costs three lstats
+            writer = self._writer = (os.getpid(), writer_lock(self.path))
+        lock = writer[1]
         wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         if not lock.acquire(timeout=wait):
             raise StoreBusy(f"the store {self.path} is busy: another writer held it past the wait")
