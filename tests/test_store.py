@@ -269,3 +269,36 @@ def test_purges_run_in_small_batches_and_counts_follow(store: SQLiteStore, clock
         store.purge_jobs(batch=0)
     counted = dict(store._conn().execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
     assert store.queue_depth() == {"ready": 0, "leased": 0, "done": 0, "dead": 0, **counted}
+
+
+def _claim_steps(store: SQLiteStore) -> int:
+    """SQLite virtual-machine steps one claim takes (counted by a progress handler on this thread's connection)."""
+    conn = store._conn()
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    conn.set_progress_handler(count, 1)
+    try:
+        job = store.claim("w", lease_seconds=60, max_attempts=5)
+    finally:
+        conn.set_progress_handler(None, 1)
+    assert job is not None
+    return steps[0]
+
+
+def test_a_claim_does_not_grow_with_the_queue(tmp_path: Path, clock: FakeClock) -> None:
+    """Issue 16: a claim walks the ready jobs in order and stops at the first it may take; it never reads (and
+    sorts) the whole queue under the write lock, where the receiver's deliveries wait. Counted in SQLite's steps,
+    not timed: a claim with 2,000 jobs queued on 50 entities takes about the steps of one with 20 queued."""
+    steps: dict[int, int] = {}
+    for queued in (20, 2000):
+        with SQLiteStore(tmp_path / f"q{queued}.db", clock=clock) as store:
+            for n in range(queued):
+                store.enqueue("event", {"n": n}, lock_key=f"ticket:{n % 50}")
+            held = store.claim("other", lease_seconds=60)  # one entity's lock held by another worker
+            assert held is not None
+            steps[queued] = _claim_steps(store)
+    assert steps[2000] < 2 * steps[20], steps
