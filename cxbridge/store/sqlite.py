@@ -175,7 +175,7 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._closed = False
-        self._group: GroupCommit[_Delivery, bool] | None = None
+        self._group = GroupCommit(self._writer_lock_within, self._accept_batch)
         self._writer: tuple[int, threading.Lock] | None = None
         conn = self._conn()
         migrations.apply(conn, clock=clock)
@@ -597,7 +597,7 @@ class SQLiteStore(Store):
     def group_commit(self) -> GroupCommit[_Delivery, bool]:
         """This store's batcher of deliveries (a forked child makes its own: the parent's may be mid-batch)."""
         group = self._group
-        if group is None or group.pid != os.getpid():
+        if group.pid != os.getpid():
             group = self._group = GroupCommit(self._writer_lock_within, self._accept_batch)
         return group
 
