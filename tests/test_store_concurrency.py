@@ -183,3 +183,81 @@ def test_deferred_read_then_write_fails_where_immediate_waits(tmp_path: Path) ->
     finally:
         a.close()
         b.close()
+
+
+# ---- the in-process wake-up: an idle worker wakes when a thread of its process queues a job --------------------
+
+ENQUEUER = """
+import sys
+from cxbridge.store import SQLiteStore
+store = SQLiteStore(sys.argv[1])
+print(store.enqueue("elsewhere", {}), flush=True)
+store.close()
+"""
+
+
+def _waiting(store: SQLiteStore, timeout: float) -> tuple[threading.Thread, list[bool]]:
+    """A worker thread that claims (finding nothing) then waits for work; its answer lands in the list."""
+    woken: list[bool] = []
+
+    def idle_worker() -> None:
+        assert store.claim("w", lease_seconds=60) is None
+        woken.append(store.wait_for_work(timeout))
+
+    thread = threading.Thread(target=idle_worker)
+    thread.start()
+    return thread, woken
+
+
+def test_a_job_queued_in_the_process_wakes_an_idle_worker(tmp_path: Path) -> None:
+    """The receiver's delivery (another store object on the same file, as ``cxbridge serve`` may hold) wakes a
+    worker that waits with a timeout far longer than this test: it returns True, woken, not timed out."""
+    path = tmp_path / "s.db"
+    store, receiver = SQLiteStore(path), SQLiteStore(path)
+    thread, woken = _waiting(store, timeout=120)
+    receiver.accept_delivery("zendesk", "d1", payload={}, job_kind="event", job_payload={"n": 1})
+    thread.join(timeout=120)
+    assert woken == [True]
+    job = store.claim("w", lease_seconds=60)
+    assert job is not None
+    assert job.payload == {"n": 1}
+    # completing a job that holds an entity lock frees that entity: the bell rings for its next job
+    store.enqueue("event", {"n": 2}, lock_key="zendesk:ticket:1")
+    locked = store.claim("w", lease_seconds=60)
+    assert locked is not None
+    assert locked.payload == {"n": 2}
+    waiter, woken = _waiting(store, timeout=120)
+    waiter.join(timeout=0.5)  # nothing queued yet: still waiting
+    assert woken == []
+    assert store.complete(locked.id, locked.attempt)
+    waiter.join(timeout=120)
+    assert woken == [True]
+    store.close()
+    receiver.close()
+
+
+def test_a_job_queued_between_the_claim_and_the_wait_is_not_missed(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    assert store.claim("w", lease_seconds=60) is None
+    store.enqueue("event", {})  # after the empty claim, before the wait: the wait returns at once
+    assert store.wait_for_work(120) is True
+    store.close()
+
+
+def test_a_delayed_job_a_stop_and_another_process_do_not_ring(tmp_path: Path) -> None:
+    """A job due later is not announced (the poll finds it when due), a set stop ends the wait, and a job queued
+    by another process is left to the poll (SQLite has no cross-process notification)."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    assert store.claim("w", lease_seconds=60) is None
+    store.enqueue("later", {}, run_at=store.clock() + 3600)
+    assert store.wait_for_work(0.2) is False
+    stop = threading.Event()
+    stop.set()
+    assert store.wait_for_work(120, stop) is False
+    out = subprocess.run(
+        [sys.executable, "-c", ENQUEUER, str(path)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip().isdigit()
+    assert store.wait_for_work(0.2) is False
+    store.close()

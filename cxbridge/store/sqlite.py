@@ -9,6 +9,11 @@ and each of those writes has a second guard against repeating its effect (the is
 globalId, the ticket's key, the note's marker), so a rerun converges. FULL's commit also flushes every earlier
 NORMAL commit.
 
+SQLite has no ``LISTEN``/``NOTIFY``: a transaction that queues a job (or frees an entity a waiting job is locked
+on) rings a bell of this process after its commit (``_WorkBell``, one per database file), which wakes this
+process's idle workers at once (``cxbridge serve`` runs the receiver and the workers in one process). Workers of
+other processes find the job at their next poll, as before.
+
 Every writing transaction starts with ``BEGIN IMMEDIATE``, so it takes the write lock before it reads: a
 DEFERRED transaction that read and then wrote after another connection committed would fail at once with
 ``SQLITE_BUSY_SNAPSHOT``, which ``busy_timeout`` cannot help. Each thread gets its own connection (a new
@@ -130,10 +135,52 @@ def _forget_writer_locks() -> None:
     """In a forked child: locks copied from the parent may be held by threads that do not exist here."""
     global _WRITER_LOCKS_GUARD
     _WRITER_LOCKS.clear()
+    _BELLS.clear()
     _WRITER_LOCKS_GUARD = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_writer_locks)
+
+
+class _WorkBell:
+    """Wakes the idle workers of this process waiting on one database file when a thread of this process queued
+    a job there (an in-process ``NOTIFY``): ``generation`` counts the rings."""
+
+    WAIT_SLICE = 0.05
+    """How often a waiting worker looks at its ``stop`` event (a ring wakes it at once)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.generation = 0
+
+    def ring(self) -> None:
+        with self.cond:
+            self.generation += 1
+            self.cond.notify_all()
+
+    def wait(self, seen: int, timeout: float, stop: threading.Event | None) -> bool:
+        """Wait until a ring after ``seen``, ``stop``, or ``timeout``; True when rung."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.generation == seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (stop is not None and stop.is_set()):
+                    return False
+                self.cond.wait(min(remaining, self.WAIT_SLICE))
+            return True
+
+
+_BELLS: dict[str, _WorkBell] = {}
+
+
+def _work_bell(path: Path) -> _WorkBell:
+    """The bell of the database file at ``path`` in this process."""
+    key = os.path.realpath(path)
+    with _WRITER_LOCKS_GUARD:
+        bell = _BELLS.get(key)
+        if bell is None:
+            bell = _BELLS[key] = _WorkBell()
+        return bell
 
 
 def writer_lock(path: Path) -> threading.Lock:
@@ -177,6 +224,7 @@ class SQLiteStore(Store):
         self._closed = False
         self._group = GroupCommit(self._writer_lock_within, self._accept_batch)
         self._writer: tuple[int, threading.Lock] | None = None
+        self._bells: tuple[int, _WorkBell] = (os.getpid(), _work_bell(self.path))
         conn = self._conn()
         migrations.apply(conn, clock=clock)
 
@@ -225,9 +273,11 @@ class SQLiteStore(Store):
         (``accept_delivery``).
         """
         conn = self._conn()
-        deadline: float | None = getattr(self._local, "write_deadline", None)
+        local = self._local
+        deadline: float | None = getattr(local, "write_deadline", None)
         with self._writer_lock_within(deadline):
             self._begin_immediate(conn, deadline)
+            local.work_queued = False
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -235,6 +285,36 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        self._ring_if_queued()
+
+    def _work_queued(self) -> None:
+        """Inside a writing transaction: it queued a due job or freed an entity; the bell rings after the commit."""
+        self._local.work_queued = True
+
+    def _ring_if_queued(self) -> None:
+        """After a commit: wake this process's idle workers when the transaction queued work."""
+        if getattr(self._local, "work_queued", False):
+            self._local.work_queued = False
+            self._bell().ring()
+
+    def _bell(self) -> _WorkBell:
+        """This process's bell for the file (a forked child gets its own: the parent's may be held by a thread the
+        child does not have)."""
+        pid, bell = self._bells
+        if pid != os.getpid():
+            self._bells = (os.getpid(), _work_bell(self.path))
+            bell = self._bells[1]
+        return bell
+
+    def wait_for_work(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Wait until a thread of this process queues a job on this file (or frees an entity a job waits for),
+        ``stop`` is set, or ``timeout`` passed; True when woken by such a job.
+
+        A job queued after this thread's last ``claim`` began (which found nothing) wakes it at once. Jobs queued
+        by other processes are found by the caller's next poll (``announces_work`` stays False)."""
+        bell = self._bell()
+        seen = getattr(self._local, "work_seen", None)
+        return bell.wait(bell.generation if seen is None else seen, timeout, stop)
 
     # ---- bounded waits and the write probe (the receiver's budget and /healthz) ----------------------
 
@@ -533,8 +613,8 @@ class SQLiteStore(Store):
     ) -> int | None:
         return self._insert_job_text(conn, kind, _dumps(payload), key, run_at, now, lock_key)
 
-    @staticmethod
     def _insert_job_text(
+        self,
         conn: sqlite3.Connection,
         kind: str,
         payload: str,
@@ -551,7 +631,11 @@ class SQLiteStore(Store):
                 (kind, payload, key, run_at, now, now, lock_key),
             )
         )
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        if run_at <= now:
+            self._work_queued()
+        return int(row[0])
 
     @staticmethod
     def _active_job_with_key(conn: sqlite3.Connection, key: str) -> int | None:
@@ -613,6 +697,7 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA synchronous = FULL")  # acknowledgements depend on this commit: survive power loss
         try:
             self._begin_immediate(conn, deadline)
+            self._local.work_queued = False
             try:
                 for delivery in deliveries:
                     conn.execute("SAVEPOINT delivery")
@@ -631,6 +716,7 @@ class SQLiteStore(Store):
                 raise
         finally:
             conn.execute("PRAGMA synchronous = NORMAL")
+        self._ring_if_queued()  # committed: the jobs it queued wake this process's idle workers
         return outcomes
 
     def _accept_one(self, conn: sqlite3.Connection, d: _Delivery) -> bool:
@@ -735,7 +821,7 @@ class SQLiteStore(Store):
         row = _first(
             conn.execute(
                 "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?, updated_at = ?"
-                " WHERE id = ? RETURNING kind, payload, key, attempt",
+                " WHERE id = ? RETURNING kind, payload, key, attempt, lock_key",
                 (error, now, job_id),
             )
         )
@@ -744,6 +830,8 @@ class SQLiteStore(Store):
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (job_id, row[0], row[1], row[2], row[3], error, now),
         )
+        if row[4] is not None:
+            self._work_queued()  # the entity is free: its next job may run
 
     def claim(
         self,
@@ -760,6 +848,7 @@ class SQLiteStore(Store):
         kind_filter = "" if kind_list is None else f" AND kind IN ({', '.join('?' * len(kind_list))})"
         kind_args: tuple[Any, ...] = () if kind_list is None else tuple(kind_list)
         now = self.clock()
+        self._local.work_seen = self._bell().generation  # a job queued from here on wakes this thread's wait
         with self._write() as conn:
             if max_attempts is not None:
                 exhausted = conn.execute(
@@ -817,24 +906,33 @@ class SQLiteStore(Store):
         """Mark the caller's attempt done; False when it is stale."""
         now = self.clock()
         with self._write() as conn:
-            cur = conn.execute(
+            return self._settle(
+                conn,
                 "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = ?"
                 " WHERE id = ? AND attempt = ? AND state = 'leased'",
                 (now, job_id, attempt),
             )
-            return cur.rowcount == 1
+
+    def _settle(self, conn: sqlite3.Connection, statement: str, args: tuple[Any, ...]) -> bool:
+        """Run a fenced UPDATE ... RETURNING lock_key; wake the workers when it freed an entity."""
+        row = _first(conn.execute(statement + " RETURNING lock_key", args))
+        if row is None:
+            return False
+        if row[0] is not None:
+            self._work_queued()
+        return True
 
     def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str, waiting: bool = False) -> bool:
         """Return the caller's attempt to ready, due at ``run_at`` (``waiting``: counted in ``waits``, not as a
         failure); False when it is stale."""
         now = self.clock()
         with self._write() as conn:
-            cur = conn.execute(
+            return self._settle(
+                conn,
                 "UPDATE jobs SET state = 'ready', run_at = ?, lease_until = NULL, worker_id = NULL,"
                 " last_error = ?, updated_at = ?, waits = waits + ? WHERE id = ? AND attempt = ? AND state = 'leased'",
                 (run_at, redact_text(error), now, 1 if waiting else 0, job_id, attempt),
             )
-            return cur.rowcount == 1
 
     def fail(self, job_id: int, attempt: int, *, error: str, then: FollowUp | None = None) -> bool:
         """Mark the job dead with a dead letter (and queue ``then`` in the same transaction); False when the
