@@ -249,7 +249,9 @@ class PlanItem:
     is the existing object's id, when there is one. ``desired`` holds the plugin's own data for applying the item
     (the request body); the core never reads it. ``learned`` are config updates already known when planning (the
     id of an object that exists but the config does not name yet): an item whose only change is the config is an
-    ``update``. Secrets never go into ``detail`` or ``desired``'s text."""
+    ``update``. ``optional`` marks an ``update`` of an object that works as it is (what an earlier version
+    provisioned): ``setup --apply`` makes it, ``cxbridge doctor`` does not count it as wrong. Secrets never go into
+    ``detail`` or ``desired``'s text."""
 
     system: str
     kind: str
@@ -259,6 +261,7 @@ class PlanItem:
     vendor_id: str | None = None
     desired: dict[str, Any] = field(default_factory=dict, repr=False)
     learned: list[ConfigUpdate] = field(default_factory=list)
+    optional: bool = False
 
     def __post_init__(self) -> None:
         if self.action not in PLAN_ACTIONS:

@@ -59,6 +59,10 @@ class EscalationRequested(Signal):
     fresh: bool = False
     """The request was made just now (the tag was just added, the property just set), not merely seen on a ticket
     that carries it: an escalated ticket is then read again for an issue key the agent changed (a move)."""
+    requester_email: str | None = None
+    """The ticket's requester's email when the event carries it: a hint that lets the escalation look for the
+    customer while it reads the ticket (the ticket read stays the truth: a different requester there redoes the
+    lookup). None when the event does not say."""
 
 
 @dataclass(frozen=True)

@@ -365,3 +365,27 @@ def test_a_plugins_findings_become_lines_and_a_failing_diagnose_is_one(
         "✗ broken objects: unexpected RuntimeError: boom",
     ]
     assert seen == [Needs(roles=frozenset())]
+
+
+def test_an_escalation_trigger_an_earlier_version_provisioned_is_not_called_broken(
+    vendors: Vendors, tmp_path: Path
+) -> None:
+    """The escalation trigger sending the earlier body (without the requester's email) works: doctor stays green
+    and says that 'cxbridge setup --apply' would improve it; 'setup --plan' lists the update."""
+    from cxbridge_zendesk.triggers import EARLIER_ESCALATION_BODIES
+
+    create_issue(vendors)
+    config = configure(vendors, tmp_path / "cxbridge.toml")
+    triggers = vendors["zendesk"].model.triggers.values()  # type: ignore[attr-defined]
+    escalate = next(t for t in triggers if t.title == "cxbridge: escalate")
+    escalate.actions[0]["value"] = [escalate.actions[0]["value"][0], EARLIER_ESCALATION_BODIES[0]]
+    result = doctor(config)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(line.startswith(("✓ ", "- ")) for line in lines), result.output
+    (line,) = [line for line in lines if line.startswith("✓ zendesk setup")]
+    assert "'cxbridge setup --apply' would improve" in line
+    assert "trigger 'cxbridge: escalate'" in line
+    plan = CliRunner().invoke(cli, ["--config", str(config), "setup", "--plan"], obj=CliContext(environ={}))
+    assert "cxbridge: escalate" in plan.output
+    assert "{{ticket.requester.email}}" in plan.output

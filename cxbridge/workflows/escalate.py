@@ -9,6 +9,7 @@ done and reconciles what is uncertain.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,6 +85,9 @@ class EscalationRequest:
     """What the agent decides on the spot (priority, credit, skip triage...), checked against the policies."""
     helpdesk: str | None = None
     """The ``[systems.*]`` name holding the ticket; default ``[escalation] helpdesk``."""
+    requester_hint: str | None = None
+    """The requester's email as the request carried it (a webhook body): the customer lookup starts with it beside
+    the ticket read. The ticket stays the truth: when its requester's email is another, the lookup is redone."""
 
 
 @dataclass
@@ -161,6 +165,34 @@ def _match_text(customer: Customer, ticket: Ticket) -> str | None:
     return text
 
 
+class CustomerLookups:
+    """The CRM's answers to one escalation's customer lookups, by the question asked: a lookup begun from the
+    request's hint and done again from the ticket asks the CRM nothing twice. Each answer is handed out as a copy
+    (the lookup marks how it matched on it)."""
+
+    def __init__(self, crm: CRM) -> None:
+        self.crm = crm
+        self._answers: dict[tuple[str, str], Customer] = {}
+
+    def customer(self, email: str) -> Customer:
+        """``CRM.find_customer(email)``, asked once."""
+        key = ("email", email)
+        if key not in self._answers:
+            self._answers[key] = self.crm.find_customer(email)
+        return copy.copy(self._answers[key])
+
+    def company(self, kind: str, value: str) -> Customer:
+        """``CRM.find_company(domain=...)`` or ``(name=...)``, asked once."""
+        key = (kind, value)
+        if key not in self._answers:
+            self._answers[key] = self.crm.find_company(**{kind: value})
+        return copy.copy(self._answers[key])
+
+
+ORGANIZATION_MATCHES = frozenset({"organization_domain", "organization_name"})
+"""The ``customer_match`` ways that need the ticket's organization (the others need only the requester's email)."""
+
+
 def _age(created: datetime | None, now: datetime) -> str:
     if created is None:
         return "age unknown"
@@ -204,28 +236,45 @@ class Escalation:
             return None
         return self.rt.helpdesk(req.helpdesk).list_comments(ticket.ref.id)
 
-    def customer_for(self, ticket: Ticket) -> Customer:
+    def customer_for(self, ticket: Ticket, lookups: CustomerLookups | None = None) -> Customer:
         """The customer in the CRM, looked for in the ``[escalation] customer_match`` order until a company matches.
 
         ``email``: the contact with the requester's email (with its company); ``email_domain``: the company whose
         domain is the email's (never a ``free_mail_domains`` one); ``organization_domain`` / ``organization_name``:
         the company by the helpdesk organization's domains or name. A contact without a company is kept and the
-        company looked for by the next ways; ``Customer.match`` says which way found it.
+        company looked for by the next ways; ``Customer.match`` says which way found it. ``lookups`` holds the
+        answers of a lookup begun earlier from the request's hint (``customer_from_hint``): they are not asked again.
         """
         crm = self.rt.crm()
         if crm is None:
             return Customer.unknown()
-        email = ((ticket.requester.email if ticket.requester else None) or "").strip()
+        email = (ticket.requester.email if ticket.requester else None) or ""
+        return self._find_customer(lookups or CustomerLookups(crm), email, ticket) or Customer.unknown()
+
+    def customer_from_hint(self, email: str, lookups: CustomerLookups) -> None:
+        """Ask the CRM, with only the requester's email the request carried, what ``customer_for`` will ask first:
+        its ways in order up to the first that needs the ticket's organization. The answers stay in ``lookups``
+        for ``customer_for``, which decides from the ticket. A vendor error here is left for that lookup to meet
+        (it asks again what was not answered), so a wrong hint never fails an escalation."""
+        try:
+            self._find_customer(lookups, email, None)
+        except VendorError as exc:
+            log.debug("the customer lookup from the request's hint stopped: %s", exc)
+
+    def _find_customer(self, lookups: CustomerLookups, email: str, ticket: Ticket | None) -> Customer | None:
+        """``customer_for``'s search; without the ticket (a hint) it stops, returning None, at the first way that
+        needs the organization."""
+        email = email.strip()
         free = {str(d).lower() for d in self.settings["free_mail_domains"]}
         email_domain = email.rpartition("@")[2].lower() if "@" in email else ""
-        by_company = crm.supports("find_company")
+        by_company = lookups.crm.supports("find_company")
         contact: Customer | None = None
         tried: set[str] = set()
         for how in self.settings["customer_match"]:
             if how == "email":
                 if not email:
                     continue
-                found = crm.find_customer(email)
+                found = lookups.customer(email)
                 if not found.known:
                     continue
                 found.match = "email"
@@ -235,23 +284,25 @@ class Escalation:
                 continue
             if not by_company:
                 continue
+            if how in ORGANIZATION_MATCHES and ticket is None:
+                return None
             if how == "organization_name":
-                name = (ticket.organization or "").strip()
+                name = ((ticket.organization if ticket else None) or "").strip()
                 candidates = [("name", name)] if name else []
             else:
-                domains = [email_domain] if how == "email_domain" else ticket.organization_domains
+                domains = [email_domain] if how == "email_domain" else (ticket.organization_domains if ticket else [])
                 candidates = [("domain", d.strip().lower()) for d in domains if d and d.strip()]
             for kind, value in candidates:
                 if (kind == "domain" and value in free) or f"{kind}:{value}" in tried:
                     continue
                 tried.add(f"{kind}:{value}")
-                found = crm.find_company(**{kind: value})
+                found = lookups.company(kind, value)
                 if found.known and found.company_ref is not None:
                     found.match = how
                     if contact is not None:  # the contact's timeline gets the note too
                         found.contact_ref, found.lifecycle_stage = contact.contact_ref, contact.lifecycle_stage
                     return found
-        return contact or Customer.unknown()
+        return contact
 
     def context(
         self,
@@ -345,8 +396,21 @@ class Escalation:
         crm = self.rt.crm()
         before = self.rt.calls()
 
-        # 1. the ticket, with its requester and organization
-        ticket = helpdesk.get_ticket(req.ticket_id)
+        # 1. the ticket, with its requester and organization; beside it, when the request carries the requester's
+        # email, the customer lookup begins (the ticket then decides: its requester's email, its organization)
+        lookups = CustomerLookups(crm) if crm is not None else None
+        hint = (req.requester_hint or "").strip()
+        comments: list[Comment] | None = None
+        if hint and lookups is not None:
+
+            def read_ticket() -> tuple[Ticket, list[Comment] | None]:  # the comments right after the ticket
+                read = helpdesk.get_ticket(req.ticket_id)
+                return read, self._history(req, read)
+
+            hinted = lookups
+            (ticket, comments), _ = side_by_side(read_ticket, lambda: self.customer_from_hint(hint, hinted))
+        else:
+            ticket = helpdesk.get_ticket(req.ticket_id)
         business_key = str(ticket.ref)
         label = issue_label(business_key)
         store = self.rt.store
@@ -356,10 +420,15 @@ class Escalation:
         create_intent = None if req.link_key else store.get_intent(op_id(business_key, "tracker.create"))
         linked = current if not req.link_key and create_intent is None else []
         # 2. the customer, and the comments (for support's latest note) side by side: both need only the ticket
-        if req.note and ticket.description:
-            comments, customer = None, self.customer_for(ticket)
+        # (after a lookup begun from the hint, the customer's answers are at hand unless the ticket says otherwise)
+        if hint and lookups is not None:
+            customer = self.customer_for(ticket, lookups)
+        elif req.note and ticket.description:
+            comments, customer = None, self.customer_for(ticket, lookups)
         else:
-            customer, comments = side_by_side(lambda: self.customer_for(ticket), lambda: self._history(req, ticket))
+            customer, comments = side_by_side(
+                lambda: self.customer_for(ticket, lookups), lambda: self._history(req, ticket)
+            )
         # 3. decision rights and priority
         priority = choose_priority(
             customer.tier,

@@ -312,6 +312,7 @@ def _escalate(rt: Context, system: str, signal: EscalationRequested, origin: str
             helpdesk=system,
             agent=signal.agent,
             link_key=signal.issue_key,
+            requester_hint=signal.requester_email,
         )
     )
     told = notices.recovered(

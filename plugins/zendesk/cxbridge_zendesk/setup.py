@@ -36,7 +36,7 @@ from cxbridge.sdk import (
     VendorError,
 )
 
-from .triggers import WEBHOOK_NAME, desired_triggers
+from .triggers import EARLIER_ESCALATION_BODIES, ESCALATION_BODY, WEBHOOK_NAME, desired_triggers
 
 if TYPE_CHECKING:
     from .connector import ZendeskConnector
@@ -204,8 +204,23 @@ class ZendeskSetup:
                 continue
             wrong = [k for k in ("active", "conditions", "actions") if _normal(found.get(k)) != _normal(wanted[k])]
             action, detail = (UPDATE, f"{', '.join(wrong)} differ") if hook is None or wrong else (OK, "")
+            optional = hook is not None and wrong == ["actions"] and _earlier_body(found, wanted)
+            if optional:
+                detail = (
+                    "its webhook body lacks the requester's email ({{ticket.requester.email}}): escalations work, "
+                    "but the customer lookup waits for the ticket read"
+                )
             items.append(
-                PlanItem(self.name, TRIGGER, title, action, detail, vendor_id=str(found["id"]), desired=wanted)
+                PlanItem(
+                    self.name,
+                    TRIGGER,
+                    title,
+                    action,
+                    detail,
+                    vendor_id=str(found["id"]),
+                    desired=wanted,
+                    optional=optional,
+                )
             )
         wanted_titles = {i.name for i in items}
         for title, found in existing.items():
@@ -327,6 +342,21 @@ def macro_body(title: str, tag: str) -> dict[str, Any]:
         "active": True,
         "actions": [{"field": "current_tags", "value": tag}],
     }
+
+
+def _earlier_body(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a trigger's actions are the wanted ones but for an escalation webhook body an earlier version
+    provisioned (``EARLIER_ESCALATION_BODIES``: it still works)."""
+    for body in EARLIER_ESCALATION_BODIES:
+        earlier = [
+            {**a, "value": [a["value"][0], body]}
+            if a.get("field") == "notification_webhook" and a["value"][1] == ESCALATION_BODY
+            else a
+            for a in wanted["actions"]
+        ]
+        if earlier != wanted["actions"] and _normal(found.get("actions")) == _normal(earlier):
+            return True
+    return False
 
 
 def _normal(value: Any) -> Any:

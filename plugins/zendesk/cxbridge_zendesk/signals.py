@@ -10,7 +10,8 @@ Zendesk sends two shapes (``cxbridge_zendesk.webhook`` turns both into Events of
 A ticket event whose ticket carries a status (``ticket.status``, ``detail.status``) is a ``TicketStateObserved``
 too (the core acts only on linked tickets whose status changed). A ticket event whose ticket carries the
 escalation tag (in ``ticket.tags``, ``detail.tags`` or the tags just added) is an ``EscalationRequested``, with
-the agent from ``current_user``; each tag starting with the decision prefix (``triggers.decision_tag_prefix``, a
+the agent from ``current_user`` and the requester's email when the body carries it (``ticket.requester.email``);
+each tag starting with the decision prefix (``triggers.decision_tag_prefix``, a
 macro added it) is a ``DecisionRequested`` with that agent; a
 trigger's comment (``comment: {id, body, public, author_id, attachments?}``, the body cxbridge's documented
 trigger template sends) is a ``TicketCommentAdded`` with the ticket's tags (the relay to engineering reads the
@@ -52,6 +53,16 @@ def ticket_tags(payload: dict[str, Any]) -> set[str]:
         if isinstance(values, list):
             tags.update(str(v) for v in values if isinstance(v, str | int))
     return tags
+
+
+def requester_email(payload: dict[str, Any]) -> str | None:
+    """The requester's email a trigger's body carries (``ticket.requester.email``, the escalation body's
+    ``{{ticket.requester.email}}``), when it looks like one; None otherwise (an earlier body, an envelope)."""
+    value = _dict(_dict(payload.get("ticket")).get("requester")).get("email")
+    if not isinstance(value, str):
+        return None
+    email = value.strip()
+    return email if "@" in email and len(email) <= 254 and email.isprintable() else None
 
 
 def agent(payload: dict[str, Any]) -> Person | None:
@@ -118,7 +129,15 @@ def interpret(system: str, event: Event, triggers: Triggers) -> list[Signal]:
     if triggers.escalation_tag and triggers.escalation_tag in ticket_tags(event.payload):
         added = event.payload.get("tags_added")
         fresh = event.kind == "ticket.tag_added" or (isinstance(added, list) and triggers.escalation_tag in added)
-        out.append(EscalationRequested(ticket=ticket, agent=agent(event.payload), actor=event.actor, fresh=fresh))
+        out.append(
+            EscalationRequested(
+                ticket=ticket,
+                agent=agent(event.payload),
+                actor=event.actor,
+                fresh=fresh,
+                requester_email=requester_email(event.payload),
+            )
+        )
     prefix = triggers.decision_tag_prefix
     if prefix:
         for tag in sorted(t for t in ticket_tags(event.payload) if t.startswith(prefix)):

@@ -9,8 +9,13 @@ The bodies below use Zendesk's documented placeholders only:
   ``<tag>_sent`` marker, which the same trigger adds, so later updates of the ticket do not fire it again)::
 
     {"event": "tag_added",
-     "ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}"},
+     "ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}", "requester": {"email": "{{ticket.requester.email}}"}},
      "current_user": {"id": {{current_user.id}}, "name": "{{current_user.name}}", "email": "{{current_user.email}}"}}
+
+  ``{{ticket.requester.email}}`` (Zendesk's placeholders reference: ``user.email`` of ``ticket.requester``) is a
+  hint: cxbridge starts the CRM lookup of the customer with it while it reads the ticket, and redoes the lookup
+  from the ticket when the ticket's requester turns out to be someone else. A body without it (provisioned by an
+  earlier version) still works, the lookup then waiting for the ticket.
 
 - a comment on an escalated ticket (triggers "cxbridge: public comment" and "cxbridge: internal comment": the
   condition ``comment_is_public`` tells them apart, so ``public`` is a literal, not a placeholder)::
@@ -53,8 +58,19 @@ _USER = (
 )
 _TICKET = '"ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}"}'
 
-ESCALATION_BODY = '{"event": "tag_added", ' + _TICKET + ", " + _USER + "}"
-"""The JSON template of the escalation trigger's webhook call."""
+ESCALATION_BODY = (
+    '{"event": "tag_added", "ticket": {"id": {{ticket.id}}, "tags": "{{ticket.tags}}", '
+    + '"requester": {"email": "{{ticket.requester.email}}"}}, '
+    + _USER
+    + "}"
+)
+"""The JSON template of the escalation trigger's webhook call: the requester's email lets cxbridge start the
+customer lookup beside the ticket read (the ticket read stays the truth)."""
+
+EARLIER_ESCALATION_BODIES = ('{"event": "tag_added", ' + _TICKET + ", " + _USER + "}",)
+"""Escalation bodies earlier versions of ``cxbridge setup`` provisioned: they still work (the escalation reads the
+requester from the ticket, one round trip later), so ``setup --plan`` offers the update without calling the
+trigger broken."""
 
 
 STATUS_BODY = (

@@ -128,9 +128,10 @@ def test_a_trigger_calls_its_webhook_with_the_rendered_body(
     assert headers["content-type"].startswith("application/json")
     agent = zd.model.user_by_email("agent@cxbridge.example")
     assert agent is not None
+    requester = zd.model.users[zd.model.tickets[2].requester_id]
     assert body == {
         "event": "tag_added",
-        "ticket": {"id": 2, "tags": TAG},
+        "ticket": {"id": 2, "tags": TAG, "requester": {"email": requester.email}},
         "current_user": {"id": agent.id, "name": "Sam Agent", "email": "agent@cxbridge.example"},
     }
     assert zd.model.ticket(2).tags == [TAG, TAG + "_sent"]

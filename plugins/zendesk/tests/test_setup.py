@@ -297,3 +297,31 @@ def test_macros_are_found_across_pages(zd: ZendeskBackend, api: requests.Session
     again = next(i for i in conn.plan_setup(ctx) if i.kind == "macro")
     assert (again.action, len(zd.model.macros)) == (OK, 102)
     assert len([c for c in zd.calls if c.method == "GET" and c.path.startswith("/api/v2/macros")]) - len(listed) == 2
+
+
+def test_an_escalation_trigger_from_an_earlier_version_works_and_its_update_is_offered(zd: ZendeskBackend) -> None:
+    """An install whose escalation trigger sends the earlier body (no requester email): the plan offers the update
+    (optional: the trigger works, the customer lookup just waits for the ticket read), apply makes it, and the next
+    plan is all ok. A trigger whose actions differ otherwise is an ordinary update."""
+    from cxbridge_zendesk.triggers import EARLIER_ESCALATION_BODIES, ESCALATION_BODY
+
+    conn = connector(zd)
+    learned = {u.path: u for u in apply_all(conn, conn.plan_setup(context()), context())}
+    field_id = learned["systems", "zendesk", "issue_key_field_id"].value
+    (hook,) = zd.model.webhooks.values()
+    escalate = next(t for t in zd.model.triggers.values() if t.title == "cxbridge: escalate")
+    assert escalate.actions[0]["value"] == [hook.id, ESCALATION_BODY]
+    escalate.actions[0]["value"] = [hook.id, EARLIER_ESCALATION_BODIES[0]]
+    conn = connector(zd, issue_key_field_id=field_id)
+    items = {i.name: i for i in conn.plan_setup(context(hook.secret))}
+    item = items["cxbridge: escalate"]
+    assert (item.action, item.optional) == (UPDATE, True)
+    assert "{{ticket.requester.email}}" in item.detail
+    assert all(i.action == OK for name, i in items.items() if name != "cxbridge: escalate")
+    apply_all(conn, [item], context(hook.secret))
+    assert escalate.actions[0]["value"] == [hook.id, ESCALATION_BODY]
+    assert [i.action for i in conn.plan_setup(context(hook.secret))] == [OK] * 6
+    # a body that is neither the current one nor an earlier one is wrong, not an improvement
+    escalate.actions[0]["value"] = [hook.id, '{"event": "tag_added"}']
+    item = next(i for i in conn.plan_setup(context(hook.secret)) if i.name == "cxbridge: escalate")
+    assert (item.action, item.optional, item.detail) == (UPDATE, False, "actions differ")

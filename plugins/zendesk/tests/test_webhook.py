@@ -265,3 +265,33 @@ class TestZendeskVerifier(TimestampedVerifierContract):
     def signed_delivery(self, *, secret: str, body: bytes, now: float) -> SignedDelivery:
         stamp = datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return SignedDelivery("POST", URL, headers_for(body, secret=secret, stamp=stamp), body)
+
+
+# -- the requester's email: a hint the escalation body carries -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requester", "hint"),
+    [
+        ({"email": "ada@acme.example"}, "ada@acme.example"),
+        ({"email": "  ada@acme.example "}, "ada@acme.example"),
+        ({"email": ""}, None),  # a requester without an email: the placeholder renders empty
+        ({"email": "not an address"}, None),
+        ({"email": 7}, None),
+        (None, None),  # the body an earlier version provisioned
+    ],
+)
+def test_the_escalation_body_carries_the_requesters_email_as_a_hint(requester: Any, hint: str | None) -> None:
+    from cxbridge_zendesk.signals import interpret
+
+    from cxbridge.sdk import EscalationRequested, Triggers
+
+    ticket: dict[str, Any] = {"id": 4211, "tags": "escalated_to_engineering"}
+    if requester is not None:
+        ticket["requester"] = requester
+    body = json.dumps({"event": "tag_added", "ticket": ticket, "current_user": {"id": 5}}).encode()
+    (event,) = verify(headers_for(body), body)
+    (signal,) = interpret("zendesk", event, Triggers(escalation_tag="escalated_to_engineering"))
+    assert isinstance(signal, EscalationRequested)
+    assert signal.requester_email == hint
+    assert signal.fresh

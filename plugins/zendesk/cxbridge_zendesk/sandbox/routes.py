@@ -930,7 +930,9 @@ class ZendeskRoutes(_Base):
         change (the body carries the status)."""
         comment = next((c.comment for c in changes if c.comment is not None), None)
         moved = any(c.kind == "status_changed" for c in changes)
-        update = triggers.Update(ticket, actor, created, comment, status_changed=moved)
+        update = triggers.Update(
+            ticket, actor, created, comment, status_changed=moved, requester=self.model.users.get(ticket.requester_id)
+        )
         for firing in triggers.run(self.model, self.model.triggers, update, base):
             hook = self.model.webhooks.get(firing.webhook_id)
             if hook is not None and hook.status == "active":
@@ -948,7 +950,13 @@ class ZendeskRoutes(_Base):
         """The body cxbridge's provisioned trigger sends for a change (``triggers.admin_target_body``), rendered
         from the ticket as it is now: the escalation body for gained tags, the comment body for a comment."""
         ticket = self.model.ticket(change.ticket_id)
-        update = triggers.Update(ticket, self.model.users.get(change.actor_id), False, change.comment)
+        update = triggers.Update(
+            ticket,
+            self.model.users.get(change.actor_id),
+            False,
+            change.comment,
+            requester=self.model.users.get(ticket.requester_id),
+        )
         values = triggers.placeholders(update, base)
         if change.comment is not None:
             return triggers.render(triggers.admin_target_body("comment_added", change.comment.public), values)

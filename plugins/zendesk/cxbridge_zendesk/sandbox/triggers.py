@@ -62,6 +62,8 @@ def admin_target_body(event: str, public: bool | None = None) -> str:
         body["comment"] = {"body": "{{ticket.latest_comment}}", "public": public}
     if event == "status_changed":  # a trigger on "Status | Changed" of an escalated ticket (docs: README)
         body["ticket"]["status"] = "{{ticket.status}}"
+    if event == "tag_added":  # the requester's email starts the customer lookup beside the ticket read
+        body["ticket"]["requester"] = {"email": "{{ticket.requester.email}}"}
     text = json.dumps(body)
     for name in NUMBER_PLACEHOLDERS:  # numbers go in unquoted
         text = text.replace(f'"{{{{{name}}}}}"', "{{" + name + "}}")
@@ -121,6 +123,8 @@ class Update:
     fired: list[int] = field(default_factory=list)
     status_changed: bool = False
     """Whether the update changed the ticket's status (for ``status`` ``changed``; a create always does)."""
+    requester: User | None = None
+    """The ticket's requester (``{{ticket.requester.*}}``)."""
 
 
 def trigger_json(t: Trigger, base: str) -> dict[str, Any]:
@@ -222,7 +226,7 @@ def update(model: ZendeskModel, trigger: Trigger, body: Any) -> Trigger:
 
 def placeholders(update: Update, base: str) -> dict[str, Any]:
     """The placeholder values of a ticket as a trigger's body sees it after the update."""
-    ticket, user = update.ticket, update.actor
+    ticket, user, requester = update.ticket, update.actor, update.requester
     latest = ticket.comments[-1] if ticket.comments else None
     return {
         "ticket.id": ticket.id,
@@ -236,6 +240,7 @@ def placeholders(update: Update, base: str) -> dict[str, Any]:
         "current_user.id": user.id if user else "",
         "current_user.name": user.name if user else "",
         "current_user.email": user.email if user else "",
+        "ticket.requester.email": requester.email if requester else "",
     }
 
 

@@ -1,0 +1,166 @@
+"""The escalation's critical path: the requester's email a request carries (the Zendesk trigger's
+``{{ticket.requester.email}}``) starts the CRM lookup of the customer beside the ticket read; the ticket stays the
+truth (another requester there redoes the lookup), the CRM is asked nothing twice, and a request without the email
+escalates as before (the lookup after the ticket)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from cxbridge.errors import Unavailable
+from cxbridge.models import Event, Ref
+from cxbridge.sandbox.modes import Vendors
+from cxbridge.testing import SandboxRuntimes
+from cxbridge.workflows.escalate import Escalation, EscalationRequest
+from cxbridge.workflows.events import handle_event
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+TAG = "escalated_to_engineering"
+
+
+def ticket_from(vendors: Vendors, email: str, *, organization: str | None = None) -> str:
+    """A new ticket whose requester has ``email`` (a new end user unless Zendesk knows the address)."""
+    model: Any = vendors["zendesk"].model  # type: ignore[attr-defined]
+    user = model.user_by_email(email)
+    if user is None:
+        org = model.organization_by_name(organization) if organization else None
+        user = model.add_user(email.split("@")[0].title(), email, "end-user", organization_id=org.id if org else None)
+    body = {"ticket": {"subject": "Exports fail", "comment": {"body": "Since today."}, "priority": "high"}}
+    ticket, _, _ = model.create_ticket(body, user, comment_author_id=user.id)
+    return str(ticket.id)
+
+
+def hubspot_reads(vendors: Vendors, start: int) -> list[str]:
+    """The HubSpot reads since ``start`` (method and path, without the query)."""
+    return [f"{c.method} {c.path.split('?')[0]}" for c in vendors["hubspot"].calls[start:] if c.method == "GET"]
+
+
+def test_the_hint_starts_the_customer_lookup_beside_the_ticket_read_and_asks_nothing_twice(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ticket read waits (up to a minute) for the CRM's contact lookup to be asked: it is, so the two went out
+        together. The escalation finds what it finds without the hint, with the same calls on every system (after a
+    first escalation has read what is read once per process)."""
+    runtime = sandbox_runtime(vendors)
+    helpdesk, crm = runtime.helpdesk(), runtime.crm()
+    assert crm is not None
+    asked = threading.Event()
+    seen_before_ticket: list[bool] = []
+    find_customer, get_ticket = crm.find_customer, helpdesk.get_ticket
+
+    def finding(email: str) -> Any:
+        asked.set()
+        return find_customer(email)
+
+    def reading(ticket_id: str) -> Any:
+        seen_before_ticket.append(asked.wait(60))
+        return get_ticket(ticket_id)
+
+    Escalation(runtime).run(EscalationRequest(ticket_id=ticket_from(vendors, "ada@acme.example")))  # warm-up
+    monkeypatch.setattr(crm, "find_customer", finding)
+    monkeypatch.setattr(helpdesk, "get_ticket", reading)
+    hinted = Escalation(runtime).run(
+        EscalationRequest(ticket_id=ticket_from(vendors, "ada@acme.example"), requester_hint="ada@acme.example")
+    )
+    assert seen_before_ticket == [True]
+    monkeypatch.setattr(helpdesk, "get_ticket", get_ticket)
+    start = len(vendors["hubspot"].calls)
+    plain = Escalation(runtime).run(EscalationRequest(ticket_id=ticket_from(vendors, "ada@acme.example")))
+    plain_reads = hubspot_reads(vendors, start)
+    assert (hinted.customer.name, hinted.customer.match) == (plain.customer.name, plain.customer.match)
+    assert (hinted.customer.name, hinted.customer.match) == ("Acme Corp", "email")
+    assert hinted.customer.contact_ref == plain.customer.contact_ref
+    assert hinted.customer.arr == plain.customer.arr
+    assert hinted.calls == plain.calls
+    assert "GET /crm/v3/objects/contacts/ada@acme.example" in plain_reads
+    assert (hinted.writes["ticket_note"], hinted.writes["crm_note"]) == ("written", "written")
+
+
+def test_a_hint_naming_someone_else_is_redone_from_the_ticket(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes
+) -> None:
+    """The request says Grace (Globex); the ticket's requester is Bob, found at Acme by his email's domain: the
+    escalation is Acme's, as the ticket says, and Grace's lookup was only wasted reads."""
+    runtime = sandbox_runtime(vendors)
+    tid = ticket_from(vendors, "bob@acme.example", organization="Acme Corp")
+    start = len(vendors["hubspot"].calls)
+    result = Escalation(runtime).run(EscalationRequest(ticket_id=tid, requester_hint="grace@globex.example"))
+    assert (result.customer.name, result.customer.match, result.customer.contact_ref) == (
+        "Acme Corp",
+        "email_domain",
+        None,
+    )
+    reads = hubspot_reads(vendors, start)
+    assert "GET /crm/v3/objects/contacts/grace@globex.example" in reads
+    assert "GET /crm/v3/objects/contacts/bob@acme.example" in reads
+    assert "Acme Corp" in result.handoff["issue_description"]
+    assert "Globex" not in result.handoff["issue_description"]
+
+
+def test_a_crm_failure_on_a_wrong_hint_does_not_fail_the_escalation(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = sandbox_runtime(vendors)
+    crm = runtime.crm()
+    assert crm is not None
+    find_customer = crm.find_customer
+
+    def finding(email: str) -> Any:
+        if email == "nobody@elsewhere.example":
+            raise Unavailable("hubspot", "503 Service Unavailable")
+        return find_customer(email)
+
+    monkeypatch.setattr(crm, "find_customer", finding)
+    tid = ticket_from(vendors, "ada@acme.example")
+    result = Escalation(runtime).run(EscalationRequest(ticket_id=tid, requester_hint="nobody@elsewhere.example"))
+    assert (result.customer.name, result.customer.match) == ("Acme Corp", "email")
+
+
+def test_with_the_organization_first_the_hint_asks_nothing_before_the_ticket(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes
+) -> None:
+    """``customer_match`` puts the organization's domain first: only the ticket can tell it, so the lookup from the
+    hint stops before asking anything, and the escalation makes the calls it makes without the hint."""
+    runtime = sandbox_runtime(vendors, extra={"escalation": {"customer_match": ["organization_domain", "email"]}})
+    warm_up = EscalationRequest(ticket_id=ticket_from(vendors, "ada@acme.example"), note="n")
+    Escalation(runtime).run(warm_up, dry_run=True)
+    hinted = Escalation(runtime).run(
+        EscalationRequest(
+            ticket_id=ticket_from(vendors, "ada@acme.example"), note="n", requester_hint="ada@acme.example"
+        ),
+        dry_run=True,
+    )
+    plain = Escalation(runtime).run(
+        EscalationRequest(ticket_id=ticket_from(vendors, "ada@acme.example"), note="n"), dry_run=True
+    )
+    assert (hinted.customer.name, hinted.customer.match) == ("Acme Corp", "organization_domain")
+    assert hinted.calls == plain.calls
+
+
+@pytest.mark.parametrize("with_email", [True, False])
+def test_a_trigger_delivery_escalates_with_or_without_the_requesters_email(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, with_email: bool
+) -> None:
+    """The body ``cxbridge setup`` provisions now carries the email; the one earlier versions provisioned does
+    not: both escalate the ticket for the customer the ticket names."""
+    runtime = sandbox_runtime(vendors)
+    tid = ticket_from(vendors, "grace@globex.example")
+    ticket: dict[str, Any] = {"id": int(tid), "tags": TAG}
+    if with_email:
+        ticket["requester"] = {"email": "grace@globex.example"}
+    payload = {"event": "tag_added", "ticket": ticket, "current_user": {"id": 5, "name": "Sam", "email": "s@x.example"}}
+    event = Event(
+        id=f"d-{with_email}", system="zendesk", kind="ticket.tag_added", subject=Ref("zendesk", "ticket", tid)
+    )
+    event.payload = payload
+    outcome = handle_event(runtime, event)
+    assert outcome.startswith(f"escalated: zendesk:ticket:{tid} created ")
+    (link,) = runtime.store.links_for_ticket(Ref("zendesk", "ticket", tid))
+    assert link.customer is not None
+    companies = vendors["hubspot"].state()["objects"]["companies"]  # type: ignore[attr-defined]
+    (company,) = [c for c in companies if c["id"] == link.customer.id]
+    assert company["properties"]["name"] == "Globex"
