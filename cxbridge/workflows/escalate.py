@@ -396,39 +396,43 @@ class Escalation:
         crm = self.rt.crm()
         before = self.rt.calls()
 
-        # 1. the ticket, with its requester and organization; beside it, when the request carries the requester's
-        # email, the customer lookup begins (the ticket then decides: its requester's email, its organization)
+        # 1-2. the ticket, with its requester and organization, then what needs only the ticket, side by side: the
+        # customer, the comments (for support's latest note) and the issue an agent named (to join it). When the
+        # request carries the requester's email, the customer lookup begins beside the ticket read itself (the
+        # ticket then decides: its requester's email, its organization)
+        store = self.rt.store
         lookups = CustomerLookups(crm) if crm is not None else None
-        hint = (req.requester_hint or "").strip()
-        comments: list[Comment] | None = None
-        if hint and lookups is not None:
+        hint = (req.requester_hint or "").strip() if lookups is not None else ""
 
-            def read_ticket() -> tuple[Ticket, list[Comment] | None]:  # the comments right after the ticket
-                read = helpdesk.get_ticket(req.ticket_id)
-                return read, self._history(req, read)
-
-            hinted = lookups
-            (ticket, comments), _ = side_by_side(read_ticket, lambda: self.customer_from_hint(hint, hinted))
-        else:
+        def read_ticket() -> tuple[Ticket, list[Link], Link | None, dict[str, Any]]:
             ticket = helpdesk.get_ticket(req.ticket_id)
+            current = store.links_for_ticket(ticket.ref)
+            moving_from = self._typed_move(req, helpdesk, ticket, current)
+            reads: dict[str, Callable[[], Any]] = {}
+            if not hint:
+                reads["customer"] = lambda: self.customer_for(ticket, lookups)
+            if not (req.note and ticket.description):
+                reads["comments"] = lambda: self._history(req, ticket)
+            if req.link_key and not dry_run:  # an issue key the agent gave must name an issue cxbridge can read
+                key = req.link_key
+                reads["issue"] = lambda: self._issue_or_refusal(tracker, key)
+            return ticket, current, moving_from, dict(zip(reads, side_by_side(*reads.values()), strict=True))
+
+        if hint and lookups is not None:
+            hinted = lookups
+            (ticket, current, moving_from, read), _ = side_by_side(
+                read_ticket, lambda: self.customer_from_hint(hint, hinted)
+            )
+            customer = self.customer_for(ticket, lookups)  # the hint's answers, unless the ticket says otherwise
+        else:
+            ticket, current, moving_from, read = read_ticket()
+            customer = read["customer"]
+        comments: list[Comment] | None = read.get("comments")
         business_key = str(ticket.ref)
         label = issue_label(business_key)
-        store = self.rt.store
-        current = store.links_for_ticket(ticket.ref)
-        moving_from = self._typed_move(req, helpdesk, ticket, current)
         # read once here, used again by the create: an earlier create's intent, else the ticket's links
         create_intent = None if req.link_key else store.get_intent(op_id(business_key, "tracker.create"))
         linked = current if not req.link_key and create_intent is None else []
-        # 2. the customer, and the comments (for support's latest note) side by side: both need only the ticket
-        # (after a lookup begun from the hint, the customer's answers are at hand unless the ticket says otherwise)
-        if hint and lookups is not None:
-            customer = self.customer_for(ticket, lookups)
-        elif req.note and ticket.description:
-            comments, customer = None, self.customer_for(ticket, lookups)
-        else:
-            customer, comments = side_by_side(
-                lambda: self.customer_for(ticket, lookups), lambda: self._history(req, ticket)
-            )
         # 3. decision rights and priority
         priority = choose_priority(
             customer.tier,
@@ -457,7 +461,9 @@ class Escalation:
             raise
         project = req.project or tracker.config.get("project")
         # an issue key the agent gave must name an issue cxbridge can read, before anything is written
-        joined = self._issue_to_join(tracker, req.link_key) if req.link_key and not dry_run else None
+        joined: Issue | IssueKeyRejected | None = read.get("issue")
+        if isinstance(joined, IssueKeyRejected):
+            raise joined
         # 4. render everything before any write: a broken template stops here
         provisional: dict[str, Any] = {
             "key": req.link_key or f"{project}-?",
@@ -530,7 +536,16 @@ class Escalation:
         )
         result.writes["issue"] = "created" if created else "linked"
         self._point("link")
-        if not created:
+
+        # 6-8. the writes that need only the issue go out side by side, each under its own intent: on the tracker
+        # (one system, in order), a joined issue's impact and its reopening, the remote link from the issue to the
+        # ticket, then the attachments of the ticket's first message; note, tag and key on the ticket (re-rendered
+        # with the real issue); the note on the CRM timeline
+        issue_ctx = {"key": issue.key, "url": issue.url, "created": created}
+        ctx = self.context(req, ticket, comments, customer, priority, issue_ctx, decisions)
+        note = self.rt.handoff.render("helpdesk_note", ctx)
+
+        def joined_issue() -> None:
             result.writes["impact"] = "written" if impact.refresh_issue(self.rt, issue) else "unchanged"
             self._point("impact")
             if issue.status_category == "done" and any(d.action == "reopen" and d.granted for d in decisions):
@@ -544,15 +559,9 @@ class Escalation:
                     point=self._point,
                 )
 
-        # 6-8. the writes that need only the issue go out side by side, each under its own intent: on the tracker,
-        # the remote link from the issue to the ticket, then the attachments of the ticket's first message (one
-        # system, in order); note, tag and key on the ticket (re-rendered with the real issue); the note on the CRM
-        # timeline
-        issue_ctx = {"key": issue.key, "url": issue.url, "created": created}
-        ctx = self.context(req, ticket, comments, customer, priority, issue_ctx, decisions)
-        note = self.rt.handoff.render("helpdesk_note", ctx)
-
         def remote_link() -> str:
+            if not created:
+                joined_issue()
             written = write_once(
                 store,
                 op_id(f"{business_key}|{issue.ref}", "tracker.remotelink"),
@@ -639,6 +648,15 @@ class Escalation:
             raise IssueKeyRejected(key, tracker.name, "is not an issue key") from None
         except NotFound:
             raise IssueKeyRejected(key, tracker.name, "does not exist or cannot be read by cxbridge") from None
+
+    @classmethod
+    def _issue_or_refusal(cls, tracker: Any, key: str) -> Issue | IssueKeyRejected:
+        """``_issue_to_join``, its refusal returned (a read beside others: the escalation raises it after checking
+        the agent's decisions, as it did when the read came then)."""
+        try:
+            return cls._issue_to_join(tracker, key)
+        except IssueKeyRejected as exc:
+            return exc
 
     @staticmethod
     def _actor(req: EscalationRequest) -> str:

@@ -1,7 +1,11 @@
 """The escalation's critical path: the requester's email a request carries (the Zendesk trigger's
 ``{{ticket.requester.email}}``) starts the CRM lookup of the customer beside the ticket read; the ticket stays the
 truth (another requester there redoes the lookup), the CRM is asked nothing twice, and a request without the email
-escalates as before (the lookup after the ticket)."""
+escalates as before (the lookup after the ticket). A join reads the issue it joins beside the customer, and writes
+the ticket's and the CRM's notes beside the issue's impact edit.
+
+Each "beside" is shown without timing: one call waits (up to a minute) for the other to be asked, which can
+happen only when both are out together."""
 
 from __future__ import annotations
 
@@ -164,3 +168,62 @@ def test_a_trigger_delivery_escalates_with_or_without_the_requesters_email(
     companies = vendors["hubspot"].state()["objects"]["companies"]  # type: ignore[attr-defined]
     (company,) = [c for c in companies if c["id"] == link.customer.id]
     assert company["properties"]["name"] == "Globex"
+
+
+def test_a_join_reads_its_issue_beside_the_customer_and_notes_beside_the_impact_edit(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = sandbox_runtime(vendors)
+    key = Escalation(runtime).run(EscalationRequest(ticket_id=ticket_from(vendors, "ada@acme.example"))).issue_key
+    tracker, crm, helpdesk = runtime.tracker(), runtime.crm(), runtime.helpdesk()
+    assert crm is not None
+    customer_asked, note_sent = threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+    find_customer, get_issue = crm.find_customer, tracker.get_issue
+    write_impact, record_escalation = tracker.write_impact, helpdesk.record_escalation
+
+    def finding(email: str) -> Any:
+        customer_asked.set()
+        return find_customer(email)
+
+    def reading(issue_key: str) -> Any:
+        seen.setdefault("customer asked before the issue read", customer_asked.wait(60))
+        return get_issue(issue_key)
+
+    def writing_impact(*args: Any, **kwargs: Any) -> Any:
+        seen["ticket note sent before the impact edit"] = note_sent.wait(60)
+        return write_impact(*args, **kwargs)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        note_sent.set()
+        return record_escalation(*args, **kwargs)
+
+    monkeypatch.setattr(crm, "find_customer", finding)
+    monkeypatch.setattr(tracker, "get_issue", reading)
+    monkeypatch.setattr(tracker, "write_impact", writing_impact)
+    monkeypatch.setattr(helpdesk, "record_escalation", recording)
+    result = Escalation(runtime).run(
+        EscalationRequest(ticket_id=ticket_from(vendors, "grace@globex.example"), link_key=key)
+    )
+    assert seen == {"customer asked before the issue read": True, "ticket note sent before the impact edit": True}
+    assert (result.created, result.issue_key) == (False, key)
+    assert {k: result.writes[k] for k in ("impact", "remote_link", "ticket_note", "crm_note")} == {
+        "impact": "written",
+        "remote_link": "written",
+        "ticket_note": "written",
+        "crm_note": "written",
+    }
+
+
+def test_a_join_naming_no_issue_is_refused_before_any_write(vendors: Vendors, sandbox_runtime: SandboxRuntimes) -> None:
+    """The issue read goes out beside the customer lookup; its refusal still comes before anything is written."""
+    from cxbridge.workflows.escalate import IssueKeyRejected
+
+    runtime = sandbox_runtime(vendors)
+    tid = ticket_from(vendors, "ada@acme.example")
+    before = {n: len(vendors[n].calls) for n in ("zendesk", "hubspot", "jira")}
+    with pytest.raises(IssueKeyRejected):
+        Escalation(runtime).run(EscalationRequest(ticket_id=tid, link_key="ENG-999"))
+    sent = [c for n in before for c in vendors[n].calls[before[n] :] if c.method != "GET"]
+    assert [c for c in sent if not c.path.endswith(("/batch/read", "/search"))] == []
+    assert runtime.store.links_for_ticket(Ref("zendesk", "ticket", tid)) == []
