@@ -227,3 +227,28 @@ def test_a_join_naming_no_issue_is_refused_before_any_write(vendors: Vendors, sa
     sent = [c for n in before for c in vendors[n].calls[before[n] :] if c.method != "GET"]
     assert [c for c in sent if not c.path.endswith(("/batch/read", "/search"))] == []
     assert runtime.store.links_for_ticket(Ref("zendesk", "ticket", tid)) == []
+
+
+def test_serve_learns_each_systems_integration_user_before_the_first_delivery(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes
+) -> None:
+    """With workers, ``serve`` learns the integration users at once (the call each system's first job would make,
+    which also opens its kept-alive connection); a system that does not answer is left to learn later."""
+    import time
+
+    from cxbridge.sandbox import Fault
+    from cxbridge.webhooks.serve import serving
+    from cxbridge.workflows.events import known_integration_user_ids, warm_up
+
+    runtime = sandbox_runtime(vendors)
+    vendors["jira"].faults.append(Fault(status=503, count=20, path=r"/myself"))
+    assert warm_up(runtime) == ["zendesk", "hubspot"]  # HubSpot cannot tell (no call): known as no one
+    assert known_integration_user_ids(runtime, "zendesk")
+    assert known_integration_user_ids(runtime, "jira") == frozenset()
+    other = sandbox_runtime(vendors)
+    with serving(other, workers=1, require_secrets=False, systems=["zendesk"]):
+        deadline = time.monotonic() + 60
+        while not known_integration_user_ids(other, "zendesk") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert known_integration_user_ids(other, "zendesk") == known_integration_user_ids(runtime, "zendesk")
+        assert known_integration_user_ids(other, "jira") == frozenset()  # not served here: not asked

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CxbridgeError
 from ..worker import start_workers
+from ..workflows.events import warm_up
 from .metrics import Metrics
 from .receiver import MAX_BODY, WEBHOOK_PREFIX, Receiver
 
@@ -237,6 +238,7 @@ def start_server(
     import waitress
 
     section = rt.config.section("webhooks")
+    systems = None if systems is None else list(systems)
     if request_timeout is None:
         request_timeout = float(section.get("request_timeout_seconds", REQUEST_TIMEOUT_SECONDS))
     if idle_timeout is None:
@@ -278,6 +280,8 @@ def start_server(
             _close_all(server)
             server.task_dispatcher.shutdown()
             raise
+    if workers > 0:  # the connections and the integration users the first jobs need, while no delivery waits
+        threading.Thread(target=warm_up, args=(rt, systems), name="cxbridge-warm-up", daemon=True).start()
     running = RunningServer(server, receiver, stop_event, worker_threads)
     running.start()
     atexit.register(running.stop)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, NotFound
@@ -282,6 +283,26 @@ def integration_user_ids(rt: Context, system: str) -> frozenset[str]:
     log.info("%s: learned the integration user id (echo suppression)", system)
     with _learned_lock:
         _learned.setdefault(rt, {})[system] = learned
+    return learned
+
+
+def warm_up(rt: Context, systems: Iterable[str] | None = None) -> list[str]:
+    """Learn the integration user of each enabled system (``systems``: those only) now, as its first job would: one
+    call per system and process that is made anyway, made before the first delivery arrives. It opens each
+    system's kept-alive connection, so the first escalation after a start waits for neither, and the echoes of
+    its writes are recognised at ingress. A system that does not answer is left to learn later; returns the
+    systems learned."""
+    learned = []
+    for name in systems if systems is not None else list(rt.config.systems):
+        system = rt.config.systems.get(name)
+        if system is None or not system.enabled:
+            continue
+        try:
+            integration_user_ids(rt, name)
+        except Exception as exc:  # learned by the first job that needs it, as before
+            log.debug("%s: the integration user is not known yet: %s", name, exc)
+            continue
+        learned.append(name)
     return learned
 
 
