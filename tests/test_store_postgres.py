@@ -4,20 +4,33 @@ asynchronous commits and the durable delivery (the shared properties are the con
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from cxbridge.store import StoreError, open_store
+from cxbridge.store import StoreBusy, StoreError, open_store
 from cxbridge.store.postgres import PostgresStore, inspect_database
 
 
 def terminate(admin_url: str, application: str) -> int:
+    """Terminate every backend of ``application`` and wait until they are gone (each has said goodbye to its
+    client, so the cut is on the client's side before the next operation starts)."""
     with psycopg.connect(admin_url, autocommit=True) as admin:
         rows = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (application,)
         ).fetchall()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            left = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application,)
+            ).fetchone()
+            if not left or not left[0]:
+                break
+            time.sleep(0.01)
     return len(rows)
 
 
@@ -38,6 +51,69 @@ def test_an_operation_whose_connection_was_cut_runs_again_on_a_new_one(pg_url: s
         terminate(pg_url.split("?")[0], application)
         assert store.complete(job.id, job.attempt)
         assert store.queue_depth() == {"ready": 1, "leased": 0, "done": 1, "dead": 0}
+
+
+def _round_trips(trace: Path) -> int:
+    """Messages that end a round trip in a libpq protocol trace: a simple query, or the Sync of an extended one."""
+    fields = [line.split("\t") for line in trace.read_text(encoding="utf-8").splitlines()]
+    return sum(1 for f in fields if len(f) > 2 and f[0] == "F" and f[2].strip() in ("Sync", "Query"))
+
+
+def test_a_job_costs_one_round_trip_per_step(pg_url: str, tmp_path: Path) -> None:
+    """A job's steps are each one statement in autocommit (no BEGIN/COMMIT round trips): claim, lease check,
+    intent begin, its compare-and-set to sending, its outcome, completion: six round trips in all."""
+    from cxbridge.workflows.once import write_once
+
+    store = PostgresStore(pg_url, pool_size=1)
+    try:
+        store.enqueue("work", {"n": 1})
+        trace = tmp_path / "libpq.trace"
+        with trace.open("w") as out:
+            with store._pool_now().connection() as conn:  # the pool's one connection, traced
+                conn.pgconn.trace(out.fileno())
+                conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+            try:
+                job = store.claim("w", lease_seconds=30, kinds=["work"], max_attempts=8)
+                assert job is not None
+                assert store.hold_lease(job.id, job.attempt, 30)
+                written = write_once(store, "op-1", "ledger.append", "drain:1", lambda: {"line": "1"})
+                assert written == "written"
+                assert store.complete(job.id, job.attempt)
+            finally:
+                with store._pool_now().connection() as conn:
+                    conn.pgconn.untrace()
+        assert _round_trips(trace) == 6, trace.read_text(encoding="utf-8")
+        assert "BEGIN" not in trace.read_text(encoding="utf-8")
+        assert store.queue_depth()["done"] == 1
+        intent = store.get_intent("op-1")
+        assert intent is not None
+        assert intent.state == "done"
+    finally:
+        store.close()
+
+
+def test_a_statement_cut_off_in_flight_is_not_repeated_unless_it_is_idempotent(pg_url: str) -> None:
+    """An autocommit statement whose connection is cut while it runs may have committed: it raises StoreBusy and
+    is not run again; one marked idempotent is run again on a fresh connection."""
+    application = f"cxb-inflight-{secrets.token_hex(3)}"
+    with open_store(f"{pg_url}&application_name={application}") as store:
+        assert isinstance(store, PostgresStore)
+        runs: list[int] = []
+
+        def slow(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+            runs.append(1)
+            if len(runs) == 1:  # the first run is cut off while the server works on it
+                cutter = threading.Timer(0.3, terminate, (pg_url.split("?")[0], application))
+                cutter.start()
+                conn.execute("SELECT pg_sleep(5)")
+            return len(runs)
+
+        with pytest.raises(StoreBusy):
+            store._run(slow, single=True)
+        assert runs == [1]
+        runs.clear()
+        assert store._run(slow, single=True, idempotent=True) == 2
+        assert store.queue_depth()["ready"] == 0  # the store works on fresh connections
 
 
 def test_only_the_delivery_waits_for_the_wal_flush(pg_url: str) -> None:

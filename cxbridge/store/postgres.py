@@ -27,10 +27,21 @@ commits (never corrupt anything; a clean restart loses nothing), and each of tho
 against repeating its effect: a lost completion runs the job again, and its writes find their intents done or
 their effects by marker; a lost claim or lease simply lapses.
 
-Connection loss: an operation whose connection fails before it committed is run again on a fresh connection
-(``RUN_ATTEMPTS`` in all; the pool discards broken ones). One that failed while committing may or may not have
-committed: it raises ``StoreBusy`` and is never repeated blindly, unless running it twice changes nothing
-(recording an intent's outcome: a ``sending`` intent left behind by a lost answer would hold its write for
+Round trips: an operation that is one statement runs in autocommit, one round trip to the server (no ``BEGIN`` and
+``COMMIT`` around it); the steps a job takes are each one statement where that keeps its guarantee: a claim
+(``UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)``, falling back to the transaction below for a job with
+an entity lock or when exhausted leases are to be buried), the intent's begin (insert or read), its
+compare-and-set (a conditional ``UPDATE``, the row read back only when it lost), the heartbeat and the fenced
+completion (its ``NOTIFY`` in the same statement). Operations of several dependent statements (an entity's
+claim, a delivery with its job, a dead letter) keep their transaction.
+
+Connection loss: an operation whose connection fails before anything was sent is run again on a fresh connection
+(``RUN_ATTEMPTS`` in all; the pool discards broken ones): a transaction that failed before its ``COMMIT``, or an
+idle pooled connection the server has closed (its socket has something to read while no statement is in flight:
+the server's goodbye or the end of the stream; it is dropped unused). One that failed while committing may or
+may not have committed, and so may an autocommit statement once sent: it raises ``StoreBusy`` and is never
+repeated blindly, unless running it twice changes nothing (a read, recording an intent's outcome, a lease's
+extension, an upsert: a ``sending`` intent left behind by a lost answer would hold its write for
 ``IN_FLIGHT_SECONDS``). A worker that cannot reach the server loses nothing: its lease lapses, the job comes
 back with the next attempt, and the stale attempt's completion is refused.
 """
@@ -43,6 +54,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -110,6 +122,9 @@ _INTENT_COLUMNS = (
 _LETTER_COLUMNS = "id, job_id, kind, payload, key, attempt, error, created_at, replayed_at, replay_job_id"
 _LINK_COLUMNS = "ticket, issue, issue_key, customer, linked_by, linked_at, origin_event"
 _AUDIT_COLUMNS = "id, at, actor, action, target, result, policy, origin_event, ticket, issue_key, details"
+_QUALIFIED_JOB_COLUMNS = ", ".join(f"jobs.{column.strip()}" for column in _JOB_COLUMNS.split(","))
+_ANNOUNCE = "(SELECT 1 FROM pg_notify(%s, ''))"
+"""Wakes idle workers at commit, as a column of a statement (evaluated only where the statement reaches it)."""
 _LIVE_LEASE_ON_KEY = (
     "EXISTS (SELECT 1 FROM jobs AS o WHERE o.lock_key = {key} AND o.state = 'leased' AND o.lease_until > %s"
     " AND o.id != {id})"
@@ -238,6 +253,22 @@ def inspect_database(url: str, password: str | None = None) -> str:
         else f"; {pg_migrations.LATEST - version} migration(s) pending, applied at start or by 'cxbridge store migrate'"
     )
     return f"{shown} (PostgreSQL {server}, schema {schema} at version {version}{pending})"
+
+
+class _GoneAway(Exception):
+    """An idle pooled connection that the server closed; dropped before anything was sent on it."""
+
+
+def _gone_away(conn: Conn) -> bool:
+    """True when the server has closed this idle connection (or sent something unasked on it): while no statement
+    is in flight a healthy connection has nothing to read (pooled connections do not ``LISTEN``), and a terminated
+    backend or a restarted server leaves its goodbye and the end of the stream there. One ``select`` call, no round
+    trip."""
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.OperationalError):
+        return True
+    return bool(readable)
 
 
 def _asynchronous_commits(conn: Conn) -> None:
@@ -373,13 +404,19 @@ class PostgresStore(Store):
         deadline: float | None = getattr(self._local, "deadline", None)
         return None if deadline is None else max(0.001, deadline - time.monotonic())
 
-    def _run(self, fn: Callable[[Conn], T], *, durable: bool = False, idempotent: bool = False) -> T:
+    def _run(
+        self, fn: Callable[[Conn], T], *, durable: bool = False, idempotent: bool = False, single: bool = False
+    ) -> T:
         """Run ``fn`` in one transaction on a pooled connection; once more on a fresh connection when the first
         failed before committing (a dropped connection), ``StoreBusy`` when the server cannot be reached in time.
 
         ``durable``: the commit waits for the WAL flush (``synchronous_commit = on``); other transactions commit
         asynchronously (see the module's docstring). ``idempotent``: running ``fn`` twice leaves what running it
-        once does, so a commit whose answer was lost is run again too (recording an intent ``done``, a lease)."""
+        once does, so a commit whose answer was lost is run again too (recording an intent ``done``, a lease).
+        ``single``: ``fn`` is one statement (or statements that are each complete on their own: a conditional
+        write, then a read of what it left), run in autocommit without ``BEGIN``/``COMMIT``; once it is sent its
+        outcome is unknown on a lost connection, exactly like a commit that may have happened. A ``durable`` or
+        budgeted (``write_budget``) operation keeps its transaction (its settings are ``SET LOCAL``)."""
         failure: BaseException | None = None
         for _ in range(RUN_ATTEMPTS):
             budget = self._budget()
@@ -388,6 +425,12 @@ class PostgresStore(Store):
                 with self._pool_now().connection(
                     timeout=CHECKOUT_TIMEOUT_SECONDS if budget is None else budget
                 ) as conn:
+                    if single and not durable and budget is None:
+                        if _gone_away(conn):
+                            conn.close()  # the pool discards a closed connection
+                            raise _GoneAway
+                        committing = True  # an autocommit statement commits as it runs
+                        return fn(conn)
                     with conn.transaction():
                         if durable:
                             conn.execute("SET LOCAL synchronous_commit = on")
@@ -398,6 +441,9 @@ class PostgresStore(Store):
                         result = fn(conn)
                         committing = True
                     return result
+            except _GoneAway:
+                failure = StoreError("the server closed an idle connection")
+                self._drop_broken()
             except PoolTimeout:
                 raise StoreBusy(f"the store {self.shown} had no free connection within the wait") from None
             except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled):
@@ -413,6 +459,10 @@ class PostgresStore(Store):
                     break
                 self._drop_broken()
         raise StoreBusy(f"the store {self.shown} is unreachable: {_one_line(failure or StoreError('?'))}") from None
+
+    def _read(self, fn: Callable[[Conn], T]) -> T:
+        """Run a read: one autocommit round trip, run again on a fresh connection whenever its connection fails."""
+        return self._run(fn, single=True, idempotent=True)
 
     def _drop_broken(self) -> None:
         """Discard every idle pooled connection that no longer works (after a restart or terminated backends)."""
@@ -453,7 +503,7 @@ class PostgresStore(Store):
 
     def schema_version(self) -> int:
         """The schema version of the database (0 before the first migration)."""
-        return self._run(lambda conn: max(pg_migrations.applied(conn), default=0))
+        return self._read(lambda conn: max(pg_migrations.applied(conn), default=0))
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
@@ -519,7 +569,8 @@ class PostgresStore(Store):
                     args,
                 ).rowcount
                 == 1
-            )
+            ),
+            single=True,
         )
 
     def remove_link(self, ticket: Ref, issue: Ref) -> bool:
@@ -528,11 +579,12 @@ class PostgresStore(Store):
             lambda conn: (
                 conn.execute("DELETE FROM links WHERE ticket = %s AND issue = %s", (str(ticket), str(issue))).rowcount
                 > 0
-            )
+            ),
+            single=True,
         )
 
     def _links(self, where: str, args: tuple[Any, ...]) -> list[Link]:
-        rows = self._run(
+        rows = self._read(
             lambda conn: conn.execute(
                 f"SELECT {_LINK_COLUMNS} FROM links {where} ORDER BY linked_at, seq", args
             ).fetchall()
@@ -586,29 +638,35 @@ class PostgresStore(Store):
             owner=owner,
         )
 
-    def _get_intent(self, conn: Conn, op_id: str, *, lock: bool = False) -> Intent | None:
-        row = conn.execute(
-            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE op_id = %s" + (" FOR UPDATE" if lock else ""), (op_id,)
-        ).fetchone()
+    def _get_intent(self, conn: Conn, op_id: str) -> Intent | None:
+        row = conn.execute(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE op_id = %s", (op_id,)).fetchone()
         return None if row is None else self._intent(row)
 
     def get_intent(self, op_id: str) -> Intent | None:
         """The intent for an operation id, or None."""
-        return self._run(lambda conn: self._get_intent(conn, op_id))
+        return self._read(lambda conn: self._get_intent(conn, op_id))
 
     def begin_intent(self, op_id: str, kind: str, *, business_key: str, payload: dict[str, Any]) -> Intent:
         """Insert a pending intent, or return the existing one untouched."""
         now = self.clock()
 
         def begin(conn: Conn) -> Intent | None:
-            conn.execute(
-                "INSERT INTO intents (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
-                " VALUES (%s, %s, %s, 'pending', %s::jsonb, 0, %s, %s) ON CONFLICT (op_id) DO NOTHING",
-                (op_id, kind, business_key, _dumps(payload), now, now),
-            )
-            return self._get_intent(conn, op_id)
+            # one statement: the row inserted, or the one already there (read in the statement's snapshot)
+            row = conn.execute(
+                "WITH added AS (INSERT INTO intents"
+                " (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
+                " VALUES (%s, %s, %s, 'pending', %s::jsonb, 0, %s, %s) ON CONFLICT (op_id) DO NOTHING"
+                f" RETURNING {_INTENT_COLUMNS})"
+                f" SELECT {_INTENT_COLUMNS} FROM added UNION ALL"
+                f" SELECT {_INTENT_COLUMNS} FROM intents WHERE op_id = %s AND NOT EXISTS (SELECT 1 FROM added)",
+                (op_id, kind, business_key, _dumps(payload), now, now, op_id),
+            ).fetchone()
+            if row is None:  # inserted by another transaction that committed after this statement's snapshot
+                return self._get_intent(conn, op_id)
+            return self._intent(row)
 
-        intent = self._run(begin)
+        # inserting what is absent and reading it back: a lost answer is asked again
+        intent = self._run(begin, single=True, idempotent=True)
         if intent is None:  # pragma: no cover - inserted or present, inside one transaction
             raise StoreError(f"intent {op_id!r} vanished while it was being written")
         return intent
@@ -623,12 +681,17 @@ class PostgresStore(Store):
         result: dict[str, Any] | None,
         error: str | None,
         owner: str | None = None,
-    ) -> Intent:
+        expect: set[str] | None = None,
+        attempts: int | None = None,
+    ) -> Intent | None:
+        """Move the intent in one conditional ``UPDATE``: never from ``done``, and only from ``expect`` (with
+        ``attempts``) when given; the row as written, or None when the condition did not hold (or no row)."""
         sending = state == "sending"
         row = conn.execute(
             "UPDATE intents SET state = %s, result = COALESCE(%s::jsonb, result), error = %s,"
             " attempts = attempts + %s, sent_at = CASE WHEN %s THEN %s ELSE sent_at END,"
-            " owner = CASE WHEN %s THEN %s ELSE owner END, updated_at = %s WHERE op_id = %s"
+            " owner = CASE WHEN %s THEN %s ELSE owner END, updated_at = %s WHERE op_id = %s AND state <> 'done'"
+            " AND (%s::text[] IS NULL OR state = ANY(%s::text[])) AND (%s::integer IS NULL OR attempts = %s)"
             f" RETURNING {_INTENT_COLUMNS}",
             (
                 state,
@@ -641,11 +704,13 @@ class PostgresStore(Store):
                 owner,
                 now,
                 op_id,
+                None if expect is None else sorted(expect),
+                None if expect is None else sorted(expect),
+                attempts,
+                attempts,
             ),
         ).fetchone()
-        if row is None:  # pragma: no cover - the row is locked by this transaction
-            raise StoreError(f"intent {op_id!r} vanished while it was being written")
-        return self._intent(row)
+        return None if row is None else self._intent(row)
 
     def mark_intent(
         self,
@@ -661,17 +726,18 @@ class PostgresStore(Store):
         now = self.clock()
 
         def mark(conn: Conn) -> Intent:
-            current = self._get_intent(conn, op_id, lock=True)
+            written = self._set_intent(conn, op_id, state, now, result=result, error=error)
+            if written is not None:
+                return written
+            current = self._get_intent(conn, op_id)  # not written: absent, or done
             if current is None:
                 raise NotFoundInStore(f"no intent with op_id {op_id!r}")
-            if current.state == "done":
-                if state == "done":
-                    return current
-                raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
-            return self._set_intent(conn, op_id, state, now, result=result, error=error)
+            if current.state == "done" and state == "done":
+                return current
+            raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
 
         # recording an outcome twice records it once (a done intent keeps its first result); sending counts attempts
-        return self._run(mark, idempotent=state != "sending")
+        return self._run(mark, idempotent=state != "sending", single=True)
 
     def transition_intent(
         self,
@@ -692,22 +758,25 @@ class PostgresStore(Store):
         now = self.clock()
 
         def move(conn: Conn) -> tuple[bool, Intent]:
-            current = self._get_intent(conn, op_id, lock=True)
+            # the conditional UPDATE is the compare-and-set: it waits for a concurrent writer of the row and
+            # re-checks the condition on the row that writer left, so one caller wins
+            won = self._set_intent(
+                conn, op_id, state, now, result=result, error=error, owner=owner, expect=expected, attempts=attempts
+            )
+            if won is not None:
+                return True, won
+            current = self._get_intent(conn, op_id)
             if current is None:
                 raise NotFoundInStore(f"no intent with op_id {op_id!r}")
-            if (
-                current.state == "done"
-                or current.state not in expected
-                or (attempts is not None and current.attempts != attempts)
-            ):
-                return False, current
-            return True, self._set_intent(conn, op_id, state, now, result=result, error=error, owner=owner)
+            return False, current
 
-        return self._run(move)
+        return self._run(move, single=True)
 
     def forget_intent(self, op_id: str) -> bool:
         """Delete an intent whose effect was undone; False when there was none."""
-        return self._run(lambda conn: conn.execute("DELETE FROM intents WHERE op_id = %s", (op_id,)).rowcount == 1)
+        return self._run(
+            lambda conn: conn.execute("DELETE FROM intents WHERE op_id = %s", (op_id,)).rowcount == 1, single=True
+        )
 
     # ---- inbox and queue ---------------------------------------------------------------------------
 
@@ -721,16 +790,16 @@ class PostgresStore(Store):
         now: float,
         lock_key: str | None = None,
     ) -> int | None:
-        row = conn.execute(
+        insert = (
             "INSERT INTO jobs (kind, payload, key, state, attempt, run_at, created_at, updated_at, lock_key)"
-            " VALUES (%s, %s::jsonb, %s, 'ready', 0, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-            (kind, _dumps(payload), key, run_at, now, now, lock_key),
-        ).fetchone()
-        if row is None:
-            return None
-        if run_at <= now:
-            self._announce(conn)
-        return int(row[0])
+            " VALUES (%s, %s::jsonb, %s, 'ready', 0, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id"
+        )
+        args: tuple[Any, ...] = (kind, _dumps(payload), key, run_at, now, now, lock_key)
+        if run_at <= now:  # a due job wakes the idle workers at commit (announced in the same statement)
+            insert = f"WITH added AS ({insert}) SELECT id, {_ANNOUNCE} FROM added"
+            args = (*args, self.channel)
+        row = conn.execute(insert, args).fetchone()
+        return None if row is None else int(row[0])
 
     @staticmethod
     def _active_job_with_key(conn: Conn, key: str) -> int | None:
@@ -777,7 +846,7 @@ class PostgresStore(Store):
 
     def inbox_row(self, system: str, delivery_id: str, *, account: str = "") -> InboxRow | None:
         """The inbox row of a delivery, or None."""
-        row = self._run(
+        row = self._read(
             lambda conn: conn.execute(
                 "SELECT payload, job_id, received_at FROM inbox"
                 " WHERE system = %s AND account = %s AND delivery_id = %s",
@@ -810,7 +879,7 @@ class PostgresStore(Store):
             raise ValueError("a purge batch holds at least one row")
         total = 0
         while True:
-            deleted = int(self._run(lambda conn: conn.execute(statement, (cutoff, batch)).rowcount))
+            deleted = int(self._run(lambda conn: conn.execute(statement, (cutoff, batch)).rowcount, single=True))
             total += deleted
             if deleted < batch:
                 return total
@@ -827,7 +896,7 @@ class PostgresStore(Store):
         """Queue a ready job; None when ``key`` is held by a job that is waiting or running."""
         now = self.clock()
         due = now if run_at is None else run_at
-        return self._run(lambda conn: self._insert_job(conn, kind, payload, key, due, now, lock_key))
+        return self._run(lambda conn: self._insert_job(conn, kind, payload, key, due, now, lock_key), single=True)
 
     @staticmethod
     def _job(row: tuple[Any, ...]) -> Job:
@@ -880,6 +949,37 @@ class PostgresStore(Store):
         kind_filter = "" if kind_list is None else " AND kind = ANY(%s)"
         kind_args: tuple[Any, ...] = () if kind_list is None else (kind_list,)
         now = self.clock()
+        due = (
+            "state IN ('ready', 'leased') AND ((state = 'ready' AND run_at <= %s) OR (state = 'leased' AND"
+            " lease_until <= %s))"
+        )
+        exhausted_where = "state = 'leased' AND lease_until <= %s AND attempt - waits >= %s"
+        exhausted_args: tuple[Any, ...] = () if max_attempts is None else (now, max_attempts, *kind_args)
+        exhausted_any = (
+            "false" if max_attempts is None else f"EXISTS (SELECT 1 FROM jobs WHERE {exhausted_where}{kind_filter})"
+        )
+
+        def quick(conn: Conn) -> tuple[bool, Job | None]:
+            """One statement: lease the oldest due job when it has no entity lock and no exhausted lease waits to
+            be buried; (whether the transaction below must decide, the job leased)."""
+            row = conn.execute(
+                f"WITH burying AS (SELECT {exhausted_any} AS pending),"
+                f" c AS (SELECT id, lock_key FROM jobs AS j WHERE {due} AND (lock_key IS NULL OR NOT "
+                + _LIVE_LEASE_ON_KEY.format(key="j.lock_key", id="j.id")
+                + f"){kind_filter} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED),"
+                " u AS (UPDATE jobs SET state = 'leased', attempt = attempt + 1, lease_until = %s, worker_id = %s,"
+                " updated_at = %s FROM c, burying WHERE jobs.id = c.id AND c.lock_key IS NULL AND NOT burying.pending"
+                f" RETURNING {_QUALIFIED_JOB_COLUMNS})"
+                " SELECT burying.pending, c.id, u.* FROM burying LEFT JOIN c ON true LEFT JOIN u ON true",
+                (*exhausted_args, now, now, now, *kind_args, now + lease_seconds, worker_id, now),
+            ).fetchone()
+            if row is None or row[0] or (row[1] is not None and row[2] is None):
+                return True, None
+            return False, None if row[2] is None else self._job(row[2:])
+
+        undecided, job = self._run(quick, single=True)
+        if not undecided:
+            return job
 
         def take(conn: Conn) -> Job | None:
             if max_attempts is not None:
@@ -894,8 +994,7 @@ class PostgresStore(Store):
             passed: list[int] = []
             for _ in range(CLAIM_SCAN):
                 row = conn.execute(
-                    "SELECT id, lock_key FROM jobs AS j WHERE state IN ('ready', 'leased')"
-                    " AND ((state = 'ready' AND run_at <= %s) OR (state = 'leased' AND lease_until <= %s))"
+                    f"SELECT id, lock_key FROM jobs AS j WHERE {due}"
                     " AND (lock_key IS NULL OR NOT "
                     + _LIVE_LEASE_ON_KEY.format(key="j.lock_key", id="j.id")
                     + f") AND NOT (id = ANY(%s)){kind_filter} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
@@ -940,7 +1039,9 @@ class PostgresStore(Store):
                     (now + lease_seconds, now, job_id, attempt),
                 ).rowcount
                 == 1
-            )
+            ),
+            single=True,
+            idempotent=True,  # extending a lease to the same end twice: the same lease, the same answer
         )
 
     def hold_lease(self, job_id: int, attempt: int, lease_seconds: float) -> bool:
@@ -954,17 +1055,20 @@ class PostgresStore(Store):
                     (now + lease_seconds, now, job_id, attempt, now),
                 ).rowcount
                 == 1
-            )
+            ),
+            single=True,
+            idempotent=True,  # a second try finds the lease it extended still live: the same answer
         )
 
     def _settle(self, conn: Conn, statement: str, args: tuple[Any, ...]) -> bool:
-        """Run a fenced UPDATE ... RETURNING lock_key; wake the workers when it freed an entity."""
-        row = conn.execute(statement + " RETURNING lock_key", args).fetchone()
-        if row is None:
-            return False
-        if row[0] is not None:
-            self._announce(conn)
-        return True
+        """Run a fenced UPDATE ... RETURNING lock_key, in one statement that wakes the workers (at commit) when it
+        freed an entity."""
+        row = conn.execute(
+            f"WITH settled AS ({statement} RETURNING lock_key)"
+            f" SELECT lock_key, CASE WHEN lock_key IS NOT NULL THEN {_ANNOUNCE} END FROM settled",
+            (*args, self.channel),
+        ).fetchone()
+        return row is not None
 
     def complete(self, job_id: int, attempt: int) -> bool:
         """Mark the caller's attempt done; False when it is stale."""
@@ -975,7 +1079,8 @@ class PostgresStore(Store):
                 "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = %s"
                 " WHERE id = %s AND attempt = %s AND state = 'leased'",
                 (now, job_id, attempt),
-            )
+            ),
+            single=True,
         )
 
     def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str, waiting: bool = False) -> bool:
@@ -989,7 +1094,8 @@ class PostgresStore(Store):
                 " last_error = %s, updated_at = %s, waits = waits + %s"
                 " WHERE id = %s AND attempt = %s AND state = 'leased'",
                 (run_at, redact_text(error), now, 1 if waiting else 0, job_id, attempt),
-            )
+            ),
+            single=True,
         )
 
     def fail(self, job_id: int, attempt: int, *, error: str, then: FollowUp | None = None) -> bool:
@@ -1012,7 +1118,7 @@ class PostgresStore(Store):
 
     def job(self, job_id: int) -> Job | None:
         """One job by id, or None."""
-        row = self._run(
+        row = self._read(
             lambda conn: conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
         )
         return None if row is None else self._job(row)
@@ -1020,14 +1126,14 @@ class PostgresStore(Store):
     def queue_depth(self) -> dict[str, int]:
         """Jobs per state, every state present."""
         depth = dict.fromkeys(JOB_STATES, 0)
-        rows = self._run(lambda conn: conn.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+        rows = self._read(lambda conn: conn.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
         for state, count in rows:
             depth[state] = int(count)
         return depth
 
     def oldest_ready_at(self, now: float) -> float | None:
         """The earliest ``run_at`` of a due ready job (the ``jobs_due`` index answers it), or None."""
-        row = self._run(
+        row = self._read(
             lambda conn: conn.execute(
                 "SELECT min(run_at) FROM jobs WHERE state = 'ready' AND run_at <= %s", (now,)
             ).fetchone()
@@ -1043,14 +1149,14 @@ class PostgresStore(Store):
 
     def dead_letters(self) -> list[DeadLetter]:
         """Every dead letter, oldest first."""
-        rows = self._run(
+        rows = self._read(
             lambda conn: conn.execute(f"SELECT {_LETTER_COLUMNS} FROM dead_letters ORDER BY id").fetchall()
         )
         return [self._letter(r) for r in rows]
 
     def dead_letter(self, letter_id: int) -> DeadLetter | None:
         """One dead letter, or None."""
-        row = self._run(
+        row = self._read(
             lambda conn: conn.execute(
                 f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = %s", (letter_id,)
             ).fetchone()
@@ -1126,7 +1232,7 @@ class PostgresStore(Store):
             assert row is not None
             return int(row[0])
 
-        return self._run(write)
+        return self._run(write, single=True)
 
     def audit_entries(self, *, ticket: Ref | None = None, issue_key: str | None = None) -> list[AuditEntry]:
         """Audit rows in the order written, filtered by ticket and/or issue key."""
@@ -1139,7 +1245,7 @@ class PostgresStore(Store):
             clauses.append("issue_key = %s")
             args.append(issue_key)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._run(
+        rows = self._read(
             lambda conn: conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit {where} ORDER BY id", args).fetchall()
         )
         return [
@@ -1170,12 +1276,14 @@ class PostgresStore(Store):
                 "INSERT INTO snapshots (kind, ref, data, updated_at) VALUES (%s, %s, %s::jsonb, %s)"
                 " ON CONFLICT (kind, ref) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
                 (kind, ref, text, now),
-            )
+            ),
+            single=True,
+            idempotent=True,  # an upsert of the same data
         )
 
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
         """The saved snapshot of a remote record, or None."""
-        row = self._run(
+        row = self._read(
             lambda conn: conn.execute("SELECT data FROM snapshots WHERE kind = %s AND ref = %s", (kind, ref)).fetchone()
         )
         return None if row is None else dict(row[0])
@@ -1186,12 +1294,13 @@ class PostgresStore(Store):
         return self._run(
             lambda conn: (
                 conn.execute("DELETE FROM snapshots WHERE kind = %s AND updated_at < %s", (kind, cutoff)).rowcount
-            )
+            ),
+            single=True,
         )
 
     def get_checkpoint(self, system: str, stream: str) -> dict[str, Any] | None:
         """The saved cursor mapping of a stream, or None."""
-        row = self._run(
+        row = self._read(
             lambda conn: conn.execute(
                 "SELECT state FROM checkpoints WHERE system = %s AND stream = %s", (system, stream)
             ).fetchone()
@@ -1207,7 +1316,9 @@ class PostgresStore(Store):
                 "INSERT INTO checkpoints (system, stream, state, updated_at) VALUES (%s, %s, %s::jsonb, %s)"
                 " ON CONFLICT (system, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 (system, stream, text, now),
-            )
+            ),
+            single=True,
+            idempotent=True,  # an upsert of the same state
         )
 
 
