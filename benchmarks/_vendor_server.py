@@ -2,7 +2,8 @@
 
 Run by ``bench_reconcile`` so that the emulators' memory (100,000 tickets) is not counted in the measured
 process. Seeds the ``demo`` data, then ``--tickets`` tickets straight into the Zendesk model (one in
-``--tagged-every`` carries the escalation tag; 0: none does), writes a cxbridge config into ``--dir`` and prints
+``--tagged-every`` carries the escalation tag; 0: none does; 1: every one, the requesters cycling as in
+``--tagged-every 0``), writes a cxbridge config into ``--dir`` and prints
 ``READY <config path> <oldest ticket time> <seconds seeding> <tagged> <untagged> <first ticket id>``; it serves
 until its stdin closes. With ``--webhooks`` each emulator gets a webhook signing secret (written beside the
 config, which verifies it); its target URL is set later through ``POST /_sandbox/webhooks``.
@@ -50,7 +51,11 @@ def main() -> None:
         oldest = zd.model.now() - 3600 - args.tickets
         if args.tagged_every == 0:
             ids = _common.seed_tickets(zd, args.tickets, _common.EMAILS, subject="Untagged", spread=0.0)
-        for block in range(0, args.tickets if args.tagged_every else 0, every):
+        if args.tagged_every == 1:
+            tag = [_common.ESCALATION_TAG]
+            ids = _common.seed_tickets(zd, args.tickets, _common.EMAILS, subject="Tagged", tags=tag, spread=0.0)
+            tagged = len(ids)
+        for block in range(0, args.tickets if args.tagged_every > 1 else 0, every):
             size = min(every, args.tickets - block)
             ids += _common.seed_tickets(zd, size - 1, _common.EMAILS, subject="Scan", spread=0.0)
             ids += _common.seed_tickets(zd, 1, _common.EMAILS, subject="Scan tagged", tags=[_common.ESCALATION_TAG])

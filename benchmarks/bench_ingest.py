@@ -47,16 +47,20 @@ OFFERED_RATE = 600
 HERE = Path(__file__).resolve().parent
 
 
-def deliveries(count: int, tickets: int, base_url: str, secret: str, first: int) -> list[tuple[bytes, dict[str, str]]]:
+def deliveries(
+    count: int, tickets: int, base_url: str, secret: str, first: int, *, tagged: bool = False
+) -> list[tuple[bytes, dict[str, str]]]:
     """``count`` signed Zendesk trigger deliveries (each its own event id) over ``tickets`` tickets.
 
-    Built by an emulator seeded like ``_vendor_server.py`` (the demo, then the tickets), so the ids match the
-    served emulator's, whose base URL the bodies carry."""
+    Built by an emulator seeded like ``_vendor_server.py`` (the demo, then the tickets: ``--tagged-every 0``, or
+    ``1`` with ``tagged``), so the ids match the served emulator's, whose base URL the bodies carry."""
     from cxbridge_zendesk.sandbox.backend import ZendeskBackend
 
     backend = ZendeskBackend(base_url)
     backend.seed("demo")
-    ids = _common.seed_tickets(backend, tickets, _common.EMAILS, subject="Untagged", spread=0.0)
+    tags = [_common.ESCALATION_TAG] if tagged else None
+    subject = "Tagged" if tagged else "Untagged"
+    ids = _common.seed_tickets(backend, tickets, _common.EMAILS, subject=subject, tags=tags, spread=0.0)
     if ids[0] != first:
         raise RuntimeError(f"the tickets' ids differ from the served emulator's ({ids[0]} != {first})")
     out = _common.zendesk_deliveries(backend, [ids[n % tickets] for n in range(count)], secret)

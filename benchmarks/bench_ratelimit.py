@@ -1,14 +1,21 @@
-"""Under a rate limit: sustained escalations per minute against the theoretical maximum, 429s, failed jobs.
+"""Under a rate limit, end to end: a backlog of escalations drained at Zendesk's limit, escalations per minute
+against the theoretical maximum, 429s, failed jobs.
 
-The Zendesk emulator enforces a limit scaled down from Zendesk's (``POST /_sandbox/rate-limit``, fixed windows,
-429 with ``Retry-After`` in whole seconds like Zendesk); HubSpot and Jira are not limited. A backlog of tag
-deliveries (verified Zendesk Events, ``events.enqueue_event``) is drained by worker threads (``worker.drain``)
-through the whole pipeline, in-process (``mock_vendors``).
+Three processes, as in ``bench_pipeline.py``: the emulators (``_vendor_server.py``) with the Zendesk emulator
+enforcing a limit scaled down from Zendesk's (``POST /_sandbox/rate-limit``: fixed windows, 429 with a
+whole-second ``Retry-After`` like Zendesk; HubSpot and Jira are not limited), ``cxbridge serve`` with its default
+worker threads on a durable SQLite store, and this one. A few warm-up escalations run first without a limit
+(cxbridge learns its integration user, so its own echoes are recognised at ingress; they give the Zendesk calls
+per escalation). Then the limit is set and the backlog arrives at once: signed Zendesk trigger deliveries, one
+per tagged ticket, posted to the receiver (as the emulator sends them after an outage; posting them costs no
+Zendesk call). The workers drain it over loopback HTTP while the emulators deliver the echoes of cxbridge's own
+writes back to the receiver.
 
-Figures, over the full windows of the run (the last, partial window is left out): the share of the limit used
-(successful Zendesk calls per window / limit), sustained escalations per minute against the theoretical maximum
-(limit per minute / Zendesk calls per escalation, the latter measured), 429s received, and jobs that failed
-(dead letters or not done).
+Figures, from the Zendesk emulator's call log (``GET /_sandbox/calls``) over the full windows of the run (the
+last, partial window is left out): the share of the limit used (successful Zendesk calls per window / limit),
+sustained escalations per minute against the theoretical maximum (limit per minute / Zendesk calls per
+escalation), 429s received; from the store, jobs that failed (dead, or not done when the run ends); from the
+emulator's state, tickets left without their internal note or issue key.
 
     python benchmarks/bench_ratelimit.py [--quick] [--limit 36/8s] [--windows N] [--workers N] [--out FILE]
 """
@@ -17,83 +24,131 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
+from bench_ingest import deliveries
+from bench_latency import jobs
+from bench_pipeline import links
 
 TARGET_UTILIZATION = 95.0
 TICKET_PUT = re.compile(r"^/api/v2/tickets/\d+(\.json)?$")
+HERE = Path(__file__).resolve().parent
+SYSTEMS = ("zendesk", "hubspot", "jira")
+WARM = 3
+
+
+def settle(store: Path, expected_links: int, timeout: float) -> None:
+    """Wait until no job is ready or running and ``expected_links`` tickets are linked (echoes have come and gone)."""
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        depth = jobs(store)
+        if depth.get("ready", 0) == 0 and depth.get("leased", 0) == 0 and links(store) >= expected_links:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= 0.5:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.05)
+    raise RuntimeError(f"the backlog was not drained within {timeout:.0f} s: jobs {jobs(store)}")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    res = _common.result("ratelimit", args.quick)
-    why = _common.missing_module("cxbridge.worker") or _common.missing_module("cxbridge.workflows.syncback")
-    if why:
-        _common.unavailable(res, f"the pipeline (H2 worker, H3 router): {why}")
-        _common.target(res, "share of the Zendesk rate limit used", None, ">=", TARGET_UTILIZATION, "%")
-        return res
     import requests
 
     from cxbridge.sandbox import RateLimit
-    from cxbridge.sandbox.modes import mock_vendors
-    from cxbridge.worker import drain
-    from cxbridge.workflows import events
 
+    res = _common.result("ratelimit", args.quick)
     spec = args.limit or ("36/8s" if args.quick else "60/15s")
     windows = args.windows or (2 if args.quick else 5)
     limit = RateLimit.parse(spec)
-    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors, _common.workdir() as where:
-        zd: Any = vendors["zendesk"]
-        rt = _common.make_runtime(vendors, where)
-        # warm-up without a limit: learns the integration user, compiles templates; gives calls per escalation
-        warm = _common.seed_tickets(zd, 3, _common.EMAILS, tags=[_common.ESCALATION_TAG], subject="Warm-up")
-        for event in _common.zendesk_events(zd, warm):
-            events.enqueue_event(rt, "zendesk", event)
-        before = len(zd.calls)
-        drain(rt, workers=1, timeout=60)
-        warm_calls = [c for c in zd.calls[before:] if "/users/me" not in c.path]
-        per_escalation = len(warm_calls) / len(warm)
-        theoretical_per_window = limit.limit / per_escalation
-        jobs = int(theoretical_per_window * (windows + 1)) + 2
-        tickets = _common.seed_tickets(zd, jobs, _common.EMAILS, tags=[_common.ESCALATION_TAG])
-        for event in _common.zendesk_events(zd, tickets):
-            events.enqueue_event(rt, "zendesk", event)
+    backlog_max = 400
+    with _common.workdir() as where:
+        cmd = [sys.executable, str(HERE / "_vendor_server.py"), "--tickets", str(WARM + backlog_max)]
+        cmd += ["--tagged-every", "1", "--dir", str(where), "--webhooks"]
+        vendors = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        serve = None
+        try:
+            assert vendors.stdout is not None
+            line = vendors.stdout.readline().split()
+            if not line or line[0] != "READY":
+                raise RuntimeError(f"the vendor server did not start: {line}")
+            config_path, first = Path(line[1]), int(line[6])
+            config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+            base = {name: config["systems"][name]["base_url"] for name in SYSTEMS}
+            field = str(config["systems"]["zendesk"]["issue_key_field_id"])
+            store = where / "cxbridge.db"
+            secret = (where / "zendesk.webhook.secret").read_text(encoding="utf-8")
+            items = deliveries(WARM + backlog_max, WARM + backlog_max, base["zendesk"], secret, first, tagged=True)
+            serve, url = _common.start_serve(config_path, workers=args.workers)
+            for name in SYSTEMS:  # the echoes of cxbridge's own writes come back to the receiver
+                target = {"url": f"{url}/webhooks/{name}", "secret": (where / f"{name}.webhook.secret").read_text()}
+                requests.post(f"{base[name]}/_sandbox/webhooks", json={"targets": [target]}, timeout=10)
+            session = requests.Session()
+            hook = f"{url}/webhooks/zendesk"
 
-        requests.post(f"{zd.base_url}/_sandbox/rate-limit", json={"limit": spec}, timeout=5).raise_for_status()
-        first = len(zd.calls)
-        start = time.time()
-        report = drain(rt, workers=args.workers, timeout=windows * limit.window * 3 + 60)
-        elapsed = time.time() - start
-        calls = zd.calls[first:]
-        # the effects, read from the emulator: every ticket of the backlog should carry its issue key and a note
-        field = zd.issue_key_field_id
-        with zd.lock:
-            finished = [
-                tid
-                for tid in tickets
-                if zd.model.tickets[tid].custom_fields.get(field)
-                and any(not c.public for c in zd.model.tickets[tid].comments)
-            ]
-        unfinished = sorted(set(tickets) - set(finished))
-        rt.close()
+            def post(item: tuple[bytes, dict[str, str]]) -> None:
+                session.post(hook, data=item[0], headers=item[1], timeout=30).raise_for_status()
 
-    t0 = calls[0].at
+            zendesk_calls = f"{base['zendesk']}/_sandbox/calls"
+            # warm-up without a limit: the integration user is learned; Zendesk calls per escalation
+            before = len(session.get(zendesk_calls, timeout=30).json())
+            for item in items[:WARM]:
+                post(item)
+            settle(store, WARM, 120)
+            warm_calls = session.get(zendesk_calls, timeout=30).json()[before:]
+            per_escalation = sum(1 for c in warm_calls if "/users/me" not in c["path"]) / WARM
+            theoretical_per_window = limit.limit / per_escalation
+            count = min(backlog_max, int(theoretical_per_window * (windows + 1)) + 2)
+
+            session.post(f"{base['zendesk']}/_sandbox/rate-limit", json={"limit": spec}, timeout=5).raise_for_status()
+            first_limited = len(session.get(zendesk_calls, timeout=30).json())
+            jobs_before = sum(jobs(store).values())
+            start = time.time()
+            for item in items[WARM : WARM + count]:  # the backlog, at once
+                post(item)
+            settle(store, WARM + count, windows * limit.window * 4 + 120)
+            elapsed = time.time() - start
+            calls = session.get(zendesk_calls, timeout=30).json()[first_limited:]
+            depth = jobs(store)
+            state = session.get(f"{base['zendesk']}/_sandbox/state", timeout=60).json()
+            backlog_ids = set(range(first + WARM, first + WARM + count))
+            finished = {
+                t["id"]
+                for t in state["tickets"]
+                if t["id"] in backlog_ids
+                and t["custom_fields"].get(field)
+                and any(not c.get("public", True) for c in t["comments"])
+            }
+            unfinished = sorted(backlog_ids - finished)
+        finally:
+            if serve is not None:
+                serve.terminate()
+                serve.wait(timeout=30)
+            if vendors.stdin is not None:
+                vendors.stdin.close()
+            vendors.wait(timeout=30)
+
+    t0 = calls[0]["at"]
     per_window: list[dict[str, int]] = []
-    n_windows = int((calls[-1].at - t0) // limit.window)  # full windows only
+    n_windows = int((calls[-1]["at"] - t0) // limit.window)  # full windows only
     for i in range(n_windows):
         lo, hi = t0 + i * limit.window, t0 + (i + 1) * limit.window
-        inside = [c for c in calls if lo <= c.at < hi]
+        inside = [c for c in calls if lo <= c["at"] < hi]
         per_window.append(
             {
-                "ok": sum(1 for c in inside if c.status < 400),
-                "429": sum(1 for c in inside if c.status == 429),
+                "ok": sum(1 for c in inside if c["status"] < 400),
+                "429": sum(1 for c in inside if c["status"] == 429),
                 "escalations": sum(
-                    1 for c in inside if c.method == "PUT" and c.status < 400 and TICKET_PUT.match(c.path)
+                    1 for c in inside if c["method"] == "PUT" and c["status"] < 400 and TICKET_PUT.match(c["path"])
                 ),
             }
         )
@@ -103,16 +158,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     utilization = 100.0 * ok / (limit.limit * n_windows) if n_windows else None
     per_min = done_in_windows / span * 60 if span else None
     theoretical_per_min = limit.limit / limit.window * 60 / per_escalation
-    failed = report.dead + report.ready + report.leased
-    ok_calls = [c for c in calls if c.status < 400]
+    failed = depth.get("dead", 0) + depth.get("ready", 0) + depth.get("leased", 0)
+    ok_calls = [c for c in calls if c["status"] < 400]
     # calls a re-queued job repeated: every successful call beyond the first of its kind on the same path
-    repeated = len(ok_calls) - len({(c.method, c.path) for c in ok_calls})
+    repeated = len(ok_calls) - len({(c["method"], c["path"]) for c in ok_calls})
     figures = res["figures"]
     figures.update(
         {
             "limit": spec,
             "workers": args.workers,
-            "jobs": jobs,
+            "jobs": count,
+            "jobs_queued": sum(depth.values()) - jobs_before,
             "zendesk_calls_per_escalation": round(per_escalation, 2),
             "theoretical_escalations_per_min": round(theoretical_per_min, 1),
             "sustained_escalations_per_min": round(per_min, 1) if per_min is not None else None,
@@ -120,26 +176,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "limit_utilization_pct": round(utilization, 1) if utilization is not None else None,
             "full_windows": n_windows,
             "per_window": per_window,
-            "zendesk_429s": sum(1 for c in calls if c.status == 429),
-            "other_errors": sum(1 for c in calls if c.status >= 400 and c.status != 429),
+            "zendesk_429s": sum(1 for c in calls if c["status"] == 429),
+            "other_errors": sum(1 for c in calls if c["status"] >= 400 and c["status"] != 429),
             "successful_calls": len(ok_calls),
             "repeated_successful_calls": repeated,
-            "drain": report.as_dict() | {"pending": len(report.pending)},
+            "jobs_by_state": depth,
             "failed_jobs": failed,
             "tickets_fully_escalated": len(finished),
             "tickets_left_without_note_or_key": unfinished,
             "elapsed_s": round(elapsed, 1),
+            "end_to_end": "emulators, cxbridge serve (default workers) and this process; loopback HTTP",
         }
     )
     print(
-        f"limit {spec} on Zendesk, {per_escalation:.2f} Zendesk calls per escalation, {args.workers} workers, "
-        f"{jobs} jobs in {elapsed:.1f} s"
+        f"limit {spec} on Zendesk, {per_escalation:.2f} Zendesk calls per escalation, cxbridge serve with "
+        f"{args.workers} workers, {count} escalations in {elapsed:.1f} s"
     )
     print(
         f"over {n_windows} full windows: {figures['limit_utilization_pct']} % of the limit used, "
         f"{figures['sustained_escalations_per_min']} escalations/min of {figures['theoretical_escalations_per_min']} "
         f"theoretical; {figures['zendesk_429s']} 429s; {repeated} successful calls repeated by re-queued jobs; "
-        f"failed jobs {failed}; tickets fully escalated {len(finished)} of {jobs}; per window {per_window}"
+        f"failed jobs {failed}; tickets fully escalated {len(finished)} of {count}; per window {per_window}"
     )
     _common.target(
         res, "share of the Zendesk rate limit used", figures["limit_utilization_pct"], ">=", TARGET_UTILIZATION, "%"
@@ -149,8 +206,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _common.target(res, "jobs done whose ticket lacks its note or issue key", len(unfinished), "<=", 0)
     if unfinished:
         res["notes"].append(
-            f"{len(unfinished)} of {jobs} tickets have no escalation note or issue key although their jobs are done "
-            f"(tickets {unfinished[:10]}); look in the call logs for the step after which these jobs stopped "
+            f"{len(unfinished)} of {count} tickets have no escalation note or issue key although their jobs are "
+            f"done (tickets {unfinished[:10]}); look in the call logs for the step after which these jobs stopped "
             "(a job re-queued after the link must run the escalation to its end: escalate.escalation_complete)"
         )
     return res
@@ -160,7 +217,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     """This bench's own arguments."""
     p.add_argument("--limit", default=None, help="Zendesk limit (default 36/8s quick, 60/15s full)")
     p.add_argument("--windows", type=int, default=None, help="full windows to aim for (2 quick, 5 full)")
-    p.add_argument("--workers", type=int, default=2, help="worker threads ([webhooks] workers default: 2)")
+    p.add_argument("--workers", type=int, default=2, help="cxbridge serve's worker threads (its default: 2)")
 
 
 if __name__ == "__main__":
