@@ -2,8 +2,8 @@
 
     python benchmarks/run.py [--quick] [--check] [--only NAME[,NAME]] [--out FILE]
 
-NAME is one of: latency, pipeline, calls, engine, ingest, ratelimit, reconcile, join, store. Each bench writes its own
-JSON too (``benchmarks/results/<name>.json``); ``--out`` gets them all in one document (default
+NAME is one of: latency, pipeline, calls, engine, ingest, ratelimit, reconcile, join, store, pg. Each bench writes
+its own JSON too (``benchmarks/results/<name>.json``); ``--out`` gets them all in one document (default
 ``benchmarks/results.json``, ``benchmarks/results-quick.json`` with ``--quick``). A bench that fails is reported
 as failed with the end of its output (its figures are then missing, never invented).
 
@@ -38,6 +38,7 @@ BENCHES = {
     "reconcile": "bench_reconcile.py",
     "join": "bench_join.py",
     "store": "bench_store.py",
+    "pg": "bench_pg.py",
 }
 
 

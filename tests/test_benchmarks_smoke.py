@@ -55,7 +55,18 @@ def test_run_quick_check_runs_every_bench_and_exits_on_misses_only(tmp_path: Pat
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-2000:]
     doc = json.loads(out.read_text(encoding="utf-8"))
     names = [b["bench"] for b in doc["benches"]]
-    assert names == ["latency", "pipeline", "calls", "engine", "ingest", "ratelimit", "reconcile", "join", "store"]
+    assert names == [
+        "latency",
+        "pipeline",
+        "calls",
+        "engine",
+        "ingest",
+        "ratelimit",
+        "reconcile",
+        "join",
+        "store",
+        "pg",
+    ]
     for bench in doc["benches"]:
         assert "failed" not in bench, bench["notes"]
         assert bench["available"] is True, bench["notes"]
@@ -69,3 +80,15 @@ def test_run_quick_check_runs_every_bench_and_exits_on_misses_only(tmp_path: Pat
     assert latency["cxbridge"]["rounds"] == latency["sdk"]["rounds"] == 3
     pipeline = next(b for b in doc["benches"] if b["bench"] == "pipeline")["figures"]
     assert pipeline["escalations"] == 60
+    # PostgreSQL beside SQLite (CI starts the server): 1 and 8 worker processes on each, every job run once
+    pg = next(b for b in doc["benches"] if b["bench"] == "pg")
+    for store in ("postgresql", "sqlite"):
+        rows = pg["figures"][store]["drain"]
+        assert [r["workers"] for r in rows] == [1, 8]
+        assert all(r["executions"] == r["jobs"] == r["done"] for r in rows), rows
+    assert pg["figures"]["postgresql"]["ingest"]["lost"] == 0
+    assert any(t["figure"] == "postgresql, 8 workers: jobs/s" for t in pg["targets"])
+    # under a rate limit, end to end: every queued escalation done, none failed
+    ratelimit = next(b for b in doc["benches"] if b["bench"] == "ratelimit")["figures"]
+    assert ratelimit["failed_jobs"] == 0
+    assert ratelimit["tickets_left_without_note_or_key"] == []

@@ -13,7 +13,10 @@ lease (short, so a killed worker's jobs come back soon). With ``--hang-dir``, a 
 ``hang_after_write`` hangs its worker right after its effect is written and before it is recorded (the worst
 moment to be killed), once: it first leaves a file named after the job in that folder, for the test to see.
 ``--start-at EPOCH`` waits, after opening the store, until that time (so that several processes start together);
-the JSON line then also gives ``ended_at``, the time the process saw the queue empty.
+``--start-file PATH`` instead leaves ``PATH.ready.<worker id>`` once the store is open and waits until ``PATH``
+exists (a start barrier: the caller starts them all once every one is ready, whatever the machine's load). The
+JSON line then also gives ``ready_at``, when the store was open, and ``ended_at``, the time the process saw the
+queue empty.
 """
 
 from __future__ import annotations
@@ -77,12 +80,18 @@ def run(
     work_ms: float,
     hang_dir: Path | None = None,
     start_at: float | None = None,
+    start_file: Path | None = None,
 ) -> dict[str, Any]:
     """Drain ``work`` jobs from the store at ``location`` until none is ready or leased; returns the figures."""
     store = open_store(location)
     store.queue_depth()  # connected (a pool on PostgreSQL) before the start
+    ready_at = time.time()
     if start_at is not None:
         time.sleep(max(0.0, start_at - time.time()))
+    if start_file is not None:
+        start_file.with_name(f"{start_file.name}.ready.{worker_id}").touch()
+        while not start_file.exists():
+            time.sleep(0.002)
 
     def work(rt: Any, payload: dict[str, Any]) -> str:
         line = str(payload["n"])
@@ -123,7 +132,7 @@ def run(
             store.wait_for_work(0.1, stop)
     finally:
         store.close()
-    return {"worker": worker_id, **worker.counts, "errors": errors, "ended_at": time.time()}
+    return {"worker": worker_id, **worker.counts, "errors": errors, "ready_at": ready_at, "ended_at": time.time()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-ms", type=float, default=0.0)
     parser.add_argument("--hang-dir", type=Path)
     parser.add_argument("--start-at", type=float)
+    parser.add_argument("--start-file", type=Path)
     args = parser.parse_args(argv)
     figures = run(
         args.store,
@@ -145,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         work_ms=args.work_ms,
         hang_dir=args.hang_dir,
         start_at=args.start_at,
+        start_file=args.start_file,
     )
     sys.stdout.write(json.dumps(figures) + "\n")
     sys.stdout.flush()
