@@ -46,6 +46,24 @@ def links(store: Path) -> int:
         conn.close()
 
 
+def settle(store: Path, expected_links: int, timeout: float) -> float:
+    """Wait until no job of ``cxbridge serve``'s store is ready or running and ``expected_links`` tickets are linked,
+    for half a second (the echo deliveries have come and gone); when it became quiet (``perf_counter``)."""
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        depth = jobs(store)
+        idle = depth.get("ready", 0) == 0 and depth.get("leased", 0) == 0
+        if idle and links(store) >= expected_links:
+            quiet_since = quiet_since or time.perf_counter()
+            if time.perf_counter() - quiet_since >= 0.5:
+                return quiet_since
+        else:
+            quiet_since = None
+        time.sleep(0.01)
+    raise RuntimeError(f"the pipeline did not settle within {timeout} s: {jobs(store)}")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import requests
 
@@ -84,30 +102,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 put = f"{base['zendesk']}/api/v2/tickets/{ticket_id}"
                 session.put(put, json={"ticket": {"tags": [_common.ESCALATION_TAG]}}, timeout=30).raise_for_status()
 
-            def settle(expected_links: int, timeout: float) -> float:
-                deadline = time.monotonic() + timeout
-                quiet_since: float | None = None
-                while time.monotonic() < deadline:
-                    depth = jobs(store)
-                    idle = depth.get("ready", 0) == 0 and depth.get("leased", 0) == 0
-                    if idle and links(store) >= expected_links:
-                        quiet_since = quiet_since or time.perf_counter()
-                        if time.perf_counter() - quiet_since >= 0.5:  # echo deliveries have come and gone
-                            return quiet_since
-                    else:
-                        quiet_since = None
-                    time.sleep(0.01)
-                raise RuntimeError(f"the pipeline did not settle within {timeout} s: {jobs(store)}")
-
             for t in tickets[:warm]:
                 tag(t)
-            settle(warm, 60)
+            settle(store, warm, 60)
             jobs_before = sum(jobs(store).values())
             cpu_serve, cpu_vendors = cpu_seconds(serve.pid), cpu_seconds(vendors.pid)
             start = time.perf_counter()
             late = open_loop(tag, tickets[warm:], rate)
             sent = time.perf_counter()
-            done = settle(warm + count, 300)
+            done = settle(store, warm + count, 300)
             cpu_serve_after, cpu_vendors_after = cpu_seconds(serve.pid), cpu_seconds(vendors.pid)
             jobs_after = jobs(store)
             escalated = links(store) - warm

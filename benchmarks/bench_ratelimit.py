@@ -36,29 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 from bench_ingest import deliveries
 from bench_latency import jobs
-from bench_pipeline import links
+from bench_pipeline import settle
 
 TARGET_UTILIZATION = 95.0
 TICKET_PUT = re.compile(r"^/api/v2/tickets/\d+(\.json)?$")
 HERE = Path(__file__).resolve().parent
 SYSTEMS = ("zendesk", "hubspot", "jira")
 WARM = 3
-
-
-def settle(store: Path, expected_links: int, timeout: float) -> None:
-    """Wait until no job is ready or running and ``expected_links`` tickets are linked (echoes have come and gone)."""
-    deadline = time.monotonic() + timeout
-    quiet_since: float | None = None
-    while time.monotonic() < deadline:
-        depth = jobs(store)
-        if depth.get("ready", 0) == 0 and depth.get("leased", 0) == 0 and links(store) >= expected_links:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= 0.5:
-                return
-        else:
-            quiet_since = None
-        time.sleep(0.05)
-    raise RuntimeError(f"the backlog was not drained within {timeout:.0f} s: jobs {jobs(store)}")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,11 +96,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             session.post(f"{base['zendesk']}/_sandbox/rate-limit", json={"limit": spec}, timeout=5).raise_for_status()
             first_limited = len(session.get(zendesk_calls, timeout=30).json())
             jobs_before = sum(jobs(store).values())
-            start = time.time()
+            start = time.perf_counter()
             for item in items[WARM : WARM + count]:  # the backlog, at once
                 post(item)
-            settle(store, WARM + count, windows * limit.window * 4 + 120)
-            elapsed = time.time() - start
+            elapsed = settle(store, WARM + count, windows * limit.window * 4 + 120) - start
             calls = session.get(zendesk_calls, timeout=30).json()[first_limited:]
             depth = jobs(store)
             state = session.get(f"{base['zendesk']}/_sandbox/state", timeout=60).json()
