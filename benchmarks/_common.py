@@ -211,6 +211,38 @@ def start_serve(config: Path, *, workers: int, threads: int = 8, systems: list[s
     raise RuntimeError("cxbridge serve did not start: " + " | ".join(seen[-5:]))
 
 
+def start_vendor_server(
+    where: Path, tickets: int, *, tagged_every: int, webhooks: bool = False
+) -> tuple[Any, list[str]]:
+    """``_vendor_server.py`` (the emulators in their own process) seeded with ``tickets``, its config in ``where``;
+    the process and the fields of its ``READY`` line (config path, oldest ticket time, seconds seeding, tagged,
+    untagged, first ticket id). Stop it with ``stop_vendor_server``."""
+    import subprocess
+
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "_vendor_server.py"), "--tickets", str(tickets)]
+    cmd += ["--tagged-every", str(tagged_every), "--dir", str(where)] + (["--webhooks"] if webhooks else [])
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    if not line or line[0] != "READY":
+        stop_vendor_server(proc)
+        raise RuntimeError(f"the vendor server did not start: {line}")
+    return proc, line
+
+
+def stop_vendor_server(proc: Any) -> None:
+    """Stop ``_vendor_server.py`` (it serves until its stdin closes)."""
+    import subprocess
+
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # a server that does not stop is killed
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 ESCALATION_TAG = "escalated_to_engineering"
 EMAILS = ["ada@acme.example", "grace@globex.example", "linus@initech.example"]  # the demo seed's requesters
 BENCH_SECRET = "bench-zendesk-signing-secret-0123456789"  # noqa: S105 - a throwaway sandbox signing secret

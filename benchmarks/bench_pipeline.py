@@ -17,7 +17,6 @@ at least 125 escalations/s per core for cxbridge's own share).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 from bench_latency import cpu_seconds, jobs
 
-HERE = Path(__file__).resolve().parent
 SYSTEMS = ("zendesk", "hubspot", "jira")
 AGENT = "alex@cxbridge.example"
 TARGET_CPU_MS, TARGET_JOBS = 8.0, 1.0
@@ -72,15 +70,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rate = args.rate
     warm = 3
     with _common.workdir() as where:
-        cmd = [sys.executable, str(HERE / "_vendor_server.py"), "--tickets", str(count + warm)]
-        cmd += ["--tagged-every", "0", "--dir", str(where), "--webhooks"]
-        vendors = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        vendors, line = _common.start_vendor_server(where, count + warm, tagged_every=0, webhooks=True)
         serve = None
         try:
-            assert vendors.stdout is not None
-            line = vendors.stdout.readline().split()
-            if not line or line[0] != "READY":
-                raise RuntimeError(f"the vendor server did not start: {line}")
             config_path, first = Path(line[1]), int(line[6])
             config = tomllib.loads(config_path.read_text(encoding="utf-8"))
             base = {name: config["systems"][name]["base_url"] for name in SYSTEMS}
@@ -118,9 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if serve is not None:
                 serve.terminate()
                 serve.wait(timeout=30)
-            if vendors.stdin is not None:
-                vendors.stdin.close()
-            vendors.wait(timeout=30)
+            _common.stop_vendor_server(vendors)
     wall = done - start
     figures: dict[str, Any] = {
         "escalations": escalated,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import time
 import tomllib
@@ -40,7 +39,6 @@ from bench_pipeline import settle
 
 TARGET_UTILIZATION = 95.0
 TICKET_PUT = re.compile(r"^/api/v2/tickets/\d+(\.json)?$")
-HERE = Path(__file__).resolve().parent
 SYSTEMS = ("zendesk", "hubspot", "jira")
 WARM = 3
 
@@ -56,15 +54,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     limit = RateLimit.parse(spec)
     backlog_max = 400
     with _common.workdir() as where:
-        cmd = [sys.executable, str(HERE / "_vendor_server.py"), "--tickets", str(WARM + backlog_max)]
-        cmd += ["--tagged-every", "1", "--dir", str(where), "--webhooks"]
-        vendors = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        vendors, line = _common.start_vendor_server(where, WARM + backlog_max, tagged_every=1, webhooks=True)
         serve = None
         try:
-            assert vendors.stdout is not None
-            line = vendors.stdout.readline().split()
-            if not line or line[0] != "READY":
-                raise RuntimeError(f"the vendor server did not start: {line}")
             config_path, first = Path(line[1]), int(line[6])
             config = tomllib.loads(config_path.read_text(encoding="utf-8"))
             base = {name: config["systems"][name]["base_url"] for name in SYSTEMS}
@@ -116,9 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if serve is not None:
                 serve.terminate()
                 serve.wait(timeout=30)
-            if vendors.stdin is not None:
-                vendors.stdin.close()
-            vendors.wait(timeout=30)
+            _common.stop_vendor_server(vendors)
 
     t0 = calls[0]["at"]
     per_window: list[dict[str, int]] = []
