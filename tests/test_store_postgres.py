@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -59,6 +60,20 @@ def _round_trips(trace: Path) -> int:
     return sum(1 for f in fields if len(f) > 2 and f[0] == "F" and f[2].strip() in ("Sync", "Query"))
 
 
+@contextmanager
+def traced(store: PostgresStore, trace: Path) -> Iterator[None]:
+    """Trace the protocol of the store's one pooled connection into ``trace`` for the block."""
+    with trace.open("w") as out:
+        with store._pool_now().connection() as conn:
+            conn.pgconn.trace(out.fileno())
+            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+        try:
+            yield
+        finally:
+            with store._pool_now().connection() as conn:
+                conn.pgconn.untrace()
+
+
 def test_a_job_costs_one_round_trip_per_step(pg_url: str, tmp_path: Path) -> None:
     """A job's steps are each one statement in autocommit (no BEGIN/COMMIT round trips): claim, lease check,
     intent begin, its compare-and-set to sending, its outcome, completion: six round trips in all."""
@@ -68,20 +83,13 @@ def test_a_job_costs_one_round_trip_per_step(pg_url: str, tmp_path: Path) -> Non
     try:
         store.enqueue("work", {"n": 1})
         trace = tmp_path / "libpq.trace"
-        with trace.open("w") as out:
-            with store._pool_now().connection() as conn:  # the pool's one connection, traced
-                conn.pgconn.trace(out.fileno())
-                conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
-            try:
-                job = store.claim("w", lease_seconds=30, kinds=["work"], max_attempts=8)
-                assert job is not None
-                assert store.hold_lease(job.id, job.attempt, 30)
-                written = write_once(store, "op-1", "ledger.append", "drain:1", lambda: {"line": "1"})
-                assert written == "written"
-                assert store.complete(job.id, job.attempt)
-            finally:
-                with store._pool_now().connection() as conn:
-                    conn.pgconn.untrace()
+        with traced(store, trace):
+            job = store.claim("w", lease_seconds=30, kinds=["work"], max_attempts=8)
+            assert job is not None
+            assert store.hold_lease(job.id, job.attempt, 30)
+            written = write_once(store, "op-1", "ledger.append", "drain:1", lambda: {"line": "1"})
+            assert written == "written"
+            assert store.complete(job.id, job.attempt)
         assert _round_trips(trace) == 6, trace.read_text(encoding="utf-8")
         assert "BEGIN" not in trace.read_text(encoding="utf-8")
         assert store.queue_depth()["done"] == 1
@@ -90,6 +98,38 @@ def test_a_job_costs_one_round_trip_per_step(pg_url: str, tmp_path: Path) -> Non
         assert intent.state == "done"
     finally:
         store.close()
+
+
+def test_an_entitys_claim_is_one_transaction_of_two_statements(pg_url: str, tmp_path: Path) -> None:
+    """A job with an entity lock is claimed in BEGIN, pick-and-lock, lease-if-free, COMMIT: after the first such
+    claim (which tries the one-statement claim first) the store goes straight to the transaction."""
+    store = PostgresStore(pg_url, pool_size=1)
+    try:
+        for n in range(3):
+            store.enqueue("event", {"n": n}, lock_key=f"helpdesk:ticket:{n}")
+        trace = tmp_path / "libpq.trace"
+        with traced(store, trace):
+            first = store.claim("w", lease_seconds=30, max_attempts=8)
+            second = store.claim("w", lease_seconds=30, max_attempts=8)
+        assert first is not None
+        assert second is not None
+        assert (first.payload, second.payload) == ({"n": 0}, {"n": 1})
+        assert _round_trips(trace) == 5 + 4  # the first tried the one-statement claim, the second did not
+    finally:
+        store.close()
+
+
+def test_the_server_computes_the_same_entity_lock_as_lock_id(pg_url: str) -> None:
+    """Claims take an entity's advisory lock by a key the server computes from the job's lock_key; it is the
+    key ``lock_id`` gives, so every claimer (and every version of cxbridge) excludes the others."""
+    from cxbridge.store.postgres import _ENTITY_LOCK, lock_id
+
+    keys = ["helpdesk:ticket:1", "tracker:issue:PROJ-42", "crm:company:ÅÉ-ü-7", ""]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for key in keys:
+            row = conn.execute(f"SELECT {_ENTITY_LOCK.format(key='%s')}", ("s1", key)).fetchone()
+            assert row is not None
+            assert row[0] == lock_id(f"cxbridge:entity:s1:{key}")
 
 
 def test_a_statement_cut_off_in_flight_is_not_repeated_unless_it_is_idempotent(pg_url: str) -> None:

@@ -8,11 +8,14 @@ How the guarantees are kept without any process-local lock:
 
 - Claims run ``SELECT ... FOR UPDATE SKIP LOCKED``: several workers on several machines each lock a different due
   row and never wait for each other. A job with a ``lock_key`` (one ticket or issue) is claimed only while holding
-  ``pg_try_advisory_xact_lock`` on that key and after re-reading, under it, that no other live lease holds the key:
-  two claimers racing for two jobs of one entity cannot both win.
+  ``pg_try_advisory_xact_lock`` on that key (the key ``lock_id`` gives, computed by the server in the statement
+  that picks the job) and by an ``UPDATE`` that re-reads, in a snapshot taken under the lock, that no other live
+  lease holds the key: two claimers racing for two jobs of one entity cannot both win.
 - Leases are fenced by attempt as in SQLite: ``complete``, ``retry_later``, ``fail`` and ``heartbeat`` act only
   while the caller's attempt is the current one.
-- Intent compare-and-set reads the row ``FOR UPDATE``: the move to ``sending`` has one winner.
+- Intent compare-and-set is a conditional ``UPDATE`` (from the expected state and attempts, never from ``done``):
+  a concurrent writer of the row makes it wait and re-check the condition, so the move to ``sending`` has one
+  winner.
 - Migrations are numbered (the SQLite store's numbers) and run under ``pg_advisory_xact_lock``.
 - ``exclusive(name)`` (one reconciler per stream) is a session ``pg_try_advisory_lock`` on a connection of its own:
   a process that dies, or whose connection drops, releases it.
@@ -29,11 +32,12 @@ their effects by marker; a lost claim or lease simply lapses.
 
 Round trips: an operation that is one statement runs in autocommit, one round trip to the server (no ``BEGIN`` and
 ``COMMIT`` around it); the steps a job takes are each one statement where that keeps its guarantee: a claim
-(``UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)``, falling back to the transaction below for a job with
-an entity lock or when exhausted leases are to be buried), the intent's begin (insert or read), its
-compare-and-set (a conditional ``UPDATE``, the row read back only when it lost), the heartbeat and the fenced
-completion (its ``NOTIFY`` in the same statement). Operations of several dependent statements (an entity's
-claim, a delivery with its job, a dead letter) keep their transaction.
+(``UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)``), the intent's begin (insert or read), its
+compare-and-set (the row read back only when it lost), the lease check, the heartbeat and the fenced completion
+(its ``NOTIFY`` in the same statement). A job with an entity lock is claimed in a transaction of two statements
+(pick and lock, then lease if free: 4 round trips with ``BEGIN`` and ``COMMIT``, 7 before); once a claim met such
+a job, the store's claims go straight to it until one leases a job without. Burying exhausted leases, a delivery
+with its job and a dead letter keep their transactions.
 
 Connection loss: an operation whose connection fails before anything was sent is run again on a fresh connection
 (``RUN_ATTEMPTS`` in all; the pool discards broken ones): a transaction that failed before its ``COMMIT``, or an
@@ -123,6 +127,11 @@ _LETTER_COLUMNS = "id, job_id, kind, payload, key, attempt, error, created_at, r
 _LINK_COLUMNS = "ticket, issue, issue_key, customer, linked_by, linked_at, origin_event"
 _AUDIT_COLUMNS = "id, at, actor, action, target, result, policy, origin_event, ticket, issue_key, details"
 _QUALIFIED_JOB_COLUMNS = ", ".join(f"jobs.{column.strip()}" for column in _JOB_COLUMNS.split(","))
+_ENTITY_LOCK = (
+    "('x' || left(encode(sha256(convert_to('cxbridge:entity:' || %s || ':' || {key}, 'UTF8')), 'hex'), 16))"
+    "::bit(64)::bigint"
+)
+"""An entity's advisory lock key computed by the server: ``lock_id(f"cxbridge:entity:{schema}:{lock_key}")``."""
 _ANNOUNCE = "(SELECT 1 FROM pg_notify(%s, ''))"
 """Wakes idle workers at commit, as a column of a statement (evaluated only where the statement reaches it)."""
 _LIVE_LEASE_ON_KEY = (
@@ -354,6 +363,8 @@ class PostgresStore(Store):
         self._pid = -1
         self._pool: ConnectionPool[Conn] | None = None
         self._listener: _Listener | None = None
+        self._entity_claims = False
+        """A hint: the last claims met jobs with an entity lock, so claims go straight to the transaction."""
         self.schema = self._open(clock)
         self.channel = f"cxbridge_jobs:{self.schema}"
 
@@ -959,74 +970,79 @@ class PostgresStore(Store):
             "false" if max_attempts is None else f"EXISTS (SELECT 1 FROM jobs WHERE {exhausted_where}{kind_filter})"
         )
 
+        live_elsewhere = _LIVE_LEASE_ON_KEY.format(key="j.lock_key", id="j.id")
+        pick = (
+            f"SELECT id, lock_key FROM jobs AS j WHERE {due} AND (lock_key IS NULL OR NOT {live_elsewhere})"
+            f" AND NOT (id = ANY(%s)){kind_filter} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+        lease = "state = 'leased', attempt = attempt + 1, lease_until = %s, worker_id = %s, updated_at = %s"
+        lease_args = (now + lease_seconds, worker_id, now)
+
         def quick(conn: Conn) -> tuple[bool, Job | None]:
             """One statement: lease the oldest due job when it has no entity lock and no exhausted lease waits to
             be buried; (whether the transaction below must decide, the job leased)."""
             row = conn.execute(
-                f"WITH burying AS (SELECT {exhausted_any} AS pending),"
-                f" c AS (SELECT id, lock_key FROM jobs AS j WHERE {due} AND (lock_key IS NULL OR NOT "
-                + _LIVE_LEASE_ON_KEY.format(key="j.lock_key", id="j.id")
-                + f"){kind_filter} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED),"
-                " u AS (UPDATE jobs SET state = 'leased', attempt = attempt + 1, lease_until = %s, worker_id = %s,"
-                " updated_at = %s FROM c, burying WHERE jobs.id = c.id AND c.lock_key IS NULL AND NOT burying.pending"
-                f" RETURNING {_QUALIFIED_JOB_COLUMNS})"
+                f"WITH burying AS (SELECT {exhausted_any} AS pending), c AS ({pick}),"
+                f" u AS (UPDATE jobs SET {lease} FROM c, burying WHERE jobs.id = c.id AND c.lock_key IS NULL"
+                f" AND NOT burying.pending RETURNING {_QUALIFIED_JOB_COLUMNS})"
                 " SELECT burying.pending, c.id, u.* FROM burying LEFT JOIN c ON true LEFT JOIN u ON true",
-                (*exhausted_args, now, now, now, *kind_args, now + lease_seconds, worker_id, now),
+                (*exhausted_args, now, now, now, [], *kind_args, *lease_args),
             ).fetchone()
-            if row is None or row[0] or (row[1] is not None and row[2] is None):
+            if row is None or row[0]:
+                return True, None
+            if row[1] is not None and row[2] is None:  # an entity's job: its claim needs the entity's lock
+                self._entity_claims = True
                 return True, None
             return False, None if row[2] is None else self._job(row[2:])
 
-        undecided, job = self._run(quick, single=True)
-        if not undecided:
-            return job
+        if not self._entity_claims:
+            undecided, job = self._run(quick, single=True)
+            if not undecided:
+                return job
 
         def take(conn: Conn) -> Job | None:
-            if max_attempts is not None:
-                exhausted = conn.execute(
-                    "SELECT id, attempt FROM jobs"  # waits spend no budget: only failed attempts count
-                    " WHERE state = 'leased' AND lease_until <= %s AND attempt - waits >= %s"
-                    f"{kind_filter} FOR UPDATE SKIP LOCKED",
-                    (now, max_attempts, *kind_args),
-                ).fetchall()
-                for job_id, attempt in exhausted:
-                    self._bury(conn, job_id, f"lease expired on attempt {attempt} of {max_attempts}", now)
+            """In one transaction: bury exhausted leases, pick the oldest due job and take its entity's advisory
+            lock (one statement), then lease it after re-reading, in a new snapshot, that no other live lease
+            holds the entity (a conditional UPDATE)."""
+            burying = max_attempts is not None
             passed: list[int] = []
             for _ in range(CLAIM_SCAN):
                 row = conn.execute(
-                    f"SELECT id, lock_key FROM jobs AS j WHERE {due}"
-                    " AND (lock_key IS NULL OR NOT "
-                    + _LIVE_LEASE_ON_KEY.format(key="j.lock_key", id="j.id")
-                    + f") AND NOT (id = ANY(%s)){kind_filter} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                    (now, now, now, passed, *kind_args),
+                    f"WITH burying AS (SELECT {exhausted_any if burying else 'false'} AS pending), c AS ({pick})"
+                    " SELECT burying.pending, c.id, c.lock_key, CASE WHEN c.lock_key IS NULL THEN true"
+                    f" ELSE pg_try_advisory_xact_lock({_ENTITY_LOCK.format(key='c.lock_key')}) END"
+                    " FROM burying LEFT JOIN c ON true",
+                    (*(exhausted_args if burying else ()), now, now, now, passed, *kind_args, self.schema),
                 ).fetchone()
-                if row is None:
+                if row is not None and row[0]:
+                    exhausted = conn.execute(
+                        f"SELECT id, attempt FROM jobs WHERE {exhausted_where}{kind_filter} FOR UPDATE SKIP LOCKED",
+                        exhausted_args,  # waits spend no budget: only failed attempts count
+                    ).fetchall()
+                    for job_id, attempt in exhausted:
+                        self._bury(conn, job_id, f"lease expired on attempt {attempt} of {max_attempts}", now)
+                    burying = False
+                    continue
+                if row is None or row[1] is None:
                     return None
-                job_id, lock_key = row
-                if lock_key is not None and not self._entity_free(conn, job_id, lock_key, now):
+                job_id, lock_key, locked = row[1:]
+                if not locked:
                     passed.append(job_id)
                     continue
                 leased = conn.execute(
-                    "UPDATE jobs SET state = 'leased', attempt = attempt + 1, lease_until = %s, worker_id = %s,"
-                    f" updated_at = %s WHERE id = %s RETURNING {_JOB_COLUMNS}",
-                    (now + lease_seconds, worker_id, now, job_id),
+                    f"UPDATE jobs AS j SET {lease} WHERE j.id = %s AND (j.lock_key IS NULL OR NOT {live_elsewhere})"
+                    f" RETURNING {_JOB_COLUMNS}",
+                    (*lease_args, job_id, now),
                 ).fetchone()
-                return None if leased is None else self._job(leased)
+                if leased is None:  # the entity's job is running elsewhere (seen under its lock)
+                    passed.append(job_id)
+                    continue
+                if lock_key is None:
+                    self._entity_claims = False
+                return self._job(leased)
             return None
 
         return self._run(take)
-
-    def _entity_free(self, conn: Conn, job_id: int, lock_key: str, now: float) -> bool:
-        """Take the entity's transaction-scoped advisory lock, then re-read (a new snapshot, after any claim that
-        held it has committed) that no other live lease holds the entity."""
-        got = conn.execute(
-            "SELECT pg_try_advisory_xact_lock(%s)", (lock_id(f"cxbridge:entity:{self.schema}:{lock_key}"),)
-        ).fetchone()
-        if not got or not got[0]:
-            return False
-        busy = conn.execute("SELECT " + _LIVE_LEASE_ON_KEY.format(key="%s", id="%s"), (lock_key, now, job_id))
-        found = busy.fetchone()
-        return not (found and found[0])
 
     def heartbeat(self, job_id: int, attempt: int, lease_seconds: float) -> bool:
         """Extend the lease of the caller's attempt; False when it is stale."""
