@@ -152,6 +152,9 @@ draft_reply_on = []
 not_fixed_resolutions = ["Won't Do", "Won't Fix", "Duplicate", "Cannot Reproduce", "Incomplete", "Declined"]
 # false: sync back writes no notes on the customer's CRM company.
 crm_notes = true
+# Sync back to many tickets (and their companies) and a note relayed to many issues: how many writes to one system
+# go out at once (each ticket's own writes stay in order; a rate limit on one holds the others). 1: one at a time.
+concurrency = 4
 # How far back `cxbridge sync` looks on its first run (no checkpoint yet and no --since).
 lookback_hours = 24
 # Per direction: support -> engineering (notes and replies of linked tickets become comments on the issues) and

@@ -354,6 +354,14 @@ CORE_SECTIONS: dict[str, dict[str, ConfigKey]] = {
             help="resolutions that close an issue without a fix (templates read issue.fixed as false)",
         ),
         "crm_notes": ConfigKey(bool, default=True, help="false: sync back writes no CRM notes"),
+        "concurrency": ConfigKey(
+            int,
+            default=4,
+            min=1,
+            max=16,
+            help="sync back and the relay: writes to one system going out at once (per ticket, issue or company; "
+            "1: one after the other)",
+        ),
         "to_tracker": ConfigKey(
             bool, default=True, help="support -> engineering: notes (and replies) on linked tickets reach the issues"
         ),

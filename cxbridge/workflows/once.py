@@ -15,7 +15,9 @@ a worker that lost its job's lease raises ``LeaseLost`` and writes nothing.
 
 Independent writes (to different systems, each under its own intent) may go out side by side
 (``side_by_side``): each runs in its own short-lived thread with the caller's context (the lease guard
-included), records that thread as its intent's runner, and the caller waits for all of them.
+included), records that thread as its intent's runner, and the caller waits for all of them. Many writes to
+the same systems (sync back to N tickets, a comment relayed to N issues) go out through ``by_system``: the
+systems side by side, at most a few calls of one system at a time, on ``side_by_side``'s threads.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import AmbiguousOutcome, EffectInFlight, VendorError
@@ -78,16 +81,8 @@ def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
             errors[n] = exc
 
     def run_aside(n: int) -> None:
-        with _side_lock:
-            number = next(_side_numbers)
-            _live_side_runners.add(number)
-        _side.number = number
-        try:
+        with own_runner():
             run(n)
-        finally:
-            _side.number = None
-            with _side_lock:
-                _live_side_runners.discard(number)
 
     with ThreadPoolExecutor(max_workers=len(calls) - 1, thread_name_prefix="cxbridge-side") as pool:
         futures = [pool.submit(contextvars.copy_context().run, run_aside, n) for n in range(1, len(calls))]
@@ -100,10 +95,70 @@ def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
     return results
 
 
+def by_system(calls: Sequence[tuple[Hashable, Callable[[], Any]]], *, limit: int) -> list[Any]:
+    """Run ``(system, call)`` pairs: every system's calls side by side with the others', at most ``limit`` of one
+    system's at a time (in list order within a system); results in call order.
+
+    The calls run on ``side_by_side``'s threads (the caller's context, so the lease guard, in each): one lane of
+    ``min(limit, n)`` runners per system, each taking the system's next call when its last one returns. A system
+    whose call raised starts none of its remaining calls (the job's retry makes them; what was written is
+    skipped by its intent); the first failure in call order is raised once every started call has finished.
+    Within a lane, the HTTP client's rate-limit hold is shared: a 429 with Retry-After on one call holds the
+    system's next calls until the vendor's time (``cxbridge.http``), as it does for calls one after the other.
+    """
+    size = max(1, int(limit))
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException | None] = [None] * len(calls)
+    lanes: dict[Hashable, list[int]] = {}
+    for n, (system, _) in enumerate(calls):
+        lanes.setdefault(system, []).append(n)
+
+    def lane(todo: Iterator[int], stop: threading.Event, lock: threading.Lock) -> None:
+        while True:
+            with lock:
+                n = None if stop.is_set() else next(todo, None)
+            if n is None:
+                return
+            try:
+                with own_runner():  # whichever thread runs it, a write's runner lives exactly while it runs
+                    results[n] = calls[n][1]()
+            except BaseException as exc:  # raised below, once every lane is done
+                errors[n] = exc
+                stop.set()
+
+    runners: list[Callable[[], Any]] = []
+    for indices in lanes.values():
+        todo, stop, lock = iter(indices), threading.Event(), threading.Lock()
+        runners.extend(partial(lane, todo, stop, lock) for _ in range(min(size, len(indices))))
+    side_by_side(*runners)
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
+
+
 _side = threading.local()
 _live_side_runners: set[int] = set()
 _side_numbers = itertools.count(1)
 _side_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def own_runner() -> Iterator[None]:
+    """Run the block under a runner id of its own, ``host:pid:sideN`` with N never reused in the process, alive
+    exactly while the block runs (an intent it leaves ``sending`` is then reconciled, not waited for, once it
+    ended, whichever thread looks next)."""
+    with _side_lock:
+        number = next(_side_numbers)
+        _live_side_runners.add(number)
+    previous = getattr(_side, "number", None)
+    _side.number = number
+    try:
+        yield
+    finally:
+        _side.number = previous
+        with _side_lock:
+            _live_side_runners.discard(number)
 
 
 def runner_id() -> str:

@@ -24,6 +24,10 @@ and any the helpdesk will not serve from its own origin, are listed in the comme
 copy. A file is read from the helpdesk once per job whatever the number of issues, its name is sanitised, and
 each upload is an intent keyed by (attachment, issue): an upload whose answer was lost is looked for on the
 issue (same name and size, ``Tracker.list_attachments``) before it is sent again.
+
+Several linked issues get their comments side by side (``once.by_system``, at most ``[sync] concurrency`` calls to
+one tracker at a time); each issue's own writes keep their order (its uploads, then the comment that lists them).
+The ticket and each file are still read once per job whatever the number of issues (under a lock).
 """
 
 from __future__ import annotations
@@ -33,15 +37,17 @@ import fnmatch
 import inspect
 import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..connectors import Helpdesk, Tracker
 from ..errors import AmbiguousOutcome, AuthError, Conflict, RateLimited, Unavailable, VendorError
 from ..models import Attachment, Comment, Link, Person, Ref, Ticket
 from ..signals import TicketCommentAdded
-from .once import marker_for, op_id, write_once
+from .once import by_system, marker_for, op_id, write_once
 from .syncback import fingerprint
 
 if TYPE_CHECKING:
@@ -87,14 +93,16 @@ class Files:
         self.settings = settings
         self._items: list[Attachment] | None = None
         self._content: dict[str, bytes | VendorError] = {}
+        self._lock = threading.RLock()  # the issues' comments go out side by side: each file is read once
 
     def items(self) -> list[Attachment]:
         """The attachments' metadata (one read each, only when a comment is written)."""
-        if self._items is None:
-            limit = int(self.settings["attachment_max_files"])
-            wanted = self.ids[:limit] if self.helpdesk.supports("get_attachment") else []
-            self._items = [self.helpdesk.get_attachment(i) for i in wanted]
-        return self._items
+        with self._lock:
+            if self._items is None:
+                limit = int(self.settings["attachment_max_files"])
+                wanted = self.ids[:limit] if self.helpdesk.supports("get_attachment") else []
+                self._items = [self.helpdesk.get_attachment(i) for i in wanted]
+            return self._items
 
     @property
     def unlisted(self) -> int:
@@ -115,15 +123,16 @@ class Files:
     def content(self, attachment: Attachment) -> bytes:
         """The file's bytes, downloaded once (a refusal is remembered and raised again)."""
         key = attachment.ref.id
-        if key not in self._content:
-            try:
-                limit = int(self.settings["attachment_max_bytes"])
-                self._content[key] = self.helpdesk.download_attachment(attachment, max_bytes=limit)
-            except RETRYABLE:
-                raise
-            except VendorError as exc:
-                self._content[key] = exc
-        found = self._content[key]
+        with self._lock:
+            if key not in self._content:
+                try:
+                    limit = int(self.settings["attachment_max_bytes"])
+                    self._content[key] = self.helpdesk.download_attachment(attachment, max_bytes=limit)
+                except RETRYABLE:
+                    raise
+                except VendorError as exc:
+                    self._content[key] = exc
+            found = self._content[key]
         if isinstance(found, VendorError):
             raise found
         return found
@@ -137,6 +146,8 @@ class Relay:
         self.store = rt.store
         self.settings = rt.config.section("sync")
         self.crash_hook = crash_hook
+        self.concurrency = int(self.settings["concurrency"])
+        """Comments to one tracker at once (``[sync] concurrency``)."""
 
     def _point(self, name: str) -> None:
         if self.crash_hook is not None:
@@ -173,13 +184,21 @@ class Relay:
         comment_id = signal.comment_id or f"text-{fingerprint(text)[:16]}"
         files = Files(helpdesk, signal.attachments, self.settings)
         read: dict[str, Ticket] = {}
+        reading = threading.Lock()
 
         def context() -> dict[str, Any]:
-            if "ticket" not in read:  # one read of the ticket, only when something is written
-                read["ticket"] = helpdesk.get_ticket(ticket.id)
+            with reading:  # one read of the ticket, only when something is written, whichever issue asks first
+                if "ticket" not in read:
+                    read["ticket"] = helpdesk.get_ticket(ticket.id)
             return _context(helpdesk, read["ticket"], signal, text)
 
-        outcomes = [self._relay_one(link, ticket, comment_id, text, context, files, origin) for link in links]
+        outcomes = by_system(
+            [
+                (link.issue.system, partial(self._relay_one, link, ticket, comment_id, text, context, files, origin))
+                for link in links
+            ],
+            limit=self.concurrency,
+        )
         written = sum(1 for o in outcomes if o != "unchanged")
         return f"relayed: {ticket} comment {comment_id} to {len(links)} issue(s): {written} write(s)"
 

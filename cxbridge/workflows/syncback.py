@@ -18,6 +18,13 @@ applied one is dropped, so the same events in any order leave the same final sta
 intent with a deterministic op_id (issue, ticket, transition sequence), so a rerun after a crash writes nothing
 twice; a note carries a marker so that an unconfirmed write is looked for before it is written again. Each note
 written for a ticket is fingerprinted first, so that its echo (the helpdesk's comment webhook) is dropped.
+
+Concurrency: the tickets are independent, and so are the companies, so one change's writes go out side by side
+(``once.by_system``): at most ``[sync] concurrency`` (default 4) tickets of one helpdesk at a time, the CRM's notes
+beside them under the same bound. One ticket's own writes keep their order (note, then status, then drafted
+reply). A 429 on one call holds that system's other calls (the HTTP client's shared rate-limit hold); a ticket
+whose write failed in a way that retries the job stops its system's remaining tickets for this run, and the
+retry writes only what is missing (each write's intent).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from ..connectors import Helpdesk, Tracker
 from ..errors import AmbiguousOutcome, AuthError, Conflict, RateLimited, Unavailable, VendorError
 from ..models import Customer, Link, Ref
 from ..signals import CATEGORY_NAMES, IssueCommentPosted, IssueStateObserved, VersionReleased
-from .once import crm_note_once, marker_for, op_id, write_once
+from .once import by_system, crm_note_once, marker_for, op_id, write_once
 
 if TYPE_CHECKING:
     from .context import Context
@@ -52,6 +59,9 @@ TEMPLATE_REPLY = "sync_reply.txt.j2"
 TEMPLATE_COMMENT = "sync_comment.txt.j2"
 TEMPLATE_RELEASE = "sync_release.txt.j2"
 TEMPLATE_CRM = "sync_crm.html.j2"
+
+Work = tuple[str, Callable[[], int]]
+"""One ticket's (or company's) writes as a call, with the system it writes to (``once.by_system``'s lanes)."""
 
 
 def fingerprint(text: str) -> str:
@@ -97,12 +107,15 @@ class SyncBack:
         *,
         crash_hook: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        concurrency: int | None = None,
     ) -> None:
         self.rt = rt
         self.store = rt.store
         self.settings = rt.config.section("sync")
         self.crash_hook = crash_hook
         self.clock = clock
+        self.concurrency = int(concurrency if concurrency is not None else self.settings["concurrency"])
+        """Writes to one system at once (``[sync] concurrency``): per ticket, per company."""
 
     def _point(self, name: str) -> None:
         if self.crash_hook is not None:
@@ -196,7 +209,6 @@ class SyncBack:
     ) -> int:
         assert state.category is not None
         step = f"sync.status.{seq}.{state.category}"
-        written = 0
         base_ctx: dict[str, Any] = {
             "issue": {
                 "key": state.key,
@@ -211,12 +223,20 @@ class SyncBack:
             "previous": {"category": previous, "category_name": CATEGORIES.get(str(previous), previous)},
             "actor": actor,
         }
-        for link in links:
-            written += self._for_ticket(
-                link, event, partial(self._transition_ticket, state, link, base_ctx, step, event)
+        calls: list[Work] = [
+            (
+                link.ticket.system,
+                self._ticket_work(link, event, self._transition_ticket, state, link, base_ctx, step, event),
             )
-        written += self._crm_notes(state, links, f"{step}.crm", {**base_ctx, "kind": "status"}, event)
-        return written
+            for link in links
+        ]
+        calls += self._crm_notes(state, links, f"{step}.crm", {**base_ctx, "kind": "status"}, event)
+        return self._run(calls)
+
+    def _run(self, calls: list[Work]) -> int:
+        """The writes of one change, each ticket's (and company's) on its own: systems side by side, at most
+        ``concurrency`` calls of one system at a time (``once.by_system``); returns the writes made."""
+        return sum(by_system(calls, limit=self.concurrency))
 
     def _transition_ticket(
         self, state: IssueState, link: Link, base_ctx: dict[str, Any], step: str, event: Origin
@@ -274,20 +294,27 @@ class SyncBack:
         resolution = (state.resolution or "").casefold()
         return bool(resolution) and any(x.casefold() == resolution for x in wanted if x not in CATEGORIES)
 
-    def _for_ticket(self, link: Link, event: Origin, work: Callable[[], int]) -> int:
-        """Run one ticket's writes; a ticket that refuses them for good (deleted, closed) does not stop the others.
+    def _ticket_work(
+        self, link: Link, event: Origin, write: Callable[..., int | bool], *args: Any
+    ) -> Callable[[], int]:
+        """One ticket's writes (``write(*args)``, in their order) as one call for ``_run``: a ticket that refuses
+        them for good (deleted, closed) does not stop the others; the call returns the writes made.
 
         Rate limits, outages, unknown outcomes, conflicts and auth failures propagate: the job is retried (every
         write done so far is skipped by its intent) or dead-lettered.
         """
-        try:
-            return work()
-        except (RateLimited, Unavailable, AmbiguousOutcome, AuthError, Conflict):
-            raise
-        except VendorError as exc:
-            log.warning("sync back: %s refused the update: %s", link.ticket, exc)
-            self._audit("sync.ticket", link, result="failed", event=event, details={"error": str(exc)})
-            return 0
+
+        def work() -> int:
+            try:
+                return int(write(*args))
+            except (RateLimited, Unavailable, AmbiguousOutcome, AuthError, Conflict):
+                raise
+            except VendorError as exc:
+                log.warning("sync back: %s refused the update: %s", link.ticket, exc)
+                self._audit("sync.ticket", link, result="failed", event=event, details={"error": str(exc)})
+                return 0
+
+        return work
 
     # -- comments -----------------------------------------------------------------------------------------------
     def for_support(self, signal: IssueCommentPosted) -> str | None:
@@ -318,7 +345,8 @@ class SyncBack:
         if not links:
             return f"ignored: no ticket is linked to {state.key}"
         name = signal.author_name
-        written = 0
+        step = f"sync.comment.{signal.comment_id}"
+        calls: list[Work] = []
         for link in links:
             helpdesk = self.rt.helpdesk(link.ticket.system)
             ctx = {
@@ -327,14 +355,9 @@ class SyncBack:
                 "comment": text,
                 "ticket": self._ticket_ctx(helpdesk, link.ticket),
             }
-            step = f"sync.comment.{signal.comment_id}"
-            written += self._for_ticket(
-                link,
-                event,
-                lambda h=helpdesk, x=link, c=ctx, s=step: int(  # type: ignore[misc]
-                    self._note(h, x, f"{state.ref}|{x.ticket}", s, TEMPLATE_COMMENT, c, event, "sync.comment")
-                ),
-            )
+            note = (helpdesk, link, f"{state.ref}|{link.ticket}", step, TEMPLATE_COMMENT, ctx, event, "sync.comment")
+            calls.append((link.ticket.system, self._ticket_work(link, event, self._note, *note)))
+        written = self._run(calls)
         return f"synced: {state.key} comment {signal.comment_id}: {written} note(s)"
 
     def _visible_to_support(self, kind: str | None, value: str | None) -> bool:
@@ -354,7 +377,7 @@ class SyncBack:
         if not isinstance(tracker, Tracker) or not tracker.supports("issues_with_fix_version"):
             return f"ignored: {system} cannot list the issues of a version"
         issues = tracker.issues_with_fix_version(version_id)
-        written = 0
+        calls: list[Work] = []
         version_ctx = {"id": version_id, "name": signal.name, "release_date": signal.release_date}
         for issue in issues:
             links = self.store.links_for_issue(issue.ref)
@@ -368,15 +391,20 @@ class SyncBack:
             for link in links:
                 helpdesk = self.rt.helpdesk(link.ticket.system)
                 ctx = {**base_ctx, "ticket": self._ticket_ctx(helpdesk, link.ticket)}
-                written += self._for_ticket(
+                note = (
+                    helpdesk,
                     link,
+                    f"{issue.ref}|{link.ticket}",
+                    step,
+                    TEMPLATE_RELEASE,
+                    ctx,
                     event,
-                    lambda h=helpdesk, x=link, c=ctx, i=issue.ref, s=step: int(  # type: ignore[misc]
-                        self._note(h, x, f"{i}|{x.ticket}", s, TEMPLATE_RELEASE, c, event, "sync.release")
-                    ),
+                    "sync.release",
                 )
+                calls.append((link.ticket.system, self._ticket_work(link, event, self._note, *note)))
             state = IssueState(issue.ref, issue.key, issue.url, issue.summary, issue.status, None, None, None)
-            written += self._crm_notes(state, links, f"{step}.crm", {**base_ctx, "kind": "release"}, event)
+            calls += self._crm_notes(state, links, f"{step}.crm", {**base_ctx, "kind": "release"}, event)
+        written = self._run(calls)
         return f"synced: version {signal.name} released: {written} write(s) for {len(issues)} issue(s)"
 
     # -- writes -------------------------------------------------------------------------------------------------
@@ -432,19 +460,23 @@ class SyncBack:
             return True
         return False
 
-    def _crm_notes(self, state: IssueState, links: list[Link], step: str, ctx: dict[str, Any], event: Origin) -> int:
-        """One note per customer company of the linked tickets (deduplicated), when a CRM is configured."""
+    def _crm_notes(
+        self, state: IssueState, links: list[Link], step: str, ctx: dict[str, Any], event: Origin
+    ) -> list[Work]:
+        """One note per customer company of the linked tickets (deduplicated), when a CRM is configured: a call
+        each for ``_run``."""
         if not self.settings["crm_notes"]:
-            return 0
+            return []
         crm = self.rt.crm()
         if crm is None:
-            return 0
+            return []
         companies: dict[Ref, list[Link]] = {}
         for link in links:
             if link.customer is not None:
                 companies.setdefault(link.customer, []).append(link)
-        written = 0
-        for company, company_links in companies.items():
+
+        def note(company: Ref, company_links: list[Link]) -> int:
+            assert crm is not None
             business_key = f"{state.ref}|{company}"
             note_ctx = {
                 **ctx,
@@ -456,21 +488,23 @@ class SyncBack:
                 Customer(company_ref=company, contact_ref=None),
                 op_id(business_key, step),
                 business_key,
-                lambda c=note_ctx: self.rt.handoff.render(TEMPLATE_CRM, c),  # type: ignore[misc]
+                lambda: self.rt.handoff.render(TEMPLATE_CRM, note_ctx),
                 point=self._point,
             )
-            if outcome == "written":
-                written += 1
-                self.store.audit(
-                    actor=ACTOR,
-                    action="sync.crm_note",
-                    target=str(company),
-                    result="written",
-                    origin_event=event.id,
-                    issue_key=state.key,
-                    details={"step": step, "tickets": [str(x.ticket) for x in company_links]},
-                )
-        return written
+            if outcome != "written":
+                return 0
+            self.store.audit(
+                actor=ACTOR,
+                action="sync.crm_note",
+                target=str(company),
+                result="written",
+                origin_event=event.id,
+                issue_key=state.key,
+                details={"step": step, "tickets": [str(x.ticket) for x in company_links]},
+            )
+            return 1
+
+        return [(crm.name, partial(note, company, company_links)) for company, company_links in companies.items()]
 
     def _audit(
         self, action: str, link: Link, *, result: str, event: Origin, details: dict[str, Any] | None = None
