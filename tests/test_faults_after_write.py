@@ -207,6 +207,88 @@ def test_sync_back_write_after_fault_has_one_effect(
         assert crm_notes(vendors, crm_text) == crm_before + 1
 
 
+def new_ticket(vendors: Vendors, email: str, subject: str) -> str:
+    """A ticket from ``email`` through the Zendesk API; its id."""
+    zendesk = vendors["zendesk"]
+    creds = zendesk.credentials()
+    body = {"ticket": {"subject": subject, "comment": {"body": subject}, "requester": {"email": email}}}
+    response = requests.post(
+        f"{zendesk.base_url}/api/v2/tickets", json=body, auth=(f"{creds['email']}/token", creds["api_token"]), timeout=5
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["ticket"]["id"])
+
+
+def ticket_updates(vendors: Vendors) -> int:
+    return sum(1 for c in vendors["zendesk"].calls if c.method == "PUT" and c.path.startswith("/api/v2/tickets/"))
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_sync_back_to_four_tickets_side_by_side_two_updates_lost_has_one_effect_each(
+    vendors: Vendors, runtime: Runtime, fault: str
+) -> None:
+    """Done reaches four linked tickets (three companies) side by side; two of the ticket updates are applied but
+    their answers lost. Run again as the worker would: one note and the solved status on each ticket, one CRM note
+    per company, and exactly four ticket updates in all (the lost ones are found by their marker, never re-sent)."""
+    key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
+    others = ["2", "3", new_ticket(vendors, "ada@acme.example", "Export broken too")]
+    for ticket_id in others:
+        Escalation(runtime).run(EscalationRequest(ticket_id=ticket_id, link_key=key, note="Same bug."))
+    links = runtime.store.links_for_issue_key(key)
+    companies = {link.customer for link in links if link.customer is not None}
+    assert (len(links), len(companies)) == (4, 3)
+    start = len(vendors["jira"].webhooks_sent)
+    done_by_eve(vendors, key)
+    event = next(
+        e
+        for e in verify_deliveries(_verify_jira(), vendors["jira"].webhooks_sent[start:], HOOK_SECRET)
+        if e.kind == "jira:issue_updated"
+    )
+    before = ticket_updates(vendors)
+    vendors["zendesk"].faults.append(
+        Fault(method="PUT", path=r"^/api/v2/tickets/\d+(\.json)?$", count=2, **FAULTS[fault])
+    )
+    failures = until_done(lambda: _synced(runtime, event))
+    assert vendors["zendesk"].faults == []
+    assert failures, "the lost answers were not seen"
+    tickets = {str(t["id"]): t for t in vendors["zendesk"].state()["tickets"]}
+    for link in links:
+        ticket = tickets[link.ticket.id]
+        assert sum(1 for c in ticket["comments"] if f"{key} moved to Done" in c["body"]) == 1, link.ticket
+        assert ticket["status"] == "solved"
+    assert ticket_updates(vendors) - before == 4
+    assert crm_notes(vendors, f"{key}</a> moved to Done") == 3
+
+
+def test_a_note_relayed_to_three_issues_side_by_side_two_comments_lost_has_one_comment_each(
+    vendors: Vendors, runtime: Runtime
+) -> None:
+    """Ticket 1 linked to three issues; its [engineering] note goes to the three side by side and two of the
+    comments are applied by Jira but answered 504. Run again: one comment per issue, three comment creates in all."""
+    from cxbridge_zendesk.webhook import verify_zendesk
+
+    keys = [Escalation(runtime).run(EscalationRequest(ticket_id=t, note="Broken.")).issue_key for t in ("1", "2", "3")]
+    for key in keys[1:]:
+        Escalation(runtime).run(EscalationRequest(ticket_id="1", link_key=key, note="Same customer."))
+    zendesk = vendors["zendesk"]
+    zendesk.webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/webhooks/zendesk", secret=HOOK_SECRET)]
+    auth = (f"{ALEX}/token", zendesk.credentials()["api_token"])
+    note = {"ticket": {"comment": {"body": "[engineering] Fails for every CSV over 10 MB.", "public": False}}}
+    assert requests.put(f"{zendesk.base_url}/api/v2/tickets/1", json=note, auth=auth, timeout=5).status_code == 200
+    [event] = [
+        e for e in verify_deliveries(verify_zendesk, zendesk.webhooks_sent[-1:], HOOK_SECRET) if "comment" in e.payload
+    ]
+    creates = r"^/rest/api/3/issue/[A-Z]+-\d+/comment$"
+    vendors["jira"].faults.append(Fault(method="POST", path=creates, status=504, after=True, count=2))
+    until_done(lambda: _relayed(runtime, event))
+    assert vendors["jira"].faults == []
+    for issue in vendors["jira"].state()["issues"]:
+        bodies = [json_text(c["body"]) for c in issue["fields"]["comment"]["comments"]]
+        assert sum("Fails for every CSV over 10 MB." in b for b in bodies) == 1, issue["key"]
+    posts = [c for c in vendors["jira"].calls if c.method == "POST" and c.path.endswith("/comment")]
+    assert len(posts) == 3
+
+
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 @pytest.mark.parametrize("write", sorted(DECISION_WRITES))
 def test_decision_write_after_fault_has_one_effect(vendors: Vendors, runtime: Runtime, write: str, fault: str) -> None:

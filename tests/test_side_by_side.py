@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 
@@ -81,3 +82,62 @@ def test_each_call_checks_the_callers_lease_and_its_runner_ends_with_it() -> Non
     once.side_by_side(caller, helper)
     assert (seen["self"], seen["other"]) == (False, True)
     assert once._runner_alive(str(seen["id"])) is False
+
+
+# -- by_system: many calls to a few systems, bounded per system ------------------------------------------------------
+def test_by_system_runs_each_systems_calls_at_most_limit_at_a_time_and_the_systems_together() -> None:
+    """Six calls to one system and two to another, limit 3: three of the first and both of the second are in flight
+    together (a barrier of five would break if fewer ran at once), never more than three of one system."""
+    barrier = threading.Barrier(5, timeout=10)
+    lock = threading.Lock()
+    running: dict[str, int] = {"a": 0, "b": 0}
+    peak: dict[str, int] = {"a": 0, "b": 0}
+
+    def call(system: str, n: int) -> str:
+        with lock:
+            running[system] += 1
+            peak[system] = max(peak[system], running[system])
+        if n < 3 or system == "b":
+            barrier.wait()  # the first wave: three calls of a, both of b
+        with lock:
+            running[system] -= 1
+        return f"{system}{n}"
+
+    calls = [("a", partial(call, "a", n)) for n in range(6)] + [("b", partial(call, "b", n)) for n in range(2)]
+    assert once.by_system(calls, limit=3) == [f"a{n}" for n in range(6)] + ["b0", "b1"]
+    assert peak == {"a": 3, "b": 2}
+    assert once.by_system([], limit=3) == []
+
+
+def test_by_system_one_at_a_time_keeps_the_order_and_a_failure_stops_only_its_system() -> None:
+    started: list[str] = []
+
+    def call(name: str) -> str:
+        started.append(name)
+        if name == "a1":
+            raise RuntimeError(name)
+        return name
+
+    calls = [("a", partial(call, f"a{n}")) for n in range(4)] + [("b", partial(call, f"b{n}")) for n in range(3)]
+    with pytest.raises(RuntimeError, match="a1"):
+        once.by_system(calls, limit=1)
+    assert [s for s in started if s.startswith("a")] == ["a0", "a1"]  # a's calls after the failure never started
+    assert [s for s in started if s.startswith("b")] == ["b0", "b1", "b2"]  # b went on
+
+
+def test_by_system_gives_every_call_a_runner_of_its_own_that_ends_with_it() -> None:
+    """Whichever thread runs a call (the caller's included), its intent's runner is its own and is not alive after
+    it: a write one call left ``sending`` is reconciled by the next run, not taken to be in flight."""
+    owners: list[str] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        with lock:
+            owners.append(once.runner_id())
+        assert once._runner_alive(once.runner_id()) is False  # asking about itself
+
+    once.by_system([("a", call)] * 5 + [("b", call)] * 2, limit=2)
+    assert len(set(owners)) == 7
+    assert all(o.rsplit(":", 1)[1].startswith("side") for o in owners)
+    assert not any(once._runner_alive(o) for o in owners)
+    assert once.runner_id().rsplit(":", 1)[1].isdigit()  # the caller's own id is back

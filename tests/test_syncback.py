@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from cxbridge_zendesk.webhook import verify_zendesk
 from cxbridge.handoff import Handoff
 from cxbridge.models import Event, Ref
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox.base import Backend, WebhookTarget
+from cxbridge.sandbox.base import Backend, Fault, WebhookTarget
 from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.signals import IssueStateObserved, Signal
 from cxbridge.store import open_store
@@ -437,9 +438,7 @@ def test_a_helpdesk_without_a_combined_update_gets_note_then_status_once(
             raise Crash(name)
 
     with pytest.raises(Crash):  # one ticket at a time: the crash comes after the first ticket's status
-        SyncBack(runtime, crash_hook=crash, concurrency=1).issue_changed(
-            "jira", *interpreted(runtime, event), event.id
-        )
+        SyncBack(runtime, crash_hook=crash, concurrency=1).issue_changed("jira", *interpreted(runtime, event), event.id)
     puts = sum(1 for c in vendors["zendesk"].calls if c.method == "PUT")
     assert handle_event(runtime, event, system="jira").startswith("synced")
     done = notes(vendors, f"{key} moved to Done")
@@ -591,4 +590,92 @@ def test_an_unknown_resolution_is_refused_by_the_emulator(vendors: Vendors, sand
     )
     assert response.status_code == 400
     assert response.json()["errors"] == {"resolution": "Resolution is not valid."}
+    rt.close()
+
+
+# -- concurrency: N linked tickets written side by side, bounded, within the rate-limit hold ------------------------
+def linked(vendors: Vendors, rt: Runtime, count: int) -> str:
+    """One issue with ``count`` linked tickets of Ada's (Acme: one company); returns the issue key."""
+    first = Escalation(rt).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
+    for n in range(count - 1):
+        ticket_id = ada_ticket(vendors, f"Export broken {n}")
+        Escalation(rt).run(EscalationRequest(ticket_id=ticket_id, link_key=first, note="Same bug."))
+    assert len(rt.store.links_for_issue_key(first)) == count
+    return first
+
+
+def test_sync_back_updates_tickets_side_by_side_at_most_concurrency_at_a_time(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seven tickets, ``[sync] concurrency = 3``: three ticket updates are in flight together (the first ones wait
+    for each other: one at a time they would not meet), never more; each ticket gets its one update."""
+    rt = sandbox_runtime(vendors, extra={"sync": {**SYNC, "concurrency": 3}})
+    key = linked(vendors, rt, 7)
+    lock, full = threading.Lock(), threading.Event()
+    flight = {"now": 0, "peak": 0}
+    update = ZendeskConnector.add_note_with_status
+
+    def counted(self: ZendeskConnector, ticket_id: str, body: str, status: str) -> None:
+        with lock:
+            flight["now"] += 1
+            flight["peak"] = max(flight["peak"], flight["now"])
+            if flight["now"] == 3:
+                full.set()
+        full.wait(10)
+        try:
+            update(self, ticket_id, body, status)
+        finally:
+            with lock:
+                flight["now"] -= 1
+
+    monkeypatch.setattr(ZendeskConnector, "add_note_with_status", counted)
+    start = len(vendors["jira"].webhooks_sent)
+    move(vendors, key, "Done")
+    assert any(o.startswith("synced") for o in deliver(rt, vendors["jira"], start)), "nothing synced"
+    assert flight["peak"] == 3
+    done = notes(vendors, f"{key} moved to Done")
+    assert (len(done), set(done.values())) == (7, {1})
+    tickets = {t["id"]: t for t in vendors["zendesk"].state()["tickets"]}
+    assert {tickets[t]["status"] for t in done} == {"solved"}
+    assert len(crm_notes(vendors, f"{key}</a> moved to Done")) == 1
+    rt.close()
+
+
+def test_a_429_on_one_ticket_update_holds_the_others_until_the_vendors_time(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four tickets updated side by side; Zendesk answers the first update 429 (Retry-After 30 s): that call waits
+    and is sent again, and each other update, sent after the 429 came back, first waits out the same hold (the
+    client's shared rate-limit hold, as for calls one after the other). One update each in the end."""
+    rt = sandbox_runtime(vendors, extra={"sync": {**SYNC, "concurrency": 4}})
+    key = linked(vendors, rt, 4)
+    http = rt.connector("zendesk").http
+    waits: list[float] = []
+    monkeypatch.setattr(http, "_sleep", waits.append)  # the waits are recorded, not slept
+    noted, first = threading.Event(), threading.Lock()
+    note_limit = http._note_rate_limit
+
+    def noting(retry_after: float) -> None:
+        note_limit(retry_after)
+        noted.set()
+
+    monkeypatch.setattr(http, "_note_rate_limit", noting)
+    update = ZendeskConnector.add_note_with_status
+
+    def ordered(self: ZendeskConnector, ticket_id: str, body: str, status: str) -> None:
+        if not first.acquire(blocking=False):  # every update but the first goes out once the 429 is known
+            assert noted.wait(10)
+        update(self, ticket_id, body, status)
+
+    monkeypatch.setattr(ZendeskConnector, "add_note_with_status", ordered)
+    vendors["zendesk"].faults.append(Fault(method="PUT", path=r"^/api/v2/tickets/\d+", status=429, retry_after=30))
+    start = len(vendors["jira"].webhooks_sent)
+    move(vendors, key, "Done")
+    assert any(o.startswith("synced") for o in deliver(rt, vendors["jira"], start))
+    assert vendors["zendesk"].faults == []
+    assert waits[0] == 30.0  # the limited call's own wait, then the three others' holds
+    assert len(waits) == 4, waits
+    assert all(25 < w <= 30 for w in waits), waits
+    done = notes(vendors, f"{key} moved to Done")
+    assert (len(done), set(done.values())) == (4, {1})
     rt.close()
