@@ -86,6 +86,9 @@ class Ticket:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    complete: bool = False
+    """The record holds everything ``Helpdesk.get_ticket`` reads (a listing that carried the same sideloads, such as
+    a poll's export): a workflow may use it instead of reading the ticket again. Its comments are never included."""
 
 
 @dataclass
@@ -207,6 +210,45 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         payload=dict(data.get("payload") or {}),
         received_at=datetime.fromisoformat(received) if received else None,
         occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+    )
+
+
+def ticket_to_dict(ticket: Ticket) -> dict[str, Any]:
+    """A Ticket as JSON-ready data (a polled record carried in a job's payload), without its comments."""
+    data: dict[str, Any] = to_jsonable(ticket)
+    data["comments"] = []
+    data["raw"] = ticket.raw
+    return data
+
+
+def ticket_from_dict(data: dict[str, Any]) -> Ticket:
+    """Read back what ``ticket_to_dict`` wrote."""
+
+    def person(value: Any) -> Person | None:
+        if not isinstance(value, dict):
+            return None
+        ref = value.get("ref")
+        return Person(name=value.get("name"), email=value.get("email"), ref=Ref.parse(ref) if ref else None)
+
+    def when(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+    return Ticket(
+        ref=Ref.parse(str(data["ref"])),
+        url=str(data.get("url") or ""),
+        subject=str(data.get("subject") or ""),
+        description=str(data.get("description") or ""),
+        status=data.get("status"),
+        priority=data.get("priority"),
+        tags=[str(t) for t in data.get("tags") or []],
+        requester=person(data.get("requester")),
+        organization=data.get("organization"),
+        organization_domains=[str(d) for d in data.get("organization_domains") or []],
+        custom_fields=dict(data.get("custom_fields") or {}),
+        created_at=when(data.get("created_at")),
+        updated_at=when(data.get("updated_at")),
+        raw=dict(data.get("raw") or {}),
+        complete=bool(data.get("complete")),
     )
 
 

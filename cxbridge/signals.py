@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
-from .models import Person, Ref
+from .models import Person, Ref, Ticket, ticket_from_dict, ticket_to_dict
 
 NEW = "new"
 IN_PROGRESS = "indeterminate"
@@ -63,6 +63,9 @@ class EscalationRequested(Signal):
     """The ticket's requester's email when the event carries it: a hint that lets the escalation look for the
     customer while it reads the ticket (the ticket read stays the truth: a different requester there redoes the
     lookup). None when the event does not say."""
+    record: Ticket | None = None
+    """The ticket as a poll read it, when that record is complete (``Ticket.complete``): the escalation uses it
+    instead of reading the ticket again."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ def signal_to_dict(signal: Signal) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, Person):
             value = {"name": value.name, "email": value.email, "ref": str(value.ref) if value.ref else None}
+        elif isinstance(value, Ticket):
+            value = ticket_to_dict(value)
         elif isinstance(value, tuple):
             value = list(value)
         data[f.name] = value
@@ -220,6 +225,8 @@ def signal_from_dict(data: dict[str, Any]) -> Signal:
         elif value is not None and kind.startswith("Person"):
             ref = value.get("ref")
             value = Person(name=value.get("name"), email=value.get("email"), ref=Ref.parse(ref) if ref else None)
+        elif value is not None and kind.startswith("Ticket"):
+            value = ticket_from_dict(value)
         elif kind.startswith("tuple"):
             value = tuple(value or ())
         values[f.name] = value

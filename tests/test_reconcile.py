@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -29,9 +30,17 @@ from cxbridge.models import Event, Link, Ref
 from cxbridge.runtime import Runtime
 from cxbridge.sandbox.modes import Vendors, mock_vendors
 from cxbridge.secrets import Secret
-from cxbridge.signals import EscalationRequested, IssueStateObserved, Signal, TicketStateObserved, signal_from_dict
+from cxbridge.signals import (
+    EscalationRequested,
+    IssueStateObserved,
+    Signal,
+    TicketStateObserved,
+    signal_from_dict,
+    signal_to_dict,
+)
 from cxbridge.testing import SandboxRuntimes
-from cxbridge.workflows.events import subject_of, triggers
+from cxbridge.workflows.escalate import Escalation, EscalationRequest
+from cxbridge.workflows.events import handle_signal_job, subject_of, triggers
 from cxbridge.workflows.reconcile import StreamReport, parse_since, reconcile
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -137,7 +146,13 @@ def test_only_tagged_unlinked_tickets_become_events(vendors: Vendors, rt: Runtim
     # one page of the export, and one read of the linked ticket's comments (none is marked for engineering)
     assert (zd.records, zd.enqueued, zd.duplicates, zd.pages, zd.calls) == (3, 1, 0, 1, 2)
     [(origin, signal)] = queued_signals(rt)
-    assert signal == EscalationRequested(ticket=Ref("zendesk", "ticket", "2"), fresh=True)
+    assert isinstance(signal, EscalationRequested)
+    assert (signal.ticket, signal.fresh) == (Ref("zendesk", "ticket", "2"), True)
+    # the export's record, complete with its sideloads, travels with the job (the escalation does not read it again)
+    assert signal.record is not None
+    assert signal.record.complete
+    assert signal.record.requester is not None
+    assert (signal.record.requester.email, signal.record.organization) == ("grace@globex.example", "Globex")
     updated = vendors["zendesk"].state()["tickets"][1]["updated_at"]
     assert origin.startswith("poll:zendesk:ticket:2:")
     assert polled_at(origin) == datetime.fromisoformat(updated.replace("Z", "+00:00"))
@@ -223,7 +238,9 @@ def test_a_polled_tag_means_what_the_webhook_means(vendors: Vendors, rt: Runtime
     [(_, polled)] = queued_signals(rt)
     body = json.dumps({"event": "tag_added", "ticket": {"id": 2, "tags": [TAG]}}).encode()
     [delivered] = zendesk_delivery(body, "s3cret")
-    assert rt.connector("zendesk").interpret(delivered, triggers(rt)) == [polled]
+    assert isinstance(polled, EscalationRequested)
+    # the same signal; the poll's also carries the export's record of the ticket (the webhook's body holds none)
+    assert rt.connector("zendesk").interpret(delivered, triggers(rt)) == [dataclasses.replace(polled, record=None)]
 
 
 # --- Jira: issues with linked tickets ------------------------------------------------------------------------
@@ -418,6 +435,34 @@ def test_a_tag_added_while_the_receiver_was_down_is_escalated(vendors: Vendors, 
     assert stream(after, "zendesk").records == 1
     assert stream(after, "zendesk").enqueued == 0
     assert len(vendors["jira"].state()["issues"]) == 1
+
+
+def test_a_polled_escalation_does_not_read_again_the_ticket_the_export_carried(vendors: Vendors, rt: Runtime) -> None:
+    """Two tagged tickets found by the poll, escalated through the worker's handler: ticket 2 with the export's
+    record as queued makes no ``tickets.show`` call; ticket 3's request without the record (as a webhook's) reads
+    the ticket once, and that read is the only call between them (counted by the CallCounter bench_calls reads)."""
+    Escalation(rt).run(EscalationRequest(ticket_id="1"))  # warm-up: the once-per-process reads (create screen)
+    tag_tickets(vendors, 2, 3)
+    reconcile(rt, since=LONG_AGO)
+    queued = {s.ticket.id: (o, s) for o, s in queued_signals(rt) if isinstance(s, EscalationRequested)}
+    spent: dict[str, dict[str, int]] = {}
+    for ticket_id, record in (("2", True), ("3", False)):
+        origin, signal = queued[ticket_id]
+        assert isinstance(signal, EscalationRequested)
+        assert signal.record is not None
+        if not record:
+            signal = dataclasses.replace(signal, record=None)
+        before = rt.counter.by_op()
+        outcome = handle_signal_job(rt, {"signal": signal_to_dict(signal), "system": "zendesk", "origin": origin})
+        assert outcome.startswith("escalated"), outcome
+        after = rt.counter.by_op()
+        spent[ticket_id] = {op: n - before.get(op, 0) for op, n in after.items() if n - before.get(op, 0)}
+    assert "tickets.show" not in spent["2"]
+    assert spent["3"].pop("tickets.show") == 1
+    assert spent["2"] == spent["3"]
+    for ticket_id in ("2", "3"):
+        [linked] = rt.store.links_for_ticket(Ref("zendesk", "ticket", ticket_id))
+        assert any(linked.issue_key in note for note in zendesk_notes(vendors, int(ticket_id)))
 
 
 def test_a_transition_missed_by_the_receiver_reaches_every_linked_ticket_once(vendors: Vendors, rt: Runtime) -> None:

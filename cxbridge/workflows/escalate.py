@@ -88,6 +88,8 @@ class EscalationRequest:
     requester_hint: str | None = None
     """The requester's email as the request carried it (a webhook body): the customer lookup starts with it beside
     the ticket read. The ticket stays the truth: when its requester's email is another, the lookup is redone."""
+    ticket: Ticket | None = None
+    """The ticket already read in full (a poll's complete record, ``Ticket.complete``): not read again."""
 
 
 @dataclass
@@ -128,6 +130,14 @@ def issue_label(business_key: str) -> str:
 
 
 ESCALATION_ACTIONS = ("escalate.create", "escalate.link", "import.link")
+
+
+def ticket_record(helpdesk: Helpdesk, ticket_id: str, record: Ticket | None = None) -> Ticket:
+    """The ticket: ``record`` when it is complete (``Ticket.complete``: a poll's export carried everything a read
+    returns) and names this very ticket, else read from the helpdesk."""
+    if record is not None and record.complete and record.ref == helpdesk.ticket_ref(ticket_id):
+        return record
+    return helpdesk.get_ticket(ticket_id)
 
 
 def completed_escalation(store: Store, ticket: Ref) -> Link | None:
@@ -405,7 +415,7 @@ class Escalation:
         hint = (req.requester_hint or "").strip() if lookups is not None else ""
 
         def read_ticket() -> tuple[Ticket, list[Link], Link | None, dict[str, Any]]:
-            ticket = helpdesk.get_ticket(req.ticket_id)
+            ticket = ticket_record(helpdesk, req.ticket_id, req.ticket)
             current = store.links_for_ticket(ticket.ref)
             moving_from = self._typed_move(req, helpdesk, ticket, current)
             reads: dict[str, Callable[[], Any]] = {}

@@ -41,7 +41,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, NotFound
-from ..models import Ref, event_from_dict, event_to_dict
+from ..models import Ref, Ticket, event_from_dict, event_to_dict
 from ..signals import (
     CustomerChanged,
     DecisionRequested,
@@ -57,7 +57,7 @@ from ..signals import (
     signal_to_dict,
 )
 from . import duplicates, impact, notices, relay, syncback
-from .escalate import Escalation, EscalationRequest, completed_escalation
+from .escalate import Escalation, EscalationRequest, completed_escalation, ticket_record
 from .tagdecisions import decide_from_tag
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ def _escalate(rt: Context, system: str, signal: EscalationRequested, origin: str
     """
     ticket = Ref(system, "ticket", signal.ticket.id)
     done = completed_escalation(rt.store, ticket)
-    if done is not None and not (signal.fresh and _key_changed(rt, system, ticket, signal.issue_key)):
+    if done is not None and not (signal.fresh and _key_changed(rt, system, ticket, signal.issue_key, signal.record)):
         return f"unchanged: {ticket} is linked to {done.issue_key} already"
     result = Escalation(rt).run(
         EscalationRequest(
@@ -334,6 +334,7 @@ def _escalate(rt: Context, system: str, signal: EscalationRequested, origin: str
             agent=signal.agent,
             link_key=signal.issue_key,
             requester_hint=signal.requester_email,
+            ticket=signal.record,
         )
     )
     told = notices.recovered(
@@ -343,15 +344,15 @@ def _escalate(rt: Context, system: str, signal: EscalationRequested, origin: str
     return f"escalated: {ticket} {'created' if result.created else 'joined'} {result.issue_key}{after}"
 
 
-def _key_changed(rt: Context, system: str, ticket: Ref, event_key: str | None) -> bool:
+def _key_changed(rt: Context, system: str, ticket: Ref, event_key: str | None, record: Ticket | None = None) -> bool:
     """Whether the ticket's issue-key field names an issue it is not linked to (one read of the ticket, unless the
-    event's own key is one of its links)."""
+    event's own key is one of its links or a poll's complete ``record`` of it is at hand)."""
     keys = {link.issue_key for link in rt.store.links_for_ticket(ticket)}
     if event_key and event_key in keys:
         return False
     helpdesk = rt.helpdesk(system)
     try:
-        typed = helpdesk.requested_issue_key(helpdesk.get_ticket(ticket.id))
+        typed = helpdesk.requested_issue_key(ticket_record(helpdesk, ticket.id, record))
     except NotFound:  # the ticket is gone (deleted, merged): nothing to move
         return False
     return bool(typed) and typed not in keys

@@ -312,7 +312,10 @@ def _signal_for(rt: Context, name: str, connector: Connector, item: Any) -> tupl
             return poll_delivery_id(ticket, _iso(item.updated_at)) + ":state", TicketStateObserved(
                 ticket=ticket, status=item.status
             )
-        return poll_delivery_id(ticket, _iso(item.updated_at)), EscalationRequested(ticket=ticket, fresh=True)
+        record = item if item.complete else None  # the export carried all a read would: not read again
+        return poll_delivery_id(ticket, _iso(item.updated_at)), EscalationRequested(
+            ticket=ticket, fresh=True, record=record
+        )
     if isinstance(item, Issue) and isinstance(connector, Tracker):
         if not item.ref.id:
             return None

@@ -74,6 +74,8 @@ MAX_COMMENT_PAGES = 1000
 
 EXPORT_PAGE_SIZE = 1000
 """The incremental export's largest (and default) page: 1,000 tickets a response."""
+EXPORT_SIDELOADS = "users,organizations"
+"""What the export sideloads: the same as ``get_ticket``'s, so an exported ticket is a complete record."""
 EXPORT_MIN_AGE = 60
 """The export's ``start_time`` must lie at least a minute in the past (Zendesk excludes the last minute)."""
 
@@ -266,12 +268,21 @@ class ZendeskConnector(Helpdesk):
         ).json()
         return self._ticket_from(body)
 
-    def _ticket_from(self, body: dict[str, Any]) -> Ticket:
+    def _ticket_from(
+        self,
+        body: dict[str, Any],
+        *,
+        complete: bool = False,
+        users: dict[Any, dict[str, Any]] | None = None,
+        organizations: dict[Any, dict[str, Any]] | None = None,
+    ) -> Ticket:
+        """A Ticket from ``{"ticket": ..., "users": [...], "organizations": [...]}``; a page of tickets passes its
+        sideloads already indexed by id (``users``, ``organizations``)."""
         raw = body.get("ticket")
         if not isinstance(raw, dict) or raw.get("id") is None:
             raise VendorError(self.name, f"{self.name}: the ticket response holds no ticket")
-        users = _by_id(body.get("users"))
-        organizations = _by_id(body.get("organizations"))
+        users = _by_id(body.get("users")) if users is None else users
+        organizations = _by_id(body.get("organizations")) if organizations is None else organizations
         requester: Person | None = None
         requester_id = raw.get("requester_id")
         if requester_id is not None:
@@ -303,6 +314,7 @@ class ZendeskConnector(Helpdesk):
             created_at=parse_datetime(raw.get("created_at")),
             updated_at=parse_datetime(raw.get("updated_at")),
             raw=raw,
+            complete=complete,
         )
 
     def list_comments(self, ticket_id: str) -> list[Comment]:
@@ -396,8 +408,9 @@ class ZendeskConnector(Helpdesk):
         ``GET /api/v2/incremental/tickets/cursor?start_time=<unix>`` on the first call (clamped to a minute
         ago, as Zendesk requires), then ``?cursor=<after_cursor>``, until ``end_of_stream``. Each Page's cursor
         is ``{"cursor": after_cursor}``: saved after the page is handled, it resumes right after it, also on
-        the next run (the end of the stream is where later changes will appear). No sideloads are asked for:
-        the reconciler only reads tags and ids; ``get_ticket`` reads a ticket in full when one is acted on.
+        the next run (the end of the stream is where later changes will appear). The ``users`` and
+        ``organizations`` sideloads are asked for (the export allows the tickets' sideloads), as ``get_ticket``
+        asks for them: every ticket is then ``complete``, so a polled escalation does not read it again.
         Only the cursor is taken from the body, never ``after_url``, so no link from a response is followed.
         Pages are yielded as they arrive; nothing accumulates.
         """
@@ -409,6 +422,7 @@ class ZendeskConnector(Helpdesk):
         else:
             latest = (time.time() if now is None else now) - EXPORT_MIN_AGE
             params = {"start_time": max(0, int(min(since, latest)))}
+        params["include"] = EXPORT_SIDELOADS
         if size != EXPORT_PAGE_SIZE:
             params["per_page"] = size
         seen: set[str] = set()
@@ -416,8 +430,9 @@ class ZendeskConnector(Helpdesk):
             body = self.http.get("/api/v2/incremental/tickets/cursor", op="tickets.export", params=params).json()
             if not isinstance(body, dict):
                 raise VendorError(self.name, f"{self.name}: the incremental export answer is not a JSON object")
+            users, organizations = _by_id(body.get("users")), _by_id(body.get("organizations"))
             tickets = [
-                self._ticket_from({"ticket": raw})
+                self._ticket_from({"ticket": raw}, complete=True, users=users, organizations=organizations)
                 for raw in body.get("tickets") or []
                 if isinstance(raw, dict) and raw.get("id") is not None
             ]
@@ -433,7 +448,7 @@ class ZendeskConnector(Helpdesk):
             if after in seen:
                 raise VendorError(self.name, f"{self.name}: the incremental export repeated a cursor")
             seen.add(after)
-            params = {"cursor": after}
+            params = {"cursor": after, "include": EXPORT_SIDELOADS}
             if size != EXPORT_PAGE_SIZE:
                 params["per_page"] = size
 

@@ -114,13 +114,25 @@ def test_start_time_is_at_least_a_minute_ago(vendors: Vendors, zd: ZendeskConnec
     assert query(requests_sent[1])["start_time"] == [str(int(now - 7200))]
 
 
-def test_no_sideload_and_no_call_per_ticket(vendors: Vendors, zd: ZendeskConnector) -> None:
+def test_users_and_organizations_sideloaded_and_no_call_per_ticket(vendors: Vendors, zd: ZendeskConnector) -> None:
+    """Every page asks for get_ticket's sideloads, so each exported ticket is a complete record (its requester's
+    email, its organization's name and domains) and no ticket is read on its own."""
     add_tickets(vendors, 20)
     requests_sent = sent(zd)
     tickets = [t for p in zd.changed_tickets(None, since=0, per_page=10) for t in p.items]
     assert len(tickets) == 23
     assert len(requests_sent) == 3
-    assert all("include" not in query(r) for r in requests_sent)
+    assert all(query(r)["include"] == ["users,organizations"] for r in requests_sent)
+    assert all(t.complete for t in tickets)
+    [ada] = [t for t in tickets if t.ref.id == "1"]
+    read = zd.get_ticket("1")
+    assert (ada.requester, ada.organization, ada.organization_domains) == (
+        read.requester,
+        read.organization,
+        read.organization_domains,
+    )
+    assert ada.requester is not None
+    assert ada.requester.email == "ada@acme.example"
 
 
 def test_export_answers_match_the_spec(vendors: Vendors, zd: ZendeskConnector) -> None:
