@@ -5,7 +5,11 @@ incremental export, HubSpot's CRM search on ``hs_lastmodifieddate``, Jira's JQL 
 ``changed_tickets`` / ``changed_issues``) and turns only what matters into neutral signals:
 
 - a helpdesk ticket that asks for an escalation (``Helpdesk.wants_escalation``: the ``[escalation] tag`` by
-  default, a plugin's own trigger otherwise) and whose escalation is not complete: ``EscalationRequested``;
+  default, a plugin's own trigger otherwise) and whose escalation is not complete: ``EscalationRequested``,
+  carrying the polled record when it is complete (``Ticket.complete``: the export had get_ticket's sideloads), so
+  the escalation does not read the ticket again. The record is as fresh as the export (at least as new as the
+  checkpoint the scan started from): the state the request was seen in; the escalation's ticket update is a safe
+  update against the record's stamp, so a ticket changed since is read again there, never overwritten;
   one whose escalation is complete: ``TicketStateObserved`` with its status (its links' resolved flag);
 - a tracker issue that has linked tickets in the store: ``IssueStateObserved`` with its current state (no
   changelog), which sync back compares with what it applied last;
