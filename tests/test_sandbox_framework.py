@@ -530,6 +530,34 @@ def test_latency_set_through_the_admin_api_delays_vendor_calls_only(
     assert len(waited) == 2
 
 
+@pytest.mark.parametrize("system", ["zendesk", "hubspot", "jira"])
+def test_each_emulators_calls_wait_out_their_latency_side_by_side(system: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two calls to one emulator with latency are in their wait at the same time (a barrier of two would break if
+    the emulator's lock were held through the wait, as the Zendesk and HubSpot emulators once did): concurrent
+    calls to a vendor take one latency, not one each."""
+    import threading
+
+    import cxbridge.sandbox.base as base
+
+    barrier = threading.Barrier(2, timeout=10)
+    monkeypatch.setattr(base.time, "sleep", lambda seconds: barrier.wait())
+    with mock_vendors([system], seed="demo") as vendors:
+        backend = vendors[system]
+        backend.latency = Latency(fixed=0.15)
+        answers: list[int] = []
+
+        def call() -> None:
+            answers.append(requests.get(f"{backend.base_url}/anything", timeout=10).status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(15)
+    assert not barrier.broken
+    assert len(answers) == 2  # answered (refused: no credentials), each after its wait
+
+
 def test_sandbox_serve_refuses_a_bad_latency() -> None:
     """``sandbox serve --latency`` names the unknown system or the unreadable value, and stops the emulators."""
     from click.testing import CliRunner

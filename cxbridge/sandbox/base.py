@@ -367,7 +367,7 @@ class Backend(ABC):
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
-        """Answer one request: admin API, faults, auth, rate limit, then the vendor route."""
+        """Answer one request: admin API, then the call's latency, then ``handle_call``."""
         if request.path.startswith(ADMIN_PREFIX):
             return self._admin(request)
         latency = self.latency
@@ -375,6 +375,12 @@ class Backend(ABC):
             with self._connections_lock:
                 wait = latency.sample(self._latency_rng)
             time.sleep(wait)  # outside the lock: concurrent calls wait side by side, as at the vendor
+        return self.handle_call(request)
+
+    def handle_call(self, request: Request) -> Response:
+        """Answer one vendor call (its latency waited already) under the backend's lock: faults, auth, rate limit,
+        then the vendor route. An emulator that adds to every answer extends this, not ``handle``, so that its
+        lock is never held through another call's latency."""
         with self.lock:
             response = self._handle_vendor(request)
             self.calls.append(

@@ -194,10 +194,12 @@ class HubSpotBackend(HubSpotRoutes):
         """Answer one request; after a vendor call, add the nominal rate-limit headers and deliver webhooks."""
         if request.path.startswith(HUBSPOT_ADMIN_PREFIX):
             return self._hubspot_admin(request)
-        if request.path.startswith(ADMIN_PREFIX):
-            return super().handle(request)
+        return super().handle(request)
+
+    def handle_call(self, request: Request) -> Response:
+        """The framework's handling, then the nominal rate-limit headers and the webhooks of what changed."""
         with self.lock:
-            response = super().handle(request)
+            response = super().handle_call(request)
             if self.rate_limit is None and response.status_code != 401:
                 nominal = self._limit_headers(self.interval_limit, self.interval_limit - self._window_used, TEN_SECONDS)
                 for key, value in nominal.items():

@@ -234,14 +234,12 @@ class ZendeskBackend(ZendeskRoutes, Backend):
             )
         return headers
 
-    def handle(self, request: Request) -> Response:
+    def handle_call(self, request: Request) -> Response:
         """The framework's handling, plus Zendesk's advisory rate-limit headers when no limit is enforced."""
-        if request.path.startswith("/_sandbox/"):
-            return super().handle(request)
         with self.lock:
             self._endpoint = self._endpoint_of(request)
             try:
-                response = super().handle(request)
+                response = super().handle_call(request)
                 if self.rate_limit is None and response.status_code != 401:
                     _, remaining, reset = self._advertised.take(self.clock())
                     for key, value in self.rate_limit_headers(ADVERTISED_LIMIT, remaining, reset).items():
