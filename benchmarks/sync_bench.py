@@ -5,10 +5,17 @@ SDK way for the SDK's issue; requesters cycle through three customers, so min(N,
 sandbox's engineer, moves each issue to Done through Jira's REST API; the Jira emulator emits the signed
 ``jira:issue_updated`` webhook Jira would send. cxbridge's cost is ``events.handle_event`` on the verified Event
 (what a worker runs); the SDK way's is ``sdk_way.sync_transition``. Neither counts the webhook itself.
+
+Then the wall time of one transition synced back to 10 tickets (3 companies) with 150 ms per vendor call
+(``Latency`` on every emulator): ``SyncBack`` with ``concurrency=1`` (the tickets one after the other, as before
+``once.by_system``) beside the default ``[sync] concurrency`` (4 per system), each on its own freshly linked issue,
+the order turning every round (paired A/B). Both run the same path: the delivery interpreted by the Jira plugin,
+then ``SyncBack.issue_changed``.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -115,3 +122,53 @@ def measure(
             f"; replay {replay['total']} calls"
         )
     res["figures"]["sync_back"] = figures
+    wall_at_latency(res, vendors, rt, zd, three, rounds=1 if res.get("quick") else 3)
+
+
+def wall_at_latency(res: dict[str, Any], vendors: Any, rt: Any, zd: Any, emails: list[str], *, rounds: int) -> None:
+    """Sync back to 10 tickets at 150 ms per call: one at a time beside side by side (``[sync] concurrency``)."""
+    from cxbridge.sandbox import Latency
+    from cxbridge.workflows.escalate import Escalation, EscalationRequest
+    from cxbridge.workflows.events import triggers
+    from cxbridge.workflows.syncback import SyncBack
+
+    size, latency_ms = 10, 150.0
+    default = int(rt.config.section("sync")["concurrency"])
+    walls: dict[str, list[float]] = {"one_at_a_time": [], "side_by_side": []}
+    for r in range(rounds):
+        order = ["one_at_a_time", "side_by_side"] if r % 2 == 0 else ["side_by_side", "one_at_a_time"]
+        for way in order:
+            tickets = _common.seed_tickets(zd, size, emails, subject=f"Sync wall {r} {way}")
+            key = Escalation(rt).run(EscalationRequest(ticket_id=str(tickets[0]), note="Seen.")).issue_key
+            for t in tickets[1:]:
+                Escalation(rt).run(EscalationRequest(ticket_id=str(t), link_key=key, note="Same."))
+            event = _transition(vendors, key)
+            [signal] = rt.connector("jira").interpret(event, triggers(rt))
+            sync = SyncBack(rt, concurrency=1 if way == "one_at_a_time" else default)
+            for name in vendors:
+                vendors[name].latency = Latency(fixed=latency_ms / 1000)
+            try:
+                start = time.perf_counter()
+                outcome = sync.issue_changed("jira", signal, event.id)
+                walls[way].append((time.perf_counter() - start) * 1000)
+            finally:
+                for name in vendors:
+                    vendors[name].latency = None
+            assert outcome.startswith("synced"), outcome
+    figure = {
+        "tickets": size,
+        "companies": min(size, len(emails)),
+        "latency_ms_per_call": latency_ms,
+        "concurrency": default,
+        "rounds": rounds,
+        "one_at_a_time_ms_median": statistics.median(walls["one_at_a_time"]),
+        "side_by_side_ms_median": statistics.median(walls["side_by_side"]),
+        "samples_ms": walls,
+    }
+    figure["speedup"] = round(figure["one_at_a_time_ms_median"] / figure["side_by_side_ms_median"], 2)
+    res["figures"]["sync_back_wall_at_150ms"] = figure
+    print(
+        f"sync back to {size} tickets at {latency_ms:g} ms per call: one at a time "
+        f"{figure['one_at_a_time_ms_median']:.0f} ms, side by side (concurrency {default}) "
+        f"{figure['side_by_side_ms_median']:.0f} ms ({figure['speedup']}x)"
+    )
