@@ -7,10 +7,11 @@ sandbox's engineer, moves each issue to Done through Jira's REST API; the Jira e
 (what a worker runs); the SDK way's is ``sdk_way.sync_transition``. Neither counts the webhook itself.
 
 Then the wall time of one transition synced back to 10 tickets (3 companies) with 150 ms per vendor call
-(``Latency`` on every emulator): ``SyncBack`` with ``concurrency=1`` (the tickets one after the other, as before
-``once.by_system``) beside the default ``[sync] concurrency`` (4 per system), each on its own freshly linked issue,
-the order turning every round (paired A/B). Both run the same path: the delivery interpreted by the Jira plugin,
-then ``SyncBack.issue_changed``.
+(``Latency`` on every emulator): ``SyncBack`` with ``concurrency=1`` (the tickets one after the other; the CRM's
+notes still beside them, as they reach another system) beside the default ``[sync] concurrency`` (4 per system),
+each on its own freshly linked issue, the order turning every round (paired A/B). Before ``once.by_system`` every
+write went one after the other: 13 calls of 150 ms, at least 1.95 s. Both run the same path: the delivery
+interpreted by the Jira plugin, then ``SyncBack.issue_changed``.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def measure(
 
 
 def wall_at_latency(res: dict[str, Any], vendors: Any, rt: Any, zd: Any, emails: list[str], *, rounds: int) -> None:
-    """Sync back to 10 tickets at 150 ms per call: one at a time beside side by side (``[sync] concurrency``)."""
+    """Sync back to 10 tickets at 150 ms per call: one ticket at a time beside ``[sync] concurrency`` at once."""
     from cxbridge.sandbox import Latency
     from cxbridge.workflows.escalate import Escalation, EscalationRequest
     from cxbridge.workflows.events import triggers
@@ -168,7 +169,7 @@ def wall_at_latency(res: dict[str, Any], vendors: Any, rt: Any, zd: Any, emails:
     figure["speedup"] = round(figure["one_at_a_time_ms_median"] / figure["side_by_side_ms_median"], 2)
     res["figures"]["sync_back_wall_at_150ms"] = figure
     print(
-        f"sync back to {size} tickets at {latency_ms:g} ms per call: one at a time "
+        f"sync back to {size} tickets at {latency_ms:g} ms per call: one ticket at a time "
         f"{figure['one_at_a_time_ms_median']:.0f} ms, side by side (concurrency {default}) "
         f"{figure['side_by_side_ms_median']:.0f} ms ({figure['speedup']}x)"
     )
