@@ -248,14 +248,17 @@ def a_then_b(rt: Runtime, clock: Clock, vendors: Vendors, kind: str, write: int,
 
 @pytest.fixture
 def one_write_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The escalation's independent writes one after the other, in call order, as ``once.side_by_side`` lists them.
+    """The escalation's independent writes one after the other, in call order, as ``once.side_by_side`` lists them
+    (and sync back's, as ``once.by_system`` gets them).
 
     These tests pause a worker before its n-th write, which names a write only when the writes go out in a fixed
     order; side by side, each write's lease check is the same (``tests/test_side_by_side.py`` shows every helper
     thread checks the caller's lease)."""
     import cxbridge.workflows.escalate as escalate_module
+    import cxbridge.workflows.syncback as syncback_module
 
     monkeypatch.setattr(escalate_module, "side_by_side", lambda *calls: [call() for call in calls])
+    monkeypatch.setattr(syncback_module, "by_system", lambda calls, limit: [call() for _, call in calls])
 
 
 @pytest.mark.usefixtures("one_write_at_a_time")
@@ -303,6 +306,7 @@ def test_a_worker_paused_before_each_join_write_leaves_one_effect(
     assert effects(vendors) == joined
 
 
+@pytest.mark.usefixtures("one_write_at_a_time")
 @pytest.mark.parametrize("write", SYNC_WRITES)
 def test_a_worker_paused_before_each_sync_back_write_leaves_one_effect(
     vendors: Vendors, sandbox_runtime: SandboxRuntimes, write: str
