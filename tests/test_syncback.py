@@ -673,7 +673,7 @@ def test_a_429_on_one_ticket_update_holds_the_others_until_the_vendors_time(
     move(vendors, key, "Done")
     assert any(o.startswith("synced") for o in deliver(rt, vendors["jira"], start))
     assert vendors["zendesk"].faults == []
-    assert waits[0] == 30.0  # the limited call's own wait, then the three others' holds
+    assert 30.0 in waits  # the limited call's own wait, and (in any order) the three others' holds
     assert len(waits) == 4, waits
     assert all(25 < w <= 30 for w in waits), waits
     done = notes(vendors, f"{key} moved to Done")
