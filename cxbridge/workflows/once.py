@@ -14,10 +14,11 @@ A worker hands the workflows a lease guard (``lease_guard``): every write checks
 a worker that lost its job's lease raises ``LeaseLost`` and writes nothing.
 
 Independent writes (to different systems, each under its own intent) may go out side by side
-(``side_by_side``): each runs in its own short-lived thread with the caller's context (the lease guard
-included), records that thread as its intent's runner, and the caller waits for all of them. Many writes to
-the same systems (sync back to N tickets, a comment relayed to N issues) go out through ``by_system``: the
-systems side by side, at most a few calls of one system at a time, on ``side_by_side``'s threads.
+(``side_by_side``): each runs in a helper thread with the caller's context (the lease guard included), under a
+runner id of its own for that one call, and the caller waits for all of them. Helper threads are kept for the
+next calls (with their store connections) and end after a while idle. Many writes to the same systems (sync
+back to N tickets, a comment relayed to N issues) go out through ``by_system``: the systems side by side, at
+most a few calls of one system at a time, on ``side_by_side``'s threads.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import contextlib
 import contextvars
 import itertools
 import os
+import queue
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -63,9 +65,9 @@ def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
     """Run independent calls concurrently and return their results in order; the first failure (in call order)
     is raised once every call has finished, so no write is left running behind the caller.
 
-    The first call runs in the calling thread, each other one in a helper thread under a runner id of its own
-    (``host:pid:sideN``, never reused): an intent's runner is then alive exactly while its call runs, as the
-    in-flight check expects. Every
+    The first call runs in the calling thread, each other one in a helper thread (``_HelperThreads``: kept and
+    reused) under a runner id of its own for that call (``host:pid:sideN``, never reused, whichever thread runs
+    it): an intent's runner is then alive exactly while its call runs, as the in-flight check expects. Every
     call runs in a copy of the caller's context, so the worker's lease guard is checked before each write. Calls
     should reach different systems (or be reads): each system's client keeps its own rate-limit hold.
     """
@@ -84,11 +86,10 @@ def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
         with own_runner():
             run(n)
 
-    with ThreadPoolExecutor(max_workers=len(calls) - 1, thread_name_prefix="cxbridge-side") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, run_aside, n) for n in range(1, len(calls))]
-        run(0)
-        for future in futures:
-            future.result()
+    futures = [_helpers.submit(contextvars.copy_context().run, run_aside, n) for n in range(1, len(calls))]
+    run(0)
+    for future in futures:
+        future.result()
     for error in errors:
         if error is not None:
             raise error
@@ -137,6 +138,63 @@ def by_system(calls: Sequence[tuple[Hashable, Callable[[], Any]]], *, limit: int
     return results
 
 
+class _HelperThreads:
+    """The helper threads of ``side_by_side``: an idle one takes the next call, a new one starts when none is idle.
+
+    Never bounded (a call may itself call ``side_by_side``: a bounded pool could wait on itself); a thread idle
+    for ``idle_seconds`` ends, and at most ``keep_idle`` wait at once. Reusing a thread saves its start and its
+    store connection (SQLite opens one per thread) on every escalation. A runner id belongs to one call, never to
+    a thread, so a reused thread never makes an ended call look alive.
+    """
+
+    def __init__(self, idle_seconds: float = 30.0, keep_idle: int = 8) -> None:
+        self.idle_seconds = idle_seconds
+        self.keep_idle = keep_idle
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]] = []
+        self._started = itertools.count(1)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` in a helper thread; its future."""
+        future: Future[Any] = Future()
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            name = f"cxbridge-side-{next(self._started)}"
+            threading.Thread(target=self._serve, args=(inbox,), name=name, daemon=True).start()
+        inbox.put((fn, args, future))
+        return future
+
+    def _serve(self, inbox: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]) -> None:
+        while True:
+            try:
+                fn, args, future = inbox.get(timeout=self.idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:  # nobody took this thread meanwhile: it ends
+                        self._idle.remove(inbox)
+                        return
+                continue  # a caller took it just now: its call is on the way
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+            del fn, args, future  # no call's objects kept alive while idle
+            with self._lock:
+                if len(self._idle) >= self.keep_idle:
+                    return
+                self._idle.append(inbox)
+
+    def forget(self) -> None:
+        """In a forked child: the parent's helper threads do not exist there."""
+        self._lock = threading.Lock()
+        self._idle = []
+
+
+_helpers = _HelperThreads()
+os.register_at_fork(after_in_child=_helpers.forget)
 _side = threading.local()
 _live_side_runners: set[int] = set()
 _side_numbers = itertools.count(1)
