@@ -112,11 +112,40 @@ def _parser() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 
 
+# An ATX heading at the start of a line: it ends every open block (paragraph, list, quote, table, indented
+# code) except a fenced code block, so the text before it parses the same alone.
+_SECTION_START = re.compile(r"(?m)^(?=#{1,6}(?:[ \t]|$))")
+SECTION_CACHE_SIZE = 256
+"""Sections (text between top-level headings) whose parse is kept: a handoff repeats most of its sections
+(the customer, the priority, the footer) from one escalation to the next, and the impact section between joins."""
+
+
 def parse_blocks(markdown: str) -> list[Block]:
-    """Parse Markdown into the block tree that both the ADF and the wiki writer consume."""
-    tokens = _parser().parse(clean_text(markdown or ""))
-    blocks, _ = _blocks(tokens, 0, None)
+    """Parse Markdown into the block tree that both the ADF and the wiki writer consume.
+
+    The text is parsed section by section (split before each top-level heading), each section's tree kept in a
+    bounded cache: the same tree as one parse of the whole text, without parsing again what has not changed. A
+    text with a fenced code block (a heading inside it is code) or a link reference definition (it may be used
+    in another section) is parsed whole. The trees are shared between callers: read them, never change them.
+    """
+    text = clean_text(markdown or "")
+    if "```" in text or "~~~" in text or "]:" in text:
+        return _parse(text)
+    blocks: list[Block] = []
+    for section in _SECTION_START.split(text):
+        if section:
+            blocks.extend(_parse_section(section))
     return blocks
+
+
+def _parse(text: str) -> list[Block]:
+    blocks, _ = _blocks(_parser().parse(text), 0, None)
+    return blocks
+
+
+@lru_cache(maxsize=SECTION_CACHE_SIZE)
+def _parse_section(text: str) -> tuple[Block, ...]:
+    return tuple(_parse(text))
 
 
 def _blocks(tokens: list[Any], i: int, until: str | None) -> tuple[list[Block], int]:

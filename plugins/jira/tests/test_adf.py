@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from cxbridge_jira import adf
 from cxbridge_jira.adf import markdown_to_adf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -251,3 +252,36 @@ def test_values_in_a_template_stay_text(values: list[str]) -> None:
         for mark in node.get("marks", []):
             if mark["type"] == "link":
                 assert mark["attrs"]["href"].startswith(("http://", "https://"))
+
+
+def whole_parse(markdown: str) -> list[adf.Block]:
+    """The block tree of one markdown-it parse of the whole text (what ``parse_blocks`` gives section by section)."""
+    return adf._parse(adf.clean_text(markdown))
+
+
+SECTIONED = [
+    "## Customer\n- **Tier:** gold\n## Ticket\n- a\n\n## Words\n> quoted\n## Next\ntext",
+    "para\n# Heading\nlazy?\n> quote\ncontinued\n## After the quote\n1. one\n2. two\n\n   indented\n## End",
+    "| a | b |\n|---|---|\n| 1 | 2 |\n## After a table\n- item\n\n- loose item\n#not a heading\n####### seven",
+    "    indented code\n## heading after code\n\tcode again\n#\n##\tTabbed heading\ntext",
+    "- item\n  ```\n  fenced in a list\n## a heading inside the fence?\n  ```\n",
+    "[ref]\n## Section\n[ref]: https://example.com/\n",
+    "text ~~strike~~\n## x\n~~~\ncode\n## not a heading\n~~~\n",
+]
+
+
+@pytest.mark.parametrize("markdown", SECTIONED)
+def test_sections_parse_as_the_whole_text_does(markdown: str) -> None:
+    """Parsed section by section (split before top-level headings, each section's tree cached), the tree is the
+    one a single parse of the whole text gives: also for headings after lazy lines, tables, loose lists, code, a
+    fence spanning a heading and a link reference defined in another section (those two are parsed whole)."""
+    assert adf.parse_blocks(markdown) == whole_parse(markdown)
+    assert adf.parse_blocks(markdown) == whole_parse(markdown)  # from the cache this time
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([*TOKENS, "\n## ", "\n# ", "\n###### ", "\n    ", "]: http://a.b/"]), max_size=80))
+def test_any_markup_parses_by_sections_as_a_whole(tokens: list[str]) -> None:
+    """Dense Markdown syntax with headings anywhere: the sectioned parse never differs from the whole parse."""
+    markdown = "".join(tokens)
+    assert adf.parse_blocks(markdown) == whole_parse(markdown)
