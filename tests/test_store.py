@@ -165,6 +165,24 @@ def test_accepting_a_delivery_commits_with_synchronous_full(store: SQLiteStore) 
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
 
 
+def test_an_echo_delivery_commits_without_waiting_for_the_disk(store: SQLiteStore) -> None:
+    """A delivery recorded without a job (an echo of cxbridge's own change) commits with NORMAL: no work
+    depends on it. It is still recorded and deduplicated."""
+    conn = store._conn()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        assert store.accept_delivery("jira", "echo-1", payload={"x": 1}, job_kind=None, job_payload=None)
+    finally:
+        conn.set_trace_callback(None)
+    assert "BEGIN IMMEDIATE" in statements
+    assert "PRAGMA synchronous = FULL" not in statements
+    row = store.inbox_row("jira", "echo-1")
+    assert row is not None
+    assert row.job_id is None
+    assert not store.accept_delivery("jira", "echo-1", payload={"x": 1}, job_kind=None, job_payload=None)
+
+
 def test_connection_pragmas(store: SQLiteStore, tmp_path: Path) -> None:
     """WAL, synchronous=NORMAL (FULL for accepting deliveries), foreign keys and a 5 s busy timeout."""
     conn = store._conn()  # the calling thread's connection

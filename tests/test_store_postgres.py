@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -171,6 +172,27 @@ def test_only_the_delivery_waits_for_the_wal_flush(pg_url: str) -> None:
         store._run(setting, durable=True)
         store._run(setting)
     assert seen == ["off", "on", "off"]
+
+
+def test_an_echo_delivery_does_not_wait_for_the_wal_flush(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delivery recorded without a job (an echo of cxbridge's own change) commits asynchronously, as other
+    writes do; a delivery with a job waits for the flush."""
+    with open_store(pg_url) as store:
+        assert isinstance(store, PostgresStore)
+        seen: list[bool] = []
+        run = store._run
+
+        def recording(fn: Any, *, durable: bool = False, **kw: Any) -> Any:
+            seen.append(durable)
+            return run(fn, durable=durable, **kw)
+
+        monkeypatch.setattr(store, "_run", recording)
+        assert store.accept_delivery("jira", "echo-1", payload={}, job_kind=None, job_payload=None)
+        assert store.accept_delivery("jira", "real-1", payload={}, job_kind="event", job_payload={})
+        row = store.inbox_row("jira", "echo-1")
+    assert row is not None
+    assert row.job_id is None
+    assert seen[:2] == [False, True]
 
 
 @pytest.fixture

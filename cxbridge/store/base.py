@@ -305,7 +305,8 @@ class Store(ABC):
         """Commit an inbox row and its job in one durable transaction; False for a duplicate delivery.
 
         ``job_kind`` None records the delivery without a job (an echo of cxbridge's own change recognised at
-        ingress: acknowledged and kept for deduplication, nothing to do); its inbox row's ``job_id`` is None.
+        ingress: acknowledged and kept for deduplication, nothing to do); its inbox row's ``job_id`` is None, and
+        its commit need not wait for the disk (no work depends on it; a redelivery is again an echo).
         Deliveries are keyed by ``(system, account, delivery_id)``. ``dedupe_key`` becomes the job's key:
         when a not-yet-done job already holds it, the delivery is still recorded (True) but no second job
         is queued. ``lock_key`` names the entity the job acts on: at most one job per lock key runs at a time.

@@ -831,7 +831,8 @@ class PostgresStore(Store):
     ) -> bool:
         """Commit the inbox row and its job in one durable transaction; False for a duplicate delivery.
 
-        ``job_kind`` None: the row only (an echo recognised at ingress)."""
+        ``job_kind`` None: the row only (an echo recognised at ingress), committed asynchronously as the other
+        writes are: no work depends on it, and a redelivery of it is again an echo."""
         now = self.clock()
 
         def accept(conn: Conn) -> bool:
@@ -853,7 +854,7 @@ class PostgresStore(Store):
             )
             return True
 
-        return self._run(accept, durable=True)
+        return self._run(accept, durable=job_kind is not None)
 
     def inbox_row(self, system: str, delivery_id: str, *, account: str = "") -> InboxRow | None:
         """The inbox row of a delivery, or None."""

@@ -661,9 +661,11 @@ class SQLiteStore(Store):
     ) -> bool:
         """Commit the inbox row and its job durably; False for a duplicate delivery.
 
-        ``job_kind`` None: the row only (an echo recognised at ingress). Deliveries arriving together share one
-        durable commit (group commit, ``group_commit.py``): each runs in its own savepoint of one ``BEGIN
-        IMMEDIATE`` transaction, and this returns only after the commit that holds it."""
+        ``job_kind`` None: the row only (an echo recognised at ingress), committed as the other writes are (no
+        flush to the disk, no batch: no work depends on it, and a redelivery of it is again an echo). Deliveries
+        with a job arriving together share one durable commit (group commit, ``group_commit.py``): each runs in
+        its own savepoint of one ``BEGIN IMMEDIATE`` transaction, and this returns only after the commit that
+        holds it."""
         delivery = _Delivery(
             system,
             account,
@@ -675,6 +677,9 @@ class SQLiteStore(Store):
             lock_key,
             self.clock(),
         )
+        if job_kind is None:
+            with self._write() as conn:
+                return self._accept_one(conn, delivery)
         return self.group_commit.submit(delivery, getattr(self._local, "write_deadline", None))
 
     @property
