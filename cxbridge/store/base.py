@@ -280,6 +280,22 @@ class Store(ABC):
         never moves. An unknown ``op_id`` raises ``NotFoundInStore``.
         """
 
+    def begin_sending(
+        self, op_id: str, kind: str, *, business_key: str, payload: dict[str, Any], owner: str
+    ) -> tuple[bool, Intent]:
+        """Begin an intent already won by ``owner``: insert it, or take a ``pending`` one never tried, straight to
+        ``sending`` (one attempt, ``sent_at`` now, ``owner`` recorded). Returns (True, the row) when this call
+        moved it, else (False, the row untouched): the caller goes through the usual checks and claim.
+
+        What ``begin_intent`` then ``transition_intent(op_id, "sending", expect="pending", attempts=0, owner=)``
+        do, in one transaction where the store can: a fresh write's intent is durable as ``sending`` before the
+        write goes out, one commit instead of two. This default runs the two transactions.
+        """
+        intent = self.begin_intent(op_id, kind, business_key=business_key, payload=payload)
+        if intent.state != "pending" or intent.attempts != 0:
+            return False, intent
+        return self.transition_intent(op_id, "sending", expect="pending", attempts=0, owner=owner)
+
     @abstractmethod
     def forget_intent(self, op_id: str) -> bool:
         """Delete an intent whose effect was undone (an unlinked ticket's remote link), so it can be redone.

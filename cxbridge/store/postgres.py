@@ -682,6 +682,27 @@ class PostgresStore(Store):
             raise StoreError(f"intent {op_id!r} vanished while it was being written")
         return intent
 
+    def begin_sending(
+        self, op_id: str, kind: str, *, business_key: str, payload: dict[str, Any], owner: str
+    ) -> tuple[bool, Intent]:
+        """``Store.begin_sending`` in one transaction (the row locked while it is looked at)."""
+        now = self.clock()
+
+        def begin(conn: Conn) -> tuple[bool, Intent]:
+            conn.execute(
+                "INSERT INTO intents (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
+                " VALUES (%s, %s, %s, 'pending', %s::jsonb, 0, %s, %s) ON CONFLICT (op_id) DO NOTHING",
+                (op_id, kind, business_key, _dumps(payload), now, now),
+            )
+            current = self._get_intent(conn, op_id, lock=True)
+            if current is None:  # pragma: no cover - inserted or present, inside one transaction
+                raise StoreError(f"intent {op_id!r} vanished while it was being written")
+            if current.state != "pending" or current.attempts != 0:
+                return False, current
+            return True, self._set_intent(conn, op_id, "sending", now, result=None, error=None, owner=owner)
+
+        return self._run(begin)
+
     def _set_intent(
         self,
         conn: Conn,

@@ -509,6 +509,28 @@ class SQLiteStore(Store):
             raise StoreError(f"intent {op_id!r} vanished while it was being written")
         return intent
 
+    def begin_sending(
+        self, op_id: str, kind: str, *, business_key: str, payload: dict[str, Any], owner: str
+    ) -> tuple[bool, Intent]:
+        """``Store.begin_sending`` in one ``BEGIN IMMEDIATE`` transaction."""
+        now = self.clock()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO intents"
+                " (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?) ON CONFLICT (op_id) DO NOTHING",
+                (op_id, kind, business_key, _dumps(payload), now, now),
+            )
+            current = self._get_intent(conn, op_id)
+            if current is None:  # pragma: no cover - inserted or present, inside one transaction
+                raise StoreError(f"intent {op_id!r} vanished while it was being written")
+            if current.state != "pending" or current.attempts != 0:
+                return False, current
+            intent = self._set_intent(conn, op_id, "sending", now, result=None, error=None, owner=owner)
+        if intent is None:  # pragma: no cover - updated inside this transaction
+            raise StoreError(f"intent {op_id!r} vanished while it was being written")
+        return True, intent
+
     def mark_intent(
         self,
         op_id: str,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -320,6 +321,9 @@ def run_server(
     running = start_server(
         rt, host=host, port=port, workers=workers, threads=threads, stop_event=stop_event, systems=systems
     )
+    # what starting made (modules, plugins, the configuration) lives as long as the process: out of the
+    # collector's generations, a full collection no longer walks it (about 30 ms each time here)
+    gc.freeze()
     try:
         echo(f"Listening on {running.url} ({workers} worker thread{'s' if workers != 1 else ''})")
         for name in sorted(running.receiver.endpoints):

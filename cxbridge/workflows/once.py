@@ -326,21 +326,26 @@ def write_once(
 ) -> str:
     """Run ``write`` once for ``oid``; returns ``written``, or ``unchanged`` when it was done (or found) before.
 
+    A first write begins its intent already ``sending`` (``Store.begin_sending``: one commit, before the write);
+    an intent begun before goes through the in-flight check, the ``find`` and the compare-and-set claim.
+
     ``point`` is called with ``<kind>.sent`` right after the write (tests crash there).
     """
-    intent = store.begin_intent(oid, kind, business_key=business_key, payload=payload or {})
-    if intent.state == "done":
-        return "unchanged"
-    what = f"{kind} for {business_key}"
-    if in_flight_elsewhere(intent, _now(store)):
-        raise EffectInFlight(f"{what} is being written by another runner; nothing was written here")
-    if intent.state in ("sending", "ambiguous") and find is not None:
-        found = find()
-        if found is not None:
-            store.mark_intent(oid, "done", result=found)
+    check_lease()
+    won, intent = store.begin_sending(oid, kind, business_key=business_key, payload=payload or {}, owner=runner_id())
+    if not won:  # begun before: done, in flight elsewhere, or left by an attempt that may have written
+        if intent.state == "done":
             return "unchanged"
-    if claim_send(store, intent, what=what) is None:
-        return "unchanged"
+        what = f"{kind} for {business_key}"
+        if in_flight_elsewhere(intent, _now(store)):
+            raise EffectInFlight(f"{what} is being written by another runner; nothing was written here")
+        if intent.state in ("sending", "ambiguous") and find is not None:
+            found = find()
+            if found is not None:
+                store.mark_intent(oid, "done", result=found)
+                return "unchanged"
+        if claim_send(store, intent, what=what) is None:
+            return "unchanged"
     try:
         outcome = write()
     except AmbiguousOutcome:

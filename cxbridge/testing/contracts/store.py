@@ -370,6 +370,45 @@ class StoreContract:
         assert again.business_key == "helpdesk:ticket:4211"
         assert again == store.get_intent("op-1")
 
+    def test_begin_sending_takes_only_a_fresh_intent(self, store: Store, clock: FakeClock) -> None:
+        """begin_sending inserts an intent already sending (owner, one attempt, sent_at), or takes a pending one
+        never tried; any other row comes back untouched and not won, so the caller's checks and claim run."""
+        won, intent = store.begin_sending("op-s", "crm.note", business_key="bk", payload={"m": 1}, owner="me")
+        assert won
+        assert (intent.state, intent.attempts, intent.sent_at, intent.owner) == ("sending", 1, T0, "me")
+        assert intent.payload == {"m": 1}
+        assert intent == store.get_intent("op-s")
+        clock.advance(5)
+        won, again = store.begin_sending("op-s", "crm.note", business_key="bk", payload={"m": 2}, owner="other")
+        assert not won
+        assert again == intent
+        store.mark_intent("op-s", "done", result={"ref": "n1"})
+        won, done = store.begin_sending("op-s", "crm.note", business_key="bk", payload={}, owner="other")
+        assert not won
+        assert (done.state, done.result) == ("done", {"ref": "n1"})
+        store.begin_intent("op-p", "crm.note", business_key="bk", payload={"m": 3})
+        won, taken = store.begin_sending("op-p", "crm.note", business_key="bk", payload={}, owner="me")
+        assert won
+        assert (taken.state, taken.attempts, taken.owner, taken.payload) == ("sending", 1, "me", {"m": 3})
+
+    def test_begin_sending_is_won_once_under_a_race(self, store: Store) -> None:
+        """Sixteen threads begin the same write: exactly one is told it moved the intent to sending."""
+        wins: list[bool] = []
+
+        def race() -> None:
+            won, _ = store.begin_sending("op-r", "crm.note", business_key="bk", payload={}, owner="x")
+            wins.append(won)
+
+        threads = [threading.Thread(target=race) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(wins) == [False] * 15 + [True]
+        intent = store.get_intent("op-r")
+        assert intent is not None
+        assert (intent.state, intent.attempts) == ("sending", 1)
+
     def test_intent_lifecycle(self, store: Store, clock: FakeClock) -> None:
         """sending counts attempts and stamps sent_at; done keeps its first result and is final."""
         store.begin_intent("op-2", "tracker.create", business_key="bk", payload={})
