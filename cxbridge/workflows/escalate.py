@@ -30,7 +30,17 @@ from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jso
 from ..store import Intent, Store
 from . import fieldmap, impact, policy
 from .context import Context
-from .once import claim_send, crm_note_once, in_flight_elsewhere, marker_for, op_id, side_by_side, write_once
+from .once import (
+    check_lease,
+    claim_send,
+    crm_note_once,
+    in_flight_elsewhere,
+    marker_for,
+    op_id,
+    runner_id,
+    side_by_side,
+    write_once,
+)
 from .priority import Priority, choose_priority
 from .relay import Relay
 
@@ -699,24 +709,26 @@ class Escalation:
         store = self.rt.store
         record_oid = op_id(f"{business_key}|{issue.ref}", "helpdesk.record")
         marker = marker_for(record_oid)
-        record = store.begin_intent(
-            record_oid, "helpdesk.record", business_key=business_key, payload={"marker": marker}
+        check_lease()  # a fresh intent is begun already sending (won): the checks below are for one begun before
+        won, record = store.begin_sending(
+            record_oid, "helpdesk.record", business_key=business_key, payload={"marker": marker}, owner=runner_id()
         )
         if record.state == "done":
             return False
-        if in_flight_elsewhere(record, self.clock()):
+        if not won and in_flight_elsewhere(record, self.clock()):
             raise EffectInFlight(f"{ticket.ref} is already being escalated by another run; nothing was written here")
         # an earlier attempt's note carries the marker (one recorded before notes had one is judged by the tag and
         # the key, as it was written then); not on the ticket means not written: write it even if the tag is there
-        first_attempt = record.state == "pending" or (record.payload or {}).get("marker") == marker
+        first_attempt = won or record.state == "pending" or (record.payload or {}).get("marker") == marker
         if (
-            record.state in ("sending", "ambiguous")
+            not won
+            and record.state in ("sending", "ambiguous")
             and first_attempt
             and any(marker in c.body for c in helpdesk.list_comments(ticket.ref.id))
         ):
             store.mark_intent(record_oid, "done", result={"changed": True, "found": marker})
             return False
-        if claim_send(store, record, what=f"the escalation note on {ticket.ref}") is None:
+        if not won and claim_send(store, record, what=f"the escalation note on {ticket.ref}") is None:
             return False  # another runner finished it meanwhile
         try:
             changed = helpdesk.record_escalation(
@@ -790,12 +802,15 @@ class Escalation:
             # Linked by an earlier join: escalating again joins the same issue rather than creating one.
             first = existing[0]
             return tracker.get_issue(first.issue_key), False
-        intent = store.begin_intent(oid, "tracker.create", business_key=business_key, payload={"label": label})
+        check_lease()  # a fresh intent is begun already sending (won): the checks below are for one begun before
+        won, intent = store.begin_sending(
+            oid, "tracker.create", business_key=business_key, payload={"label": label}, owner=runner_id()
+        )
         if intent.state == "done" and intent.result:  # another runner created it since the first read
             return self._issue_from(tracker, intent.result), resumed
-        if in_flight_elsewhere(intent, self.clock()):
+        if not won and in_flight_elsewhere(intent, self.clock()):
             raise EffectInFlight(f"{ticket.ref} is already being escalated by another run; nothing was written here")
-        if intent.state in ("sending", "ambiguous"):
+        if not won and intent.state in ("sending", "ambiguous"):
             # An earlier attempt may have created the issue: its label finds it.
             found = tracker.search_by_label(label)
             if found:
@@ -811,7 +826,7 @@ class Escalation:
                     retry_at=sent_at + grace,
                 )
         try:
-            claimed = claim_send(store, intent, what=f"the issue for {ticket.ref}")
+            claimed = intent if won else claim_send(store, intent, what=f"the issue for {ticket.ref}")
         except EffectInFlight:
             raise EffectInFlight(
                 f"{ticket.ref} is already being escalated by another run; nothing was written here"
