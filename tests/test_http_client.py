@@ -631,3 +631,49 @@ def test_the_environments_proxy_is_read_once_at_build(clock: Clock, monkeypatch:
 def test_the_environments_ca_bundle_is_kept(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate.pem")
     assert make_client(clock).session.verify == "/etc/ssl/certs/corporate.pem"
+
+
+# --- the client's own session sends what Session.request would --------------------------------------------
+
+
+@pytest.mark.parametrize("call", ["get", "post"])
+def test_own_session_sends_what_session_request_sends(mock: responses.RequestsMock, clock: Clock, call: str) -> None:
+    """The client's own session prepares and sends a request directly (no per-call merge in Session.request);
+    the request on the wire is the one an injected session's ``Session.request`` sends: method, URL with the
+    session's and the call's params, headers (the session's under the call's, a None dropped), auth, cookies,
+    body, and the session's response hooks run."""
+    sent: list[requests.PreparedRequest] = []
+    hooked: list[str] = []
+
+    def configure(session: requests.Session) -> None:
+        session.trust_env = False
+        session.headers["X-Session"] = "kept"
+        session.headers["X-Dropped"] = "session value"
+        session.params = {"locale": "en"}
+        session.cookies.set("sid", "abc", domain="acme.zendesk.com", path="/")
+        session.hooks["response"].append(lambda r, *a, **k: hooked.append(r.url))
+
+    mock.get(URL, json={})
+    mock.post(URL, json={}, status=201)
+    own = make_client(clock)
+    assert own._own_session
+    configure(own.session)
+    injected_session = requests.Session()
+    configure(injected_session)
+    injected = make_client(clock, session=injected_session)
+    kwargs: dict[str, Any] = {"op": "tickets", "params": {"page": 2}, "headers": {"X-Dropped": None}}
+    if call == "post":
+        kwargs["json"] = {"ticket": {"subject": "Hi"}}
+    for client in (own, injected):
+        getattr(client, call)(URL, **kwargs)
+        sent.append(mock.calls[-1].request)
+    a, b = sent
+    assert (a.method, a.url, a.body) == (b.method, b.url, b.body)
+    assert dict(a.headers) == dict(b.headers)
+    assert "locale=en" in str(a.url)
+    assert "page=2" in str(a.url)
+    assert a.headers["X-Session"] == "kept"
+    assert "X-Dropped" not in a.headers
+    assert a.headers["Cookie"] == "sid=abc"
+    assert a.headers["Authorization"].startswith("Basic ")
+    assert len(hooked) == 2

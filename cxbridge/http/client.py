@@ -322,17 +322,7 @@ class HttpClient:
     ) -> requests.Response:
         start = time.monotonic()
         try:
-            response = self.session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                data=data,
-                headers=headers,
-                auth=self.auth,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
+            response = self._send(method, url, params=params, json=json, data=data, headers=headers)
         except requests.RequestException as exc:
             elapsed = time.monotonic() - start
             self.counter.record(self.system, op, ERROR)
@@ -353,6 +343,57 @@ class HttpClient:
         if accepted:
             return response
         raise self._status_error(response, method, url, creates=creates)
+
+    def _send(
+        self, method: str, url: str, *, params: Any, json: Any, data: Any, headers: dict[str, str]
+    ) -> requests.Response:
+        """One HTTP exchange through the session: ``Session.request`` for an injected session; for the client's
+        own session (environment settled once, ``trust_env`` off) the same request prepared and sent directly.
+
+        ``Session.request`` merges the session's headers, params, hooks, cookies and environment settings anew on
+        every call (with ``isinstance`` checks against typing protocols in recent requests): about 0.08 ms of
+        CPU a call here. The direct way merges the same session settings (headers with the request's over
+        them, params, auth, cookies, hooks, proxies, verify, cert, stream) and calls ``Session.send``, which runs
+        the adapters (and any mock of them), the response hooks and the cookie jar as before.
+        """
+        session = self.session
+        if not self._own_session or session.trust_env:
+            return session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                auth=self.auth,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        merged = requests.structures.CaseInsensitiveDict(session.headers)
+        merged.update(headers)
+        for name in [name for name, value in merged.items() if value is None]:
+            del merged[name]
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method=method,
+            url=url,
+            headers=merged,
+            data=data or {},
+            json=json,
+            params=requests.sessions.merge_setting(params, session.params) if session.params else params or {},
+            auth=self.auth if self.auth is not None else session.auth,
+            cookies=session.cookies,
+            hooks=session.hooks,
+        )
+        return session.send(
+            prepared,
+            timeout=self.timeout,
+            allow_redirects=False,
+            proxies=session.proxies,
+            stream=session.stream,
+            verify=session.verify,
+            cert=session.cert,
+        )
 
     def _transport_error(
         self,
