@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -93,6 +93,9 @@ def _shown_url(url: str) -> str:
     parts = urlsplit(url)
     shown = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     return redact(shown + ("?…" if parts.query else ""))
+
+
+_merge_setting = cast(Callable[[Any, Any], Any], requests.sessions.merge_setting)  # untyped in requests
 
 
 def settle_environment(session: requests.Session, base_url: str) -> None:
@@ -380,7 +383,7 @@ class HttpClient:
             headers=merged,
             data=data or {},
             json=json,
-            params=requests.sessions.merge_setting(params, session.params) if session.params else params or {},
+            params=_merge_setting(params, session.params) if session.params else params or {},
             auth=self.auth if self.auth is not None else session.auth,
             cookies=session.cookies,
             hooks=session.hooks,
