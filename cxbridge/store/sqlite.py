@@ -496,15 +496,20 @@ class SQLiteStore(Store):
 
     def begin_intent(self, op_id: str, kind: str, *, business_key: str, payload: dict[str, Any]) -> Intent:
         """Insert a pending intent, or return the existing one untouched."""
-        now = self.clock()
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO intents"
-                " (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
-                " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?) ON CONFLICT (op_id) DO NOTHING",
-                (op_id, kind, business_key, _dumps(payload), now, now),
-            )
-            intent = self._get_intent(conn, op_id)
+            return self._insert_intent(conn, op_id, kind, business_key, payload, self.clock())
+
+    def _insert_intent(
+        self, conn: sqlite3.Connection, op_id: str, kind: str, business_key: str, payload: dict[str, Any], now: float
+    ) -> Intent:
+        """Insert a pending intent unless ``op_id`` has one (inside the caller's transaction); the row as it is."""
+        conn.execute(
+            "INSERT INTO intents"
+            " (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
+            " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?) ON CONFLICT (op_id) DO NOTHING",
+            (op_id, kind, business_key, _dumps(payload), now, now),
+        )
+        intent = self._get_intent(conn, op_id)
         if intent is None:  # pragma: no cover - inserted or present, inside one transaction
             raise StoreError(f"intent {op_id!r} vanished while it was being written")
         return intent
@@ -515,15 +520,7 @@ class SQLiteStore(Store):
         """``Store.begin_sending`` in one ``BEGIN IMMEDIATE`` transaction."""
         now = self.clock()
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO intents"
-                " (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
-                " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?) ON CONFLICT (op_id) DO NOTHING",
-                (op_id, kind, business_key, _dumps(payload), now, now),
-            )
-            current = self._get_intent(conn, op_id)
-            if current is None:  # pragma: no cover - inserted or present, inside one transaction
-                raise StoreError(f"intent {op_id!r} vanished while it was being written")
+            current = self._insert_intent(conn, op_id, kind, business_key, payload, now)
             if current.state != "pending" or current.attempts != 0:
                 return False, current
             intent = self._set_intent(conn, op_id, "sending", now, result=None, error=None, owner=owner)

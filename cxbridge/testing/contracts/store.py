@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,7 @@ from ...secrets import Secret
 from ...store import (
     AlreadyReplayed,
     FollowUp,
+    Intent,
     IntentStateError,
     NotFoundInStore,
     Store,
@@ -213,15 +214,15 @@ class StoreContract:
 
     # ---- concurrency inside one process -------------------------------------------------------------
 
-    def test_only_one_of_many_threads_wins_the_move_to_sending(self, store: Store) -> None:
-        """Sixteen threads race to mark one pending intent sending: the store lets exactly one win."""
-        store.begin_intent("op", "note", business_key="t:1", payload={})
+    @staticmethod
+    def _exactly_one_of_sixteen_wins(store: Store, op: str, move: Callable[[], tuple[bool, Intent]]) -> None:
+        """Sixteen threads run ``move`` at once: exactly one wins, and the intent ``op`` was sent once."""
         barrier = threading.Barrier(16)
         wins: list[bool] = []
 
         def race() -> None:
             barrier.wait()
-            won, _ = store.transition_intent("op", "sending", expect="pending", owner="x")
+            won, _ = move()
             wins.append(won)
 
         threads = [threading.Thread(target=race) for _ in range(16)]
@@ -230,9 +231,16 @@ class StoreContract:
         for t in threads:
             t.join()
         assert sorted(wins) == [False] * 15 + [True]
-        intent = store.get_intent("op")
+        intent = store.get_intent(op)
         assert intent is not None
         assert (intent.state, intent.attempts) == ("sending", 1)
+
+    def test_only_one_of_many_threads_wins_the_move_to_sending(self, store: Store) -> None:
+        """Sixteen threads race to mark one pending intent sending: the store lets exactly one win."""
+        store.begin_intent("op", "note", business_key="t:1", payload={})
+        self._exactly_one_of_sixteen_wins(
+            store, "op", lambda: store.transition_intent("op", "sending", expect="pending", owner="x")
+        )
 
     def test_a_done_intent_never_moves_and_the_loser_is_told_so(self, store: Store) -> None:
         """A compare-and-set on a done intent loses and returns the done row, instead of raising."""
@@ -393,21 +401,9 @@ class StoreContract:
 
     def test_begin_sending_is_won_once_under_a_race(self, store: Store) -> None:
         """Sixteen threads begin the same write: exactly one is told it moved the intent to sending."""
-        wins: list[bool] = []
-
-        def race() -> None:
-            won, _ = store.begin_sending("op-r", "crm.note", business_key="bk", payload={}, owner="x")
-            wins.append(won)
-
-        threads = [threading.Thread(target=race) for _ in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(wins) == [False] * 15 + [True]
-        intent = store.get_intent("op-r")
-        assert intent is not None
-        assert (intent.state, intent.attempts) == ("sending", 1)
+        self._exactly_one_of_sixteen_wins(
+            store, "op-r", lambda: store.begin_sending("op-r", "crm.note", business_key="bk", payload={}, owner="x")
+        )
 
     def test_intent_lifecycle(self, store: Store, clock: FakeClock) -> None:
         """sending counts attempts and stamps sent_at; done keeps its first result and is final."""
