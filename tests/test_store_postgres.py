@@ -77,7 +77,7 @@ def traced(store: PostgresStore, trace: Path) -> Iterator[None]:
 
 def test_a_job_costs_one_round_trip_per_step(pg_url: str, tmp_path: Path) -> None:
     """A job's steps are each one statement in autocommit (no BEGIN/COMMIT round trips): claim, lease check,
-    intent begin, its compare-and-set to sending, its outcome, completion: six round trips in all."""
+    the intent begun already sending (``begin_sending``), its outcome, completion: five round trips in all."""
     from cxbridge.workflows.once import write_once
 
     store = PostgresStore(pg_url, pool_size=1)
@@ -91,7 +91,7 @@ def test_a_job_costs_one_round_trip_per_step(pg_url: str, tmp_path: Path) -> Non
             written = write_once(store, "op-1", "ledger.append", "drain:1", lambda: {"line": "1"})
             assert written == "written"
             assert store.complete(job.id, job.attempt)
-        assert _round_trips(trace) == 6, trace.read_text(encoding="utf-8")
+        assert _round_trips(trace) == 5, trace.read_text(encoding="utf-8")
         assert "BEGIN" not in trace.read_text(encoding="utf-8")
         assert store.queue_depth()["done"] == 1
         intent = store.get_intent("op-1")

@@ -283,9 +283,9 @@ class Store(ABC):
     def begin_sending(
         self, op_id: str, kind: str, *, business_key: str, payload: dict[str, Any], owner: str
     ) -> tuple[bool, Intent]:
-        """Begin an intent already won by ``owner``: insert it, or take a ``pending`` one never tried, straight to
-        ``sending`` (one attempt, ``sent_at`` now, ``owner`` recorded). Returns (True, the row) when this call
-        moved it, else (False, the row untouched): the caller goes through the usual checks and claim.
+        """Begin an intent already won by ``owner``: insert it straight as ``sending`` (one attempt, ``sent_at`` now,
+        ``owner`` recorded); a store may also take a ``pending`` one never tried. Returns (True, the row) when this
+        call moved it, else (False, the row untouched): the caller goes through the usual checks and claim.
 
         What ``begin_intent`` then ``transition_intent(op_id, "sending", expect="pending", attempts=0, owner=)``
         do, in one transaction where the store can: a fresh write's intent is durable as ``sending`` before the

@@ -685,23 +685,26 @@ class PostgresStore(Store):
     def begin_sending(
         self, op_id: str, kind: str, *, business_key: str, payload: dict[str, Any], owner: str
     ) -> tuple[bool, Intent]:
-        """``Store.begin_sending`` in one transaction (the row locked while it is looked at)."""
+        """``Store.begin_sending`` as one statement in autocommit: the intent inserted already ``sending``; when
+        ``op_id`` has a row (a pending one included), that row untouched, and the caller's claim follows."""
         now = self.clock()
 
-        def begin(conn: Conn) -> tuple[bool, Intent]:
-            conn.execute(
-                "INSERT INTO intents (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
-                " VALUES (%s, %s, %s, 'pending', %s::jsonb, 0, %s, %s) ON CONFLICT (op_id) DO NOTHING",
-                (op_id, kind, business_key, _dumps(payload), now, now),
-            )
-            current = self._get_intent(conn, op_id, lock=True)
-            if current is None:  # pragma: no cover - inserted or present, inside one transaction
-                raise StoreError(f"intent {op_id!r} vanished while it was being written")
-            if current.state != "pending" or current.attempts != 0:
-                return False, current
-            return True, self._set_intent(conn, op_id, "sending", now, result=None, error=None, owner=owner)
+        def begin(conn: Conn) -> Intent | None:
+            row = conn.execute(
+                "INSERT INTO intents (op_id, kind, business_key, state, payload, attempts, sent_at, owner,"
+                " created_at, updated_at) VALUES (%s, %s, %s, 'sending', %s::jsonb, 1, %s, %s, %s, %s)"
+                f" ON CONFLICT (op_id) DO NOTHING RETURNING {_INTENT_COLUMNS}",
+                (op_id, kind, business_key, _dumps(payload), now, owner, now, now),
+            ).fetchone()
+            return None if row is None else self._intent(row)
 
-        return self._run(begin)
+        inserted = self._run(begin, single=True)
+        if inserted is not None:
+            return True, inserted
+        current = self.get_intent(op_id)
+        if current is None:  # pragma: no cover - a row that conflicted is not deleted but by forget_intent
+            raise StoreError(f"intent {op_id!r} vanished while it was being written")
+        return False, current
 
     def _set_intent(
         self,
