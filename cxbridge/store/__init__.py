@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ..redact import redact_url
 from ..secrets import Secret
 from .base import (
+    Aggregate,
     AlreadyReplayed,
     AuditEntry,
     DeadLetter,
@@ -30,6 +31,7 @@ from .base import (
 from .sqlite import SQLiteStore
 
 __all__ = [
+    "Aggregate",
     "AlreadyReplayed",
     "AuditEntry",
     "DeadLetter",

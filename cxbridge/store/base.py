@@ -113,6 +113,25 @@ class FollowUp:
     lock_key: str | None = None
 
 
+Fold = Callable[[dict[str, Any]], dict[str, Any] | None]
+"""Folds one new link into an issue's aggregate (``Store.add_link``): the aggregate as stored -> as it becomes, or
+None to drop it (it is then recomputed from every link). Pure: a store may run it again after a lost connection."""
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """What the workflows keep summed up about one issue's links (the customer impact's running aggregate).
+
+    ``seq`` grows with every change that can make ``data`` differ from a recomputation from the links (a link added
+    or removed, a linked ticket's facts saved with ``put_snapshot(..., linked_ticket=)``); ``put_aggregate`` writes
+    only at the ``seq`` its caller read. ``data`` None: none is kept (never computed, or dropped by a change the
+    store could not fold in)."""
+
+    issue: Ref
+    seq: int
+    data: dict[str, Any] | None
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """A job that failed for good, with its (redacted) error, kept so that an admin can replay it."""
@@ -213,12 +232,18 @@ class Store(ABC):
     # ---- links -------------------------------------------------------------------------------------
 
     @abstractmethod
-    def add_link(self, link: Link) -> bool:
-        """Record a ticket<->issue link; False (and nothing changed) when that pair is linked already."""
+    def add_link(self, link: Link, *, fold: Fold | None = None) -> bool:
+        """Record a ticket<->issue link; False (and nothing changed) when that pair is linked already.
+
+        In the same transaction the issue's aggregate moves on (``seq`` + 1): when it holds data, ``fold`` is given
+        and the link comes last in the issue's order (``linked_at`` not before any other link's; a link without a
+        ``linked_at`` is stamped so), its data becomes ``fold(data)``; otherwise the data is dropped. Two links
+        added to one issue at once are folded one after the other (the aggregate's row is locked)."""
 
     @abstractmethod
     def remove_link(self, ticket: Ref, issue: Ref) -> bool:
-        """Remove the link between a ticket and an issue; False when there was none."""
+        """Remove the link between a ticket and an issue; False when there was none. The issue's aggregate is
+        dropped in the same transaction (``seq`` + 1, no data)."""
 
     @abstractmethod
     def links_for_ticket(self, ticket: Ref) -> list[Link]:
@@ -235,6 +260,18 @@ class Store(ABC):
     @abstractmethod
     def all_links(self) -> list[Link]:
         """Every link, oldest first."""
+
+    # ---- aggregates (kept beside the links) ------------------------------------------------------------
+
+    @abstractmethod
+    def get_aggregate(self, issue: Ref) -> Aggregate:
+        """The issue's aggregate (``seq`` 0 and no data when none was ever kept)."""
+
+    @abstractmethod
+    def put_aggregate(self, issue: Ref, data: dict[str, Any], *, seq: int) -> bool:
+        """Compare-and-set: keep ``data`` (recomputed from the links) as the issue's aggregate only if its ``seq`` is
+        still ``seq`` (no link added or removed, no linked ticket's facts saved since the caller read it, before
+        reading the links); False (nothing written) otherwise. Strings are redacted as in snapshots."""
 
     # ---- intents -----------------------------------------------------------------------------------
 
@@ -461,8 +498,11 @@ class Store(ABC):
     # ---- snapshots ---------------------------------------------------------------------------------
 
     @abstractmethod
-    def put_snapshot(self, kind: str, ref: str, data: dict[str, Any]) -> None:
-        """Save (replace) what cxbridge last saw of a remote record (a customer, an issue's synced state)."""
+    def put_snapshot(self, kind: str, ref: str, data: dict[str, Any], *, linked_ticket: Ref | None = None) -> None:
+        """Save (replace) what cxbridge last saw of a remote record (a customer, an issue's synced state).
+
+        ``linked_ticket``: the snapshot holds facts of this ticket that issues' aggregates summed up; the aggregates
+        of every issue it is linked to are dropped in the same transaction (``seq`` + 1, no data)."""
 
     @abstractmethod
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:

@@ -284,3 +284,18 @@ def m004_job_counts_and_purge_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX jobs_done ON jobs (updated_at) WHERE state = 'done'")
     conn.execute("CREATE INDEX inbox_job ON inbox (job_id) WHERE job_id IS NOT NULL")
     conn.execute("CREATE INDEX inbox_received ON inbox (received_at)")
+
+
+@migrations(5)
+def m005_issue_aggregates(conn: sqlite3.Connection) -> None:
+    """Running aggregates of issues' links (the customer impact summed up): one row per issue, its change counter
+    ``seq`` for compare-and-set, the latest ``linked_at`` among its links (a link folded in comes last)."""
+    conn.execute(
+        """CREATE TABLE aggregates (
+            issue TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            data TEXT,
+            last_at REAL,
+            updated_at REAL NOT NULL
+        )"""
+    )

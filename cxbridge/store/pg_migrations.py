@@ -168,6 +168,19 @@ PG_MIGRATIONS: tuple[PgMigration, ...] = (
             "CREATE INDEX inbox_received ON inbox (received_at)",
         ),
     ),
+    PgMigration(
+        5,
+        "m005_issue_aggregates",
+        (
+            """CREATE TABLE aggregates (
+                issue TEXT PRIMARY KEY,
+                seq BIGINT NOT NULL,
+                data JSONB,
+                last_at DOUBLE PRECISION,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST = max(m.version for m in PG_MIGRATIONS)

@@ -85,9 +85,11 @@ from .base import (
     JOB_RETENTION_SECONDS,
     JOB_STATES,
     PURGE_BATCH,
+    Aggregate,
     AlreadyReplayed,
     AuditEntry,
     DeadLetter,
+    Fold,
     FollowUp,
     InboxRow,
     Intent,
@@ -561,35 +563,95 @@ class PostgresStore(Store):
 
     # ---- links -------------------------------------------------------------------------------------
 
-    def add_link(self, link: Link) -> bool:
-        """Record a ticket<->issue link; False when that pair is linked already."""
-        linked_at = _epoch(link.linked_at) if link.linked_at is not None else self.clock()
-        args = (
-            str(link.ticket),
-            str(link.issue),
-            link.issue_key,
-            None if link.customer is None else str(link.customer),
-            link.linked_by,
-            linked_at,
-            link.origin_event,
+    def add_link(self, link: Link, *, fold: Fold | None = None) -> bool:
+        """Record a ticket<->issue link, and move the issue's aggregate on in the same transaction (``Store``).
+
+        The aggregate's row is locked first (``FOR UPDATE``): links added to one issue at once are stamped and
+        folded one after the other."""
+        issue = str(link.issue)
+
+        def run(conn: Conn) -> bool:
+            now = self.clock()
+            conn.execute(
+                "INSERT INTO aggregates (issue, seq, data, last_at, updated_at) VALUES (%s, 0, NULL, NULL, %s)"
+                " ON CONFLICT (issue) DO NOTHING",
+                (issue, now),
+            )
+            row = conn.execute("SELECT data, last_at FROM aggregates WHERE issue = %s FOR UPDATE", (issue,)).fetchone()
+            assert row is not None  # inserted above when it was missing
+            last: float | None = row[1]
+            now = self.clock()  # after the lock: the links of one issue are stamped in the order they commit
+            if link.linked_at is not None:
+                linked_at = _epoch(link.linked_at)
+            else:
+                linked_at = now if last is None else max(now, last)
+            inserted = conn.execute(
+                f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (
+                    str(link.ticket),
+                    issue,
+                    link.issue_key,
+                    None if link.customer is None else str(link.customer),
+                    link.linked_by,
+                    linked_at,
+                    link.origin_event,
+                ),
+            ).rowcount
+            if inserted != 1:
+                return False
+            data: dict[str, Any] | None = None
+            if row[0] is not None and fold is not None and (last is None or linked_at >= last):
+                data = fold(dict(row[0]))
+            conn.execute(
+                "UPDATE aggregates SET seq = seq + 1, data = %s::jsonb,"
+                " last_at = GREATEST(coalesce(last_at, %s), %s), updated_at = %s WHERE issue = %s",
+                (None if data is None else _dumps(redact_value(data)), linked_at, linked_at, now, issue),
+            )
+            return True
+
+        return self._run(run)
+
+    def remove_link(self, ticket: Ref, issue: Ref) -> bool:
+        """Remove a link (dropping the issue's aggregate); False when there was none."""
+
+        def run(conn: Conn) -> bool:
+            deleted = conn.execute(
+                "DELETE FROM links WHERE ticket = %s AND issue = %s", (str(ticket), str(issue))
+            ).rowcount
+            if deleted == 0:
+                return False
+            conn.execute(
+                "INSERT INTO aggregates (issue, seq, data, last_at, updated_at) VALUES (%s, 1, NULL, NULL, %s)"
+                " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = NULL,"
+                " updated_at = excluded.updated_at",
+                (str(issue), self.clock()),
+            )
+            return True
+
+        return self._run(run)
+
+    def get_aggregate(self, issue: Ref) -> Aggregate:
+        """The issue's aggregate (``seq`` 0, no data, when none was kept)."""
+        row = self._read(
+            lambda conn: conn.execute("SELECT seq, data FROM aggregates WHERE issue = %s", (str(issue),)).fetchone()
         )
+        if row is None:
+            return Aggregate(issue, 0, None)
+        return Aggregate(issue, int(row[0]), None if row[1] is None else dict(row[1]))
+
+    def put_aggregate(self, issue: Ref, data: dict[str, Any], *, seq: int) -> bool:
+        """Keep a recomputed aggregate if the issue's ``seq`` is still ``seq``; False otherwise."""
+        text = _dumps(redact_value(data))
         return self._run(
             lambda conn: (
                 conn.execute(
-                    f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    args,
+                    "INSERT INTO aggregates (issue, seq, data, last_at, updated_at)"
+                    " VALUES (%s, %s, %s::jsonb, (SELECT max(linked_at) FROM links WHERE issue = %s), %s)"
+                    " ON CONFLICT (issue) DO UPDATE SET data = excluded.data, last_at = excluded.last_at,"
+                    " updated_at = excluded.updated_at WHERE aggregates.seq = excluded.seq",
+                    (str(issue), seq, text, str(issue), self.clock()),
                 ).rowcount
                 == 1
-            ),
-            single=True,
-        )
-
-    def remove_link(self, ticket: Ref, issue: Ref) -> bool:
-        """Remove a link; False when there was none."""
-        return self._run(
-            lambda conn: (
-                conn.execute("DELETE FROM links WHERE ticket = %s AND issue = %s", (str(ticket), str(issue))).rowcount
-                > 0
             ),
             single=True,
         )
@@ -1308,19 +1370,27 @@ class PostgresStore(Store):
 
     # ---- snapshots and checkpoints -----------------------------------------------------------------
 
-    def put_snapshot(self, kind: str, ref: str, data: dict[str, Any]) -> None:
-        """Save (replace) the snapshot of a remote record."""
+    def put_snapshot(self, kind: str, ref: str, data: dict[str, Any], *, linked_ticket: Ref | None = None) -> None:
+        """Save (replace) the snapshot of a remote record (dropping the aggregates ``linked_ticket`` is in)."""
         now = self.clock()
         text = _dumps(redact_value(data))
-        self._run(
-            lambda conn: conn.execute(
+
+        def run(conn: Conn) -> None:
+            conn.execute(
                 "INSERT INTO snapshots (kind, ref, data, updated_at) VALUES (%s, %s, %s::jsonb, %s)"
                 " ON CONFLICT (kind, ref) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
                 (kind, ref, text, now),
-            ),
-            single=True,
-            idempotent=True,  # an upsert of the same data
-        )
+            )
+            if linked_ticket is not None:
+                conn.execute(
+                    "INSERT INTO aggregates (issue, seq, data, last_at, updated_at)"
+                    " SELECT issue, 1, NULL, NULL, %s FROM links WHERE ticket = %s ORDER BY issue"
+                    " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = NULL,"
+                    " updated_at = excluded.updated_at",
+                    (now, str(linked_ticket)),
+                )
+
+        self._run(run, single=linked_ticket is None, idempotent=True)  # upserts: the same outcome run twice
 
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
         """The saved snapshot of a remote record, or None."""

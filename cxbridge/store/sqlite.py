@@ -48,9 +48,11 @@ from .base import (
     JOB_RETENTION_SECONDS,
     JOB_STATES,
     PURGE_BATCH,
+    Aggregate,
     AlreadyReplayed,
     AuditEntry,
     DeadLetter,
+    Fold,
     FollowUp,
     InboxRow,
     Intent,
@@ -407,15 +409,22 @@ class SQLiteStore(Store):
 
     # ---- links -------------------------------------------------------------------------------------
 
-    def add_link(self, link: Link) -> bool:
-        """Record a ticket<->issue link; False when that pair is linked already."""
-        linked_at = _epoch(link.linked_at) if link.linked_at is not None else self.clock()
+    def add_link(self, link: Link, *, fold: Fold | None = None) -> bool:
+        """Record a ticket<->issue link, and move the issue's aggregate on in the same transaction (``Store``)."""
+        issue = str(link.issue)
         with self._write() as conn:
+            now = self.clock()
+            row = conn.execute("SELECT data, last_at FROM aggregates WHERE issue = ?", (issue,)).fetchone()
+            last: float | None = None if row is None else row[1]
+            if link.linked_at is not None:
+                linked_at = _epoch(link.linked_at)
+            else:  # stamped inside the write lock: the links of one issue are stamped in the order they commit
+                linked_at = now if last is None else max(now, last)
             cur = conn.execute(
                 f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     str(link.ticket),
-                    str(link.issue),
+                    issue,
                     link.issue_key,
                     None if link.customer is None else str(link.customer),
                     link.linked_by,
@@ -423,13 +432,52 @@ class SQLiteStore(Store):
                     link.origin_event,
                 ),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            data: dict[str, Any] | None = None
+            if row is not None and row[0] is not None and fold is not None and (last is None or linked_at >= last):
+                data = fold(dict(_loads(row[0])))
+            conn.execute(
+                "INSERT INTO aggregates (issue, seq, data, last_at, updated_at) VALUES (?, 1, ?, ?, ?)"
+                " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = excluded.data,"
+                " last_at = max(coalesce(aggregates.last_at, excluded.last_at), excluded.last_at),"
+                " updated_at = excluded.updated_at",
+                (issue, None if data is None else _dumps(redact_value(data)), linked_at, now),
+            )
+            return True
 
     def remove_link(self, ticket: Ref, issue: Ref) -> bool:
-        """Remove a link; False when there was none."""
+        """Remove a link (dropping the issue's aggregate); False when there was none."""
         with self._write() as conn:
             cur = conn.execute("DELETE FROM links WHERE ticket = ? AND issue = ?", (str(ticket), str(issue)))
-            return cur.rowcount > 0
+            if cur.rowcount == 0:
+                return False
+            conn.execute(
+                "INSERT INTO aggregates (issue, seq, data, last_at, updated_at) VALUES (?, 1, NULL, NULL, ?)"
+                " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = NULL,"
+                " updated_at = excluded.updated_at",
+                (str(issue), self.clock()),
+            )
+            return True
+
+    def get_aggregate(self, issue: Ref) -> Aggregate:
+        """The issue's aggregate (``seq`` 0, no data, when none was kept)."""
+        row = self._conn().execute("SELECT seq, data FROM aggregates WHERE issue = ?", (str(issue),)).fetchone()
+        if row is None:
+            return Aggregate(issue, 0, None)
+        return Aggregate(issue, int(row[0]), None if row[1] is None else dict(_loads(row[1])))
+
+    def put_aggregate(self, issue: Ref, data: dict[str, Any], *, seq: int) -> bool:
+        """Keep a recomputed aggregate if the issue's ``seq`` is still ``seq``; False otherwise."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO aggregates (issue, seq, data, last_at, updated_at)"
+                " VALUES (?, ?, ?, (SELECT max(linked_at) FROM links WHERE issue = ?), ?)"
+                " ON CONFLICT (issue) DO UPDATE SET data = excluded.data, last_at = excluded.last_at,"
+                " updated_at = excluded.updated_at WHERE aggregates.seq = excluded.seq",
+                (str(issue), seq, _dumps(redact_value(data)), str(issue), self.clock()),
+            )
+            return cur.rowcount == 1
 
     def _links(self, where: str, args: tuple[Any, ...]) -> list[Link]:
         rows = (
@@ -1107,8 +1155,8 @@ class SQLiteStore(Store):
 
     # ---- checkpoints -------------------------------------------------------------------------------
 
-    def put_snapshot(self, kind: str, ref: str, data: dict[str, Any]) -> None:
-        """Save (replace) the snapshot of a remote record."""
+    def put_snapshot(self, kind: str, ref: str, data: dict[str, Any], *, linked_ticket: Ref | None = None) -> None:
+        """Save (replace) the snapshot of a remote record (dropping the aggregates ``linked_ticket`` is in)."""
         now = self.clock()
         with self._write() as conn:
             conn.execute(
@@ -1116,6 +1164,14 @@ class SQLiteStore(Store):
                 " ON CONFLICT (kind, ref) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
                 (kind, ref, _dumps(redact_value(data)), now),
             )
+            if linked_ticket is not None:
+                conn.execute(
+                    "INSERT INTO aggregates (issue, seq, data, last_at, updated_at)"
+                    " SELECT issue, 1, NULL, NULL, ? FROM links WHERE ticket = ? ORDER BY issue"
+                    " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = NULL,"
+                    " updated_at = excluded.updated_at",
+                    (now, str(linked_ticket)),
+                )
 
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
         """The saved snapshot of a remote record, or None."""

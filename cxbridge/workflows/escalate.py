@@ -529,7 +529,7 @@ class Escalation:
             self._point("moved")
 
         impact.save_customer(self.rt, customer)
-        impact.save_ticket(self.rt, ticket, customer)
+        saved = impact.save_ticket(self.rt, ticket, customer)
         # 5. the issue: join, or create exactly once (a new issue carries its impact from birth)
         if joined is not None:
             issue = joined
@@ -538,16 +538,15 @@ class Escalation:
             assert spec is not None  # built above whenever no issue is named
             issue, created = self._create_issue(tracker, business_key, create_intent, linked, label, spec, ticket)
         self._point("issue")
-        store.add_link(
-            Link(
-                ticket=ticket.ref,
-                issue=issue.ref,
-                issue_key=issue.key,
-                customer=customer.company_ref,
-                linked_by=(req.agent.email or req.agent.name) if req.agent else None,
-                origin_event=req.origin_event,
-            )
+        link = Link(
+            ticket=ticket.ref,
+            issue=issue.ref,
+            issue_key=issue.key,
+            customer=customer.company_ref,
+            linked_by=(req.agent.email or req.agent.name) if req.agent else None,
+            origin_event=req.origin_event,
         )
+        store.add_link(link, fold=impact.link_fold(self.rt, link, saved))  # the issue's aggregate, in one transaction
         result.issue_key, result.issue_url, result.issue_ref, result.created = (
             issue.key,
             issue.url,

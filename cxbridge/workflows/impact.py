@@ -37,7 +37,7 @@ rollup renders byte for byte the same and a replay writes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -127,6 +127,14 @@ class CompanyImpact:
     currency: str | None
     renewal_date: str | None
     tickets: tuple[TicketFacts, ...]
+    total: int | None = None
+    """How many tickets the company has on the issue when ``tickets`` holds only the first few (a rollup read from
+    the running aggregate); None: ``tickets`` holds them all."""
+
+    @property
+    def ticket_count(self) -> int:
+        """The company's tickets on the issue."""
+        return len(self.tickets) if self.total is None else self.total
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +164,11 @@ class Rollup:
     tier_rank: int | None = None
     """The highest tier as a number that sorts: ``[impact] tiers`` has N tiers, the first ranks N, the last 1, a
     tier not listed 0; None when no company has a tier."""
+    ticket_total: int | None = None
+    """Every linked ticket, when ``tickets`` holds only the ones shown (a rollup read from the running aggregate:
+    the first ``tickets_per_customer`` of each company and of those without one); None: ``tickets`` holds all."""
+    without_total: int | None = None
+    """Tickets without a company, when ``tickets`` holds only the ones shown; None: count ``without_company``."""
 
     @property
     def customers(self) -> int:
@@ -163,15 +176,25 @@ class Rollup:
         return len(self.companies)
 
     @property
+    def ticket_count(self) -> int:
+        """Every linked ticket."""
+        return len(self.tickets) if self.ticket_total is None else self.ticket_total
+
+    @property
     def without_company(self) -> tuple[TicketFacts, ...]:
-        """Tickets whose customer the CRM does not know."""
+        """Tickets whose customer the CRM does not know (the first few only, in a rollup read from the aggregate)."""
         return tuple(t for t in self.tickets if t.company is None)
+
+    @property
+    def without_company_count(self) -> int:
+        """How many tickets have no known company."""
+        return len(self.without_company) if self.without_total is None else self.without_total
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: money as strings (exact), per currency."""
         return {
             "customers": self.customers,
-            "tickets": len(self.tickets),
+            "tickets": self.ticket_count,
             "arr": {cur: str(amount) for cur, amount in sorted(self.arr.items())},
             "arr_unknown": list(self.arr_unknown),
             "renewal": self.renewal,
@@ -275,33 +298,55 @@ def compute(
         if key in seen:
             continue
         seen.add(key)
-        known = tickets.get(key)
-        fact = TicketFacts(
-            ref=link.ticket,
-            url=known.url if known else None,
-            subject=known.subject if known else None,
-            status=known.status if known else None,
-            opened=known.opened if known else None,
-            company=link.customer,
-            closed=known.closed if known else None,
-        )
+        fact = _link_facts(link, tickets.get(key))
         facts.append(fact)
         if link.customer is not None:
             by_company.setdefault(str(link.customer), []).append(fact)
-    companies: list[CompanyImpact] = []
-    for ref_text, its_tickets in by_company.items():
-        snap = customers.get(ref_text)
-        companies.append(
-            CompanyImpact(
-                ref=Ref.parse(ref_text),
-                name=snap.name if snap else None,
-                tier=snap.tier.lower() if snap and snap.tier else None,
-                arr=_decimal(snap.arr) if snap else None,
-                currency=(snap.currency or None) if snap else None,
-                renewal_date=_iso_date(snap.renewal_date) if snap else None,
-                tickets=tuple(its_tickets),
-            )
-        )
+    companies = [
+        _company(ref_text, customers.get(ref_text), tuple(its_tickets)) for ref_text, its_tickets in by_company.items()
+    ]
+    return _rollup(companies, tuple(facts), oldest_open(facts), tier_order)
+
+
+def _link_facts(link: Link, known: TicketFacts | None) -> TicketFacts:
+    """A linked ticket's facts: its snapshot's (when there is one) and the link's company."""
+    return TicketFacts(
+        ref=link.ticket,
+        url=known.url if known else None,
+        subject=known.subject if known else None,
+        status=known.status if known else None,
+        opened=known.opened if known else None,
+        company=link.customer,
+        closed=known.closed if known else None,
+    )
+
+
+def _company(
+    ref_text: str, snap: Customer | None, tickets: tuple[TicketFacts, ...], total: int | None = None
+) -> CompanyImpact:
+    """One linked company as its snapshot tells it (name and ARR unknown without one)."""
+    return CompanyImpact(
+        ref=Ref.parse(ref_text),
+        name=snap.name if snap else None,
+        tier=snap.tier.lower() if snap and snap.tier else None,
+        arr=_decimal(snap.arr) if snap else None,
+        currency=(snap.currency or None) if snap else None,
+        renewal_date=_iso_date(snap.renewal_date) if snap else None,
+        tickets=tickets,
+        total=total,
+    )
+
+
+def _rollup(
+    companies: list[CompanyImpact],
+    tickets: tuple[TicketFacts, ...],
+    oldest: TicketFacts | None,
+    tier_order: Sequence[str],
+    *,
+    ticket_total: int | None = None,
+    without_total: int | None = None,
+) -> Rollup:
+    """The rollup of these companies (sorted by ARR, tier, name, ref) and tickets."""
     ranks = {t.lower(): n for n, t in enumerate(tier_order)}
     companies.sort(
         key=lambda c: (
@@ -316,15 +361,17 @@ def compute(
     tiers = rank_tiers((c.tier for c in companies), tier_order)
     return Rollup(
         companies=tuple(companies),
-        tickets=tuple(facts),
+        tickets=tickets,
         arr=arr,
         arr_unknown=unknown,
         renewal=renewal,
         renewal_company=renewal_company,
         tier=tiers[0] if tiers else None,
         tiers=tiers,
-        oldest_open=oldest_open(facts),
+        oldest_open=oldest,
         tier_rank=tier_rank(tiers[0], tier_order) if tiers else None,
+        ticket_total=ticket_total,
+        without_total=without_total,
     )
 
 
@@ -357,7 +404,7 @@ def values(rollup: Rollup, *, arr_currency: str = "") -> dict[str, Any]:
     return {
         "arr": _number(arr) if arr is not None else None,
         "customers": rollup.customers,
-        "tickets": len(rollup.tickets),
+        "tickets": rollup.ticket_count,
         "renewal": rollup.renewal,
         "tier": rollup.tier,
         "tier_rank": rollup.tier_rank,
@@ -526,36 +573,182 @@ def company_name(rt: Context, company: Ref) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def save_ticket(rt: Context, ticket: Ticket, customer: Customer | None = None) -> None:
-    """Remember a linked ticket's URL, subject, status and opening time (no API call)."""
+def save_ticket(rt: Context, ticket: Ticket, customer: Customer | None = None) -> TicketFacts:
+    """Remember a linked ticket's URL, subject, status and opening time (no API call); returns the facts saved."""
     _prepare(rt)
-    _put_ticket(rt, ticket.ref, ticket_facts(ticket, customer))
+    return _put_ticket(rt, ticket.ref, ticket_facts(ticket, customer))
 
 
-def _put_ticket(rt: Context, ref: Ref, facts: TicketFacts) -> None:
+def _put_ticket(rt: Context, ref: Ref, facts: TicketFacts) -> TicketFacts:
     """Save a ticket's facts (with whether its helpdesk calls the status closed), keeping the remote links'
-    resolved flags recorded in its snapshot."""
+    resolved flags recorded in its snapshot; the aggregates of the issues it is linked to are dropped when the
+    facts changed. Returns the facts as saved."""
     data = _facts_to_dict(facts)
     data["closed"] = rt.helpdesk(ref.system).ticket_closed(facts.status)
-    flags = (rt.store.get_snapshot(TICKET, str(ref)) or {}).get(RESOLVED_KEY)
+    before = rt.store.get_snapshot(TICKET, str(ref)) or {}
+    flags = before.get(RESOLVED_KEY)
     if flags:
         data[RESOLVED_KEY] = flags
-    rt.store.put_snapshot(TICKET, str(ref), data)
+    changed = any(before.get(k) != v for k, v in data.items() if k != RESOLVED_KEY)
+    rt.store.put_snapshot(TICKET, str(ref), data, linked_ticket=ref if changed else None)
+    return _facts_from_dict(ref, data)
 
 
 def load_rollup(rt: Context, links: Sequence[Link]) -> Rollup:
     """The rollup of these links from the store's snapshots (no API call)."""
     customers: dict[str, Customer] = {}
-    tickets: dict[str, TicketFacts] = {}
     for link in links:
         if link.customer is not None and str(link.customer) not in customers:
             snap = rt.store.get_snapshot(CUSTOMER, str(link.customer))
             if snap is not None:
                 customers[str(link.customer)] = customer_from_dict(snap)
+    return compute(links, customers, _ticket_snapshots(rt, links), tier_order=_tier_order(rt))
+
+
+# -- the running aggregate (issue 16: a join must not read every link) -----------------------------------------
+#
+# Per issue the store keeps (``Store.get_aggregate``) what the rollup needs of its links, in a size bounded by the
+# number of companies: per company (and for the tickets without one, key "") the number of tickets and the first
+# ``tickets_per_customer`` of them in link order; the number of tickets; the oldest open ticket. The companies'
+# name, ARR, tier and renewal are not in it: they are read from the customer snapshots (one per company) when the
+# block is rendered, so a CRM change needs no aggregate change. A join folds its link in, in the link's own
+# transaction (``Store.add_link(fold=)``); every other change (an unlink, a linked ticket's facts changed, the
+# setting ``tickets_per_customer`` changed) drops it, and the next refresh recomputes it from every link and keeps
+# it by compare-and-set (``Store.put_aggregate``).
+
+AGGREGATE_VERSION = 1
+
+
+def _facts_to_json(facts: TicketFacts) -> dict[str, Any]:
+    return {"ref": str(facts.ref), **_facts_to_dict(facts)}
+
+
+def _facts_from_json(data: Mapping[str, Any], company: Ref | None) -> TicketFacts:
+    facts = _facts_from_dict(Ref.parse(str(data["ref"])), data)
+    return TicketFacts(
+        ref=facts.ref,
+        url=facts.url,
+        subject=facts.subject,
+        status=facts.status,
+        opened=facts.opened,
+        company=company,
+        closed=facts.closed,
+    )
+
+
+def _older(candidate: TicketFacts, current: TicketFacts | None) -> bool:
+    """Whether an open ticket that comes after ``current`` in link order replaces it as the oldest open ticket
+    (the rule of ``oldest_open``: the dated ticket opened first, else the first open ticket)."""
+    if current is None:
+        return True
+    if candidate.opened is None:
+        return False
+    if current.opened is None:
+        return True
+    return (candidate.opened, str(candidate.ref)) < (current.opened, str(current.ref))
+
+
+def fold_link(data: dict[str, Any], link: Link, known: TicketFacts | None) -> dict[str, Any]:
+    """The aggregate with one more link, which comes after every link already in it (pure; ``data`` is changed)."""
+    fact = _link_facts(link, known)
+    groups: dict[str, Any] = data.setdefault("groups", {})
+    group = groups.setdefault(str(link.customer) if link.customer is not None else "", {"tickets": 0, "shown": []})
+    group["tickets"] += 1
+    if len(group["shown"]) < int(data["limit"]):
+        group["shown"].append(_facts_to_json(fact))
+    data["tickets"] = int(data.get("tickets") or 0) + 1
+    if fact.open:
+        current = data.get("oldest")
+        if _older(fact, _facts_from_json(current, None) if current else None):
+            data["oldest"] = {**_facts_to_json(fact), "company": str(link.customer) if link.customer else None}
+    return data
+
+
+def aggregate(links: Sequence[Link], tickets: Mapping[str, TicketFacts], *, limit: int) -> dict[str, Any]:
+    """The aggregate of an issue's links, computed from every one of them (``tickets``: facts by ticket ref)."""
+    data: dict[str, Any] = {"v": AGGREGATE_VERSION, "limit": limit, "tickets": 0, "oldest": None, "groups": {}}
+    seen: set[str] = set()
+    for link in links:
+        if str(link.ticket) not in seen:
+            seen.add(str(link.ticket))
+            fold_link(data, link, tickets.get(str(link.ticket)))
+    return data
+
+
+def from_aggregate(
+    data: Mapping[str, Any], customers: Mapping[str, Customer], *, tier_order: Sequence[str] = DEFAULT_TIERS
+) -> Rollup:
+    """The rollup an aggregate holds (companies from their snapshots, by ref): the same totals, block and fields as
+    ``compute`` over every link; ``tickets`` holds the tickets shown only."""
+    companies: list[CompanyImpact] = []
+    shown: list[TicketFacts] = []
+    without = 0
+    for key, group in (data.get("groups") or {}).items():
+        company = Ref.parse(key) if key else None
+        facts = tuple(_facts_from_json(t, company) for t in group["shown"])
+        shown.extend(facts)
+        if company is None:
+            without = int(group["tickets"])
+        else:
+            companies.append(_company(key, customers.get(key), facts, int(group["tickets"])))
+    oldest = data.get("oldest")
+    company = oldest.get("company") if oldest else None
+    return _rollup(
+        companies,
+        tuple(shown),
+        _facts_from_json(oldest, Ref.parse(company) if company else None) if oldest else None,
+        tier_order,
+        ticket_total=int(data.get("tickets") or 0),
+        without_total=without,
+    )
+
+
+def _tickets_per_customer(rt: Context) -> int:
+    return int(_settings(rt).get("tickets_per_customer") or TICKETS_PER_CUSTOMER)
+
+
+def link_fold(rt: Context, link: Link, saved: TicketFacts) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    """What ``Store.add_link(fold=)`` folds into the issue's aggregate when ``link`` joins it (``saved``: the ticket's
+    facts as ``save_ticket`` saved them). An aggregate of another version or ticket limit is dropped."""
+    limit = _tickets_per_customer(rt)
+
+    def fold(data: dict[str, Any]) -> dict[str, Any] | None:
+        if data.get("v") != AGGREGATE_VERSION or data.get("limit") != limit:
+            return None
+        return fold_link(data, link, saved)
+
+    return fold
+
+
+def issue_rollup(rt: Context, issue: Ref) -> Rollup:
+    """An issue's rollup from its running aggregate: a read of the aggregate and one customer snapshot per company.
+
+    Without a usable aggregate (none kept yet, dropped by a change, another ticket limit) it is recomputed from every
+    link and kept, unless a link or a linked ticket changed meanwhile (compare-and-set: the next refresh recomputes).
+    """
+    limit = _tickets_per_customer(rt)
+    kept = rt.store.get_aggregate(issue)
+    data = kept.data
+    if data is None or data.get("v") != AGGREGATE_VERSION or data.get("limit") != limit:
+        links = rt.store.links_for_issue(issue)
+        data = aggregate(links, _ticket_snapshots(rt, links), limit=limit)
+        if not rt.store.put_aggregate(issue, data, seq=kept.seq):
+            log.debug("%s: its links changed while its aggregate was recomputed; recomputed again next time", issue)
+    customers: dict[str, Customer] = {}
+    for key in data.get("groups") or {}:
+        snap = rt.store.get_snapshot(CUSTOMER, key) if key else None
+        if snap is not None:
+            customers[key] = customer_from_dict(snap)
+    return from_aggregate(data, customers, tier_order=_tier_order(rt))
+
+
+def _ticket_snapshots(rt: Context, links: Sequence[Link]) -> dict[str, TicketFacts]:
+    tickets: dict[str, TicketFacts] = {}
+    for link in links:
         tsnap = rt.store.get_snapshot(TICKET, str(link.ticket))
         if tsnap is not None:
             tickets[str(link.ticket)] = _facts_from_dict(link.ticket, tsnap)
-    return compute(links, customers, tickets, tier_order=_tier_order(rt))
+    return tickets
 
 
 def _tier_order(rt: Context) -> tuple[str, ...]:
@@ -570,7 +763,7 @@ def render_block(rt: Context, rollup: Rollup) -> ManagedBlock:
         rollup,
         arr_currency=_arr_currency(rt),
         top_customers=int(settings.get("top_customers") or TOP_CUSTOMERS),
-        tickets_per_customer=int(settings.get("tickets_per_customer") or TICKETS_PER_CUSTOMER),
+        tickets_per_customer=_tickets_per_customer(rt),
     )
     body = rt.handoff.render(TEMPLATE, {"impact": context})
     return managed_block(body)
@@ -615,7 +808,7 @@ def template_context(
     without = rollup.without_company
     return {
         "customers": rollup.customers,
-        "tickets": len(rollup.tickets),
+        "tickets": rollup.ticket_count,
         "arr": [{"currency": cur, "amount": amount} for cur, amount in sorted(rollup.arr.items())],
         "arr_field_currency": arr_field_currency(rollup.arr, arr_currency),
         "arr_unknown": list(rollup.arr_unknown),
@@ -632,14 +825,14 @@ def template_context(
                 "currency": c.currency,
                 "renewal_date": c.renewal_date,
                 "tickets": [ticket(t) for t in c.tickets[:tickets_per_customer]],
-                "tickets_more": max(0, len(c.tickets) - tickets_per_customer),
+                "tickets_more": max(0, c.ticket_count - tickets_per_customer),
             }
             for c in listed
         ],
         "companies_more": len(rollup.companies) - len(listed),
-        "companies_more_tickets": sum(len(c.tickets) for c in rollup.companies[len(listed) :]),
+        "companies_more_tickets": sum(c.ticket_count for c in rollup.companies[len(listed) :]),
         "without_company": [ticket(t) for t in without[:tickets_per_customer]],
-        "without_company_count": len(without),
+        "without_company_count": rollup.without_company_count,
     }
 
 
@@ -686,8 +879,7 @@ def refresh_issue(rt: Context, issue: Issue) -> bool:
     if "description" not in issue.fields:  # not read by a prepared get_issue (a field Jira omits is empty)
         _prepare(rt)
         issue = tracker.get_issue(issue.key)
-    rollup = load_rollup(rt, rt.store.links_for_issue(issue.ref))
-    want = desired(rt, rollup)
+    want = desired(rt, issue_rollup(rt, issue.ref))
     description, block_changed = tracker.replace_block(issue.description, want.block)
     fields = {fid: value for fid, value in want.fields.items() if not same_value(value, issue.fields.get(fid))}
     add, remove = label_changes(issue.labels, want.tiers)
@@ -861,6 +1053,7 @@ def ticket_state_changed(rt: Context, ticket: Ref, status: str | None) -> str:
         return f"ignored: {ticket} is linked to no issue"
     helpdesk = rt.helpdesk(ticket.system)
     snap = dict(rt.store.get_snapshot(TICKET, str(ticket)) or {})
+    facts_before = {k: snap.get(k) for k in ("status", "closed", "url", "subject")}
     if status is None:
         read = helpdesk.get_ticket(ticket.id)
         status = read.status
@@ -873,7 +1066,8 @@ def ticket_state_changed(rt: Context, ticket: Ref, status: str | None) -> str:
         return f"ignored: {ticket} is {status} already"
     snap["status"] = status
     snap["closed"] = resolved
-    rt.store.put_snapshot(TICKET, str(ticket), snap)
+    changed = facts_before != {k: snap.get(k) for k in ("status", "closed", "url", "subject")}
+    rt.store.put_snapshot(TICKET, str(ticket), snap, linked_ticket=ticket if changed else None)
     tracker = rt.tracker()
     done: list[str] = []
     for link in links:
