@@ -602,7 +602,7 @@ def load_rollup(rt: Context, links: Sequence[Link]) -> Rollup:
             snap = rt.store.get_snapshot(CUSTOMER, str(link.customer))
             if snap is not None:
                 customers[str(link.customer)] = customer_from_dict(snap)
-    return compute(links, customers, _ticket_snapshots(rt, links), tier_order=_tier_order(rt))
+    return compute(links, customers, ticket_snapshots(rt, links), tier_order=_tier_order(rt))
 
 
 # -- the running aggregate (issue 16: a join must not read every link) -----------------------------------------
@@ -731,7 +731,7 @@ def issue_rollup(rt: Context, issue: Ref) -> Rollup:
     data = kept.data
     if data is None or data.get("v") != AGGREGATE_VERSION or data.get("limit") != limit:
         links = rt.store.links_for_issue(issue)
-        data = aggregate(links, _ticket_snapshots(rt, links), limit=limit)
+        data = aggregate(links, ticket_snapshots(rt, links), limit=limit)
         if not rt.store.put_aggregate(issue, data, seq=kept.seq):
             log.debug("%s: its links changed while its aggregate was recomputed; recomputed again next time", issue)
     customers: dict[str, Customer] = {}
@@ -742,7 +742,8 @@ def issue_rollup(rt: Context, issue: Ref) -> Rollup:
     return from_aggregate(data, customers, tier_order=_tier_order(rt))
 
 
-def _ticket_snapshots(rt: Context, links: Sequence[Link]) -> dict[str, TicketFacts]:
+def ticket_snapshots(rt: Context, links: Sequence[Link]) -> dict[str, TicketFacts]:
+    """The saved facts of the linked tickets, by ticket ref (one snapshot read per link; no API call)."""
     tickets: dict[str, TicketFacts] = {}
     for link in links:
         tsnap = rt.store.get_snapshot(TICKET, str(link.ticket))

@@ -30,6 +30,7 @@ from ...errors import EffectInFlight
 from ...models import Link, Ref
 from ...secrets import Secret
 from ...store import (
+    Aggregate,
     AlreadyReplayed,
     FollowUp,
     Intent,
@@ -363,6 +364,110 @@ class StoreContract:
         assert store.remove_link(TICKET, ISSUE) is True
         assert store.remove_link(TICKET, ISSUE) is False
         assert [lk.ticket for lk in store.links_for_issue(ISSUE)] == [TICKET2]
+
+    # ---- aggregates: kept beside the links, changed in the links' own transactions -------------------------
+
+    @staticmethod
+    def _append(ticket: Ref) -> Any:
+        """A fold that appends the ticket to the aggregate's list (and counts how often it ran)."""
+
+        def fold(data: dict[str, Any]) -> dict[str, Any] | None:
+            return {**data, "tickets": [*data["tickets"], str(ticket)]}
+
+        return fold
+
+    def test_a_join_folds_into_the_aggregate_once_in_the_links_transaction(
+        self, location: Any, clock: FakeClock
+    ) -> None:
+        """add_link(fold=) changes a kept aggregate with the new link (seq + 1); the same pair linked again changes
+        nothing and does not run the fold; the folded aggregate survives reopening."""
+        with self.open(location, clock) as store:
+            none = store.get_aggregate(ISSUE)
+            assert (none.seq, none.data) == (0, None)
+            store.add_link(Link(TICKET, ISSUE, "ENG-7"))
+            kept = store.get_aggregate(ISSUE)
+            assert (kept.seq, kept.data) == (1, None)  # a link without a kept aggregate: nothing to fold
+            assert store.put_aggregate(ISSUE, {"tickets": [str(TICKET)]}, seq=kept.seq) is True
+            clock.advance(1)
+            ran: list[str] = []
+
+            def fold(data: dict[str, Any]) -> dict[str, Any] | None:
+                ran.append("x")
+                return {**data, "tickets": [*data["tickets"], str(TICKET2)]}
+
+            assert store.add_link(Link(TICKET2, ISSUE, "ENG-7"), fold=fold) is True
+            assert store.add_link(Link(TICKET2, ISSUE, "ENG-7"), fold=fold) is False
+            assert ran == ["x"]
+        with self.open(location, clock) as store:
+            after = store.get_aggregate(ISSUE)
+            assert (after.seq, after.data) == (2, {"tickets": [str(TICKET), str(TICKET2)]})
+
+    def test_put_aggregate_is_compare_and_set_against_every_change(self, store: Store, clock: FakeClock) -> None:
+        """put_aggregate writes only at the seq read: a link added (without a fold) or removed, or a linked ticket's
+        snapshot saved with linked_ticket=, drops the aggregate and refuses a recomputation begun before it; a
+        snapshot of a ticket not linked there, or saved without linked_ticket, leaves it."""
+        store.add_link(Link(TICKET, ISSUE, "ENG-7"))
+        store.add_link(Link(TICKET, ISSUE2, "ENG-8"))
+        for change in (
+            lambda: store.add_link(Link(TICKET2, ISSUE, "ENG-7")),
+            lambda: store.remove_link(TICKET2, ISSUE),
+            lambda: store.put_snapshot("ticket", str(TICKET), {"status": "solved"}, linked_ticket=TICKET),
+        ):
+            before = store.get_aggregate(ISSUE)
+            assert store.put_aggregate(ISSUE, {"n": 1}, seq=before.seq) is True
+            assert store.put_aggregate(ISSUE, {"n": 2}, seq=before.seq) is True  # no change between: same seq
+            assert store.get_aggregate(ISSUE).data == {"n": 2}
+            clock.advance(1)
+            change()
+            now = store.get_aggregate(ISSUE)
+            assert now.seq > before.seq
+            assert now.data is None
+            assert store.put_aggregate(ISSUE, {"n": 3}, seq=before.seq) is False
+            assert store.get_aggregate(ISSUE).data is None
+        # the ticket's snapshot dropped its other issue's aggregate too; unrelated saves drop nothing
+        assert store.get_aggregate(ISSUE2).data is None
+        seq = store.get_aggregate(ISSUE2).seq
+        assert store.put_aggregate(ISSUE2, {"n": 4}, seq=seq) is True
+        store.put_snapshot("ticket", str(TICKET2), {"status": "open"}, linked_ticket=TICKET2)  # not linked to ISSUE2
+        store.put_snapshot("ticket", str(TICKET), {"status": "open"})
+        assert store.get_aggregate(ISSUE2) == Aggregate(ISSUE2, seq, {"n": 4})
+
+    def test_a_fold_that_declines_or_a_link_out_of_order_drops_the_aggregate(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """A fold answering None drops the aggregate; so does a link stamped before the last one linked (it would not
+        come last: the fold is not run)."""
+        store.add_link(Link(TICKET, ISSUE, "ENG-7"))
+        assert store.put_aggregate(ISSUE, {"tickets": []}, seq=store.get_aggregate(ISSUE).seq)
+        assert store.add_link(Link(TICKET2, ISSUE, "ENG-7"), fold=lambda data: None) is True
+        assert store.get_aggregate(ISSUE).data is None
+        assert store.put_aggregate(ISSUE, {"tickets": []}, seq=store.get_aggregate(ISSUE).seq)
+        early = Link(Ref("helpdesk", "ticket", "1"), ISSUE, "ENG-7", linked_at=_at(T0 - 3600))
+        assert store.add_link(early, fold=self._append(early.ticket)) is True
+        assert store.get_aggregate(ISSUE).data is None
+        assert store.links_for_issue(ISSUE)[0].ticket == early.ticket
+
+    def test_joins_to_one_issue_from_many_threads_fold_one_after_the_other(self, store: Store) -> None:
+        """16 threads link 16 tickets to one issue at once (the clock standing still): every fold sees the one
+        before it, and the aggregate lists the tickets in the issue's link order."""
+        store.add_link(Link(TICKET, ISSUE, "ENG-7"))
+        assert store.put_aggregate(ISSUE, {"tickets": [str(TICKET)]}, seq=store.get_aggregate(ISSUE).seq)
+        tickets = [Ref("helpdesk", "ticket", str(5000 + n)) for n in range(16)]
+        start = threading.Barrier(len(tickets))
+
+        def join(ticket: Ref) -> None:
+            start.wait()
+            assert store.add_link(Link(ticket, ISSUE, "ENG-7"), fold=self._append(ticket)) is True
+
+        threads = [threading.Thread(target=join, args=(t,)) for t in tickets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        kept = store.get_aggregate(ISSUE)
+        assert kept.data is not None
+        assert kept.data["tickets"] == [str(lk.ticket) for lk in store.links_for_issue(ISSUE)]
+        assert sorted(kept.data["tickets"]) == sorted(map(str, [TICKET, *tickets]))
 
     def test_begin_intent_is_idempotent(self, store: Store, clock: FakeClock) -> None:
         """begin_intent inserts once; a second call returns the stored row untouched (payload included)."""
