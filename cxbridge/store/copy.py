@@ -4,7 +4,8 @@ Everything is copied with its ids, states and times: links, intents, the inbox (
 accepted before the move is still a duplicate), jobs, dead letters (replayed or not), audit, snapshots and
 checkpoints. The SQLite file is read inside one ``BEGIN IMMEDIATE`` transaction (a consistent snapshot: any
 writer still running waits), and the target is written in one transaction: a failed copy leaves the target as
-it was. The target must be empty; its identity sequences continue after the copied ids.
+it was. The target must be empty; its identity sequences continue after the copied ids. The issues' running
+aggregates are not copied: each is recomputed from the copied links on its issue's next refresh.
 
 A job that was leased in the source belonged to a worker of the old installation: it is copied as ready (with
 its attempt count), so it runs once on the new store; a ``sending`` intent keeps its owner, so the intent protocol

@@ -10,6 +10,8 @@ CONTRACT (the escalation calls these; the impact module fills them in):
   extra call).
 - ``refresh_issue(rt, issue)``: after a link is added or removed, write the rollup to an existing issue
   (one edit, splicing the managed block into ``issue.description`` as read); returns whether it wrote.
+- ``link_fold(rt, link, saved)``: what ``Store.add_link(fold=)`` folds into the issue's running aggregate when
+  a ticket joins (see "the running aggregate" below: a join reads no link, whatever the number linked).
 
 What the rollup holds (pure functions below, computed from the store's links and snapshots):
 - customers: linked companies, deduplicated (a company with several tickets counts once); a ticket whose
