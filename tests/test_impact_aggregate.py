@@ -264,3 +264,59 @@ def test_the_aggregate_renders_what_the_rollup_over_every_link_renders(
     assert block == Handoff().render(
         impact.TEMPLATE, {"impact": impact.template_context(full, tickets_per_customer=limit)}
     )
+
+
+# -- two workers joining one issue at once -------------------------------------------------------------------------
+
+WORKER_JOINS = 25
+
+
+def _join_many(location: str, worker: int) -> None:
+    """A worker process: joins its tickets to one issue, each folded into the aggregate as an escalation does."""
+    from cxbridge.store import open_store
+
+    with open_store(location) as store:
+        for n in range(WORKER_JOINS):
+            ticket = Ref("zendesk", "ticket", f"{worker}-{n}")
+            link = Link(ticket, ISSUE, "ENG-1", customer=COMPANIES[n % 3] if n % 4 else None)
+            known = impact.TicketFacts(ticket, url=f"https://z/{ticket.id}", status="open", opened=OPENED[n % 4])
+
+            def fold(data: dict[str, Any], link: Link = link, known: impact.TicketFacts = known) -> dict[str, Any]:
+                return impact.fold_link(data, link, known)
+
+            assert store.add_link(link, fold=fold)
+
+
+def test_two_worker_processes_joining_one_issue_keep_the_aggregate_exact(store_location: str) -> None:
+    """Two processes join 25 tickets each to one issue at once (SQLite file, PostgreSQL schema): every fold is a
+    read-modify-write in the link's transaction, so the aggregate equals the recomputation from the 51 links."""
+    import multiprocessing
+
+    from cxbridge.store import open_store
+
+    with open_store(store_location) as store:
+        first = Link(Ref("zendesk", "ticket", "0"), ISSUE, "ENG-1", customer=COMPANIES[0])
+        store.add_link(first)
+        kept = store.get_aggregate(ISSUE)
+        assert store.put_aggregate(ISSUE, impact.aggregate([first], {}, limit=LIMIT), seq=kept.seq)
+        fork = multiprocessing.get_context("fork")  # each child opens its own store
+        workers = [fork.Process(target=_join_many, args=(store_location, w)) for w in (1, 2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)
+            assert worker.exitcode == 0
+        links = store.links_for_issue(ISSUE)
+        assert len(links) == 1 + 2 * WORKER_JOINS
+        facts = {
+            str(lk.ticket): impact.TicketFacts(
+                lk.ticket,
+                url=f"https://z/{lk.ticket.id}",
+                status="open",
+                opened=OPENED[int(lk.ticket.id.split("-")[1]) % 4],
+            )
+            for lk in links[1:]
+        }
+        kept_after = store.get_aggregate(ISSUE)
+        assert kept_after.seq == kept.seq + 2 * WORKER_JOINS
+        assert kept_after.data == impact.aggregate(links, facts, limit=LIMIT)
