@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
@@ -33,6 +34,26 @@ JOB_RETENTION_SECONDS: Final[int] = 7 * 86400
 PURGE_BATCH: Final[int] = 500
 """Rows one purge transaction deletes at most: the writer lock is released between batches, so deliveries and
 jobs never wait behind a long purge."""
+
+
+def link_row(link: Link, *, now: float, last: float | None) -> tuple[Any, ...]:
+    """The links table's row of a link (its columns in the stores' order: ticket, issue, issue_key, customer,
+    linked_by, linked_at, origin_event). A link without ``linked_at`` is stamped ``now``, never before ``last`` (the
+    latest ``linked_at`` of the issue's links): a link added comes last in its issue's order."""
+    if link.linked_at is not None:
+        moment = link.linked_at if link.linked_at.tzinfo is not None else link.linked_at.replace(tzinfo=UTC)
+        linked_at = moment.timestamp()
+    else:
+        linked_at = now if last is None else max(now, last)
+    return (
+        str(link.ticket),
+        str(link.issue),
+        link.issue_key,
+        None if link.customer is None else str(link.customer),
+        link.linked_by,
+        linked_at,
+        link.origin_event,
+    )
 
 
 class StoreError(CxbridgeError):

@@ -99,6 +99,7 @@ from .base import (
     Store,
     StoreBusy,
     StoreError,
+    link_row,
     redact_text,
     redact_value,
 )
@@ -144,12 +145,6 @@ _LIVE_LEASE_ON_KEY = (
 
 def _dumps(value: Any) -> str:
     return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
-
-
-def _epoch(moment: datetime) -> float:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _ref(text: str | None) -> Ref | None:
@@ -581,21 +576,11 @@ class PostgresStore(Store):
             assert row is not None  # inserted above when it was missing
             last: float | None = row[1]
             now = self.clock()  # after the lock: the links of one issue are stamped in the order they commit
-            if link.linked_at is not None:
-                linked_at = _epoch(link.linked_at)
-            else:
-                linked_at = now if last is None else max(now, last)
+            values = link_row(link, now=now, last=last)
+            linked_at = float(values[5])
             inserted = conn.execute(
                 f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (
-                    str(link.ticket),
-                    issue,
-                    link.issue_key,
-                    None if link.customer is None else str(link.customer),
-                    link.linked_by,
-                    linked_at,
-                    link.origin_event,
-                ),
+                values,
             ).rowcount
             if inserted != 1:
                 return False

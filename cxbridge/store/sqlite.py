@@ -62,6 +62,7 @@ from .base import (
     Store,
     StoreBusy,
     StoreError,
+    link_row,
     redact_text,
     redact_value,
 )
@@ -89,12 +90,6 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
-
-
-def _epoch(moment: datetime) -> float:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _first(cursor: sqlite3.Cursor) -> Any:
@@ -416,21 +411,11 @@ class SQLiteStore(Store):
             now = self.clock()
             row = conn.execute("SELECT data, last_at FROM aggregates WHERE issue = ?", (issue,)).fetchone()
             last: float | None = None if row is None else row[1]
-            if link.linked_at is not None:
-                linked_at = _epoch(link.linked_at)
-            else:  # stamped inside the write lock: the links of one issue are stamped in the order they commit
-                linked_at = now if last is None else max(now, last)
+            # stamped inside the write lock: the links of one issue are stamped in the order they commit
+            values = link_row(link, now=now, last=last)
+            linked_at = float(values[5])
             cur = conn.execute(
-                f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (
-                    str(link.ticket),
-                    issue,
-                    link.issue_key,
-                    None if link.customer is None else str(link.customer),
-                    link.linked_by,
-                    linked_at,
-                    link.origin_event,
-                ),
+                f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", values
             )
             if cur.rowcount != 1:
                 return False
