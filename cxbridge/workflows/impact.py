@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -626,16 +626,7 @@ def _facts_to_json(facts: TicketFacts) -> dict[str, Any]:
 
 
 def _facts_from_json(data: Mapping[str, Any], company: Ref | None) -> TicketFacts:
-    facts = _facts_from_dict(Ref.parse(str(data["ref"])), data)
-    return TicketFacts(
-        ref=facts.ref,
-        url=facts.url,
-        subject=facts.subject,
-        status=facts.status,
-        opened=facts.opened,
-        company=company,
-        closed=facts.closed,
-    )
+    return replace(_facts_from_dict(Ref.parse(str(data["ref"])), data), company=company)
 
 
 def _older(candidate: TicketFacts, current: TicketFacts | None) -> bool:
