@@ -120,7 +120,8 @@ class Scenario:
             # an issue closed as a duplicate hands its tickets over (duplicates.carry_over): join, then unlink
             for link in rt.store.links_for_issue_key(source):
                 Escalation(rt).run(EscalationRequest(ticket_id=link.ticket.id, link_key=target))
-                impact.unlink(rt, link.ticket, source, actor=f"duplicate of {target}")
+                if link in rt.store.links_for_ticket(link.ticket):  # (a key typed on the ticket may have moved it)
+                    impact.unlink(rt, link.ticket, source, actor=f"duplicate of {target}")
         elif name == "status" and (tid := self.ticket(op[1])):
             world.tickets[tid].status = op[2]
             # as a webhook (with the status) or a poll of cxbridge sync (read from the helpdesk) delivers it
