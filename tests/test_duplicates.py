@@ -135,3 +135,33 @@ def test_done_without_the_duplicate_resolution_keeps_the_tickets(
     as_eve(vendors, "POST", f"/issue/{eng2}/transitions", {"transition": {"id": done["id"]}})
     assert not any("duplicate:" in o for o in deliver(rt, vendors, start))
     assert [link.issue_key for link in rt.store.links_for_ticket(Ref("zendesk", "ticket", "2"))] == [eng2]
+
+
+def test_a_ticket_whose_typed_key_names_the_survivor_moves_once(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes
+) -> None:
+    """An agent typed the surviving issue's key on a ticket of the duplicate before it was closed: the join is then
+    a move (the ticket leaves the duplicate as it joins), and the hand-over does not try to unlink it again."""
+    rt = sandbox_runtime(vendors, extra={"impact": {"fields": FIELDS}})
+    eng1, eng2 = setup(rt)
+    field_id = rt.config.system("zendesk").get("issue_key_field_id")
+    response = requests.put(
+        f"{vendors['zendesk'].base_url}/api/v2/tickets/2",
+        json={"ticket": {"custom_fields": [{"id": field_id, "value": eng1}]}},
+        auth=("alex@cxbridge.example/token", vendors["zendesk"].credentials()["api_token"]),
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    start = len(vendors["jira"].webhooks_sent)
+    close_as_duplicate(vendors, eng2, eng1)
+    outcomes = deliver(rt, vendors, start)
+    assert any(f"duplicate: {eng2} duplicates {eng1}; moved zendesk:ticket:2" in o for o in outcomes), outcomes
+    assert [link.issue_key for link in rt.store.links_for_ticket(Ref("zendesk", "ticket", "2"))] == [eng1]
+    assert issue(vendors, eng2)["remoteLinks"] == []
+    assert (issue(vendors, eng1)["fields"][FIELDS["tickets"]], issue(vendors, eng2)["fields"][FIELDS["tickets"]]) == (
+        2,
+        0,
+    )
+    ticket2 = Ref("zendesk", "ticket", "2")
+    actions = [e.action for e in rt.store.audit_entries(ticket=ticket2)]
+    assert (actions.count("unlink"), actions.count("escalate.link")) == (1, 1), actions

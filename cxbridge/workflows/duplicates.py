@@ -50,6 +50,8 @@ def carry_over(rt: Context, signal: IssueStateObserved, origin: str | None) -> s
                 ticket_id=link.ticket.id, link_key=target, helpdesk=link.ticket.system, origin_event=origin
             )
         )
-        impact.unlink(rt, link.ticket, signal.key, actor=f"duplicate of {target}")
+        # an issue key typed on the ticket may have made the join a move, off the duplicate already
+        if any(kept.issue == link.issue for kept in rt.store.links_for_ticket(link.ticket)):
+            impact.unlink(rt, link.ticket, signal.key, actor=f"duplicate of {target}")
         moved.append(str(link.ticket))
     return f"duplicate: {signal.key} duplicates {target}; moved {', '.join(moved)}"
