@@ -104,6 +104,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 and any(not c.get("public", True) for c in t["comments"])
             }
             unfinished = sorted(backlog_ids - finished)
+            # exactly once: the escalation's internal note (it names the issue key) on each ticket, never twice
+            twice = sorted(
+                t["id"]
+                for t in state["tickets"]
+                if t["id"] in backlog_ids
+                and (key := t["custom_fields"].get(field))
+                and sum(1 for c in t["comments"] if not c.get("public", True) and key in (c.get("body") or "")) > 1
+            )
         finally:
             if serve is not None:
                 serve.terminate()
@@ -135,6 +143,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ok_calls = [c for c in calls if c["status"] < 400]
     # calls a re-queued job repeated: every successful call beyond the first of its kind on the same path
     repeated = len(ok_calls) - len({(c["method"], c["path"]) for c in ok_calls})
+    repeated_writes = sum(1 for c in ok_calls if c["method"] != "GET") - len(
+        {(c["method"], c["path"]) for c in ok_calls if c["method"] != "GET"}
+    )
     figures = res["figures"]
     figures.update(
         {
@@ -153,6 +164,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "other_errors": sum(1 for c in calls if c["status"] >= 400 and c["status"] != 429),
             "successful_calls": len(ok_calls),
             "repeated_successful_calls": repeated,
+            "repeated_successful_writes": repeated_writes,
+            "tickets_with_two_escalation_notes": twice,
             "jobs_by_state": depth,
             "failed_jobs": failed,
             "tickets_fully_escalated": len(finished),
@@ -168,7 +181,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"over {n_windows} full windows: {figures['limit_utilization_pct']} % of the limit used, "
         f"{figures['sustained_escalations_per_min']} escalations/min of {figures['theoretical_escalations_per_min']} "
-        f"theoretical; {figures['zendesk_429s']} 429s; {repeated} successful calls repeated by re-queued jobs; "
+        f"theoretical; {figures['zendesk_429s']} 429s; {repeated} successful calls repeated by re-queued jobs "
+        f"({repeated_writes} of them writes); "
         f"failed jobs {failed}; tickets fully escalated {len(finished)} of {count}; per window {per_window}"
     )
     _common.target(
@@ -177,6 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _common.target(res, "escalations/min vs theoretical maximum", figures["escalation_utilization_pct"], ">=", 90, "%")
     _common.target(res, "failed jobs under the rate limit", failed, "<=", 0)
     _common.target(res, "jobs done whose ticket lacks its note or issue key", len(unfinished), "<=", 0)
+    _common.target(res, "tickets with the escalation's note twice", len(twice), "<=", 0)
     if unfinished:
         res["notes"].append(
             f"{len(unfinished)} of {count} tickets have no escalation note or issue key although their jobs are "
