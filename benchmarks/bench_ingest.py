@@ -43,7 +43,6 @@ from bench_latency import cpu_seconds, jobs
 TARGET_RATE, TARGET_P99_MS = 500, 50.0
 OFFERED_RATE = 500
 """Deliveries per second offered by default: the target rate."""
-HERE = Path(__file__).resolve().parent
 
 
 def deliveries(
@@ -153,15 +152,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rate = args.rate
     count = args.count or int(rate * (4 if args.quick else 20))
     with _common.workdir() as where:
-        cmd = [sys.executable, str(HERE / "_vendor_server.py"), "--tickets", str(args.tickets)]
-        cmd += ["--tagged-every", "0", "--dir", str(where), "--webhooks"]
-        vendors = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        vendors, line = _common.start_vendor_server(where, args.tickets, tagged_every=0, webhooks=True)
         proc = None
         try:
-            assert vendors.stdout is not None
-            line = vendors.stdout.readline().split()
-            if not line or line[0] != "READY":
-                raise RuntimeError(f"the vendor server did not start: {line}")
             config, first = Path(line[1]), int(line[6])
             base_url = tomllib.loads(config.read_text(encoding="utf-8"))["systems"]["zendesk"]["base_url"]
             secret = (where / "zendesk.webhook.secret").read_text(encoding="utf-8")
@@ -184,9 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            if vendors.stdin is not None:
-                vendors.stdin.close()
-            vendors.wait(timeout=30)
+            _common.stop_vendor_server(vendors)
         rows = count_rows(where / "cxbridge.db")
     lat = run_["latencies"]
     ok = run_["statuses"].get(200, 0)
