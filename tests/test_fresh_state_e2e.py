@@ -4,9 +4,7 @@ HubSpot (its ``company.propertyChange`` webhook) updates the linked issue's impa
 from __future__ import annotations
 
 import json
-import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +17,9 @@ from cxbridge.config import load_config
 from cxbridge.demo import DEMO_SETTINGS
 from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox.base import WebhookTarget
 from cxbridge.sandbox.modes import ServedVendors, serve_vendors, write_config
-from cxbridge.webhooks.serve import RunningServer, serving
+from cxbridge.testing.pipeline import give_webhook_targets, served_pipeline, settled, wait_until
+from cxbridge.webhooks.serve import RunningServer
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -35,8 +33,7 @@ FIELDS: dict[str, str] = DEMO_SETTINGS["impact"]["fields"]
 def vendors() -> Iterator[ServedVendors]:
     served = serve_vendors(SYSTEMS, seed="demo")
     try:
-        for name in SYSTEMS:
-            served[name].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/", secret=secrets.token_urlsafe(24))]
+        give_webhook_targets(served)
         yield served
     finally:
         served.stop()
@@ -53,24 +50,8 @@ def runtime(vendors: ServedVendors, tmp_path: Path) -> Iterator[Runtime]:
 
 @pytest.fixture
 def server(vendors: ServedVendors, runtime: Runtime) -> Iterator[RunningServer]:
-    with serving(runtime, workers=2) as running:
-        for name in SYSTEMS:
-            vendors[name].webhook_targets[0].url = running.webhook_url(name)
+    with served_pipeline(vendors, runtime, workers=2) as running:
         yield running
-
-
-def wait(what: str, done: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
-        time.sleep(0.05)
-
-
-def settled(vendors: ServedVendors, runtime: Runtime) -> bool:
-    if not all(vendors[name].wait_for_webhooks(timeout=0.01) for name in SYSTEMS):
-        return False
-    depth = runtime.store.queue_depth()
-    return depth["ready"] == 0 and depth["leased"] == 0
 
 
 def issue(vendors: ServedVendors, key: str) -> dict[str, Any]:
@@ -98,12 +79,12 @@ def test_solving_a_linked_ticket_flips_its_remote_link(
     key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
     Escalation(runtime).run(EscalationRequest(ticket_id="2", link_key=key, note="Same."))
     url1, url2 = (runtime.helpdesk("zendesk").ticket_url(t) for t in ("1", "2"))
-    wait("the escalation's own webhooks", lambda: settled(vendors, runtime))
+    wait_until("the escalation's own webhooks", lambda: settled(vendors, runtime))
     assert resolved_flags(vendors, key) == {url1: False, url2: False}
     oldest_before = issue(vendors, key)["fields"][FIELDS["oldest"]]
 
     as_agent(vendors, 1, {"status": "solved"})
-    wait("the solved ticket's link", lambda: resolved_flags(vendors, key)[url1] and settled(vendors, runtime))
+    wait_until("the solved ticket's link", lambda: resolved_flags(vendors, key)[url1] and settled(vendors, runtime))
     assert resolved_flags(vendors, key) == {url1: True, url2: False}
     fields = issue(vendors, key)["fields"]
     assert fields[FIELDS["tickets"]] == 2
@@ -115,24 +96,26 @@ def test_solving_a_linked_ticket_flips_its_remote_link(
     requests.post(
         server.webhook_url("zendesk"), data=delivery["body"].encode(), headers=delivery["headers"], timeout=10
     ).raise_for_status()
-    wait("the duplicate", lambda: settled(vendors, runtime))
+    wait_until("the duplicate", lambda: settled(vendors, runtime))
     assert [c for c in vendors["jira"].calls if c.method != "GET"] == jira_writes
 
     as_agent(vendors, 1, {"status": "open"})  # reopened: the link is live again
-    wait("the reopened ticket's link", lambda: not resolved_flags(vendors, key)[url1] and settled(vendors, runtime))
+    wait_until(
+        "the reopened ticket's link", lambda: not resolved_flags(vendors, key)[url1] and settled(vendors, runtime)
+    )
 
 
 def test_an_arr_change_in_the_crm_refreshes_the_impact_without_a_command(
     vendors: ServedVendors, runtime: Runtime, server: RunningServer
 ) -> None:
     key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
-    wait("the escalation's own webhooks", lambda: settled(vendors, runtime))
+    wait_until("the escalation's own webhooks", lambda: settled(vendors, runtime))
     assert issue(vendors, key)["fields"][FIELDS["arr"]] == 480000
     hub: Any = vendors["hubspot"]
     acme = next(c for c in hub.state()["objects"]["companies"] if c["properties"]["name"] == "Acme Corp")
     hub.ui_update("companies", acme["id"], {"annualrevenue": "520000"})
-    wait("the impact refresh", lambda: issue(vendors, key)["fields"][FIELDS["arr"]] == 520000)
-    wait("the queue", lambda: settled(vendors, runtime))
+    wait_until("the impact refresh", lambda: issue(vendors, key)["fields"][FIELDS["arr"]] == 520000)
+    wait_until("the queue", lambda: settled(vendors, runtime))
     assert issue(vendors, key)["fields"][FIELDS["customers"]] == 1
     assert "520,000 USD" in str(issue(vendors, key)["fields"]["description"])
 
@@ -144,10 +127,10 @@ def test_closing_a_hubspot_ticket_flips_its_remote_link(
     [tid] = [t["id"] for t in hub.state()["objects"]["tickets"]]
     key = Escalation(runtime).run(EscalationRequest(ticket_id=tid, helpdesk="hubspot", note="Seen.")).issue_key
     url = runtime.helpdesk("hubspot").ticket_url(tid)
-    wait("the escalation's own webhooks", lambda: settled(vendors, runtime))
+    wait_until("the escalation's own webhooks", lambda: settled(vendors, runtime))
     assert resolved_flags(vendors, key) == {url: False}
     hub.ui_update("tickets", tid, {"hs_pipeline_stage": "4"})  # Closed, in the default support pipeline
-    wait("the closed ticket's link", lambda: resolved_flags(vendors, key)[url] and settled(vendors, runtime))
+    wait_until("the closed ticket's link", lambda: resolved_flags(vendors, key)[url] and settled(vendors, runtime))
 
 
 def test_an_arr_change_missed_by_the_receiver_is_recovered_by_sync(

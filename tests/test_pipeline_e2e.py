@@ -10,10 +10,9 @@ and every assertion reads the emulators' own state.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ import requests
 from cxbridge.config import load_config
 from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox.base import WebhookTarget
 from cxbridge.sandbox.modes import ServedVendors, serve_vendors, write_config
-from cxbridge.webhooks.serve import RunningServer, serving
+from cxbridge.testing.pipeline import give_webhook_targets, served_pipeline, settled, wait_until
+from cxbridge.webhooks.serve import RunningServer
 from cxbridge.worker import drain
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 from cxbridge.workflows.reconcile import reconcile
@@ -43,8 +42,7 @@ REPLY = "It happened again this morning at 9:40."
 def vendors() -> Iterator[ServedVendors]:
     served = serve_vendors(SYSTEMS, seed="demo")
     try:
-        for name in SYSTEMS:
-            served[name].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/", secret=secrets.token_urlsafe(24))]
+        give_webhook_targets(served)
         yield served
     finally:
         served.stop()
@@ -64,24 +62,8 @@ def runtime(vendors: ServedVendors, tmp_path: Path, store_location: str) -> Iter
 
 @pytest.fixture
 def server(vendors: ServedVendors, runtime: Runtime) -> Iterator[RunningServer]:
-    with serving(runtime, workers=2) as running:
-        for name in SYSTEMS:
-            vendors[name].webhook_targets[0].url = running.webhook_url(name)
+    with served_pipeline(vendors, runtime, workers=2) as running:
         yield running
-
-
-def wait(what: str, done: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
-        time.sleep(0.05)
-
-
-def settled(vendors: ServedVendors, runtime: Runtime) -> bool:
-    if not all(vendors[name].wait_for_webhooks(timeout=0.01) for name in SYSTEMS):
-        return False
-    depth = runtime.store.queue_depth()
-    return depth["ready"] == 0 and depth["leased"] == 0
 
 
 def zendesk_notes(vendors: ServedVendors, ticket_id: int, text: str) -> int:
@@ -110,7 +92,7 @@ def test_one_delivery_sent_1000_times_by_16_clients_has_one_effect(
 ) -> None:
     """RELIABILITY D1: one Jira issue, one remote link, one Zendesk note, one HubSpot note, 1,000 2xx answers."""
     agent_tags(vendors, runtime, 1)
-    wait("the escalation", lambda: bool(jira_issues(vendors)) and settled(vendors, runtime))
+    wait_until("the escalation", lambda: bool(jira_issues(vendors)) and settled(vendors, runtime))
     delivery = vendors["zendesk"].webhooks_sent[0]  # the agent's tag, before cxbridge's own note came back
     assert runtime.config.section("escalation")["tag"] in delivery["body"]
     answers: list[int] = []
@@ -131,7 +113,7 @@ def test_one_delivery_sent_1000_times_by_16_clients_has_one_effect(
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(send, range(16)))
-    wait("the queue to drain", lambda: settled(vendors, runtime))
+    wait_until("the queue to drain", lambda: settled(vendors, runtime))
     assert len(answers) == 1000
     assert all(200 <= s < 300 for s in answers)
     issues = jira_issues(vendors)
@@ -151,7 +133,7 @@ def test_done_reaches_three_tickets_once_through_webhooks_duplicates_and_polls(
     key = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced.")).issue_key
     for ticket_id in ("2", str(third.id)):
         Escalation(runtime).run(EscalationRequest(ticket_id=ticket_id, link_key=key, note="Same bug."))
-    wait("the escalations' own webhooks", lambda: settled(vendors, runtime))
+    wait_until("the escalations' own webhooks", lambda: settled(vendors, runtime))
     jira = vendors["jira"]
     before = len(jira.webhooks_sent)
 
@@ -165,7 +147,7 @@ def test_done_reaches_three_tickets_once_through_webhooks_duplicates_and_polls(
     eve.post(path, json={"transition": {"id": done["id"]}}, timeout=10).raise_for_status()
     moved = f"{key} moved to Done"
     ticket_ids = (1, 2, third.id)
-    wait(
+    wait_until(
         "the sync back", lambda: all(zendesk_notes(vendors, t, moved) for t in ticket_ids) and settled(vendors, runtime)
     )
 
@@ -177,12 +159,12 @@ def test_done_reaches_three_tickets_once_through_webhooks_duplicates_and_polls(
     report = reconcile(runtime, systems=["jira"], since=time.time() - 3600)
     assert report.enqueued == 1  # the poll saw the issue in its new state: one more event for the same change
     drain(runtime, timeout=20)
-    wait("everything to settle", lambda: settled(vendors, runtime))
+    wait_until("everything to settle", lambda: settled(vendors, runtime))
     assert [zendesk_notes(vendors, t, moved) for t in ticket_ids] == [1, 1, 1]
     # cxbridge's own notes came back as Zendesk webhooks and were dropped: nothing more was written
     comments = sum(len(t["comments"]) for t in vendors["zendesk"].state()["tickets"])
     time.sleep(0.3)
-    wait("the echoes to settle", lambda: settled(vendors, runtime))
+    wait_until("the echoes to settle", lambda: settled(vendors, runtime))
     assert sum(len(t["comments"]) for t in vendors["zendesk"].state()["tickets"]) == comments
 
 
@@ -208,7 +190,7 @@ def test_notes_replies_edits_and_files_reach_both_issues_once_and_never_come_bac
     first = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Exports fail.")).issue_key
     second = Escalation(runtime).run(EscalationRequest(ticket_id="2", note="Login loops.")).issue_key
     Escalation(runtime).run(EscalationRequest(ticket_id="1", link_key=second, note="Both bugs."))
-    wait("the escalations' own webhooks", lambda: settled(vendors, runtime))
+    wait_until("the escalations' own webhooks", lambda: settled(vendors, runtime))
     zendesk = vendors["zendesk"]
     base = zendesk.base_url
     session = alex(vendors)
@@ -225,7 +207,7 @@ def test_notes_replies_edits_and_files_reach_both_issues_once_and_never_come_bac
     requester = session.get(f"{base}/api/v2/tickets/1", timeout=10).json()["ticket"]["requester_id"]
     reply = {"body": REPLY, "public": True, "author_id": requester}
     session.put(f"{base}/api/v2/tickets/1", json={"ticket": {"comment": reply}}, timeout=10).raise_for_status()
-    wait(
+    wait_until(
         "the relay",
         lambda: (
             all(comments_with(vendors, k, NOTE) and comments_with(vendors, k, REPLY) for k in (first, second))
@@ -264,7 +246,7 @@ def test_notes_replies_edits_and_files_reach_both_issues_once_and_never_come_bac
         "X-Zendesk-Webhook-Signature": sign(zendesk.webhook_targets[0].secret, stamp, raw),
     }
     assert requests.post(note_delivery["url"], data=raw, headers=headers, timeout=10).status_code == 200
-    wait(
+    wait_until(
         "the edit",
         lambda: all(comments_with(vendors, k, "▇▇ MB") for k in (first, second)) and settled(vendors, runtime),
     )
@@ -275,7 +257,7 @@ def test_notes_replies_edits_and_files_reach_both_issues_once_and_never_come_bac
 
     # Jira delivered webhooks for every relayed comment: none came back to the ticket
     time.sleep(0.3)
-    wait("the echoes to settle", lambda: settled(vendors, runtime))
+    wait_until("the echoes to settle", lambda: settled(vendors, runtime))
     ticket = next(t for t in zendesk.state()["tickets"] if t["id"] == 1)
     assert sum(NOTE.split(";")[0] in c["body"] or "▇▇ MB" in c["body"] for c in ticket["comments"]) == 1
     assert sum(REPLY in c["body"] for c in ticket["comments"]) == 1

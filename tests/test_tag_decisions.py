@@ -8,7 +8,6 @@ the actor, writes the outcome as one internal note and removes the tag. A duplic
 from __future__ import annotations
 
 import json
-import secrets
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,9 +24,9 @@ from cxbridge.config import load_config
 from cxbridge.errors import ConfigError, CxbridgeError
 from cxbridge.plugins import build_plugins
 from cxbridge.runtime import Runtime
-from cxbridge.sandbox.base import WebhookTarget
 from cxbridge.sandbox.modes import ServedVendors, serve_vendors, write_config
-from cxbridge.webhooks.serve import RunningServer, serving
+from cxbridge.testing.pipeline import give_webhook_targets, served_pipeline
+from cxbridge.webhooks.serve import RunningServer
 from cxbridge.worker import drain
 from cxbridge.workflows.escalate import Escalation, EscalationRequest
 from cxbridge.workflows.policy import compile_policies, parse_action
@@ -45,8 +44,7 @@ TAGS = ("cxb_decide_credit_50", "cxb_decide_credit_500", "cxb_decide_priority_hi
 def vendors() -> Iterator[ServedVendors]:
     served = serve_vendors(SYSTEMS, seed="demo")
     try:
-        for name in SYSTEMS:
-            served[name].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/", secret=secrets.token_urlsafe(24))]
+        give_webhook_targets(served)
         zd = zendesk(served)
         with zd.lock:
             zd.model.add_user("Sam Agent", SAM, "agent")
@@ -76,9 +74,7 @@ def runtime(vendors: ServedVendors, tmp_path: Path, policies: dict[str, Any]) ->
 
 @pytest.fixture
 def server(vendors: ServedVendors, runtime: Runtime) -> Iterator[RunningServer]:
-    with serving(runtime, workers=0) as running:  # the test drains the queue itself, as a worker
-        for name in SYSTEMS:
-            vendors[name].webhook_targets[0].url = running.webhook_url(name)
+    with served_pipeline(vendors, runtime, workers=0) as running:  # the test drains the queue itself, as a worker
         yield running
 
 

@@ -7,6 +7,8 @@
   port; ``SandboxRuntimes`` builds Runtimes on the emulators, the way the end-to-end tests do.
 - ``canned``: ``CannedVendor``, ``build_connector`` and ``record_requests`` for connector tests on canned answers.
 - ``webhooks``: ``verify_deliveries`` and the mutations a webhook verifier must reject.
+- ``pipeline``: ``give_webhook_targets``, ``served_pipeline``, ``settled``, ``wait_until``: emulators whose signed
+  webhooks reach a running ``serve``, for end-to-end tests of the whole loop.
 - ``vendors``: ``mock_vendors`` and ``serve_vendors`` run the emulators in-process or on loopback ports
   (``Vendors``, ``ServedVendors``); ``write_config`` points a config at them.
 - ``contracts``: suites a plugin's tests subclass (``VerifierContract``, ``SandboxBackendContract``, and for
@@ -49,6 +51,7 @@ from .fakes import (  # noqa: E402
     FakeWorld,
     fake_runtime,
 )
+from .pipeline import give_webhook_targets, served_pipeline, settled, wait_until  # noqa: E402
 from .specs import (  # noqa: E402
     SPECS_ENV,
     Spec,
@@ -99,14 +102,18 @@ __all__ = [
     "byte_flips",
     "character_changes",
     "fake_runtime",
+    "give_webhook_targets",
     "load_spec",
     "mock_vendors",
     "record_requests",
     "serve_vendors",
+    "served_pipeline",
+    "settled",
     "spec_by_prefix",
     "spec_files",
     "specs_dir",
     "validate_adf",
     "verify_deliveries",
+    "wait_until",
     "write_config",
 ]
