@@ -127,6 +127,22 @@ def test_processes_opening_a_new_file_migrate_it_once(tmp_path: Path) -> None:
     assert applied == [(migrations.name, m.version) for m in migrations.all()]  # every migration, each once
 
 
+def test_opening_an_up_to_date_store_takes_no_write_lock(tmp_path: Path) -> None:
+    """A worker starting while another process holds the write lock opens the store at once: an up-to-date
+    database's migrations are only read (each used to take the write lock, and waited out another writer)."""
+    path = tmp_path / "cxbridge.db"
+    SQLiteStore(path).close()
+    writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # another process's write transaction, held through the opening
+    try:
+        store = SQLiteStore(path)
+        assert store.queue_depth()["ready"] == 0
+        store.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_threads_share_one_store(tmp_path: Path) -> None:
     """Worker threads on one SQLiteStore (a connection each) complete every job exactly once."""
     store = SQLiteStore(tmp_path / "threads.db")

@@ -77,7 +77,8 @@ class Migrations:
         return [m for m in self.all() if m.version not in done]
 
     def apply(self, conn: sqlite3.Connection, *, clock: Callable[[], float] = time.time) -> list[Migration]:
-        """Apply each pending migration in its own ``BEGIN IMMEDIATE`` transaction; returns those applied.
+        """Apply each pending migration in its own ``BEGIN IMMEDIATE`` transaction; returns those applied. An
+        up-to-date database is only read.
 
         ``conn`` must be in autocommit mode (``isolation_level=None``). Raises ``StoreError`` when the
         database records a version this code does not know (it was written by a newer cxbridge).
@@ -86,14 +87,17 @@ class Migrations:
             raise StoreError("migrations must start outside a transaction")
         _ensure_table(conn)
         known = set(self._items)
-        unknown = sorted(set(self.applied(conn)) - known)
+        recorded = self.applied(conn)
+        unknown = sorted(set(recorded) - known)
         if unknown:
             raise StoreError(
                 f"the database has schema version {unknown[-1]} of {self.name!r}, newer than this cxbridge "
                 f"knows ({self.latest}); upgrade cxbridge"
             )
         done: list[Migration] = []
-        for migration in self.all():
+        # Only what the read found missing takes the write lock (re-checked inside: another process may apply it
+        # meanwhile): opening an up-to-date store writes nothing, so it never queues behind a busy writer.
+        for migration in [m for m in self.all() if m.version not in recorded]:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 already = conn.execute(
