@@ -450,18 +450,10 @@ class HttpClient:
             return response
         raise self._status_error(response, method, url, creates=creates)
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Any,
-        json: Any,
-        data: Any,
-        headers: Mapping[str, str] | None,
-    ) -> requests.Response:
+    def _send(self, method: str, url: str, **fields: Any) -> requests.Response:
         """One HTTP exchange: ``Session.request`` for an injected session; for the client's own session (environment
-        settled once, ``trust_env`` off) the request prepared here and handed to the session's adapter.
+        settled once, ``trust_env`` off) the request prepared here and handed to the session's adapter. ``fields``
+        are ``_prepare``'s params, json, data and headers.
 
         ``Session.request`` and ``Session.send`` redo per call what is the same on every call of a client: merging
         and validating the session's and default headers, preparing a cookie header from an empty jar, parsing and
@@ -472,18 +464,17 @@ class HttpClient:
         """
         session = self.session
         if not self._own_session or session.trust_env:
+            headers = fields.pop("headers")
             return session.request(
                 method,
                 url,
-                params=params,
-                json=json,
-                data=data,
                 headers={**self.default_headers, **dict(headers or {})},
                 auth=self.auth,
                 timeout=self.timeout,
                 allow_redirects=False,
+                **fields,
             )
-        return self._exchange(self._prepare(method, url, params=params, json=json, data=data, headers=headers))
+        return self._exchange(self._prepare(method, url, **fields))
 
     def _prepare(
         self,
