@@ -187,6 +187,14 @@ def _read_body(response: requests.Response) -> None:
     response._content_consumed = True
 
 
+def _may_set_cookies(raw: Any) -> bool:
+    """False only for a urllib3 response without ``Set-Cookie``/``Set-Cookie2`` (``extract_cookies_to_jar`` would
+    store nothing): its header dict answers ``in`` without the KeyError that ``Response.headers`` raises inside."""
+    if not isinstance(raw, urllib3.response.HTTPResponse):
+        return True
+    return "set-cookie" in raw.headers or "set-cookie2" in raw.headers
+
+
 def _plain_prefix(base_url: str) -> str | None:
     """The base URL when ``PreparedRequest.prepare_url`` leaves it as it is (a lower-case scheme and host, no
     default or padded port...), so that base URL + a plain path is already the prepared URL; else None."""
@@ -573,7 +581,7 @@ class HttpClient:
             response = _dispatch_hook("response", prepared.hooks, response, **kwargs)
             for earlier in response.history:
                 _extract_cookies_to_jar(session.cookies, earlier.request, earlier.raw)
-        if hooked or "set-cookie" in response.headers or "set-cookie2" in response.headers:
+        if hooked or _may_set_cookies(response.raw):
             _extract_cookies_to_jar(session.cookies, prepared, response.raw)
         if 300 <= response.status_code < 400 and response.is_redirect:
             next_request = next(session.resolve_redirects(response, prepared, yield_requests=True, **kwargs), None)
