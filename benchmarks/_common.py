@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,80 @@ def stop_vendor_server(proc: Any) -> None:
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:  # a server that does not stop is killed
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+SYSTEMS = ("zendesk", "hubspot", "jira")
+
+
+@dataclass
+class Served:
+    """The emulators' process and ``cxbridge serve`` that ``served`` started: what a bench drives them with."""
+
+    vendors: Any
+    """The emulators' process (``_vendor_server.py``)."""
+    serve: Any
+    """The ``cxbridge serve`` process."""
+    url: str
+    """``cxbridge serve``'s base URL (its receiver is ``{url}/webhooks/<system>``)."""
+    where: Path
+    """The folder holding the config, its secret files and the store."""
+    config_path: Path
+    config: dict[str, Any]
+    """The config, parsed."""
+    base: dict[str, str]
+    """Each system's emulator base URL."""
+    first: int
+    """The first seeded ticket's id."""
+
+    @property
+    def store(self) -> Path:
+        """``cxbridge serve``'s SQLite store."""
+        return self.where / "cxbridge.db"
+
+    def secret(self, name: str) -> str:
+        """A secret file the emulators' process wrote beside the config (e.g. ``zendesk.webhook.secret``)."""
+        return (self.where / f"{name}.secret").read_text(encoding="utf-8")
+
+
+@contextmanager
+def served(
+    where: Path, tickets: int, *, tagged_every: int, workers: int, threads: int = 8, echoes: bool = True
+) -> Iterator[Served]:
+    """The emulators in their own process seeded with ``tickets`` (``start_vendor_server``) and ``cxbridge serve``
+    with ``workers`` worker threads on their config (``start_serve``); with ``echoes`` each emulator delivers its
+    webhooks (the echoes of cxbridge's own writes among them) to the receiver. Both processes stop on exit."""
+    import tomllib
+
+    import requests
+
+    vendors, line = start_vendor_server(where, tickets, tagged_every=tagged_every, webhooks=True)
+    serve = None
+    try:
+        config_path, first = Path(line[1]), int(line[6])
+        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        base = {name: str(config["systems"][name]["base_url"]) for name in SYSTEMS}
+        serve, url = start_serve(config_path, workers=workers, threads=threads)
+        ready = Served(vendors, serve, url, where, config_path, config, base, first)
+        for name in SYSTEMS if echoes else ():
+            target = {"url": f"{url}/webhooks/{name}", "secret": ready.secret(f"{name}.webhook")}
+            requests.post(f"{base[name]}/_sandbox/webhooks", json={"targets": [target]}, timeout=10).raise_for_status()
+        yield ready
+    finally:
+        if serve is not None:
+            stop_serve(serve)
+        stop_vendor_server(vendors)
+
+
+def stop_serve(proc: Any) -> None:
+    """Stop ``cxbridge serve`` (SIGTERM; killed when it does not stop within 30 s)."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=30)
 

@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -152,33 +150,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rate = args.rate
     count = args.count or int(rate * (4 if args.quick else 20))
     with _common.workdir() as where:
-        vendors, line = _common.start_vendor_server(where, args.tickets, tagged_every=0, webhooks=True)
-        proc = None
-        try:
-            config, first = Path(line[1]), int(line[6])
-            base_url = tomllib.loads(config.read_text(encoding="utf-8"))["systems"]["zendesk"]["base_url"]
-            secret = (where / "zendesk.webhook.secret").read_text(encoding="utf-8")
-            items = deliveries(count + 1, args.tickets, base_url, secret, first)
-            proc, base = _common.start_serve(config, workers=args.workers, threads=args.threads)
+        with _common.served(
+            where, args.tickets, tagged_every=0, workers=args.workers, threads=args.threads, echoes=False
+        ) as up:
+            items = deliveries(count + 1, args.tickets, up.base["zendesk"], up.secret("zendesk.webhook"), up.first)
             import requests
 
-            url = f"{base}/webhooks/zendesk"
+            url = f"{up.url}/webhooks/zendesk"
             warm = requests.post(url, data=items[0][0], headers=items[0][1], timeout=10)  # not counted
             if warm.status_code != 200:
                 raise RuntimeError(f"the receiver refused a valid delivery: {warm.status_code} {warm.text[:200]}")
-            cpu_before = cpu_seconds(proc.pid)
+            cpu_before = cpu_seconds(up.serve.pid)
             run_ = load(url, items[1:], rate, args.senders)
-            cpu_after = cpu_seconds(proc.pid)
-            depth_at_end = jobs(where / "cxbridge.db")
-        finally:
-            if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            _common.stop_vendor_server(vendors)
-        rows = count_rows(where / "cxbridge.db")
+            cpu_after = cpu_seconds(up.serve.pid)
+            depth_at_end = jobs(up.store)
+        rows = count_rows(up.store)
     lat = run_["latencies"]
     ok = run_["statuses"].get(200, 0)
     accepted_total = ok + 1  # the warm-up delivery

@@ -20,7 +20,6 @@ import argparse
 import sys
 import threading
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 from bench_latency import cpu_seconds, jobs
 
-SYSTEMS = ("zendesk", "hubspot", "jira")
 AGENT = "alex@cxbridge.example"
 TARGET_CPU_MS, TARGET_JOBS = 8.0, 1.0
 
@@ -69,48 +67,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     count = args.count or (60 if args.quick else 300)
     rate = args.rate
     warm = 3
-    with _common.workdir() as where:
-        vendors, line = _common.start_vendor_server(where, count + warm, tagged_every=0, webhooks=True)
-        serve = None
-        try:
-            config_path, first = Path(line[1]), int(line[6])
-            config = tomllib.loads(config_path.read_text(encoding="utf-8"))
-            base = {name: config["systems"][name]["base_url"] for name in SYSTEMS}
-            store = where / "cxbridge.db"
-            serve, url = _common.start_serve(config_path, workers=args.workers)
-            for name in SYSTEMS:
-                secret = (where / f"{name}.webhook.secret").read_text(encoding="utf-8")
-                target = {"url": f"{url}/webhooks/{name}", "secret": secret}
-                requests.post(f"{base[name]}/_sandbox/webhooks", json={"targets": [target]}, timeout=10)
-            token = (where / "zendesk.api_token.secret").read_text(encoding="utf-8")
-            tickets = list(range(first, first + count + warm))
-            local = threading.local()
+    with _common.workdir() as where, _common.served(where, count + warm, tagged_every=0, workers=args.workers) as up:
+        base, store = up.base, up.store
+        token = up.secret("zendesk.api_token")
+        tickets = list(range(up.first, up.first + count + warm))
+        local = threading.local()
 
-            def tag(ticket_id: int) -> None:
-                session = getattr(local, "session", None)
-                if session is None:
-                    session = local.session = requests.Session()
-                    session.auth = (f"{AGENT}/token", token)
-                put = f"{base['zendesk']}/api/v2/tickets/{ticket_id}"
-                session.put(put, json={"ticket": {"tags": [_common.ESCALATION_TAG]}}, timeout=30).raise_for_status()
+        def tag(ticket_id: int) -> None:
+            session = getattr(local, "session", None)
+            if session is None:
+                session = local.session = requests.Session()
+                session.auth = (f"{AGENT}/token", token)
+            put = f"{base['zendesk']}/api/v2/tickets/{ticket_id}"
+            session.put(put, json={"ticket": {"tags": [_common.ESCALATION_TAG]}}, timeout=30).raise_for_status()
 
-            for t in tickets[:warm]:
-                tag(t)
-            settle(store, warm, 60)
-            jobs_before = sum(jobs(store).values())
-            cpu_serve, cpu_vendors = cpu_seconds(serve.pid), cpu_seconds(vendors.pid)
-            start = time.perf_counter()
-            late = open_loop(tag, tickets[warm:], rate)
-            sent = time.perf_counter()
-            done = settle(store, warm + count, 300)
-            cpu_serve_after, cpu_vendors_after = cpu_seconds(serve.pid), cpu_seconds(vendors.pid)
-            jobs_after = jobs(store)
-            escalated = links(store) - warm
-        finally:
-            if serve is not None:
-                serve.terminate()
-                serve.wait(timeout=30)
-            _common.stop_vendor_server(vendors)
+        for t in tickets[:warm]:
+            tag(t)
+        settle(store, warm, 60)
+        jobs_before = sum(jobs(store).values())
+        cpu_serve, cpu_vendors = cpu_seconds(up.serve.pid), cpu_seconds(up.vendors.pid)
+        start = time.perf_counter()
+        late = open_loop(tag, tickets[warm:], rate)
+        sent = time.perf_counter()
+        done = settle(store, warm + count, 300)
+        cpu_serve_after, cpu_vendors_after = cpu_seconds(up.serve.pid), cpu_seconds(up.vendors.pid)
+        jobs_after = jobs(store)
+        escalated = links(store) - warm
     wall = done - start
     figures: dict[str, Any] = {
         "escalations": escalated,
