@@ -1,13 +1,18 @@
 """Joins: what one more ticket joining an issue costs when the issue has 1 linked ticket and when it has many.
 
 The emulators run in their own process (``_vendor_server.py``); this process runs cxbridge's escalations over
-loopback HTTP: one ticket creates the issue, then ``--tickets`` - 1 more join it one after the other (requesters
-cycle through the demo's three customers). For the first and the last ``--sample`` joins it records the wall
-time, this process's CPU time (cxbridge's own share: the emulators are elsewhere) and the vendor calls; at the
-end, the size of the issue's description as Jira returns it. The target (issue 16): a join at 400 tickets costs
-at most 1.2 times a join at 1, and the description's size is bounded.
+loopback HTTP (requesters cycle through the demo's three customers). Not measured: one ticket creates the big
+issue and more join it until it has ``--tickets`` - ``--pairs`` linked; one issue with a single ticket is created
+per pair. Then measured, in ``--pairs`` paired rounds: a join at 1 (a ticket joining one of the single-ticket
+issues) beside a join at the big issue (one more ticket each round, so the last round joins at ``--tickets`` - 1
+linked), the order alternating, so that both sides meet the same machine (CPU time per join moves by 1.5x with
+what else the machine does, and consecutive joins move together) and both run warm. For each join it records the
+wall time, this process's CPU time (cxbridge's own share: the emulators are elsewhere) and the vendor calls; at
+the end, the size of the big issue's description as Jira returns it (and a single-ticket issue's). The figure is
+the median CPU at many over the median at 1. The target (issue 16): a join at 400 tickets costs at most 1.2 times
+a join at 1, and the description's size is bounded.
 
-    python benchmarks/bench_join.py [--quick] [--tickets N] [--sample N] [--out FILE]
+    python benchmarks/bench_join.py [--quick] [--tickets N] [--pairs N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common
 
-HERE = Path(__file__).resolve().parent
 TARGET_RATIO = 1.2
 JIRA_TEXT_LIMIT = 32767  # characters in a Jira text field (the description)
+QUICK_TICKETS, QUICK_PAIRS = 400, 9
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -37,54 +41,72 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from cxbridge.workflows.escalate import Escalation, EscalationRequest
 
     res = _common.result("join", args.quick)
-    count = args.tickets or (60 if args.quick else 400)
-    sample = min(args.sample, max(1, (count - 1) // 2))
+    count = args.tickets or (QUICK_TICKETS if args.quick else 400)
+    pairs = max(1, min(args.pairs or (QUICK_PAIRS if args.quick else 15), count - 2))
     with _common.workdir() as where:
-        cmd = [sys.executable, str(HERE / "_vendor_server.py"), "--tickets", str(count)]
-        cmd += ["--tagged-every", "0", "--dir", str(where)]
-        vendors = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        vendors, line = _common.start_vendor_server(where, count + 2 * pairs, tagged_every=0)
         try:
-            assert vendors.stdout is not None
-            line = vendors.stdout.readline().split()
-            if not line or line[0] != "READY":
-                raise RuntimeError(f"the vendor server did not start: {line}")
             config_path, first = Path(line[1]), int(line[6])
             plugins = build_plugins()
             rt = Runtime(load_config(config_path, plugins=plugins), plugins)
-            tickets = list(range(first, first + count))
-            key = Escalation(rt).run(EscalationRequest(ticket_id=str(tickets[0]), note="Seen.")).issue_key
-            joins: list[dict[str, Any]] = []
-            for n, ticket in enumerate(tickets[1:], start=1):
+            tickets = [str(t) for t in range(first, first + count + 2 * pairs)]
+            big, small, lone = tickets[:count], tickets[count : count + pairs], tickets[count + pairs :]
+
+            def escalate(ticket: str, key: str | None = None) -> str:
+                request = EscalationRequest(ticket_id=ticket, link_key=key, note="Same." if key else "Seen.")
+                return str(Escalation(rt).run(request).issue_key)
+
+            def join(ticket: str, key: str, linked_before: int) -> dict[str, Any]:
                 before = sum(rt.counter.by_system().values())
                 cpu, wall = time.process_time(), time.perf_counter()
-                Escalation(rt).run(EscalationRequest(ticket_id=str(ticket), link_key=key, note="Same."))
+                escalate(ticket, key)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                if n <= sample or n > count - 1 - sample:
-                    calls = sum(rt.counter.by_system().values()) - before
-                    joins.append({"linked_before": n, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000, "calls": calls})
-            issue = rt.tracker().get_issue(key)
-            description = issue.description
+                calls = sum(rt.counter.by_system().values()) - before
+                return {"linked_before": linked_before, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000, "calls": calls}
+
+            # not measured: the issue with count - pairs linked tickets, and one issue with 1 ticket per pair
+            key = escalate(big[0])
+            for ticket in big[1 : count - pairs]:
+                escalate(ticket, key)
+            singles = [escalate(ticket) for ticket in lone]
+            # measured, paired: a join at 1 (its own issue) beside a join at count - pairs + r, order alternating
+            at_1: list[dict[str, Any]] = []
+            at_n: list[dict[str, Any]] = []
+            for r in range(pairs):
+                n = count - pairs + r
+                for side in ("1", "n") if r % 2 == 0 else ("n", "1"):
+                    if side == "1":
+                        at_1.append(join(small[r], singles[r], 1))
+                    else:
+                        at_n.append(join(big[n], key, n))
+            description = rt.tracker().get_issue(key).description
+            description_at_1 = rt.tracker().get_issue(singles[0]).description
             rt.close()
         finally:
-            if vendors.stdin is not None:
-                vendors.stdin.close()
-            vendors.wait(timeout=30)
-    early, late = joins[:sample], joins[-sample:]
+            _common.stop_vendor_server(vendors)
 
     def med(rows: list[dict[str, Any]], k: str) -> float:
         return round(statistics.median(r[k] for r in rows), 2)
 
-    size = len(description if isinstance(description, str) else json.dumps(description))
+    def chars(text: Any) -> int:
+        return len(text if isinstance(text, str) else json.dumps(text))
+
+    size = chars(description)
+    ratios = [b["cpu_ms"] / a["cpu_ms"] for a, b in zip(at_1, at_n, strict=True)]
     figures = {
         "tickets": count,
-        "sample": sample,
-        "join_at_1": {k: med(early, k) for k in ("wall_ms", "cpu_ms", "calls")},
-        f"join_at_{count - 1}": {k: med(late, k) for k in ("wall_ms", "cpu_ms", "calls")},
+        "pairs": pairs,
+        "method": "paired: each round a join at 1 (a fresh issue) and a join at the big issue, order alternating",
+        "join_at_1": {k: med(at_1, k) for k in ("wall_ms", "cpu_ms", "calls")},
+        f"join_at_{count - 1}": {k: med(at_n, k) for k in ("wall_ms", "cpu_ms", "calls")},
         "description_chars": size,
-        "joins": joins,
+        "description_chars_at_1": chars(description_at_1),
+        "joins": [row for pair in zip(at_1, at_n, strict=True) for row in pair],
+        "cpu_ratio_per_pair_median": round(statistics.median(ratios), 3),
+        "cpu_ratio_per_pair_min_max": [round(min(ratios), 3), round(max(ratios), 3)],
     }
-    figures["cpu_ratio"] = round(med(late, "cpu_ms") / med(early, "cpu_ms"), 3)
-    figures["wall_ratio"] = round(med(late, "wall_ms") / med(early, "wall_ms"), 3)
+    figures["cpu_ratio"] = round(med(at_n, "cpu_ms") / med(at_1, "cpu_ms"), 3)
+    figures["wall_ratio"] = round(med(at_n, "wall_ms") / med(at_1, "wall_ms"), 3)
     res["figures"] = figures
     print(
         f"join with 1 linked: {figures['join_at_1']}; with {count - 1}: {figures[f'join_at_{count - 1}']}; "
@@ -96,8 +118,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tickets", type=int, default=None, help="tickets on the issue (default 400, 60 quick)")
-    p.add_argument("--sample", type=int, default=5, help="joins measured at each end (default 5)")
+    p.add_argument(
+        "--tickets", type=int, default=None, help=f"tickets on the issue (default 400, {QUICK_TICKETS} quick)"
+    )
+    p.add_argument("--pairs", type=int, default=None, help=f"paired joins measured (default 15, {QUICK_PAIRS} quick)")
 
 
 if __name__ == "__main__":
