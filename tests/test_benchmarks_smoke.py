@@ -92,3 +92,20 @@ def test_run_quick_check_runs_every_bench_and_exits_on_misses_only(tmp_path: Pat
     ratelimit = next(b for b in doc["benches"] if b["bench"] == "ratelimit")["figures"]
     assert ratelimit["failed_jobs"] == 0
     assert ratelimit["tickets_left_without_note_or_key"] == []
+    # the full run's 60 calls a window; 82 escalations of 3 calls need more than 4 windows of 60
+    assert ratelimit["limit"] == "60/6s"
+    assert ratelimit["full_windows"] >= 4
+    for window in ratelimit["per_window"]:  # escalation work: successful calls, none a repeat
+        assert window["escalation_calls"] <= window["ok"]
+        assert window["escalations"] <= window["escalation_calls"]
+    # joins in paired rounds: a join at 1 beside a join at the big issue, at the full run's size
+    join = next(b for b in doc["benches"] if b["bench"] == "join")["figures"]
+    assert join["tickets"] == 400
+    assert join["pairs"] == 9
+    assert [row["linked_before"] for row in join["joins"]] == [n for r in range(9) for n in (1, 400 - 9 + r)]
+    # ingest: the warm-up is not counted; the measured schedule is 5 s at the target rate
+    ingest = next(b for b in doc["benches"] if b["bench"] == "ingest")["figures"]
+    assert ingest["deliveries_sent"] == 2500
+    assert len(ingest["latency_ms"]["p99_each_second"]) == 5
+    assert ingest["store"]["inbox_rows"] == ingest["accepted_200"] + 250  # the warm-up's 250 are recorded too
+    assert ingest["lost"] == 0
