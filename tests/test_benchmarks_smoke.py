@@ -93,7 +93,7 @@ def test_run_quick_check_runs_every_bench_and_exits_on_misses_only(tmp_path: Pat
     assert ratelimit["failed_jobs"] == 0
     assert ratelimit["tickets_left_without_note_or_key"] == []
     # the full run's 60 calls a window; 82 escalations of 3 calls need more than 4 windows of 60
-    assert ratelimit["limit"] == "60/6s"
+    assert ratelimit["limit"] == "60/8s"
     assert ratelimit["full_windows"] >= 4
     for window in ratelimit["per_window"]:  # escalation work: successful calls, none a repeat
         assert window["escalation_calls"] <= window["ok"]
