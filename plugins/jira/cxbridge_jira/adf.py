@@ -3,7 +3,9 @@
 Jira Cloud REST v3 takes rich text (issue descriptions, comment bodies) as ADF documents
 (``{"type": "doc", "version": 1, "content": [...]}``). Handoff templates write Markdown; this module parses it
 with markdown-it-py (CommonMark, raw HTML off, GFM tables and strikethrough on) into a small block tree that
-``wiki.py`` shares, then builds ADF nodes from that tree.
+``wiki.py`` shares, then builds ADF nodes from that tree. The plain shapes the handoff templates write (headings,
+one-line list items, quoted text, escaped values, ``**labels**``, links, tables) are read by a quick path into
+the very tree markdown-it would give; anything else goes through markdown-it.
 
 Rules that keep every document valid against the published ADF schema and what Jira accepts:
 
@@ -27,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
 
 __all__ = [
     "Block",
@@ -126,7 +129,9 @@ def parse_blocks(markdown: str) -> list[Block]:
     The text is parsed section by section (split before each top-level heading), each section's tree kept in a
     bounded cache: the same tree as one parse of the whole text, without parsing again what has not changed. A
     text with a fenced code block (a heading inside it is code) or a link reference definition (it may be used
-    in another section) is parsed whole. The trees are shared between callers: read them, never change them.
+    in another section) is parsed whole. A section made only of the plain shapes a handoff template writes
+    (see ``_quick_blocks``) is read without markdown-it's block parser, into the tree markdown-it gives. The
+    trees are shared between callers: read them, never change them.
     """
     text = clean_text(markdown or "")
     if "```" in text or "~~~" in text or "]:" in text:
@@ -145,7 +150,8 @@ def _parse(text: str) -> list[Block]:
 
 @lru_cache(maxsize=SECTION_CACHE_SIZE)
 def _parse_section(text: str) -> tuple[Block, ...]:
-    return tuple(_parse(text))
+    quick = _quick_blocks(text)
+    return tuple(quick if quick is not None else _parse(text))
 
 
 def _blocks(tokens: list[Any], i: int, until: str | None) -> tuple[list[Block], int]:
@@ -274,6 +280,333 @@ def _spans(inline: Any) -> list[Span]:
         elif tok.content:  # html_inline (html is off, so never markup) and anything unknown: text
             add(tok.content)
     return out
+
+
+# --- the quick path: the plain shapes a handoff writes, read without markdown-it -------------------------------
+#
+# A handoff is a few headings, one-line list items (``- **Tier:** gold``, nested two spaces in), quoted customer
+# text, paragraphs, a rule and a table; every value in it is backslash-escaped. markdown-it spends most of its time
+# on that escaping (one token per escape) and on trying every block rule on every line. The functions below read
+# exactly those shapes into the tree ``_blocks`` builds from markdown-it's tokens, and give up (None) on anything
+# else, which markdown-it then parses: a line that could open any other block (an ordered list, a setext
+# underline, indented code, a table after a paragraph, a lazy continuation line...), and inline text with any
+# construct but escapes, ``**strong**`` and ``[text](http...)`` links. The tests compare both paths.
+
+# The first characters of a line that can only be paragraph text: not a block marker (# > - + * = _ | ` ~ <),
+# not a digit before "." or ")" (an ordered list), "**" or "_" before a non-space (emphasis, not a list or rule).
+_PLAIN_LINE = re.compile(r"(?:[^\s#>+\-=*_|`~<\d\ufeff]|\*\*[^\s*]|_[^\s_]|\d(?!\d*[.)]))")
+_QUICK_HEADING = re.compile(r"(#{1,6}) (\S(?:.*\S)?) *")
+_PIPE = re.compile(r"\|")
+_DELIMITER_ROW = re.compile(r"\|(?: *:?-+:? *\|)+")
+# Characters an inline rule of markdown-it acts on (the rest is text, whatever it is).
+_INLINE_SPECIAL = re.compile(r"[\\*_\[\]!`<&~\n]")
+_ESCAPABLE = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_LABEL_STOP = frozenset("[\\*_`!<&~\n")
+MAX_PADDED_CELLS = 10_000  # markdown-it stops filling short table rows at 65,536 empty cells: leave it those
+INLINE_CACHE_SIZE = 1024
+"""Inline texts whose spans are kept (list items such as ``**Tier:** gold`` recur from one handoff to the next)."""
+
+
+def _plain(line: str) -> bool:
+    """Whether a line (already without its container's marker) can only be paragraph text."""
+    if not _PLAIN_LINE.match(line) or line.rstrip(" ")[-1].isspace():
+        return False
+    return line[0] != ":" or bool(line.strip(":|- "))  # ":--" may be a table's delimiter row
+
+
+def _heading(line: str) -> bool:
+    heading = _QUICK_HEADING.fullmatch(line)
+    return heading is not None and not heading[2].endswith("#")
+
+
+def _blank(line: str) -> bool:
+    return not line.strip(" ")
+
+
+def _quick_blocks(text: str) -> list[Block] | None:
+    """The block tree of ``text`` (a section, without fences or reference definitions), or None when the text
+    holds anything but headings, paragraphs, one-line ``-`` list items (one nested level), quoted paragraphs,
+    rules and tables (see the comment above)."""
+    if "\t" in text or "\r" in text or "```" in text or "~~~" in text or "]:" in text:
+        return None
+    lines = text.split("\n")
+    out: list[Block] = []
+    i, n = 0, len(lines)
+    after_break = True  # at the start, after a blank line, a heading or a rule: a table or rule may start here
+    while i < n:
+        line = lines[i]
+        if _blank(line):
+            after_break = True
+            i += 1
+            continue
+        first = line[0]
+        if first == "#":
+            heading = _QUICK_HEADING.fullmatch(line)
+            if heading is None or heading[2].endswith("#"):
+                return None
+            out.append(Block("heading", spans=_quick_inline(heading[2]), level=len(heading[1])))
+            i += 1
+            after_break = True
+            continue
+        if line.startswith("- "):
+            block, i = _quick_list(lines, i)
+        elif first == ">":
+            block, i = _quick_quote(lines, i)
+        elif first == "|" and after_break:
+            block, i = _quick_table(lines, i)
+        elif line in ("---", "***", "___") and after_break:
+            out.append(Block("rule"))
+            i += 1
+            continue
+        elif _plain(line):
+            start = i
+            i += 1
+            while i < n and lines[i] and _plain(lines[i]):
+                i += 1
+            block = _quick_paragraph("\n".join(lines[start:i]))
+        else:
+            return None
+        if block is None:
+            return None
+        out.append(block)
+        after_break = False
+    return out
+
+
+def _quick_paragraph(content: str) -> Block:
+    return Block("paragraph", spans=_quick_inline(content.rstrip(" ")))
+
+
+def _quick_list(lines: list[str], i: int) -> tuple[Block | None, int]:
+    """A ``-`` list of one-line items from ``lines[i]``, each with an optional list of one-line items nested two
+    spaces in; the list ends before a blank line not followed by another item, or before a heading."""
+    items: list[list[Block]] = []
+    n = len(lines)
+    while i < n:
+        line = lines[i]
+        if line.startswith("- ") and _plain(line[2:]):
+            item = _quick_paragraph(line[2:])
+            i += 1
+            nested: list[list[Block]] = []
+            while i < n and lines[i].startswith("  - ") and _plain(lines[i][4:]):
+                nested.append([_quick_paragraph(lines[i][4:])])
+                i += 1
+            items.append([item, Block("bullet_list", items=nested)] if nested else [item])
+            continue
+        if _blank(line):
+            j = i
+            while j < n and _blank(lines[j]):
+                j += 1
+            if j < n and lines[j].startswith("- "):
+                i = j
+                continue
+            break
+        if _heading(line):
+            break
+        return None, i
+    return Block("bullet_list", items=items), i
+
+
+def _quick_quote(lines: list[str], i: int) -> tuple[Block | None, int]:
+    """A quote of ``> `` lines holding paragraphs (split by empty ``>`` lines), ended by a blank line or a
+    heading (a line without ``>`` after a quoted line would continue it lazily: not handled here)."""
+    children: list[Block] = []
+    paragraph: list[str] = []
+    n = len(lines)
+    while i < n and lines[i].startswith(">"):
+        content = lines[i][1:]
+        if _blank(content):
+            if paragraph:
+                children.append(_quick_paragraph("\n".join(paragraph)))
+                paragraph = []
+        elif content.startswith(" ") and _plain(content[1:]):
+            paragraph.append(content[1:])
+        else:
+            return None, i
+        i += 1
+    if i < n and not _blank(lines[i]) and not _heading(lines[i]):
+        return None, i
+    if paragraph:
+        children.append(_quick_paragraph("\n".join(paragraph)))
+    return Block("quote", children=children), i
+
+
+def _quick_cells(line: str) -> list[str] | None:
+    """The cells of a table row ``| a | b |`` as markdown-it splits it (on pipes not after a backslash, an escaped
+    pipe staying a pipe), or None when a cell's edge holds other whitespace than spaces."""
+    line = line.rstrip(" ")
+    if line[-1].isspace():
+        return None
+    cells: list[str] = []
+    current: list[str] = []
+    last = 0
+    for pipe in _PIPE.finditer(line):
+        at = pipe.start()
+        if at and line[at - 1] == "\\":
+            current.append(line[last : at - 1])
+            last = at
+        else:
+            current.append(line[last:at])
+            cells.append("".join(current))
+            current = []
+            last = at + 1
+    cells.append("".join(current) + line[last:])
+    if cells and cells[0] == "":
+        cells.pop(0)
+    if cells and cells[-1] == "":
+        cells.pop()
+    cells = [cell.strip(" ") for cell in cells]
+    if any(cell and (cell[0].isspace() or cell[-1].isspace()) for cell in cells):
+        return None
+    return cells
+
+
+def _quick_table(lines: list[str], i: int) -> tuple[Block | None, int]:
+    """A GFM table: a ``| ... |`` header, a delimiter row, ``| ... |`` rows up to a blank line or the end."""
+    n = len(lines)
+    header = _quick_cells(lines[i])
+    if header is None or i + 1 >= n or not _DELIMITER_ROW.fullmatch(lines[i + 1]):
+        return None, i
+    columns = lines[i + 1].count("|") - 1
+    if len(header) != columns:
+        return None, i
+    rows = [[_quick_inline(cell) for cell in header]]
+    padded = 0
+    i += 2
+    while i < n and not _blank(lines[i]):
+        cells = _quick_cells(lines[i]) if lines[i].startswith("|") else None
+        padded += columns - len(cells or ())
+        if cells is None or padded > MAX_PADDED_CELLS:
+            return None, i
+        rows.append([_quick_inline(cell) for cell in (cells + [""] * columns)[:columns]])
+        i += 1
+    return Block("table", rows=rows, header_rows=1), i
+
+
+def _quick_inline(content: str) -> list[Span]:
+    """The spans of an inline text: from ``_quick_spans`` when it can read them, else from markdown-it."""
+    return list(_inline_spans(content))
+
+
+@lru_cache(maxsize=INLINE_CACHE_SIZE)
+def _inline_spans(content: str) -> tuple[Span, ...]:
+    quick = _quick_spans(content)
+    if quick is None:
+        quick = _spans(_parser().parseInline(content)[0])
+    return tuple(quick)
+
+
+def _quick_spans(s: str) -> list[Span] | None:
+    """The spans markdown-it gives for ``s`` when it holds only text, backslash escapes, ``**strong**`` (each
+    ``**`` either only opening or only closing, alternating) and ``[label](destination)`` links outside strong
+    text with an http(s) destination and a plain label; None for anything else."""
+    if not _INLINE_SPECIAL.search(s):
+        return [Span(s)] if s else []
+    out: list[Span] = []
+    buf: list[str] = []
+    strong = False
+    i, n = 0, len(s)
+
+    def flush() -> None:
+        text = "".join(buf)
+        if text:
+            out.append(Span(text, _STRONG if strong else frozenset()))
+        buf.clear()
+
+    while i < n:
+        found = _INLINE_SPECIAL.search(s, i)
+        if found is None:
+            buf.append(s[i:])
+            break
+        j = found.start()
+        if j > i:
+            buf.append(s[i:j])
+        ch = s[j]
+        nxt = s[j + 1] if j + 1 < n else ""
+        if ch == "\\":
+            if nxt not in _ESCAPABLE or not nxt:
+                return None
+            buf.append(nxt)
+            i = j + 2
+        elif ch == "*":
+            if nxt != "*" or s[j + 2 : j + 3] == "*":
+                return None
+            opens, closes = _flanks(s, j, j + 2)
+            if opens in (closes, strong):
+                return None
+            flush()
+            strong = opens
+            i = j + 2
+        elif ch == "[":
+            if strong:
+                return None
+            link = _quick_link(s, j)
+            if link is None:
+                return None
+            flush()
+            out.append(link[0])
+            i = link[1]
+        elif ch == "]" or (ch == "!" and nxt != "[") or (ch == "&" and nxt != "#" and not nxt.isalnum()):
+            buf.append(ch)
+            i = j + 1
+        elif ch == "\n":
+            if j == 0 or s[j - 1] == " " or nxt == " ":
+                return None
+            flush()
+            out.append(BREAK)
+            i = j + 1
+        else:
+            return None
+    if strong:
+        return None
+    flush()
+    return out
+
+
+_STRONG = frozenset({"strong"})
+
+
+def _flanks(s: str, start: int, end: int) -> tuple[bool, bool]:
+    """Whether the ``*`` run ``s[start:end]`` can open and can close emphasis (markdown-it's ``scanDelims``)."""
+    last = s[start - 1] if start > 0 else " "
+    nxt = s[end] if end < len(s) else " "
+    last_punct = isMdAsciiPunct(ord(last)) or isPunctChar(last)
+    next_punct = isMdAsciiPunct(ord(nxt)) or isPunctChar(nxt)
+    last_space = isWhiteSpace(ord(last))
+    next_space = isWhiteSpace(ord(nxt))
+    left = not (next_space or (next_punct and not (last_space or last_punct)))
+    right = not (last_space or (last_punct and not (next_space or next_punct)))
+    return left, right
+
+
+def _quick_link(s: str, start: int) -> tuple[Span, int] | None:
+    """``[label](destination)`` at ``s[start]``: its span and the index after it, or None (not a plain link)."""
+    n = len(s)
+    label: list[str] = []
+    i = start + 1
+    while i < n and s[i] != "]":
+        ch = s[i]
+        if ch == "\\":
+            if i + 1 >= n or s[i + 1] not in _ESCAPABLE:
+                return None
+            label.append(s[i + 1])
+            i += 2
+        elif ch in _LABEL_STOP:
+            return None
+        else:
+            label.append(ch)
+            i += 1
+    text = "".join(label)
+    if not text or i + 2 >= n or s[i + 1] != "(" or s[i + 2] in " \n<":
+        return None
+    md = _parser()
+    dest = md.helpers.parseLinkDestination(s, i + 2, n)
+    if not dest.ok or dest.pos >= n or s[dest.pos] != ")":
+        return None
+    href = md.normalizeLink(dest.str)
+    if not md.validateLink(href):
+        return None
+    return Span(text, frozenset(), safe_href(href)), dest.pos + 1
 
 
 # --- ADF ----------------------------------------------------------------------------------------------------
