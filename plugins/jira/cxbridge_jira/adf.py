@@ -597,16 +597,37 @@ def _quick_link(s: str, start: int) -> tuple[Span, int] | None:
             label.append(ch)
             i += 1
     text = "".join(label)
-    if not text or i + 2 >= n or s[i + 1] != "(" or s[i + 2] in " \n<":
+    end = s.find(")", i + 2)
+    if not text or i + 2 >= n or s[i + 1] != "(" or end < 0:
         return None
+    destination = s[i + 2 : end]
+    if not _PLAIN_DESTINATION.fullmatch(destination):
+        return None
+    href = _link_href(destination)
+    if href is None:
+        return None
+    return Span(text, frozenset(), href or None), end + 1
+
+
+# A destination markdown-it's parseLinkDestination ends at the next ")": no "<" first, no space, control
+# character or "(" in it, and no backslash last (it would escape the ")").
+_PLAIN_DESTINATION = re.compile(r"[^<\s\x00-\x1f\x7f(][^\s\x00-\x1f\x7f(]*(?<!\\)")
+LINK_CACHE_SIZE = 256
+"""Link destinations whose href is kept (a handoff links the ticket in its description and its impact block)."""
+
+
+@lru_cache(maxsize=LINK_CACHE_SIZE)
+def _link_href(destination: str) -> str | None:
+    """The link's href as the ADF writer keeps it (``safe_href`` of markdown-it's normalised destination; "" when
+    that drops it), or None when markdown-it would not make a link of it."""
     md = _parser()
-    dest = md.helpers.parseLinkDestination(s, i + 2, n)
-    if not dest.ok or dest.pos >= n or s[dest.pos] != ")":
+    dest = md.helpers.parseLinkDestination(destination, 0, len(destination))
+    if not dest.ok or dest.pos != len(destination):
         return None
     href = md.normalizeLink(dest.str)
     if not md.validateLink(href):
         return None
-    return Span(text, frozenset(), safe_href(href)), dest.pos + 1
+    return safe_href(href) or ""
 
 
 # --- ADF ----------------------------------------------------------------------------------------------------
@@ -711,26 +732,33 @@ def _row_spans(row: list[list[Span]]) -> list[Span]:
 
 def _inline(spans: list[Span]) -> list[dict[str, Any]]:
     nodes: list[dict[str, Any]] = []
+    last: tuple[tuple[str, ...], str | None] | None = None  # the marks of nodes[-1] while it is a text node
     for span in spans:
         if span.is_break:
             nodes.append({"type": "hardBreak"})
+            last = None
             continue
         if not span.text:
             continue
-        marks = _marks(span)
-        if nodes and nodes[-1]["type"] == "text" and nodes[-1].get("marks", []) == marks:
+        key = (_mark_names(span.marks), span.href or None)
+        if key == last:  # same marks as the text before: one node
             nodes[-1]["text"] += span.text
             continue
         node: dict[str, Any] = {"type": "text", "text": span.text}
-        if marks:
-            node["marks"] = marks
+        if key[0] or key[1]:
+            node["marks"] = _marks(*key)
         nodes.append(node)
+        last = key
     return nodes
 
 
-def _marks(span: Span) -> list[dict[str, Any]]:
-    names = ("code",) if "code" in span.marks else tuple(m for m in MARK_ORDER if m in span.marks)
+@lru_cache(maxsize=64)
+def _mark_names(marks: frozenset[str]) -> tuple[str, ...]:
+    return ("code",) if "code" in marks else tuple(m for m in MARK_ORDER if m in marks)
+
+
+def _marks(names: tuple[str, ...], href: str | None) -> list[dict[str, Any]]:
     marks: list[dict[str, Any]] = [{"type": name} for name in names]
-    if span.href:
-        marks.append({"type": "link", "attrs": {"href": span.href}})
+    if href:
+        marks.append({"type": "link", "attrs": {"href": href}})
     return marks

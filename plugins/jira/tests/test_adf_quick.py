@@ -353,3 +353,46 @@ def test_converted_documents_do_not_share_mutable_nodes() -> None:
     doc["content"][1]["content"][0]["content"][0]["content"][0]["text"] = "changed"
     doc["content"].append({"type": "rule"})
     assert markdown_to_adf(markdown) == reference(markdown)
+
+
+def reference_inline(spans: list[adf.Span]) -> list[dict[str, Any]]:
+    """ADF inline nodes as the writer made them before its marks were cached: marks built for every span,
+    a text node merged into the one before when their marks are equal."""
+    nodes: list[dict[str, Any]] = []
+    for span in spans:
+        if span.is_break:
+            nodes.append({"type": "hardBreak"})
+            continue
+        if not span.text:
+            continue
+        names = ("code",) if "code" in span.marks else tuple(m for m in adf.MARK_ORDER if m in span.marks)
+        marks: list[dict[str, Any]] = [{"type": name} for name in names]
+        if span.href:
+            marks.append({"type": "link", "attrs": {"href": span.href}})
+        if nodes and nodes[-1]["type"] == "text" and nodes[-1].get("marks", []) == marks:
+            nodes[-1]["text"] += span.text
+            continue
+        node: dict[str, Any] = {"type": "text", "text": span.text}
+        if marks:
+            node["marks"] = marks
+        nodes.append(node)
+    return nodes
+
+
+span = st.one_of(
+    st.just(adf.BREAK),
+    st.builds(
+        adf.Span,
+        st.sampled_from(["", "a", "b c"]),
+        st.frozensets(st.sampled_from(["strong", "em", "strike", "code"])),
+        st.sampled_from([None, "", "https://x.example/", "https://y.example/"]),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(span, max_size=10))
+def test_inline_nodes_merge_equal_marks_as_before(spans: list[adf.Span]) -> None:
+    """Adjacent spans whose marks come out equal (``code`` drops the other marks) share one text node; a break
+    or different marks start a new one; an empty href is no link."""
+    assert adf._inline(spans) == reference_inline(spans)
