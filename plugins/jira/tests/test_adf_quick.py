@@ -259,34 +259,29 @@ INLINE = [
     "!",
     ".",
 ]
-inline_text = st.lists(st.sampled_from(INLINE), max_size=12).map("".join)
-line = st.one_of(
-    inline_text,
-    inline_text.map(lambda s: "- " + s),
-    inline_text.map(lambda s: "  - " + s),
-    inline_text.map(lambda s: "    - " + s),
-    inline_text.map(lambda s: "> " + s),
-    inline_text.map(lambda s: ">" + s),
-    inline_text.map(lambda s: "## " + s),
-    inline_text.map(lambda s: "# " + s + " #"),
-    st.sampled_from(["", " ", ">", "> ", "---", "***", "___", "===", "- - -", "-", "1. one", "2) two", "#", "##x"]),
-    st.sampled_from(["| a | b |", "|---|---|", "| :-- | --: |", "|---|", "| 1 | 2 | 3 |", "| x |", "|", "||"]),
-    st.sampled_from(["a | b", "--- | ---", ":-:", "| a \\| b |", "| `a|b` |", "\tx", "    code", "x  ", "a\\"]),
+
+
+def markdown_lines(text: st.SearchStrategy[str], shapes: list[str], *fixed: list[str]) -> st.SearchStrategy[str]:
+    """Texts of lines: ``text`` in each of ``shapes`` ("{}" stands for it) or one of the ``fixed`` lines."""
+    line = st.one_of(*(text.map(shape.format) for shape in shapes), *(st.sampled_from(lines) for lines in fixed))
+    return st.lists(line, max_size=14).map("\n".join)
+
+
+markdownish = markdown_lines(
+    st.lists(st.sampled_from(INLINE), max_size=12).map("".join),
+    ["{}", "- {}", "  - {}", "    - {}", "> {}", ">{}", "## {}", "# {} #"],
+    ["", " ", ">", "> ", "---", "***", "___", "===", "- - -", "-", "1. one", "2) two", "#", "##x"],
+    ["| a | b |", "|---|---|", "| :-- | --: |", "|---|", "| 1 | 2 | 3 |", "| x |", "|", "||"],
+    ["a | b", "--- | ---", ":-:", "| a \\| b |", "| `a|b` |", "\tx", "    code", "x  ", "a\\"],
 )
-markdownish = st.lists(line, max_size=14).map("\n".join)
 # The same, from only the pieces and lines the quick path reads, so that most examples take it.
 QUICK_INLINE = ["word", " ", "x y", "\\.", "\\*", "\\\\", "**", "[a](https://x.example/p?q=1)", "[a \\# b](http\\://h\\.example/x)",
                 "]", "!", "&", "(", ")", ":", ".", "é", "🎉", "\u00a0", "*", "1."]  # fmt: skip
-quick_text = st.lists(st.sampled_from(QUICK_INLINE), min_size=1, max_size=10).map("".join)
-quick_line = st.one_of(
-    quick_text,
-    quick_text.map(lambda s: "- " + s),
-    quick_text.map(lambda s: "  - " + s),
-    quick_text.map(lambda s: "> " + s),
-    quick_text.map(lambda s: "## " + s),
-    st.sampled_from(["", ">", "---", "| a | b |", "|---|--:|", "| 1 | **2** |", "| x |", "| a \\| b | c |"]),
+quickish = markdown_lines(
+    st.lists(st.sampled_from(QUICK_INLINE), min_size=1, max_size=10).map("".join),
+    ["{}", "- {}", "  - {}", "> {}", "## {}"],
+    ["", ">", "---", "| a | b |", "|---|--:|", "| 1 | **2** |", "| x |", "| a \\| b | c |"],
 )
-quickish = st.lists(quick_line, max_size=14).map("\n".join)
 
 
 @settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
