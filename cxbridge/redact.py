@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from .secrets import REDACTED, known_secret_values
+from .secrets import REDACTED, known_secret_values, secret_values_snapshot, secret_values_version
 
 # Values shorter than this are not scrubbed by value: replacing "a" everywhere would destroy every message.
 MIN_SECRET_LENGTH = 4
@@ -34,6 +34,8 @@ _HEADER_VALUE = re.compile(
 _SCHEME_TOKEN = re.compile(
     r"(?i)\b(?P<scheme>Bearer|Basic|Token)\s+(?P<value>(?=[A-Za-z._~-]*[0-9+/=])[A-Za-z0-9._~+/=-]{12,})"
 )
+_SCHEME_TOKEN_MIN = len("Basic ") + 12
+"""The shortest text ``_SCHEME_TOKEN`` matches: the shortest scheme, one space, a 12-character credential."""
 # "postgresql://user:password@host/db": the password of a URL's userinfo (the user name stays readable)
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@'\"]*:)(?P<password>[^\s/@'\"]+)(?=@)")
 
@@ -72,6 +74,30 @@ def _all_forms(values: Iterable[str]) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
+class _KnownForms:
+    """Every spelling of the registered secret values, longest first, built once per version of the registry,
+    with one pattern that finds whether a text holds any of them."""
+
+    __slots__ = ("forms", "pattern", "version")
+
+    def __init__(self, version: int, values: Iterable[str]) -> None:
+        self.version = version
+        self.forms = _all_forms(values)
+        self.pattern = re.compile("|".join(map(re.escape, self.forms))) if self.forms else None
+
+
+_known = _KnownForms(-1, ())
+
+
+def _known_forms() -> _KnownForms:
+    """The registered secrets' forms, rebuilt when a secret was registered since they were last built."""
+    global _known
+    known = _known
+    if known.version != secret_values_version():
+        known = _known = _KnownForms(*secret_values_snapshot())
+    return known
+
+
 def redact(text: str, extra: Iterable[str] = ()) -> str:
     """``text`` with every known secret value (every spelling of ``secret_forms``), credential header values and
     URL passwords replaced by ``***``.
@@ -80,12 +106,25 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     """
     if not text:
         return text
-    for form in _all_forms([*known_secret_values(), *extra]):
+    extra = list(extra)
+    if extra:
+        forms = _all_forms([*known_secret_values(), *extra])
+    else:
+        # Most texts hold no secret: one search says so. When one does, the forms are replaced one by one, longest
+        # first, exactly as without the search (a replacement may reveal another form's occurrence).
+        known = _known_forms()
+        forms = known.forms if known.pattern is not None and known.pattern.search(text) else []
+    for form in forms:
         if form in text:
             text = text.replace(form, REDACTED)
-    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}", text)
-    text = _HEADER_VALUE.sub(lambda m: f"{m['name']}{m['sep']}{REDACTED}", text)
-    return _SCHEME_TOKEN.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+    # each pattern is tried only where it could match (what each needs: "://", a ":" or "=", 18 characters)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}", text)
+    if ":" in text or "=" in text:
+        text = _HEADER_VALUE.sub(lambda m: f"{m['name']}{m['sep']}{REDACTED}", text)
+    if len(text) >= _SCHEME_TOKEN_MIN:
+        text = _SCHEME_TOKEN.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+    return text
 
 
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)

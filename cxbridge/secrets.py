@@ -52,20 +52,33 @@ class Secret:
 
 
 class _Registry:
-    """Process-wide set of secret values, read by the redactor."""
+    """Process-wide set of secret values, read by the redactor.
+
+    ``version`` changes whenever a value is added, so that a reader may keep what it derived from the values (the
+    redactor's compiled forms) until the set changes; the values, longest first, are sorted once per change."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: set[str] = set()
+        self._sorted: tuple[str, ...] = ()
+        self.version = 0
 
     def add(self, value: str) -> None:
         with self._lock:
+            if value in self._values:
+                return
             self._values.add(value)
+            # longest first, so a secret that contains another is scrubbed whole
+            self._sorted = tuple(sorted(self._values, key=len, reverse=True))
+            self.version += 1
+
+    def snapshot(self) -> tuple[int, tuple[str, ...]]:
+        """The version and the values, longest first, read together."""
+        with self._lock:
+            return self.version, self._sorted
 
     def values(self) -> list[str]:
-        with self._lock:
-            # longest first, so a secret that contains another is scrubbed whole
-            return sorted(self._values, key=len, reverse=True)
+        return list(self.snapshot()[1])
 
 
 _registry = _Registry()
@@ -74,6 +87,18 @@ _registry = _Registry()
 def known_secret_values() -> list[str]:
     """Every secret value this process has loaded, longest first."""
     return _registry.values()
+
+
+def secret_values_version() -> int:
+    """A number that changes whenever a secret value is registered: what a reader deriving something from the
+    values (the redactor's compiled forms) keys its cache on. Read without the lock: once a registration has
+    returned, every later read sees its new version."""
+    return _registry.version
+
+
+def secret_values_snapshot() -> tuple[int, tuple[str, ...]]:
+    """The registry's version and its values, longest first, read together."""
+    return _registry.snapshot()
 
 
 def register_secret_values(values: Iterable[str]) -> None:

@@ -111,3 +111,52 @@ def test_the_redact_module_is_a_leaf() -> None:
             names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
             assert not any(str(n).startswith("cxbridge") for n in names), names
     assert local <= {"secrets"}
+
+
+def test_a_secret_registered_after_a_redaction_is_scrubbed_by_the_next() -> None:
+    """The compiled forms are rebuilt when the registry changes: a secret loaded later is never missed."""
+    later = "registered-later-9f3b1c"
+    text = f"value {later} and {base64.b64encode(later.encode()).decode()} here"
+    assert redact(text) == text  # not a secret yet: the forms compiled now do not hold it
+    Secret(later)
+    assert redact(text) == "value *** and *** here"
+    assert store_base.redact_value({"k": [text]}) == {"k": ["value *** and *** here"]}
+
+
+def test_registering_a_known_value_again_keeps_the_compiled_forms() -> None:
+    """Only a new value changes the registry's version (a Secret built again per request costs no rebuild)."""
+    from cxbridge.secrets import secret_values_version
+
+    Secret("same-value-0e1d2c")
+    version = secret_values_version()
+    Secret("same-value-0e1d2c")
+    assert secret_values_version() == version
+    assert redact("x same-value-0e1d2c y") == "x *** y"
+
+
+def test_scrubbing_stays_longest_first_when_a_secret_contains_another() -> None:
+    """A text holding a secret that contains another is scrubbed whole, as before the forms were compiled."""
+    Secret("inner-7a7a")
+    Secret("outer-inner-7a7a-outer")
+    assert redact("a outer-inner-7a7a-outer b inner-7a7a c") == "a *** b *** c"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Token abcdefgh1234",  # the shortest scheme token: 18 characters
+        "token=abc",
+        "cookie:x",
+        "see https://u:p@h/",
+        "plain words, nothing secret",
+        "a:b=c",
+        "",
+    ],
+)
+def test_the_quick_checks_change_no_output(text: str) -> None:
+    """Each pattern is skipped only where it cannot match: the output is the patterns' own."""
+    patterns = redact_module
+    expected = patterns._URL_PASSWORD.sub(lambda m: f"{m['head']}***", text)
+    expected = patterns._HEADER_VALUE.sub(lambda m: f"{m['name']}{m['sep']}***", expected)
+    expected = patterns._SCHEME_TOKEN.sub(lambda m: f"{m['scheme']} ***", expected)
+    assert redact(text) == expected
