@@ -143,3 +143,53 @@ def test_output_size_is_capped(tmp_path: Path) -> None:
 
 def test_escape_markdown_escapes_punctuation() -> None:
     assert escape_markdown("a*b_[c](d)") == "a\\*b\\_\\[c\\]\\(d\\)"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ d.name }}",
+        "{{ d.items == 'shadowed' }} {{ d['items'] }}",  # a dict's own attribute wins over a key of that name
+        "{{ d._private }}",
+        "{{ d.get('name') }}",
+        "{{ d.nope }}",
+        "{{ d.update }}",
+        "{{ d.__class__ }}",
+        "{{ d.nested.deeper }}",
+        "{{ s.name }}",  # a dict subclass takes the sandbox's own path
+    ],
+)
+def test_reading_a_dict_key_as_an_attribute_is_jinjas_own_lookup(source: str) -> None:
+    """The sandbox's shortcut for plain dicts gives what Jinja's sandbox gives: the attribute when a dict has one
+    of that name, else the key, else an undefined (an error under StrictUndefined), and refusals stay refusals."""
+    import jinja2
+    import jinja2.sandbox
+
+    from cxbridge.handoff import BoundedSandbox
+
+    class Sub(dict[str, object]):
+        pass
+
+    values = {
+        "d": {"name": "x", "items": "shadowed", "_private": 1, "nested": {"deeper": "y"}},
+        "s": Sub(name="z"),
+    }
+
+    def outcome(env: jinja2.Environment) -> str:
+        try:
+            return env.from_string(source).render(**values)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    plain = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    assert outcome(BoundedSandbox(undefined=jinja2.StrictUndefined)) == outcome(plain)
+
+
+def test_escape_markdown_escapes_each_special_character_alone() -> None:
+    """Every character CommonMark could read as markup gets one backslash; others, and line breaks, stay."""
+    specials = "\\`*_{}[]()#+-.!|<>~=&:\"'"
+    assert escape_markdown(specials) == "".join("\\" + c for c in specials)
+    assert (
+        escape_markdown("naïve \u2013 \u201cquoted\u201d 42 $%@^/?,;") == "naïve \u2013 \u201cquoted\u201d 42 $%@^/?,;"
+    )
+    assert escape_markdown("one.\n  two*") == "one\\.\ntwo\\*"
