@@ -252,12 +252,27 @@ def ticket_from_dict(data: dict[str, Any]) -> Ticket:
     )
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+"""Types ``to_jsonable`` returns as they are (exact types: a subclass goes through the checks below)."""
+_FIELDS: dict[type, tuple[str, ...]] = {}
+"""Per dataclass, the names of its fields shown in its repr (what ``to_jsonable`` keeps), looked up once."""
+
+
+def _shown_fields(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.repr)
+    return names
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn models (and the Decimals, datetimes and Refs inside them) into JSON-ready values."""
+    if type(value) in _PLAIN:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if isinstance(value, Ref):
             return str(value)
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr}
+        return {name: to_jsonable(getattr(value, name)) for name in _shown_fields(type(value))}
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
