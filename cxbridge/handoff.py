@@ -185,7 +185,9 @@ class Handoff:
             return filename
         return old if any((d / old).is_file() for d in self.template_dirs) else filename
 
-    def _kind(self, name: str) -> str:
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _kind(name: str) -> str:
         for kind in ("md", "html", "txt"):
             if name.endswith(f".{kind}.j2"):
                 return kind
@@ -203,16 +205,19 @@ class Handoff:
             raise TemplateError(f"template {filename} not found in the template folders") from None
         out: list[str] = []
         size = 0
-        started = time.monotonic()
+        limit = self.max_output
+        budget = _Budget(self.max_seconds, self.max_operations)  # what ``bounded`` sets, without its generator
+        deadline = budget.deadline
+        clock = time.monotonic
+        token = _BUDGET.set(budget)
         try:
-            with bounded(self.max_seconds, self.max_operations):
-                for chunk in template.generate(**context):
-                    out.append(chunk)
-                    size += len(chunk)
-                    if size > self.max_output:
-                        raise TemplateError(f"template {filename}: output larger than {self.max_output} characters")
-                    if time.monotonic() - started > self.max_seconds:
-                        raise TemplateError(f"template {filename}: rendering took longer than {self.max_seconds} s")
+            for chunk in template.generate(**context):
+                out.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise TemplateError(f"template {filename}: output larger than {self.max_output} characters")
+                if clock() > deadline:
+                    raise TemplateError(f"template {filename}: rendering took longer than {self.max_seconds} s")
         except TemplateError:
             raise
         except jinja2.TemplateSyntaxError as exc:
@@ -225,6 +230,8 @@ class Handoff:
             raise TemplateError(
                 f"template {filename}, line {_line_of(exc, filename)}: {type(exc).__name__}: {exc}"
             ) from None
+        finally:
+            _BUDGET.reset(token)
         return "".join(out).strip() + "\n"
 
     def render_all(self, context: Mapping[str, Any], names: Iterable[str] = TEMPLATES) -> dict[str, str]:
@@ -249,8 +256,8 @@ class _Budget:
         self.deadline = time.monotonic() + seconds
         self.left = operations
 
-    def step(self) -> None:
-        self.left -= 1
+    def check(self) -> None:
+        """Raise LimitExceeded when the operations or the time are spent."""
         if self.left < 0:
             raise LimitExceeded("more than the limit of operations (a loop or recursion without end?)")
         if time.monotonic() > self.deadline:
@@ -272,8 +279,10 @@ def bounded(seconds: float, operations: int = MAX_OPERATIONS) -> Iterator[None]:
 
 def _step() -> None:
     budget = _BUDGET.get()
-    if budget is not None:
-        budget.step()
+    if budget is not None:  # one operation: this runs for every operation of every render, so kept inline
+        budget.left -= 1
+        if budget.left < 0 or time.monotonic() > budget.deadline:
+            budget.check()  # raises, saying which bound was passed
 
 
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")

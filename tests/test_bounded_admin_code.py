@@ -121,3 +121,13 @@ def test_ordinary_rules_still_decide() -> None:
     policies = compile_policies(rule("agent.team == 'tier1' and customer.arr > 479999.99 and 'vip' in ticket.tags"))
     context = {"ticket": {"tags": ["vip"]}, "customer": {"arr": 480000}, "agent": {"team": "tier1"}}
     assert policies.rules[0].evaluate(context).applies
+
+
+def test_a_small_operations_budget_is_reported_as_operations_not_time(tmp_path: Path) -> None:
+    """The inlined per-operation check names the bound that was passed: here the operations, the time being ample."""
+    h = handoff(tmp_path, "{% for i in range(50) %}{{ i }}{% endfor %}", max_operations=10)
+    with pytest.raises(TemplateError, match=r"not allowed: more than the limit of operations"):
+        h.render("admin.txt.j2", {})
+    assert handoff(tmp_path, "{% for i in range(3) %}{{ i }}{% endfor %}", max_operations=10).render(
+        "admin.txt.j2", {}
+    ) == ("012\n")
