@@ -269,3 +269,39 @@ def test_dry_run_writes_nothing_and_plans_the_calls(vendors: Vendors, runtime: R
     assert any("create an issue" in line for line in result.planned)
     assert effects(vendors) == {"issues": 0, "remote_links": 0, "zendesk_notes": 0, "hubspot_notes": 0}
     assert runtime.store.all_links() == []
+
+
+def test_notes_name_the_real_issue_and_a_join_reuses_the_renders_made_before_the_writes(
+    vendors: Vendors, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create renders the ticket and CRM notes again with the issue it created (never the provisional key); a join
+    of the issue the agent named had that very issue in its context before the writes, so the notes written are
+    those renders, not rendered a second time."""
+    handoff = runtime.handoff
+    rendered: list[str] = []
+    real_render = handoff.render
+
+    def render(name: str, context: Any) -> str:
+        rendered.append(name)
+        return real_render(name, context)
+
+    monkeypatch.setattr(handoff, "render", render)
+    first = Escalation(runtime).run(EscalationRequest(ticket_id="1", note="Reproduced."))
+    assert first.created
+    assert rendered.count("helpdesk_note") == 2  # before the writes (provisional key), then with the created key
+    assert "-?" not in first.handoff["issue_summary"]
+
+    rendered.clear()
+    second = Escalation(runtime).run(EscalationRequest(ticket_id="2", link_key=first.issue_key, note="Same bug."))
+    assert not second.created
+    assert rendered.count("helpdesk_note") == 1
+    assert rendered.count("crm_note") == 1
+    zendesk = {str(t["id"]): t for t in vendors["zendesk"].state()["tickets"]}
+    for ticket_id, key in (("1", first.issue_key), ("2", first.issue_key)):
+        notes = [c["body"] for c in zendesk[ticket_id]["comments"] if not c["public"] and "Escalated" in c["body"]]
+        assert len(notes) == 1
+        assert notes[0].startswith(f"Escalated to engineering: {key} ")
+    assert second.handoff["helpdesk_note"].startswith(f"Escalated to engineering: {first.issue_key} ")
+    bodies = [str(n) for n in vendors["hubspot"].state()["objects"]["notes"]]
+    assert sum(f">{first.issue_key}</a>" in b for b in bodies) == 2
+    assert not any("-?" in b for b in bodies)

@@ -10,6 +10,7 @@ done and reconciles what is uncertain.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -134,9 +135,16 @@ class EscalationResult:
         }
 
 
+@functools.lru_cache(maxsize=1024)
+def _create_op_id(business_key: str) -> str:
+    """``op_id(business_key, "tracker.create")``, kept: an escalation needs it four times (label, intent read,
+    issue property, create), and a uuid5 is a hash and an object each time."""
+    return op_id(business_key, "tracker.create")
+
+
 def issue_label(business_key: str) -> str:
     """The searchable label an escalation puts on the issue it creates (the marker for reconciliation)."""
-    return LABEL_PREFIX + op_id(business_key, "tracker.create")[:13].replace("-", "")
+    return LABEL_PREFIX + _create_op_id(business_key)[:13].replace("-", "")
 
 
 ESCALATION_ACTIONS = ("escalate.create", "escalate.link", "import.link")
@@ -451,7 +459,7 @@ class Escalation:
         business_key = str(ticket.ref)
         label = issue_label(business_key)
         # read once here, used again by the create: an earlier create's intent, else the ticket's links
-        create_intent = None if req.link_key else store.get_intent(op_id(business_key, "tracker.create"))
+        create_intent = None if req.link_key else store.get_intent(_create_op_id(business_key))
         linked = current if not req.link_key and create_intent is None else []
         # 3. decision rights and priority
         priority = choose_priority(
@@ -490,8 +498,8 @@ class Escalation:
             "url": tracker.issue_url(req.link_key or f"{project}-?"),
             "created": not req.link_key,
         }
-        ctx = self.context(req, ticket, comments, customer, priority, provisional, decisions)
-        handoff = self.rt.handoff.render_all(ctx)
+        before_ctx = self.context(req, ticket, comments, customer, priority, provisional, decisions)
+        handoff = self.rt.handoff.render_all(before_ctx)
         result = EscalationResult(
             ticket=ticket.ref,
             issue_key=provisional["key"],
@@ -562,7 +570,13 @@ class Escalation:
         # with the real issue); the note on the CRM timeline
         issue_ctx = {"key": issue.key, "url": issue.url, "created": created}
         ctx = self.context(req, ticket, comments, customer, priority, issue_ctx, decisions)
-        note = self.rt.handoff.render("helpdesk_note", ctx)
+
+        def rendered(name: str) -> str:
+            """A handoff template for the issue; as rendered before the writes when its context is the same (a join
+            of the issue the agent named: the provisional issue was the real one)."""
+            return handoff[name] if ctx == before_ctx else self.rt.handoff.render(name, ctx)
+
+        note = rendered("helpdesk_note")
 
         def joined_issue() -> None:
             result.writes["impact"] = "written" if impact.refresh_issue(self.rt, issue) else "unchanged"
@@ -616,7 +630,7 @@ class Escalation:
 
         def crm_note() -> str:
             if crm is not None and customer.known:
-                written = self._crm_note(crm, customer, business_key, issue, ctx)
+                written = self._crm_note(crm, customer, business_key, issue, lambda: rendered("crm_note"))
             else:
                 written = "skipped: customer unknown to the CRM" if crm else "skipped: no CRM"
             self._point("crm")
@@ -773,7 +787,7 @@ class Escalation:
                 PROPERTY_KEY: {
                     "tickets": [str(ticket.ref)],
                     "customer": str(customer.company_ref) if customer.company_ref else None,
-                    "op_id": op_id(business_key, "tracker.create"),
+                    "op_id": _create_op_id(business_key),
                 }
             },
         )
@@ -789,7 +803,7 @@ class Escalation:
         ticket: Ticket,
     ) -> tuple[Issue, bool]:
         store = self.rt.store
-        oid = op_id(business_key, "tracker.create")
+        oid = _create_op_id(business_key)
         # An issue this escalation's own create intent made while the escalation is not complete yet (an earlier
         # attempt of this job, a job resumed after a rate limit, another runner of the same escalation) counts as
         # created: audited as a create, and its impact, born with it, is not read back as a join's would be. A
@@ -859,14 +873,16 @@ class Escalation:
     def _issue_from(tracker: Any, result: dict[str, Any]) -> Issue:
         return Issue(ref=Ref(tracker.name, "issue", str(result["id"])), key=result["key"], url=result["url"])
 
-    def _crm_note(self, crm: CRM, customer: Customer, business_key: str, issue: Issue, ctx: dict[str, Any]) -> str:
+    def _crm_note(
+        self, crm: CRM, customer: Customer, business_key: str, issue: Issue, render: Callable[[], str]
+    ) -> str:
         return crm_note_once(
             self.rt.store,
             crm,
             customer,
             op_id(f"{business_key}|{issue.ref}", "crm.note"),
             business_key,
-            lambda: self.rt.handoff.render("crm_note", ctx),
+            render,
             point=self._point,
         )
 
