@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from cxbridge.errors import TemplateError
@@ -193,3 +194,19 @@ def test_escape_markdown_escapes_each_special_character_alone() -> None:
         escape_markdown("naïve \u2013 \u201cquoted\u201d 42 $%@^/?,;") == "naïve \u2013 \u201cquoted\u201d 42 $%@^/?,;"
     )
     assert escape_markdown("one.\n  two*") == "one\\.\ntwo\\*"
+
+
+def test_a_templates_globals_are_the_environments_under_its_own(tmp_path: Path) -> None:
+    """Templates see Jinja's global functions, and globals given for one template win over the environment's and
+    stay that template's own (the globals are one dict per template)."""
+    from cxbridge.handoff import BoundedSandbox
+
+    (tmp_path / "g.txt.j2").write_text("{{ range(3) | list }} {{ namespace(a=1).a }} {{ extra | default('none') }}")
+    env = BoundedSandbox(loader=jinja2.FileSystemLoader(str(tmp_path)), undefined=jinja2.StrictUndefined)
+    assert env.get_template("g.txt.j2").render() == "[0, 1, 2] 1 none"
+    (tmp_path / "h.txt.j2").write_text("{{ extra }} {{ range(2) }}")
+    assert env.get_template("h.txt.j2", globals={"extra": "mine", "range": lambda n: "shadowed"}).render() == (
+        "mine shadowed"
+    )
+    assert env.get_template("g.txt.j2").render() == "[0, 1, 2] 1 none"
+    assert "extra" not in env.globals
