@@ -78,12 +78,21 @@ class _KnownForms:
     """Every spelling of the registered secret values, longest first, built once per version of the registry,
     with one pattern that finds whether a text holds any of them."""
 
-    __slots__ = ("forms", "pattern", "version")
+    __slots__ = ("done", "forms", "pattern", "version")
 
     def __init__(self, version: int, values: Iterable[str]) -> None:
         self.version = version
         self.forms = _all_forms(values)
         self.pattern = re.compile("|".join(map(re.escape, self.forms))) if self.forms else None
+        self.done: dict[str, str] = {}
+        """Short texts already redacted with these forms (dict keys and field values recur in every record the
+        store writes), and what they became; dropped with the forms when a secret is registered."""
+
+
+_DONE_MAX_CHARS = 64
+"""Texts up to this length are remembered redacted (``_KnownForms.done``)."""
+_DONE_MAX_ITEMS = 4096
+"""How many texts ``_KnownForms.done`` holds before it starts again from empty."""
 
 
 _known = _KnownForms(-1, ())
@@ -108,12 +117,28 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
         return text
     extra = list(extra)
     if extra:
-        forms = _all_forms([*known_secret_values(), *extra])
-    else:
-        # Most texts hold no secret: one search says so. When one does, the forms are replaced one by one, longest
-        # first, exactly as without the search (a replacement may reveal another form's occurrence).
-        known = _known_forms()
-        forms = known.forms if known.pattern is not None and known.pattern.search(text) else []
+        return _scrub(text, _all_forms([*known_secret_values(), *extra]))
+    known = _known_forms()
+    if type(text) is not str or len(text) > _DONE_MAX_CHARS:
+        return _scrub_known(text, known)
+    done = known.done.get(text)
+    if done is None:
+        done = _scrub_known(text, known)
+        if len(known.done) >= _DONE_MAX_ITEMS:
+            known.done.clear()
+        known.done[text] = done
+    return done
+
+
+def _scrub_known(text: str, known: _KnownForms) -> str:
+    """``_scrub`` with the registered secrets' forms. Most texts hold no secret: one search says so. When one does,
+    the forms are replaced one by one, longest first, exactly as without the search (a replacement may reveal
+    another form's occurrence)."""
+    return _scrub(text, known.forms if known.pattern is not None and known.pattern.search(text) else ())
+
+
+def _scrub(text: str, forms: Iterable[str]) -> str:
+    """``text`` with each of ``forms`` (longest first), credential header values and URL passwords replaced."""
     for form in forms:
         if form in text:
             text = text.replace(form, REDACTED)
@@ -144,7 +169,7 @@ def redact_text(text: str) -> str:
 def redact_value(value: Any) -> Any:
     """``redact_text`` applied to every string inside a JSON-like value (dict keys included)."""
     if isinstance(value, str):
-        return redact_text(value)
+        return redact(value)
     if isinstance(value, dict):
         return {redact_value(k): redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -160,3 +160,21 @@ def test_the_quick_checks_change_no_output(text: str) -> None:
     expected = patterns._HEADER_VALUE.sub(lambda m: f"{m['name']}{m['sep']}***", expected)
     expected = patterns._SCHEME_TOKEN.sub(lambda m: f"{m['scheme']} ***", expected)
     assert redact(text) == expected
+
+
+def test_a_short_text_remembered_redacted_is_redacted_again_once_a_secret_it_holds_is_registered() -> None:
+    """Short texts are remembered with the forms they were redacted with: registering a secret drops them."""
+    short = "id x-late-4e5f y"
+    assert redact(short) == short
+    assert redact(short) == short  # remembered
+    Secret("x-late-4e5f")
+    assert redact(short) == "id *** y"
+    assert store_base.redact_value({short: short}) == {"id *** y": "id *** y"}
+
+
+def test_the_remembered_short_texts_stay_bounded() -> None:
+    """However many distinct short texts go through, the memory of them stays under its bound."""
+    for i in range(redact_module._DONE_MAX_ITEMS + 50):
+        assert redact(f"text {i}") == f"text {i}"
+    assert len(redact_module._known_forms().done) <= redact_module._DONE_MAX_ITEMS
+    assert redact("Authorization: Bearer abcDEF123456") == "Authorization: ***"
