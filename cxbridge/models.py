@@ -272,11 +272,15 @@ def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if isinstance(value, Ref):
             return str(value)
-        return {name: to_jsonable(getattr(value, name)) for name in _shown_fields(type(value))}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        out = {}
+        for name in _shown_fields(type(value)):
+            item = getattr(value, name)
+            out[name] = item if type(item) in _PLAIN else to_jsonable(item)
+        return out
+    if isinstance(value, dict):  # plain leaves taken as they are here, without a call each
+        return {str(k): v if type(v) in _PLAIN else to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
+        return [v if type(v) in _PLAIN else to_jsonable(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
