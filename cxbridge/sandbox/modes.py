@@ -394,5 +394,8 @@ def write_config(
                 table[key] = value
         systems[name] = table
     doc["systems"] = systems
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    from ..provision import write_text_atomically  # here: provision imports the runtime, which needs no sandbox
+
+    # whole or not at all: `cxbridge sandbox serve &` writes it while the admin's next command may already read it
+    write_text_atomically(path, tomlkit.dumps(doc))
     return path
