@@ -88,6 +88,51 @@ def _dumps(value: Any) -> str:
     return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
 
 
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain_json(value: Any) -> bool:
+    """Whether ``value`` holds only dicts with ``str`` keys, lists and JSON scalars, of exactly those types.
+
+    Such a value is its own ``to_jsonable`` (the JSON a delivery's body was parsed from always is one).
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key, child in item.items():
+                if type(key) is not str:
+                    return False
+                stack.append(child)
+        elif kind is list:
+            stack.extend(item)
+        elif kind not in _PLAIN_SCALARS:
+            return False
+    return True
+
+
+def _dumps_delivery(value: Any) -> str:
+    """``_dumps(value)`` for a delivery's inbox row or job, without copying a value that is plain JSON already."""
+    if _is_plain_json(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _dumps(value)
+
+
+def _dumps_job_payload(job_payload: dict[str, Any], record: Any, record_text: str) -> str:
+    """``_dumps(job_payload)`` where a value that *is* ``record`` (an event the job carries, as the inbox row
+    holds it) is written as ``record_text``, its serialisation already made, rather than serialised again.
+
+    The same text as ``_dumps``: its keys sorted, the same separators and escapes."""
+    if type(job_payload) is not dict or any(type(key) is not str for key in job_payload):
+        return _dumps_delivery(job_payload)
+    parts = []
+    for key in sorted(job_payload):
+        item = job_payload[key]
+        parts.append(f"{json.dumps(key)}:{record_text if item is record else _dumps_delivery(item)}")
+    return "{" + ",".join(parts) + "}"
+
+
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -718,13 +763,16 @@ class SQLiteStore(Store):
         with a job arriving together share one durable commit (group commit, ``group_commit.py``): each runs in
         its own savepoint of one ``BEGIN IMMEDIATE`` transaction, and this returns only after the commit that
         holds it."""
+        # serialised here, in the caller's thread (not while the batch holds the lock), and the event once: a job
+        # payload that carries the inbox row's record reuses its text
+        payload_text = _dumps_delivery(payload)
         delivery = _Delivery(
             system,
             account,
             delivery_id,
-            _dumps(payload),  # serialised here, in the caller's thread: not while the batch holds the lock
+            payload_text,
             job_kind,
-            None if job_kind is None else _dumps(job_payload or {}),
+            None if job_kind is None else _dumps_job_payload(job_payload or {}, payload, payload_text),
             dedupe_key,
             lock_key,
             self.clock(),
