@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client import Counter as PromCounter
@@ -167,6 +167,9 @@ class Metrics:
         for outcome in JOB_OUTCOMES:
             self._jobs.labels(outcome)
         self._delivery_counts: Counter[tuple[str, str]] = Counter()
+        # the labelled children, looked up once per label set: a ``labels()`` call costs more than the increment
+        self._delivery_children: dict[tuple[str, str], Any] = {}
+        self._seconds_children: dict[str, Any] = {}
         self._job_counts: Counter[str] = Counter()
         self.registry.register(_ScrapeTime(lambda: self._rt))
         if process:
@@ -189,13 +192,20 @@ class Metrics:
         """Count one delivery answered for ``system``; ``result`` is one of ``DELIVERY_RESULTS``."""
         if result not in DELIVERY_RESULTS:
             raise ValueError(f"unknown delivery result {result!r} (known: {', '.join(DELIVERY_RESULTS)})")
+        key = (system, result)
         with self._lock:
-            self._delivery_counts[(system, result)] += 1
-            self._deliveries.labels(system, result).inc()
+            self._delivery_counts[key] += 1
+            child = self._delivery_children.get(key)
+            if child is None:
+                child = self._delivery_children[key] = self._deliveries.labels(system, result)
+            child.inc()
 
     def observe_delivery(self, system: str, seconds: float) -> None:
         """Time one delivery took to answer (read, verified, stored, or refused)."""
-        self._delivery_seconds.labels(system).observe(max(0.0, seconds))
+        child = self._seconds_children.get(system)
+        if child is None:
+            child = self._seconds_children.setdefault(system, self._delivery_seconds.labels(system))
+        child.observe(max(0.0, seconds))
 
     def job(self, outcome: str, *, kind: str = "event", seconds: float | None = None) -> None:
         """Count one job a worker finished: ``"done"``, ``"retried"`` or ``"dead"``; ``seconds`` its handler's run."""
