@@ -25,6 +25,7 @@ A served system without a usable secret stops the app from starting (``ConfigErr
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from werkzeug.datastructures import EnvironHeaders
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
 
 from ..errors import ConfigError, WebhookRejected
@@ -74,6 +75,7 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 """The whole request (headers and body) must arrive within this; a slower sender is answered 408."""
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_JSON_SCALAR_TYPES = frozenset(_JSON_SCALARS)
 
 StartResponse = Callable[..., Any]
 
@@ -167,13 +169,72 @@ def build_endpoints(
     return endpoints
 
 
-def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")) + "\n",
-        status=status,
-        headers=dict(headers or {}),
-        content_type="application/json",
-    )
+class JsonAnswer:
+    """A small JSON answer as a WSGI app: the status, the encoded body and its headers, nothing else.
+
+    What the receiver answers deliveries, ``/healthz`` and its 404/405s with. Werkzeug's ``Response`` built the
+    same bytes through header objects and iterator wrappers that cost more than the rest of an echo's handling;
+    this sends the same status line (``"200 OK"``, ``"503 SERVICE UNAVAILABLE"``) and headers (the given ones,
+    then ``Content-Type: application/json`` and ``Content-Length``), and no body to a ``HEAD``.
+    """
+
+    __slots__ = ("body", "headers", "status_code")
+
+    def __init__(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
+        self.status_code = status
+        self.body = (json.dumps(body, separators=(",", ":")) + "\n").encode("utf-8")
+        self.headers = dict(headers or {})
+
+    @property
+    def status(self) -> str:
+        """The WSGI status line, as werkzeug writes it (``"404 NOT FOUND"``)."""
+        return _status_line(self.status_code)
+
+    def get_json(self) -> Any:
+        """The body, parsed (for callers that dispatch in-process, such as tests)."""
+        return json.loads(self.body)
+
+    def __call__(self, environ: Mapping[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        headers = list(self.headers.items())
+        headers.append(("Content-Type", "application/json"))
+        headers.append(("Content-Length", str(len(self.body))))
+        start_response(_status_line(self.status_code), headers)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [self.body]
+
+
+@functools.lru_cache(maxsize=64)
+def _status_line(code: int) -> str:
+    return f"{code} {HTTP_STATUS_CODES.get(code, 'UNKNOWN').upper()}"
+
+
+def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> JsonAnswer:
+    return JsonAnswer(status, body, headers)
+
+
+def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    """The request's headers by name as a WSGI server passed them, as werkzeug's ``EnvironHeaders`` lists them.
+
+    ``HTTP_X_FOO`` becomes ``X-Foo`` (title case), and a non-empty ``CONTENT_TYPE`` / ``CONTENT_LENGTH``
+    ``Content-Type`` / ``Content-Length``; a later name of the same spelling wins, as in ``dict(...items())``.
+    """
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key not in _CONTENT_HEADERS_FROM_CLIENT:
+                headers[_header_name(key[5:])] = value
+        elif key in _CONTENT_HEADERS and value:
+            headers[_header_name(key)] = value
+    return headers
+
+
+_CONTENT_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+_CONTENT_HEADERS_FROM_CLIENT = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
+
+
+@functools.lru_cache(maxsize=512)
+def _header_name(key: str) -> str:
+    """``X_ZENDESK_WEBHOOK_ID`` -> ``X-Zendesk-Webhook-Id`` (cached: senders repeat the same few names)."""
+    return key.replace("_", "-").title()
 
 
 def request_url(environ: Mapping[str, Any], public_url: str = "", *, endpoint_url: str | None = None) -> str:
@@ -227,11 +288,15 @@ def nesting_problem(value: Any, limit: int = MAX_NESTING) -> str | None:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list | tuple):
+        kind = type(item)
+        if kind in _JSON_SCALAR_TYPES:  # the common case first, by exact type (no isinstance chain per value)
+            continue
+        if kind is dict or kind is list or isinstance(item, dict | list | tuple):
             if depth >= limit:
                 return f"nested deeper than {limit} levels"
             children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+            depth += 1
+            stack.extend([(child, depth) for child in children])
         elif not isinstance(item, _JSON_SCALARS):
             return f"holds a value that is not JSON ({type(item).__name__})"
     return None
@@ -317,7 +382,7 @@ class Receiver:
         return response(environ, start_response)
 
     # -- routing -----------------------------------------------------------------------------------------------
-    def dispatch(self, environ: dict[str, Any]) -> Response:
+    def dispatch(self, environ: dict[str, Any]) -> Response | JsonAnswer:
         """The answer to one request."""
         path = str(environ.get("PATH_INFO", ""))
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
@@ -340,7 +405,7 @@ class Receiver:
                 self.metrics.observe_delivery(endpoint.name, time.monotonic() - started)
         return _json(404, {"error": "not found"})
 
-    def healthz(self) -> Response:
+    def healthz(self) -> JsonAnswer:
         """200 with the queue depth when the store answers and takes a write, else 503 not-ready.
 
         Ready means a delivery would be stored: a store that reads but cannot write (a read-only file or folder,
@@ -365,7 +430,7 @@ class Receiver:
         return Response(self.metrics.render(self.rt), status=200, content_type=METRICS_CONTENT_TYPE)
 
     # -- deliveries --------------------------------------------------------------------------------------------
-    def deliver(self, endpoint: Endpoint, environ: dict[str, Any]) -> Response:
+    def deliver(self, endpoint: Endpoint, environ: dict[str, Any]) -> JsonAnswer:
         """Read, verify and persist one delivery for ``endpoint``; the answer the vendor gets."""
         name = endpoint.name
         try:
@@ -421,7 +486,7 @@ class Receiver:
         return _json(200, {"accepted": accepted, "duplicates": duplicates})
 
     def _verify(self, endpoint: Endpoint, environ: dict[str, Any], body: bytes) -> Sequence[Any]:
-        headers = dict(EnvironHeaders(environ).items())
+        headers = request_headers(environ)
         url = request_url(environ, self.public_url, endpoint_url=endpoint.public_url)
         kwargs: dict[str, Any] = {
             "method": str(environ.get("REQUEST_METHOD", "POST")).upper(),
