@@ -13,10 +13,12 @@ import pytest
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wrappers import Response
 
+from cxbridge.errors import WebhookRejected
 from cxbridge.models import Ref
 from cxbridge.store.sqlite import _dumps, _dumps_delivery, _dumps_job_payload, _is_plain_json
 from cxbridge.webhooks.metrics import Metrics
 from cxbridge.webhooks.receiver import MAX_NESTING, JsonAnswer, nesting_problem, request_headers
+from cxbridge.webhooks.verify import header_text
 
 
 def _call(app: Any, method: str) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -180,3 +182,24 @@ def test_metrics_count_each_label_set_on_its_own() -> None:
     assert 'cxbridge_webhook_delivery_seconds_bucket{le="0.005",system="zendesk"} 1.0' in text
     with pytest.raises(ValueError, match="unknown delivery result"):
         metrics.delivery("zendesk", "lost")
+
+
+@pytest.mark.parametrize(
+    ("value", "fits"),
+    [
+        ("a" * 8192, True),
+        ("a" * 8193, False),
+        ("\U0001f600" * 2048, True),  # 4 bytes each: exactly the cap
+        ("\U0001f600" * 2048 + "a", False),
+        ("é" * 4096, True),
+        ("é" * 4097, False),
+    ],
+)
+def test_header_cap_counts_utf8_bytes(value: str, fits: bool) -> None:
+    """A header is measured in UTF-8 bytes against MAX_HEADER_BYTES, however short in characters."""
+    headers = {"X-Sig": value}
+    if fits:
+        assert header_text(headers, "x-sig", system="test") == value
+    else:
+        with pytest.raises(WebhookRejected, match="longer than 8192 bytes"):
+            header_text(headers, "x-sig", system="test")

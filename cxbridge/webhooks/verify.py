@@ -59,7 +59,8 @@ def header_text(headers: Mapping[str, str], name: str, *, system: str, max_bytes
             raise WebhookRejected(f"{system}: {name} is not text", status=400) from None
     if not isinstance(found, str):
         raise WebhookRejected(f"{system}: {name} is not text", status=400)
-    if len(found.encode("utf-8", "surrogatepass")) > max_bytes:
+    # UTF-8 takes at most 4 bytes a character: only a value that could be over the cap is encoded to measure it
+    if len(found) * 4 > max_bytes and len(found.encode("utf-8", "surrogatepass")) > max_bytes:
         raise WebhookRejected(f"{system}: {name} is longer than {max_bytes} bytes", status=400)
     return found
 

@@ -245,6 +245,19 @@ def test_unreadable_timestamps_are_400(stamp: str) -> None:
     assert rejected(headers_for(body, stamp=stamp), body).status == 400
 
 
+def test_a_timestamp_read_before_is_checked_against_each_delivery_now() -> None:
+    """The parsed timestamp is reused, the window is not: the same signed stamp goes stale as time passes, and
+    an unreadable one is refused every time."""
+    body = trigger_body()
+    headers = headers_for(body)
+    assert len(verify(headers, body)) == 1
+    assert len(verify(headers, body, now=NOW + 300)) == 1
+    assert rejected(headers, body, now=NOW + 301).status == 401
+    assert rejected(headers, body, now=NOW - 301).status == 401
+    for _ in range(2):
+        assert rejected(headers_for(body, stamp="2024-05-03T16:40:11"), body).status == 400
+
+
 # -- what every verifier does (cxbridge.testing) ----------------------------------------------------------------
 
 
