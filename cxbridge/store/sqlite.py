@@ -89,6 +89,8 @@ def _dumps(value: Any) -> str:
 
 
 _PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SORTED_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""What ``_dumps`` encodes with, made once (``json.dumps`` with arguments builds an encoder per call)."""
 
 
 def _is_plain_json(value: Any) -> bool:
@@ -115,7 +117,7 @@ def _is_plain_json(value: Any) -> bool:
 def _dumps_delivery(value: Any) -> str:
     """``_dumps(value)`` for a delivery's inbox row or job, without copying a value that is plain JSON already."""
     if _is_plain_json(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return _SORTED_COMPACT.encode(value)
     return _dumps(value)
 
 
@@ -129,7 +131,7 @@ def _dumps_job_payload(job_payload: dict[str, Any], record: Any, record_text: st
     parts = []
     for key in sorted(job_payload):
         item = job_payload[key]
-        parts.append(f"{json.dumps(key)}:{record_text if item is record else _dumps_delivery(item)}")
+        parts.append(f"{_SORTED_COMPACT.encode(key)}:{record_text if item is record else _dumps_delivery(item)}")
     return "{" + ",".join(parts) + "}"
 
 

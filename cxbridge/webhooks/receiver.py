@@ -75,6 +75,8 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 """The whole request (headers and body) must arrive within this; a slower sender is answered 408."""
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""``json.dumps(..., separators=(",", ":"))`` without building an encoder per call."""
 _JSON_SCALAR_TYPES = frozenset(_JSON_SCALARS)
 
 StartResponse = Callable[..., Any]
@@ -182,7 +184,7 @@ class JsonAnswer:
 
     def __init__(self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
         self.status_code = status
-        self.body = (json.dumps(body, separators=(",", ":")) + "\n").encode("utf-8")
+        self.body = (_COMPACT.encode(body) + "\n").encode("utf-8")
         self.headers = dict(headers or {})
 
     @property
