@@ -203,3 +203,12 @@ def test_header_cap_counts_utf8_bytes(value: str, fits: bool) -> None:
     else:
         with pytest.raises(WebhookRejected, match="longer than 8192 bytes"):
             header_text(headers, "x-sig", system="test")
+
+
+@pytest.mark.parametrize(("accepted", "duplicates"), [(1, 0), (0, 1), (0, 0), (12, 3)])
+def test_accepted_answer_is_the_json_answer(accepted: int, duplicates: int) -> None:
+    """The stored delivery's 200 is byte for byte the JSON answer of the same counts."""
+    fast = JsonAnswer.accepted(accepted, duplicates)
+    general = JsonAnswer(200, {"accepted": accepted, "duplicates": duplicates})
+    assert _call(fast, "POST") == _call(general, "POST")
+    assert fast.get_json() == {"accepted": accepted, "duplicates": duplicates}

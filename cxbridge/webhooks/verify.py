@@ -115,7 +115,7 @@ def check_hmac_sha256(keys: Sequence[bytes], message: bytes, candidates: Sequenc
     """
     matched = False
     for key in keys:
-        expected = hmac.new(key, message, hashlib.sha256).digest()
+        expected = hmac.digest(key, message, "sha256")  # one-shot, in C: the same digest as hmac.new(...)
         for candidate in candidates:
             matched |= hmac.compare_digest(expected, candidate)
     if not matched:
