@@ -438,8 +438,13 @@ class Store(ABC):
 
     @abstractmethod
     def hold_lease(self, job_id: int, attempt: int, lease_seconds: float) -> bool:
-        """True when the caller's attempt still holds a live lease (then extended by ``lease_seconds``); False when
-        the lease lapsed or another attempt took the job (nothing changes then)."""
+        """True when the caller's attempt still holds a live lease; False when the lease lapsed or another attempt
+        took the job (nothing changes then). The check before every external write of a job.
+
+        When less than half of ``lease_seconds`` is left, the lease is extended to now + ``lease_seconds``; further
+        from expiry (the worker's heartbeat keeps it so) nothing is written: the check reads the job's attempt,
+        state and lease as they are, so a lease another worker took over is caught either way. On True the lease
+        runs at least ``lease_seconds / 2`` more."""
 
     @abstractmethod
     def complete(self, job_id: int, attempt: int) -> bool:

@@ -1133,20 +1133,26 @@ class PostgresStore(Store):
         )
 
     def hold_lease(self, job_id: int, attempt: int, lease_seconds: float) -> bool:
-        """True (and the lease extended) when the caller's attempt still holds a live lease; False otherwise."""
+        """True when the caller's attempt still holds a live lease (extended when less than half of it is left);
+        False otherwise. One statement: far from expiry its UPDATE matches no row, so it writes nothing."""
         now = self.clock()
-        return self._run(
-            lambda conn: (
-                conn.execute(
-                    "UPDATE jobs SET lease_until = %s, updated_at = %s"
-                    " WHERE id = %s AND attempt = %s AND state = 'leased' AND lease_until > %s",
-                    (now + lease_seconds, now, job_id, attempt, now),
-                ).rowcount
-                == 1
-            ),
-            single=True,
-            idempotent=True,  # a second try finds the lease it extended still live: the same answer
-        )
+        renew_below = now + lease_seconds / 2
+
+        def hold(conn: Conn) -> bool:
+            row = conn.execute(
+                "WITH held AS (SELECT lease_until FROM jobs"
+                "  WHERE id = %s AND attempt = %s AND state = 'leased' AND lease_until > %s),"
+                " renewed AS (UPDATE jobs SET lease_until = %s, updated_at = %s"
+                "  WHERE id = %s AND attempt = %s AND state = 'leased' AND lease_until > %s AND lease_until < %s"
+                "  RETURNING 1)"
+                " SELECT CASE WHEN (SELECT lease_until FROM held) >= %s THEN true"
+                " ELSE EXISTS (SELECT 1 FROM renewed) END",
+                (job_id, attempt, now, now + lease_seconds, now, job_id, attempt, now, renew_below, renew_below),
+            ).fetchone()
+            return bool(row is not None and row[0])
+
+        # a second try finds the lease it extended still live: the same answer
+        return self._run(hold, single=True, idempotent=True)
 
     def _settle(self, conn: Conn, statement: str, args: tuple[Any, ...]) -> bool:
         """Run a fenced UPDATE ... RETURNING lock_key, in one statement that wakes the workers (at commit) when it

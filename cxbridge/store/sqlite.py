@@ -999,8 +999,20 @@ class SQLiteStore(Store):
             return cur.rowcount == 1
 
     def hold_lease(self, job_id: int, attempt: int, lease_seconds: float) -> bool:
-        """True (and the lease extended) when the caller's attempt still holds a live lease; False otherwise."""
+        """True when the caller's attempt still holds a live lease (extended when less than half of it is left);
+        False otherwise. Far from expiry it is one read, no write transaction (``Store.hold_lease``)."""
         now = self.clock()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT lease_until FROM jobs WHERE id = ? AND attempt = ? AND state = 'leased'", (job_id, attempt)
+            )
+            .fetchone()
+        )
+        if row is None or row[0] is None or row[0] <= now:
+            return False  # taken over by a newer attempt, settled, or lapsed: nothing changes
+        if row[0] - now >= lease_seconds / 2:
+            return True
         with self._write() as conn:
             cur = conn.execute(
                 "UPDATE jobs SET lease_until = ?, updated_at = ?"

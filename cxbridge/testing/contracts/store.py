@@ -778,6 +778,32 @@ class StoreContract:
         assert reaped is not None
         assert reaped.attempt == 2
 
+    def test_hold_lease_writes_only_near_expiry_and_catches_a_take_over(self, store: Store, clock: FakeClock) -> None:
+        """hold_lease far from expiry leaves the lease as it is, extends it once less than half is left, and
+        answers False for an attempt another worker took over (its lease untouched)."""
+        store.enqueue("k", {})
+        job = store.claim("A", lease_seconds=30)
+        assert job is not None
+        clock.advance(10)
+        assert store.hold_lease(job.id, job.attempt, 30) is True
+        held = store.job(job.id)
+        assert held is not None
+        assert held.lease_until == T0 + 30  # 20 s of 30 left: nothing written
+        clock.advance(6)
+        assert store.hold_lease(job.id, job.attempt, 30) is True
+        renewed = store.job(job.id)
+        assert renewed is not None
+        assert renewed.lease_until == T0 + 46  # 14 s left: extended to now + 30
+        clock.advance(47)
+        second = store.claim("B", lease_seconds=30)
+        assert second is not None
+        assert second.attempt == 2
+        assert store.hold_lease(job.id, job.attempt, 30) is False
+        assert store.hold_lease(second.id, second.attempt, 30) is True
+        taken = store.job(job.id)
+        assert taken is not None
+        assert (taken.attempt, taken.worker_id, taken.lease_until) == (2, "B", T0 + 93)
+
     def test_retry_later(self, store: Store, clock: FakeClock) -> None:
         """retry_later makes the job ready again at run_at with the redacted error; next claim is attempt 2."""
         secret = Secret("tok-retry-" + "9" * 12)
