@@ -232,40 +232,84 @@ def _default_worker_id() -> str:
 
 
 class _Heartbeat:
-    """Extends one attempt's lease every ``every`` seconds until stopped, or until the attempt is fenced out."""
+    """Extends the lease of the job its worker runs every ``every`` seconds (the first beat ``every`` after the job
+    began), until the worker lets the job go, or until the attempt is fenced out.
 
-    def __init__(self, store: Store, job: Job, lease_seconds: float, every: float) -> None:
+    One thread per worker, not per job: it waits for the next job between jobs, and ends after ``IDLE_SECONDS``
+    without one (``watch`` starts it again). A beat still running when its job is let go changes nothing (the
+    store fences it by attempt and state) and is not reported as a lost lease.
+    """
+
+    IDLE_SECONDS = 10.0
+    """How long the thread waits for its worker's next job before it ends."""
+
+    def __init__(self, store: Store, lease_seconds: float, every: float, name: str = "heartbeat") -> None:
         self.store = store
-        self.job = job
         self.lease_seconds = lease_seconds
         self.every = every
+        self.name = name
         self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-job-{job.id}", daemon=True)
+        """Whether the job watched (now or last) lost its lease."""
+        self._cond = threading.Condition(threading.Lock())
+        self._job: Job | None = None
+        self._due = 0.0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, job: Job) -> None:
+        """Keep ``job``'s lease alive from now on (the first beat in ``every`` seconds)."""
+        with self._cond:
+            self._job, self._due, self.lost = job, time.monotonic() + self.every, False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread.start()
+            elif self.every < self.IDLE_SECONDS:  # the thread may be waiting for a job: it has one
+                self._cond.notify()
+
+    def release(self) -> None:
+        """Stop extending the job's lease (it is settled, or being settled)."""
+        with self._cond:
+            self._job = None
 
     def __enter__(self) -> _Heartbeat:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        self.release()
+
+    def _next(self) -> Job | None:
+        """Wait until a beat is due; the job to beat, or None when the thread ends (idle too long)."""
+        with self._cond:
+            idle_since: float | None = None
+            while True:
+                now = time.monotonic()
+                job = self._job
+                if job is None:
+                    idle_since = idle_since or now
+                    if now - idle_since >= self.IDLE_SECONDS:
+                        self._thread = None  # the next watch starts another
+                        return None
+                    self._cond.wait(self.IDLE_SECONDS - (now - idle_since))
+                    continue
+                idle_since = None
+                if now >= self._due:
+                    self._due = now + self.every
+                    return job
+                self._cond.wait(self._due - now)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.every):
+        while (job := self._next()) is not None:
             try:
-                alive = self.store.heartbeat(self.job.id, self.job.attempt, self.lease_seconds)
+                alive = self.store.heartbeat(job.id, job.attempt, self.lease_seconds)
             except Exception as exc:  # a busy store now and then must not stop the heartbeat
-                log.warning("job %d: heartbeat failed: %s", self.job.id, _shown(error_line(exc)))
+                log.warning("job %d: heartbeat failed: %s", job.id, _shown(error_line(exc)))
                 continue
-            if not alive:
-                self.lost = True
-                log.warning(
-                    "job %d attempt %d: lease lost (another worker holds a newer attempt)",
-                    self.job.id,
-                    self.job.attempt,
-                )
-                return
+            if alive:
+                continue
+            with self._cond:
+                if self._job is not job:  # settled meanwhile: its lease ended with it, nothing was lost
+                    continue
+                self._job, self.lost = None, True
+            log.warning("job %d attempt %d: lease lost (another worker holds a newer attempt)", job.id, job.attempt)
 
 
 HOUSEKEEPING_SECONDS = 3600.0
@@ -325,6 +369,7 @@ class Worker:
         self.retry_after_cap = float(retry_after_cap)
         self.counts: dict[str, int] = {"done": 0, "retried": 0, "dead": 0, "stale": 0}
         self.last: JobResult | None = None
+        self._heartbeat: _Heartbeat | None = None
 
     def now(self) -> float:
         """The current time on the clock the store's ``run_at`` values use."""
@@ -358,7 +403,12 @@ class Worker:
             if not store.hold_lease(job.id, job.attempt, self.lease_seconds):
                 raise LeaseLost(f"job {job.id} attempt {job.attempt}: the lease was lost; not writing")
 
-        with _Heartbeat(store, job, self.lease_seconds, self.heartbeat_every), lease_guard(still_held):
+        heartbeat = self._heartbeat
+        if heartbeat is None or heartbeat.store is not store:
+            name = f"cxbridge-heartbeat-{self.worker_id}"
+            heartbeat = self._heartbeat = _Heartbeat(store, self.lease_seconds, self.heartbeat_every, name=name)
+        heartbeat.watch(job)
+        with heartbeat, lease_guard(still_held):
             try:
                 detail = str(handler(self.rt, job.payload))
             except Exception as exc:  # classified below; BaseException (interrupts) ends the worker

@@ -451,7 +451,8 @@ def test_heartbeat_notices_a_lost_lease(store: Store, clock: Clock, caplog: pyte
     assert second is not None
     assert second.attempt == 2
     with caplog.at_level(logging.WARNING, logger="cxbridge.worker"):
-        hb = _Heartbeat(store, first, 10, 0.01)
+        hb = _Heartbeat(store, 10, 0.01)
+        hb.watch(first)
         with hb:
             deadline = time.monotonic() + 5
             while not hb.lost:
@@ -462,6 +463,109 @@ def test_heartbeat_notices_a_lost_lease(store: Store, clock: Clock, caplog: pyte
     assert job is not None
     assert job.attempt == 2
     assert job.lease_until == clock() + 10
+
+
+def test_one_heartbeat_thread_serves_a_workers_jobs_one_after_the_other(store: Store) -> None:
+    """A worker keeps one heartbeat thread for all its jobs (not one per job), and each job's lease is kept by it."""
+    seen: list[tuple[int | None, str]] = []
+
+    def work(rt: Any, payload: dict[str, Any]) -> str:
+        beating = [t for t in threading.enumerate() if t.name == "cxbridge-heartbeat-w"]
+        assert len(beating) == 1
+        seen.append((beating[0].ident, beating[0].name))
+        return "ok"
+
+    for n in range(3):
+        store.enqueue("work", {"n": n})
+    w = make_worker(store, work, worker_id="w", lease_seconds=10)
+    assert [w.run_once() for _ in range(3)] == [True, True, True]
+    assert len(seen) == 3
+    assert len(set(seen)) == 1  # the same thread every time
+
+
+def test_the_heartbeat_keeps_beating_the_job_it_watches_and_stops_when_released(store: Store, clock: Clock) -> None:
+    """The shared heartbeat extends the watched job's lease; once the job is let go it writes to it no more, and a
+    beat that meets a job already settled is not a lost lease."""
+    from cxbridge.worker import _Heartbeat
+
+    store.enqueue("work", {})
+    job = store.claim("A", lease_seconds=10)
+    assert job is not None
+    hb = _Heartbeat(store, 10, 0.01)
+    hb.watch(job)
+    with hb:
+        clock.advance(5)
+        deadline = time.monotonic() + 5
+        while (store.job(job.id) or job).lease_until != clock() + 10:
+            assert time.monotonic() < deadline, "the heartbeat did not extend the lease"
+            time.sleep(0.01)
+    assert store.complete(job.id, job.attempt)
+    clock.advance(3)
+    time.sleep(0.1)  # several beats would have been due
+    done = store.job(job.id)
+    assert done is not None
+    assert (done.state, done.lease_until) == ("done", None)
+    assert hb.lost is False
+
+
+def test_an_idle_heartbeat_thread_ends_and_the_next_job_starts_another(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no job for ``IDLE_SECONDS`` the heartbeat thread ends; the worker's next job gets a new one."""
+    from cxbridge.worker import _Heartbeat
+
+    monkeypatch.setattr(_Heartbeat, "IDLE_SECONDS", 0.05)
+    names: list[str] = []
+
+    def work(rt: Any, payload: dict[str, Any]) -> str:
+        names.extend(t.name for t in threading.enumerate() if t.name == "cxbridge-heartbeat-idle")
+        return "ok"
+
+    w = make_worker(store, work, worker_id="idle", lease_seconds=10)
+    store.enqueue("work", {})
+    assert w.run_once()
+    deadline = time.monotonic() + 5
+    while any(t.name == "cxbridge-heartbeat-idle" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the idle heartbeat thread did not end"
+        time.sleep(0.01)
+    store.enqueue("work", {})
+    assert w.run_once()
+    assert names == ["cxbridge-heartbeat-idle", "cxbridge-heartbeat-idle"]
+
+
+@BOTH_STORES
+def test_the_lease_check_before_a_write_reads_while_the_lease_is_fresh(store: Store, clock: Clock) -> None:
+    """The check every write makes (``check_lease``) writes nothing while more than half the lease is left, extends
+    it past half, and still refuses once another worker took the job over."""
+    from cxbridge.errors import LeaseLost
+    from cxbridge.workflows.once import check_lease
+
+    jid = store.enqueue("work", {}) or 0
+    leases: list[float | None] = []
+
+    def current_lease() -> float | None:
+        job = store.job(jid)
+        return None if job is None else job.lease_until
+
+    def work(rt: Any, payload: dict[str, Any]) -> str:
+        check_lease()
+        leases.append(current_lease())
+        clock.advance(6)  # 4 s of 10 left: the next check extends
+        check_lease()
+        leases.append(current_lease())
+        clock.advance(11)  # lapsed: another worker takes it over
+        other = store.claim("B", lease_seconds=10)
+        assert other is not None
+        with pytest.raises(LeaseLost):
+            check_lease()
+        return "never"
+
+    w = make_worker(store, work, lease_seconds=10, heartbeat_every=3600)
+    claimed = w.run_once()
+    assert claimed
+    assert leases == [T0 + 10, T0 + 16]
+    assert w.last is not None
+    assert w.last.outcome == "stale"
 
 
 # --- Q2: SIGKILL mid-job ---------------------------------------------------------------------------------------
