@@ -319,7 +319,10 @@ class SQLiteStore(Store):
         conn = self._conn()
         local = self._local
         deadline: float | None = getattr(local, "write_deadline", None)
-        with self._writer_lock_within(deadline):
+        lock = self._writer_lock()  # taken here, not through _writer_lock_within: one generator less per write
+        if not lock.acquire(timeout=-1.0 if deadline is None else max(0.0, deadline - time.monotonic())):
+            raise StoreBusy(f"the store {self.path} is busy: another writer held it past the wait")
+        try:
             self._begin_immediate(conn, deadline)
             local.work_queued = False
             try:
@@ -329,7 +332,10 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        self._ring_if_queued()
+        finally:
+            lock.release()
+        if local.work_queued:
+            self._ring_if_queued()
 
     def _work_queued(self) -> None:
         """Inside a writing transaction: it queued a due job or freed an entity; the bell rings after the commit."""
@@ -377,12 +383,16 @@ class SQLiteStore(Store):
         finally:
             local.write_deadline = previous
 
+    def _writer_lock(self) -> threading.Lock:
+        """This process's writer lock of the file (looked up once per process: realpath costs three lstats)."""
+        writer = self._writer
+        if writer is None or writer[0] != os.getpid():
+            writer = self._writer = (os.getpid(), writer_lock(self.path))
+        return writer[1]
+
     @contextmanager
     def _writer_lock_within(self, deadline: float | None) -> Iterator[None]:
-        writer = self._writer
-        if writer is None or writer[0] != os.getpid():  # looked up once per process: realpath costs three lstats
-            writer = self._writer = (os.getpid(), writer_lock(self.path))
-        lock = writer[1]
+        lock = self._writer_lock()
         wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         if not lock.acquire(timeout=wait):
             raise StoreBusy(f"the store {self.path} is busy: another writer held it past the wait")
@@ -600,7 +610,21 @@ class SQLiteStore(Store):
         """``Store.begin_sending`` in one ``BEGIN IMMEDIATE`` transaction."""
         now = self.clock()
         with self._write() as conn:
-            current = self._insert_intent(conn, op_id, kind, business_key, payload, now)
+            # a fresh intent is inserted straight as sending (one statement): the row begin_intent then the move to
+            # sending would leave, with the same times
+            row = _first(
+                conn.execute(
+                    "INSERT INTO intents (op_id, kind, business_key, state, payload, attempts, sent_at, owner,"
+                    " created_at, updated_at) VALUES (?, ?, ?, 'sending', ?, 1, ?, ?, ?, ?)"
+                    f" ON CONFLICT (op_id) DO NOTHING RETURNING {_INTENT_COLUMNS}",
+                    (op_id, kind, business_key, _dumps(payload), now, owner, now, now),
+                )
+            )
+            if row is not None:
+                return True, self._intent(row)
+            current = self._get_intent(conn, op_id)
+            if current is None:  # pragma: no cover - present, inside one transaction
+                raise StoreError(f"intent {op_id!r} vanished while it was being written")
             if current.state != "pending" or current.attempts != 0:
                 return False, current
             intent = self._set_intent(conn, op_id, "sending", now, result=None, error=None, owner=owner)
@@ -621,17 +645,15 @@ class SQLiteStore(Store):
             raise ValueError(f"unknown intent state {state!r}; expected one of {', '.join(INTENT_STATES)}")
         now = self.clock()
         with self._write() as conn:
-            current = self._get_intent(conn, op_id)
+            intent = self._set_intent(conn, op_id, state, now, result=result, error=error, unless_done=True)
+            if intent is not None:
+                return intent
+            current = self._get_intent(conn, op_id)  # not moved: done already, or no such intent
             if current is None:
                 raise NotFoundInStore(f"no intent with op_id {op_id!r}")
-            if current.state == "done":
-                if state == "done":
-                    return current
-                raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
-            intent = self._set_intent(conn, op_id, state, now, result=result, error=error)
-        if intent is None:  # pragma: no cover - updated inside this transaction
-            raise StoreError(f"intent {op_id!r} vanished while it was being written")
-        return intent
+            if state == "done":
+                return current
+            raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
 
     def _set_intent(
         self,
@@ -643,28 +665,47 @@ class SQLiteStore(Store):
         result: dict[str, Any] | None,
         error: str | None,
         owner: str | None = None,
+        unless_done: bool = False,
+        expect: Iterable[str] | None = None,
+        attempts: int | None = None,
     ) -> Intent | None:
         """The one UPDATE of an intent (inside the caller's transaction): ``sending`` counts an attempt, stamps
-        ``sent_at`` and, when given, the ``owner`` that won it; returns the row as it is now."""
+        ``sent_at`` and, when given, the ``owner`` that won it; returns the row as it is now, or None when no row
+        moved: none has ``op_id``, or (``unless_done``) it is done, or it is not in ``expect``, or it has not made
+        exactly ``attempts`` attempts (one statement: the conditions are the UPDATE's, the row its RETURNING)."""
         sending = state == "sending"
-        conn.execute(
-            "UPDATE intents SET state = ?, result = COALESCE(?, result), error = ?,"
-            " attempts = attempts + ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
-            " owner = CASE WHEN ? THEN ? ELSE owner END, updated_at = ? WHERE op_id = ?",
-            (
-                state,
-                None if result is None else _dumps(result),
-                None if error is None else redact_text(error),
-                1 if sending else 0,
-                sending,
-                now,
-                sending and owner is not None,
-                owner,
-                now,
-                op_id,
-            ),
+        where = " WHERE op_id = ?"
+        extra: tuple[Any, ...] = ()
+        if unless_done:
+            where += " AND state != 'done'"
+        if expect is not None:
+            states = sorted(set(expect))
+            where += f" AND state IN ({', '.join('?' * len(states))})"
+            extra += tuple(states)
+        if attempts is not None:
+            where += " AND attempts = ?"
+            extra += (attempts,)
+        row = _first(
+            conn.execute(
+                "UPDATE intents SET state = ?, result = COALESCE(?, result), error = ?,"
+                " attempts = attempts + ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
+                f" owner = CASE WHEN ? THEN ? ELSE owner END, updated_at = ?{where} RETURNING {_INTENT_COLUMNS}",
+                (
+                    state,
+                    None if result is None else _dumps(result),
+                    None if error is None else redact_text(error),
+                    1 if sending else 0,
+                    sending,
+                    now,
+                    sending and owner is not None,
+                    owner,
+                    now,
+                    op_id,
+                    *extra,
+                ),
+            )
         )
-        return self._get_intent(conn, op_id)
+        return None if row is None else self._intent(row)
 
     def transition_intent(
         self,
@@ -684,19 +725,24 @@ class SQLiteStore(Store):
         expected = {expect} if isinstance(expect, str) else set(expect)
         now = self.clock()
         with self._write() as conn:
-            current = self._get_intent(conn, op_id)
+            intent = self._set_intent(
+                conn,
+                op_id,
+                state,
+                now,
+                result=result,
+                error=error,
+                owner=owner,
+                unless_done=True,
+                expect=expected,
+                attempts=attempts,
+            )
+            if intent is not None:
+                return True, intent
+            current = self._get_intent(conn, op_id)  # lost the compare-and-set: the row as it is
             if current is None:
                 raise NotFoundInStore(f"no intent with op_id {op_id!r}")
-            if (
-                current.state == "done"
-                or current.state not in expected
-                or (attempts is not None and current.attempts != attempts)
-            ):
-                return False, current
-            intent = self._set_intent(conn, op_id, state, now, result=result, error=error, owner=owner)
-        if intent is None:  # pragma: no cover - updated inside this transaction
-            raise StoreError(f"intent {op_id!r} vanished while it was being written")
-        return True, intent
+            return False, current
 
     # ---- inbox and queue ---------------------------------------------------------------------------
 
