@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from functools import partial
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cxbridge.errors import LeaseLost
 from cxbridge.workflows import once
@@ -141,3 +144,41 @@ def test_by_system_gives_every_call_a_runner_of_its_own_that_ends_with_it() -> N
     assert all(o.rsplit(":", 1)[1].startswith("side") for o in owners)
     assert not any(once._runner_alive(o) for o in owners)
     assert once.runner_id().rsplit(":", 1)[1].isdigit()  # the caller's own id is back
+
+
+def test_the_caller_returns_whether_the_helpers_finish_before_or_after_its_own_call() -> None:
+    """The caller waits for every helper: those done before its own call ends, and those still running then."""
+    release = threading.Event()
+    order: list[str] = []
+
+    def quick() -> str:
+        order.append("quick")
+        return "quick"
+
+    def late() -> str:
+        assert release.wait(10)
+        order.append("late")
+        return "late"
+
+    def first() -> str:
+        release.set()
+        return "first"
+
+    assert once.side_by_side(first, quick, late) == ["first", "quick", "late"]
+    assert sorted(order) == ["late", "quick"]
+    for _ in range(50):  # many small rounds on the kept helper threads: none is lost or left waiting
+        assert once.side_by_side(lambda: 0, lambda: 1, lambda: 2) == [0, 1, 2]
+
+
+@given(st.text(max_size=60), st.sampled_from(["tracker.create", "crm.note", "helpdesk.record", ""]))
+@settings(max_examples=300, deadline=None)
+def test_op_id_is_the_uuid5_of_the_business_key_and_operation(business_key: str, operation: str) -> None:
+    """``op_id`` spells out ``uuid5(NAMESPACE, "<business key>|<operation>")``: the ids intents were stored under."""
+    try:
+        expected = str(uuid.uuid5(once.NAMESPACE, f"{business_key}|{operation}"))
+    except UnicodeEncodeError:  # a lone surrogate: no id either way
+        with pytest.raises(UnicodeEncodeError):
+            once.op_id(business_key, operation)
+        return
+    assert once.op_id(business_key, operation) == expected
+    assert once.op_id(business_key, operation) == expected  # asked again: the same id, kept

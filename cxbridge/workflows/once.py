@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import hashlib
 import itertools
 import os
 import queue
@@ -32,7 +34,6 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from concurrent.futures import Future
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -44,11 +45,23 @@ if TYPE_CHECKING:
     from ..store import Intent, Store
 
 NAMESPACE = uuid.UUID("6f1c2d7e-9a4b-5c3d-8e2f-0a1b2c3d4e5f")
+_NAMESPACE_BYTES: Final[bytes] = NAMESPACE.bytes
 
 
+@functools.lru_cache(maxsize=1024)
 def op_id(business_key: str, operation: str) -> str:
-    """The deterministic id of one external write (``business_key`` names what it is about)."""
-    return str(uuid.uuid5(NAMESPACE, f"{business_key}|{operation}"))
+    """The deterministic id of one external write (``business_key`` names what it is about).
+
+    ``str(uuid.uuid5(NAMESPACE, f"{business_key}|{operation}"))``, spelled out (the SHA-1 with the version and
+    variant bits set, formatted), without building a ``UUID``; the last ids asked for are kept (a job asks for the
+    same one several times)."""
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + f"{business_key}|{operation}".encode(), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 IN_FLIGHT_SECONDS: Final[float] = 300.0
@@ -82,14 +95,19 @@ def side_by_side(*calls: Callable[[], Any]) -> list[Any]:
         except BaseException as exc:  # re-raised by the caller after every call finished
             errors[n] = exc
 
-    def run_aside(n: int) -> None:
-        with own_runner():
-            run(n)
+    aside = _Latch(len(calls) - 1)
 
-    futures = [_helpers.submit(contextvars.copy_context().run, run_aside, n) for n in range(1, len(calls))]
+    def run_aside(n: int) -> None:
+        try:
+            with own_runner():
+                run(n)
+        finally:
+            aside.arrive()
+
+    for n in range(1, len(calls)):
+        _helpers.submit(contextvars.copy_context().run, run_aside, n)
     run(0)
-    for future in futures:
-        future.result()
+    aside.wait()  # the last helper to finish wakes the caller (if it is waiting by then): one wake, not one each
     for error in errors:
         if error is not None:
             raise error
@@ -138,6 +156,30 @@ def by_system(calls: Sequence[tuple[Hashable, Callable[[], Any]]], *, limit: int
     return results
 
 
+class _Latch:
+    """Counts ``n`` helpers down; ``wait`` returns once every one arrived (at once when they all had)."""
+
+    __slots__ = ("_done", "_guard", "_left")
+
+    def __init__(self, n: int) -> None:
+        self._left = n
+        self._guard = threading.Lock()
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def arrive(self) -> None:
+        """One helper is done (the last one releases the waiter)."""
+        with self._guard:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._done.release()
+
+    def wait(self) -> None:
+        """Block until every helper arrived."""
+        self._done.acquire()
+
+
 class _HelperThreads:
     """The helper threads of ``side_by_side``: an idle one takes the next call, a new one starts when none is idle.
 
@@ -151,37 +193,33 @@ class _HelperThreads:
         self.idle_seconds = idle_seconds
         self.keep_idle = keep_idle
         self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]] = []
+        self._idle: list[queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]]] = []
         self._started = itertools.count(1)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Run ``fn(*args)`` in a helper thread; its future."""
-        future: Future[Any] = Future()
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in a helper thread; ``fn`` tells its caller when it is done, and keeps its own outcome
+        (an exception escaping it is dropped here: the helper thread carries on)."""
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
         if inbox is None:
             inbox = queue.SimpleQueue()
             name = f"cxbridge-side-{next(self._started)}"
             threading.Thread(target=self._serve, args=(inbox,), name=name, daemon=True).start()
-        inbox.put((fn, args, future))
-        return future
+        inbox.put((fn, args))
 
-    def _serve(self, inbox: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]]) -> None:
+    def _serve(self, inbox: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
         while True:
             try:
-                fn, args, future = inbox.get(timeout=self.idle_seconds)
+                fn, args = inbox.get(timeout=self.idle_seconds)
             except queue.Empty:
                 with self._lock:
                     if inbox in self._idle:  # nobody took this thread meanwhile: it ends
                         self._idle.remove(inbox)
                         return
                 continue  # a caller took it just now: its call is on the way
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as exc:
-                    future.set_exception(exc)
-            del fn, args, future  # no call's objects kept alive while idle
+            with contextlib.suppress(BaseException):  # fn keeps its own outcome (side_by_side's run_aside)
+                fn(*args)
+            del fn, args  # no call's objects kept alive while idle
             with self._lock:
                 if len(self._idle) >= self.keep_idle:
                     return
