@@ -43,10 +43,16 @@ class Runtime:
         self._handoff: Handoff | None = None
         self._lock = threading.RLock()
         self._max_inline_wait: float | None = None
+        self._roles: dict[tuple[str, str], str] = {}
+        """``role_system``'s answers: the configuration and the plugins do not change under a Runtime."""
+        self._named_connectors: dict[tuple[str, str], Connector] = {}
 
     @property
     def store(self) -> Store:
         """The store named by the configuration, opened on first use."""
+        opened = self._store  # once opened it never changes: no lock needed to read it
+        if opened is not None:
+            return opened
         with self._lock:
             if self._store is None:
                 self._store = open_store(self.config.store_location(), password=self.config.store_password())
@@ -54,6 +60,10 @@ class Runtime:
 
     @property
     def handoff(self) -> Handoff:
+        """The handoff templates, loaded on first use."""
+        loaded = self._handoff
+        if loaded is not None:
+            return loaded
         with self._lock:
             if self._handoff is None:
                 self._handoff = Handoff(self.config.template_dirs(), aliases=self._template_aliases())
@@ -69,6 +79,9 @@ class Runtime:
 
     def connector(self, name: str) -> Connector:
         """The connector of a configured system, built on first use."""
+        built = self._connectors.get(name)  # once built it never changes: no lock needed to read it
+        if built is not None:
+            return built
         with self._lock:
             if name not in self._connectors:
                 system = self.config.system(name)
@@ -95,7 +108,14 @@ class Runtime:
         """The ``[systems.*]`` name that fills a role: ``[escalation] <key>`` when set, else the one enabled system
         whose plugin fills the role (several: the one that takes it first, ``Connector.primary_roles``; still
         several: the one whose table is named like its plugin). ``""`` when none fills it, or when the key is set
-        to ``""`` (a configuration without a CRM)."""
+        to ``""`` (a configuration without a CRM). Worked out once per key and role (a Runtime's configuration and
+        plugins do not change)."""
+        known = self._roles.get((key, role))
+        if known is None:
+            known = self._roles[(key, role)] = self._role_system(key, role)  # a ConfigError is raised each time
+        return known
+
+    def _role_system(self, key: str, role: str) -> str:
         named = self.config.section("escalation").get(key)
         if named is not None:
             return str(named)
@@ -116,6 +136,9 @@ class Runtime:
         return ""
 
     def _named(self, key: str, role: str) -> Connector:
+        known = self._named_connectors.get((key, role))
+        if known is not None:
+            return known
         name = self.role_system(key, role)
         if not name:
             raise ConfigError(
@@ -124,6 +147,7 @@ class Runtime:
         connector = self.connector(name)
         if role not in connector.roles:
             raise ConfigError(f"escalation.{key} = {name!r}: that system is not a {role}")
+        self._named_connectors[(key, role)] = connector
         return connector
 
     def helpdesk(self, name: str | None = None) -> Helpdesk:

@@ -56,3 +56,29 @@ def _zendesk_keys(text: str) -> str:
     """The keys of the (renamed) Zendesk table, for a second table of the same plugin."""
     section = text.split("[systems.desk_eu]", 1)[1].split("\n[", 1)[0]
     return "\n".join(line for line in section.splitlines() if line.strip() and not line.startswith("plugin")) + "\n"
+
+
+def test_roles_are_worked_out_once_and_a_refusal_is_raised_every_time(
+    vendors: Vendors, sandbox_runtime: SandboxRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Runtime answers a role from what it worked out the first time (the same connector, no second look at the
+    systems); a configuration that names no system for a role is refused on every call, never remembered as one."""
+    rt = sandbox_runtime(vendors)
+    helpdesk, tracker = rt.helpdesk(), rt.tracker()
+    looked: list[str] = []
+    original = rt._role_system
+
+    def counted(key: str, role: str) -> str:
+        looked.append(key)
+        return original(key, role)
+
+    monkeypatch.setattr(rt, "_role_system", counted)
+    assert (rt.helpdesk(), rt.tracker(), rt.role_system("helpdesk", "helpdesk")) == (helpdesk, tracker, "zendesk")
+    assert looked == []
+    rt.crm()
+    rt.crm()
+    assert looked == ["crm"]  # the CRM was not asked for before: worked out once
+    several = sandbox_runtime(vendors, extra={"escalation": {"tracker": "nowhere"}})
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            several.tracker()
