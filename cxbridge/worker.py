@@ -487,7 +487,7 @@ class Worker:
         where = f"job {result.job_id} ({result.kind}"
         where += f", {result.subject})" if result.subject else ")"
         where += f" attempt {result.attempt}"
-        detail = _shown(result.detail)
+        detail = fields["detail"]  # _shown(result.detail), redacted once for the message and its field
         if result.outcome == "done":
             log.info("%s done: %s (%.2fs)", where, detail, result.seconds, extra=fields)
         elif result.outcome == "retried":

@@ -80,3 +80,27 @@ def test_a_forked_child_does_not_inherit_a_held_writer_lock(tmp_path: Path) -> N
         finally:
             lock.release()
         assert parent.get_snapshot("k", "child") is not None
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python 3.12 warns on fork with threads
+def test_a_forked_child_uses_a_connection_and_writer_lock_of_its_own(tmp_path: Path) -> None:
+    """The store object a child inherits opens its own connection and takes its own process's writer lock (the
+    process id the store compares is kept current across a fork)."""
+    import os
+
+    path = tmp_path / "fork-own.db"
+    with SQLiteStore(path) as store:
+        store.put_snapshot("k", "parent", {})
+        parent_conn, parent_lock = store._conn(), store._writer_lock()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                own = store._conn() is not parent_conn and store._writer_lock() is not parent_lock
+                store.put_snapshot("k", "child", {})
+                code = 0 if own else 2
+            finally:
+                os._exit(code)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        assert store._conn() is parent_conn
+        assert store.get_snapshot("k", "child") == {}

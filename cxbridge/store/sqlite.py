@@ -173,11 +173,15 @@ class _Holder:
 
 _WRITER_LOCKS: dict[str, threading.Lock] = {}
 _WRITER_LOCKS_GUARD = threading.Lock()
+_PID = [os.getpid()]
+"""This process's id, kept current by the fork hook below: ``os.getpid`` is a system call, and every transaction
+asked it twice (is this thread's connection, is the writer lock, this process's?)."""
 
 
 def _forget_writer_locks() -> None:
     """In a forked child: locks copied from the parent may be held by threads that do not exist here."""
     global _WRITER_LOCKS_GUARD
+    _PID[0] = os.getpid()
     _WRITER_LOCKS.clear()
     _BELLS.clear()
     _WRITER_LOCKS_GUARD = threading.Lock()
@@ -299,7 +303,7 @@ class SQLiteStore(Store):
             raise StoreError("the store is closed")
         local = self._local
         holder: _Holder | None = getattr(local, "holder", None)
-        if holder is None or holder.pid != os.getpid():
+        if holder is None or holder.pid != _PID[0]:
             holder = _Holder(self._connect())
             local.holder = holder
             with self._lock:
@@ -351,8 +355,8 @@ class SQLiteStore(Store):
         """This process's bell for the file (a forked child gets its own: the parent's may be held by a thread the
         child does not have)."""
         pid, bell = self._bells
-        if pid != os.getpid():
-            self._bells = (os.getpid(), _work_bell(self.path))
+        if pid != _PID[0]:
+            self._bells = (_PID[0], _work_bell(self.path))
             bell = self._bells[1]
         return bell
 
@@ -386,8 +390,8 @@ class SQLiteStore(Store):
     def _writer_lock(self) -> threading.Lock:
         """This process's writer lock of the file (looked up once per process: realpath costs three lstats)."""
         writer = self._writer
-        if writer is None or writer[0] != os.getpid():
-            writer = self._writer = (os.getpid(), writer_lock(self.path))
+        if writer is None or writer[0] != _PID[0]:
+            writer = self._writer = (_PID[0], writer_lock(self.path))
         return writer[1]
 
     @contextmanager
