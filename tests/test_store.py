@@ -7,9 +7,11 @@ import base64
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
 
 from cxbridge.secrets import Secret
 from cxbridge.store import (
@@ -320,3 +322,51 @@ def test_a_claim_does_not_grow_with_the_queue(tmp_path: Path, clock: FakeClock) 
             assert held is not None
             steps[queued] = _claim_steps(store)
     assert steps[2000] < 2 * steps[20], steps
+
+
+def _json_values() -> Any:
+    from datetime import UTC
+
+    from hypothesis import strategies as st
+
+    from cxbridge.models import Ref
+
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=12),
+        st.decimals(allow_nan=False, allow_infinity=False, places=2),
+        st.datetimes(timezones=st.just(UTC)),
+        st.builds(Ref, st.sampled_from(["zendesk", "jira"]), st.just("ticket"), st.text(min_size=1, max_size=4)),
+    )
+    keys = st.one_of(st.text(max_size=6), st.integers(min_value=0, max_value=20))
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.lists(inner, max_size=3).map(tuple),
+            st.dictionaries(st.text(max_size=6), inner, max_size=4),
+            st.dictionaries(keys, inner, max_size=3),
+        ),
+        max_leaves=20,
+    )
+
+
+@given(_json_values())
+@settings(max_examples=400, deadline=None)
+def test_the_stored_json_is_what_json_dumps_of_to_jsonable_gives(value: Any) -> None:
+    """``json_text`` (a plain value encoded as it is, by one encoder) keeps the bytes the stores always wrote:
+    non-str keys, Decimals, datetimes, Refs and tuples still go through ``to_jsonable``."""
+    import json
+
+    from cxbridge.models import to_jsonable
+
+    try:
+        expected = json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:  # e.g. keys of mixed types that cannot be sorted: the same refusal
+        with pytest.raises(type(exc)):
+            store_base.json_text(value)
+        return
+    assert store_base.json_text(value) == expected

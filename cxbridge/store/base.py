@@ -8,6 +8,7 @@ epoch seconds and hands it back as a timezone-aware UTC ``datetime``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -19,7 +20,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 from ..errors import CxbridgeError
-from ..models import Link, Ref
+from ..models import Link, Ref, to_jsonable
 from ..redact import MIN_SECRET_LENGTH as MIN_SECRET_LENGTH  # re-exported: the one redaction
 from ..redact import redact_text as redact_text
 from ..redact import redact_value as redact_value
@@ -34,6 +35,33 @@ JOB_RETENTION_SECONDS: Final[int] = 7 * 86400
 PURGE_BATCH: Final[int] = 500
 """Rows one purge transaction deletes at most: the writer lock is released between batches, so deliveries and
 jobs never wait behind a long purge."""
+
+
+_ENCODE: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+def _plain(value: Any) -> bool:
+    """True when ``value`` holds only exact JSON types (str keys): ``to_jsonable`` would return an equal copy."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    return False
+
+
+def jsonable(value: Any) -> Any:
+    """``to_jsonable(value)``, or ``value`` itself when it holds only plain JSON types already (what the stores are
+    mostly given: redacted snapshots, intents' payloads and results, audit details): the same JSON, no copy."""
+    return value if _plain(value) else to_jsonable(value)
+
+
+def json_text(value: Any) -> str:
+    """The JSON the stores keep for a value: ``json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))``,
+    byte for byte, by one encoder made once (``json.dumps`` with options builds one per call)."""
+    return _ENCODE(jsonable(value))
 
 
 def link_row(link: Link, *, now: float, last: float | None) -> tuple[Any, ...]:

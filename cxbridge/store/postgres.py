@@ -56,7 +56,6 @@ back with the next attempt, and the stale attempt's completion is refused.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import select
 import threading
@@ -76,7 +75,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("the PostgreSQL store needs the postgres extra: pip install 'cxbridge[postgres]'") from exc
 
-from ..models import Link, Ref, to_jsonable
+from ..models import Link, Ref
 from ..redact import redact_url
 from . import pg_migrations
 from .base import (
@@ -99,6 +98,8 @@ from .base import (
     Store,
     StoreBusy,
     StoreError,
+    json_text,
+    jsonable,
     link_row,
     redact_text,
     redact_value,
@@ -144,7 +145,7 @@ _LIVE_LEASE_ON_KEY = (
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
+    return json_text(value)
 
 
 def _ref(text: str | None) -> Ref | None:
@@ -1314,7 +1315,7 @@ class PostgresStore(Store):
             origin_event,
             None if ticket is None else str(ticket),
             issue_key,
-            _dumps(redact_value(to_jsonable(details or {}))),
+            _dumps(redact_value(jsonable(details or {}))),
         )
 
         def write(conn: Conn) -> int:

@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..models import Link, Ref, to_jsonable
+from ..models import Link, Ref
 from .base import (
     INBOX_RETENTION_SECONDS,
     INTENT_STATES,
@@ -62,6 +62,8 @@ from .base import (
     Store,
     StoreBusy,
     StoreError,
+    json_text,
+    jsonable,
     link_row,
     redact_text,
     redact_value,
@@ -85,7 +87,7 @@ _AUDIT_COLUMNS = "id, at, actor, action, target, result, policy, origin_event, t
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
+    return json_text(value)
 
 
 _PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -1215,7 +1217,7 @@ class SQLiteStore(Store):
                         origin_event,
                         None if ticket is None else str(ticket),
                         issue_key,
-                        _dumps(redact_value(to_jsonable(details or {}))),
+                        _dumps(redact_value(jsonable(details or {}))),
                     ),
                 )
             )
