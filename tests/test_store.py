@@ -4,6 +4,7 @@ are the contract suite, tests/test_store_contract.py)."""
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -359,8 +360,6 @@ def _json_values() -> Any:
 def test_the_stored_json_is_what_json_dumps_of_to_jsonable_gives(value: Any) -> None:
     """``json_text`` (a plain value encoded as it is, by one encoder) keeps the bytes the stores always wrote:
     non-str keys, Decimals, datetimes, Refs and tuples still go through ``to_jsonable``."""
-    import json
-
     from cxbridge.models import to_jsonable
 
     try:
@@ -370,3 +369,35 @@ def test_the_stored_json_is_what_json_dumps_of_to_jsonable_gives(value: Any) -> 
             store_base.json_text(value)
         return
     assert store_base.json_text(value) == expected
+
+
+def _texts() -> Any:
+    from hypothesis import strategies as st
+
+    from cxbridge.models import to_jsonable
+
+    encoded = _json_values().map(lambda v: json.dumps(to_jsonable(v), sort_keys=True, separators=(",", ":")))
+    return st.one_of(
+        encoded,
+        st.tuples(encoded, st.sampled_from(["", " ", "\n", " x", "]", "{}"])).map("".join),
+        st.tuples(st.sampled_from([" ", "\t", "\ufeff"]), encoded).map("".join),
+        encoded.map(lambda t: t[: len(t) // 2]),
+        st.text(max_size=10),
+    )
+
+
+@given(_texts())
+@settings(max_examples=400, deadline=None)
+def test_rows_are_read_back_as_json_loads_reads_them(text: str) -> None:
+    """The store's reader gives what ``json.loads`` gives for any text (padded, truncated, not JSON at all), and
+    raises what it raises."""
+    from cxbridge.store.sqlite import _loads
+
+    try:
+        expected = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            _loads(text)
+        return
+    got = _loads(text)
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..models import Link, Ref
 from .base import (
@@ -137,8 +137,20 @@ def _dumps_job_payload(job_payload: dict[str, Any], record: Any, record_text: st
     return "{" + ",".join(parts) + "}"
 
 
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    """``json.loads(text)`` (None for NULL): the text the store wrote is one JSON value from its first character
+    to its last, read by the decoder's scanner directly; anything else goes through ``json.loads`` (its answer,
+    its error)."""
+    if text is None:
+        return None
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def _first(cursor: sqlite3.Cursor) -> Any:
