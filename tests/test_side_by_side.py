@@ -182,3 +182,20 @@ def test_op_id_is_the_uuid5_of_the_business_key_and_operation(business_key: str,
         return
     assert once.op_id(business_key, operation) == expected
     assert once.op_id(business_key, operation) == expected  # asked again: the same id, kept
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python 3.12 warns on fork with threads
+def test_a_forked_child_runs_under_its_own_process_id() -> None:
+    """A runner id names the process that runs the write: a forked child's ids carry the child's pid."""
+    import os
+
+    parent = once.runner_id()
+    assert parent.split(":")[1] == str(os.getpid())
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if once.runner_id().split(":")[1] == str(os.getpid()) != parent.split(":")[1] else 2
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0

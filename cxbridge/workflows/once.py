@@ -233,6 +233,16 @@ class _HelperThreads:
 
 _helpers = _HelperThreads()
 os.register_at_fork(after_in_child=_helpers.forget)
+_RUNNER_PREFIX = [f"{_HOST}:{os.getpid()}:"]
+"""``host:pid:`` of this process's runner ids (the fork hook below keeps the pid current: ``os.getpid`` is a
+system call, asked before every write)."""
+
+
+def _forked() -> None:
+    _RUNNER_PREFIX[0] = f"{_HOST}:{os.getpid()}:"
+
+
+os.register_at_fork(after_in_child=_forked)
 _side = threading.local()
 _live_side_runners: set[int] = set()
 _side_numbers = itertools.count(1)
@@ -264,8 +274,8 @@ def runner_id() -> str:
     process: a thread's ident is reused by the next thread, which would make an ended runner look alive."""
     side = getattr(_side, "number", None)
     if side is not None:
-        return f"{_HOST}:{os.getpid()}:side{side}"
-    return f"{_HOST}:{os.getpid()}:{threading.get_ident()}"
+        return f"{_RUNNER_PREFIX[0]}side{side}"
+    return f"{_RUNNER_PREFIX[0]}{threading.get_ident()}"
 
 
 def _runner_alive(owner: str) -> bool | None:
