@@ -558,6 +558,16 @@ class Store(ABC):
         ``linked_ticket``: the snapshot holds facts of this ticket that issues' aggregates summed up; the aggregates
         of every issue it is linked to are dropped in the same transaction (``seq`` + 1, no data)."""
 
+    @contextmanager
+    def snapshots_together(self) -> Iterator[None]:
+        """Inside (this thread only): ``put_snapshot`` calls are kept and written in one transaction when the block
+        ends, instead of one transaction each; ``get_snapshot`` in the block sees them. When the block raises,
+        what was put is still written (as it would have been at once), unless that fails too: the block's error is
+        raised. Blocks nest (the outermost writes). Only for snapshots no other thread or process needs before the
+        block ends (an echo fingerprint is needed at once: never put one inside). The default writes each at once.
+        """
+        yield
+
     @abstractmethod
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
         """The saved snapshot of a remote record, or None."""

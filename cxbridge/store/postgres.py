@@ -55,7 +55,9 @@ back with the next attempt, and the stale attempt's completion is refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import select
 import threading
@@ -146,6 +148,10 @@ _LIVE_LEASE_ON_KEY = (
 
 def _dumps(value: Any) -> str:
     return json_text(value)
+
+
+_Snapshot = tuple[str, str, str, float, "Ref | None"]
+"""A snapshot serialised (and redacted) in its caller's thread: kind, ref, JSON text, time, linked ticket."""
 
 
 def _ref(text: str | None) -> Ref | None:
@@ -1363,29 +1369,64 @@ class PostgresStore(Store):
     # ---- snapshots and checkpoints -----------------------------------------------------------------
 
     def put_snapshot(self, kind: str, ref: str, data: dict[str, Any], *, linked_ticket: Ref | None = None) -> None:
-        """Save (replace) the snapshot of a remote record (dropping the aggregates ``linked_ticket`` is in)."""
-        now = self.clock()
-        text = _dumps(redact_value(data))
+        """Save (replace) the snapshot of a remote record (dropping the aggregates ``linked_ticket`` is in); inside
+        ``snapshots_together``, with the block's others when it ends."""
+        snapshot = (kind, ref, _dumps(redact_value(data)), self.clock(), linked_ticket)
+        pending: list[_Snapshot] | None = getattr(self._local, "snapshots", None)
+        if pending is not None:
+            pending.append(snapshot)
+            return
+        self._save_snapshots([snapshot])
+
+    def _save_snapshots(self, snapshots: list[_Snapshot]) -> None:
+        if not snapshots:
+            return
 
         def run(conn: Conn) -> None:
-            conn.execute(
-                "INSERT INTO snapshots (kind, ref, data, updated_at) VALUES (%s, %s, %s::jsonb, %s)"
-                " ON CONFLICT (kind, ref) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-                (kind, ref, text, now),
-            )
-            if linked_ticket is not None:
+            for kind, ref, text, now, linked_ticket in snapshots:
                 conn.execute(
-                    "INSERT INTO aggregates (issue, seq, data, last_at, updated_at)"
-                    " SELECT issue, 1, NULL, NULL, %s FROM links WHERE ticket = %s ORDER BY issue"
-                    " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = NULL,"
-                    " updated_at = excluded.updated_at",
-                    (now, str(linked_ticket)),
+                    "INSERT INTO snapshots (kind, ref, data, updated_at) VALUES (%s, %s, %s::jsonb, %s)"
+                    " ON CONFLICT (kind, ref) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                    (kind, ref, text, now),
                 )
+                if linked_ticket is not None:
+                    conn.execute(
+                        "INSERT INTO aggregates (issue, seq, data, last_at, updated_at)"
+                        " SELECT issue, 1, NULL, NULL, %s FROM links WHERE ticket = %s ORDER BY issue"
+                        " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = NULL,"
+                        " updated_at = excluded.updated_at",
+                        (now, str(linked_ticket)),
+                    )
 
-        self._run(run, single=linked_ticket is None, idempotent=True)  # upserts: the same outcome run twice
+        one = len(snapshots) == 1 and snapshots[0][4] is None
+        self._run(run, single=one, idempotent=True)  # upserts: the same outcome run twice
+
+    @contextmanager
+    def snapshots_together(self) -> Iterator[None]:
+        """Inside (this thread only): snapshots are kept and written in one transaction when the block ends
+        (``Store.snapshots_together``)."""
+        local = self._local
+        if getattr(local, "snapshots", None) is not None:  # nested: the outermost block writes them
+            yield
+            return
+        pending: list[_Snapshot] = []
+        local.snapshots = pending
+        try:
+            yield
+        except BaseException:
+            local.snapshots = None
+            with contextlib.suppress(Exception):  # what was put is kept if it can be; the block's error is raised
+                self._save_snapshots(pending)
+            raise
+        local.snapshots = None
+        self._save_snapshots(pending)
 
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
-        """The saved snapshot of a remote record, or None."""
+        """The saved snapshot of a remote record (or one put in this thread's ``snapshots_together`` block), or None."""
+        pending: list[_Snapshot] | None = getattr(self._local, "snapshots", None)
+        for k, r, text, _, _ in reversed(pending or ()):
+            if k == kind and r == ref:
+                return dict(json.loads(text))
         row = self._read(
             lambda conn: conn.execute("SELECT data FROM snapshots WHERE kind = %s AND ref = %s", (kind, ref)).fetchone()
         )

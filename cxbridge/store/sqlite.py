@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ..models import Link, Ref
 from .base import (
@@ -253,6 +253,16 @@ def writer_lock(path: Path) -> threading.Lock:
         if lock is None:
             lock = _WRITER_LOCKS[key] = threading.Lock()
         return lock
+
+
+class _Snapshot(NamedTuple):
+    """One snapshot serialised (and redacted) in its caller's thread, waiting for its write."""
+
+    kind: str
+    ref: str
+    text: str
+    now: float
+    linked_ticket: Ref | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1267,25 +1277,65 @@ class SQLiteStore(Store):
     # ---- checkpoints -------------------------------------------------------------------------------
 
     def put_snapshot(self, kind: str, ref: str, data: dict[str, Any], *, linked_ticket: Ref | None = None) -> None:
-        """Save (replace) the snapshot of a remote record (dropping the aggregates ``linked_ticket`` is in)."""
-        now = self.clock()
+        """Save (replace) the snapshot of a remote record (dropping the aggregates ``linked_ticket`` is in); inside
+        ``snapshots_together``, with the block's others when it ends."""
+        snapshot = _Snapshot(kind, ref, _dumps(redact_value(data)), self.clock(), linked_ticket)  # not under the lock
+        pending: list[_Snapshot] | None = getattr(self._local, "snapshots", None)
+        if pending is not None:
+            pending.append(snapshot)
+            return
         with self._write() as conn:
+            self._save_snapshot(conn, snapshot)
+
+    @staticmethod
+    def _save_snapshot(conn: sqlite3.Connection, snapshot: _Snapshot) -> None:
+        kind, ref, text, now, linked_ticket = snapshot
+        conn.execute(
+            "INSERT INTO snapshots (kind, ref, data, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (kind, ref) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+            (kind, ref, text, now),
+        )
+        if linked_ticket is not None:
             conn.execute(
-                "INSERT INTO snapshots (kind, ref, data, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (kind, ref) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-                (kind, ref, _dumps(redact_value(data)), now),
+                "INSERT INTO aggregates (issue, seq, data, last_at, updated_at)"
+                " SELECT issue, 1, NULL, NULL, ? FROM links WHERE ticket = ? ORDER BY issue"
+                " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = NULL,"
+                " updated_at = excluded.updated_at",
+                (now, str(linked_ticket)),
             )
-            if linked_ticket is not None:
-                conn.execute(
-                    "INSERT INTO aggregates (issue, seq, data, last_at, updated_at)"
-                    " SELECT issue, 1, NULL, NULL, ? FROM links WHERE ticket = ? ORDER BY issue"
-                    " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = NULL,"
-                    " updated_at = excluded.updated_at",
-                    (now, str(linked_ticket)),
-                )
+
+    @contextmanager
+    def snapshots_together(self) -> Iterator[None]:
+        """Inside (this thread only): snapshots are kept and written in one transaction when the block ends
+        (``Store.snapshots_together``)."""
+        local = self._local
+        if getattr(local, "snapshots", None) is not None:  # nested: the outermost block writes them
+            yield
+            return
+        pending: list[_Snapshot] = []
+        local.snapshots = pending
+        try:
+            yield
+        except BaseException:
+            local.snapshots = None
+            with contextlib.suppress(Exception):  # what was put is kept if it can be; the block's error is raised
+                self._save_snapshots(pending)
+            raise
+        local.snapshots = None
+        self._save_snapshots(pending)
+
+    def _save_snapshots(self, snapshots: Sequence[_Snapshot]) -> None:
+        if snapshots:
+            with self._write() as conn:
+                for snapshot in snapshots:
+                    self._save_snapshot(conn, snapshot)
 
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
-        """The saved snapshot of a remote record, or None."""
+        """The saved snapshot of a remote record (or one put in this thread's ``snapshots_together`` block), or None."""
+        pending: list[_Snapshot] | None = getattr(self._local, "snapshots", None)
+        for snapshot in reversed(pending or ()):
+            if snapshot.kind == kind and snapshot.ref == ref:
+                return dict(_loads(snapshot.text))
         row = self._conn().execute("SELECT data FROM snapshots WHERE kind = ? AND ref = ?", (kind, ref)).fetchone()
         return None if row is None else dict(_loads(row[0]))
 

@@ -536,8 +536,9 @@ class Escalation:
             result.writes["moved_from"] = f"{moved.issue_key} (remote link {moved.remote_link}, impact {moved.impact})"
             self._point("moved")
 
-        impact.save_customer(self.rt, customer)
-        saved = impact.save_ticket(self.rt, ticket, customer)
+        with store.snapshots_together():  # the customer's and the ticket's snapshots: one transaction
+            impact.save_customer(self.rt, customer)
+            saved = impact.save_ticket(self.rt, ticket, customer)
         # 5. the issue: join, or create exactly once (a new issue carries its impact from birth)
         if joined is not None:
             issue = joined

@@ -1069,6 +1069,37 @@ class StoreContract:
         again = store.begin_intent("op-1", "tracker.remotelink", business_key="helpdesk:ticket:1", payload={})
         assert again.state == "pending"
 
+    def test_snapshots_put_together_are_all_saved_when_the_block_ends(self, store: Store, clock: FakeClock) -> None:
+        """In ``snapshots_together`` the block's own reads see its snapshots; when it ends all are saved (a linked
+        ticket's facts dropping its issues' aggregates, as ``put_snapshot`` does); a block that raises keeps what
+        it put; blocks nest."""
+        store.add_link(Link(TICKET, ISSUE, "ENG-7"))
+        assert store.put_aggregate(ISSUE, {"tickets": 1}, seq=store.get_aggregate(ISSUE).seq)
+        before = store.get_aggregate(ISSUE)
+        secret = Secret("tok-together-" + "7" * 12)
+        with store.snapshots_together():
+            store.put_snapshot("customer", "c:1", {"arr": "200.00", "note": f"token {secret.reveal()}"})
+            with store.snapshots_together():
+                store.put_snapshot("ticket", str(TICKET), {"status": "solved"}, linked_ticket=TICKET)
+            store.put_snapshot("customer", "c:1", {"arr": "300.00"})
+            assert store.get_snapshot("customer", "c:1") == {"arr": "300.00"}  # the block's latest
+            assert store.get_snapshot("ticket", str(TICKET)) == {"status": "solved"}
+        assert store.get_snapshot("customer", "c:1") == {"arr": "300.00"}
+        assert store.get_snapshot("ticket", str(TICKET)) == {"status": "solved"}
+        after = store.get_aggregate(ISSUE)
+        assert (after.seq, after.data) == (before.seq + 1, None)
+
+        def failing_block() -> None:
+            with store.snapshots_together():
+                store.put_snapshot("customer", "c:2", {"note": f"token {secret.reveal()}"})
+                raise RuntimeError("the block failed after its put")
+
+        with pytest.raises(RuntimeError):
+            failing_block()
+        kept = store.get_snapshot("customer", "c:2")
+        assert kept is not None
+        assert secret.reveal() not in str(kept)  # redacted as put_snapshot always does
+
     def test_purge_snapshots_deletes_only_old_rows_of_one_kind(self, store: Store, clock: FakeClock) -> None:
         store.put_snapshot("echo", "old", {})
         store.put_snapshot("customer", "old", {})
