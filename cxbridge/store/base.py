@@ -8,6 +8,7 @@ epoch seconds and hands it back as a timezone-aware UTC ``datetime``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -62,6 +63,48 @@ def json_text(value: Any) -> str:
     """The JSON the stores keep for a value: ``json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))``,
     byte for byte, by one encoder made once (``json.dumps`` with options builds one per call)."""
     return _ENCODE(jsonable(value))
+
+
+def intent_move_values(
+    op_id: str, state: str, now: float, *, result: str | None, error: str | None, owner: str | None
+) -> tuple[Any, ...]:
+    """The values of both stores' intent UPDATE, in its placeholders' order: state, result (JSON text), error
+    (redacted), the attempt added, whether and when ``sent_at`` is stamped, whether and which ``owner``, the time,
+    the op_id. Moving to ``sending`` counts an attempt, stamps ``sent_at`` and records ``owner`` when given."""
+    sending = state == "sending"
+    return (
+        state,
+        result,
+        None if error is None else redact_text(error),
+        1 if sending else 0,
+        sending,
+        now,
+        sending and owner is not None,
+        owner,
+        now,
+        op_id,
+    )
+
+
+@contextmanager
+def kept_together(local: threading.local, save: Callable[[list[Any]], None]) -> Iterator[None]:
+    """The block of ``Store.snapshots_together`` for a store that keeps a thread's pending snapshots in
+    ``local.snapshots`` (its ``put_snapshot`` appends there while it is a list) and writes a list of them in one
+    transaction with ``save``."""
+    if getattr(local, "snapshots", None) is not None:  # nested: the outermost block writes them
+        yield
+        return
+    pending: list[Any] = []
+    local.snapshots = pending
+    try:
+        yield
+    except BaseException:
+        local.snapshots = None
+        with contextlib.suppress(Exception):  # what was put is kept if it can be; the block's error is raised
+            save(pending)
+        raise
+    local.snapshots = None
+    save(pending)
 
 
 def link_row(link: Link, *, now: float, last: float | None) -> tuple[Any, ...]:
@@ -558,15 +601,14 @@ class Store(ABC):
         ``linked_ticket``: the snapshot holds facts of this ticket that issues' aggregates summed up; the aggregates
         of every issue it is linked to are dropped in the same transaction (``seq`` + 1, no data)."""
 
-    @contextmanager
-    def snapshots_together(self) -> Iterator[None]:
+    def snapshots_together(self) -> AbstractContextManager[None]:
         """Inside (this thread only): ``put_snapshot`` calls are kept and written in one transaction when the block
         ends, instead of one transaction each; ``get_snapshot`` in the block sees them. When the block raises,
         what was put is still written (as it would have been at once), unless that fails too: the block's error is
         raised. Blocks nest (the outermost writes). Only for snapshots no other thread or process needs before the
         block ends (an echo fingerprint is needed at once: never put one inside). The default writes each at once.
         """
-        yield
+        return contextlib.nullcontext()
 
     @abstractmethod
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:

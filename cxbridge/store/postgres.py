@@ -55,7 +55,6 @@ back with the next attempt, and the stale attempt's completion is refused.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -63,7 +62,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -100,8 +99,10 @@ from .base import (
     Store,
     StoreBusy,
     StoreError,
+    intent_move_values,
     json_text,
     jsonable,
+    kept_together,
     link_row,
     redact_text,
     redact_value,
@@ -775,7 +776,6 @@ class PostgresStore(Store):
     ) -> Intent | None:
         """Move the intent in one conditional ``UPDATE``: never from ``done``, and only from ``expect`` (with
         ``attempts``) when given; the row as written, or None when the condition did not hold (or no row)."""
-        sending = state == "sending"
         row = conn.execute(
             "UPDATE intents SET state = %s, result = COALESCE(%s::jsonb, result), error = %s,"
             " attempts = attempts + %s, sent_at = CASE WHEN %s THEN %s ELSE sent_at END,"
@@ -783,16 +783,9 @@ class PostgresStore(Store):
             " AND (%s::text[] IS NULL OR state = ANY(%s::text[])) AND (%s::integer IS NULL OR attempts = %s)"
             f" RETURNING {_INTENT_COLUMNS}",
             (
-                state,
-                None if result is None else _dumps(result),
-                None if error is None else redact_text(error),
-                1 if sending else 0,
-                sending,
-                now,
-                sending and owner is not None,
-                owner,
-                now,
-                op_id,
+                *intent_move_values(
+                    op_id, state, now, result=None if result is None else _dumps(result), error=error, owner=owner
+                ),
                 None if expect is None else sorted(expect),
                 None if expect is None else sorted(expect),
                 attempts,
@@ -1401,25 +1394,10 @@ class PostgresStore(Store):
         one = len(snapshots) == 1 and snapshots[0][4] is None
         self._run(run, single=one, idempotent=True)  # upserts: the same outcome run twice
 
-    @contextmanager
-    def snapshots_together(self) -> Iterator[None]:
+    def snapshots_together(self) -> AbstractContextManager[None]:
         """Inside (this thread only): snapshots are kept and written in one transaction when the block ends
         (``Store.snapshots_together``)."""
-        local = self._local
-        if getattr(local, "snapshots", None) is not None:  # nested: the outermost block writes them
-            yield
-            return
-        pending: list[_Snapshot] = []
-        local.snapshots = pending
-        try:
-            yield
-        except BaseException:
-            local.snapshots = None
-            with contextlib.suppress(Exception):  # what was put is kept if it can be; the block's error is raised
-                self._save_snapshots(pending)
-            raise
-        local.snapshots = None
-        self._save_snapshots(pending)
+        return kept_together(self._local, self._save_snapshots)
 
     def get_snapshot(self, kind: str, ref: str) -> dict[str, Any] | None:
         """The saved snapshot of a remote record (or one put in this thread's ``snapshots_together`` block), or None."""

@@ -35,7 +35,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,8 +62,10 @@ from .base import (
     Store,
     StoreBusy,
     StoreError,
+    intent_move_values,
     json_text,
     jsonable,
+    kept_together,
     link_row,
     redact_text,
     redact_value,
@@ -701,7 +703,6 @@ class SQLiteStore(Store):
         ``sent_at`` and, when given, the ``owner`` that won it; returns the row as it is now, or None when no row
         moved: none has ``op_id``, or (``unless_done``) it is done, or it is not in ``expect``, or it has not made
         exactly ``attempts`` attempts (one statement: the conditions are the UPDATE's, the row its RETURNING)."""
-        sending = state == "sending"
         where = " WHERE op_id = ?"
         extra: tuple[Any, ...] = ()
         if unless_done:
@@ -719,16 +720,9 @@ class SQLiteStore(Store):
                 " attempts = attempts + ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
                 f" owner = CASE WHEN ? THEN ? ELSE owner END, updated_at = ?{where} RETURNING {_INTENT_COLUMNS}",
                 (
-                    state,
-                    None if result is None else _dumps(result),
-                    None if error is None else redact_text(error),
-                    1 if sending else 0,
-                    sending,
-                    now,
-                    sending and owner is not None,
-                    owner,
-                    now,
-                    op_id,
+                    *intent_move_values(
+                        op_id, state, now, result=None if result is None else _dumps(result), error=error, owner=owner
+                    ),
                     *extra,
                 ),
             )
@@ -1304,25 +1298,10 @@ class SQLiteStore(Store):
                 (now, str(linked_ticket)),
             )
 
-    @contextmanager
-    def snapshots_together(self) -> Iterator[None]:
+    def snapshots_together(self) -> AbstractContextManager[None]:
         """Inside (this thread only): snapshots are kept and written in one transaction when the block ends
         (``Store.snapshots_together``)."""
-        local = self._local
-        if getattr(local, "snapshots", None) is not None:  # nested: the outermost block writes them
-            yield
-            return
-        pending: list[_Snapshot] = []
-        local.snapshots = pending
-        try:
-            yield
-        except BaseException:
-            local.snapshots = None
-            with contextlib.suppress(Exception):  # what was put is kept if it can be; the block's error is raised
-                self._save_snapshots(pending)
-            raise
-        local.snapshots = None
-        self._save_snapshots(pending)
+        return kept_together(self._local, self._save_snapshots)
 
     def _save_snapshots(self, snapshots: Sequence[_Snapshot]) -> None:
         if snapshots:
