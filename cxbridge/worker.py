@@ -308,8 +308,9 @@ class _Heartbeat:
             with self._cond:
                 if self._job is not job:  # settled meanwhile: its lease ended with it, nothing was lost
                     continue
+                # logged before ``lost`` is set: whoever sees it set finds the warning written
+                log.warning("job %d attempt %d: lease lost (another worker holds a newer attempt)", job.id, job.attempt)
                 self._job, self.lost = None, True
-            log.warning("job %d attempt %d: lease lost (another worker holds a newer attempt)", job.id, job.attempt)
 
 
 HOUSEKEEPING_SECONDS = 3600.0
