@@ -14,8 +14,9 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wrappers import Response
 
 from cxbridge.errors import WebhookRejected
-from cxbridge.models import Ref
-from cxbridge.store.sqlite import _dumps, _dumps_delivery, _dumps_job_payload, _is_plain_json
+from cxbridge.models import Ref, to_jsonable
+from cxbridge.store.base import json_text, jsonable
+from cxbridge.store.sqlite import _dumps, _dumps_job_payload
 from cxbridge.webhooks.metrics import Metrics
 from cxbridge.webhooks.receiver import MAX_NESTING, JsonAnswer, nesting_problem, request_headers
 from cxbridge.webhooks.verify import header_text
@@ -128,17 +129,15 @@ WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 )
 def test_delivery_serialisation_equals_dumps(value: Any) -> None:
     """Plain JSON skips the model walk, anything else takes it: the stored text is the same either way."""
-    assert _dumps_delivery(value) == _dumps(value)
+    assert json_text(value) == json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
 
 
 def test_plain_json_is_only_exact_json_types() -> None:
-    """Only dicts with str keys, lists and scalars of exactly the JSON types are plain."""
-    assert _is_plain_json({"a": [1, 2.0, None, False, "s", {"b": []}]})
-    assert not _is_plain_json({"a": (1,)})
-    assert not _is_plain_json({1: "a"})
-    assert not _is_plain_json({"a": Decimal(1)})
-    assert not _is_plain_json(Dict(a=1))
-    assert not _is_plain_json({Str("a"): 1})
+    """Only dicts with str keys, lists, tuples and scalars of exactly the JSON types are kept as they are."""
+    plain = {"a": [1, 2.0, None, False, "s", {"b": []}], "t": (1,)}
+    assert jsonable(plain) is plain
+    for other in ({1: "a"}, {"a": Decimal(1)}, Dict(a=1), {Str("a"): 1}):
+        assert jsonable(other) is not other
 
 
 @pytest.mark.parametrize(
@@ -150,7 +149,7 @@ def test_plain_json_is_only_exact_json_types() -> None:
 )
 def test_job_payload_reuses_the_record_text(record: dict[str, Any]) -> None:
     """The job payload that carries the inbox row's record is the text _dumps makes of it."""
-    record_text = _dumps_delivery(record)
+    record_text = json_text(record)
     for job in (
         {"event": record, "system": "zendesk"},
         {"system": "zendesk", "event": record, "other": {"x": [1]}},

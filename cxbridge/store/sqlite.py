@@ -92,50 +92,17 @@ def _dumps(value: Any) -> str:
     return json_text(value)
 
 
-_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
-_SORTED_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-"""What ``_dumps`` encodes with, made once (``json.dumps`` with arguments builds an encoder per call)."""
-
-
-def _is_plain_json(value: Any) -> bool:
-    """Whether ``value`` holds only dicts with ``str`` keys, lists and JSON scalars, of exactly those types.
-
-    Such a value is its own ``to_jsonable`` (the JSON a delivery's body was parsed from always is one).
-    """
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            for key, child in item.items():
-                if type(key) is not str:
-                    return False
-                stack.append(child)
-        elif kind is list:
-            stack.extend(item)
-        elif kind not in _PLAIN_SCALARS:
-            return False
-    return True
-
-
-def _dumps_delivery(value: Any) -> str:
-    """``_dumps(value)`` for a delivery's inbox row or job, without copying a value that is plain JSON already."""
-    if _is_plain_json(value):
-        return _SORTED_COMPACT.encode(value)
-    return _dumps(value)
-
-
 def _dumps_job_payload(job_payload: dict[str, Any], record: Any, record_text: str) -> str:
     """``_dumps(job_payload)`` where a value that *is* ``record`` (an event the job carries, as the inbox row
     holds it) is written as ``record_text``, its serialisation already made, rather than serialised again.
 
     The same text as ``_dumps``: its keys sorted, the same separators and escapes."""
     if type(job_payload) is not dict or any(type(key) is not str for key in job_payload):
-        return _dumps_delivery(job_payload)
+        return json_text(job_payload)
     parts = []
     for key in sorted(job_payload):
         item = job_payload[key]
-        parts.append(f"{_SORTED_COMPACT.encode(key)}:{record_text if item is record else _dumps_delivery(item)}")
+        parts.append(f"{json_text(key)}:{record_text if item is record else json_text(item)}")
     return "{" + ",".join(parts) + "}"
 
 
@@ -835,7 +802,7 @@ class SQLiteStore(Store):
         holds it."""
         # serialised here, in the caller's thread (not while the batch holds the lock), and the event once: a job
         # payload that carries the inbox row's record reuses its text
-        payload_text = _dumps_delivery(payload)
+        payload_text = json_text(payload)
         delivery = _Delivery(
             system,
             account,
