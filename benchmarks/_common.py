@@ -277,13 +277,29 @@ class Served:
         return (self.where / f"{name}.secret").read_text(encoding="utf-8")
 
 
+def subscription(system: str) -> dict[str, Any]:
+    """The ``extra`` a bench gives its webhook target on ``system``'s emulator: what the webhook ``cxbridge setup``
+    registers subscribes to, so that a bench receives what a set-up install receives.
+
+    Jira's: setup's events (``cxbridge_jira.setup.EVENTS``), which leave out ``jira:issue_created``, so Jira does not
+    echo the issues cxbridge creates (an admin target without ``events`` gets every event). The Zendesk emulator's
+    admin targets already send what cxbridge's provisioned triggers send, and HubSpot delivers what its app's
+    subscriptions name."""
+    if system == "jira":
+        from cxbridge_jira.setup import EVENTS
+
+        return {"events": list(EVENTS)}
+    return {}
+
+
 @contextmanager
 def served(
     where: Path, tickets: int, *, tagged_every: int, workers: int, threads: int = 8, echoes: bool = True
 ) -> Iterator[Served]:
     """The emulators in their own process seeded with ``tickets`` (``start_vendor_server``) and ``cxbridge serve``
     with ``workers`` worker threads on their config (``start_serve``); with ``echoes`` each emulator delivers its
-    webhooks (the echoes of cxbridge's own writes among them) to the receiver. Both processes stop on exit."""
+    webhooks (the echoes of cxbridge's own writes among them) to the receiver, subscribed as ``cxbridge setup``
+    subscribes (``subscription``). Both processes stop on exit."""
     import tomllib
 
     import requests
@@ -298,6 +314,7 @@ def served(
         ready = Served(vendors, serve, url, where, config_path, config, base, first)
         for name in SYSTEMS if echoes else ():
             target = {"url": f"{url}/webhooks/{name}", "secret": ready.secret(f"{name}.webhook")}
+            target["extra"] = subscription(name)
             requests.post(f"{base[name]}/_sandbox/webhooks", json={"targets": [target]}, timeout=10).raise_for_status()
         yield ready
     finally:

@@ -122,7 +122,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with serve_vendors(SYSTEMS, seed="demo") as vendors, _common.workdir() as where:
         zd = vendors["zendesk"]
         for name in SYSTEMS:
-            vendors[name].webhook_targets = [WebhookTarget(url="http://127.0.0.1:9/", secret=secrets.token_urlsafe(24))]
+            vendors[name].webhook_targets = [
+                WebhookTarget(
+                    url="http://127.0.0.1:9/", secret=secrets.token_urlsafe(24), extra=_common.subscription(name)
+                )
+            ]
         config = write_config(vendors, where / "cxbridge.toml")
         store = where / "cxbridge.db"
         proc, base = _common.start_serve(config, workers=args.workers)
