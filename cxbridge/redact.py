@@ -142,14 +142,33 @@ def _scrub(text: str, forms: Iterable[str]) -> str:
     for form in forms:
         if form in text:
             text = text.replace(form, REDACTED)
-    # each pattern is tried only where it could match (what each needs: "://", a ":" or "=", 18 characters)
+    # each pattern is tried only where it could match (what each needs: "://", a ":" or "=", 18 characters, and
+    # in an ASCII text one of its words: the case-blind scan of the two patterns cost more than the rest together)
     if "://" in text:
         text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}", text)
-    if ":" in text or "=" in text:
+    if (":" in text or "=" in text) and _may_hold(text, _HEADER_WORDS):
         text = _HEADER_VALUE.sub(lambda m: f"{m['name']}{m['sep']}{REDACTED}", text)
-    if len(text) >= _SCHEME_TOKEN_MIN:
+    if len(text) >= _SCHEME_TOKEN_MIN and _may_hold(text, _SCHEME_WORDS):
         text = _SCHEME_TOKEN.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
     return text
+
+
+_HEADER_WORDS = ("authorization", "cookie", "api", "private")
+"""A word each of ``_HEADER_NAMES`` contains (``x-api-key`` and ``api-key`` both hold ``api``)."""
+_SCHEME_WORDS = ("bearer", "basic", "token")
+"""``_SCHEME_TOKEN``'s schemes."""
+
+
+def _may_hold(text: str, words: tuple[str, ...]) -> bool:
+    """False only when ``text`` cannot hold any of ``words`` the way a case-insensitive pattern matches them.
+
+    Exact for ASCII text (lower-casing is what the pattern's ``(?i)`` does there); any other text answers True,
+    since ``(?i)`` also lets a few non-ASCII letters match ASCII ones (``\u017f`` is an ``s``, ``\u212a`` a
+    ``k``) and the pattern alone decides."""
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in words)
 
 
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)

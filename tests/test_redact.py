@@ -8,6 +8,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -151,6 +152,20 @@ def test_scrubbing_stays_longest_first_when_a_secret_contains_another() -> None:
         "plain words, nothing secret",
         "a:b=c",
         "",
+        "AUTHORIZATION: Basic abc",
+        "Proxy-Authorization=xyz",
+        "X-Api-Key: abc",
+        "api_key=abc",
+        "Private-Token: abc",
+        "Set-Cookie: a=b",
+        "BEARER abcdefghijkl1234",
+        "basic abcdefghijkl1234",
+        "job 12 (event, zendesk:ticket:4) done: unchanged (0.01s)",
+        # (?i) lets a few non-ASCII letters match ASCII ones: such texts go to the patterns whatever they hold
+        "Ba\u017fic abcdefgh12345",  # LATIN SMALL LETTER LONG S is an s
+        "coo\u212aie: v",  # KELVIN SIGN is a k
+        "x-ap\u0131-key: v",  # LATIN SMALL LETTER DOTLESS I is an i
+        "caf\u00e9: nothing here",
     ],
 )
 def test_the_quick_checks_change_no_output(text: str) -> None:
@@ -178,3 +193,35 @@ def test_the_remembered_short_texts_stay_bounded() -> None:
         assert redact(f"text {i}") == f"text {i}"
     assert len(redact_module._known_forms().done) <= redact_module._DONE_MAX_ITEMS
     assert redact("Authorization: Bearer abcDEF123456") == "Authorization: ***"
+
+
+class _CountingPattern:
+    """A compiled pattern that counts its scans (``sub``)."""
+
+    def __init__(self, pattern: Any) -> None:
+        self.pattern = pattern
+        self.scans = 0
+
+    def sub(self, repl: Any, text: str) -> str:
+        self.scans += 1
+        return str(self.pattern.sub(repl, text))
+
+
+def test_the_case_blind_patterns_are_not_run_on_an_ascii_text_without_their_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job's log line (a ":" in its subject, longer than a scheme token) holds none of the header names or
+    schemes: neither pattern scans it, the costliest part of redacting it. One that names them is scanned."""
+    header = _CountingPattern(redact_module._HEADER_VALUE)
+    scheme = _CountingPattern(redact_module._SCHEME_TOKEN)
+    monkeypatch.setattr(redact_module, "_HEADER_VALUE", header)
+    monkeypatch.setattr(redact_module, "_SCHEME_TOKEN", scheme)
+    line = "job 4021 (event, zendesk:ticket:977) attempt 1 done: unchanged: zendesk:ticket:977 is linked (0.01s)"
+    assert redact(line) == line
+    assert (header.scans, scheme.scans) == (0, 0)
+    assert redact(f"{line} Cookie: abc") == f"{line} Cookie: ***"
+    assert (header.scans, scheme.scans) == (1, 0)
+    assert redact(f"{line} sent Bearer abcDEF123456xyz") == f"{line} sent Bearer ***"
+    assert (header.scans, scheme.scans) == (1, 1)
+    assert redact(f"{line} k\u0131: v") == f"{line} k\u0131: v"  # not ASCII: the patterns decide
+    assert (header.scans, scheme.scans) == (2, 2)
