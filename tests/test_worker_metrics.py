@@ -111,3 +111,33 @@ def test_log_fields_name_the_outcome_and_the_records() -> None:
     assert (log_fields(retried)["outcome"], log_fields(retried)["run_at"]) == ("retried", 12.5)
     secret = JobResult(8, "event", 1, "dead", "AuthError: sent Authorization: Bearer abcdef0123456789abcdef")
     assert "abcdef0123456789abcdef" not in log_fields(secret)["detail"]
+
+
+def test_job_metrics_look_up_each_label_set_once_and_count_every_job() -> None:
+    """``Metrics.job`` finds a labelled child once per label set (``labels()`` costs more than the increment),
+    and the exposition still counts and times every job under its own labels."""
+    metrics = Metrics(process=False)
+    lookups: list[tuple[str, ...]] = []
+    for family in (metrics._jobs, metrics._job_seconds):
+        original = family.labels
+
+        def counted(*values: str, _original: object = original) -> object:
+            lookups.append(values)
+            return _original(*values)  # type: ignore[operator]
+
+        family.labels = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        metrics.job("done", kind="event", seconds=0.01)
+    metrics.job("retried", kind="notice", seconds=0.02)
+    metrics.job("done", kind="event")
+    assert sorted(lookups) == [("done",), ("event", "done"), ("notice", "retried"), ("retried",)]
+    found = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.render())
+        for s in family.samples
+    }
+    assert found[("cxbridge_jobs_total", (("outcome", "done"),))] == 4
+    assert found[("cxbridge_jobs_total", (("outcome", "retried"),))] == 1
+    assert found[("cxbridge_job_duration_seconds_count", (("kind", "event"), ("outcome", "done")))] == 3
+    assert found[("cxbridge_job_duration_seconds_count", (("kind", "notice"), ("outcome", "retried")))] == 1
+    assert metrics.jobs() == {"done": 4, "retried": 1, "dead": 0}

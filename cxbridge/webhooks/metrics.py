@@ -171,6 +171,8 @@ class Metrics:
         self._delivery_children: dict[tuple[str, str], Any] = {}
         self._seconds_children: dict[str, Any] = {}
         self._job_counts: Counter[str] = Counter()
+        self._job_children: dict[str, Any] = {}
+        self._job_seconds_children: dict[tuple[str, str], Any] = {}
         self.registry.register(_ScrapeTime(lambda: self._rt))
         if process:
             ProcessCollector(registry=self.registry)
@@ -213,9 +215,16 @@ class Metrics:
             raise ValueError(f"unknown job outcome {outcome!r} (known: {', '.join(JOB_OUTCOMES)})")
         with self._lock:
             self._job_counts[outcome] += 1
-            self._jobs.labels(outcome).inc()
+            child = self._job_children.get(outcome)
+            if child is None:
+                child = self._job_children[outcome] = self._jobs.labels(outcome)
+            child.inc()
         if seconds is not None:
-            self._job_seconds.labels(kind, outcome).observe(max(0.0, seconds))
+            key = (kind, outcome)
+            timer = self._job_seconds_children.get(key)
+            if timer is None:
+                timer = self._job_seconds_children.setdefault(key, self._job_seconds.labels(kind, outcome))
+            timer.observe(max(0.0, seconds))
 
     def deliveries(self) -> dict[tuple[str, str], int]:
         """A copy of the delivery counts, keyed ``(system, result)``."""
