@@ -207,3 +207,55 @@ def test_sandbox_config_carries_the_emulators_webhook_secrets(tmp_path: Path) ->
             rt.close()
     finally:
         vendors.stop()
+
+
+class _Blocking:
+    """A waitress task that holds its thread until released."""
+
+    def __init__(self, release: threading.Event, started: threading.Event | None = None) -> None:
+        self.release = release
+        self.started = started
+
+    def service(self) -> None:
+        if self.started is not None:
+            self.started.set()
+        self.release.wait(10)
+
+    def cancel(self) -> None:
+        self.release.set()
+
+
+def test_requests_waiting_for_a_busy_thread_log_one_line_an_interval(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """waitress logs "Task queue depth" for every request queued behind busy threads; serve logs one line, then
+    only counts them (the deepest queue among them) until the interval has passed."""
+    from cxbridge.webhooks.serve import QueueDepthLog
+
+    now = [100.0]
+    with serving(rt, threads=1) as running:
+        dispatcher = running.server.task_dispatcher
+        queue_log = dispatcher.queue_logger
+        assert isinstance(queue_log, QueueDepthLog)
+        queue_log.clock = lambda: now[0]
+        release, started = threading.Event(), threading.Event()
+        caplog.set_level("WARNING")
+        try:
+            dispatcher.add_task(_Blocking(release, started))
+            assert started.wait(10)  # the only thread is busy from here on
+            for _ in range(5):
+                dispatcher.add_task(_Blocking(release))
+            busy = [r.getMessage() for r in caplog.records if "busy" in r.getMessage() or "queue" in r.getMessage()]
+            assert busy == [
+                "all 1 receiver threads were busy: up to 1 requests waited for one (0 more such moments "
+                "since this was last logged; at most one line a 60 s)"
+            ]
+            now[0] += 60.0
+            dispatcher.add_task(_Blocking(release))
+            busy = [r.getMessage() for r in caplog.records if "busy" in r.getMessage() or "queue" in r.getMessage()]
+            assert busy[1:] == [
+                "all 1 receiver threads were busy: up to 6 requests waited for one (4 more such "
+                "moments since this was last logged; at most one line a 60 s)"
+            ]
+        finally:
+            release.set()
