@@ -991,6 +991,20 @@ class SQLiteStore(Store):
         kind_args: tuple[Any, ...] = () if kind_list is None else tuple(kind_list)
         now = self.clock()
         self._local.work_seen = self._bell().generation  # a job queued from here on wakes this thread's wait
+        # A read first: when no job is due (ready and due, or leased with an expired lease: the exhausted ones
+        # among them), nothing can be claimed or buried, and the claim takes no write lock and makes no commit (an
+        # idle worker's poll, the claim after each job). A job queued after this read rings the bell read above.
+        due = (
+            self._conn()
+            .execute(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'ready' AND run_at <= ?" + kind_filter + ")"
+                " OR EXISTS (SELECT 1 FROM jobs WHERE state = 'leased' AND lease_until <= ?" + kind_filter + ")",
+                (now, *kind_args, now, *kind_args),
+            )
+            .fetchone()
+        )
+        if not due[0]:
+            return None
         with self._write() as conn:
             if max_attempts is not None:
                 exhausted = conn.execute(
