@@ -151,6 +151,38 @@ def test_crash_at_each_recovery_point_then_rerun_leaves_one_of_each(
     assert effects(vendors) == ONE_OF_EACH
 
 
+def test_a_create_stores_its_outcome_and_the_ticket_link_in_one_commit(vendors: Vendors, runtime: Runtime) -> None:
+    """Crashed after Jira created the issue, before its outcome was stored: neither the intent's result nor the link
+    is kept, and the rerun finds the issue by its label (no second create). Crashed right after that commit: the
+    link is stored with the create's outcome; the rerun creates nothing more and audits the create once."""
+    store = runtime.store
+
+    def crash_at(point: str) -> Any:
+        def crash(name: str) -> None:
+            if name == point:
+                raise Crash(name)
+
+        return crash
+
+    with pytest.raises(Crash):
+        Escalation(runtime, crash_hook=crash_at("created")).run(EscalationRequest(ticket_id="1"))
+    assert effects(vendors)["issues"] == 1
+    ticket = runtime.helpdesk().ticket_ref("1")
+    assert store.links_for_ticket(ticket) == []
+    with pytest.raises(Crash):
+        Escalation(runtime, crash_hook=crash_at("issue")).run(EscalationRequest(ticket_id="1"))
+    [link] = store.links_for_ticket(ticket)
+    assert link.issue_key == vendors["jira"].state()["issues"][0]["key"]
+    result = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+    assert result.created
+    assert result.issue_key == link.issue_key
+    assert effects(vendors) == ONE_OF_EACH
+    assert len(store.links_for_ticket(ticket)) == 1
+    assert [e.action for e in store.audit_entries(ticket=ticket) if e.action.startswith("escalate.")] == [
+        "escalate.create"
+    ]
+
+
 def test_lost_create_response_does_not_create_a_second_issue(vendors: Vendors, runtime: Runtime) -> None:
     """Jira creates the issue but the answer is lost (read timeout): the label finds it; no second create."""
     jira = vendors["jira"]

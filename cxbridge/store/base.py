@@ -425,6 +425,17 @@ class Store(ABC):
             return False, intent
         return self.transition_intent(op_id, "sending", expect="pending", attempts=0, owner=owner)
 
+    def done_and_linked(
+        self, op_id: str, result: dict[str, Any], link: Link, *, fold: Fold | None = None
+    ) -> tuple[Intent, bool]:
+        """Record a write's outcome and the link it makes, together: ``mark_intent(op_id, "done", result=result)``
+        then ``add_link(link, fold=fold)``, in one transaction where the store can (an escalation's create: the
+        link becomes durable with the created issue, one commit instead of two). Returns the intent as it is (a
+        ``done`` one keeps its first result) and whether the link was added. This default runs the two
+        transactions, the intent first: a crash between them leaves the intent done, and a rerun adds the link."""
+        intent = self.mark_intent(op_id, "done", result=result)
+        return intent, self.add_link(link, fold=fold)
+
     @abstractmethod
     def forget_intent(self, op_id: str) -> bool:
         """Delete an intent whose effect was undone (an unlinked ticket's remote link), so it can be redone.

@@ -571,38 +571,38 @@ class PostgresStore(Store):
 
         The aggregate's row is locked first (``FOR UPDATE``): links added to one issue at once are stamped and
         folded one after the other."""
+        return self._run(lambda conn: self._add_link(conn, link, fold))
+
+    def _add_link(self, conn: Conn, link: Link, fold: Fold | None) -> bool:
+        """``add_link`` inside the caller's transaction."""
         issue = str(link.issue)
-
-        def run(conn: Conn) -> bool:
-            now = self.clock()
-            conn.execute(
-                "INSERT INTO aggregates (issue, seq, data, last_at, updated_at) VALUES (%s, 0, NULL, NULL, %s)"
-                " ON CONFLICT (issue) DO NOTHING",
-                (issue, now),
-            )
-            row = conn.execute("SELECT data, last_at FROM aggregates WHERE issue = %s FOR UPDATE", (issue,)).fetchone()
-            assert row is not None  # inserted above when it was missing
-            last: float | None = row[1]
-            now = self.clock()  # after the lock: the links of one issue are stamped in the order they commit
-            values = link_row(link, now=now, last=last)
-            linked_at = float(values[5])
-            inserted = conn.execute(
-                f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                values,
-            ).rowcount
-            if inserted != 1:
-                return False
-            data: dict[str, Any] | None = None
-            if row[0] is not None and fold is not None and (last is None or linked_at >= last):
-                data = fold(dict(row[0]))
-            conn.execute(
-                "UPDATE aggregates SET seq = seq + 1, data = %s::jsonb,"
-                " last_at = GREATEST(coalesce(last_at, %s), %s), updated_at = %s WHERE issue = %s",
-                (None if data is None else _dumps(redact_value(data)), linked_at, linked_at, now, issue),
-            )
-            return True
-
-        return self._run(run)
+        now = self.clock()
+        conn.execute(
+            "INSERT INTO aggregates (issue, seq, data, last_at, updated_at) VALUES (%s, 0, NULL, NULL, %s)"
+            " ON CONFLICT (issue) DO NOTHING",
+            (issue, now),
+        )
+        row = conn.execute("SELECT data, last_at FROM aggregates WHERE issue = %s FOR UPDATE", (issue,)).fetchone()
+        assert row is not None  # inserted above when it was missing
+        last: float | None = row[1]
+        now = self.clock()  # after the lock: the links of one issue are stamped in the order they commit
+        values = link_row(link, now=now, last=last)
+        linked_at = float(values[5])
+        inserted = conn.execute(
+            f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            values,
+        ).rowcount
+        if inserted != 1:
+            return False
+        data: dict[str, Any] | None = None
+        if row[0] is not None and fold is not None and (last is None or linked_at >= last):
+            data = fold(dict(row[0]))
+        conn.execute(
+            "UPDATE aggregates SET seq = seq + 1, data = %s::jsonb,"
+            " last_at = GREATEST(coalesce(last_at, %s), %s), updated_at = %s WHERE issue = %s",
+            (None if data is None else _dumps(redact_value(data)), linked_at, linked_at, now, issue),
+        )
+        return True
 
     def remove_link(self, ticket: Ref, issue: Ref) -> bool:
         """Remove a link (dropping the issue's aggregate); False when there was none."""
@@ -806,20 +806,38 @@ class PostgresStore(Store):
         if state not in INTENT_STATES:
             raise ValueError(f"unknown intent state {state!r}; expected one of {', '.join(INTENT_STATES)}")
         now = self.clock()
-
-        def mark(conn: Conn) -> Intent:
-            written = self._set_intent(conn, op_id, state, now, result=result, error=error)
-            if written is not None:
-                return written
-            current = self._get_intent(conn, op_id)  # not written: absent, or done
-            if current is None:
-                raise NotFoundInStore(f"no intent with op_id {op_id!r}")
-            if current.state == "done" and state == "done":
-                return current
-            raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
-
         # recording an outcome twice records it once (a done intent keeps its first result); sending counts attempts
-        return self._run(mark, idempotent=state != "sending", single=True)
+        return self._run(
+            lambda conn: self._mark(conn, op_id, state, now, result=result, error=error),
+            idempotent=state != "sending",
+            single=True,
+        )
+
+    def _mark(
+        self, conn: Conn, op_id: str, state: str, now: float, *, result: dict[str, Any] | None, error: str | None
+    ) -> Intent:
+        """``mark_intent`` on ``conn`` (in the caller's transaction, or a statement then a read in autocommit)."""
+        written = self._set_intent(conn, op_id, state, now, result=result, error=error)
+        if written is not None:
+            return written
+        current = self._get_intent(conn, op_id)  # not written: absent, or done
+        if current is None:
+            raise NotFoundInStore(f"no intent with op_id {op_id!r}")
+        if current.state == "done" and state == "done":
+            return current
+        raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
+
+    def done_and_linked(
+        self, op_id: str, result: dict[str, Any], link: Link, *, fold: Fold | None = None
+    ) -> tuple[Intent, bool]:
+        """``Store.done_and_linked`` in one transaction: both are durable, or neither."""
+        now = self.clock()
+        return self._run(
+            lambda conn: (
+                self._mark(conn, op_id, "done", now, result=result, error=None),
+                self._add_link(conn, link, fold),
+            )
+        )
 
     def transition_intent(
         self,

@@ -460,30 +460,34 @@ class SQLiteStore(Store):
 
     def add_link(self, link: Link, *, fold: Fold | None = None) -> bool:
         """Record a ticket<->issue link, and move the issue's aggregate on in the same transaction (``Store``)."""
-        issue = str(link.issue)
         with self._write() as conn:
-            now = self.clock()
-            row = conn.execute("SELECT data, last_at FROM aggregates WHERE issue = ?", (issue,)).fetchone()
-            last: float | None = None if row is None else row[1]
-            # stamped inside the write lock: the links of one issue are stamped in the order they commit
-            values = link_row(link, now=now, last=last)
-            linked_at = float(values[5])
-            cur = conn.execute(
-                f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", values
-            )
-            if cur.rowcount != 1:
-                return False
-            data: dict[str, Any] | None = None
-            if row is not None and row[0] is not None and fold is not None and (last is None or linked_at >= last):
-                data = fold(dict(_loads(row[0])))
-            conn.execute(
-                "INSERT INTO aggregates (issue, seq, data, last_at, updated_at) VALUES (?, 1, ?, ?, ?)"
-                " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = excluded.data,"
-                " last_at = max(coalesce(aggregates.last_at, excluded.last_at), excluded.last_at),"
-                " updated_at = excluded.updated_at",
-                (issue, None if data is None else _dumps(redact_value(data)), linked_at, now),
-            )
-            return True
+            return self._add_link(conn, link, fold)
+
+    def _add_link(self, conn: sqlite3.Connection, link: Link, fold: Fold | None) -> bool:
+        """``add_link`` inside the caller's writing transaction."""
+        issue = str(link.issue)
+        now = self.clock()
+        row = conn.execute("SELECT data, last_at FROM aggregates WHERE issue = ?", (issue,)).fetchone()
+        last: float | None = None if row is None else row[1]
+        # stamped inside the write lock: the links of one issue are stamped in the order they commit
+        values = link_row(link, now=now, last=last)
+        linked_at = float(values[5])
+        cur = conn.execute(
+            f"INSERT INTO links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", values
+        )
+        if cur.rowcount != 1:
+            return False
+        data: dict[str, Any] | None = None
+        if row is not None and row[0] is not None and fold is not None and (last is None or linked_at >= last):
+            data = fold(dict(_loads(row[0])))
+        conn.execute(
+            "INSERT INTO aggregates (issue, seq, data, last_at, updated_at) VALUES (?, 1, ?, ?, ?)"
+            " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = excluded.data,"
+            " last_at = max(coalesce(aggregates.last_at, excluded.last_at), excluded.last_at),"
+            " updated_at = excluded.updated_at",
+            (issue, None if data is None else _dumps(redact_value(data)), linked_at, now),
+        )
+        return True
 
     def remove_link(self, ticket: Ref, issue: Ref) -> bool:
         """Remove a link (dropping the issue's aggregate); False when there was none."""
@@ -642,15 +646,37 @@ class SQLiteStore(Store):
             raise ValueError(f"unknown intent state {state!r}; expected one of {', '.join(INTENT_STATES)}")
         now = self.clock()
         with self._write() as conn:
-            intent = self._set_intent(conn, op_id, state, now, result=result, error=error, unless_done=True)
-            if intent is not None:
-                return intent
-            current = self._get_intent(conn, op_id)  # not moved: done already, or no such intent
-            if current is None:
-                raise NotFoundInStore(f"no intent with op_id {op_id!r}")
-            if state == "done":
-                return current
-            raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
+            return self._mark(conn, op_id, state, now, result=result, error=error)
+
+    def _mark(
+        self,
+        conn: sqlite3.Connection,
+        op_id: str,
+        state: str,
+        now: float,
+        *,
+        result: dict[str, Any] | None,
+        error: str | None,
+    ) -> Intent:
+        """``mark_intent`` inside the caller's writing transaction."""
+        intent = self._set_intent(conn, op_id, state, now, result=result, error=error, unless_done=True)
+        if intent is not None:
+            return intent
+        current = self._get_intent(conn, op_id)  # not moved: done already, or no such intent
+        if current is None:
+            raise NotFoundInStore(f"no intent with op_id {op_id!r}")
+        if state == "done":
+            return current
+        raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
+
+    def done_and_linked(
+        self, op_id: str, result: dict[str, Any], link: Link, *, fold: Fold | None = None
+    ) -> tuple[Intent, bool]:
+        """``Store.done_and_linked`` in one ``BEGIN IMMEDIATE`` transaction: both are durable, or neither."""
+        now = self.clock()
+        with self._write() as conn:
+            intent = self._mark(conn, op_id, "done", now, result=result, error=None)
+            return intent, self._add_link(conn, link, fold)
 
     def _set_intent(
         self,

@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..store import Intent, Store
+from ..store.base import Fold
 from . import fieldmap, impact, policy
 from .context import Context
 from .once import (
@@ -539,23 +540,32 @@ class Escalation:
         with store.snapshots_together():  # the customer's and the ticket's snapshots: one transaction
             impact.save_customer(self.rt, customer)
             saved = impact.save_ticket(self.rt, ticket, customer)
-        # 5. the issue: join, or create exactly once (a new issue carries its impact from birth)
+
+        # 5. the issue: join, or create exactly once (a new issue carries its impact from birth); then the link
+        def link_to(issue: Issue) -> tuple[Link, Fold]:
+            """The ticket's link to ``issue``, and its fold into the issue's aggregate."""
+            link = Link(
+                ticket=ticket.ref,
+                issue=issue.ref,
+                issue_key=issue.key,
+                customer=customer.company_ref,
+                linked_by=(req.agent.email or req.agent.name) if req.agent else None,
+                origin_event=req.origin_event,
+            )
+            return link, impact.link_fold(self.rt, link, saved)
+
         if joined is not None:
             issue = joined
-            created = False
+            created = stored = False
         else:
             assert spec is not None  # built above whenever no issue is named
-            issue, created = self._create_issue(tracker, business_key, create_intent, linked, label, spec, ticket)
+            issue, created, stored = self._create_issue(
+                tracker, business_key, create_intent, linked, label, spec, ticket, link_to
+            )
         self._point("issue")
-        link = Link(
-            ticket=ticket.ref,
-            issue=issue.ref,
-            issue_key=issue.key,
-            customer=customer.company_ref,
-            linked_by=(req.agent.email or req.agent.name) if req.agent else None,
-            origin_event=req.origin_event,
-        )
-        store.add_link(link, fold=impact.link_fold(self.rt, link, saved))  # the issue's aggregate, in one transaction
+        if not stored:  # a create recorded its link with its outcome (one transaction); a join links here
+            link, fold = link_to(issue)
+            store.add_link(link, fold=fold)  # the issue's aggregate, in one transaction
         result.issue_key, result.issue_url, result.issue_ref, result.created = (
             issue.key,
             issue.url,
@@ -802,8 +812,20 @@ class Escalation:
         label: str,
         spec: IssueSpec,
         ticket: Ticket,
-    ) -> tuple[Issue, bool]:
+        link_to: Callable[[Issue], tuple[Link, Fold]],
+    ) -> tuple[Issue, bool, bool]:
+        """The issue of this escalation's create, made exactly once: (the issue, whether it counts as created,
+        whether the ticket's link to it was stored here). The create's outcome and the link are recorded in one
+        transaction (``Store.done_and_linked``): a crash before it leaves the intent ``sending``, reconciled by the
+        label; after it, the rerun finds both."""
         store = self.rt.store
+
+        def done(issue: Issue) -> tuple[Issue, bool, bool]:
+            link, fold = link_to(issue)
+            result = {"id": issue.ref.id, "key": issue.key, "url": issue.url}
+            store.done_and_linked(oid, result, link, fold=fold)
+            return issue, True, True
+
         oid = _create_op_id(business_key)
         # An issue this escalation's own create intent made while the escalation is not complete yet (an earlier
         # attempt of this job, a job resumed after a rate limit, another runner of the same escalation) counts as
@@ -811,26 +833,24 @@ class Escalation:
         # rerun of a complete escalation is a link, as before.
         resumed = completed_escalation(store, ticket.ref) is None
         if intent is not None and intent.state == "done" and intent.result:
-            return self._issue_from(tracker, intent.result), resumed
+            return self._issue_from(tracker, intent.result), resumed, False
         if intent is None and existing:
             # Linked by an earlier join: escalating again joins the same issue rather than creating one.
             first = existing[0]
-            return tracker.get_issue(first.issue_key), False
+            return tracker.get_issue(first.issue_key), False, False
         check_lease()  # a fresh intent is begun already sending (won): the checks below are for one begun before
         won, intent = store.begin_sending(
             oid, "tracker.create", business_key=business_key, payload={"label": label}, owner=runner_id()
         )
         if intent.state == "done" and intent.result:  # another runner created it since the first read
-            return self._issue_from(tracker, intent.result), resumed
+            return self._issue_from(tracker, intent.result), resumed, False
         if not won and in_flight_elsewhere(intent, self.clock()):
             raise EffectInFlight(f"{ticket.ref} is already being escalated by another run; nothing was written here")
         if not won and intent.state in ("sending", "ambiguous"):
             # An earlier attempt may have created the issue: its label finds it.
             found = tracker.search_by_label(label)
             if found:
-                issue = found[0]
-                store.mark_intent(oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url})
-                return issue, True
+                return done(found[0])
             grace = float(self.settings["search_grace_seconds"])
             sent_at = intent.sent_at or 0.0
             if self.clock() - sent_at < grace:
@@ -846,9 +866,9 @@ class Escalation:
                 f"{ticket.ref} is already being escalated by another run; nothing was written here"
             ) from None
         if claimed is None:  # another runner finished the create between the read and the claim
-            done = store.get_intent(oid)
-            if done is not None and done.result:
-                return self._issue_from(tracker, done.result), resumed
+            finished = store.get_intent(oid)
+            if finished is not None and finished.result:
+                return self._issue_from(tracker, finished.result), resumed, False
         self._point("before_create")
         try:
             issue = tracker.create_issue(spec)
@@ -856,9 +876,7 @@ class Escalation:
             store.mark_intent(oid, "ambiguous", error="create not confirmed")
             found = tracker.search_by_label(label)
             if found:
-                issue = found[0]
-                store.mark_intent(oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url})
-                return issue, True
+                return done(found[0])
             raise
         except VendorError as exc:
             store.mark_intent(oid, "failed", error=str(exc))
@@ -867,8 +885,7 @@ class Escalation:
             store.mark_intent(oid, "ambiguous", error="create interrupted")
             raise
         self._point("created")
-        store.mark_intent(oid, "done", result={"id": issue.ref.id, "key": issue.key, "url": issue.url})
-        return issue, True
+        return done(issue)
 
     @staticmethod
     def _issue_from(tracker: Any, result: dict[str, Any]) -> Issue:

@@ -506,6 +506,29 @@ class StoreContract:
         else:
             assert (taken.state, taken.attempts, taken.payload) == ("pending", 0, {"m": 3})
 
+    def test_done_and_linked_records_the_outcome_and_the_link(self, store: Store, clock: FakeClock) -> None:
+        """done_and_linked marks the intent done with its result and adds the link (its fold run on a kept
+        aggregate); again, the intent keeps its first result and the link is not added twice (the fold not run)."""
+        store.begin_sending("op-c", "tracker.create", business_key="bk", payload={}, owner="me")
+        store.add_link(Link(TICKET2, ISSUE, "ENG-7"))
+        assert store.put_aggregate(ISSUE, {"n": 1}, seq=store.get_aggregate(ISSUE).seq) is True
+        clock.advance(1)
+        ran: list[int] = []
+
+        def fold(data: dict[str, Any]) -> dict[str, Any] | None:
+            ran.append(1)
+            return {"n": data["n"] + 1}
+
+        intent, added = store.done_and_linked("op-c", {"key": "ENG-7"}, Link(TICKET, ISSUE, "ENG-7"), fold=fold)
+        assert (intent.state, intent.result, added) == ("done", {"key": "ENG-7"}, True)
+        assert [str(link.ticket) for link in store.links_for_issue(ISSUE)] == [str(TICKET2), str(TICKET)]
+        assert store.get_aggregate(ISSUE).data == {"n": 2}
+        again, added = store.done_and_linked("op-c", {"key": "ENG-8"}, Link(TICKET, ISSUE, "ENG-7"), fold=fold)
+        assert (again.state, again.result, added) == ("done", {"key": "ENG-7"}, False)
+        assert ran == [1]
+        with pytest.raises(NotFoundInStore):
+            store.done_and_linked("op-none", {}, Link(TICKET, ISSUE2, "ENG-9"))
+
     def test_begin_sending_is_won_once_under_a_race(self, store: Store) -> None:
         """Sixteen threads begin the same write: exactly one is told it moved the intent to sending."""
         self._exactly_one_of_sixteen_wins(
