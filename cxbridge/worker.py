@@ -53,10 +53,10 @@ from .http.redact import escape_crlf, one_line, redact
 from .http.retry import RETRY_AFTER_CAP
 from .models import event_from_dict
 from .signals import signal_from_dict
-from .store.base import FollowUp, StoreBusy
+from .store.base import AuditRow, FollowUp, StoreBusy
 from .workflows import events, notices
 from .workflows.escalate import EscalationPending
-from .workflows.once import lease_guard
+from .workflows.once import audit_done, job_audit, lease_guard
 from .workflows.syncback import ECHO_KIND
 
 if TYPE_CHECKING:
@@ -409,12 +409,20 @@ class Worker:
             name = f"cxbridge-heartbeat-{self.worker_id}"
             heartbeat = self._heartbeat = _Heartbeat(store, self.lease_seconds, self.heartbeat_every, name=name)
         heartbeat.watch(job)
-        with heartbeat, lease_guard(still_held):
+        with heartbeat, lease_guard(still_held), job_audit() as audit:
             try:
                 detail = str(handler(self.rt, job.payload))
             except Exception as exc:  # classified below; BaseException (interrupts) ends the worker
                 error = exc
-        result = self._complete(job, detail) if error is None else self._settle_failure(job, error)
+        if error is None:
+            result = self._complete(job, detail, audit)
+        else:
+            if audit and not isinstance(error, LeaseLost):  # what the job finished stays recorded
+                try:
+                    audit_done(store, audit)
+                except Exception as exc:  # not recorded: the retry runs the work again (writing nothing twice)
+                    log.warning("job %s: its audit rows were not written: %s", job.id, _shown(error_line(exc)))
+            result = self._settle_failure(job, error)
         system = job.payload.get("system")
         result = replace(
             result,
@@ -425,8 +433,8 @@ class Worker:
         self._record(result)
         return result
 
-    def _complete(self, job: Job, detail: str) -> JobResult:
-        if self.rt.store.complete(job.id, job.attempt):
+    def _complete(self, job: Job, detail: str, audit: list[AuditRow]) -> JobResult:
+        if self.rt.store.complete(job.id, job.attempt, audit=audit):
             return JobResult(job.id, job.kind, job.attempt, "done", one_line(detail, ERROR_LIMIT))
         return JobResult(job.id, job.kind, job.attempt, "stale", "finished after its lease lapsed")
 

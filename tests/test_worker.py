@@ -870,3 +870,82 @@ def test_housekeeping_forgets_old_echo_fingerprints(store: Store, clock: Clock) 
     assert Worker(rt).housekeeping() == 1
     assert store.get_snapshot("echo", "zendesk:ticket:1|abc") is None
     assert store.get_snapshot("echo", "zendesk:ticket:1|def") is not None
+
+
+# --- the escalation's audit is written with its job's completion ---------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_an_escalation_job_that_lost_its_lease_leaves_its_audit_to_the_attempt_that_completes(
+    sandbox_runtime: SandboxRuntimes, clock: Clock
+) -> None:
+    """Worker A escalates, then pauses past its lease before completing; B takes the job over and runs the
+    escalation again (its writes all skipped). The audit rows go with the completion: B's are written, A's stale
+    completion writes none, so the escalation is audited exactly once (as a create: A's attempt recorded nothing)."""
+    from cxbridge.workflows.escalate import Escalation, EscalationRequest
+
+    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors:
+        rt = sandbox_runtime(vendors, clock=clock)
+        try:
+            paused = threading.Event()
+            release = threading.Event()
+
+            def escalate(runtime: Any, payload: dict[str, Any]) -> str:
+                result = Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+                if threading.current_thread().name == "A":
+                    paused.set()
+                    assert release.wait(10)
+                return str(result.writes)
+
+            jid = rt.store.enqueue("esc", {})
+            a = Worker(rt, handlers={"esc": escalate}, worker_id="A", lease_seconds=10, heartbeat_every=3600)
+            b = Worker(rt, handlers={"esc": escalate}, worker_id="B", lease_seconds=10, heartbeat_every=3600)
+            thread = threading.Thread(target=a.run_once, name="A")
+            thread.start()
+            assert paused.wait(10)
+            ticket = rt.helpdesk().ticket_ref("1")
+            assert rt.store.audit_entries(ticket=ticket) == []  # kept for A's completion
+            clock.advance(10.5)
+            assert b.run_once()
+            assert b.last is not None
+            assert b.last.outcome == "done"
+            release.set()
+            thread.join(10)
+            assert a.last is not None
+            assert a.last.outcome == "stale"
+            job = rt.store.job(jid or 0)
+            assert job is not None
+            assert (job.state, job.attempt) == ("done", 2)
+            actions = [e.action for e in rt.store.audit_entries(ticket=ticket) if e.action.startswith("escalate.")]
+            assert actions == ["escalate.create"]
+            assert len(vendors["jira"].state()["issues"]) == 1
+        finally:
+            rt.close()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_job_that_fails_after_its_escalation_keeps_the_escalation_audited(
+    sandbox_runtime: SandboxRuntimes, clock: Clock
+) -> None:
+    """The escalation finished, then its job failed (a later step's 503): its audit rows are written before the job
+    is retried, so the escalation counts as complete and the retry does not run it again."""
+    from cxbridge.workflows.escalate import Escalation, EscalationRequest, completed_escalation
+
+    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors:
+        rt = sandbox_runtime(vendors, clock=clock)
+        try:
+
+            def escalate_then_fail(runtime: Any, payload: dict[str, Any]) -> str:
+                Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+                raise Unavailable("zendesk", "zendesk: 503 Service Unavailable")
+
+            rt.store.enqueue("esc", {})
+            w = Worker(rt, handlers={"esc": escalate_then_fail}, rng=random.Random(1))
+            assert w.run_once()
+            assert w.last is not None
+            assert w.last.outcome == "retried"
+            ticket = rt.helpdesk().ticket_ref("1")
+            assert [e.action for e in rt.store.audit_entries(ticket=ticket)] == ["escalate.create"]
+            assert completed_escalation(rt.store, ticket) is not None
+        finally:
+            rt.close()

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -255,6 +255,22 @@ class InboxRow:
     payload: dict[str, Any]
     job_id: int | None
     received_at: float
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """An audit row to append (``Store.audit``'s arguments), handed to a job's completion to be written in its
+    transaction (``Store.complete(audit=)``)."""
+
+    actor: str
+    action: str
+    target: str
+    result: str
+    policy: str | None = None
+    origin_event: str | None = None
+    ticket: Ref | None = None
+    issue_key: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -529,8 +545,11 @@ class Store(ABC):
         runs at least ``lease_seconds / 2`` more."""
 
     @abstractmethod
-    def complete(self, job_id: int, attempt: int) -> bool:
-        """Mark the caller's attempt done; False (nothing changed) when the attempt is stale."""
+    def complete(self, job_id: int, attempt: int, *, audit: Sequence[AuditRow] = ()) -> bool:
+        """Mark the caller's attempt done; False (nothing changed) when the attempt is stale.
+
+        ``audit``: rows appended in the same transaction, only when the attempt was current (the job's record of
+        what it did: written once with the job's completion, never by an attempt that lost the job)."""
 
     @abstractmethod
     def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str, waiting: bool = False) -> bool:

@@ -61,7 +61,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -88,6 +88,7 @@ from .base import (
     Aggregate,
     AlreadyReplayed,
     AuditEntry,
+    AuditRow,
     DeadLetter,
     Fold,
     FollowUp,
@@ -1182,18 +1183,27 @@ class PostgresStore(Store):
         ).fetchone()
         return row is not None
 
-    def complete(self, job_id: int, attempt: int) -> bool:
-        """Mark the caller's attempt done; False when it is stale."""
+    def complete(self, job_id: int, attempt: int, *, audit: Sequence[AuditRow] = ()) -> bool:
+        """Mark the caller's attempt done, with its ``audit`` rows (one transaction); False when it is stale."""
         now = self.clock()
-        return self._run(
-            lambda conn: self._settle(
+        rows = [self._audit_args(now, row) for row in audit]
+
+        def settle(conn: Conn) -> bool:
+            done = self._settle(
                 conn,
                 "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = %s"
                 " WHERE id = %s AND attempt = %s AND state = 'leased'",
                 (now, job_id, attempt),
-            ),
-            single=True,
-        )
+            )
+            if done and rows:
+                conn.cursor().executemany(
+                    f"INSERT INTO audit ({_AUDIT_COLUMNS.removeprefix('id, ')})"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+                    rows,
+                )
+            return done
+
+        return self._run(settle, single=not rows)
 
     def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str, waiting: bool = False) -> bool:
         """Return the caller's attempt to ready, due at ``run_at`` (``waiting``: counted in ``waits``, not as a
@@ -1322,17 +1332,9 @@ class PostgresStore(Store):
         details: dict[str, Any] | None = None,
     ) -> int:
         """Append an audit row; returns its id."""
-        args = (
+        args = self._audit_args(
             self.clock(),
-            actor,
-            action,
-            target,
-            redact_text(result),
-            policy,
-            origin_event,
-            None if ticket is None else str(ticket),
-            issue_key,
-            _dumps(redact_value(jsonable(details or {}))),
+            AuditRow(actor, action, target, result, policy, origin_event, ticket, issue_key, details or {}),
         )
 
         def write(conn: Conn) -> int:
@@ -1345,6 +1347,22 @@ class PostgresStore(Store):
             return int(row[0])
 
         return self._run(write, single=True)
+
+    @staticmethod
+    def _audit_args(now: float, row: AuditRow) -> tuple[Any, ...]:
+        """The audit INSERT's values for ``row`` (strings redacted), stamped ``now``."""
+        return (
+            now,
+            row.actor,
+            row.action,
+            row.target,
+            redact_text(row.result),
+            row.policy,
+            row.origin_event,
+            None if row.ticket is None else str(row.ticket),
+            row.issue_key,
+            _dumps(redact_value(jsonable(row.details))),
+        )
 
     def audit_entries(self, *, ticket: Ref | None = None, issue_key: str | None = None) -> list[AuditEntry]:
         """Audit rows in the order written, filtered by ticket and/or issue key."""

@@ -51,6 +51,7 @@ from .base import (
     Aggregate,
     AlreadyReplayed,
     AuditEntry,
+    AuditRow,
     DeadLetter,
     Fold,
     FollowUp,
@@ -1096,16 +1097,20 @@ class SQLiteStore(Store):
             )
             return cur.rowcount == 1
 
-    def complete(self, job_id: int, attempt: int) -> bool:
-        """Mark the caller's attempt done; False when it is stale."""
+    def complete(self, job_id: int, attempt: int, *, audit: Sequence[AuditRow] = ()) -> bool:
+        """Mark the caller's attempt done, with its ``audit`` rows (one transaction); False when it is stale."""
         now = self.clock()
         with self._write() as conn:
-            return self._settle(
+            done = self._settle(
                 conn,
                 "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = ?"
                 " WHERE id = ? AND attempt = ? AND state = 'leased'",
                 (now, job_id, attempt),
             )
+            if done:
+                for row in audit:
+                    self._audit(conn, now, row)
+            return done
 
     def _settle(self, conn: sqlite3.Connection, statement: str, args: tuple[Any, ...]) -> bool:
         """Run a fenced UPDATE ... RETURNING lock_key; wake the workers when it freed an entity."""
@@ -1224,27 +1229,33 @@ class SQLiteStore(Store):
         details: dict[str, Any] | None = None,
     ) -> int:
         """Append an audit row; returns its id."""
+        row = AuditRow(actor, action, target, result, policy, origin_event, ticket, issue_key, details or {})
         now = self.clock()
         with self._write() as conn:
-            row = _first(
-                conn.execute(
-                    f"INSERT INTO audit ({_AUDIT_COLUMNS.removeprefix('id, ')})"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (
-                        now,
-                        actor,
-                        action,
-                        target,
-                        redact_text(result),
-                        policy,
-                        origin_event,
-                        None if ticket is None else str(ticket),
-                        issue_key,
-                        _dumps(redact_value(jsonable(details or {}))),
-                    ),
-                )
+            return self._audit(conn, now, row)
+
+    @staticmethod
+    def _audit(conn: sqlite3.Connection, now: float, row: AuditRow) -> int:
+        """Append ``row`` (strings redacted) inside the caller's writing transaction; its id."""
+        written = _first(
+            conn.execute(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS.removeprefix('id, ')})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    now,
+                    row.actor,
+                    row.action,
+                    row.target,
+                    redact_text(row.result),
+                    row.policy,
+                    row.origin_event,
+                    None if row.ticket is None else str(row.ticket),
+                    row.issue_key,
+                    _dumps(redact_value(jsonable(row.details))),
+                ),
             )
-            return int(row[0])
+        )
+        return int(written[0])
 
     def audit_entries(self, *, ticket: Ref | None = None, issue_key: str | None = None) -> list[AuditEntry]:
         """Audit rows in the order written, filtered by ticket and/or issue key."""

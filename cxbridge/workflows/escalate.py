@@ -28,11 +28,12 @@ from ..errors import (
     VendorError,
 )
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
-from ..store import Intent, Store
+from ..store import AuditRow, Intent, Store
 from ..store.base import Fold
 from . import fieldmap, impact, policy
 from .context import Context
 from .once import (
+    audit_done,
     check_lease,
     claim_send,
     crm_note_once,
@@ -653,33 +654,40 @@ class Escalation:
             result.writes["crm_note"],
         ) = side_by_side(remote_link, ticket_note, crm_note)
 
-        # 9. audit
-        store.audit(
-            actor=self._actor(req),
-            action="escalate.create" if created else "escalate.link",
-            target=str(issue.ref),
-            result="ok",
-            ticket=ticket.ref,
-            issue_key=issue.key,
-            origin_event=req.origin_event,
-            details={
-                "priority": priority.value,
-                "writes": result.writes,
-                "decisions": [d.as_dict() for d in decisions],
-            },
+        # 9. audit: now, or in a worker's job with the job's completion (one transaction; ``once.audit_done``)
+        audit_done(
+            store,
+            [
+                AuditRow(
+                    actor=self._actor(req),
+                    action="escalate.create" if created else "escalate.link",
+                    target=str(issue.ref),
+                    result="ok",
+                    ticket=ticket.ref,
+                    issue_key=issue.key,
+                    origin_event=req.origin_event,
+                    details={
+                        "priority": priority.value,
+                        "writes": dict(result.writes),
+                        "decisions": [d.as_dict() for d in decisions],
+                    },
+                ),
+                *(
+                    AuditRow(
+                        actor=decision.agent or "agent",
+                        action=f"decision.{decision.action}",
+                        target=str(ticket.ref),
+                        result="granted" if decision.granted else "refused",
+                        policy=decision.rule,
+                        origin_event=req.origin_event,
+                        ticket=ticket.ref,
+                        issue_key=issue.key,
+                        details=decision.as_dict(),
+                    )
+                    for decision in decisions
+                ),
+            ],
         )
-        for decision in decisions:
-            store.audit(
-                actor=decision.agent or "agent",
-                action=f"decision.{decision.action}",
-                target=str(ticket.ref),
-                result="granted" if decision.granted else "refused",
-                policy=decision.rule,
-                origin_event=req.origin_event,
-                ticket=ticket.ref,
-                issue_key=issue.key,
-                details=decision.as_dict(),
-            )
         result.calls = self.rt.calls_since(before)
         return result
 

@@ -42,7 +42,7 @@ from ..errors import AmbiguousOutcome, EffectInFlight, VendorError
 if TYPE_CHECKING:
     from ..connectors import CRM
     from ..models import Customer, Ref
-    from ..store import Intent, Store
+    from ..store import AuditRow, Intent, Store
 
 NAMESPACE = uuid.UUID("6f1c2d7e-9a4b-5c3d-8e2f-0a1b2c3d4e5f")
 _NAMESPACE_BYTES: Final[bytes] = NAMESPACE.bytes
@@ -315,6 +315,46 @@ def in_flight_elsewhere(intent: Intent, now: float) -> bool:
     if now - intent.sent_at >= IN_FLIGHT_SECONDS:
         return False
     return _runner_alive(intent.owner) is not False  # unknown (another host): trusted within the window
+
+
+_job_audit: contextvars.ContextVar[list[AuditRow] | None] = contextvars.ContextVar("cxbridge_job_audit", default=None)
+
+
+@contextlib.contextmanager
+def job_audit() -> Iterator[list[AuditRow]]:
+    """Run a job's handler: the rows it hands to ``audit_done`` are kept in the list given, for the worker to write
+    with the job's completion (``Store.complete(audit=)``: one transaction, and none by an attempt that lost the
+    job). A job that fails after handing rows has them written before it is settled (what was done stays
+    recorded), unless it lost its lease (the attempt that took the job over runs the work and records it)."""
+    rows: list[AuditRow] = []
+    token = _job_audit.set(rows)
+    try:
+        yield rows
+    finally:
+        _job_audit.reset(token)
+
+
+def audit_done(store: Store, rows: Sequence[AuditRow]) -> None:
+    """Record what a finished piece of work did: the rows are appended now, or, inside a worker's job
+    (``job_audit``), kept for the job's completion, which writes them in its own transaction.
+
+    Only for the last step of a piece of work (the escalation's audit): nothing in the same job reads them back."""
+    kept = _job_audit.get()
+    if kept is not None:
+        kept.extend(rows)
+        return
+    for row in rows:
+        store.audit(
+            actor=row.actor,
+            action=row.action,
+            target=row.target,
+            result=row.result,
+            policy=row.policy,
+            origin_event=row.origin_event,
+            ticket=row.ticket,
+            issue_key=row.issue_key,
+            details=row.details,
+        )
 
 
 @contextlib.contextmanager

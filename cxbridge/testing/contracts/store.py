@@ -32,6 +32,7 @@ from ...secrets import Secret
 from ...store import (
     Aggregate,
     AlreadyReplayed,
+    AuditRow,
     FollowUp,
     Intent,
     IntentStateError,
@@ -786,6 +787,30 @@ class StoreContract:
         assert (done.state, done.attempt, done.lease_until) == ("done", 2, None)
         assert store.complete(job_id, 2) is False  # not leased any more
         assert store.heartbeat(job_id, 2, 30) is False
+
+    def test_complete_writes_its_audit_rows_only_for_the_current_attempt(self, store: Store, clock: FakeClock) -> None:
+        """complete(audit=) appends the rows (redacted) with the completion; a stale attempt's rows are not written."""
+        secret = Secret("s3cr3t-token-value-1234")
+        job_id = store.enqueue("escalate", {})
+        assert job_id is not None
+        assert store.claim("A", lease_seconds=30) is not None
+        clock.advance(31)
+        assert store.claim("B", lease_seconds=30) is not None
+        stale = [AuditRow("A", "escalate.create", "tracker:issue:1", "ok", ticket=TICKET)]
+        assert store.complete(job_id, 1, audit=stale) is False
+        assert store.audit_entries(ticket=TICKET) == []
+        rows = [
+            AuditRow("B", "escalate.create", "tracker:issue:1", "ok", ticket=TICKET, issue_key="ENG-7"),
+            AuditRow("B", "decision.priority", str(TICKET), f"granted {secret.reveal()}", ticket=TICKET),
+        ]
+        assert store.complete(job_id, 2, audit=rows) is True
+        entries = store.audit_entries(ticket=TICKET)
+        assert [(e.actor, e.action, e.issue_key) for e in entries] == [
+            ("B", "escalate.create", "ENG-7"),
+            ("B", "decision.priority", None),
+        ]
+        assert secret.reveal() not in entries[1].result
+        assert all(e.at == clock.now for e in entries)
 
     def test_heartbeat_extends_the_lease(self, store: Store, clock: FakeClock) -> None:
         """A heartbeat keeps the job from being reaped past its first lease."""
