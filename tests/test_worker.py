@@ -949,3 +949,33 @@ def test_a_job_that_fails_after_its_escalation_keeps_the_escalation_audited(
             assert completed_escalation(rt.store, ticket) is not None
         finally:
             rt.close()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_an_escalation_kept_for_its_jobs_completion_counts_as_complete_in_that_job(
+    sandbox_runtime: SandboxRuntimes, clock: Clock
+) -> None:
+    """Inside the job, an escalation whose audit rows wait for the completion is complete already: a second
+    request for the same ticket in the same job (two signals of one change) is not escalated again."""
+    from cxbridge.workflows.escalate import Escalation, EscalationRequest, completed_escalation
+
+    with mock_vendors(["zendesk", "hubspot", "jira"], seed="demo") as vendors:
+        rt = sandbox_runtime(vendors, clock=clock)
+        try:
+            seen: list[bool] = []
+
+            def escalate(runtime: Any, payload: dict[str, Any]) -> str:
+                ticket = runtime.helpdesk().ticket_ref("1")
+                seen.append(completed_escalation(runtime.store, ticket) is not None)
+                Escalation(runtime).run(EscalationRequest(ticket_id="1"))
+                seen.append(completed_escalation(runtime.store, ticket) is not None)
+                assert runtime.store.audit_entries(ticket=ticket) == []  # written with the completion
+                return "escalated"
+
+            rt.store.enqueue("esc", {})
+            assert Worker(rt, handlers={"esc": escalate}).run_once()
+            assert seen == [False, True]
+            ticket = rt.helpdesk().ticket_ref("1")
+            assert [e.action for e in rt.store.audit_entries(ticket=ticket)] == ["escalate.create"]
+        finally:
+            rt.close()

@@ -34,6 +34,7 @@ from . import fieldmap, impact, policy
 from .context import Context
 from .once import (
     audit_done,
+    audit_kept,
     check_lease,
     claim_send,
     crm_note_once,
@@ -169,6 +170,9 @@ def completed_escalation(store: Store, ticket: Ref) -> Link | None:
     links = store.links_for_ticket(ticket)
     if not links:
         return None
+    # audited in this very job: its rows wait for the job's completion (``once.audit_done``), after its links
+    if any(row.action in ESCALATION_ACTIONS and row.ticket == ticket for row in audit_kept()):
+        return links[0]
     since = max((link.linked_at.timestamp() for link in links if link.linked_at is not None), default=0.0)
     audited = any(e.action in ESCALATION_ACTIONS and e.at >= since for e in store.audit_entries(ticket=ticket))
     return links[0] if audited else None

@@ -338,7 +338,8 @@ def audit_done(store: Store, rows: Sequence[AuditRow]) -> None:
     """Record what a finished piece of work did: the rows are appended now, or, inside a worker's job
     (``job_audit``), kept for the job's completion, which writes them in its own transaction.
 
-    Only for the last step of a piece of work (the escalation's audit): nothing in the same job reads them back."""
+    Only for the last step of a piece of work (the escalation's audit); a reader in the same job that asks whether
+    the work was audited looks at ``audit_kept`` too."""
     kept = _job_audit.get()
     if kept is not None:
         kept.extend(rows)
@@ -355,6 +356,11 @@ def audit_done(store: Store, rows: Sequence[AuditRow]) -> None:
             issue_key=row.issue_key,
             details=row.details,
         )
+
+
+def audit_kept() -> list[AuditRow]:
+    """The rows the running job kept for its completion so far (``audit_done``); empty outside a job."""
+    return list(_job_audit.get() or ())
 
 
 @contextlib.contextmanager
