@@ -2,8 +2,8 @@
 
     python benchmarks/run.py [--quick] [--check] [--only NAME[,NAME]] [--out FILE]
 
-NAME is one of: latency, pipeline, calls, engine, ingest, ratelimit, reconcile, join, store, pg. Each bench writes
-its own JSON too (``benchmarks/results/<name>.json``); ``--out`` gets them all in one document (default
+NAME is one of: latency, pipeline, calls, engine, floor, ingest, ratelimit, reconcile, join, store, pg. Each bench
+writes its own JSON too (``benchmarks/results/<name>.json``); ``--out`` gets them all in one document (default
 ``benchmarks/results.json``, ``benchmarks/results-quick.json`` with ``--quick``). A bench that fails is reported
 as failed with the end of its output (its figures are then missing, never invented).
 
@@ -33,6 +33,7 @@ BENCHES = {
     "pipeline": "bench_pipeline.py",
     "calls": "bench_calls.py",
     "engine": "bench_engine.py",
+    "floor": "bench_floor.py",
     "ingest": "bench_ingest.py",
     "ratelimit": "bench_ratelimit.py",
     "reconcile": "bench_reconcile.py",

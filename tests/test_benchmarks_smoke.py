@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -60,6 +62,7 @@ def test_run_quick_check_runs_every_bench_and_exits_on_misses_only(tmp_path: Pat
         "pipeline",
         "calls",
         "engine",
+        "floor",
         "ingest",
         "ratelimit",
         "reconcile",
@@ -80,6 +83,16 @@ def test_run_quick_check_runs_every_bench_and_exits_on_misses_only(tmp_path: Pat
     assert latency["cxbridge"]["rounds"] == latency["sdk"]["rounds"] == 3
     pipeline = next(b for b in doc["benches"] if b["bench"] == "pipeline")["figures"]
     assert pipeline["escalations"] == 60
+    # the floor: each client made the same call, waitress and the store were measured, and the sum is theirs
+    floor = next(b for b in doc["benches"] if b["bench"] == "floor")
+    assert floor["targets"] == []  # a breakdown, no target
+    call = floor["figures"]["vendor_call"]
+    assert set(call) == {"cxbridge_http_client_us", "requests_session_us", "urllib3_us", "http_client_us"}
+    assert all(v > 0 for v in call.values())
+    sums = floor["figures"]["escalation_floor"]
+    assert sums["total_ms"] == pytest.approx(sums["calls_ms"] + sums["deliveries_ms"] + sums["transactions_ms"], 0.01)
+    assert sums["deliveries_ms"] > 0
+    assert sums["transactions_ms"] > 0
     # PostgreSQL beside SQLite (CI starts the server): 1 and 8 worker processes on each, every job run once
     pg = next(b for b in doc["benches"] if b["bench"] == "pg")
     for store in ("postgresql", "sqlite"):
