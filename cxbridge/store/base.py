@@ -273,6 +273,23 @@ class AuditRow:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def audit_values(now: float, row: AuditRow) -> tuple[Any, ...]:
+    """The audit table's values for ``row`` stamped ``now`` (its columns in the stores' order: at, actor, action,
+    target, result, policy, origin_event, ticket, issue_key, details), the result and details redacted."""
+    return (
+        now,
+        row.actor,
+        row.action,
+        row.target,
+        redact_text(row.result),
+        row.policy,
+        row.origin_event,
+        None if row.ticket is None else str(row.ticket),
+        row.issue_key,
+        json_text(redact_value(jsonable(row.details))),
+    )
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     """One cross-system write or decision: who, what, on whose authority, caused by what, and how it ended."""

@@ -100,9 +100,9 @@ from .base import (
     Store,
     StoreBusy,
     StoreError,
+    audit_values,
     intent_move_values,
     json_text,
-    jsonable,
     kept_together,
     link_row,
     redact_text,
@@ -1186,7 +1186,7 @@ class PostgresStore(Store):
     def complete(self, job_id: int, attempt: int, *, audit: Sequence[AuditRow] = ()) -> bool:
         """Mark the caller's attempt done, with its ``audit`` rows (one transaction); False when it is stale."""
         now = self.clock()
-        rows = [self._audit_args(now, row) for row in audit]
+        rows = [audit_values(now, row) for row in audit]
 
         def settle(conn: Conn) -> bool:
             done = self._settle(
@@ -1332,7 +1332,7 @@ class PostgresStore(Store):
         details: dict[str, Any] | None = None,
     ) -> int:
         """Append an audit row; returns its id."""
-        args = self._audit_args(
+        args = audit_values(
             self.clock(),
             AuditRow(actor, action, target, result, policy, origin_event, ticket, issue_key, details or {}),
         )
@@ -1347,22 +1347,6 @@ class PostgresStore(Store):
             return int(row[0])
 
         return self._run(write, single=True)
-
-    @staticmethod
-    def _audit_args(now: float, row: AuditRow) -> tuple[Any, ...]:
-        """The audit INSERT's values for ``row`` (strings redacted), stamped ``now``."""
-        return (
-            now,
-            row.actor,
-            row.action,
-            row.target,
-            redact_text(row.result),
-            row.policy,
-            row.origin_event,
-            None if row.ticket is None else str(row.ticket),
-            row.issue_key,
-            _dumps(redact_value(jsonable(row.details))),
-        )
 
     def audit_entries(self, *, ticket: Ref | None = None, issue_key: str | None = None) -> list[AuditEntry]:
         """Audit rows in the order written, filtered by ticket and/or issue key."""

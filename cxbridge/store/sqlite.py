@@ -63,9 +63,9 @@ from .base import (
     Store,
     StoreBusy,
     StoreError,
+    audit_values,
     intent_move_values,
     json_text,
-    jsonable,
     kept_together,
     link_row,
     redact_text,
@@ -1241,18 +1241,7 @@ class SQLiteStore(Store):
             conn.execute(
                 f"INSERT INTO audit ({_AUDIT_COLUMNS.removeprefix('id, ')})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    now,
-                    row.actor,
-                    row.action,
-                    row.target,
-                    redact_text(row.result),
-                    row.policy,
-                    row.origin_event,
-                    None if row.ticket is None else str(row.ticket),
-                    row.issue_key,
-                    _dumps(redact_value(jsonable(row.details))),
-                ),
+                audit_values(now, row),
             )
         )
         return int(written[0])

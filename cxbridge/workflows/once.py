@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -344,18 +345,8 @@ def audit_done(store: Store, rows: Sequence[AuditRow]) -> None:
     if kept is not None:
         kept.extend(rows)
         return
-    for row in rows:
-        store.audit(
-            actor=row.actor,
-            action=row.action,
-            target=row.target,
-            result=row.result,
-            policy=row.policy,
-            origin_event=row.origin_event,
-            ticket=row.ticket,
-            issue_key=row.issue_key,
-            details=row.details,
-        )
+    for row in rows:  # an AuditRow's fields are Store.audit's keyword arguments
+        store.audit(**{f.name: getattr(row, f.name) for f in dataclasses.fields(row)})
 
 
 def audit_kept() -> list[AuditRow]:
