@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from cxbridge.errors import WebhookRejected
 from cxbridge.models import Ref, to_jsonable
 from cxbridge.store.base import json_text, jsonable
-from cxbridge.store.sqlite import _dumps, _dumps_job_payload
+from cxbridge.store.sqlite import _dumps_job_payload
 from cxbridge.webhooks.metrics import Metrics
 from cxbridge.webhooks.receiver import MAX_NESTING, JsonAnswer, nesting_problem, request_headers
 from cxbridge.webhooks.verify import header_text
@@ -148,7 +148,7 @@ def test_plain_json_is_only_exact_json_types() -> None:
     ],
 )
 def test_job_payload_reuses_the_record_text(record: dict[str, Any]) -> None:
-    """The job payload that carries the inbox row's record is the text _dumps makes of it."""
+    """The job payload that carries the inbox row's record is the text json_text makes of it."""
     record_text = json_text(record)
     for job in (
         {"event": record, "system": "zendesk"},
@@ -157,7 +157,7 @@ def test_job_payload_reuses_the_record_text(record: dict[str, Any]) -> None:
         {"event": dict(record), "system": "zendesk"},  # equal but not the same object: serialised on its own
         {"event": record, 5: "non-str key"},
     ):
-        assert _dumps_job_payload(job, record, record_text) == _dumps(job)
+        assert _dumps_job_payload(job, record, record_text) == json_text(job)
 
 
 def test_metrics_count_each_label_set_on_its_own() -> None:

@@ -148,10 +148,6 @@ _LIVE_LEASE_ON_KEY = (
 )
 
 
-def _dumps(value: Any) -> str:
-    return json_text(value)
-
-
 _Snapshot = tuple[str, str, str, float, "Ref | None"]
 """A snapshot serialised (and redacted) in its caller's thread: kind, ref, JSON text, time, linked ticket."""
 
@@ -601,7 +597,7 @@ class PostgresStore(Store):
         conn.execute(
             "UPDATE aggregates SET seq = seq + 1, data = %s::jsonb,"
             " last_at = GREATEST(coalesce(last_at, %s), %s), updated_at = %s WHERE issue = %s",
-            (None if data is None else _dumps(redact_value(data)), linked_at, linked_at, now, issue),
+            (None if data is None else json_text(redact_value(data)), linked_at, linked_at, now, issue),
         )
         return True
 
@@ -635,7 +631,7 @@ class PostgresStore(Store):
 
     def put_aggregate(self, issue: Ref, data: dict[str, Any], *, seq: int) -> bool:
         """Keep a recomputed aggregate if the issue's ``seq`` is still ``seq``; False otherwise."""
-        text = _dumps(redact_value(data))
+        text = json_text(redact_value(data))
         return self._run(
             lambda conn: (
                 conn.execute(
@@ -726,7 +722,7 @@ class PostgresStore(Store):
                 f" RETURNING {_INTENT_COLUMNS})"
                 f" SELECT {_INTENT_COLUMNS} FROM added UNION ALL"
                 f" SELECT {_INTENT_COLUMNS} FROM intents WHERE op_id = %s AND NOT EXISTS (SELECT 1 FROM added)",
-                (op_id, kind, business_key, _dumps(payload), now, now, op_id),
+                (op_id, kind, business_key, json_text(payload), now, now, op_id),
             ).fetchone()
             if row is None:  # inserted by another transaction that committed after this statement's snapshot
                 return self._get_intent(conn, op_id)
@@ -750,7 +746,7 @@ class PostgresStore(Store):
                 "INSERT INTO intents (op_id, kind, business_key, state, payload, attempts, sent_at, owner,"
                 " created_at, updated_at) VALUES (%s, %s, %s, 'sending', %s::jsonb, 1, %s, %s, %s, %s)"
                 f" ON CONFLICT (op_id) DO NOTHING RETURNING {_INTENT_COLUMNS}",
-                (op_id, kind, business_key, _dumps(payload), now, owner, now, now),
+                (op_id, kind, business_key, json_text(payload), now, owner, now, now),
             ).fetchone()
             return None if row is None else self._intent(row)
 
@@ -785,7 +781,7 @@ class PostgresStore(Store):
             f" RETURNING {_INTENT_COLUMNS}",
             (
                 *intent_move_values(
-                    op_id, state, now, result=None if result is None else _dumps(result), error=error, owner=owner
+                    op_id, state, now, result=None if result is None else json_text(result), error=error, owner=owner
                 ),
                 None if expect is None else sorted(expect),
                 None if expect is None else sorted(expect),
@@ -895,7 +891,7 @@ class PostgresStore(Store):
             "INSERT INTO jobs (kind, payload, key, state, attempt, run_at, created_at, updated_at, lock_key)"
             " VALUES (%s, %s::jsonb, %s, 'ready', 0, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id"
         )
-        args: tuple[Any, ...] = (kind, _dumps(payload), key, run_at, now, now, lock_key)
+        args: tuple[Any, ...] = (kind, json_text(payload), key, run_at, now, now, lock_key)
         if run_at <= now:  # a due job wakes the idle workers at commit (announced in the same statement)
             insert = f"WITH added AS ({insert}) SELECT id, {_ANNOUNCE} FROM added"
             args = (*args, self.channel)
@@ -929,7 +925,7 @@ class PostgresStore(Store):
             cur = conn.execute(
                 "INSERT INTO inbox (system, account, delivery_id, payload, received_at)"
                 " VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING",
-                (system, account, delivery_id, _dumps(payload), now),
+                (system, account, delivery_id, json_text(payload), now),
             )
             if cur.rowcount != 1:
                 return False
@@ -1384,7 +1380,7 @@ class PostgresStore(Store):
     def put_snapshot(self, kind: str, ref: str, data: dict[str, Any], *, linked_ticket: Ref | None = None) -> None:
         """Save (replace) the snapshot of a remote record (dropping the aggregates ``linked_ticket`` is in); inside
         ``snapshots_together``, with the block's others when it ends."""
-        snapshot = (kind, ref, _dumps(redact_value(data)), self.clock(), linked_ticket)
+        snapshot = (kind, ref, json_text(redact_value(data)), self.clock(), linked_ticket)
         pending: list[_Snapshot] | None = getattr(self._local, "snapshots", None)
         if pending is not None:
             pending.append(snapshot)
@@ -1452,7 +1448,7 @@ class PostgresStore(Store):
     def set_checkpoint(self, system: str, stream: str, state: dict[str, Any]) -> None:
         """Save (replace) the cursor mapping of a stream."""
         now = self.clock()
-        text = _dumps(state)
+        text = json_text(state)
         self._run(
             lambda conn: conn.execute(
                 "INSERT INTO checkpoints (system, stream, state, updated_at) VALUES (%s, %s, %s::jsonb, %s)"

@@ -89,15 +89,11 @@ _LINK_COLUMNS = "ticket, issue, issue_key, customer, linked_by, linked_at, origi
 _AUDIT_COLUMNS = "id, at, actor, action, target, result, policy, origin_event, ticket, issue_key, details"
 
 
-def _dumps(value: Any) -> str:
-    return json_text(value)
-
-
 def _dumps_job_payload(job_payload: dict[str, Any], record: Any, record_text: str) -> str:
-    """``_dumps(job_payload)`` where a value that *is* ``record`` (an event the job carries, as the inbox row
+    """``json_text(job_payload)`` where a value that *is* ``record`` (an event the job carries, as the inbox row
     holds it) is written as ``record_text``, its serialisation already made, rather than serialised again.
 
-    The same text as ``_dumps``: its keys sorted, the same separators and escapes."""
+    The same text as ``json_text``: its keys sorted, the same separators and escapes."""
     if type(job_payload) is not dict or any(type(key) is not str for key in job_payload):
         return json_text(job_payload)
     parts = []
@@ -486,7 +482,7 @@ class SQLiteStore(Store):
             " ON CONFLICT (issue) DO UPDATE SET seq = aggregates.seq + 1, data = excluded.data,"
             " last_at = max(coalesce(aggregates.last_at, excluded.last_at), excluded.last_at),"
             " updated_at = excluded.updated_at",
-            (issue, None if data is None else _dumps(redact_value(data)), linked_at, now),
+            (issue, None if data is None else json_text(redact_value(data)), linked_at, now),
         )
         return True
 
@@ -519,7 +515,7 @@ class SQLiteStore(Store):
                 " VALUES (?, ?, ?, (SELECT max(linked_at) FROM links WHERE issue = ?), ?)"
                 " ON CONFLICT (issue) DO UPDATE SET data = excluded.data, last_at = excluded.last_at,"
                 " updated_at = excluded.updated_at WHERE aggregates.seq = excluded.seq",
-                (str(issue), seq, _dumps(redact_value(data)), str(issue), self.clock()),
+                (str(issue), seq, json_text(redact_value(data)), str(issue), self.clock()),
             )
             return cur.rowcount == 1
 
@@ -599,7 +595,7 @@ class SQLiteStore(Store):
             "INSERT INTO intents"
             " (op_id, kind, business_key, state, payload, attempts, created_at, updated_at)"
             " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?) ON CONFLICT (op_id) DO NOTHING",
-            (op_id, kind, business_key, _dumps(payload), now, now),
+            (op_id, kind, business_key, json_text(payload), now, now),
         )
         intent = self._get_intent(conn, op_id)
         if intent is None:  # pragma: no cover - inserted or present, inside one transaction
@@ -619,7 +615,7 @@ class SQLiteStore(Store):
                     "INSERT INTO intents (op_id, kind, business_key, state, payload, attempts, sent_at, owner,"
                     " created_at, updated_at) VALUES (?, ?, ?, 'sending', ?, 1, ?, ?, ?, ?)"
                     f" ON CONFLICT (op_id) DO NOTHING RETURNING {_INTENT_COLUMNS}",
-                    (op_id, kind, business_key, _dumps(payload), now, owner, now, now),
+                    (op_id, kind, business_key, json_text(payload), now, owner, now, now),
                 )
             )
             if row is not None:
@@ -715,7 +711,12 @@ class SQLiteStore(Store):
                 f" owner = CASE WHEN ? THEN ? ELSE owner END, updated_at = ?{where} RETURNING {_INTENT_COLUMNS}",
                 (
                     *intent_move_values(
-                        op_id, state, now, result=None if result is None else _dumps(result), error=error, owner=owner
+                        op_id,
+                        state,
+                        now,
+                        result=None if result is None else json_text(result),
+                        error=error,
+                        owner=owner,
                     ),
                     *extra,
                 ),
@@ -772,7 +773,7 @@ class SQLiteStore(Store):
         now: float,
         lock_key: str | None = None,
     ) -> int | None:
-        return self._insert_job_text(conn, kind, _dumps(payload), key, run_at, now, lock_key)
+        return self._insert_job_text(conn, kind, json_text(payload), key, run_at, now, lock_key)
 
     def _insert_job_text(
         self,
@@ -1280,7 +1281,8 @@ class SQLiteStore(Store):
     def put_snapshot(self, kind: str, ref: str, data: dict[str, Any], *, linked_ticket: Ref | None = None) -> None:
         """Save (replace) the snapshot of a remote record (dropping the aggregates ``linked_ticket`` is in); inside
         ``snapshots_together``, with the block's others when it ends."""
-        snapshot = _Snapshot(kind, ref, _dumps(redact_value(data)), self.clock(), linked_ticket)  # not under the lock
+        # serialised here, not under the lock
+        snapshot = _Snapshot(kind, ref, json_text(redact_value(data)), self.clock(), linked_ticket)
         pending: list[_Snapshot] | None = getattr(self._local, "snapshots", None)
         if pending is not None:
             pending.append(snapshot)
@@ -1348,5 +1350,5 @@ class SQLiteStore(Store):
                 "INSERT INTO checkpoints (system, stream, state, updated_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (system, stream)"
                 " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                (system, stream, _dumps(state), now),
+                (system, stream, json_text(state), now),
             )

@@ -196,11 +196,6 @@ class JsonAnswer:
         answer.headers = {}
         return answer
 
-    @property
-    def status(self) -> str:
-        """The WSGI status line, as werkzeug writes it (``"404 NOT FOUND"``)."""
-        return _status_line(self.status_code)
-
     def get_json(self) -> Any:
         """The body, parsed (for callers that dispatch in-process, such as tests)."""
         return json.loads(self.body)
@@ -216,10 +211,6 @@ class JsonAnswer:
 @functools.lru_cache(maxsize=64)
 def _status_line(code: int) -> str:
     return f"{code} {HTTP_STATUS_CODES.get(code, 'UNKNOWN').upper()}"
-
-
-def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> JsonAnswer:
-    return JsonAnswer(status, body, headers)
 
 
 def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
@@ -389,7 +380,7 @@ class Receiver:
             response = self.dispatch(environ)
         except Exception as exc:  # a bug of ours, never the sender's doing: ask the vendor to retry
             log.error("webhook receiver failed: %s", redact_text(f"{type(exc).__name__}: {exc}"))
-            response = _json(503, {"error": "temporarily unavailable"}, {"Retry-After": "5"})
+            response = JsonAnswer(503, {"error": "temporarily unavailable"}, {"Retry-After": "5"})
         return response(environ, start_response)
 
     # -- routing -----------------------------------------------------------------------------------------------
@@ -399,22 +390,22 @@ class Receiver:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         if path in ("/healthz", "/metrics"):
             if method not in ("GET", "HEAD"):
-                return _json(405, {"error": "method not allowed"}, {"Allow": "GET, HEAD"})
+                return JsonAnswer(405, {"error": "method not allowed"}, {"Allow": "GET, HEAD"})
             return self.healthz() if path == "/healthz" else self.render_metrics()
         if path.startswith(AGENT_PREFIX):
             return self.agent_api.dispatch(environ)
         if path.startswith(WEBHOOK_PREFIX):
             endpoint = self.endpoints.get(path[len(WEBHOOK_PREFIX) :])
             if endpoint is None:
-                return _json(404, {"error": "no webhook endpoint at this path"})
+                return JsonAnswer(404, {"error": "no webhook endpoint at this path"})
             if method != "POST":
-                return _json(405, {"error": "method not allowed"}, {"Allow": "POST"})
+                return JsonAnswer(405, {"error": "method not allowed"}, {"Allow": "POST"})
             started = time.monotonic()
             try:
                 return self.deliver(endpoint, environ)
             finally:
                 self.metrics.observe_delivery(endpoint.name, time.monotonic() - started)
-        return _json(404, {"error": "not found"})
+        return JsonAnswer(404, {"error": "not found"})
 
     def healthz(self) -> JsonAnswer:
         """200 with the queue depth when the store answers and takes a write, else 503 not-ready.
@@ -427,14 +418,15 @@ class Receiver:
             depth = store.queue_depth()
         except Exception as exc:
             log.warning("healthz: the store does not answer: %s", redact_text(type(exc).__name__))
-            return _json(503, {"status": "unavailable", "reason": "the store does not answer"}, {"Retry-After": "5"})
+            unanswered = {"status": "unavailable", "reason": "the store does not answer"}
+            return JsonAnswer(503, unanswered, {"Retry-After": "5"})
         try:
             store.check_writable()
         except Exception as exc:
             reason = redact_text(f"the store cannot take a write: {exc}")
             log.warning("healthz: %s", reason)
-            return _json(503, {"status": "not-ready", "reason": reason, "queue": depth}, {"Retry-After": "5"})
-        return _json(200, {"status": "ok", "queue": depth, "webhooks": sorted(self.endpoints)})
+            return JsonAnswer(503, {"status": "not-ready", "reason": reason, "queue": depth}, {"Retry-After": "5"})
+        return JsonAnswer(200, {"status": "ok", "queue": depth, "webhooks": sorted(self.endpoints)})
 
     def render_metrics(self) -> Response:
         """The Prometheus text exposition of this process's metrics."""
@@ -448,16 +440,16 @@ class Receiver:
             body = read_body(environ, self.max_body, deadline=time.monotonic() + self.request_timeout)
         except RequestTimeout:
             self.metrics.delivery(name, "rejected_408")
-            return _json(408, {"error": "the request did not arrive in time"}, {"Connection": "close"})
+            return JsonAnswer(408, {"error": "the request did not arrive in time"}, {"Connection": "close"})
         except BodyTooLarge:
             self.metrics.delivery(name, "too_large")
-            return _json(413, {"error": f"the body is larger than {self.max_body} bytes"})
+            return JsonAnswer(413, {"error": f"the body is larger than {self.max_body} bytes"})
         except BadContentLength:
             self.metrics.delivery(name, "rejected_400")
-            return _json(400, {"error": "unreadable Content-Length"})
+            return JsonAnswer(400, {"error": "unreadable Content-Length"})
         if not endpoint.secrets:  # fail closed: without a secret nothing can be verified, so nothing is accepted
             self.metrics.delivery(name, "rejected_401")
-            return _json(401, {"error": f"{name}: no signing secret is configured"})
+            return JsonAnswer(401, {"error": f"{name}: no signing secret is configured"})
         try:
             events = self._verify(endpoint, environ, body)
         except WebhookRejected as exc:
@@ -465,17 +457,17 @@ class Receiver:
             self.metrics.delivery(name, f"rejected_{status}")
             message = redact_text(str(exc))
             log.info("webhook %s rejected (%d): %s", name, status, message)
-            return _json(status, {"error": message})
+            return JsonAnswer(status, {"error": message})
         except Exception as exc:  # the verifier choked on the sender's input: malformed, not our failure
             self.metrics.delivery(name, "rejected_400")
             log.info("webhook %s rejected (400): the verifier raised %s", name, type(exc).__name__)
-            return _json(400, {"error": f"{name}: malformed delivery"})
+            return JsonAnswer(400, {"error": f"{name}: malformed delivery"})
         for event in events:
             problem = nesting_problem(getattr(event, "payload", None))
             if problem is not None:  # poison: refused once, so the vendor does not retry it for days
                 self.metrics.delivery(name, "rejected_400")
                 log.info("webhook %s rejected (400): the delivery %s", name, problem)
-                return _json(400, {"error": f"{name}: the delivery cannot be stored: it {problem}"})
+                return JsonAnswer(400, {"error": f"{name}: the delivery cannot be stored: it {problem}"})
         accepted = duplicates = 0
         try:
             with self.rt.store.write_budget(self.store_wait):
@@ -487,11 +479,11 @@ class Receiver:
         except RecursionError:  # the content, not the store: storing it again would fail the same way
             self.metrics.delivery(name, "rejected_400")
             log.info("webhook %s rejected (400): the delivery nests too deeply to be stored", name)
-            return _json(400, {"error": f"{name}: the delivery cannot be stored: it nests too deeply"})
+            return JsonAnswer(400, {"error": f"{name}: the delivery cannot be stored: it nests too deeply"})
         except Exception as exc:  # the store could not commit: the vendor must retry
             self.metrics.delivery(name, "error")
             log.error("webhook %s not stored: %s", name, redact_text(f"{type(exc).__name__}: {exc}"))
-            return _json(503, {"error": "the delivery could not be stored; retry later"}, {"Retry-After": "5"})
+            return JsonAnswer(503, {"error": "the delivery could not be stored; retry later"}, {"Retry-After": "5"})
         self.metrics.delivery(name, "accepted" if accepted else "duplicate")
         log.debug("webhook %s: %d accepted, %d duplicates", name, accepted, duplicates)
         return JsonAnswer.accepted(accepted, duplicates)
