@@ -4,11 +4,15 @@ the same response, the same errors as ``Session.request`` (which an injected ses
 from __future__ import annotations
 
 import gzip
+import http.client
+import io
 import json
 import logging
 import re
 import socket
+import ssl
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,9 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxbridge.config import SystemConfig
-from cxbridge.errors import Unavailable, VendorError
+from cxbridge.errors import AmbiguousOutcome, Unavailable, VendorError
 from cxbridge.http import BasicAuth, BearerAuth, CallCounter, HttpClient
 from cxbridge.http.client import _plain_prefix
+from cxbridge.http.retry import classify_transport_error
+from cxbridge.http.transport import DirectAdapter
 from cxbridge.secrets import Secret
 
 BASE = "https://acme.zendesk.com"
@@ -292,9 +298,11 @@ def test_the_first_attempt_is_sent_once_and_retries_are_numbered_from_it(
 class RawServer:
     """A loopback server answering each request with the raw bytes its path names, keeping connections alive."""
 
-    def __init__(self, answers: dict[str, bytes]) -> None:
+    def __init__(self, answers: dict[str, bytes], tls: ssl.SSLContext | None = None) -> None:
         self.answers = answers
+        self.tls = tls
         self.requests: list[bytes] = []
+        self.hung_up = threading.Event()  # set when the server hung up after an "X-Then: hang-up" answer
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -309,29 +317,48 @@ class RawServer:
             threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
 
     def _connection(self, conn: socket.socket) -> None:
-        with conn:
-            buffer = b""
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                buffer = buffer[length:]
-                self.requests.append(head)
-                path = head.split(b" ")[1].decode().split("?")[0]
-                answer = self.answers[path]
-                conn.sendall(answer)
-                if b"Content-Length: 100\r\n" in answer:  # the truncated answer: hang up
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            self._answer(conn)
+        except OSError:  # a client that refused the certificate
+            pass
+        finally:
+            conn.close()
+
+    def _answer(self, conn: socket.socket) -> None:
+        buffer = b""
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                chunk = conn.recv(65536)
+                if not chunk:
                     return
+                buffer += chunk
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(buffer) < length:
+                buffer += conn.recv(65536)
+            buffer = buffer[length:]
+            self.requests.append(head)
+            path = head.split(b" ")[1].decode().split("?")[0]
+            answer = self.answers[path]
+            if answer == b"":  # no answer: wait until the client gives up
+                while conn.recv(65536):
+                    pass
+                return
+            if answer == b"drop":  # the request was read; hang up without a word
+                return
+            conn.sendall(answer)
+            if b"X-Then: hang-up" in answer:
+                conn.close()
+                self.hung_up.set()
+                return
+            if b"Content-Length: 100\r\n" in answer:  # the truncated answer: hang up
+                return
 
     def close(self) -> None:
         self.sock.close()
@@ -359,6 +386,15 @@ def server() -> Iterator[RawServer]:
             "/plain": http_answer(BODY),
             "/chunked": http_answer(chunked(BODY), "Transfer-Encoding: chunked"),
             "/gzip": http_answer(gzip.compress(BODY), "Content-Encoding: gzip"),
+            "/gzip-members": http_answer(gzip.compress(BODY[:99]) + gzip.compress(BODY[99:]), "Content-Encoding: gzip"),
+            "/deflate": http_answer(zlib.compress(BODY), "Content-Encoding: deflate"),
+            "/raw-deflate": http_answer(zlib.compress(BODY, wbits=-15), "Content-Encoding: deflate"),
+            "/unknown-coding": http_answer(BODY, "Content-Encoding: x-custom"),
+            "/twice": http_answer(BODY, "X-Seen: a", "X-Seen: b"),
+            "/hang-up": http_answer(BODY, "X-Then: hang-up"),
+            "/close": http_answer(BODY, "Connection: close"),
+            "/silent": b"",
+            "/drop": b"drop",
             "/empty": http_answer(b"", status="204 No Content"),
             "/cut": http_answer(BODY[:10], "Content-Length: 100"),
             "/bad-gzip": http_answer(b"not gzip at all", "Content-Encoding: gzip"),
@@ -374,16 +410,107 @@ def loopback_clients(port: int) -> list[HttpClient]:
     return [make_client(base_url=base, sandbox=True), injected(base_url=base, sandbox=True)]
 
 
-@pytest.mark.parametrize("path", ["/plain", "/chunked", "/gzip", "/empty"])
+ANSWERED = ["/plain", "/chunked", "/gzip", "/gzip-members", "/deflate", "/raw-deflate", "/unknown-coding", "/empty"]
+
+
+@pytest.mark.parametrize("path", [*ANSWERED, "/twice", "/close"])
 def test_bodies_read_over_a_socket_are_those_of_response_content(server: RawServer, path: str) -> None:
+    """cxbridge's own session (``DirectAdapter``) and an injected one (requests' adapter on urllib3) give the same
+    response: status, body decoded, headers (repeated ones joined), reason, encoding."""
     results = []
     for client in loopback_clients(server.port):
         for _ in range(2):  # the second call reuses the connection: the first body was read to its end
             response = client.get(path, op="x")
-            results.append((response.status_code, response.content, response.headers.get("Content-Encoding")))
+            results.append(
+                (response.status_code, response.content, dict(response.headers), response.reason, response.encoding)
+            )
         client.close()
     assert all(r == results[0] for r in results)
     assert results[0][1] == (b"" if path == "/empty" else BODY)
+    if path == "/twice":
+        assert results[0][2]["X-Seen"] == "a, b"
+
+
+def test_the_requests_on_the_wire_are_those_requests_sends(server: RawServer) -> None:
+    """The same bytes reach the server from cxbridge's own session and from requests' adapter: request line,
+    Host and every header in the same order."""
+    heads = []
+    for client in loopback_clients(server.port):
+        client.get("/plain", op="x", params={"include": "users", "q": "café b"})
+        client.post("/plain", op="x", json={"ticket": {"comment": {"body": "café"}}})
+        client.put("/plain", op="x", data="a=1")
+        heads.append(server.requests[-3:])
+        client.close()
+    assert heads[0] == heads[1]
+    assert heads[0][0].startswith(b"GET /plain?include=users&q=caf%C3%A9+b HTTP/1.1\r\nHost: 127.0.0.1:")
+
+
+def test_a_pooled_connection_the_server_closed_is_not_used(server: RawServer) -> None:
+    """The server hangs up after an answer without saying so: the next call opens a new connection (as urllib3
+    does) instead of failing on the dead one; an answer with ``Connection: close`` closes it at once."""
+    for client in loopback_clients(server.port):
+        for first in ("/hang-up", "/close"):
+            server.hung_up.clear()
+            assert client.get(first, op="x").content == BODY
+            assert first == "/close" or server.hung_up.wait(5)
+            assert client.post("/plain", op="x", json={}, creates=True).content == BODY
+        client.close()
+
+
+def transport_failures(server: RawServer, base: str, call: Callable[[HttpClient], Any]) -> list[tuple[Any, ...]]:
+    """The typed error each kind of client raises for ``call``: (type, action, message with the port masked)."""
+    failures = []
+    for client in loopback_clients(server.port):
+        client.base_url = base
+        client._plain_prefix = _plain_prefix(base)
+        with pytest.raises(VendorError) as info:
+            call(client)
+        failures.append((type(info.value), info.value.action, re.sub(r":\d+", ":PORT", str(info.value))))
+        client.close()
+    return failures
+
+
+def test_a_refused_connection_is_a_request_not_sent(server: RawServer) -> None:
+    probe = socket.create_server(("127.0.0.1", 0))
+    closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()
+    failures = transport_failures(server, closed, lambda c: c.post("/plain", op="x", json={}, creates=True))
+    assert failures[0] == failures[1]
+    assert failures[0][:2] == (Unavailable, "retry")
+    assert "connection refused" in failures[0][2]
+
+
+@pytest.mark.parametrize(("path", "reason"), [("/drop", "connection reset after the request was sent")])
+def test_an_answer_lost_after_sending_is_ambiguous_for_a_create(server: RawServer, path: str, reason: str) -> None:
+    base = f"http://127.0.0.1:{server.port}"
+    failures = transport_failures(server, base, lambda c: c.post(path, op="x", json={}, creates=True))
+    assert failures[0] == failures[1]
+    assert failures[0][0] is AmbiguousOutcome
+    assert reason in failures[0][2]
+
+
+def test_a_read_timeout_is_ambiguous_for_a_create(server: RawServer) -> None:
+    base = f"http://127.0.0.1:{server.port}"
+
+    def call(client: HttpClient) -> Any:
+        client.timeout = (5.0, 0.2)
+        return client.post("/silent", op="x", json={}, creates=True)
+
+    failures = transport_failures(server, base, call)
+    assert failures[0] == failures[1]
+    assert failures[0][0] is AmbiguousOutcome
+    assert "no answer before the read timeout" in failures[0][2]
+
+
+def test_a_proxied_request_is_left_to_urllib3(server: RawServer) -> None:
+    """A proxy in effect for the URL: the request goes through requests' own adapter, to the proxy."""
+    client = make_client(base_url=f"http://127.0.0.1:{server.port}", sandbox=True)
+    absolute = f"http://127.0.0.1:{server.port}/plain"
+    server.answers[absolute] = server.answers["/plain"]
+    client.session.proxies = {"http": f"http://127.0.0.1:{server.port}"}
+    assert client.get("/plain", op="x").content == BODY
+    assert server.requests[-1].startswith(f"GET {absolute} HTTP/1.1".encode())
+    client.close()
 
 
 @pytest.mark.parametrize("path", ["/cut", "/bad-gzip"])
@@ -407,3 +534,105 @@ def test_a_cookie_set_over_a_socket_is_sent_back(server: RawServer) -> None:
         client.get("/plain", op="x")
         assert b"Cookie: sid=xyz" in server.requests[-1]
         client.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for localhost and 127.0.0.1 (PEM path) and its key (PEM path)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    where = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = where / "cert.pem", where / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_tls_is_verified_as_urllib3_verifies_it(certificate: tuple[str, str]) -> None:
+    """Over TLS, ``DirectAdapter`` answers as requests' adapter does with the certificate's own bundle, and
+    fails the same way (a request not sent) against the default bundle, which does not trust it."""
+    cert_path, key_path = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    server = RawServer({"/plain": http_answer(BODY)}, tls=context)
+    url = f"https://localhost:{server.port}/plain"
+    seen = []
+    try:
+        for adapter in (DirectAdapter(), requests.adapters.HTTPAdapter()):
+            session = requests.Session()
+            session.trust_env = False
+            session.mount("https://", adapter)
+            answers = [session.get(url, verify=cert_path, timeout=(5, 5)) for _ in range(2)]
+            with pytest.raises(requests.exceptions.SSLError) as info:
+                session.get(url, verify=True, timeout=(5, 5))
+            failure = classify_transport_error(info.value)
+            seen.append(([(a.status_code, a.content) for a in answers], failure.not_sent, failure.reason))
+            session.close()
+    finally:
+        server.close()
+    assert seen[0] == seen[1]
+    assert seen[0] == ([(200, BODY), (200, BODY)], True, "TLS certificate verification failed")
+
+
+HEADER_BLOCKS = [
+    b"Content-Type: application/json\r\nContent-Length: 2\r\n",
+    b"X-Rate-Limit: 700\r\nx-rate-limit-remaining: 699\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n",
+    b"X-Spaces:    padded value   \r\nX-Empty:\r\nX-Colon: a:b:c\r\n",
+    b"X-Folded: first\r\n second\r\n\tthird\r\nX-After: yes\r\n",
+    b"X-Latin: caf\xe9\r\nX-Tab:\tvalue\r\n",
+    b"Content-Type: text/plain\nX-Bare-LF: yes\n",
+]
+
+
+@pytest.mark.parametrize("block", HEADER_BLOCKS)
+def test_headers_are_read_as_http_client_reads_them(block: bytes) -> None:
+    """The header block as ``http.client.parse_headers`` gives it (the email package's parser): every name, value
+    and repetition, in order; only a folded line's separator differs (one space instead of the line break)."""
+    from cxbridge.http.transport import _header_block, _message
+
+    ours = _message(_header_block(io.BytesIO(block + b"\r\n")))
+    stdlib = http.client.parse_headers(io.BytesIO(block + b"\r\n"))
+    assert [(n, re.sub(r"\r?\n[ \t]+", " ", v)) for n, v in stdlib.items()] == ours.items()
+    assert ours.get_all("set-cookie") == stdlib.get_all("set-cookie")
+
+
+def test_a_line_that_is_no_header_is_left_out() -> None:
+    from cxbridge.http.transport import _header_block, _message
+
+    ours = _message(_header_block(io.BytesIO(b"X-A: 1\r\nnot a header\r\nBad Name: 2\r\nX-B: 3\r\n\r\nbody")))
+    assert ours.items() == [("X-A", "1"), ("X-B", "3")]
+
+
+def test_too_many_or_too_long_header_lines_fail_as_in_http_client() -> None:
+    from cxbridge.http.transport import _header_block
+
+    with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
+        _header_block(io.BytesIO(b"X: 1\r\n" * 101 + b"\r\n"))
+    with pytest.raises(http.client.LineTooLong):
+        _header_block(io.BytesIO(b"X: " + b"a" * 70000 + b"\r\n\r\n"))

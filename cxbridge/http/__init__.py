@@ -42,7 +42,10 @@ URL-encoded) and credential header values; ``RedactingFilter`` / ``install_redac
 logs. DEBUG logs (logger ``cxbridge.http``) show system, method, URL without query, op, status and elapsed
 time, never headers. Sessions the client creates (non-sandbox) refuse, at connect time, hosts that resolve to
 loopback, link-local and other internal addresses (private ranges too unless ``allow_any_https_host``), which
-defeats DNS rebinding; an injected session is used as given.
+defeats DNS rebinding; an injected session is used as given. The client's own sessions send through
+``DirectAdapter`` (kept-alive ``http.client`` connections, the same bytes, responses and exceptions as requests'
+adapter on urllib3, which still sends what it does not: proxied, streamed or client-certificate requests, and
+everything while ``HTTPAdapter.send`` is mocked).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from .retry import (
     parse_retry_after,
     rule_for,
 )
+from .transport import DirectAdapter
 from .urls import check_base_url, host_matches, ip_literal, is_loopback_host, origin, same_origin
 
 __all__ = [
@@ -83,6 +87,7 @@ __all__ = [
     "BearerAuth",
     "BlockedAddress",
     "CallCounter",
+    "DirectAdapter",
     "GuardedAdapter",
     "HttpClient",
     "RedactingFilter",

@@ -43,6 +43,7 @@ from .retry import (
     parse_retry_after,
     rule_for,
 )
+from .transport import DirectAdapter, _Raw
 from .urls import check_base_url, origin, same_origin
 
 if TYPE_CHECKING:
@@ -188,11 +189,16 @@ def _read_body(response: requests.Response) -> None:
 
 
 def _may_set_cookies(raw: Any) -> bool:
-    """False only for a urllib3 response without ``Set-Cookie``/``Set-Cookie2`` (``extract_cookies_to_jar`` would
-    store nothing): its header dict answers ``in`` without the KeyError that ``Response.headers`` raises inside."""
-    if not isinstance(raw, urllib3.response.HTTPResponse):
+    """False only for a urllib3 or ``DirectAdapter`` response without ``Set-Cookie``/``Set-Cookie2``
+    (``extract_cookies_to_jar`` would store nothing): their header dicts answer ``in`` without the KeyError that
+    ``Response.headers`` raises inside."""
+    if isinstance(raw, _Raw):
+        headers: Any = raw._original_response.msg
+    elif isinstance(raw, urllib3.response.HTTPResponse):
+        headers = raw.headers
+    else:
         return True
-    return "set-cookie" in raw.headers or "set-cookie2" in raw.headers
+    return "set-cookie" in headers or "set-cookie2" in headers
 
 
 def _plain_prefix(base_url: str) -> str | None:
@@ -254,6 +260,8 @@ class HttpClient:
             self.session = session
         elif system_config.sandbox:
             self.session = requests.Session()
+            self.session.mount("http://", DirectAdapter())
+            self.session.mount("https://", DirectAdapter())
         else:
             self.session = guarded_session(AddressPolicy(allow_private=allow_any_https_host))
         if self._own_session:

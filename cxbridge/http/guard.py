@@ -13,10 +13,12 @@ import ipaddress
 import socket
 from typing import Any, ClassVar
 
-import requests.adapters
+import requests
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
+
+from .transport import DirectAdapter
 
 
 class BlockedAddress(urllib3.exceptions.NewConnectionError):
@@ -50,6 +52,30 @@ class AddressPolicy:
             return "not a public address"
         return None
 
+    def check_resolved(self, host: str, port: int, conn: Any) -> None:
+        """Raise ``BlockedAddress`` when any address ``host`` resolves to is refused (urllib3's
+        ``NameResolutionError`` when it does not resolve); ``conn`` is the connection, for the error."""
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(host, conn, exc) from exc
+        for info in infos:
+            reason = self.refuses(str(info[4][0]))
+            if reason:
+                raise BlockedAddress(conn, f"refusing to connect to {host}: it resolves to {reason}")
+
+    def check_peer(self, sock: socket.socket, conn: Any) -> None:
+        """Close ``sock`` and raise ``BlockedAddress`` when the address it is connected to is refused (the host
+        resolved again between ``check_resolved`` and the connect)."""
+        try:
+            peer = str(sock.getpeername()[0])
+        except OSError:
+            peer = ""
+        reason = self.refuses(peer) if peer else None
+        if reason:
+            sock.close()
+            raise BlockedAddress(conn, f"refusing to talk to {conn.host}: it connected to {reason}")
+
 
 class _GuardedConnectionMixin:
     """Checks the resolved and the connected addresses around urllib3's ``_new_conn``."""
@@ -58,34 +84,18 @@ class _GuardedConnectionMixin:
 
     def _new_conn(self) -> socket.socket:
         conn: Any = self
-        host, port = conn._dns_host, conn.port
-        try:
-            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
-        for info in infos:
-            address = str(info[4][0])
-            reason = self.address_policy.refuses(address)
-            if reason:
-                raise BlockedAddress(conn, f"refusing to connect to {conn.host}: it resolves to {reason}")
+        self.address_policy.check_resolved(conn._dns_host, conn.port, conn)
         sock: socket.socket = super()._new_conn()  # type: ignore[misc]
-        try:
-            peer = str(sock.getpeername()[0])
-        except OSError:
-            peer = ""
-        reason = self.address_policy.refuses(peer) if peer else None
-        if reason:
-            sock.close()
-            raise BlockedAddress(conn, f"refusing to talk to {conn.host}: it connected to {reason}")
+        self.address_policy.check_peer(sock, conn)
         return sock
 
 
-class GuardedAdapter(requests.adapters.HTTPAdapter):
-    """A requests adapter whose direct connections obey an ``AddressPolicy``."""
+class GuardedAdapter(DirectAdapter):
+    """A requests adapter whose direct connections obey an ``AddressPolicy``: those it opens itself
+    (``DirectAdapter``) and those of the urllib3 pools it leaves some requests to."""
 
     def __init__(self, policy: AddressPolicy, **kwargs: Any) -> None:
-        self.policy = policy
-        super().__init__(**kwargs)
+        super().__init__(policy, **kwargs)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
