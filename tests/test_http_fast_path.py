@@ -387,6 +387,7 @@ def server() -> Iterator[RawServer]:
             "/chunked": http_answer(chunked(BODY), "Transfer-Encoding: chunked"),
             "/gzip": http_answer(gzip.compress(BODY), "Content-Encoding: gzip"),
             "/gzip-members": http_answer(gzip.compress(BODY[:99]) + gzip.compress(BODY[99:]), "Content-Encoding: gzip"),
+            "/gzip-trailing": http_answer(gzip.compress(BODY) + b"\x00\x00 trailing", "Content-Encoding: gzip"),
             "/deflate": http_answer(zlib.compress(BODY), "Content-Encoding: deflate"),
             "/raw-deflate": http_answer(zlib.compress(BODY, wbits=-15), "Content-Encoding: deflate"),
             "/unknown-coding": http_answer(BODY, "Content-Encoding: x-custom"),
@@ -410,7 +411,17 @@ def loopback_clients(port: int) -> list[HttpClient]:
     return [make_client(base_url=base, sandbox=True), injected(base_url=base, sandbox=True)]
 
 
-ANSWERED = ["/plain", "/chunked", "/gzip", "/gzip-members", "/deflate", "/raw-deflate", "/unknown-coding", "/empty"]
+ANSWERED = [
+    "/plain",
+    "/chunked",
+    "/gzip",
+    "/gzip-members",
+    "/gzip-trailing",
+    "/deflate",
+    "/raw-deflate",
+    "/unknown-coding",
+    "/empty",
+]
 
 
 @pytest.mark.parametrize("path", [*ANSWERED, "/twice", "/close"])

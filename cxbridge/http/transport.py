@@ -21,7 +21,8 @@ guarantee do not move (``cxbridge.http.retry.classify_transport_error`` reads th
   after sending; ``ChunkedEncodingError`` for a body cut short and ``ContentDecodingError`` for one that
   does not decode;
 - the response: status, reason, headers (repeated ones joined with ", "), URL, encoding, the body read and
-  decoded (gzip, deflate), and ``raw._original_response`` for the cookie jar.
+  decoded (gzip, deflate), and ``raw._original_response`` for the cookie jar. One difference: a gzip body that
+  ends inside its compressed stream is a ``ContentDecodingError`` here, where urllib3 returns the part it has.
 
 What it leaves to ``HTTPAdapter.send`` unchanged: a request through a proxy, with a client certificate,
 streamed, with a body that is not bytes or text, or advertising an encoding it does not decode; and every
@@ -223,10 +224,15 @@ def _decoded(body: bytes, encoding: str) -> bytes:
             out, rest = b"", body
             while rest:  # gzip allows members one after the other
                 inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                out += inflater.decompress(rest)
-                rest = inflater.unused_data
+                try:
+                    out += inflater.decompress(rest)
+                except zlib.error:
+                    if not out:
+                        raise
+                    break  # bytes after a whole member that are no gzip: ignored, as urllib3 ignores them
                 if not inflater.eof:
                     raise zlib.error("truncated gzip member")
+                rest = inflater.unused_data
             body = out
         elif coding == "deflate":
             try:
