@@ -170,6 +170,16 @@ class Intent:
     """The runner that won the latest move to ``sending`` (``host:pid:thread``), None before any."""
 
 
+def unmoved_intent(current: Intent | None, op_id: str, state: str) -> Intent:
+    """What ``mark_intent`` answers when its write moved nothing (``current`` is the intent read back): the
+    done intent when ``state`` is ``done`` (an outcome recorded twice is recorded once), else the error."""
+    if current is None:
+        raise NotFoundInStore(f"no intent with op_id {op_id!r}")
+    if current.state == "done" and state == "done":
+        return current
+    raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
+
+
 @dataclass(frozen=True)
 class Job:
     """A unit of work in the durable queue: ready -> leased(lease_until, attempt) -> done | dead.

@@ -94,7 +94,6 @@ from .base import (
     FollowUp,
     InboxRow,
     Intent,
-    IntentStateError,
     Job,
     NotFoundInStore,
     Store,
@@ -107,6 +106,7 @@ from .base import (
     link_row,
     redact_text,
     redact_value,
+    unmoved_intent,
 )
 from .migrations import MIGRATIONS_TABLE, migrations
 
@@ -817,12 +817,7 @@ class PostgresStore(Store):
         written = self._set_intent(conn, op_id, state, now, result=result, error=error)
         if written is not None:
             return written
-        current = self._get_intent(conn, op_id)  # not written: absent, or done
-        if current is None:
-            raise NotFoundInStore(f"no intent with op_id {op_id!r}")
-        if current.state == "done" and state == "done":
-            return current
-        raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
+        return unmoved_intent(self._get_intent(conn, op_id), op_id, state)  # not written: absent, or done
 
     def done_and_linked(
         self, op_id: str, result: dict[str, Any], link: Link, *, fold: Fold | None = None

@@ -57,7 +57,6 @@ from .base import (
     FollowUp,
     InboxRow,
     Intent,
-    IntentStateError,
     Job,
     NotFoundInStore,
     Store,
@@ -70,6 +69,7 @@ from .base import (
     link_row,
     redact_text,
     redact_value,
+    unmoved_intent,
 )
 from .group_commit import GroupCommit, Outcome
 from .migrations import migrations
@@ -659,12 +659,7 @@ class SQLiteStore(Store):
         intent = self._set_intent(conn, op_id, state, now, result=result, error=error, unless_done=True)
         if intent is not None:
             return intent
-        current = self._get_intent(conn, op_id)  # not moved: done already, or no such intent
-        if current is None:
-            raise NotFoundInStore(f"no intent with op_id {op_id!r}")
-        if state == "done":
-            return current
-        raise IntentStateError(f"intent {op_id!r} is done; it cannot become {state!r}")
+        return unmoved_intent(self._get_intent(conn, op_id), op_id, state)  # done already, or no such intent
 
     def done_and_linked(
         self, op_id: str, result: dict[str, Any], link: Link, *, fold: Fold | None = None
