@@ -412,6 +412,13 @@ def loopback_clients(port: int) -> list[HttpClient]:
     return [make_client(base_url=base, sandbox=True), injected(base_url=base, sandbox=True)]
 
 
+def sent_directly(client: HttpClient) -> bool:
+    """Whether ``client``'s calls went out through ``DirectAdapter``'s own connections (no urllib3 pool was
+    made); read before ``close``, which empties the pools."""
+    adapter = client.session.get_adapter(client.base_url)
+    return isinstance(adapter, DirectAdapter) and not adapter.poolmanager.pools
+
+
 ANSWERED = [
     "/plain",
     "/chunked",
@@ -429,14 +436,16 @@ ANSWERED = [
 def test_bodies_read_over_a_socket_are_those_of_response_content(server: RawServer, path: str) -> None:
     """cxbridge's own session (``DirectAdapter``) and an injected one (requests' adapter on urllib3) give the same
     response: status, body decoded, headers (repeated ones joined), reason, encoding."""
-    results = []
+    results, direct = [], []
     for client in loopback_clients(server.port):
         for _ in range(2):  # the second call reuses the connection: the first body was read to its end
             response = client.get(path, op="x")
             results.append(
                 (response.status_code, response.content, dict(response.headers), response.reason, response.encoding)
             )
+        direct.append(sent_directly(client))
         client.close()
+    assert direct == [True, False]
     assert all(r == results[0] for r in results)
     assert results[0][1] == (b"" if path == "/empty" else BODY)
     if path == "/twice":
@@ -446,13 +455,15 @@ def test_bodies_read_over_a_socket_are_those_of_response_content(server: RawServ
 def test_the_requests_on_the_wire_are_those_requests_sends(server: RawServer) -> None:
     """The same bytes reach the server from cxbridge's own session and from requests' adapter: request line,
     Host and every header in the same order."""
-    heads = []
+    heads, direct = [], []
     for client in loopback_clients(server.port):
         client.get("/plain", op="x", params={"include": "users", "q": "café b"})
         client.post("/plain", op="x", json={"ticket": {"comment": {"body": "café"}}})
         client.put("/plain", op="x", data="a=1")
         heads.append(server.requests[-3:])
+        direct.append(sent_directly(client))
         client.close()
+    assert direct == [True, False]
     assert heads[0] == heads[1]
     assert heads[0][0].startswith(b"GET /plain?include=users&q=caf%C3%A9+b HTTP/1.1\r\nHost: 127.0.0.1:")
 
@@ -605,7 +616,7 @@ def test_tls_is_verified_as_urllib3_verifies_it(certificate: tuple[str, str]) ->
     context.load_cert_chain(cert_path, key_path)
     server = RawServer({"/plain": http_answer(BODY)}, tls=context)
     url = f"https://localhost:{server.port}/plain"
-    seen = []
+    seen, pooled = [], []
     try:
         for adapter in (DirectAdapter(), requests.adapters.HTTPAdapter()):
             session = requests.Session()
@@ -615,12 +626,15 @@ def test_tls_is_verified_as_urllib3_verifies_it(certificate: tuple[str, str]) ->
             with pytest.raises(requests.exceptions.SSLError) as info:
                 session.get(url, verify=True, timeout=(5, 5))
             failure = classify_transport_error(info.value)
+            pools = len(adapter.poolmanager.pools)  # DirectAdapter made none: it connected and verified itself
             seen.append(([(a.status_code, a.content) for a in answers], failure.not_sent, failure.reason))
+            pooled.append(pools > 0)
             session.close()
     finally:
         server.close()
     assert seen[0] == seen[1]
     assert seen[0] == ([(200, BODY), (200, BODY)], True, "TLS certificate verification failed")
+    assert pooled == [False, True]
 
 
 HEADER_BLOCKS = [
