@@ -289,7 +289,7 @@ class DirectAdapter(requests.adapters.HTTPAdapter):
         try:
             conn.sock.settimeout(read_timeout)
             answer = self._exchange(conn, request, body, read_timeout)
-            content = self._body(answer, conn, url)
+            content = self._body(answer, url)
         except BaseException:
             conn.close()
             raise
@@ -408,7 +408,7 @@ class DirectAdapter(requests.adapters.HTTPAdapter):
             error = urllib3.exceptions.ProtocolError("Connection aborted.", exc)
             raise requests.exceptions.ConnectionError(error, request=request) from exc
 
-    def _body(self, answer: http.client.HTTPResponse, conn: http.client.HTTPConnection, url: str) -> bytes:
+    def _body(self, answer: http.client.HTTPResponse, url: str) -> bytes:
         """The whole body, decoded; the errors ``Response.content`` raises for a body cut short or undecodable."""
         try:
             content = answer.read()
