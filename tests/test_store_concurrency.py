@@ -252,6 +252,31 @@ def test_a_job_queued_in_the_process_wakes_an_idle_worker(tmp_path: Path) -> Non
     receiver.close()
 
 
+def test_one_job_wakes_one_idle_worker_and_two_jobs_wake_two(tmp_path: Path) -> None:
+    """Each queued job wakes one idle worker, not every one: with two waiting, one job wakes one (the other sleeps
+    on to its timeout, where before it woke too and claimed nothing); two jobs wake both."""
+    path = tmp_path / "s.db"
+    store, receiver = SQLiteStore(path), SQLiteStore(path)
+    first, woken_first = _waiting(store, timeout=1.5)
+    second, woken_second = _waiting(store, timeout=1.5)
+    time.sleep(0.3)  # both have claimed (nothing) and wait
+    receiver.enqueue("event", {"n": 1})
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert sorted(woken_first + woken_second) == [False, True]
+    assert store.claim("w", lease_seconds=60) is not None
+    first, woken_first = _waiting(store, timeout=120)
+    second, woken_second = _waiting(store, timeout=120)
+    time.sleep(0.3)
+    receiver.enqueue("event", {"n": 2})
+    receiver.enqueue("event", {"n": 3})
+    first.join(timeout=120)
+    second.join(timeout=120)
+    assert woken_first + woken_second == [True, True]
+    store.close()
+    receiver.close()
+
+
 def test_a_job_queued_between_the_claim_and_the_wait_is_not_missed(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
     assert store.claim("w", lease_seconds=60) is None

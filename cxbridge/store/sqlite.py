@@ -25,6 +25,7 @@ one after a fork too).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import hashlib
@@ -171,8 +172,16 @@ os.register_at_fork(after_in_child=_forget_writer_locks)
 
 
 class _WorkBell:
-    """Wakes the idle workers of this process waiting on one database file when a thread of this process queued
-    a job there (an in-process ``NOTIFY``): ``generation`` counts the rings."""
+    """Wakes one idle worker of this process waiting on one database file for each job a thread of this process
+    queued there (an in-process ``NOTIFY``): ``generation`` counts the rings.
+
+    A ring leaves a ticket (its generation) that one waiter takes: two jobs queued wake two idle workers, one
+    job wakes one, and the others sleep on (before, every ring woke every idle worker, and all but one claimed
+    nothing). A waiter takes only a ticket rung after its own claim began (``seen``): a ring before that was for
+    a job that claim could already see, so when it found nothing that job was taken, and the ticket is dropped.
+    A ticket no worker takes is at worst a later empty claim; a job whose ticket went to a worker that claimed
+    another job is found by that worker's next claim or the idle poll (``Worker.run``).
+    """
 
     WAIT_SLICE = 0.05
     """How often a waiting worker looks at its ``stop`` event (a ring wakes it at once)."""
@@ -180,22 +189,30 @@ class _WorkBell:
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.generation = 0
+        self._tickets: collections.deque[int] = collections.deque(maxlen=64)
 
-    def ring(self) -> None:
+    def ring(self, jobs: int = 1) -> None:
+        """``jobs`` were queued (or freed): one ticket, and one waiter woken, for each."""
         with self.cond:
             self.generation += 1
-            self.cond.notify_all()
+            self._tickets.extend([self.generation] * jobs)
+            self.cond.notify(jobs)
 
     def wait(self, seen: int, timeout: float, stop: threading.Event | None) -> bool:
-        """Wait until a ring after ``seen``, ``stop``, or ``timeout``; True when rung."""
+        """Wait until this waiter takes a ring after ``seen``, ``stop``, or ``timeout``; True when it took one."""
         deadline = time.monotonic() + timeout
+        tickets = self._tickets
         with self.cond:
-            while self.generation == seen:
+            while True:
+                while tickets and tickets[0] <= seen:  # rung before this waiter's claim: that claim saw the job
+                    tickets.popleft()
+                if tickets:
+                    tickets.popleft()
+                    return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (stop is not None and stop.is_set()):
                     return False
                 self.cond.wait(min(remaining, self.WAIT_SLICE))
-            return True
 
 
 _BELLS: dict[str, _WorkBell] = {}
@@ -318,7 +335,7 @@ class SQLiteStore(Store):
             raise StoreBusy(f"the store {self.path} is busy: another writer held it past the wait")
         try:
             self._begin_immediate(conn, deadline)
-            local.work_queued = False
+            local.work_queued = 0
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -333,13 +350,14 @@ class SQLiteStore(Store):
 
     def _work_queued(self) -> None:
         """Inside a writing transaction: it queued a due job or freed an entity; the bell rings after the commit."""
-        self._local.work_queued = True
+        self._local.work_queued = getattr(self._local, "work_queued", 0) + 1
 
     def _ring_if_queued(self) -> None:
-        """After a commit: wake this process's idle workers when the transaction queued work."""
-        if getattr(self._local, "work_queued", False):
-            self._local.work_queued = False
-            self._bell().ring()
+        """After a commit: wake one idle worker of this process per job the transaction queued (or freed)."""
+        queued = getattr(self._local, "work_queued", 0)
+        if queued:
+            self._local.work_queued = 0
+            self._bell().ring(queued)
 
     def _bell(self) -> _WorkBell:
         """This process's bell for the file (a forked child gets its own: the parent's may be held by a thread the
@@ -862,7 +880,7 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA synchronous = FULL")  # acknowledgements depend on this commit: survive power loss
         try:
             self._begin_immediate(conn, deadline)
-            self._local.work_queued = False
+            self._local.work_queued = 0
             try:
                 for delivery in deliveries:
                     conn.execute("SAVEPOINT delivery")
