@@ -237,17 +237,27 @@ def test_a_job_queued_in_the_process_wakes_an_idle_worker(tmp_path: Path) -> Non
     job = store.claim("w", lease_seconds=60)
     assert job is not None
     assert job.payload == {"n": 1}
-    # completing a job that holds an entity lock frees that entity: the bell rings for its next job
+    # completing a job that holds an entity lock frees that entity: the bell rings for the entity's next job
     store.enqueue("event", {"n": 2}, lock_key="zendesk:ticket:1")
     locked = store.claim("w", lease_seconds=60)
     assert locked is not None
     assert locked.payload == {"n": 2}
+    store.enqueue("event", {"n": 3}, lock_key="zendesk:ticket:1")  # waits for the entity
     waiter, woken = _waiting(store, timeout=120)
-    waiter.join(timeout=0.5)  # nothing queued yet: still waiting
+    waiter.join(timeout=0.5)  # the only ready job waits for the entity: still waiting
     assert woken == []
     assert store.complete(locked.id, locked.attempt)
     waiter.join(timeout=120)
     assert woken == [True]
+    last = store.claim("w", lease_seconds=60)
+    assert last is not None
+    assert last.payload == {"n": 3}
+    # no job waits for the entity the last one frees: no worker is woken for nothing
+    waiter, woken = _waiting(store, timeout=1.0)
+    time.sleep(0.2)
+    assert store.complete(last.id, last.attempt)
+    waiter.join(timeout=120)
+    assert woken == [False]
     store.close()
     receiver.close()
 

@@ -1014,7 +1014,7 @@ class SQLiteStore(Store):
             (job_id, row[0], row[1], row[2], row[3], error, now),
         )
         if row[4] is not None:
-            self._work_queued()  # the entity is free: its next job may run
+            self._entity_freed(conn, row[4])
 
     def claim(
         self,
@@ -1127,13 +1127,22 @@ class SQLiteStore(Store):
             return done
 
     def _settle(self, conn: sqlite3.Connection, statement: str, args: tuple[Any, ...]) -> bool:
-        """Run a fenced UPDATE ... RETURNING lock_key; wake the workers when it freed an entity."""
+        """Run a fenced UPDATE ... RETURNING lock_key; wake a worker when it freed an entity a job waits for."""
         row = _first(conn.execute(statement + " RETURNING lock_key", args))
         if row is None:
             return False
         if row[0] is not None:
-            self._work_queued()
+            self._entity_freed(conn, row[0])
         return True
+
+    def _entity_freed(self, conn: sqlite3.Connection, lock_key: str) -> None:
+        """A job holding ``lock_key`` ended (inside the caller's transaction): when a job of that entity is ready,
+        it may run now, and an idle worker is woken for it (most entities have none waiting: no wake)."""
+        waiting = conn.execute(
+            "SELECT 1 FROM jobs WHERE lock_key = ? AND state = 'ready' LIMIT 1", (lock_key,)
+        ).fetchone()
+        if waiting is not None:
+            self._work_queued()
 
     def retry_later(self, job_id: int, attempt: int, *, run_at: float, error: str, waiting: bool = False) -> bool:
         """Return the caller's attempt to ready, due at ``run_at`` (``waiting``: counted in ``waits``, not as a
