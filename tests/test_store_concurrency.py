@@ -252,6 +252,14 @@ def test_a_job_queued_in_the_process_wakes_an_idle_worker(tmp_path: Path) -> Non
     last = store.claim("w", lease_seconds=60)
     assert last is not None
     assert last.payload == {"n": 3}
+    # put back due at once, the job is work again: a waiter wakes
+    waiter, woken = _waiting(store, timeout=120)
+    time.sleep(0.2)
+    assert store.retry_later(last.id, last.attempt, run_at=0.0, error="429")
+    waiter.join(timeout=120)
+    assert woken == [True]
+    last = store.claim("w", lease_seconds=60)
+    assert last is not None
     # no job waits for the entity the last one frees: no worker is woken for nothing
     waiter, woken = _waiting(store, timeout=1.0)
     time.sleep(0.2)

@@ -236,3 +236,47 @@ def test_a_server_that_cannot_be_reached_is_one_line_without_the_password() -> N
     with pytest.raises(StoreError, match=r"cannot reach the store postgresql://cx@127\.0\.0\.1:1/cx") as info:
         PostgresStore("postgresql://cx@127.0.0.1:1/cx", password="hunter22-secret")
     assert "hunter22" not in str(info.value)
+
+
+def test_a_job_ending_wakes_the_workers_only_when_a_job_of_its_entity_waits(pg_url: str) -> None:
+    """A job holding an entity lock that ends announces work (``NOTIFY``) only when another job of that entity is
+    due, or when the job itself is due again at once: most tickets have none, and every idle worker woke and
+    claimed nothing. The notifications are read up to a sentinel sent after each step (PostgreSQL delivers them
+    in commit order), so nothing here waits on time."""
+    with open_store(pg_url) as store:
+        assert isinstance(store, PostgresStore)
+        with psycopg.connect(pg_url.split("?")[0], autocommit=True) as listener:
+            listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(store.channel)))
+
+            def announced_by(step: Any) -> int:
+                step()
+                listener.execute("SELECT pg_notify(%s, 'sentinel')", (store.channel,))
+                for count, note in enumerate(listener.notifies(timeout=60)):
+                    if note.payload == "sentinel":
+                        return count
+                raise AssertionError("the sentinel notification never came")
+
+            assert announced_by(lambda: store.enqueue("event", {"n": 1}, lock_key="zendesk:ticket:1")) == 1
+            first = store.claim("w", lease_seconds=60)
+            assert first is not None
+            assert announced_by(lambda: store.complete(first.id, first.attempt)) == 0  # nothing waits for it
+            announced_by(lambda: store.enqueue("event", {"n": 2}, lock_key="zendesk:ticket:1"))
+            second = store.claim("w", lease_seconds=60)
+            assert second is not None
+            announced_by(lambda: store.enqueue("event", {"n": 3}, lock_key="zendesk:ticket:1"))
+            assert store.claim("w", lease_seconds=60) is None  # the third waits for the entity
+            assert announced_by(lambda: store.complete(second.id, second.attempt)) == 1
+            third = store.claim("w", lease_seconds=60)
+            assert third is not None
+            assert third.payload == {"n": 3}
+            assert announced_by(lambda: store.fail(third.id, third.attempt, error="boom")) == 0
+            # a job put back due at once is work again; one put back for later is not (the poll finds it then)
+            announced_by(lambda: store.enqueue("event", {"n": 4}, lock_key="zendesk:ticket:1"))
+            fourth = store.claim("w", lease_seconds=60)
+            assert fourth is not None
+            assert announced_by(lambda: store.retry_later(fourth.id, fourth.attempt, run_at=0.0, error="429")) == 1
+            again = store.claim("w", lease_seconds=60)
+            assert again is not None
+            assert again.id == fourth.id
+            later = store.clock() + 3600
+            assert announced_by(lambda: store.retry_later(again.id, again.attempt, run_at=later, error="429")) == 0

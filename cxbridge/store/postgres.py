@@ -142,6 +142,12 @@ _ENTITY_LOCK = (
 """An entity's advisory lock key computed by the server: ``lock_id(f"cxbridge:entity:{schema}:{lock_key}")``."""
 _ANNOUNCE = "(SELECT 1 FROM pg_notify(%s, ''))"
 """Wakes idle workers at commit, as a column of a statement (evaluated only where the statement reaches it)."""
+_ENTITY_WAITED = (
+    "({key} IS NOT NULL AND EXISTS (SELECT 1 FROM jobs AS w WHERE w.lock_key = {key} AND w.state = 'ready'"
+    " AND w.run_at <= %s))"
+)
+"""Whether a due job waits for the entity ``{key}`` names (the parameter: now): only then does freeing it wake a
+worker (in the statement's snapshot the job being settled counts as it was before)."""
 _LIVE_LEASE_ON_KEY = (
     "EXISTS (SELECT 1 FROM jobs AS o WHERE o.lock_key = {key} AND o.state = 'leased' AND o.lease_until > %s"
     " AND o.id != {id})"
@@ -1023,8 +1029,12 @@ class PostgresStore(Store):
             " VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (job_id, row[0], Jsonb(row[1]), row[2], row[3], error, now),
         )
-        if row[4] is not None:
-            self._announce(conn)  # the entity is free: its next job may run
+        if row[4] is not None:  # the entity is free: a job of it that waits may run
+            waited = conn.execute(
+                f"SELECT {_ENTITY_WAITED.format(key='lock_key')} FROM jobs WHERE id = %s", (now, job_id)
+            ).fetchone()
+            if waited is not None and waited[0]:
+                self._announce(conn)
 
     def claim(
         self,
@@ -1166,11 +1176,12 @@ class PostgresStore(Store):
 
     def _settle(self, conn: Conn, statement: str, args: tuple[Any, ...]) -> bool:
         """Run a fenced UPDATE ... RETURNING lock_key, in one statement that wakes the workers (at commit) when it
-        freed an entity."""
+        freed an entity a ready job waits for (``_ENTITY_WAITED``), or made the job itself due again at once."""
         row = conn.execute(
-            f"WITH settled AS ({statement} RETURNING lock_key)"
-            f" SELECT lock_key, CASE WHEN lock_key IS NOT NULL THEN {_ANNOUNCE} END FROM settled",
-            (*args, self.channel),
+            f"WITH settled AS ({statement} RETURNING lock_key, state = 'ready' AND run_at <= updated_at AS due)"
+            f" SELECT lock_key, CASE WHEN due OR {_ENTITY_WAITED.format(key='lock_key')} THEN {_ANNOUNCE} END"
+            " FROM settled",
+            (*args, self.clock(), self.channel),
         ).fetchone()
         return row is not None
 

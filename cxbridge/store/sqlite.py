@@ -1127,19 +1127,23 @@ class SQLiteStore(Store):
             return done
 
     def _settle(self, conn: sqlite3.Connection, statement: str, args: tuple[Any, ...]) -> bool:
-        """Run a fenced UPDATE ... RETURNING lock_key; wake a worker when it freed an entity a job waits for."""
-        row = _first(conn.execute(statement + " RETURNING lock_key", args))
+        """Run a fenced UPDATE ... RETURNING lock_key; wake a worker when it made the job itself due again at once,
+        or freed an entity a job waits for."""
+        row = _first(conn.execute(statement + " RETURNING lock_key, state = 'ready' AND run_at <= updated_at", args))
         if row is None:
             return False
-        if row[0] is not None:
+        if row[1]:
+            self._work_queued()
+        elif row[0] is not None:
             self._entity_freed(conn, row[0])
         return True
 
     def _entity_freed(self, conn: sqlite3.Connection, lock_key: str) -> None:
-        """A job holding ``lock_key`` ended (inside the caller's transaction): when a job of that entity is ready,
+        """A job holding ``lock_key`` ended (inside the caller's transaction): when a job of that entity is due,
         it may run now, and an idle worker is woken for it (most entities have none waiting: no wake)."""
         waiting = conn.execute(
-            "SELECT 1 FROM jobs WHERE lock_key = ? AND state = 'ready' LIMIT 1", (lock_key,)
+            "SELECT 1 FROM jobs WHERE lock_key = ? AND state = 'ready' AND run_at <= ? LIMIT 1",
+            (lock_key, self.clock()),
         ).fetchone()
         if waiting is not None:
             self._work_queued()
