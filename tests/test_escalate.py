@@ -96,6 +96,39 @@ def test_call_budget_for_new_and_joined_escalations(vendors: Vendors, runtime: R
     assert effects(vendors)["remote_links"] == 3  # ticket 1 and 2 on the first issue, ticket 3 on its own
 
 
+def test_escalations_running_at_once_each_count_their_own_calls(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two escalations in two threads (as two workers run them), held together in the middle of their run: each
+    result counts the calls it made, its helper threads' among them, and none of the other's, so together they
+    count every call the process made, once (before, each counted every call of the process while it ran)."""
+    import threading
+
+    together = threading.Barrier(2, timeout=60)
+    render_all = runtime.handoff.render_all
+
+    def meet_then_render(*args: Any, **kwargs: Any) -> Any:
+        together.wait()  # both have read their ticket and customer; both write after this
+        return render_all(*args, **kwargs)
+
+    monkeypatch.setattr(runtime.handoff, "render_all", meet_then_render)
+    before = runtime.calls()
+    results: dict[str, Any] = {}
+
+    def escalate(ticket_id: str) -> None:
+        results[ticket_id] = Escalation(runtime).run(EscalationRequest(ticket_id=ticket_id, note="At once."))
+
+    threads = [threading.Thread(target=escalate, args=(t,)) for t in ("1", "3")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    made = runtime.calls_since(before)
+    first, third = results["1"].calls, results["3"].calls
+    assert {s: first.get(s, 0) + third.get(s, 0) for s in made} == made
+    assert first["zendesk"] == third["zendesk"] == 2  # the ticket read and the note on it, each its own
+
+
 def test_without_a_note_the_history_costs_one_more_call(runtime: Runtime) -> None:
     """The latest internal note stands in for the agent's summary; reading it is the ninth call."""
     result = Escalation(runtime).run(EscalationRequest(ticket_id="1"))

@@ -9,6 +9,7 @@ import click
 
 from ..connectors import HELPDESK
 from ..errors import CxbridgeError
+from ..http.counter import tallying_calls
 from ..models import Person, Ref
 from ..workflows.policy import (
     ACTIONS,
@@ -61,9 +62,9 @@ def check(
     runtime = load_runtime(ctx)
     try:
         ticket, system = ticket_and_helpdesk(runtime, ticket_id, helpdesk)
-        before = runtime.calls()
-        explanation = explain(runtime, ticket, request, Person(email=agent), helpdesk=system)
-        calls = runtime.calls_since(before)
+        with tallying_calls() as tally:
+            explanation = explain(runtime, ticket, request, Person(email=agent), helpdesk=system)
+        calls = tally.by_system()
     finally:
         runtime.close()
     if as_json:

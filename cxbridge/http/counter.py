@@ -1,9 +1,15 @@
-"""Counts of HTTP attempts per system, operation and outcome, for benchmarks, metrics and tests."""
+"""Counts of HTTP attempts per system, operation and outcome, for benchmarks, metrics and tests; and the calls of
+one workflow run (``tallying_calls``), whichever threads it ran them on."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import ParamSpec, Protocol, TypeVar
 
 ERROR = "error"
 """The outcome recorded for an attempt that got no HTTP answer (connect error, timeout, reset)."""
@@ -25,6 +31,8 @@ class CallCounter:
         with self._lock:
             self._counts[(system, op, str(outcome))] += 1
             self._systems[system] += 1
+        for tally in _TALLIES.get():
+            tally.add(system)
 
     def total(self, system: str | None = None, op: str | None = None) -> int:
         """Attempts overall, or for one system and/or one operation."""
@@ -75,3 +83,61 @@ class CallCounter:
 
 default_counter = CallCounter()
 """The process-wide counter used by clients built without one."""
+
+
+class CallTally:
+    """The HTTP attempts one workflow run made, per system: those of its own thread and of the helper threads it
+    ran calls on (``side_by_side`` runs them in a copy of its context), and no other run's, although every run of
+    the process counts into the same ``CallCounter``."""
+
+    __slots__ = ("_counts", "_lock")
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, system: str) -> None:
+        """Count one attempt on ``system``."""
+        with self._lock:
+            self._counts[system] += 1
+
+    def by_system(self) -> dict[str, int]:
+        """Attempts per system (systems not called left out)."""
+        with self._lock:
+            return dict(self._counts)
+
+
+_TALLIES: ContextVar[tuple[CallTally, ...]] = ContextVar("cxbridge_call_tallies", default=())
+"""The tallies open in this context, outermost first: a run inside another counts in both."""
+
+
+@contextmanager
+def tallying_calls() -> Iterator[CallTally]:
+    """Inside: every HTTP attempt of this context (and of contexts copied from it) is counted in the tally."""
+    tally = CallTally()
+    token = _TALLIES.set((*_TALLIES.get(), tally))
+    try:
+        yield tally
+    finally:
+        _TALLIES.reset(token)
+
+
+class _HasCalls(Protocol):
+    calls: dict[str, int]
+
+
+P = ParamSpec("P")
+R = TypeVar("R", bound=_HasCalls)
+
+
+def tallies_calls(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorates a workflow whose result has a ``calls`` field: it is set to the calls this run made, per system."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with tallying_calls() as tally:
+            result = fn(*args, **kwargs)
+        result.calls = tally.by_system()
+        return result
+
+    return run

@@ -27,6 +27,7 @@ from ..errors import (
     NotFound,
     VendorError,
 )
+from ..http.counter import tallies_calls
 from ..models import Comment, Customer, Issue, Link, Person, Ref, Ticket, to_jsonable
 from ..store import AuditRow, Intent, Store
 from ..store.base import Fold
@@ -423,12 +424,13 @@ class Escalation:
         return context
 
     # -- the workflow ----------------------------------------------------------------------------------------
+    @tallies_calls
     def run(self, req: EscalationRequest, *, dry_run: bool = False) -> EscalationResult:
-        """Escalate (or, with ``dry_run``, render and plan without writing anything)."""
+        """Escalate (or, with ``dry_run``, render and plan without writing anything); ``calls`` on the result
+        counts this run's calls only."""
         helpdesk = self.rt.helpdesk(req.helpdesk)
         tracker = self.rt.tracker()
         crm = self.rt.crm()
-        before = self.rt.calls()
 
         # 1-2. the ticket, with its requester and organization, then what needs only the ticket, side by side: the
         # customer, the comments (for support's latest note) and the issue an agent named (to join it). When the
@@ -533,7 +535,6 @@ class Escalation:
         if dry_run:
             result.dry_run = True
             result.planned = self._plan(req, ticket, customer, crm is not None, project, label, moving_from)
-            result.calls = self.rt.calls_since(before)
             return result
 
         if moving_from is not None:
@@ -692,7 +693,6 @@ class Escalation:
                 ),
             ],
         )
-        result.calls = self.rt.calls_since(before)
         return result
 
     @staticmethod

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..connectors import ManagedBlock, TicketLink
 from ..errors import ConfigError, CxbridgeError, NotFound
+from ..http.counter import tallies_calls
 from ..models import Customer, Deal, Issue, Link, Ref, Ticket, to_jsonable
 from ..settings import IMPACT_VALUES
 from .once import op_id
@@ -1145,6 +1146,7 @@ class UnlinkResult:
     calls: dict[str, int] = field(default_factory=dict)
 
 
+@tallies_calls
 def unlink(rt: Context, ticket: Ref, issue_key: str, *, actor: str = "cli") -> UnlinkResult:
     """Unlink a ticket from an issue: the remote link (by globalId), the store's link, the impact, an audit row.
 
@@ -1152,7 +1154,6 @@ def unlink(rt: Context, ticket: Ref, issue_key: str, *, actor: str = "cli") -> U
     after a crash it finishes what is missing (a remote link already gone is fine).
     """
 
-    before = rt.calls()
     tracker = rt.tracker()
     _prepare(rt)
     issue = tracker.get_issue(issue_key)
@@ -1179,5 +1180,4 @@ def unlink(rt: Context, ticket: Ref, issue_key: str, *, actor: str = "cli") -> U
         issue_key=issue.key,
         details={"remote_link": result.remote_link, "impact": result.impact},
     )
-    result.calls = rt.calls_since(before)
     return result

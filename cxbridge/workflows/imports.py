@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, NotFound
+from ..http.counter import tallies_calls
 from ..models import Link
 from . import impact
 from .escalate import Escalation
@@ -60,6 +61,7 @@ class ImportReport:
         }
 
 
+@tallies_calls
 def import_links(
     rt: Context, *, helpdesk: str | None = None, dry_run: bool = False, actor: str = "cli"
 ) -> ImportReport:
@@ -67,7 +69,6 @@ def import_links(
     desk = rt.helpdesk(helpdesk)
     if not desk.supports("integration_links"):
         raise ConfigError(f"import-links: {desk.name} has no tracker integration whose links cxbridge can read")
-    before = rt.calls()
     tracker = rt.tracker()
     report = ImportReport(helpdesk=desk.name, dry_run=dry_run)
     issues: dict[str, None] = {}  # the keys of the issues concerned, in order
@@ -147,7 +148,6 @@ def import_links(
         issues[issue.key] = None
     for key in issues:
         report.impact[key] = "written" if impact.refresh_by_key(rt, key) else "unchanged"
-    report.calls = rt.calls_since(before)
     return report
 
 

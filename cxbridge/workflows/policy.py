@@ -69,6 +69,7 @@ from jinja2.exceptions import SecurityError
 from ..connectors import Helpdesk
 from ..errors import ConfigError, CxbridgeError
 from ..handoff import BoundedSandbox, LimitExceeded, bounded
+from ..http.counter import tallies_calls
 from ..models import Customer, Link, Person, Ref, Ticket
 from .once import crm_note_once, marker_for, op_id, write_once
 from .priority import Priority
@@ -859,6 +860,7 @@ def _result_of(store: Any, oid: str) -> dict[str, Any]:
     return dict(result) if isinstance(result, dict) else {}
 
 
+@tallies_calls
 def act_on_ticket(
     rt: Context,
     ticket_id: str,
@@ -888,7 +890,6 @@ def act_on_ticket(
     raises ``CxbridgeError`` before anything is decided or written.
     """
     store = rt.store
-    before = rt.calls()
     rid = request_id or uuid.uuid4().hex
     who = agent.email or agent.name or ""
     request = parse_action(request.action, request.value)
@@ -950,7 +951,6 @@ def act_on_ticket(
         },
     )
     result.writes["plugins"] = _hand_over(rt, result, ticket, customer, step)
-    result.calls = rt.calls_since(before)
     return result
 
 
