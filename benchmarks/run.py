@@ -100,6 +100,24 @@ def misses(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def beside_floor(results: list[dict[str, Any]]) -> str | None:
+    """The pipeline's CPU per escalation as a multiple of this machine's floor (``bench_floor.py``: the stack's
+    calls, deliveries and store writes with cxbridge doing nothing else), when both ran: a figure that moves less
+    from one machine to another than the milliseconds do. No target: a reading for whoever sets one."""
+    by_name = {res["bench"]: res for res in results}
+    pipeline, floor = by_name.get("pipeline"), by_name.get("floor")
+    if pipeline is None or floor is None:
+        return None
+    cpu = (pipeline.get("figures") or {}).get("cxbridge_cpu_ms_per_escalation")
+    base = ((floor.get("figures") or {}).get("escalation_floor") or {}).get("total_ms")
+    if not cpu or not base:
+        return None
+    return (
+        f"pipeline beside the floor: {cpu} ms of cxbridge CPU per escalation is {cpu / base:.2f} x this machine's "
+        f"floor ({base} ms, bench_floor.py)"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="the small sizes: every bench in a few minutes")
@@ -129,10 +147,20 @@ def main() -> None:
     for res in results:
         for note in res["notes"]:
             print(f"note ({res['bench']}): {note}")
+    relative = beside_floor(results)
+    if relative:
+        print(relative)
     print(
         f"\n{len(results)} bench(es) in {total:.1f} s{' (--quick)' if args.quick else ''}; machine {_common.machine()}"
     )
-    doc = {"quick": args.quick, "total_seconds": round(total, 1), "machine": _common.machine(), "benches": results}
+    doc: dict[str, Any] = {
+        "quick": args.quick,
+        "total_seconds": round(total, 1),
+        "machine": _common.machine(),
+        "benches": results,
+    }
+    if relative:
+        doc["pipeline_beside_floor"] = relative
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"results written to {args.out}")

@@ -93,6 +93,12 @@ def test_run_quick_check_runs_every_bench_and_exits_on_misses_only(tmp_path: Pat
     assert sums["total_ms"] == pytest.approx(sums["calls_ms"] + sums["deliveries_ms"] + sums["transactions_ms"], 0.01)
     assert sums["deliveries_ms"] > 0
     assert sums["transactions_ms"] > 0
+    # the pipeline's CPU beside that floor: a reading (no target), printed and kept with the results
+    ratio = pipeline["cxbridge_cpu_ms_per_escalation"] / sums["total_ms"]
+    assert doc["pipeline_beside_floor"].endswith(
+        f"is {ratio:.2f} x this machine's floor ({sums['total_ms']} ms, bench_floor.py)"
+    )
+    assert doc["pipeline_beside_floor"] in done.stdout
     # PostgreSQL beside SQLite (CI starts the server): 1 and 8 worker processes on each, every job run once
     pg = next(b for b in doc["benches"] if b["bench"] == "pg")
     for store in ("postgresql", "sqlite"):
