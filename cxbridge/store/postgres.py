@@ -108,6 +108,7 @@ from .base import (
     redact_value,
     unmoved_intent,
 )
+from .bell import WorkBell
 from .migrations import MIGRATIONS_TABLE, migrations
 
 T = TypeVar("T")
@@ -140,8 +141,12 @@ _ENTITY_LOCK = (
     "::bit(64)::bigint"
 )
 """An entity's advisory lock key computed by the server: ``lock_id(f"cxbridge:entity:{schema}:{lock_key}")``."""
-_ANNOUNCE = "(SELECT 1 FROM pg_notify(%s, ''))"
-"""Wakes idle workers at commit, as a column of a statement (evaluated only where the statement reaches it)."""
+_ANNOUNCE = "(SELECT 1 FROM pg_notify(%s, {payload}))"
+"""Wakes an idle worker of each listening process at commit, as a column of a statement (evaluated only where the
+statement reaches it). ``{payload}``: the job's id where it queues one, so that jobs queued in one transaction are
+one notification each (PostgreSQL delivers a repeated channel and payload of one transaction once)."""
+_ANNOUNCE_FREED = _ANNOUNCE.format(payload="''")
+"""A job ended that another job was waiting for, or a job is due again at once: one notification."""
 _ENTITY_WAITED = (
     "({key} IS NOT NULL AND EXISTS (SELECT 1 FROM jobs AS w WHERE w.lock_key = {key} AND w.state = 'ready'"
     " AND w.run_at <= %s))"
@@ -295,13 +300,14 @@ def _asynchronous_commits(conn: Conn) -> None:
 
 
 class _Listener:
-    """One thread per store and process that ``LISTEN``s for queued jobs and wakes the waiting workers."""
+    """One thread per store and process that ``LISTEN``s for due jobs and rings the process's ``WorkBell``: once per
+    notification (each job queued, or an entity freed, by any process, is one), so one idle worker of this
+    process wakes for each."""
 
     def __init__(self, conninfo: str, channel: str) -> None:
         self.conninfo = conninfo
         self.channel = channel
-        self.generation = 0
-        self.cond = threading.Condition()
+        self.bell = WorkBell()
         self.stopping = threading.Event()
         self.conn: Conn | None = None
         self.thread = threading.Thread(target=self._run, name="cxbridge-pg-listen", daemon=True)
@@ -313,30 +319,14 @@ class _Listener:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:
                     self.conn = conn
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    self._wake()  # anything queued while this listener was not listening
+                    self.bell.ring_all()  # anything queued while this listener was not listening
                     while not self.stopping.is_set():
-                        if any(True for _ in conn.notifies(timeout=1.0, stop_after=1)):
-                            self._wake()
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.bell.ring()
             except psycopg.Error:  # the server went away: workers fall back to polling until it is back
                 self.stopping.wait(1.0)
             finally:
                 self.conn = None
-
-    def _wake(self) -> None:
-        with self.cond:
-            self.generation += 1
-            self.cond.notify_all()
-
-    def wait(self, timeout: float, stop: threading.Event | None) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            seen = self.generation
-            while self.generation == seen:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (stop is not None and stop.is_set()):
-                    return False
-                self.cond.wait(min(remaining, 0.25))
-            return True
 
     def close(self) -> None:
         self.stopping.set()
@@ -543,14 +533,17 @@ class PostgresStore(Store):
             conn.close()  # ends the session: its advisory locks go with it
 
     def wait_for_work(self, timeout: float, stop: threading.Event | None = None) -> bool:
-        """Wait until a job is queued (a ``NOTIFY``), ``stop`` is set, or ``timeout`` passed; True when woken by
-        a notification."""
+        """Wait until this thread takes a due job's notification (``NOTIFY``, one idle worker woken per job; a job
+        announced after this thread's last ``claim`` began counts), ``stop`` is set, or ``timeout`` passed; True when
+        woken by a notification."""
         self._pool_now()
         with self._guard:
             if self._listener is None:
                 self._listener = _Listener(self._conninfo, self.channel)
             listener = self._listener
-        return listener.wait(timeout, stop)
+        bell = listener.bell
+        seen = getattr(self._local, "work_seen", None)
+        return bell.wait(bell.generation if seen is None else seen, timeout, stop)
 
     def _announce(self, conn: Conn) -> None:
         """Wake idle workers when this transaction commits (notifications are sent at commit, deduplicated)."""
@@ -894,7 +887,7 @@ class PostgresStore(Store):
         )
         args: tuple[Any, ...] = (kind, json_text(payload), key, run_at, now, now, lock_key)
         if run_at <= now:  # a due job wakes the idle workers at commit (announced in the same statement)
-            insert = f"WITH added AS ({insert}) SELECT id, {_ANNOUNCE} FROM added"
+            insert = f"WITH added AS ({insert}) SELECT id, {_ANNOUNCE.format(payload='added.id::text')} FROM added"
             args = (*args, self.channel)
         row = conn.execute(insert, args).fetchone()
         return None if row is None else int(row[0])
@@ -1049,6 +1042,9 @@ class PostgresStore(Store):
         kind_list = None if kinds is None else list(kinds)
         if kind_list is not None and not kind_list:
             return None
+        listener = self._listener
+        # a job announced from here on wakes this thread's wait (``wait_for_work``)
+        self._local.work_seen = None if listener is None else listener.bell.generation
         kind_filter = "" if kind_list is None else " AND kind = ANY(%s)"
         kind_args: tuple[Any, ...] = () if kind_list is None else (kind_list,)
         now = self.clock()
@@ -1179,7 +1175,7 @@ class PostgresStore(Store):
         freed an entity a ready job waits for (``_ENTITY_WAITED``), or made the job itself due again at once."""
         row = conn.execute(
             f"WITH settled AS ({statement} RETURNING lock_key, state = 'ready' AND run_at <= updated_at AS due)"
-            f" SELECT lock_key, CASE WHEN due OR {_ENTITY_WAITED.format(key='lock_key')} THEN {_ANNOUNCE} END"
+            f" SELECT lock_key, CASE WHEN due OR {_ENTITY_WAITED.format(key='lock_key')} THEN {_ANNOUNCE_FREED} END"
             " FROM settled",
             (*args, self.clock(), self.channel),
         ).fetchone()

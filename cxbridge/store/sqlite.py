@@ -10,7 +10,7 @@ globalId, the ticket's key, the note's marker), so a rerun converges. FULL's com
 NORMAL commit.
 
 SQLite has no ``LISTEN``/``NOTIFY``: a transaction that queues a job (or frees an entity a waiting job is locked
-on) rings a bell of this process after its commit (``_WorkBell``, one per database file), which wakes this
+on) rings a bell of this process after its commit (``WorkBell``, one per database file), which wakes this
 process's idle workers at once (``cxbridge serve`` runs the receiver and the workers in one process). Workers of
 other processes find the job at their next poll, as before.
 
@@ -25,7 +25,6 @@ one after a fork too).
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import fcntl
 import hashlib
@@ -72,6 +71,7 @@ from .base import (
     redact_value,
     unmoved_intent,
 )
+from .bell import WorkBell
 from .group_commit import GroupCommit, Outcome
 from .migrations import migrations
 
@@ -171,60 +171,16 @@ def _forget_writer_locks() -> None:
 os.register_at_fork(after_in_child=_forget_writer_locks)
 
 
-class _WorkBell:
-    """Wakes one idle worker of this process waiting on one database file for each job a thread of this process
-    queued there (an in-process ``NOTIFY``): ``generation`` counts the rings.
-
-    A ring leaves a ticket (its generation) that one waiter takes: two jobs queued wake two idle workers, one
-    job wakes one, and the others sleep on (before, every ring woke every idle worker, and all but one claimed
-    nothing). A waiter takes only a ticket rung after its own claim began (``seen``): a ring before that was for
-    a job that claim could already see, so when it found nothing that job was taken, and the ticket is dropped.
-    A ticket no worker takes is at worst a later empty claim; a job whose ticket went to a worker that claimed
-    another job is found by that worker's next claim or the idle poll (``Worker.run``).
-    """
-
-    WAIT_SLICE = 0.05
-    """How often a waiting worker looks at its ``stop`` event (a ring wakes it at once)."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.generation = 0
-        self._tickets: collections.deque[int] = collections.deque(maxlen=64)
-
-    def ring(self, jobs: int = 1) -> None:
-        """``jobs`` were queued (or freed): one ticket, and one waiter woken, for each."""
-        with self.cond:
-            self.generation += 1
-            self._tickets.extend([self.generation] * jobs)
-            self.cond.notify(jobs)
-
-    def wait(self, seen: int, timeout: float, stop: threading.Event | None) -> bool:
-        """Wait until this waiter takes a ring after ``seen``, ``stop``, or ``timeout``; True when it took one."""
-        deadline = time.monotonic() + timeout
-        tickets = self._tickets
-        with self.cond:
-            while True:
-                while tickets and tickets[0] <= seen:  # rung before this waiter's claim: that claim saw the job
-                    tickets.popleft()
-                if tickets:
-                    tickets.popleft()
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (stop is not None and stop.is_set()):
-                    return False
-                self.cond.wait(min(remaining, self.WAIT_SLICE))
+_BELLS: dict[str, WorkBell] = {}
 
 
-_BELLS: dict[str, _WorkBell] = {}
-
-
-def _work_bell(path: Path) -> _WorkBell:
+def _work_bell(path: Path) -> WorkBell:
     """The bell of the database file at ``path`` in this process."""
     key = os.path.realpath(path)
     with _WRITER_LOCKS_GUARD:
         bell = _BELLS.get(key)
         if bell is None:
-            bell = _BELLS[key] = _WorkBell()
+            bell = _BELLS[key] = WorkBell()
         return bell
 
 
@@ -279,7 +235,7 @@ class SQLiteStore(Store):
         self._closed = False
         self._group = GroupCommit(self._writer_lock_within, self._accept_batch)
         self._writer: tuple[int, threading.Lock] | None = None
-        self._bells: tuple[int, _WorkBell] = (os.getpid(), _work_bell(self.path))
+        self._bells: tuple[int, WorkBell] = (os.getpid(), _work_bell(self.path))
         conn = self._conn()
         migrations.apply(conn, clock=clock)
 
@@ -359,7 +315,7 @@ class SQLiteStore(Store):
             self._local.work_queued = 0
             self._bell().ring(queued)
 
-    def _bell(self) -> _WorkBell:
+    def _bell(self) -> WorkBell:
         """This process's bell for the file (a forked child gets its own: the parent's may be held by a thread the
         child does not have)."""
         pid, bell = self._bells
