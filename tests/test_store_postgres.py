@@ -257,25 +257,27 @@ def test_a_job_ending_wakes_the_workers_only_when_a_job_of_its_entity_waits(pg_u
                 raise AssertionError("the sentinel notification never came")
 
             assert announced_by(lambda: store.enqueue("event", {"n": 1}, lock_key="zendesk:ticket:1")) == 1
-            first = store.claim("w", lease_seconds=60)
+            first = store.claim("w", lease_seconds=60, kinds=["event"])
             assert first is not None
+            # another ticket's job, due and ready, does not wait for this one's entity
+            assert announced_by(lambda: store.enqueue("other", {}, lock_key="zendesk:ticket:2")) == 1
             assert announced_by(lambda: store.complete(first.id, first.attempt)) == 0  # nothing waits for it
             announced_by(lambda: store.enqueue("event", {"n": 2}, lock_key="zendesk:ticket:1"))
-            second = store.claim("w", lease_seconds=60)
+            second = store.claim("w", lease_seconds=60, kinds=["event"])
             assert second is not None
             announced_by(lambda: store.enqueue("event", {"n": 3}, lock_key="zendesk:ticket:1"))
-            assert store.claim("w", lease_seconds=60) is None  # the third waits for the entity
+            assert store.claim("w", lease_seconds=60, kinds=["event"]) is None  # the third waits for the entity
             assert announced_by(lambda: store.complete(second.id, second.attempt)) == 1
-            third = store.claim("w", lease_seconds=60)
+            third = store.claim("w", lease_seconds=60, kinds=["event"])
             assert third is not None
             assert third.payload == {"n": 3}
             assert announced_by(lambda: store.fail(third.id, third.attempt, error="boom")) == 0
             # a job put back due at once is work again; one put back for later is not (the poll finds it then)
             announced_by(lambda: store.enqueue("event", {"n": 4}, lock_key="zendesk:ticket:1"))
-            fourth = store.claim("w", lease_seconds=60)
+            fourth = store.claim("w", lease_seconds=60, kinds=["event"])
             assert fourth is not None
             assert announced_by(lambda: store.retry_later(fourth.id, fourth.attempt, run_at=0.0, error="429")) == 1
-            again = store.claim("w", lease_seconds=60)
+            again = store.claim("w", lease_seconds=60, kinds=["event"])
             assert again is not None
             assert again.id == fourth.id
             later = store.clock() + 3600

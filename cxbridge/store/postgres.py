@@ -152,7 +152,8 @@ _ENTITY_WAITED = (
     " AND w.run_at <= %s))"
 )
 """Whether a due job waits for the entity ``{key}`` names (the parameter: now): only then does freeing it wake a
-worker (in the statement's snapshot the job being settled counts as it was before)."""
+worker (in the statement's snapshot the job being settled counts as it was before). ``{key}`` must be qualified
+by its table: inside the subquery a bare ``lock_key`` would be the other job's own."""
 _LIVE_LEASE_ON_KEY = (
     "EXISTS (SELECT 1 FROM jobs AS o WHERE o.lock_key = {key} AND o.state = 'leased' AND o.lease_until > %s"
     " AND o.id != {id})"
@@ -1024,7 +1025,7 @@ class PostgresStore(Store):
         )
         if row[4] is not None:  # the entity is free: a job of it that waits may run
             waited = conn.execute(
-                f"SELECT {_ENTITY_WAITED.format(key='lock_key')} FROM jobs WHERE id = %s", (now, job_id)
+                f"SELECT {_ENTITY_WAITED.format(key='j.lock_key')} FROM jobs AS j WHERE j.id = %s", (now, job_id)
             ).fetchone()
             if waited is not None and waited[0]:
                 self._announce(conn)
@@ -1175,7 +1176,8 @@ class PostgresStore(Store):
         freed an entity a ready job waits for (``_ENTITY_WAITED``), or made the job itself due again at once."""
         row = conn.execute(
             f"WITH settled AS ({statement} RETURNING lock_key, state = 'ready' AND run_at <= updated_at AS due)"
-            f" SELECT lock_key, CASE WHEN due OR {_ENTITY_WAITED.format(key='lock_key')} THEN {_ANNOUNCE_FREED} END"
+            f" SELECT lock_key, CASE WHEN due OR {_ENTITY_WAITED.format(key='settled.lock_key')} THEN {_ANNOUNCE_FREED}"
+            " END"
             " FROM settled",
             (*args, self.clock(), self.channel),
         ).fetchone()
