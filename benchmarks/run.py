@@ -102,8 +102,8 @@ def misses(results: list[dict[str, Any]]) -> list[str]:
 
 def beside_floor(results: list[dict[str, Any]]) -> str | None:
     """The pipeline's CPU per escalation as a multiple of this machine's floor (``bench_floor.py``: the stack's
-    calls, deliveries and store writes with cxbridge doing nothing else), when both ran: a figure that moves less
-    from one machine to another than the milliseconds do. No target: a reading for whoever sets one."""
+    calls, deliveries and store writes with cxbridge doing nothing else), when both ran. No target: a reading for
+    whoever sets one, comparable between runs of one size (a quick run's floor comes out higher)."""
     by_name = {res["bench"]: res for res in results}
     pipeline, floor = by_name.get("pipeline"), by_name.get("floor")
     if pipeline is None or floor is None:
