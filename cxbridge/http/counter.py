@@ -24,15 +24,16 @@ class CallCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, str]] = Counter()
-        self._systems: Counter[str] = Counter()  # the per-system sums, kept as counted (asked twice a workflow)
 
     def record(self, system: str, op: str, outcome: int | str) -> None:
-        """Count one attempt."""
-        with self._lock:
-            self._counts[(system, op, str(outcome))] += 1
-            self._systems[system] += 1
+        """Count one attempt, here and in the tallies open in the calling context (``tallying_calls``)."""
+        self._count(system, op, str(outcome))
         for tally in _TALLIES.get():
-            tally.add(system)
+            tally._count(system, op, str(outcome))
+
+    def _count(self, system: str, op: str, outcome: str) -> None:
+        with self._lock:
+            self._counts[(system, op, outcome)] += 1
 
     def total(self, system: str | None = None, op: str | None = None) -> int:
         """Attempts overall, or for one system and/or one operation."""
@@ -45,8 +46,11 @@ class CallCounter:
 
     def by_system(self) -> dict[str, int]:
         """Attempts per system."""
+        out: Counter[str] = Counter()
         with self._lock:
-            return dict(self._systems)
+            for (s, _, _), n in self._counts.items():
+                out[s] += n
+        return dict(out)
 
     def by_op(self, system: str | None = None) -> dict[str, int]:
         """Attempts per operation name, for one system or summed across all systems."""
@@ -75,7 +79,6 @@ class CallCounter:
         """Forget every count."""
         with self._lock:
             self._counts.clear()
-            self._systems.clear()
 
     def __repr__(self) -> str:
         return f"CallCounter(total={self.total()})"
@@ -85,36 +88,16 @@ default_counter = CallCounter()
 """The process-wide counter used by clients built without one."""
 
 
-class CallTally:
-    """The HTTP attempts one workflow run made, per system: those of its own thread and of the helper threads it
-    ran calls on (``side_by_side`` runs them in a copy of its context), and no other run's, although every run of
-    the process counts into the same ``CallCounter``."""
-
-    __slots__ = ("_counts", "_lock")
-
-    def __init__(self) -> None:
-        self._counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def add(self, system: str) -> None:
-        """Count one attempt on ``system``."""
-        with self._lock:
-            self._counts[system] += 1
-
-    def by_system(self) -> dict[str, int]:
-        """Attempts per system (systems not called left out)."""
-        with self._lock:
-            return dict(self._counts)
-
-
-_TALLIES: ContextVar[tuple[CallTally, ...]] = ContextVar("cxbridge_call_tallies", default=())
+_TALLIES: ContextVar[tuple[CallCounter, ...]] = ContextVar("cxbridge_call_tallies", default=())
 """The tallies open in this context, outermost first: a run inside another counts in both."""
 
 
 @contextmanager
-def tallying_calls() -> Iterator[CallTally]:
-    """Inside: every HTTP attempt of this context (and of contexts copied from it) is counted in the tally."""
-    tally = CallTally()
+def tallying_calls() -> Iterator[CallCounter]:
+    """Inside: every HTTP attempt of this context, and of the contexts copied from it (``side_by_side`` runs its
+    helpers in such a copy), is counted in the tally too: one workflow run's calls, whichever threads made them,
+    and no other run's, although every run of the process counts into the same client counter."""
+    tally = CallCounter()
     token = _TALLIES.set((*_TALLIES.get(), tally))
     try:
         yield tally

@@ -7,7 +7,6 @@ the typed settings, the store, the templates and the configured systems by role,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..connectors import CRM, Connector, Helpdesk, Tracker
@@ -50,12 +49,6 @@ class Context(Protocol):
 
     def role_system(self, key: str, role: str) -> str:
         """The ``[systems.*]`` name that fills a role (``""`` when none does)."""
-
-    def calls(self) -> dict[str, int]:
-        """API calls made so far, per system."""
-
-    def calls_since(self, before: Mapping[str, int]) -> dict[str, int]:
-        """API calls made since an earlier ``calls()``, per system."""
 
     def handoff_context(self, context: dict[str, Any]) -> dict[str, Any]:
         """Values plugins add to the templates' context (the ``handoff_context`` hook)."""
