@@ -282,3 +282,10 @@ def test_a_job_ending_wakes_the_workers_only_when_a_job_of_its_entity_waits(pg_u
             assert again.id == fourth.id
             later = store.clock() + 3600
             assert announced_by(lambda: store.retry_later(again.id, again.attempt, run_at=later, error="429")) == 0
+            # a dead job frees its entity as a finished one does: announced when a due job of it waits
+            announced_by(lambda: store.enqueue("event", {"n": 5}, lock_key="zendesk:ticket:1"))
+            fifth = store.claim("w", lease_seconds=60, kinds=["event"])
+            assert fifth is not None
+            assert fifth.payload == {"n": 5}
+            announced_by(lambda: store.enqueue("event", {"n": 6}, lock_key="zendesk:ticket:1"))
+            assert announced_by(lambda: store.fail(fifth.id, fifth.attempt, error="boom")) == 1

@@ -546,10 +546,6 @@ class PostgresStore(Store):
         seen = getattr(self._local, "work_seen", None)
         return bell.wait(bell.generation if seen is None else seen, timeout, stop)
 
-    def _announce(self, conn: Conn) -> None:
-        """Wake idle workers when this transaction commits (notifications are sent at commit, deduplicated)."""
-        conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
-
     def close(self) -> None:
         """Close the pool and the listener; later calls raise ``StoreError``."""
         with self._guard:
@@ -1023,12 +1019,12 @@ class PostgresStore(Store):
             " VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (job_id, row[0], Jsonb(row[1]), row[2], row[3], error, now),
         )
-        if row[4] is not None:  # the entity is free: a job of it that waits may run
-            waited = conn.execute(
-                f"SELECT {_ENTITY_WAITED.format(key='j.lock_key')} FROM jobs AS j WHERE j.id = %s", (now, job_id)
-            ).fetchone()
-            if waited is not None and waited[0]:
-                self._announce(conn)
+        if row[4] is not None:  # the entity is free: a job of it that waits may run now
+            conn.execute(
+                f"SELECT CASE WHEN {_ENTITY_WAITED.format(key='j.lock_key')} THEN {_ANNOUNCE_FREED} END"
+                " FROM jobs AS j WHERE j.id = %s",
+                (now, self.channel, job_id),
+            )
 
     def claim(
         self,
